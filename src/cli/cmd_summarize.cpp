@@ -1,0 +1,106 @@
+// `lmtopo summarize`: layer summaries and pruning candidates from a published or computed barcode.
+#include <algorithm>
+#include <iomanip>
+#include <iostream>
+
+#include "cli/command.hpp"
+#include "core/error.hpp"
+#include "io/barcode_csv.hpp"
+#include "mpi/collective.hpp"
+#include "topology/layer_summaries.hpp"
+
+namespace lmtopo::cli {
+namespace {
+
+std::string ranges(const std::vector<int>& layers) {
+  std::string out;
+  for (std::size_t i = 0; i < layers.size();) {
+    std::size_t j = i;
+    while (j + 1 < layers.size() && layers[j + 1] == layers[j] + 1) ++j;
+    if (!out.empty()) out += ",";
+    out += std::to_string(layers[i]);
+    if (j > i) out += "-" + std::to_string(layers[j]);
+    i = j + 1;
+  }
+  return out.empty() ? "none" : out;
+}
+
+int run_summarize(const po::variables_map& vm, const std::vector<std::string>&) {
+  if (mpi::rank() != 0) return 0;
+  const std::string input = vm["input"].as<std::string>();
+  const auto bars = io::read_position_bars_csv(input);
+  int L = vm["num-layers"].as<int>();
+  if (L == 0) {
+    int max_death = 0;
+    for (const auto& b : bars) max_death = std::max(max_death, b.death);
+    if (max_death % 2 != 0 || max_death == 0)
+      throw InputError(input + ": cannot infer the number of layers (largest death " + std::to_string(max_death) +
+                       " is not 2L); pass --num-layers");
+    L = max_death / 2;
+  }
+  if (L < 2) throw InputError("--num-layers: expected at least 2, got " + std::to_string(L));
+  const int dim = vm["dim"].as<int>();
+  const std::string score_name = vm["score"].as<std::string>();
+  std::vector<topology::LayerBar> layer_bars;
+  try {
+    layer_bars = topology::to_layer_bars(bars, L, dim);
+  } catch (const std::invalid_argument& e) {
+    throw InputError(input + ": " + e.what());
+  }
+  const auto s = topology::summarize_layers(layer_bars, L, dim);
+  std::vector<double> score;
+  if (score_name == "avg-similarity") {
+    score = s.avg_similarity;
+  } else {
+    const auto& alphas = s.alphas;
+    std::size_t a = alphas.size();
+    for (std::size_t i = 0; i < alphas.size(); ++i)
+      if ("inter-layer:" + std::to_string(alphas[i]).substr(0, std::to_string(alphas[i]).find('.') + 2) ==
+          score_name)
+        a = i;
+    if (a == alphas.size())
+      throw InputError("--score: expected avg-similarity or inter-layer:<alpha> with alpha in -1.0, 0.0, 0.5, 1.0, "
+                       "2.0, got '" + score_name + "'");
+    score.assign(s.inter_layer.begin() + static_cast<std::ptrdiff_t>(a * static_cast<std::size_t>(L)),
+                 s.inter_layer.begin() + static_cast<std::ptrdiff_t>((a + 1) * static_cast<std::size_t>(L)));
+  }
+  std::cout << "# " << input << ": H" << dim << ", L = " << L << " layers, " << layer_bars.size()
+            << " bars with distinct effective birth and death\n";
+  std::cout << "layer  betti  avg_similarity  score\n";
+  for (int l = 0; l < L; ++l)
+    std::cout << std::setw(5) << l << std::setw(7) << s.betti[static_cast<std::size_t>(l)] << std::setw(16)
+              << std::fixed << std::setprecision(6) << s.avg_similarity[static_cast<std::size_t>(l)] << std::setw(11)
+              << score[static_cast<std::size_t>(l)] << "\n";
+  const auto best = std::max_element(score.begin(), score.end()) - score.begin();
+  std::cout << "argmax " << best << "\n";
+  for (double thr : {0.9, 0.8})
+    std::cout << "candidates@" << std::setprecision(1) << thr << " " << ranges(topology::pruning_candidates(score, thr))
+              << "\n";
+  return 0;
+}
+
+}  // namespace
+
+Command make_summarize_command() {
+  Command c;
+  c.name = "summarize";
+  c.summary = "layer summaries and pruning candidates of an intersection-zigzag barcode (CSV)";
+  c.usage = "lmtopo summarize BARS.csv [--num-layers L] [--dim 1] [--score avg-similarity|inter-layer:ALPHA]";
+  c.description =
+      "Reads bars in 1-based intersection-zigzag positions (header `dimension,birth,death`, as released with "
+      "paper 1), maps them to effective layers (ceil((position-1)/2), dropping bars with equal effective birth "
+      "and death) and prints per layer the Betti number, the v1 average similarity S̄ and the chosen pruning "
+      "score, its argmax and the pruning candidates l <= L-2 with score >= thr * max for thr = 0.9 and 0.8.";
+  c.add_options = [](po::options_description& d) {
+    d.add_options()("input", po::value<std::string>()->required(), "barcode CSV (positional)")(
+        "num-layers", po::value<int>()->default_value(0), "L, the number of point clouds; 0 infers it from a death of 2L")(
+        "dim", po::value<int>()->default_value(1), "homology dimension to summarise")(
+        "score", po::value<std::string>()->default_value("avg-similarity"),
+        "pruning score: avg-similarity (S̄, v1) or inter-layer:ALPHA (Z̄_α, ALPHA one of -1.0 0.0 0.5 1.0 2.0)");
+  };
+  c.positionals = {{"input", 1}};
+  c.run = run_summarize;
+  return c;
+}
+
+}  // namespace lmtopo::cli

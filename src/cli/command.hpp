@@ -1,0 +1,45 @@
+// The subcommand table. Each subcommand owns one option table; the same table parses the command
+// line, prints `lmtopo <sub> --help` and generates docs/cli.md, so the docs cannot drift.
+#pragma once
+#include <boost/program_options.hpp>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace lmtopo::cli {
+
+namespace po = boost::program_options;
+
+struct Positional {
+  std::string name;   // option name the positional maps to
+  int max_count;      // -1 for unlimited
+};
+
+struct Command {
+  std::string name;
+  std::string summary;           // one line for `lmtopo --help`
+  std::string usage;             // e.g. "lmtopo barcode --format fzz IN -o OUT [options]"
+  std::string description;       // a paragraph for --help and docs/cli.md
+  std::function<void(po::options_description&)> add_options;
+  std::vector<Positional> positionals;
+  std::function<int(const po::variables_map&, const std::vector<std::string>& passthrough)> run;
+};
+
+// All subcommands that work, in the order `lmtopo --help` lists them.
+const std::vector<Command>& commands();
+
+// Builds the option table of `cmd` (including --help).
+po::options_description options_of(const Command& cmd);
+
+// The Markdown CLI reference (docs/cli.md).
+std::string cli_reference_markdown();
+
+// Registration functions, one per subcommand file.
+Command make_barcode_command();
+Command make_summarize_command();
+Command make_validate_command();
+Command make_inspect_command();
+Command make_plan_command();
+Command make_prepare_command();
+
+}  // namespace lmtopo::cli

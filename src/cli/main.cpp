@@ -1,0 +1,90 @@
+// `lmtopo <subcommand> [options]`. Exit status: 0 success, 2 bad usage or invalid input, 1 runtime
+// failure. MPI is initialised for every subcommand so that any of them can run under mpirun.
+#include <mpi.h>
+
+#include <iostream>
+#include <sstream>
+
+#include "cli/command.hpp"
+#include "core/error.hpp"
+#include "core/provenance.hpp"
+
+namespace {
+
+int rank_of_world() {
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return rank;
+}
+
+void print_top_help(std::ostream& out) {
+  out << "lmtopo " << lmtopo::core::lmtopo_version()
+      << " — topology and geometry of language-model internals on MPI clusters\n\n"
+      << "usage: lmtopo <subcommand> [options]\n       lmtopo <subcommand> --help\n\nsubcommands:\n";
+  for (const auto& c : lmtopo::cli::commands()) {
+    out << "  " << c.name << std::string(c.name.size() < 12 ? 12 - c.name.size() : 1, ' ') << c.summary << "\n";
+  }
+}
+
+int run_command(const lmtopo::cli::Command& cmd, int argc, char** argv) {
+  namespace po = boost::program_options;
+  // Everything after a bare `--` is passed through untouched (PETSc options).
+  std::vector<std::string> args, passthrough;
+  bool after = false;
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    if (!after && a == "--") {
+      after = true;
+      continue;
+    }
+    (after ? passthrough : args).push_back(a);
+  }
+  const auto desc = lmtopo::cli::options_of(cmd);
+  po::positional_options_description pos;
+  for (const auto& p : cmd.positionals) pos.add(p.name.c_str(), p.max_count);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
+  if (vm.count("help")) {
+    if (rank_of_world() == 0) std::cout << "usage: " << cmd.usage << "\n\n" << cmd.description << "\n\n" << desc;
+    return 0;
+  }
+  po::notify(vm);
+  return cmd.run(vm, passthrough);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  int status = 0;
+  const bool root = rank_of_world() == 0;
+  try {
+    const std::string sub = argc > 1 ? argv[1] : "";
+    if (sub.empty() || sub == "--help" || sub == "-h" || sub == "help") {
+      if (root) print_top_help(std::cout);
+      status = sub.empty() ? 2 : 0;
+    } else if (sub == "--version") {
+      if (root) std::cout << "lmtopo " << lmtopo::core::lmtopo_version() << "\n";
+    } else if (sub == "--cli-reference") {  // used by the build to regenerate docs/cli.md
+      if (root) std::cout << lmtopo::cli::cli_reference_markdown();
+    } else {
+      const lmtopo::cli::Command* found = nullptr;
+      for (const auto& c : lmtopo::cli::commands())
+        if (c.name == sub) found = &c;
+      if (!found) throw lmtopo::InputError("unknown subcommand '" + sub + "' (see lmtopo --help)");
+      status = run_command(*found, argc, argv);
+    }
+  } catch (const boost::program_options::error& e) {
+    if (root) std::cerr << "lmtopo: error: " << e.what() << "\n";
+    status = 2;
+  } catch (const lmtopo::InputError& e) {
+    if (root) std::cerr << "lmtopo: error: " << e.what() << "\n";
+    status = 2;
+  } catch (const std::exception& e) {
+    std::cerr << "lmtopo: failure: " << e.what() << "\n";
+    status = 1;
+  }
+  MPI_Finalize();
+  return status;
+}

@@ -1,0 +1,80 @@
+#include "mpi/collective.hpp"
+
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace lmtopo::mpi {
+
+void check(int code, const char* call) {
+  if (code != MPI_SUCCESS) {
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(code, text, &len);
+    throw RuntimeFailure(std::string(call) + " failed: " + std::string(text, static_cast<std::size_t>(len)));
+  }
+}
+
+int rank(MPI_Comm comm) {
+  int r = 0;
+  check(MPI_Comm_rank(comm, &r), "MPI_Comm_rank");
+  return r;
+}
+
+int size(MPI_Comm comm) {
+  int s = 1;
+  check(MPI_Comm_size(comm, &s), "MPI_Comm_size");
+  return s;
+}
+
+std::string broadcast_string(MPI_Comm comm, const std::string& value, int root) {
+  long long n = static_cast<long long>(value.size());
+  check(MPI_Bcast(&n, 1, MPI_LONG_LONG, root, comm), "MPI_Bcast");
+  std::string out = rank(comm) == root ? value : std::string(static_cast<std::size_t>(n), '\0');
+  if (n > 0) check(MPI_Bcast(out.data(), static_cast<int>(n), MPI_CHAR, root, comm), "MPI_Bcast");
+  return out;
+}
+
+namespace {
+// 0 = ok, 1 = runtime failure, 2 = input error.
+int run_capturing(const std::function<void()>& step, std::string& message) {
+  try {
+    step();
+    return 0;
+  } catch (const InputError& e) {
+    message = e.what();
+    return 2;
+  } catch (const std::exception& e) {
+    message = e.what();
+    return 1;
+  }
+}
+
+[[noreturn]] void raise(int kind, const std::string& message) {
+  if (kind == 2) throw InputError(message);
+  throw RuntimeFailure(message);
+}
+}  // namespace
+
+void on_root(MPI_Comm comm, const std::function<void()>& step) {
+  std::string message;
+  int kind = rank(comm) == 0 ? run_capturing(step, message) : 0;
+  check(MPI_Bcast(&kind, 1, MPI_INT, 0, comm), "MPI_Bcast");
+  if (kind != 0) raise(kind, broadcast_string(comm, message));
+}
+
+void on_all(MPI_Comm comm, const std::function<void()>& step) {
+  std::string message;
+  const int kind = run_capturing(step, message);
+  // The lowest failing rank reports: encode (rank if failed else size) and reduce with MIN.
+  const int me = rank(comm), n = size(comm);
+  int first = kind != 0 ? me : n;
+  int winner = n;
+  check(MPI_Allreduce(&first, &winner, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
+  if (winner == n) return;
+  int winner_kind = kind;
+  check(MPI_Bcast(&winner_kind, 1, MPI_INT, winner, comm), "MPI_Bcast");
+  raise(winner_kind, broadcast_string(comm, message, winner));
+}
+
+}  // namespace lmtopo::mpi

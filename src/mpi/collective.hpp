@@ -1,0 +1,25 @@
+// MPI helpers shared by the stages: error checking, and running a step on rank 0 so that a failure
+// there ends every rank with the same error kind (exit status) instead of a hang.
+#pragma once
+#include <mpi.h>
+
+#include <functional>
+#include <string>
+
+namespace lmtopo::mpi {
+
+void check(int code, const char* call);
+int rank(MPI_Comm comm = MPI_COMM_WORLD);
+int size(MPI_Comm comm = MPI_COMM_WORLD);
+
+// Runs `step` on rank 0 only; if it throws, every rank throws the same kind (InputError or
+// RuntimeFailure) with the same message. Collective.
+void on_root(MPI_Comm comm, const std::function<void()>& step);
+
+// Same, but `step` runs on every rank and the first failing rank's error (lowest rank) is raised on
+// all of them. Collective.
+void on_all(MPI_Comm comm, const std::function<void()>& step);
+
+std::string broadcast_string(MPI_Comm comm, const std::string& value, int root = 0);
+
+}  // namespace lmtopo::mpi

@@ -1,0 +1,260 @@
+// DIPHA-style distributed reduction. See reducers.hpp for the scheme; the invariant that makes it
+// correct is that a column is only ever added to a *later* column: when a column arrives at a pivot
+// held by a later column, the two swap places and the displaced later column goes on reducing.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+
+#include "topology/reducers.hpp"
+#include "topology/z2_column.hpp"
+
+namespace lmtopo::topology {
+namespace {
+
+void check_mpi(int code, const char* what) {
+  if (code != MPI_SUCCESS) throw std::runtime_error(std::string("MPI call failed: ") + what);
+}
+
+long peak_rss_kib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
+}
+
+struct PendingColumn {
+  Index index;
+  std::vector<Index> rows;
+};
+
+// Serialises columns as [index, size, rows...] in one int64 buffer.
+void pack(const PendingColumn& c, std::vector<Index>& out) {
+  out.push_back(c.index);
+  out.push_back(static_cast<Index>(c.rows.size()));
+  out.insert(out.end(), c.rows.begin(), c.rows.end());
+}
+
+std::vector<PendingColumn> unpack(const std::vector<Index>& buffer) {
+  std::vector<PendingColumn> out;
+  for (std::size_t pos = 0; pos < buffer.size();) {
+    PendingColumn c;
+    c.index = buffer[pos];
+    const auto size = static_cast<std::size_t>(buffer[pos + 1]);
+    c.rows.assign(buffer.begin() + static_cast<std::ptrdiff_t>(pos + 2),
+                  buffer.begin() + static_cast<std::ptrdiff_t>(pos + 2 + size));
+    pos += 2 + size;
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+class LocalBlock {
+ public:
+  LocalBlock(Index lo, Index hi) : lo_(lo), hi_(hi), column_of_pivot_(static_cast<std::size_t>(hi - lo), -1),
+                                   cleared_(static_cast<std::size_t>(hi - lo), 0) {}
+
+  bool cleared(Index j) const { return cleared_[static_cast<std::size_t>(j - lo_)] != 0; }
+
+  // Reduces `c` with the columns stored at this block's pivots. Returns true when the column must
+  // be forwarded to the previous rank (its pivot is below this block).
+  bool reduce(PendingColumn& c) {
+    while (!c.rows.empty()) {
+      const Index low = c.rows.back();
+      if (low < lo_) return true;
+      Index& holder = column_of_pivot_[static_cast<std::size_t>(low - lo_)];
+      if (holder < 0) {
+        holder = c.index;
+        cleared_[static_cast<std::size_t>(low - lo_)] = 1;  // column `low` is local and reduces to zero
+        stored_[c.index] = std::move(c.rows);
+        c.rows.clear();
+        return false;
+      }
+      if (holder < c.index) {
+        add_column(c.rows, stored_.at(holder), scratch_);
+      } else {
+        // The pivot is held by a later column: keep the earlier one there and continue with the
+        // later one, reduced by it (a legal left-to-right addition).
+        auto node = stored_.extract(holder);
+        PendingColumn displaced{holder, std::move(node.mapped())};
+        add_column(displaced.rows, c.rows, scratch_);
+        holder = c.index;
+        stored_[c.index] = std::move(c.rows);
+        c = std::move(displaced);
+      }
+    }
+    return false;
+  }
+
+  void collect_pairs(std::vector<Index>& out) const {
+    for (Index i = lo_; i < hi_; ++i) {
+      const Index holder = column_of_pivot_[static_cast<std::size_t>(i - lo_)];
+      if (holder >= 0) {
+        out.push_back(i);
+        out.push_back(holder);
+      }
+    }
+  }
+
+ private:
+  Index lo_, hi_;
+  std::vector<Index> column_of_pivot_;
+  std::vector<char> cleared_;
+  std::unordered_map<Index, std::vector<Index>> stored_;
+  std::vector<Index> scratch_;
+};
+
+}  // namespace
+
+std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matrix, MPI_Comm comm,
+                                                std::vector<ReductionStepStats>* stats) {
+  int rank = 0, size = 1;
+  check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+
+  long long n_and_dim[2] = {0, 0};
+  if (rank == 0) {
+    if (!root_matrix) throw std::invalid_argument("reduce_distributed: rank 0 needs the matrix");
+    n_and_dim[0] = root_matrix->num_columns();
+    n_and_dim[1] = root_matrix->max_dim();
+  }
+  check_mpi(MPI_Bcast(n_and_dim, 2, MPI_LONG_LONG, 0, comm), "MPI_Bcast");
+  const Index n = n_and_dim[0];
+  const int max_dim = static_cast<int>(n_and_dim[1]);
+  const Index width = (n + size - 1) / size;
+  const Index lo = std::min(n, rank * width);
+  const Index hi = std::min(n, lo + width);
+
+  // Block distribution of the columns: [dim, size, rows...] per column, scattered from rank 0.
+  std::vector<Index> send_buffer;
+  std::vector<int> counts(static_cast<std::size_t>(size), 0), displs(static_cast<std::size_t>(size), 0);
+  if (rank == 0) {
+    for (int r = 0; r < size; ++r) {
+      displs[static_cast<std::size_t>(r)] = static_cast<int>(send_buffer.size());
+      const Index rlo = std::min(n, r * width), rhi = std::min(n, rlo + width);
+      for (Index j = rlo; j < rhi; ++j) {
+        const ColumnView col = root_matrix->column(j);
+        send_buffer.push_back(root_matrix->dim(j));
+        send_buffer.push_back(static_cast<Index>(col.size()));
+        send_buffer.insert(send_buffer.end(), col.begin(), col.end());
+      }
+      const std::size_t count = send_buffer.size() - static_cast<std::size_t>(displs[static_cast<std::size_t>(r)]);
+      if (count > static_cast<std::size_t>(1) << 30)
+        throw std::runtime_error("reduce_distributed: a rank's block exceeds 2^30 entries; use more ranks");
+      counts[static_cast<std::size_t>(r)] = static_cast<int>(count);
+    }
+  }
+  int my_count = 0;
+  check_mpi(MPI_Scatter(counts.data(), 1, MPI_INT, &my_count, 1, MPI_INT, 0, comm), "MPI_Scatter");
+  std::vector<Index> my_buffer(static_cast<std::size_t>(my_count));
+  check_mpi(MPI_Scatterv(send_buffer.data(), counts.data(), displs.data(), MPI_INT64_T, my_buffer.data(), my_count,
+                         MPI_INT64_T, 0, comm),
+            "MPI_Scatterv");
+  std::vector<Index>().swap(send_buffer);
+
+  std::vector<int> local_dims;
+  std::vector<std::vector<Index>> local_columns;
+  for (std::size_t pos = 0; pos < my_buffer.size();) {
+    local_dims.push_back(static_cast<int>(my_buffer[pos]));
+    const auto len = static_cast<std::size_t>(my_buffer[pos + 1]);
+    local_columns.emplace_back(my_buffer.begin() + static_cast<std::ptrdiff_t>(pos + 2),
+                               my_buffer.begin() + static_cast<std::ptrdiff_t>(pos + 2 + len));
+    pos += 2 + len;
+  }
+  std::vector<Index>().swap(my_buffer);
+
+  LocalBlock block(lo, hi);
+  const int tag = 4242;
+  for (int d = max_dim; d >= 1; --d) {
+    std::vector<PendingColumn> pending;
+    for (Index j = lo; j < hi; ++j) {
+      const auto local = static_cast<std::size_t>(j - lo);
+      if (local_dims[local] != d || block.cleared(j)) continue;
+      pending.push_back({j, std::move(local_columns[local])});
+    }
+    for (int round = 0;; ++round) {
+      const auto start = std::chrono::steady_clock::now();
+      ReductionStepStats row;
+      row.rank = rank;
+      row.dim = d;
+      row.round = round;
+      row.columns_in = static_cast<long long>(pending.size());
+      std::vector<Index> outgoing;
+      for (auto& c : pending) {
+        if (block.reduce(c)) {
+          pack(c, outgoing);
+          ++row.columns_forwarded;
+        }
+      }
+      pending.clear();
+      // Non-blocking send to rank-1 while receiving from rank+1.
+      MPI_Request request = MPI_REQUEST_NULL;
+      if (rank > 0) {
+        check_mpi(MPI_Isend(outgoing.data(), static_cast<int>(outgoing.size()), MPI_INT64_T, rank - 1, tag, comm,
+                            &request),
+                  "MPI_Isend");
+        row.bytes_sent = static_cast<long long>(outgoing.size() * sizeof(Index));
+      }
+      if (rank + 1 < size) {
+        MPI_Status status;
+        check_mpi(MPI_Probe(rank + 1, tag, comm, &status), "MPI_Probe");
+        int count = 0;
+        check_mpi(MPI_Get_count(&status, MPI_INT64_T, &count), "MPI_Get_count");
+        std::vector<Index> incoming(static_cast<std::size_t>(count));
+        check_mpi(MPI_Recv(incoming.data(), count, MPI_INT64_T, rank + 1, tag, comm, MPI_STATUS_IGNORE), "MPI_Recv");
+        row.bytes_received = static_cast<long long>(incoming.size() * sizeof(Index));
+        pending = unpack(incoming);
+      }
+      check_mpi(MPI_Wait(&request, MPI_STATUS_IGNORE), "MPI_Wait");
+      long long in_flight = row.columns_forwarded, total = 0;
+      check_mpi(MPI_Allreduce(&in_flight, &total, 1, MPI_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
+      row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      row.peak_rss_kib = peak_rss_kib();
+      if (stats) stats->push_back(row);
+      if (total == 0) break;
+    }
+  }
+
+  // Gather the pairs on rank 0.
+  std::vector<Index> local_pairs;
+  block.collect_pairs(local_pairs);
+  int local_count = static_cast<int>(local_pairs.size());
+  std::vector<int> pair_counts(static_cast<std::size_t>(size)), pair_displs(static_cast<std::size_t>(size), 0);
+  check_mpi(MPI_Gather(&local_count, 1, MPI_INT, pair_counts.data(), 1, MPI_INT, 0, comm), "MPI_Gather");
+  std::vector<Index> all_pairs;
+  if (rank == 0) {
+    int total = 0;
+    for (int r = 0; r < size; ++r) {
+      pair_displs[static_cast<std::size_t>(r)] = total;
+      total += pair_counts[static_cast<std::size_t>(r)];
+    }
+    all_pairs.resize(static_cast<std::size_t>(total));
+  }
+  check_mpi(MPI_Gatherv(local_pairs.data(), local_count, MPI_INT64_T, all_pairs.data(), pair_counts.data(),
+                        pair_displs.data(), MPI_INT64_T, 0, comm),
+            "MPI_Gatherv");
+  std::vector<PersistencePair> pairs;
+  for (std::size_t i = 0; i + 1 < all_pairs.size(); i += 2) pairs.push_back({all_pairs[i], all_pairs[i + 1]});
+  std::sort(pairs.begin(), pairs.end());
+  return pairs;
+}
+
+const std::vector<std::string>& reducer_names() {
+  static const std::vector<std::string> names = {"twist", "chunk", "distributed"};
+  return names;
+}
+
+std::vector<PersistencePair> reduce_by_name(const std::string& name, const BoundaryMatrix* root_matrix,
+                                            MPI_Comm comm, int threads, std::vector<ReductionStepStats>* stats) {
+  if (name == "distributed") return reduce_distributed(root_matrix, comm, stats);
+  int rank = 0;
+  check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  if (rank != 0) return {};
+  if (name == "twist") return reduce_twist(*root_matrix);
+  if (name == "chunk") return reduce_chunk(*root_matrix, threads);
+  throw std::invalid_argument("unknown reducer '" + name + "' (expected twist, chunk or distributed)");
+}
+
+}  // namespace lmtopo::topology

@@ -1,0 +1,52 @@
+// Interchangeable reduction algorithms over Z/2, selected by name at run time (PHAT's design):
+// every algorithm returns the same persistence pairs for the same matrix, which the self-test checks.
+#pragma once
+#include <mpi.h>
+
+#include <string>
+#include <vector>
+
+#include "topology/boundary_matrix.hpp"
+
+namespace lmtopo::topology {
+
+// Standard reduction with clearing ("twist"): dimensions high to low; a column that became a pivot
+// row of a reduced column is zero after reduction, so it is skipped.
+std::vector<PersistencePair> reduce_twist(const BoundaryMatrix& matrix);
+
+// Chunk algorithm: contiguous column chunks are reduced in parallel threads using only columns of
+// their own chunk; the columns whose pivots are still ambiguous are then finished serially.
+std::vector<PersistencePair> reduce_chunk(const BoundaryMatrix& matrix, int threads);
+
+// One row of the --benchmark table of the distributed reducer.
+struct ReductionStepStats {
+  int rank = 0;
+  int dim = 0;    // dimension of the columns reduced in this step
+  int round = 0;  // forwarding round within the dimension
+  double seconds = 0;
+  long peak_rss_kib = 0;
+  long long bytes_sent = 0;
+  long long bytes_received = 0;
+  long long columns_in = 0;        // columns reduced this step (own and received)
+  long long columns_forwarded = 0; // columns sent to rank-1
+};
+
+// DIPHA-style distributed reduction over the ranks of `comm`. Rank 0 holds the whole matrix
+// (`root_matrix`, ignored elsewhere); columns are block-distributed (rank r owns indices
+// [r*w, (r+1)*w)), each rank reduces with the columns stored at its local pivots and forwards a
+// column whose pivot lies below its block to rank-1 with non-blocking sends, until no column is in
+// flight. Pairs are returned on rank 0 (empty elsewhere). `stats`, when given, receives this
+// rank's rows.
+std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matrix, MPI_Comm comm,
+                                                std::vector<ReductionStepStats>* stats = nullptr);
+
+// The names accepted by reduce_by_name, in documentation order.
+const std::vector<std::string>& reducer_names();
+
+// Runs the reducer called `name`. Serial reducers run on rank 0 of `comm`; the distributed one uses
+// every rank. Pairs (sorted by creator) are returned on rank 0.
+std::vector<PersistencePair> reduce_by_name(const std::string& name, const BoundaryMatrix* root_matrix,
+                                            MPI_Comm comm, int threads,
+                                            std::vector<ReductionStepStats>* stats = nullptr);
+
+}  // namespace lmtopo::topology
