@@ -14,6 +14,10 @@ namespace lmtopo::cli {
 namespace {
 
 void print_benchmark(const std::vector<topology::ReductionStepStats>& mine, std::ostream& out) {
+  if (!mpi::initialized()) {
+    out << "# benchmark: serial reducer, no per-rank table\n";
+    return;
+  }
   // Gather every rank's rows on rank 0 as flat doubles.
   const int nfields = 9;
   std::vector<double> flat;
@@ -67,6 +71,7 @@ int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
     }
   });
 
+  if (reducer == "distributed") mpi::ensure_initialized();
   std::vector<topology::ReductionStepStats> stats;
   const auto pairs = topology::reduce_by_name(reducer, &cone.matrix, MPI_COMM_WORLD, vm["threads"].as<int>(),
                                               benchmark ? &stats : nullptr);

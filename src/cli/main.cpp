@@ -1,5 +1,5 @@
 // `lmtopo <subcommand> [options]`. Exit status: 0 success, 2 bad usage or invalid input, 1 runtime
-// failure. MPI is initialised for every subcommand so that any of them can run under mpirun.
+// failure. MPI is initialised when a launcher started the process, or lazily by what needs it.
 #include <mpi.h>
 
 #include <iostream>
@@ -8,14 +8,11 @@
 #include "cli/command.hpp"
 #include "core/error.hpp"
 #include "core/provenance.hpp"
+#include "mpi/collective.hpp"
 
 namespace {
 
-int rank_of_world() {
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  return rank;
-}
+int rank_of_world() { return lmtopo::mpi::rank(MPI_COMM_WORLD); }
 
 void print_top_help(std::ostream& out) {
   out << "lmtopo " << lmtopo::core::lmtopo_version()
@@ -55,8 +52,10 @@ int run_command(const lmtopo::cli::Command& cmd, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  if (lmtopo::mpi::launched_by_mpi_launcher()) {
+    int provided = 0;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  }
   int status = 0;
   const bool root = rank_of_world() == 0;
   try {
@@ -85,6 +84,6 @@ int main(int argc, char** argv) {
     std::cerr << "lmtopo: failure: " << e.what() << "\n";
     status = 1;
   }
-  MPI_Finalize();
+  lmtopo::mpi::finalize_if_initialized();
   return status;
 }

@@ -1,5 +1,6 @@
 #include "mpi/collective.hpp"
 
+#include <cstdlib>
 #include <vector>
 
 #include "core/error.hpp"
@@ -15,19 +16,45 @@ void check(int code, const char* call) {
   }
 }
 
+bool launched_by_mpi_launcher() {
+  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
+    if (std::getenv(var)) return true;
+  return false;
+}
+
+bool initialized() {
+  int flag = 0, finalized = 0;
+  MPI_Initialized(&flag);
+  MPI_Finalized(&finalized);
+  return flag && !finalized;
+}
+
+void ensure_initialized() {
+  if (initialized()) return;
+  int provided = 0;
+  check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+}
+
+void finalize_if_initialized() {
+  if (initialized()) MPI_Finalize();
+}
+
 int rank(MPI_Comm comm) {
+  if (!initialized()) return 0;
   int r = 0;
   check(MPI_Comm_rank(comm, &r), "MPI_Comm_rank");
   return r;
 }
 
 int size(MPI_Comm comm) {
+  if (!initialized()) return 1;
   int s = 1;
   check(MPI_Comm_size(comm, &s), "MPI_Comm_size");
   return s;
 }
 
 std::string broadcast_string(MPI_Comm comm, const std::string& value, int root) {
+  if (!initialized()) return value;
   long long n = static_cast<long long>(value.size());
   check(MPI_Bcast(&n, 1, MPI_LONG_LONG, root, comm), "MPI_Bcast");
   std::string out = rank(comm) == root ? value : std::string(static_cast<std::size_t>(n), '\0');
@@ -59,6 +86,10 @@ int run_capturing(const std::function<void()>& step, std::string& message) {
 void on_root(MPI_Comm comm, const std::function<void()>& step) {
   std::string message;
   int kind = rank(comm) == 0 ? run_capturing(step, message) : 0;
+  if (!initialized()) {
+    if (kind != 0) raise(kind, message);
+    return;
+  }
   check(MPI_Bcast(&kind, 1, MPI_INT, 0, comm), "MPI_Bcast");
   if (kind != 0) raise(kind, broadcast_string(comm, message));
 }
@@ -66,6 +97,10 @@ void on_root(MPI_Comm comm, const std::function<void()>& step) {
 void on_all(MPI_Comm comm, const std::function<void()>& step) {
   std::string message;
   const int kind = run_capturing(step, message);
+  if (!initialized()) {
+    if (kind != 0) raise(kind, message);
+    return;
+  }
   // The lowest failing rank reports: encode (rank if failed else size) and reduce with MIN.
   const int me = rank(comm), n = size(comm);
   int first = kind != 0 ? me : n;

@@ -9,6 +9,14 @@
 namespace lmtopo::mpi {
 
 void check(int code, const char* call);
+
+// MPI is initialised at start-up only when a launcher started the process (mpirun, srun); a plain
+// `lmtopo validate` does not pay for a singleton MPI start. Code that needs MPI either way (parallel
+// HDF5, the distributed reducer) calls ensure_initialized() first. rank()/size() are 0/1 before.
+bool launched_by_mpi_launcher();
+void ensure_initialized();
+bool initialized();
+void finalize_if_initialized();
 int rank(MPI_Comm comm = MPI_COMM_WORLD);
 int size(MPI_Comm comm = MPI_COMM_WORLD);
 

@@ -248,13 +248,16 @@ const std::vector<std::string>& reducer_names() {
 
 std::vector<PersistencePair> reduce_by_name(const std::string& name, const BoundaryMatrix* root_matrix,
                                             MPI_Comm comm, int threads, std::vector<ReductionStepStats>* stats) {
+  const auto& names = reducer_names();
+  if (std::find(names.begin(), names.end(), name) == names.end())
+    throw std::invalid_argument("unknown reducer '" + name + "' (expected twist, chunk or distributed)");
   if (name == "distributed") return reduce_distributed(root_matrix, comm, stats);
-  int rank = 0;
-  check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  int rank = 0, initialized = 0;
+  MPI_Initialized(&initialized);
+  if (initialized) check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
   if (rank != 0) return {};
   if (name == "twist") return reduce_twist(*root_matrix);
-  if (name == "chunk") return reduce_chunk(*root_matrix, threads);
-  throw std::invalid_argument("unknown reducer '" + name + "' (expected twist, chunk or distributed)");
+  return reduce_chunk(*root_matrix, threads);
 }
 
 }  // namespace lmtopo::topology

@@ -2,6 +2,7 @@
 // Dey & Hou 2022; science.md section 2).
 #pragma once
 #include <cstdint>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,10 @@ struct ZigzagBar {
     return death < o.death;
   }
 };
+
+inline std::ostream& operator<<(std::ostream& out, const ZigzagBar& b) {
+  return out << "(" << b.dim << ": " << b.birth << ", " << b.death << ")";
+}
 
 // Raised for a sequence that is not a simplex-wise zigzag; `op_index` is 0-based.
 struct InvalidZigzag {

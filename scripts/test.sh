@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test (ctest). This is what CI runs.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+"$here/scripts/setup.sh"
+"$here/scripts/build.sh"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+cd build
+ctest --output-on-failure -j "${LMTOPO_TEST_JOBS:-2}" "$@"

@@ -1,0 +1,60 @@
+// PHAT-style self-test across ranks: the distributed reducer gives exactly the pairs of the serial
+// twist reducer (itself checked against the pairing lemma in unit tests) at every rank count.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <random>
+
+#include "../unit/test_matrices.hpp"
+#include "topology/reducers.hpp"
+
+using namespace lmtopo;
+
+namespace {
+int world_rank() {
+  int r = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+}  // namespace
+
+TEST(DistributedReducer, MatchesTwistOnRandomConeMatrices) {
+  std::mt19937 rng(2024);  // same sequence on every rank; only rank 0's matrix is used
+  for (int trial = 0; trial < 60; ++trial) {
+    const auto ops = test_inputs::random_zigzag(rng, 8, 3, 20 + trial * 3, 0.3);
+    const auto cone = topology::build_cone_matrix(ops);
+    std::vector<topology::ReductionStepStats> stats;
+    const auto got = topology::reduce_distributed(&cone.matrix, MPI_COMM_WORLD, &stats);
+    EXPECT_FALSE(stats.empty());
+    if (world_rank() == 0) {
+      EXPECT_EQ(got, topology::reduce_twist(cone.matrix)) << "trial " << trial;
+    } else {
+      EXPECT_TRUE(got.empty());
+    }
+  }
+}
+
+TEST(DistributedReducer, MatchesTwistOnFiltrationsSmallerThanTheRankCount) {
+  std::mt19937 rng(5);
+  for (int steps : {0, 1, 2, 3, 5}) {
+    const auto m = test_inputs::random_filtration_matrix(rng, 3, 2, steps);
+    const auto got = topology::reduce_by_name("distributed", &m, MPI_COMM_WORLD, 1);
+    if (world_rank() == 0) {
+      EXPECT_EQ(got, topology::reduce_twist(m)) << steps << " steps";
+    }
+  }
+}
+
+TEST(DistributedReducer, ByNameAgreesForEveryReducer) {
+  std::mt19937 rng(99);
+  const auto ops = test_inputs::random_zigzag(rng, 10, 2, 150, 0.25);
+  const auto cone = topology::build_cone_matrix(ops);
+  std::vector<std::vector<topology::PersistencePair>> results;
+  for (const auto& name : topology::reducer_names())
+    results.push_back(topology::reduce_by_name(name, &cone.matrix, MPI_COMM_WORLD, 3));
+  if (world_rank() == 0) {
+    for (std::size_t i = 1; i < results.size(); ++i) {
+      EXPECT_EQ(results[i], results[0]) << topology::reducer_names()[i];
+    }
+  }
+}

@@ -1,0 +1,92 @@
+// Reducers against an independent oracle: the pairing lemma. For a filtration boundary matrix D,
+// (i, j) is a persistence pair iff r(i,j) - r(i+1,j) + r(i+1,j-1) - r(i,j-1) = 1 with r(a,b) the
+// rank over Z/2 of the submatrix of rows >= a and columns <= b. Ranks by Gaussian elimination share
+// nothing with the column reductions under test.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "test_matrices.hpp"
+#include "topology/reducers.hpp"
+
+using namespace lmtopo;
+using topology::Index;
+
+namespace {
+
+int rank_z2(const topology::BoundaryMatrix& m, Index row_from, Index col_to) {
+  if (col_to < 0 || row_from >= m.num_columns()) return 0;
+  std::vector<std::vector<char>> a;
+  for (Index j = 0; j <= col_to; ++j) {
+    std::vector<char> col(static_cast<std::size_t>(m.num_columns() - row_from), 0);
+    for (Index r : m.column(j))
+      if (r >= row_from) col[static_cast<std::size_t>(r - row_from)] = 1;
+    a.push_back(col);
+  }
+  int rank = 0;
+  const std::size_t rows = a.empty() ? 0 : a[0].size();
+  for (std::size_t r = 0; r < rows; ++r) {
+    std::size_t pivot = a.size();
+    for (std::size_t c = static_cast<std::size_t>(rank); c < a.size(); ++c)
+      if (a[c][r]) { pivot = c; break; }
+    if (pivot == a.size()) continue;
+    std::swap(a[pivot], a[static_cast<std::size_t>(rank)]);
+    for (std::size_t c = 0; c < a.size(); ++c)
+      if (c != static_cast<std::size_t>(rank) && a[c][r])
+        for (std::size_t k = 0; k < rows; ++k) a[c][k] ^= a[static_cast<std::size_t>(rank)][k];
+    ++rank;
+  }
+  return rank;
+}
+
+std::vector<topology::PersistencePair> pairs_by_ranks(const topology::BoundaryMatrix& m) {
+  std::vector<topology::PersistencePair> out;
+  const Index n = m.num_columns();
+  for (Index j = 0; j < n; ++j)
+    for (Index i = 0; i < j; ++i)
+      if (rank_z2(m, i, j) - rank_z2(m, i + 1, j) + rank_z2(m, i + 1, j - 1) - rank_z2(m, i, j - 1) == 1)
+        out.push_back({i, j});
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+TEST(Reducers, TwistAndChunkMatchThePairingLemmaOnRandomFiltrations) {
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 40; ++trial) {
+    const auto m = test_inputs::random_filtration_matrix(rng, 7, 3, 40);
+    const auto expected = pairs_by_ranks(m);
+    EXPECT_EQ(topology::reduce_twist(m), expected) << "trial " << trial;
+    for (int threads : {1, 2, 3, 5}) EXPECT_EQ(topology::reduce_chunk(m, threads), expected) << "trial " << trial;
+  }
+}
+
+TEST(Reducers, TwistAndChunkMatchThePairingLemmaOnConeMatrices) {
+  std::mt19937 rng(11);
+  for (int trial = 0; trial < 25; ++trial) {
+    const auto ops = test_inputs::random_zigzag(rng, 6, 2, 30, 0.35);
+    const auto cone = topology::build_cone_matrix(ops);
+    const auto expected = pairs_by_ranks(cone.matrix);
+    EXPECT_EQ(topology::reduce_twist(cone.matrix), expected) << "trial " << trial;
+    EXPECT_EQ(topology::reduce_chunk(cone.matrix, 3), expected) << "trial " << trial;
+  }
+}
+
+TEST(Reducers, EmptyAndTrivialMatrices) {
+  topology::BoundaryMatrix empty;
+  EXPECT_TRUE(topology::reduce_twist(empty).empty());
+  EXPECT_TRUE(topology::reduce_chunk(empty, 4).empty());
+  topology::BoundaryMatrix edge;
+  edge.append_column(0, std::vector<Index>{});
+  edge.append_column(0, std::vector<Index>{});
+  edge.append_column(1, std::vector<Index>{0, 1});
+  const std::vector<topology::PersistencePair> expected{{1, 2}};
+  EXPECT_EQ(topology::reduce_twist(edge), expected);
+  EXPECT_EQ(topology::reduce_chunk(edge, 2), expected);
+}
+
+TEST(Reducers, UnknownNameIsRejected) {
+  topology::BoundaryMatrix m;
+  EXPECT_THROW(topology::reduce_by_name("gauss", &m, MPI_COMM_SELF, 1), std::invalid_argument);
+}
