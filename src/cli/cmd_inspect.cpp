@@ -1,0 +1,72 @@
+// `lmtopo inspect FILE.h5`: schema, provenance and datasets of an output.
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.hpp"
+#include "io/h5_layout.hpp"
+#include "io/h5store.hpp"
+#include "mpi/collective.hpp"
+
+namespace lmtopo::cli {
+namespace {
+
+int run_inspect(const po::variables_map& vm, const std::vector<std::string>&) {
+  if (mpi::rank() != 0) return 0;
+  const std::string path = vm["path"].as<std::string>();
+  io::H5Input in(path);
+  const auto attrs = in.root_attributes();
+  std::cout << path << "\n";
+  for (const auto& [k, v] : attrs) {
+    if (k == "config_json" && !vm.count("config")) {
+      std::cout << "  @" << k << ": (" << v.size() << " bytes; --config to print)\n";
+      continue;
+    }
+    if ((k == "created_by" || k == "config_json") && !v.empty() && v[0] == '{') {
+      std::cout << "  @" << k << ": " << nlohmann::json::parse(v).dump(2) << "\n";
+      continue;
+    }
+    std::cout << "  @" << k << ": " << v << "\n";
+  }
+  for (const auto& d : in.datasets()) {
+    std::cout << "  " << d.path << "  " << d.dtype << " [";
+    for (std::size_t i = 0; i < d.shape.size(); ++i) std::cout << (i ? ", " : "") << d.shape[i];
+    std::cout << "]\n";
+    for (const auto& [k, v] : d.attributes) {
+      std::string shown = v;
+      for (auto& ch : shown)
+        if (ch == '\n') ch = ' ';
+      if (shown.size() > 100) shown = shown.substr(0, 97) + "...";
+      std::cout << "      @" << k << ": " << shown << "\n";
+    }
+  }
+  if (attrs.count("lmtopo_schema")) {
+    try {
+      const auto e = io::check_layout(path);
+      std::cout << "  layout: " << (e ? "INVALID at " + e->where + ": " + e->message : "valid") << "\n";
+    } catch (const std::exception& ex) {
+      std::cout << "  layout: " << ex.what() << "\n";
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command make_inspect_command() {
+  Command c;
+  c.name = "inspect";
+  c.summary = "summarise an output file: schema, provenance, datasets and shapes";
+  c.usage = "lmtopo inspect FILE.h5 [--config]";
+  c.description =
+      "Prints the root attributes (schema version, lmtopo version, git SHA and dirty flag, created_by), every "
+      "dataset with dtype, shape and attributes, and whether the file matches the layout schema of its kind.";
+  c.add_options = [](po::options_description& d) {
+    d.add_options()("path", po::value<std::string>()->required(), "HDF5 file (positional)")(
+        "config", "also print the effective config recorded in the file");
+  };
+  c.positionals = {{"path", 1}};
+  c.run = run_inspect;
+  return c;
+}
+
+}  // namespace lmtopo::cli

@@ -1,0 +1,197 @@
+#include "core/jobspec.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <regex>
+#include <set>
+
+#include "core/error.hpp"
+#include "core/hashing.hpp"
+#include "core/json_schema.hpp"
+#include "core/schemas.hpp"
+
+namespace fs = std::filesystem;
+
+namespace lmtopo::core {
+namespace {
+
+using json = nlohmann::json;
+
+json scalar_to_json(const YAML::Node& node) {
+  const std::string& text = node.Scalar();
+  if (node.Tag() == "!") return text;  // quoted: always a string
+  static const std::regex int_re("^[-+]?[0-9]+$");
+  static const std::regex float_re("^[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?$");
+  if (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL") return nullptr;
+  if (text == "true" || text == "True" || text == "TRUE") return true;
+  if (text == "false" || text == "False" || text == "FALSE") return false;
+  if (std::regex_match(text, int_re)) {
+    try {
+      return std::stoll(text);
+    } catch (const std::out_of_range&) {
+      return text;
+    }
+  }
+  if (std::regex_match(text, float_re)) return std::stod(text);
+  return text;
+}
+
+json node_to_json(const YAML::Node& node, const std::string& file) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return nullptr;
+    case YAML::NodeType::Scalar:
+      return scalar_to_json(node);
+    case YAML::NodeType::Sequence: {
+      json arr = json::array();
+      for (const auto& item : node) arr.push_back(node_to_json(item, file));
+      return arr;
+    }
+    case YAML::NodeType::Map: {
+      json obj = json::object();
+      for (const auto& kv : node) {
+        if (!kv.first.IsScalar())
+          throw InputError(file + ":" + std::to_string(kv.first.Mark().line + 1) + ": expected a plain mapping key");
+        const std::string key = kv.first.Scalar();
+        if (obj.contains(key))
+          throw InputError(file + ":" + std::to_string(kv.first.Mark().line + 1) + ": duplicate key '" + key + "'");
+        obj[key] = node_to_json(kv.second, file);
+      }
+      return obj;
+    }
+  }
+  return nullptr;
+}
+
+std::string resolve_path(const std::string& base, const std::string& p) {
+  if (p.empty() || fs::path(p).is_absolute()) return p;
+  return (fs::path(base) / p).lexically_normal().string();
+}
+
+[[noreturn]] void field_error(const std::string& file, const std::string& path, const std::string& what) {
+  throw InputError(file + ": " + path + ": " + what);
+}
+
+std::vector<CheckpointRef> resolve_checkpoints(const json& spec, const std::string& base, const std::string& file,
+                                               const std::string& path) {
+  std::vector<CheckpointRef> out;
+  if (spec.is_array()) {
+    for (std::size_t i = 0; i < spec.size(); ++i) {
+      CheckpointRef ref;
+      ref.dir = resolve_path(base, spec[i].get<std::string>());
+      ref.label = fs::path(ref.dir).filename().string();
+      if (!fs::is_directory(ref.dir))
+        field_error(file, path + "[" + std::to_string(i) + "]", "expected an existing checkpoint directory, '" + ref.dir + "' does not exist");
+      out.push_back(ref);
+    }
+    return out;
+  }
+  const std::string dir = resolve_path(base, spec["dir"].get<std::string>());
+  if (!fs::is_directory(dir)) field_error(file, path + ".dir", "expected an existing directory, '" + dir + "' does not exist");
+  const std::string tmpl = spec["template"].get<std::string>();
+  const auto brace = tmpl.find("{N}");
+  const std::string prefix = tmpl.substr(0, brace), suffix = tmpl.substr(brace + 3);
+  auto name_of = [&](long long n) { return prefix + std::to_string(n) + suffix; };
+  if (spec["steps"].is_string()) {
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      const std::string name = entry.path().filename().string();
+      if (!entry.is_directory() || name.size() <= prefix.size() + suffix.size()) continue;
+      if (name.compare(0, prefix.size(), prefix) != 0 || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
+      const std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+      if (digits.empty() || !std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
+      out.push_back({name, entry.path().string(), std::stoll(digits)});
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.step < b.step; });
+    if (out.empty()) field_error(file, path + ".dir", "expected folders matching '" + tmpl + "' in '" + dir + "', found none");
+  } else {
+    const auto& steps = spec["steps"];
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      const long long n = steps[i].get<long long>();
+      const std::string d = (fs::path(dir) / name_of(n)).string();
+      if (!fs::is_directory(d))
+        field_error(file, path + ".steps[" + std::to_string(i) + "]", "expected checkpoint folder '" + d + "' to exist");
+      out.push_back({name_of(n), d, n});
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+json yaml_file_to_json(const std::string& path) {
+  if (!fs::exists(path)) throw InputError(path + ": no such job spec");
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::ParserException& e) {
+    throw InputError(path + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                     ": malformed YAML: " + e.msg);
+  } catch (const YAML::BadFile&) {
+    throw InputError(path + ": cannot read the job spec");
+  }
+  return node_to_json(root, path);
+}
+
+JobSpec load_job_spec(const std::string& path) {
+  JobSpec spec;
+  spec.file = path;
+  spec.base_dir = fs::absolute(path).parent_path().string();
+  json doc = yaml_file_to_json(path);
+  if (!doc.is_object()) throw InputError(path + ": expected a mapping at the top level of the job spec");
+  const json& schema = job_schema();
+  if (auto e = validate_json(doc, schema)) throw InputError(path + ": " + (e->path.empty() ? "<document>" : e->path) + ": " + e->message);
+  apply_defaults(doc, schema);
+  spec.config = doc;
+  spec.study = doc["study"].get<std::string>();
+  spec.output = resolve_path(spec.base_dir, doc["output"].get<std::string>());
+
+  // Semantic checks the schema cannot express.
+  std::set<std::string> names;
+  const json& models = doc["models"];
+  for (std::size_t i = 0; i < models.size(); ++i) {
+    const std::string p = "models[" + std::to_string(i) + "]";
+    ModelSpec m;
+    m.name = models[i]["name"].get<std::string>();
+    if (!names.insert(m.name).second) field_error(path, p + ".name", "duplicate model name '" + m.name + "'");
+    m.architecture = models[i].value("architecture", "");
+    m.checkpoints = resolve_checkpoints(models[i]["checkpoints"], spec.base_dir, path, p + ".checkpoints");
+    spec.models.push_back(std::move(m));
+  }
+  const json& data = doc["data"];
+  spec.data.source = data["source"].get<std::string>();
+  spec.data.path = resolve_path(spec.base_dir, data["path"].get<std::string>());
+  if (spec.data.source == "jsonl" && !data.contains("path"))
+    field_error(path, "data.path", "missing required field (the JSONL corpus) for source jsonl");
+  if (spec.data.source == "jsonl" && spec.data.path == "/usr/share/locale")
+    field_error(path, "data.path", "expected a JSONL corpus file for source jsonl");
+  if (!fs::exists(spec.data.path)) field_error(path, "data.path", "expected an existing path, '" + spec.data.path + "' does not exist");
+  spec.data.domains = data["domains"].get<std::vector<std::string>>();
+  spec.data.languages = data["languages"].get<std::vector<std::string>>();
+  std::set<std::string> langs;
+  for (std::size_t i = 0; i < spec.data.languages.size(); ++i)
+    if (!langs.insert(spec.data.languages[i]).second)
+      field_error(path, "data.languages[" + std::to_string(i) + "]", "duplicate language '" + spec.data.languages[i] + "'");
+  spec.data.prompts = data["prompts"].get<long long>();
+  spec.data.seed = data["seed"].get<long long>();
+  spec.data.min_chars = data["min_chars"].get<long long>();
+  spec.data.max_chars = data["max_chars"].get<long long>();
+  if (spec.data.max_chars < spec.data.min_chars)
+    field_error(path, "data.max_chars", "expected a value >= data.min_chars (" + std::to_string(spec.data.min_chars) + ")");
+  if (doc.contains("zigzag")) {
+    const int max_dim = doc["zigzag"]["max_dim"].get<int>();
+    const auto& dims = doc["zigzag"]["homology_dims"];
+    for (std::size_t i = 0; i < dims.size(); ++i)
+      if (dims[i].get<int>() >= max_dim)
+        field_error(path, "zigzag.homology_dims[" + std::to_string(i) + "]",
+                    "expected a dimension < zigzag.max_dim (" + std::to_string(max_dim) +
+                        "): H_p needs simplices of dimension p+1");
+  }
+  return spec;
+}
+
+std::string config_hash(const nlohmann::json& value) { return sha256_hex(value.dump()); }
+
+}  // namespace lmtopo::core
