@@ -40,7 +40,9 @@ int run_command(const lmtopo::cli::Command& cmd, int argc, char** argv) {
   po::positional_options_description pos;
   for (const auto& p : cmd.positionals) pos.add(p.name.c_str(), p.max_count);
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
+  // No abbreviated options: a typo must not silently select another option.
+  const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+  po::store(po::command_line_parser(args).options(desc).positional(pos).style(style).run(), vm);
   if (vm.count("help")) {
     if (rank_of_world() == 0) std::cout << "usage: " << cmd.usage << "\n\n" << cmd.description << "\n\n" << desc;
     return 0;

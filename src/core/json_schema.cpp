@@ -206,7 +206,10 @@ std::optional<std::string> did_you_mean(const std::string& word, const std::vect
   std::optional<std::string> best;
   std::size_t best_d = std::max<std::size_t>(2, word.size() / 3) + 1;
   for (const auto& c : candidates) {
-    const std::size_t d = edit_distance(word, c);
+    // A shortened or lengthened name (max_dimension for max_dim) counts as a near miss.
+    const bool prefix = std::min(word.size(), c.size()) >= 3 &&
+                        (word.rfind(c, 0) == 0 || c.rfind(word, 0) == 0);
+    const std::size_t d = prefix ? 1 : edit_distance(word, c);
     if (d < best_d) best_d = d, best = c;
   }
   return best;

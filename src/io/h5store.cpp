@@ -99,6 +99,7 @@ std::string read_attribute_text(hid_t obj, const std::string& name, const std::s
       std::vector<char*> ptrs(static_cast<std::size_t>(n), nullptr);
       Handle mt(checked(H5Tcopy(H5T_C_S1), "H5Tcopy", file), H5Tclose);
       H5Tset_size(mt.get(), H5T_VARIABLE);
+      H5Tset_cset(mt.get(), H5Tget_cset(type.get()));  // h5py writes UTF-8; a mismatch fails the read
       checked_status(H5Aread(attr.get(), mt.get(), ptrs.data()), "H5Aread", file);
       std::string out;
       for (std::size_t i = 0; i < ptrs.size(); ++i) out += (i ? "\n" : "") + std::string(ptrs[i] ? ptrs[i] : "");
@@ -232,16 +233,22 @@ void H5Output::create_numeric(const std::string& name, DType type, const std::ve
                               bool deflate, std::uint64_t chunk_rows) {
   if (shape.empty()) throw std::invalid_argument("create_numeric: empty shape");
   std::vector<hsize_t> dims(shape.begin(), shape.end());
-  std::uint64_t row_elems = 1;
-  for (std::size_t i = 1; i < dims.size(); ++i) row_elems *= dims[i];
   Handle lcpl(checked(H5Pcreate(H5P_LINK_CREATE), "H5Pcreate", path_), H5Pclose);
   H5Pset_create_intermediate_group(lcpl.get(), 1);
   Handle dcpl(checked(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate", path_), H5Pclose);
   const bool empty = std::any_of(dims.begin(), dims.end(), [](hsize_t d) { return d == 0; });
   if (!empty) {
+    // About 1 MiB chunks: halve the leading axes first, so that a chunk holds whole rows of the
+    // trailing (hidden) axis, the unit every reader takes.
     std::vector<hsize_t> chunk = dims;
-    if (chunk_rows == 0) chunk_rows = std::max<std::uint64_t>(1, (1u << 20) / std::max<std::uint64_t>(1, row_elems * type_bytes(type)));
-    chunk[0] = std::min<hsize_t>(dims[0], chunk_rows);
+    if (chunk_rows > 0) chunk[0] = std::min<hsize_t>(dims[0], chunk_rows);
+    auto bytes = [&] {
+      std::uint64_t b = type_bytes(type);
+      for (auto c : chunk) b *= c;
+      return b;
+    };
+    for (std::size_t axis = 0; axis < chunk.size() && chunk_rows == 0; ++axis)
+      while (bytes() > (1u << 20) && chunk[axis] > 1) chunk[axis] = (chunk[axis] + 1) / 2;
     checked_status(H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()), "H5Pset_chunk", path_);
     if (deflate) checked_status(H5Pset_deflate(dcpl.get(), 4), "H5Pset_deflate", path_);
     checked_status(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), "H5Pset_fill_time", path_);
@@ -259,20 +266,20 @@ void H5Output::create_numeric(const std::string& name, DType type, const std::ve
 }
 
 namespace {
-// Selects rows [row0, row0+rows) of `file_space` and returns the matching memory space.
-Handle select_rows(hid_t file_space, const std::vector<hsize_t>& dims, std::uint64_t row0, std::uint64_t rows,
-                   const std::string& file) {
-  if (rows == 0) {
+// Selects [offset, offset+count) along `axis` of `file_space` and returns the matching memory space.
+Handle select_slab(hid_t file_space, const std::vector<hsize_t>& dims, std::size_t axis, std::uint64_t offset,
+                   std::uint64_t count_along, const std::string& file) {
+  if (count_along == 0) {
     checked_status(H5Sselect_none(file_space), "H5Sselect_none", file);
     const hsize_t one = 1;
     Handle mem(checked(H5Screate_simple(1, &one, nullptr), "H5Screate_simple", file), H5Sclose);
     checked_status(H5Sselect_none(mem.get()), "H5Sselect_none", file);
     return mem;
   }
-  if (row0 + rows > dims[0]) throw std::out_of_range(file + ": rows beyond the dataset");
+  if (axis >= dims.size() || offset + count_along > dims[axis]) throw std::out_of_range(file + ": slab beyond the dataset");
   std::vector<hsize_t> start(dims.size(), 0), count = dims;
-  start[0] = row0;
-  count[0] = rows;
+  start[axis] = offset;
+  count[axis] = count_along;
   checked_status(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr),
                  "H5Sselect_hyperslab", file);
   return Handle(checked(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), "H5Screate_simple", file),
@@ -289,18 +296,19 @@ void maybe_killed_in_write(MPI_Comm comm) {
 }
 }  // namespace
 
-void H5Output::write_rows(const std::string& name, std::uint64_t row0, std::uint64_t rows, const void* data) {
+void H5Output::write_slab(const std::string& name, std::size_t axis, std::uint64_t offset, std::uint64_t count,
+                          const void* data) {
   maybe_killed_in_write(comm_);
   auto it = state_->datasets.find(name);
   if (it == state_->datasets.end() || !state_->numeric_types.count(name))
-    throw std::logic_error("write_rows: unknown numeric dataset " + name);
+    throw std::logic_error("write_slab: unknown numeric dataset " + name);
   const auto& dims = state_->shapes[name];
   if (std::any_of(dims.begin(), dims.end(), [](hsize_t d) { return d == 0; })) return;
   Handle fspace(checked(H5Dget_space(it->second.get()), "H5Dget_space", path_), H5Sclose);
-  Handle mspace = select_rows(fspace.get(), dims, row0, rows, path_);
+  Handle mspace = select_slab(fspace.get(), dims, axis, offset, count, path_);
   static const char dummy = 0;
   checked_status(H5Dwrite(it->second.get(), memory_type(state_->numeric_types[name]), mspace.get(), fspace.get(),
-                          state_->dxpl.get(), rows ? data : &dummy),
+                          state_->dxpl.get(), count ? data : &dummy),
                  "H5Dwrite", path_ + ":" + name);
 }
 
@@ -345,7 +353,7 @@ void H5Output::write_string_rows(const std::string& name, std::uint64_t row0, co
   }
   Handle type = string_type(width, path_);
   Handle fspace(checked(H5Dget_space(it->second.get()), "H5Dget_space", path_), H5Sclose);
-  Handle mspace = select_rows(fspace.get(), dims, row0, values.size(), path_);
+  Handle mspace = select_slab(fspace.get(), dims, 0, row0, values.size(), path_);
   checked_status(H5Dwrite(it->second.get(), type.get(), mspace.get(), fspace.get(), state_->dxpl.get(), buf.data()),
                  "H5Dwrite", path_ + ":" + name);
 }

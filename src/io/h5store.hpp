@@ -30,13 +30,21 @@ class H5Output {
   H5Output(const H5Output&) = delete;
   H5Output& operator=(const H5Output&) = delete;
 
-  // Collective. Numeric dataset; rows are along axis 0. chunk_rows = 0 picks about 1 MiB chunks.
+  // Collective. Numeric dataset. chunk_rows = 0 picks about 1 MiB chunks (leading axes split first);
+  // otherwise chunks are chunk_rows along axis 0 and whole along the others.
   void create_numeric(const std::string& name, DType type, const std::vector<std::uint64_t>& shape, bool deflate,
                       std::uint64_t chunk_rows = 0);
   // Collective: this rank writes rows [row0, row0 + rows) (rows may be 0: the rank still takes part).
   // `data` holds rows * (product of the other dimensions) values of the dataset's type (bf16 as
   // uint16 bit patterns).
-  void write_rows(const std::string& name, std::uint64_t row0, std::uint64_t rows, const void* data);
+  void write_rows(const std::string& name, std::uint64_t row0, std::uint64_t rows, const void* data) {
+    write_slab(name, 0, row0, rows, data);
+  }
+  // Collective: this rank writes indices [offset, offset + count) along `axis` and everything along
+  // the other axes (e.g. its prompts of an activation tensor [points, prompts, hidden] with axis 1).
+  // `data` is row-major in the slab's shape.
+  void write_slab(const std::string& name, std::size_t axis, std::uint64_t offset, std::uint64_t count,
+                  const void* data);
 
   // Collective. One-dimensional dataset of UTF-8 strings. The width is the longest string any rank
   // will write (agreed here by an all-reduce of `local_max_bytes`).

@@ -1,0 +1,69 @@
+"""Job specs: every example validates with an independent validator (Python jsonschema) and with
+lmtopo; invalid specs fail in lmtopo with the field path, and jsonschema agrees on the structural
+ones."""
+import json
+import pathlib
+import re
+
+import jsonschema
+import pytest
+import yaml
+
+from conftest import SOURCE, run_lmtopo
+
+SCHEMA = json.loads((SOURCE / "schemas" / "job.schema.json").read_text())
+SPECS = SOURCE / "tests" / "data" / "specs"
+EXAMPLES = sorted((SOURCE / "jobs").glob("*.yaml")) + sorted((SPECS / "valid").glob("*.yaml"))
+INVALID = sorted((SPECS / "invalid").glob("*.yaml"))
+
+
+def _header(path, key):
+    m = re.search(rf"^# {key}: (.+)$", path.read_text(), flags=re.M)
+    return m.group(1).strip() if m else None
+
+
+def test_the_schema_is_a_valid_json_schema():
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+
+
+@pytest.mark.parametrize("spec", EXAMPLES, ids=lambda p: p.name)
+def test_examples_are_valid_for_both_validators(spec):
+    jsonschema.validate(yaml.safe_load(spec.read_text()), SCHEMA, cls=jsonschema.Draft202012Validator)
+    proc = run_lmtopo("validate", spec)
+    assert ": valid" in proc.stdout
+
+
+def test_there_are_at_least_15_invalid_specs():
+    assert len(INVALID) >= 15
+
+
+@pytest.mark.parametrize("spec", INVALID, ids=lambda p: p.name)
+def test_invalid_specs_fail_with_the_field_path(spec):
+    expect, oracle = _header(spec, "expect"), _header(spec, "oracle")
+    proc = run_lmtopo("validate", spec, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    if oracle == "yaml":
+        line = expect.split()[-1]
+        assert f"{spec.name}:{line}:" in lines[0] and "malformed YAML" in lines[0]
+        with pytest.raises(yaml.YAMLError):
+            yaml.safe_load(spec.read_text())
+        return
+    assert f": {expect}: " in lines[0], lines[0]
+    hint = _header(spec, "did-you-mean")
+    if hint:
+        assert f"did you mean '{hint}'" in lines[0]
+    doc = yaml.safe_load(spec.read_text())
+    errors = list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(doc))
+    if oracle == "schema":
+        assert errors, "jsonschema accepts a spec lmtopo rejects on schema grounds"
+    else:
+        assert not errors, f"semantic case should pass the schema: {errors[0].message}"
+
+
+def test_defaults_are_applied_and_recorded(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("study: s\noutput: out\ndata: {source: gettext, languages: [en, de], prompts: 3}\nzigzag: {}\n")
+    out = run_lmtopo("plan", spec).stdout
+    assert "k = 4" in out and "max simplex dim 2" in out
