@@ -7,7 +7,7 @@ namespace lmtopo::cli {
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
       make_prepare_command(), make_plan_command(),    make_validate_command(),
-      make_inspect_command(), make_barcode_command(), make_summarize_command(),
+      make_inspect_command(), make_zigzag_command(), make_barcode_command(), make_summarize_command(),
   };
   return table;
 }

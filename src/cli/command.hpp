@@ -41,5 +41,6 @@ Command make_validate_command();
 Command make_inspect_command();
 Command make_plan_command();
 Command make_prepare_command();
+Command make_zigzag_command();
 
 }  // namespace lmtopo::cli

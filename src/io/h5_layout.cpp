@@ -40,6 +40,9 @@ std::optional<LayoutError> check_layout(const std::string& path) {
     return std::nullopt;
   };
 
+  if (schema.contains("root_attributes"))
+    for (const auto& a : schema["root_attributes"])
+      if (!in.has_attribute("/", a.get<std::string>())) return LayoutError{"/@" + a.get<std::string>(), "missing root attribute"};
   if (schema.contains("datasets"))
     for (const auto& spec : schema["datasets"]) {
       const std::string p = spec["path"].get<std::string>();

@@ -506,6 +506,32 @@ std::vector<T> read_all(hid_t file, const std::string& path, const std::string& 
 std::vector<float> H5Input::read_f32(const std::string& name) const {
   return read_all<float>(static_cast<hid_t>(file_), path_, name, H5T_NATIVE_FLOAT);
 }
+std::vector<float> H5Input::read_f32_rows(const std::string& name, std::uint64_t row0, std::uint64_t rows) const {
+  const auto info = dataset(name);
+  if (info.shape.empty() || row0 + rows > info.shape[0])
+    throw InputError(path_ + ":" + name + ": rows [" + std::to_string(row0) + ", " + std::to_string(row0 + rows) +
+                     ") outside the dataset");
+  Handle ds(checked(H5Dopen2(static_cast<hid_t>(file_), name.c_str(), H5P_DEFAULT), "H5Dopen2", path_ + ":" + name), H5Dclose);
+  Handle fspace(checked(H5Dget_space(ds.get()), "H5Dget_space", path_), H5Sclose);
+  std::vector<hsize_t> dims(info.shape.begin(), info.shape.end());
+  Handle mspace = select_slab(fspace.get(), dims, 0, row0, rows, path_);
+  std::size_t count = rows;
+  for (std::size_t i = 1; i < dims.size(); ++i) count *= dims[i];
+  std::vector<float> out(count);
+  if (count == 0) return out;
+  if (info.dtype == "bfloat16") {
+    std::vector<std::uint16_t> raw(count);
+    checked_status(H5Dread(ds.get(), H5T_NATIVE_UINT16, mspace.get(), fspace.get(), H5P_DEFAULT, raw.data()), "H5Dread", path_);
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::uint32_t bits = static_cast<std::uint32_t>(raw[i]) << 16;
+      std::memcpy(&out[i], &bits, sizeof(float));
+    }
+  } else {
+    checked_status(H5Dread(ds.get(), H5T_NATIVE_FLOAT, mspace.get(), fspace.get(), H5P_DEFAULT, out.data()), "H5Dread", path_);
+  }
+  return out;
+}
+
 std::vector<double> H5Input::read_f64(const std::string& name) const {
   return read_all<double>(static_cast<hid_t>(file_), path_, name, H5T_NATIVE_DOUBLE);
 }

@@ -94,6 +94,9 @@ class H5Input {
   DatasetInfo dataset(const std::string& name) const;
 
   std::vector<float> read_f32(const std::string& name) const;
+  // Rows [row0, row0 + rows) along axis 0 (e.g. one layer of an activation tensor), as float32;
+  // bfloat16 datasets are widened.
+  std::vector<float> read_f32_rows(const std::string& name, std::uint64_t row0, std::uint64_t rows) const;
   std::vector<double> read_f64(const std::string& name) const;
   std::vector<long long> read_i64(const std::string& name) const;
   std::vector<std::string> read_strings(const std::string& name) const;

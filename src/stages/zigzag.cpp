@@ -1,0 +1,227 @@
+#include "stages/zigzag.hpp"
+
+#include <algorithm>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+#include "io/h5store.hpp"
+#include "mpi/collective.hpp"
+#include "topology/flag_complex.hpp"
+#include "topology/intersection_zigzag.hpp"
+#include "topology/knn.hpp"
+#include "topology/layer_summaries.hpp"
+#include "topology/reducers.hpp"
+
+namespace lmtopo::stages {
+namespace {
+
+// Simplices of one layer as [n_vertices, v0, v1, ...] runs of uint32.
+std::vector<std::uint32_t> pack(const std::vector<topology::Simplex>& simplices) {
+  std::vector<std::uint32_t> out;
+  for (const auto& s : simplices) {
+    out.push_back(static_cast<std::uint32_t>(s.size()));
+    out.insert(out.end(), s.begin(), s.end());
+  }
+  return out;
+}
+
+std::vector<topology::Simplex> unpack(const std::uint32_t* data, std::size_t n) {
+  std::vector<topology::Simplex> out;
+  for (std::size_t pos = 0; pos < n;) {
+    const std::size_t len = data[pos];
+    out.emplace_back(data + pos + 1, data + pos + 1 + len);
+    pos += 1 + len;
+  }
+  return out;
+}
+
+void print_table(const std::vector<topology::ReductionStepStats>& stats, MPI_Comm comm) {
+  // Rows are printed rank by rank, in rank order.
+  const int size = mpi::size(comm), me = mpi::rank(comm);
+  for (int r = 0; r < size; ++r) {
+    if (r == me) {
+      if (r == 0) std::cout << "rank  dim  round    seconds  peak_rss_MiB  bytes_sent  bytes_recv  cols_in  cols_fwd\n";
+      for (const auto& s : stats)
+        std::printf("%4d %4d %6d %10.6f %13.1f %11lld %11lld %8lld %9lld\n", s.rank, s.dim, s.round, s.seconds,
+                    static_cast<double>(s.peak_rss_kib) / 1024.0, s.bytes_sent, s.bytes_received, s.columns_in,
+                    s.columns_forwarded);
+      std::fflush(stdout);
+    }
+    if (mpi::initialized()) MPI_Barrier(comm);
+  }
+}
+
+}  // namespace
+
+ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
+  mpi::ensure_initialized();
+  const int rank = mpi::rank(comm), size = mpi::size(comm);
+  const std::string dataset = "/activations/" + o.hook;
+  const topology::Metric metric = [&] {
+    try {
+      return topology::metric_from_name(o.metric);
+    } catch (const std::invalid_argument& e) {
+      throw InputError(std::string("--metric: ") + e.what());
+    }
+  }();
+  if (o.k < 1) throw InputError("--k: expected k >= 1, got " + std::to_string(o.k));
+  if (o.max_dim < 1) throw InputError("--max-dim: expected at least 1, got " + std::to_string(o.max_dim));
+  for (int p : o.homology_dims)
+    if (p < 0 || p >= o.max_dim)
+      throw InputError("--dims: expected dimensions in 0.." + std::to_string(o.max_dim - 1) +
+                       " (H_p needs simplices of dimension p+1 <= --max-dim), got " + std::to_string(p));
+
+  long long shape[3] = {0, 0, 0};
+  std::vector<std::string> point_names;
+  mpi::on_root(comm, [&] {
+    io::H5Input in(o.activations);
+    if (!in.has_dataset(dataset))
+      throw InputError(o.activations + ": " + dataset + ": missing dataset (hook '" + o.hook + "' not extracted)");
+    const auto info = in.dataset(dataset);
+    if (info.shape.size() != 3)
+      throw InputError(o.activations + ": " + dataset + ": expected [n_points, n_prompts, hidden]");
+    for (int i = 0; i < 3; ++i) shape[i] = static_cast<long long>(info.shape[static_cast<std::size_t>(i)]);
+    if (shape[0] < 1) throw InputError(o.activations + ": " + dataset + ": no layers");
+    if (shape[1] <= o.k)
+      throw InputError("--k: expected k < the number of prompts (" + std::to_string(shape[1]) + "), got " + std::to_string(o.k));
+  });
+  mpi::check(MPI_Bcast(shape, 3, MPI_LONG_LONG, 0, comm), "MPI_Bcast");
+  const int L = static_cast<int>(shape[0]);
+  const auto n = static_cast<std::size_t>(shape[1]), dim = static_cast<std::size_t>(shape[2]);
+
+  // Layers round-robin over the ranks: read one layer, k-NN, symmetrise, flag complex.
+  std::vector<std::pair<int, std::vector<std::uint32_t>>> mine;
+  mpi::on_all(comm, [&] {
+    io::H5Input in(o.activations);
+    for (int l = rank; l < L; l += size) {
+      const auto points = in.read_f32_rows(dataset, static_cast<std::uint64_t>(l), 1);
+      std::vector<std::vector<std::uint32_t>> graph;
+      try {
+        graph = topology::symmetrize_or(topology::knn_lists(points.data(), n, dim, static_cast<std::size_t>(o.k), metric));
+      } catch (const std::invalid_argument& e) {
+        throw InputError(o.activations + ": " + dataset + ": layer " + std::to_string(l) + ": " + e.what());
+      }
+      const std::uint64_t bound = topology::flag_complex_size_bound(graph, o.max_dim);
+      // Per simplex: its vertices in the layer lists and the zigzag, a cone-matrix column or two.
+      const double gib = static_cast<double>(bound) * (16.0 * (o.max_dim + 1) + 96.0) / (1024.0 * 1024.0 * 1024.0);
+      if (gib > o.mem_limit_gib)
+        throw InputError("--mem-limit: layer " + std::to_string(l) + " may have up to " + std::to_string(bound) +
+                         " simplices (~" + std::to_string(gib) + " GiB), over the limit of " + std::to_string(o.mem_limit_gib) +
+                         " GiB; lower k or --max-dim, or raise --mem-limit");
+      mine.push_back({l, pack(topology::flag_complex(graph, o.max_dim))});
+    }
+  });
+
+  // Gather every layer's complex on rank 0.
+  std::vector<std::vector<topology::Simplex>> layers(static_cast<std::size_t>(L));
+  for (int l = 0; l < L; ++l) {
+    const int owner = l % size;
+    if (owner == 0) {
+      if (rank == 0)
+        for (const auto& [ll, data] : mine)
+          if (ll == l) layers[static_cast<std::size_t>(l)] = unpack(data.data(), data.size());
+      continue;
+    }
+    if (rank == owner) {
+      for (const auto& [ll, data] : mine)
+        if (ll == l) {
+          long long count = static_cast<long long>(data.size());
+          mpi::check(MPI_Send(&count, 1, MPI_LONG_LONG, 0, 100 + l, comm), "MPI_Send");
+          mpi::check(MPI_Send(data.data(), static_cast<int>(data.size()), MPI_UINT32_T, 0, 100 + l, comm), "MPI_Send");
+        }
+    } else if (rank == 0) {
+      long long count = 0;
+      mpi::check(MPI_Recv(&count, 1, MPI_LONG_LONG, owner, 100 + l, comm, MPI_STATUS_IGNORE), "MPI_Recv");
+      std::vector<std::uint32_t> data(static_cast<std::size_t>(count));
+      mpi::check(MPI_Recv(data.data(), static_cast<int>(count), MPI_UINT32_T, owner, 100 + l, comm, MPI_STATUS_IGNORE), "MPI_Recv");
+      layers[static_cast<std::size_t>(l)] = unpack(data.data(), data.size());
+    }
+  }
+  mine.clear();
+
+  ZigzagSummary summary;
+  summary.num_layers = L;
+  summary.num_points = static_cast<long long>(n);
+  topology::ZigzagStream stream;
+  topology::ConeMatrix cone;
+  mpi::on_root(comm, [&] {
+    for (const auto& layer : layers) summary.simplices_per_layer.push_back(static_cast<long long>(layer.size()));
+    stream = topology::intersection_zigzag(layers);
+    layers.clear();
+    cone = topology::build_cone_matrix(stream.ops);
+    summary.num_ops = static_cast<long long>(stream.ops.size());
+  });
+  std::vector<topology::ReductionStepStats> stats;
+  const auto pairs = topology::reduce_by_name(o.reducer, &cone.matrix, comm, o.threads, o.benchmark ? &stats : nullptr);
+  if (o.benchmark) print_table(stats, comm);
+
+  std::vector<topology::ZigzagBar> op_bars;
+  std::vector<topology::PositionBar> pos_bars;
+  mpi::on_root(comm, [&] {
+    op_bars = topology::read_out_bars(cone, pairs);
+    pos_bars = topology::bars_in_positions(op_bars, stream);
+    // bars_in_positions drops equal positions; keep op bars aligned with the kept rows.
+    std::vector<topology::ZigzagBar> kept;
+    for (const auto& b : op_bars) {
+      const int birth = stream.time[static_cast<std::size_t>(b.birth - 1)];
+      const int death = b.death < static_cast<topology::Index>(stream.ops.size()) ? stream.time[static_cast<std::size_t>(b.death)] : 2 * L;
+      if (birth != death) kept.push_back(b);
+    }
+    op_bars.swap(kept);
+  });
+  summary.num_bars = static_cast<long long>(pos_bars.size());
+
+  nlohmann::json config = {{"activations", o.activations}, {"hook", o.hook},        {"k", o.k},
+                           {"max_dim", o.max_dim},         {"homology_dims", o.homology_dims},
+                           {"metric", o.metric},           {"reducer", o.reducer}};
+  io::H5Output out(o.output, comm, "layer-summaries/1", config);
+  out.set_attribute("/", "k", static_cast<long long>(o.k));
+  out.set_attribute("/", "max_dim", static_cast<long long>(o.max_dim));
+  out.set_attribute("/", "metric", o.metric);
+  out.set_attribute("/", "reducer", o.reducer);
+  out.set_attribute("/", "hook", o.hook);
+  out.set_attribute("/", "source", o.activations);
+  out.set_attribute("/", "num_layers", static_cast<long long>(L));
+  long long nbars = summary.num_bars;
+  mpi::check(MPI_Bcast(&nbars, 1, MPI_LONG_LONG, 0, comm), "MPI_Bcast");
+  const bool root = rank == 0;
+  std::vector<long long> pos_flat, op_flat;
+  for (const auto& b : pos_bars) pos_flat.insert(pos_flat.end(), {b.dim, b.birth, b.death});
+  for (const auto& b : op_bars) op_flat.insert(op_flat.end(), {b.dim, b.birth, b.death});
+  const auto nb = static_cast<std::uint64_t>(nbars);
+  out.create_numeric("/bars/position", io::DType::i64, {nb, 3}, false);
+  out.create_numeric("/bars/ops", io::DType::i64, {nb, 3}, false);
+  out.write_rows("/bars/position", 0, root ? nb : 0, pos_flat.data());
+  out.write_rows("/bars/ops", 0, root ? nb : 0, op_flat.data());
+  const auto Lu = static_cast<std::uint64_t>(L);
+  for (int p : o.homology_dims) {
+    topology::LayerSummaries s;
+    if (root) s = topology::summarize_layers(topology::to_layer_bars(pos_bars, L, p), L, p);
+    const std::string g = "/summaries/h" + std::to_string(p) + "/";
+    const auto na = static_cast<std::uint64_t>(topology::default_alphas().size());
+    out.create_numeric(g + "betti", io::DType::i64, {Lu}, false);
+    out.create_numeric(g + "image", io::DType::i64, {Lu + 1, Lu + 1}, false);
+    out.create_numeric(g + "phsim", io::DType::i64, {Lu, Lu}, false);
+    out.create_numeric(g + "similarity", io::DType::f64, {Lu, Lu}, false);
+    out.create_numeric(g + "avg_similarity", io::DType::f64, {Lu}, false);
+    out.create_numeric(g + "inter_layer", io::DType::f64, {na, Lu}, false);
+    out.create_numeric(g + "births_by_birth", io::DType::f64, {Lu}, false);
+    out.create_numeric(g + "births_by_death", io::DType::f64, {Lu + 1}, false);
+    out.write_rows(g + "betti", 0, root ? Lu : 0, s.betti.data());
+    out.write_rows(g + "image", 0, root ? Lu + 1 : 0, s.image.data());
+    out.write_rows(g + "phsim", 0, root ? Lu : 0, s.phsim.data());
+    out.write_rows(g + "similarity", 0, root ? Lu : 0, s.similarity.data());
+    out.write_rows(g + "avg_similarity", 0, root ? Lu : 0, s.avg_similarity.data());
+    out.write_rows(g + "inter_layer", 0, root ? na : 0, s.inter_layer.data());
+    out.write_rows(g + "births_by_birth", 0, root ? Lu : 0, s.births_by_birth.data());
+    out.write_rows(g + "births_by_death", 0, root ? Lu + 1 : 0, s.births_by_death.data());
+    std::vector<std::string> alphas;
+    for (double a : topology::default_alphas()) alphas.push_back(std::to_string(a));
+    out.set_attribute(g + "inter_layer", "alphas", alphas);
+  }
+  out.commit();
+  return summary;
+}
+
+}  // namespace lmtopo::stages

@@ -1,0 +1,35 @@
+// The zigzag stage: per-layer k-NN flag complexes of one hook's point clouds, the intersection
+// zigzag, its barcode by a named reducer, and the layer summaries, into a layer-summaries/1 file.
+#pragma once
+#include <mpi.h>
+
+#include <string>
+#include <vector>
+
+namespace lmtopo::stages {
+
+struct ZigzagOptions {
+  std::string activations;  // activations/1 file
+  std::string hook;
+  std::string output;
+  int k = 4;
+  int max_dim = 2;
+  std::vector<int> homology_dims{0, 1};
+  std::string metric = "euclidean";
+  std::string reducer = "distributed";
+  int threads = 2;
+  double mem_limit_gib = 8.0;
+  bool benchmark = false;
+};
+
+struct ZigzagSummary {
+  int num_layers = 0;
+  long long num_points = 0;
+  long long num_ops = 0;
+  long long num_bars = 0;
+  std::vector<long long> simplices_per_layer;
+};
+
+ZigzagSummary run_zigzag(const ZigzagOptions& options, MPI_Comm comm);
+
+}  // namespace lmtopo::stages

@@ -1,0 +1,74 @@
+#include "topology/intersection_zigzag.hpp"
+
+#include <algorithm>
+#include <map>
+#include <stdexcept>
+#include <tuple>
+
+namespace lmtopo::topology {
+
+ZigzagStream intersection_zigzag(const std::vector<std::vector<Simplex>>& layers) {
+  ZigzagStream z;
+  const int L = static_cast<int>(layers.size());
+  z.num_layers = L;
+  if (L == 0) return z;
+  auto less = [](const Simplex& a, const Simplex& b) { return a.size() != b.size() ? a.size() < b.size() : a < b; };
+  std::map<Simplex, std::vector<char>, decltype(less)> presence(less);
+  for (int l = 0; l < L; ++l)
+    for (const auto& s : layers[static_cast<std::size_t>(l)]) {
+      auto& p = presence[s];
+      if (p.empty()) p.assign(static_cast<std::size_t>(L), 0);
+      p[static_cast<std::size_t>(l)] = 1;
+    }
+  const int last = 2 * L - 1;
+  // (time, deletion?0:1, dimension key, simplex order, insert, simplex)
+  struct Event {
+    int time;
+    int phase;     // 0 = deletion, 1 = insertion
+    int dim_key;   // deletions: -dim (highest first); insertions: dim
+    std::size_t order;
+    const Simplex* simplex;
+  };
+  std::vector<Event> events;
+  std::size_t order = 0;
+  for (const auto& [s, p] : presence) {
+    auto present_at = [&](int t) {  // t = 1..2L-1
+      if (t % 2 == 1) return p[static_cast<std::size_t>((t - 1) / 2)] != 0;
+      const int l = t / 2 - 1;
+      return p[static_cast<std::size_t>(l)] && p[static_cast<std::size_t>(l + 1)];
+    };
+    const int dim = static_cast<int>(s.size()) - 1;
+    for (int t = 1; t <= last; ++t) {
+      if (!present_at(t) || (t > 1 && present_at(t - 1))) continue;
+      int b = t;
+      while (b + 1 <= last && present_at(b + 1)) ++b;
+      events.push_back({t, 1, dim, order, &s});
+      events.push_back({b + 1, 0, -dim, order, &s});
+    }
+    ++order;
+  }
+  std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) {
+    return std::tie(a.time, a.phase, a.dim_key, a.order) < std::tie(b.time, b.phase, b.dim_key, b.order);
+  });
+  z.ops.reserve(events.size());
+  z.time.reserve(events.size());
+  for (const auto& e : events) {
+    z.ops.push_back({e.phase == 1, *e.simplex});
+    z.time.push_back(e.time);
+  }
+  return z;
+}
+
+std::vector<PositionBar> bars_in_positions(const std::vector<ZigzagBar>& bars, const ZigzagStream& stream) {
+  std::vector<PositionBar> out;
+  const auto m = static_cast<Index>(stream.ops.size());
+  for (const auto& b : bars) {
+    if (b.birth < 1 || b.birth > m || b.death < b.birth || b.death > m) throw std::logic_error("bar outside the op range");
+    const int birth = stream.time[static_cast<std::size_t>(b.birth - 1)];
+    const int death = b.death < m ? stream.time[static_cast<std::size_t>(b.death)] : 2 * stream.num_layers;
+    if (birth != death) out.push_back({b.dim, birth, death});
+  }
+  return out;
+}
+
+}  // namespace lmtopo::topology

@@ -1,0 +1,28 @@
+// The intersection zigzag of per-layer complexes (science.md section 1):
+// K_0 ⊇ K_0∩K_1 ⊆ K_1 ⊇ … ⊆ K_{L-1}, 2L-1 positions (1-based; odd = layer, even = intersection),
+// as a simplex-wise operation stream that ends empty, and the map from op intervals to positions.
+#pragma once
+#include <vector>
+
+#include "topology/layer_summaries.hpp"
+#include "topology/zigzag.hpp"
+
+namespace lmtopo::topology {
+
+struct ZigzagStream {
+  int num_layers = 0;
+  std::vector<ZigzagOp> ops;
+  std::vector<int> time;  // position of each op: insertion at the run's first position a,
+                          // deletion at b+1 (2L when the run reaches the last position)
+};
+
+// `layers[l]` lists the simplices of K_l (closed under faces). Within one time, deletions come first
+// (highest dimension first), then insertions (lowest dimension first); ties keep the order of the
+// simplices sorted by dimension and then lexicographically.
+ZigzagStream intersection_zigzag(const std::vector<std::vector<Simplex>>& layers);
+
+// Maps op-interval bars to positions: birth = time(op b), death = time(op d+1); bars whose birth and
+// death positions are equal are dropped.
+std::vector<PositionBar> bars_in_positions(const std::vector<ZigzagBar>& bars, const ZigzagStream& stream);
+
+}  // namespace lmtopo::topology

@@ -1,0 +1,174 @@
+"""The zigzag stage through the full k-NN path against an independent pipeline: numpy k-NN (direct
+differences, ties by index), itertools cliques, the intersection zigzag built from science.md §1,
+and Dionysus 2 for the barcode. Also the layer summaries recomputed from the bars."""
+import itertools
+import math
+import random
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import run_lmtopo
+from zigzag_oracle import dionysus_bars
+
+
+def write_activations(path, x):
+    with h5py.File(path, "w") as f:
+        f.attrs.update({"lmtopo_schema": "activations/1", "lmtopo_version": "test", "git_sha": "test",
+                        "git_dirty": 0, "config_json": "{}", "created_by": "{}"})
+        d = f.create_dataset("activations/h", data=x.astype(np.float32))
+        d.attrs["points"] = [f"layer{i}" for i in range(x.shape[0])]
+        d.attrs["pooling"] = "last"
+        d.attrs["hook"] = "h"
+        n = x.shape[1]
+        f["prompts/id"] = np.array([f"p{i}".encode() for i in range(n)])
+        f["prompts/lang"] = np.array([b"en"] * n)
+        f["prompts/group"] = np.arange(n, dtype=np.int64)
+        f["prompts/n_tokens"] = np.ones(n, dtype=np.int64)
+
+
+def knn_graph(points, k, metric):
+    p = points.astype(np.float64)
+    if metric == "cosine":
+        norms = np.linalg.norm(p, axis=1, keepdims=True)
+        p = np.where(norms > 0, p / np.where(norms > 0, norms, 1), 0)
+        d = 1.0 - p @ p.T
+    else:
+        d = np.sqrt(((p[:, None, :] - p[None, :, :]) ** 2).sum(-1))
+    n = len(p)
+    edges = set()
+    for i in range(n):
+        order = sorted((j for j in range(n) if j != i), key=lambda j: (d[i, j], j))
+        for j in order[:k]:
+            edges.add((min(i, j), max(i, j)))
+    return edges
+
+
+def flag_complex(n, edges, max_dim):
+    adj = {i: set() for i in range(n)}
+    for a, b in edges:
+        adj[a].add(b)
+        adj[b].add(a)
+    simplices = [(v,) for v in range(n)] + sorted(edges)
+    for size in range(3, max_dim + 2):
+        for c in itertools.combinations(range(n), size):
+            if all(b in adj[a] for a, b in itertools.combinations(c, 2)):
+                simplices.append(c)
+    return set(simplices)
+
+
+def intersection_zigzag(layers):
+    L = len(layers)
+    allsimp = sorted(set().union(*layers), key=lambda s: (len(s), s))
+    order = {s: i for i, s in enumerate(allsimp)}
+    last = 2 * L - 1
+
+    def present(s, t):
+        if t % 2 == 1:
+            return s in layers[(t - 1) // 2]
+        l = t // 2 - 1
+        return s in layers[l] and s in layers[l + 1]
+
+    events = []
+    for s in allsimp:
+        t = 1
+        while t <= last:
+            if present(s, t):
+                b = t
+                while b + 1 <= last and present(s, b + 1):
+                    b += 1
+                events.append((t, 1, len(s) - 1, order[s], True, s))
+                events.append((b + 1, 0, -(len(s) - 1), order[s], False, s))
+                t = b + 1
+            else:
+                t += 1
+    events.sort(key=lambda e: e[:4])
+    return [(e[4], e[5]) for e in events], [e[0] for e in events]
+
+
+def expected_position_bars(x, k, max_dim, metric):
+    L, n, _ = x.shape
+    layers = [flag_complex(n, knn_graph(x[l], k, metric), max_dim) for l in range(L)]
+    ops, times = intersection_zigzag(layers)
+    m = len(ops)
+    bars = []
+    for dim, b, d in dionysus_bars(ops):
+        birth = times[b - 1]
+        death = times[d] if d < m else 2 * L
+        if birth != death:
+            bars.append((dim, birth, death))
+    return sorted(bars)
+
+
+def cases(seed, count):
+    rng = random.Random(seed)
+    for i in range(count):
+        L, n, dim = rng.randint(2, 6), rng.randint(8, 22), rng.randint(2, 7)
+        k, max_dim = rng.randint(1, 4), rng.choice([2, 2, 3])
+        metric = rng.choice(["euclidean", "cosine"])
+        g = np.random.default_rng(seed * 1000 + i)
+        x = [g.normal(size=(n, dim))]
+        for _ in range(L - 1):
+            x.append(x[-1] + rng.choice([0.1, 0.4, 1.0]) * g.normal(size=(n, dim)))
+        yield i, np.stack(x), k, max_dim, metric
+
+
+@pytest.mark.parametrize("reducer,ranks", [("twist", None), ("distributed", 2), ("chunk", None), ("distributed", 3)])
+def test_knn_zigzag_matches_independent_pipeline(tmp_path, reducer, ranks):
+    n_cases = 25 if reducer == "twist" else 8
+    for i, x, k, max_dim, metric in cases(hash(reducer) % 1000 + (ranks or 0), n_cases):
+        act, out = tmp_path / f"a{i}.h5", tmp_path / f"z{i}.h5"
+        write_activations(act, x)
+        dims = ",".join(str(p) for p in range(max_dim))
+        run_lmtopo("zigzag", "--activations", act, "--hook", "h", "-o", out, "-k", k, "--max-dim", max_dim,
+                   "--dims", dims, "--metric", metric, "--reducer", reducer, ranks=ranks)
+        with h5py.File(out, "r") as f:
+            got = sorted(tuple(int(v) for v in row) for row in f["bars/position"][:])
+        assert got == expected_position_bars(x, k, max_dim, metric), f"case {i}: k={k} m={max_dim} {metric}"
+
+
+def test_summaries_follow_from_the_bars(tmp_path):
+    _, x, k, _, metric = next(cases(77, 1))
+    act, out = tmp_path / "a.h5", tmp_path / "z.h5"
+    write_activations(act, x)
+    run_lmtopo("zigzag", "--activations", act, "--hook", "h", "-o", out, "-k", 3, "--metric", metric)
+    L = x.shape[0]
+    with h5py.File(out, "r") as f:
+        bars = f["bars/position"][:]
+        for p in (0, 1):
+            lb = [(b // 2, d // 2) for dim, b, d in bars if dim == p and b // 2 != d // 2]
+            betti = [sum(1 for b, d in lb if b <= l < d) for l in range(L)]
+            assert list(f[f"summaries/h{p}/betti"][:]) == betti
+            phsim = [[sum(1 for b, d in lb if b <= min(a, c) and d > max(a, c)) for c in range(L)] for a in range(L)]
+            assert f[f"summaries/h{p}/phsim"][:].tolist() == phsim
+            sbar = [sum(phsim[l][m] / betti[m] for m in range(L) if betti[m] > 0) / L for l in range(L)]
+            assert np.allclose(f[f"summaries/h{p}/avg_similarity"][:], sbar)
+        assert int(f.attrs["k"]) == 3 and f.attrs["metric"].decode() in ("euclidean", "cosine")
+    run_lmtopo("validate", out)
+
+
+def test_bad_inputs_are_clear_errors(tmp_path):
+    x = np.random.default_rng(1).normal(size=(3, 6, 4))
+    act = tmp_path / "a.h5"
+    write_activations(act, x)
+    proc = run_lmtopo("zigzag", "--activations", act, "--hook", "h", "-o", tmp_path / "z.h5", "-k", 6, check=False)
+    assert proc.returncode == 2 and "--k" in proc.stderr
+    proc = run_lmtopo("zigzag", "--activations", act, "--hook", "nope", "-o", tmp_path / "z.h5", check=False)
+    assert proc.returncode == 2 and "/activations/nope" in proc.stderr
+    proc = run_lmtopo("zigzag", "--activations", act, "--hook", "h", "-o", tmp_path / "z.h5", "--dims", "0,2", check=False)
+    assert proc.returncode == 2 and "--dims" in proc.stderr
+    x[1, 2, 0] = np.nan
+    write_activations(act, x)
+    proc = run_lmtopo("zigzag", "--activations", act, "--hook", "h", "-o", tmp_path / "z.h5", ranks=2, check=False)
+    assert proc.returncode == 2 and "layer 1" in proc.stderr and "non-finite" in proc.stderr
+    assert not (tmp_path / "z.h5").exists()
+
+
+def test_memory_guard_refuses_before_building(tmp_path):
+    x = np.random.default_rng(2).normal(size=(2, 40, 3))
+    act = tmp_path / "a.h5"
+    write_activations(act, x)
+    proc = run_lmtopo("zigzag", "--activations", act, "--hook", "h", "-o", tmp_path / "z.h5", "-k", 30,
+                      "--max-dim", 6, "--dims", "0", "--mem-limit", 0.001, check=False)
+    assert proc.returncode == 2 and "--mem-limit" in proc.stderr and "simplices" in proc.stderr
