@@ -29,18 +29,18 @@ std::vector<PersistencePair> reduce_chunk(const BoundaryMatrix& matrix, int thre
     auto local_phase = [&](Index c) {
       const Index begin = c * width;
       const Index end = std::min(n, begin + width);
-      std::vector<Index> scratch;
+      PivotColumn work(n);
       for (Index j = begin; j < end; ++j) {
         const auto ju = static_cast<std::size_t>(j);
         if (matrix.dim(j) != d || cleared[ju]) continue;
-        auto& col = reduced[ju];
-        const ColumnView boundary = matrix.column(j);
-        col.assign(boundary.begin(), boundary.end());
-        while (!col.empty() && col.back() >= begin) {
-          const Index k = column_of_pivot[static_cast<std::size_t>(col.back())];
+        work.add(matrix.column(j));
+        while (!work.empty() && work.pivot() >= begin) {
+          const Index k = column_of_pivot[static_cast<std::size_t>(work.pivot())];
           if (k < 0) break;
-          add_column(col, reduced[static_cast<std::size_t>(k)], scratch);
+          work.add(reduced[static_cast<std::size_t>(k)]);
         }
+        auto& col = reduced[ju];
+        work.take(col);
         if (col.empty()) {
           finished[ju] = 1;
           release_column(col);
@@ -57,16 +57,18 @@ std::vector<PersistencePair> reduce_chunk(const BoundaryMatrix& matrix, int thre
     for (auto& t : pool) t.join();
 
     // Phase 2: the columns whose pivot left their chunk, in filtration order.
-    std::vector<Index> scratch;
+    PivotColumn work(n);
     for (Index j = 0; j < n; ++j) {
       const auto ju = static_cast<std::size_t>(j);
       if (matrix.dim(j) != d || cleared[ju] || finished[ju]) continue;
       auto& col = reduced[ju];
-      while (!col.empty()) {
-        const Index k = column_of_pivot[static_cast<std::size_t>(col.back())];
+      work.add(col);
+      while (!work.empty()) {
+        const Index k = column_of_pivot[static_cast<std::size_t>(work.pivot())];
         if (k < 0) break;
-        add_column(col, reduced[static_cast<std::size_t>(k)], scratch);
+        work.add(reduced[static_cast<std::size_t>(k)]);
       }
+      work.take(col);
       if (col.empty()) {
         release_column(col);
       } else {

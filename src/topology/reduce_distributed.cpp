@@ -7,7 +7,6 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
-#include <unordered_map>
 
 #include "topology/reducers.hpp"
 #include "topology/z2_column.hpp"
@@ -53,36 +52,44 @@ std::vector<PendingColumn> unpack(const std::vector<Index>& buffer) {
 
 class LocalBlock {
  public:
-  LocalBlock(Index lo, Index hi) : lo_(lo), hi_(hi), column_of_pivot_(static_cast<std::size_t>(hi - lo), -1),
-                                   cleared_(static_cast<std::size_t>(hi - lo), 0) {}
+  LocalBlock(Index lo, Index hi, Index n) : lo_(lo), hi_(hi), column_of_pivot_(static_cast<std::size_t>(hi - lo), -1),
+                                            cleared_(static_cast<std::size_t>(hi - lo), 0),
+                                            stored_(static_cast<std::size_t>(n - lo)), work_(n) {}
 
   bool cleared(Index j) const { return cleared_[static_cast<std::size_t>(j - lo_)] != 0; }
 
   // Reduces `c` with the columns stored at this block's pivots. Returns true when the column must
   // be forwarded to the previous rank (its pivot is below this block).
   bool reduce(PendingColumn& c) {
-    while (!c.rows.empty()) {
-      const Index low = c.rows.back();
-      if (low < lo_) return true;
+    work_.add(c.rows);
+    c.rows.clear();
+    while (!work_.empty()) {
+      const Index low = work_.pivot();
+      if (low < lo_) {
+        work_.take(c.rows);
+        return true;
+      }
       Index& holder = column_of_pivot_[static_cast<std::size_t>(low - lo_)];
       if (holder < 0) {
         holder = c.index;
         cleared_[static_cast<std::size_t>(low - lo_)] = 1;  // column `low` is local and reduces to zero
-        stored_[c.index] = std::move(c.rows);
-        c.rows.clear();
+        work_.take(stored(c.index));
         return false;
       }
       if (holder < c.index) {
-        add_column(c.rows, stored_.at(holder), scratch_);
+        work_.add(stored(holder));
       } else {
         // The pivot is held by a later column: keep the earlier one there and continue with the
         // later one, reduced by it (a legal left-to-right addition).
-        auto node = stored_.extract(holder);
-        PendingColumn displaced{holder, std::move(node.mapped())};
-        add_column(displaced.rows, c.rows, scratch_);
+        std::vector<Index> current;
+        work_.take(current);
+        work_.add(stored(holder));
+        release_column(stored(holder));
+        work_.add(current);
+        stored(c.index) = std::move(current);
+        const Index displaced = holder;
         holder = c.index;
-        stored_[c.index] = std::move(c.rows);
-        c = std::move(displaced);
+        c.index = displaced;
       }
     }
     return false;
@@ -102,8 +109,10 @@ class LocalBlock {
   Index lo_, hi_;
   std::vector<Index> column_of_pivot_;
   std::vector<char> cleared_;
-  std::unordered_map<Index, std::vector<Index>> stored_;
-  std::vector<Index> scratch_;
+  // Reduced columns stored at this block's pivots, by column index (any index >= lo_ can arrive).
+  std::vector<Index>& stored(Index column) { return stored_[static_cast<std::size_t>(column - lo_)]; }
+  std::vector<std::vector<Index>> stored_;
+  PivotColumn work_;
 };
 
 }  // namespace
@@ -165,7 +174,7 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
   }
   std::vector<Index>().swap(my_buffer);
 
-  LocalBlock block(lo, hi);
+  LocalBlock block(lo, hi, n);
   const int tag = 4242;
   for (int d = max_dim; d >= 1; --d) {
     std::vector<PendingColumn> pending;
