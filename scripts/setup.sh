@@ -20,6 +20,7 @@ APT_PACKAGES=(
   libopenblas0-pthread          # so libtorch, PETSc and numpy do not use the reference BLAS
   gettext                       # msgunfmt, for the multilingual corpus
   python3-venv
+  python3-torch                 # reference transformers for the parity tests (.venv-torch)
   slurm-wlm munge               # single-node SLURM for the SLURM tests
 )
 
@@ -47,4 +48,15 @@ if [[ ! -x "$here/.venv/bin/python" ]] || [[ "$(cat "$stamp" 2>/dev/null)" != "$
   "$here/.venv/bin/pip" install -q --upgrade pip
   "$here/.venv/bin/pip" install -q -r "$req"
   echo "$want" > "$stamp"
+fi
+
+# Second venv for the transformer parity tests: Debian's python3 + python3-torch + transformers.
+req_t="$here/tests/model/requirements.txt"
+stamp_t="$here/.venv-torch/.requirements.sha256"
+want_t="$(sha256sum "$req_t" | cut -d' ' -f1)"
+if [[ ! -x "$here/.venv-torch/bin/python" ]] || [[ "$(cat "$stamp_t" 2>/dev/null)" != "$want_t" ]]; then
+  echo "setup: preparing the transformers venv (.venv-torch)"
+  /usr/bin/python3 -m venv --system-site-packages "$here/.venv-torch"
+  "$here/.venv-torch/bin/pip" install -q -r "$req_t"
+  echo "$want_t" > "$stamp_t"
 fi

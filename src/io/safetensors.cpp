@@ -1,0 +1,146 @@
+#include "io/safetensors.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+
+namespace fs = std::filesystem;
+
+namespace lmtopo::io {
+
+std::size_t dtype_size(TensorDType t) { return t == TensorDType::f32 ? 4 : 2; }
+std::string dtype_label(TensorDType t) { return t == TensorDType::f32 ? "F32" : t == TensorDType::f16 ? "F16" : "BF16"; }
+
+std::int64_t TensorView::numel() const {
+  std::int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return n;
+}
+
+SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) throw InputError(path + ": cannot open the safetensors file");
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    ::close(fd);
+    throw InputError(path + ": cannot stat the safetensors file");
+  }
+  size_ = static_cast<std::size_t>(st.st_size);
+  if (size_ < 8) {
+    ::close(fd);
+    throw InputError(path + ": truncated safetensors file (no header length)");
+  }
+  map_ = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (map_ == MAP_FAILED) {
+    map_ = nullptr;
+    throw RuntimeFailure(path + ": mmap failed");
+  }
+  const auto* bytes = static_cast<const unsigned char*>(map_);
+  std::uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];
+  if (header_len > size_ - 8) throw InputError(path + ": corrupt safetensors header length " + std::to_string(header_len));
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(std::string(reinterpret_cast<const char*>(bytes + 8), header_len));
+  } catch (const nlohmann::json::parse_error&) {
+    throw InputError(path + ": corrupt safetensors header (not JSON)");
+  }
+  if (!header.is_object()) throw InputError(path + ": corrupt safetensors header (expected an object)");
+  const std::size_t base = 8 + header_len, data_size = size_ - base;
+  std::vector<std::pair<std::size_t, std::size_t>> ranges;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    if (it.key() == "__metadata__") continue;
+    const std::string where = path + ": tensor " + it.key() + ": ";
+    const auto& t = it.value();
+    if (!t.is_object() || !t.contains("dtype") || !t.contains("shape") || !t.contains("data_offsets"))
+      throw InputError(where + "expected dtype, shape and data_offsets");
+    TensorView v;
+    v.name = it.key();
+    v.file = path;
+    const std::string dt = t["dtype"].is_string() ? t["dtype"].get<std::string>() : "";
+    if (dt == "F32") v.dtype = TensorDType::f32;
+    else if (dt == "F16") v.dtype = TensorDType::f16;
+    else if (dt == "BF16") v.dtype = TensorDType::bf16;
+    else throw InputError(where + "unsupported dtype '" + dt + "' (expected F32, F16 or BF16)");
+    for (const auto& d : t["shape"]) {
+      if (!d.is_number_integer() || d.get<std::int64_t>() < 0) throw InputError(where + "invalid shape");
+      v.shape.push_back(d.get<std::int64_t>());
+    }
+    const auto& off = t["data_offsets"];
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+      throw InputError(where + "invalid data_offsets");
+    const auto b = off[0].get<std::size_t>(), e = off[1].get<std::size_t>();
+    if (b > e || e > data_size) throw InputError(where + "data_offsets outside the file (truncated?)");
+    v.bytes = e - b;
+    if (static_cast<std::size_t>(v.numel()) * dtype_size(v.dtype) != v.bytes)
+      throw InputError(where + "shape and data_offsets disagree");
+    v.data = bytes + base + b;
+    ranges.push_back({b, e});
+    tensors_[v.name] = v;
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (std::size_t i = 1; i < ranges.size(); ++i)
+    if (ranges[i].first < ranges[i - 1].second) throw InputError(path + ": corrupt safetensors file (tensors overlap)");
+}
+
+SafetensorsFile::~SafetensorsFile() {
+  if (map_) munmap(map_, size_);
+}
+
+Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
+  const fs::path index = fs::path(dir) / "model.safetensors.index.json";
+  const fs::path single = fs::path(dir) / "model.safetensors";
+  if (fs::exists(index)) {
+    nlohmann::json j;
+    try {
+      std::ifstream in(index);
+      j = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::parse_error&) {
+      throw InputError(index.string() + ": corrupt index (not JSON)");
+    }
+    if (!j.contains("weight_map") || !j["weight_map"].is_object())
+      throw InputError(index.string() + ": expected a weight_map object");
+    std::map<std::string, SafetensorsFile*> by_file;
+    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+      const std::string shard = it.value().get<std::string>();
+      if (!by_file.count(shard)) {
+        const fs::path p = fs::path(dir) / shard;
+        if (!fs::exists(p)) throw InputError(index.string() + ": shard " + shard + " listed for " + it.key() + " is missing");
+        files_.push_back(std::make_unique<SafetensorsFile>(p.string()));
+        by_file[shard] = files_.back().get();
+      }
+      const auto& ts = by_file[shard]->tensors();
+      auto t = ts.find(it.key());
+      if (t == ts.end()) throw InputError(index.string() + ": tensor " + it.key() + " is not in shard " + shard);
+      index_[it.key()] = &t->second;
+    }
+  } else if (fs::exists(single)) {
+    files_.push_back(std::make_unique<SafetensorsFile>(single.string()));
+    for (const auto& [name, v] : files_.back()->tensors()) index_[name] = &v;
+  } else {
+    throw InputError(dir + ": no model.safetensors or model.safetensors.index.json");
+  }
+}
+
+const TensorView& Checkpoint::tensor(const std::string& name) const {
+  auto it = index_.find(name);
+  if (it == index_.end()) throw InputError(dir_ + ": missing tensor " + name);
+  return *it->second;
+}
+
+std::vector<std::string> Checkpoint::names() const {
+  std::vector<std::string> out;
+  for (const auto& kv : index_) out.push_back(kv.first);
+  return out;
+}
+
+}  // namespace lmtopo::io

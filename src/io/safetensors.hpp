@@ -1,0 +1,58 @@
+// safetensors checkpoints (single file or sharded with model.safetensors.index.json), memory-mapped
+// and validated: JSON header, dtype (F32, F16, BF16), shapes matching byte ranges, ranges inside the
+// file and not overlapping. Corrupt input -> InputError naming the file (and tensor).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lmtopo::io {
+
+enum class TensorDType { f32, f16, bf16 };
+std::size_t dtype_size(TensorDType t);
+std::string dtype_label(TensorDType t);  // "F32", "F16", "BF16"
+
+struct TensorView {
+  std::string name;
+  std::string file;
+  TensorDType dtype = TensorDType::f32;
+  std::vector<std::int64_t> shape;
+  const void* data = nullptr;  // into the memory map; valid while the SafetensorsFile lives
+  std::size_t bytes = 0;
+  std::int64_t numel() const;
+};
+
+class SafetensorsFile {
+ public:
+  explicit SafetensorsFile(const std::string& path);
+  ~SafetensorsFile();
+  SafetensorsFile(const SafetensorsFile&) = delete;
+  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
+  const std::map<std::string, TensorView>& tensors() const { return tensors_; }
+
+ private:
+  std::string path_;
+  void* map_ = nullptr;
+  std::size_t size_ = 0;
+  std::map<std::string, TensorView> tensors_;
+};
+
+// All tensors of a checkpoint folder: model.safetensors, or the shards listed in
+// model.safetensors.index.json (every listed tensor must be found in its shard).
+class Checkpoint {
+ public:
+  explicit Checkpoint(const std::string& dir);
+  const TensorView& tensor(const std::string& name) const;  // InputError naming the folder if missing
+  bool has(const std::string& name) const { return index_.count(name) > 0; }
+  std::vector<std::string> names() const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::map<std::string, const TensorView*> index_;
+};
+
+}  // namespace lmtopo::io

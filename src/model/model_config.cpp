@@ -1,0 +1,81 @@
+#include "model/model_config.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+
+namespace lmtopo::model {
+
+const std::vector<std::string>& supported_architectures() {
+  static const std::vector<std::string> names = {"gpt_neox", "llama"};
+  return names;
+}
+
+ModelConfig read_model_config(const std::string& dir, const std::string& architecture) {
+  const std::string path = (std::filesystem::path(dir) / "config.json").string();
+  std::ifstream in(path);
+  if (!in) throw InputError(path + ": cannot open the model config");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error&) {
+    throw InputError(path + ": corrupt config.json (not JSON)");
+  }
+  ModelConfig c;
+  c.dir = dir;
+  c.model_type = architecture.empty() ? j.value("model_type", "") : architecture;
+  std::string supported;
+  for (const auto& a : supported_architectures()) supported += (supported.empty() ? "" : ", ") + a;
+  auto need_int = [&](const char* key) {
+    if (!j.contains(key) || !j[key].is_number_integer()) throw InputError(path + ": " + key + ": expected an integer");
+    return j[key].get<int>();
+  };
+  auto id = [&](const char* key) -> long long {
+    return j.contains(key) && j[key].is_number_integer() ? j[key].get<long long>() : -1;
+  };
+  c.bos_id = id("bos_token_id");
+  c.eos_id = id("eos_token_id");
+  c.pad_id = id("pad_token_id");
+  c.tie_embeddings = j.value("tie_word_embeddings", c.model_type == "llama" ? false : false);
+  if (c.model_type == "gpt_neox") {
+    c.num_layers = need_int("num_hidden_layers");
+    c.hidden = need_int("hidden_size");
+    c.heads = need_int("num_attention_heads");
+    c.kv_heads = c.heads;
+    c.intermediate = need_int("intermediate_size");
+    c.vocab = need_int("vocab_size");
+    c.norm_eps = j.value("layer_norm_eps", 1e-5);
+    c.activation = j.value("hidden_act", "gelu");
+    c.parallel_residual = j.value("use_parallel_residual", true);
+    c.rotary_pct = j.value("rotary_pct", 1.0);
+    c.rope_theta = j.contains("rope_theta") ? j["rope_theta"].get<double>() : j.value("rotary_emb_base", 10000.0);
+    c.attention_bias = j.value("attention_bias", true);
+  } else if (c.model_type == "llama") {
+    c.num_layers = need_int("num_hidden_layers");
+    c.hidden = need_int("hidden_size");
+    c.heads = need_int("num_attention_heads");
+    c.kv_heads = j.contains("num_key_value_heads") && !j["num_key_value_heads"].is_null() ? j["num_key_value_heads"].get<int>() : c.heads;
+    c.intermediate = need_int("intermediate_size");
+    c.vocab = need_int("vocab_size");
+    c.norm_eps = j.value("rms_norm_eps", 1e-6);
+    c.activation = j.value("hidden_act", "silu");
+    c.rope_theta = j.value("rope_theta", 10000.0);
+    c.attention_bias = j.value("attention_bias", false);
+    c.mlp_bias = j.value("mlp_bias", false);
+    if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
+      throw InputError(path + ": rope_scaling: not supported yet (supported: none)");
+  } else {
+    throw InputError(path + ": model_type: unsupported '" + c.model_type + "' (supported: " + supported + ")");
+  }
+  c.head_dim = j.contains("head_dim") && j["head_dim"].is_number_integer() ? j["head_dim"].get<int>() : c.hidden / c.heads;
+  if (c.heads <= 0 || c.hidden % c.heads != 0 || c.kv_heads <= 0 || c.heads % c.kv_heads != 0)
+    throw InputError(path + ": num_attention_heads: expected a divisor of hidden_size and a multiple of num_key_value_heads");
+  const std::vector<std::string> acts = {"gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "relu", "silu"};
+  if (std::find(acts.begin(), acts.end(), c.activation) == acts.end())
+    throw InputError(path + ": hidden_act: unsupported '" + c.activation + "' (supported: gelu, gelu_new, gelu_fast, gelu_pytorch_tanh, relu, silu)");
+  return c;
+}
+
+}  // namespace lmtopo::model

@@ -1,0 +1,36 @@
+// Hugging Face config.json -> the sizes and options the runtime needs. No libtorch here.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace lmtopo::model {
+
+struct ModelConfig {
+  std::string dir;
+  std::string model_type;  // gpt_neox | llama
+  int num_layers = 0;
+  int hidden = 0;
+  int heads = 0;
+  int kv_heads = 0;
+  int head_dim = 0;
+  int intermediate = 0;
+  int vocab = 0;
+  double norm_eps = 1e-5;
+  std::string activation = "gelu";
+  bool parallel_residual = true;  // gpt_neox
+  double rotary_pct = 1.0;        // gpt_neox
+  double rope_theta = 10000.0;
+  bool attention_bias = true;
+  bool mlp_bias = false;          // llama
+  bool tie_embeddings = false;
+  long long bos_id = -1, eos_id = -1, pad_id = -1;
+};
+
+// Architectures the runtime implements, for error messages and docs.
+const std::vector<std::string>& supported_architectures();
+
+// Reads DIR/config.json; `architecture` (from the job spec) overrides model_type. Unsupported types
+// or features -> InputError listing what is supported.
+ModelConfig read_model_config(const std::string& dir, const std::string& architecture = "");
+
+}  // namespace lmtopo::model

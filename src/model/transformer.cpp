@@ -1,0 +1,320 @@
+// The libtorch implementation of model/transformer.hpp: GPT-NeoX (parallel or sequential residual,
+// partial rotary) and Llama (RMSNorm, rotary, grouped-query attention, SwiGLU), following the
+// Hugging Face modelling code's order of operations so that outputs agree to float32 rounding.
+#include "model/transformer.hpp"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <set>
+
+#include "core/error.hpp"
+#include "io/safetensors.hpp"
+
+namespace lmtopo::model {
+
+const std::vector<std::string>& portable_hooks() {
+  static const std::vector<std::string> names = {"post_attention_layernorm", "block_output", "block_input",
+                                                 "attn_output", "mlp_act"};
+  return names;
+}
+
+namespace {
+
+using torch::Tensor;
+namespace F = torch::nn::functional;
+
+torch::Dtype torch_dtype(io::TensorDType t) {
+  switch (t) {
+    case io::TensorDType::f32: return torch::kFloat32;
+    case io::TensorDType::f16: return torch::kFloat16;
+    case io::TensorDType::bf16: return torch::kBFloat16;
+  }
+  return torch::kFloat32;
+}
+
+torch::Dtype torch_dtype(WeightDType t) {
+  switch (t) {
+    case WeightDType::float32: return torch::kFloat32;
+    case WeightDType::bfloat16: return torch::kBFloat16;
+    case WeightDType::float16: return torch::kFloat16;
+  }
+  return torch::kFloat32;
+}
+
+Tensor rotate_half(const Tensor& x) {
+  const auto half = x.size(-1) / 2;
+  return torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
+}
+
+class TorchTransformer final : public Transformer {
+ public:
+  TorchTransformer(ModelConfig c, const io::Checkpoint& ckpt, torch::Dtype dtype) : c_(std::move(c)), dtype_(dtype) {
+    const bool neox = c_.model_type == "gpt_neox";
+    prefix_ = neox ? "gpt_neox." : "model.";
+    embed_ = weight(ckpt, neox ? "gpt_neox.embed_in.weight" : "model.embed_tokens.weight", {c_.vocab, c_.hidden});
+    for (int i = 0; i < c_.num_layers; ++i) {
+      const std::string p = prefix_ + "layers." + std::to_string(i) + ".";
+      Layer l;
+      const std::int64_t H = c_.hidden, I = c_.intermediate;
+      const std::int64_t q = static_cast<std::int64_t>(c_.heads) * c_.head_dim, kv = static_cast<std::int64_t>(c_.kv_heads) * c_.head_dim;
+      l.ln1_w = weight(ckpt, p + "input_layernorm.weight", {H});
+      l.ln2_w = weight(ckpt, p + "post_attention_layernorm.weight", {H});
+      if (neox) {
+        l.ln1_b = weight(ckpt, p + "input_layernorm.bias", {H});
+        l.ln2_b = weight(ckpt, p + "post_attention_layernorm.bias", {H});
+        l.qkv_w = weight(ckpt, p + "attention.query_key_value.weight", {3 * H, H});
+        l.o_w = weight(ckpt, p + "attention.dense.weight", {H, H});
+        if (c_.attention_bias) {
+          l.qkv_b = weight(ckpt, p + "attention.query_key_value.bias", {3 * H});
+          l.o_b = weight(ckpt, p + "attention.dense.bias", {H});
+        }
+        l.up_w = weight(ckpt, p + "mlp.dense_h_to_4h.weight", {I, H});
+        l.up_b = weight(ckpt, p + "mlp.dense_h_to_4h.bias", {I});
+        l.down_w = weight(ckpt, p + "mlp.dense_4h_to_h.weight", {H, I});
+        l.down_b = weight(ckpt, p + "mlp.dense_4h_to_h.bias", {H});
+      } else {
+        l.q_w = weight(ckpt, p + "self_attn.q_proj.weight", {q, H});
+        l.k_w = weight(ckpt, p + "self_attn.k_proj.weight", {kv, H});
+        l.v_w = weight(ckpt, p + "self_attn.v_proj.weight", {kv, H});
+        l.o_w = weight(ckpt, p + "self_attn.o_proj.weight", {H, q});
+        if (c_.attention_bias) {
+          l.q_b = weight(ckpt, p + "self_attn.q_proj.bias", {q});
+          l.k_b = weight(ckpt, p + "self_attn.k_proj.bias", {kv});
+          l.v_b = weight(ckpt, p + "self_attn.v_proj.bias", {kv});
+          l.o_b = weight(ckpt, p + "self_attn.o_proj.bias", {H});
+        }
+        l.gate_w = weight(ckpt, p + "mlp.gate_proj.weight", {I, H});
+        l.up_w = weight(ckpt, p + "mlp.up_proj.weight", {I, H});
+        l.down_w = weight(ckpt, p + "mlp.down_proj.weight", {H, I});
+        if (c_.mlp_bias) {
+          l.gate_b = weight(ckpt, p + "mlp.gate_proj.bias", {I});
+          l.up_b = weight(ckpt, p + "mlp.up_proj.bias", {I});
+          l.down_b = weight(ckpt, p + "mlp.down_proj.bias", {H});
+        }
+      }
+      layers_.push_back(std::move(l));
+    }
+    final_w = weight(ckpt, neox ? "gpt_neox.final_layer_norm.weight" : "model.norm.weight", {c_.hidden});
+    if (neox) final_b = weight(ckpt, "gpt_neox.final_layer_norm.bias", {c_.hidden});
+    const std::string head = neox ? "embed_out.weight" : "lm_head.weight";
+    head_ = (c_.tie_embeddings && !ckpt.has(head)) ? embed_ : weight(ckpt, head, {c_.vocab, c_.hidden});
+  }
+
+  const ModelConfig& config() const override { return c_; }
+
+  std::vector<std::string> point_names(const std::string& hook) const override {
+    const bool neox = c_.model_type == "gpt_neox";
+    std::vector<std::string> out;
+    auto layer = [&](int i) { return prefix_ + "layers." + std::to_string(i); };
+    if (hook == "post_attention_layernorm") {
+      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i) + ".post_attention_layernorm");
+      out.push_back(neox ? "gpt_neox.final_layer_norm" : "model.norm");
+    } else if (hook == "block_output") {
+      out.push_back(neox ? "gpt_neox.embed_in" : "model.embed_tokens");
+      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i));
+    } else if (hook == "block_input") {
+      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i) + ":input");
+    } else if (hook == "attn_output") {
+      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i) + (neox ? ".attention" : ".self_attn"));
+    } else if (hook == "mlp_act") {
+      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i) + (neox ? ".mlp.act" : ".mlp.down_proj:input"));
+    } else {
+      std::string names;
+      for (const auto& h : portable_hooks()) names += (names.empty() ? "" : ", ") + h;
+      throw InputError("unknown hook '" + hook + "' (expected one of: " + names + ")");
+    }
+    return out;
+  }
+
+  std::map<std::string, HookResult> forward(const Batch& b, const std::vector<std::string>& hooks, Pooling pooling,
+                                            bool want_logits) override {
+    torch::NoGradGuard no_grad;
+    for (const auto& h : hooks) (void)point_names(h);  // validates the names
+    const std::set<std::string> want(hooks.begin(), hooks.end());
+    const auto B = b.batch, T = b.seq;
+    if (static_cast<std::int64_t>(b.ids.size()) != B * T || static_cast<std::int64_t>(b.mask.size()) != B * T)
+      throw std::invalid_argument("batch ids/mask do not match batch x seq");
+    for (auto id : b.ids)
+      if (id < 0 || id >= c_.vocab) throw InputError("token id " + std::to_string(id) + " outside the vocabulary of " + c_.dir);
+    const Tensor ids = torch::from_blob(const_cast<std::int64_t*>(b.ids.data()), {B, T}, torch::kInt64).clone();
+    const Tensor mask = torch::from_blob(const_cast<std::int64_t*>(b.mask.data()), {B, T}, torch::kInt64).clone();
+    std::map<std::string, std::vector<Tensor>> captured;
+    auto keep = [&](const char* name, const Tensor& t) {
+      if (want.count(name)) captured[name].push_back(t.to(torch::kFloat32));
+    };
+
+    // Additive attention bias: causal, and padded keys masked, in float32 (as HF builds it).
+    const float neg = std::numeric_limits<float>::lowest();
+    Tensor causal = torch::ones({T, T}, torch::kBool).tril();
+    Tensor allowed = causal.unsqueeze(0) & mask.to(torch::kBool).unsqueeze(1);  // [B, T(query), T(key)]
+    Tensor bias = torch::zeros({B, 1, T, T}, torch::kFloat32).masked_fill(~allowed.unsqueeze(1), neg);
+
+    // Rotary tables.
+    const bool neox = c_.model_type == "gpt_neox";
+    const std::int64_t rot = neox ? static_cast<std::int64_t>(c_.head_dim * c_.rotary_pct) : c_.head_dim;
+    Tensor inv_freq = 1.0 / torch::pow(c_.rope_theta, torch::arange(0, rot, 2, torch::kInt64).to(torch::kFloat32) / static_cast<double>(rot));
+    Tensor pos = torch::arange(T, torch::kInt64).to(torch::kFloat32);
+    Tensor freqs = torch::outer(pos, inv_freq);
+    Tensor emb = torch::cat({freqs, freqs}, -1);
+    Tensor cos = emb.cos().to(dtype_), sin = emb.sin().to(dtype_);  // [T, rot]
+
+    Tensor x = torch::embedding(embed_, ids);
+    keep("block_output", x);
+    for (int i = 0; i < c_.num_layers; ++i) {
+      const Layer& l = layers_[static_cast<std::size_t>(i)];
+      keep("block_input", x);
+      if (neox) {
+        Tensor h1 = torch::layer_norm(x, {c_.hidden}, l.ln1_w, l.ln1_b, c_.norm_eps);
+        Tensor attn = attention_neox(h1, l, bias, cos, sin, rot);
+        keep("attn_output", attn);
+        if (c_.parallel_residual) {
+          Tensor h2 = torch::layer_norm(x, {c_.hidden}, l.ln2_w, l.ln2_b, c_.norm_eps);
+          keep("post_attention_layernorm", h2);
+          Tensor act = activation(torch::linear(h2, l.up_w, l.up_b));
+          keep("mlp_act", act);
+          x = torch::linear(act, l.down_w, l.down_b) + attn + x;
+        } else {
+          Tensor mid = attn + x;
+          Tensor h2 = torch::layer_norm(mid, {c_.hidden}, l.ln2_w, l.ln2_b, c_.norm_eps);
+          keep("post_attention_layernorm", h2);
+          Tensor act = activation(torch::linear(h2, l.up_w, l.up_b));
+          keep("mlp_act", act);
+          x = torch::linear(act, l.down_w, l.down_b) + mid;
+        }
+      } else {
+        Tensor h1 = rms_norm(x, l.ln1_w);
+        Tensor attn = attention_llama(h1, l, bias, cos, sin);
+        keep("attn_output", attn);
+        x = x + attn;
+        Tensor h2 = rms_norm(x, l.ln2_w);
+        keep("post_attention_layernorm", h2);
+        Tensor act = activation(torch::linear(h2, l.gate_w, l.gate_b)) * torch::linear(h2, l.up_w, l.up_b);
+        keep("mlp_act", act);
+        x = x + torch::linear(act, l.down_w, l.down_b);
+      }
+      keep("block_output", x);
+    }
+    Tensor final_h = neox ? torch::layer_norm(x, {c_.hidden}, final_w, final_b, c_.norm_eps) : rms_norm(x, final_w);
+    keep("post_attention_layernorm", final_h);
+
+    std::map<std::string, HookResult> out;
+    for (const auto& h : hooks) {
+      Tensor stacked = torch::stack(captured[h]);  // [points, B, T, W]
+      if (pooling == Pooling::last) {
+        // The last non-pad position of each row, whatever the padding side.
+        Tensor positions = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
+        Tensor last = (positions * mask).argmax(1);  // [B]
+        Tensor index = last.view({1, B, 1, 1}).expand({stacked.size(0), B, 1, stacked.size(3)});
+        stacked = stacked.gather(2, index).squeeze(2);
+      } else if (pooling == Pooling::mean) {
+        Tensor m = mask.to(torch::kFloat32).view({1, B, T, 1});
+        stacked = (stacked * m).sum(2) / m.sum(2).clamp_min(1.0);
+      }
+      stacked = stacked.contiguous();
+      HookResult r;
+      r.points = point_names(h);
+      r.shape.assign(stacked.sizes().begin(), stacked.sizes().end());
+      r.values.assign(stacked.data_ptr<float>(), stacked.data_ptr<float>() + stacked.numel());
+      out[h] = std::move(r);
+    }
+    if (want_logits) {
+      Tensor logits = torch::linear(final_h, head_).to(torch::kFloat32).contiguous();
+      HookResult r;
+      r.points = {neox ? "embed_out" : "lm_head"};
+      r.shape.assign(logits.sizes().begin(), logits.sizes().end());
+      r.values.assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
+      out["logits"] = std::move(r);
+    }
+    return out;
+  }
+
+ private:
+  struct Layer {
+    Tensor ln1_w, ln1_b, ln2_w, ln2_b;
+    Tensor qkv_w, qkv_b, q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b;
+    Tensor gate_w, gate_b, up_w, up_b, down_w, down_b;
+  };
+
+  Tensor weight(const io::Checkpoint& ckpt, const std::string& name, const std::vector<std::int64_t>& shape) {
+    const auto& v = ckpt.tensor(name);
+    if (v.shape != shape) {
+      std::string want, got;
+      for (auto d : shape) want += (want.empty() ? "" : "x") + std::to_string(d);
+      for (auto d : v.shape) got += (got.empty() ? "" : "x") + std::to_string(d);
+      throw InputError(v.file + ": tensor " + name + ": shape " + got + " disagrees with config.json (expected " + want + ")");
+    }
+    return torch::from_blob(const_cast<void*>(v.data), v.shape, torch_dtype(v.dtype)).to(dtype_, /*non_blocking=*/false, /*copy=*/true);
+  }
+
+  Tensor activation(const Tensor& x) const {
+    if (c_.activation == "gelu") return torch::gelu(x);
+    if (c_.activation == "relu") return torch::relu(x);
+    if (c_.activation == "silu") return torch::silu(x);
+    return torch::gelu(x, "tanh");  // gelu_new, gelu_fast, gelu_pytorch_tanh
+  }
+
+  Tensor rms_norm(const Tensor& x, const Tensor& w) const {
+    Tensor h = x.to(torch::kFloat32);
+    h = h * torch::rsqrt(h.pow(2).mean(-1, true) + c_.norm_eps);
+    return w * h.to(x.scalar_type());
+  }
+
+  Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias) const {
+    // q, k, v: [B, heads, T, hd]; softmax in float32 as HF does.
+    Tensor scores = torch::matmul(q.to(torch::kFloat32), k.to(torch::kFloat32).transpose(-1, -2)) /
+                    std::sqrt(static_cast<double>(c_.head_dim));
+    scores = scores + bias;
+    Tensor probs = torch::softmax(scores, -1).to(v.scalar_type());
+    return torch::matmul(probs, v);
+  }
+
+  Tensor attention_neox(const Tensor& h, const Layer& l, const Tensor& bias, const Tensor& cos, const Tensor& sin,
+                        std::int64_t rot) const {
+    const auto B = h.size(0), T = h.size(1);
+    const std::int64_t hd = c_.head_dim;
+    Tensor qkv = torch::linear(h, l.qkv_w, l.qkv_b).view({B, T, c_.heads, 3 * hd}).permute({0, 2, 1, 3});
+    Tensor q = qkv.slice(-1, 0, hd), k = qkv.slice(-1, hd, 2 * hd), v = qkv.slice(-1, 2 * hd);
+    auto rope = [&](const Tensor& t) {
+      Tensor tr = t.slice(-1, 0, rot), tp = t.slice(-1, rot);
+      return torch::cat({tr * cos + rotate_half(tr) * sin, tp}, -1);
+    };
+    q = rope(q);
+    k = rope(k);
+    Tensor ctx = attend(q, k, v, bias).permute({0, 2, 1, 3}).reshape({B, T, c_.heads * hd});
+    return torch::linear(ctx, l.o_w, l.o_b);
+  }
+
+  Tensor attention_llama(const Tensor& h, const Layer& l, const Tensor& bias, const Tensor& cos, const Tensor& sin) const {
+    const auto B = h.size(0), T = h.size(1);
+    const std::int64_t hd = c_.head_dim;
+    Tensor q = torch::linear(h, l.q_w, l.q_b).view({B, T, c_.heads, hd}).transpose(1, 2);
+    Tensor k = torch::linear(h, l.k_w, l.k_b).view({B, T, c_.kv_heads, hd}).transpose(1, 2);
+    Tensor v = torch::linear(h, l.v_w, l.v_b).view({B, T, c_.kv_heads, hd}).transpose(1, 2);
+    q = q * cos + rotate_half(q) * sin;
+    k = k * cos + rotate_half(k) * sin;
+    const std::int64_t groups = c_.heads / c_.kv_heads;
+    if (groups > 1) {
+      k = k.repeat_interleave(groups, 1);
+      v = v.repeat_interleave(groups, 1);
+    }
+    Tensor ctx = attend(q, k, v, bias).transpose(1, 2).reshape({B, T, c_.heads * hd});
+    return torch::linear(ctx, l.o_w, l.o_b);
+  }
+
+  ModelConfig c_;
+  torch::Dtype dtype_;
+  std::string prefix_;
+  Tensor embed_, final_w, final_b, head_;
+  std::vector<Layer> layers_;
+};
+
+}  // namespace
+
+std::unique_ptr<Transformer> Transformer::load(const std::string& dir, WeightDType dtype, const std::string& architecture) {
+  ModelConfig c = read_model_config(dir, architecture);
+  io::Checkpoint ckpt(dir);
+  return std::make_unique<TorchTransformer>(std::move(c), ckpt, torch_dtype(dtype));
+}
+
+}  // namespace lmtopo::model

@@ -1,0 +1,170 @@
+"""Transformer parity: lmtopo's libtorch runtime against Hugging Face transformers on random-init
+models of each implemented architecture, every portable hook, all tokens and pooled, right and left
+padding. Reference activations come from forward hooks on the transformers modules."""
+import json
+import os
+import pathlib
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+import transformers
+
+MODEL_DUMP = os.environ["MODEL_DUMP"]
+
+ARCHS = {
+    "neox_parallel": lambda: transformers.GPTNeoXConfig(
+        vocab_size=97, hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=160,
+        rotary_pct=0.25, rotary_emb_base=10000, max_position_embeddings=64, use_parallel_residual=True,
+        hidden_act="gelu", tie_word_embeddings=False),
+    "neox_sequential": lambda: transformers.GPTNeoXConfig(
+        vocab_size=97, hidden_size=48, num_hidden_layers=2, num_attention_heads=3, intermediate_size=96,
+        rotary_pct=1.0, max_position_embeddings=64, use_parallel_residual=False, hidden_act="gelu_new"),
+    "llama_gqa": lambda: transformers.LlamaConfig(
+        vocab_size=101, hidden_size=64, num_hidden_layers=3, num_attention_heads=8, num_key_value_heads=2,
+        intermediate_size=128, rope_theta=500000.0, rms_norm_eps=1e-5, max_position_embeddings=64,
+        tie_word_embeddings=False),
+    "llama_tied_mha": lambda: transformers.LlamaConfig(
+        vocab_size=89, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+        intermediate_size=80, max_position_embeddings=64, tie_word_embeddings=True),
+}
+
+
+def build(arch, tmp_path):
+    torch.manual_seed(sorted(ARCHS).index(arch) + 1)
+    cfg = ARCHS[arch]()
+    cls = transformers.GPTNeoXForCausalLM if cfg.model_type == "gpt_neox" else transformers.LlamaForCausalLM
+    model = cls._from_config(cfg, attn_implementation="eager").eval()
+    # Non-trivial norms and biases (initialised to 1 and 0 otherwise).
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name or name.endswith(".bias"):
+                p.add_(0.1 * torch.randn_like(p))
+    path = tmp_path / arch
+    model.save_pretrained(path, safe_serialization=True)
+    return model, path
+
+
+def reference(model, ids, mask):
+    neox = model.config.model_type == "gpt_neox"
+    base = model.gpt_neox if neox else model.model
+    layers = base.layers
+    cap = {k: [] for k in ("post_attention_layernorm", "block_output", "block_input", "attn_output", "mlp_act")}
+    handles = []
+    embed = base.embed_in if neox else base.embed_tokens
+    handles.append(embed.register_forward_hook(lambda m, i, o: cap["block_output"].append(o)))
+    for layer in layers:
+        handles.append(layer.register_forward_pre_hook(lambda m, a: cap["block_input"].append(a[0])))
+        handles.append(layer.register_forward_hook(lambda m, i, o: cap["block_output"].append(o[0])))
+        handles.append(layer.post_attention_layernorm.register_forward_hook(
+            lambda m, i, o: cap["post_attention_layernorm"].append(o)))
+        attn = layer.attention if neox else layer.self_attn
+        handles.append(attn.register_forward_hook(lambda m, i, o: cap["attn_output"].append(o[0])))
+        if neox:
+            handles.append(layer.mlp.act.register_forward_hook(lambda m, i, o: cap["mlp_act"].append(o)))
+        else:
+            handles.append(layer.mlp.down_proj.register_forward_pre_hook(lambda m, a: cap["mlp_act"].append(a[0])))
+    final = base.final_layer_norm if neox else base.norm
+    handles.append(final.register_forward_hook(lambda m, i, o: cap["post_attention_layernorm"].append(o)))
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).logits
+    for h in handles:
+        h.remove()
+    out = {k: torch.stack(v).numpy() for k, v in cap.items()}
+    out["logits"] = logits.numpy()
+    return out
+
+
+def batch(vocab, side):
+    rng = np.random.default_rng(5)
+    lengths = [7, 4, 1, 6]
+    T = max(lengths)
+    ids, mask = [], []
+    for n in lengths:
+        toks = rng.integers(0, vocab, size=n).tolist()
+        pad = [0] * (T - n)
+        ids.append(toks + pad if side == "right" else pad + toks)
+        mask.append([1] * n + [0] * (T - n) if side == "right" else [0] * (T - n) + [1] * n)
+    return ids, mask
+
+
+def run_lmtopo(path, ids, mask, out):
+    (out.parent / "batch.json").write_text(json.dumps({"ids": ids, "mask": mask}))
+    subprocess.run([MODEL_DUMP, str(path), str(out.parent / "batch.json"), str(out)], check=True)
+    meta = json.loads((out / "meta.json").read_text())
+    return {k: np.fromfile(out / v["file"], dtype=np.float32).reshape(v["shape"]) for k, v in meta.items()}, meta
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_hooks_and_logits_match_transformers(tmp_path, arch, side):
+    model, path = build(arch, tmp_path)
+    ids, mask = batch(model.config.vocab_size, side)
+    ref = reference(model, ids, mask)
+    got, meta = run_lmtopo(path, ids, mask, tmp_path / "out")
+    m = np.array(mask, dtype=bool)
+    L = model.config.num_hidden_layers
+    for hook, want in ref.items():
+        key = "none." + hook
+        have = got[key]
+        if hook != "logits":
+            assert have.shape[0] == want.shape[0] == (L + 1 if hook in ("post_attention_layernorm", "block_output") else L)
+        # compare real tokens only (pad positions are undefined)
+        if hook == "logits":
+            np.testing.assert_allclose(have[m], want[m], rtol=1e-4, atol=1e-4, err_msg=hook)
+        else:
+            np.testing.assert_allclose(have[:, m], want[:, m], rtol=1e-4, atol=1e-4, err_msg=hook)
+            last = np.array([np.nonzero(row)[0].max() for row in m])
+            pooled_last = want[:, np.arange(len(last)), last]
+            np.testing.assert_allclose(got["last." + hook], pooled_last, rtol=1e-4, atol=1e-4, err_msg=hook + " last")
+            w = m[None, :, :, None].astype(np.float32)
+            pooled_mean = (want * w).sum(2) / w.sum(2)
+            np.testing.assert_allclose(got["mean." + hook], pooled_mean, rtol=1e-4, atol=1e-4, err_msg=hook + " mean")
+    names = meta["none.post_attention_layernorm"]["points"]
+    assert names[-1] in ("gpt_neox.final_layer_norm", "model.norm") and names[0].endswith("0.post_attention_layernorm")
+
+
+def test_bfloat16_weights_stay_close(tmp_path):
+    model, path = build("neox_parallel", tmp_path)
+    ids, mask = batch(model.config.vocab_size, "right")
+    ref = reference(model, ids, mask)
+    (tmp_path / "batch.json").write_text(json.dumps({"ids": ids, "mask": mask}))
+    out = tmp_path / "bf16"
+    subprocess.run([MODEL_DUMP, str(path), str(tmp_path / "batch.json"), str(out), "bfloat16"], check=True)
+    meta = json.loads((out / "meta.json").read_text())
+    v = meta["none.block_output"]
+    have = np.fromfile(out / v["file"], dtype=np.float32).reshape(v["shape"])
+    m = np.array(mask, dtype=bool)
+    err = np.abs(have[:, m] - ref["block_output"][:, m]).max() / np.abs(ref["block_output"]).max()
+    assert err < 0.05
+
+
+@pytest.mark.parametrize("corruption", ["truncate", "header", "shape", "missing"])
+def test_bad_checkpoints_are_clear_errors(tmp_path, corruption):
+    model, path = build("llama_tied_mha", tmp_path)
+    st = path / "model.safetensors"
+    data = bytearray(st.read_bytes())
+    if corruption == "truncate":
+        st.write_bytes(data[: len(data) // 2])
+    elif corruption == "header":
+        data[10:20] = b"!!!!!!!!!!"
+        st.write_bytes(bytes(data))
+    elif corruption == "shape":
+        cfg = json.loads((path / "config.json").read_text())
+        cfg["intermediate_size"] += 1
+        (path / "config.json").write_text(json.dumps(cfg))
+    else:
+        from safetensors.torch import load_file, save_file
+        tensors = load_file(str(st))
+        tensors.pop("model.layers.1.mlp.up_proj.weight")
+        save_file(tensors, str(st), metadata={"format": "pt"})
+    (tmp_path / "batch.json").write_text(json.dumps({"ids": [[1, 2]], "mask": [[1, 1]]}))
+    proc = subprocess.run([MODEL_DUMP, str(path), str(tmp_path / "batch.json"), str(tmp_path / "o")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert "model.safetensors" in proc.stderr or "config.json" in proc.stderr or str(path) in proc.stderr
+    if corruption == "shape":
+        assert "mlp.gate_proj.weight" in proc.stderr and "disagrees with config.json" in proc.stderr
+    if corruption == "missing":
+        assert "missing tensor model.layers.1.mlp.up_proj.weight" in proc.stderr
