@@ -16,6 +16,7 @@ APT_PACKAGES=(
   libboost-program-options-dev
   libyaml-cpp-dev nlohmann-json3-dev libssl-dev
   libgtest-dev
+  libpcre2-dev libicu-dev        # tokenizer pre-tokenizer regexes (\\p{L}) and NFC
   libblas-dev                   # cblas.h
   libopenblas0-pthread          # so libtorch, PETSc and numpy do not use the reference BLAS
   gettext                       # msgunfmt, for the multilingual corpus

@@ -1,0 +1,28 @@
+// Test tool: encodes the texts of a JSON list with a tokenizer.json and prints a JSON list of id
+// lists, for the parity tests against Hugging Face `tokenizers`.
+// Usage: tokenize_dump TOKENIZER(.json|DIR) TEXTS.json
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+#include "model/tokenizer.hpp"
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::cerr << "usage: tokenize_dump TOKENIZER TEXTS.json\n";
+    return 2;
+  }
+  try {
+    const auto tok = lmtopo::model::Tokenizer::load(argv[1]);
+    std::ifstream in(argv[2]);
+    const auto texts = nlohmann::json::parse(in);
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& t : texts) out.push_back(tok->encode(t.get<std::string>()));
+    std::cout << out.dump() << "\n";
+  } catch (const lmtopo::InputError& e) {
+    std::cerr << "tokenize_dump: error: " << e.what() << "\n";
+    return 2;
+  }
+  return 0;
+}
