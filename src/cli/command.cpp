@@ -5,10 +5,15 @@
 namespace lmtopo::cli {
 
 const std::vector<Command>& commands() {
-  static const std::vector<Command> table = {
-      make_prepare_command(), make_plan_command(),    make_validate_command(),
-      make_inspect_command(), make_zigzag_command(), make_barcode_command(), make_summarize_command(),
-  };
+  static const std::vector<Command> table = [] {
+    std::vector<Command> t = {make_prepare_command(), make_plan_command(), make_validate_command(),
+                              make_inspect_command()};
+#ifdef LMTOPO_HAVE_TORCH
+    t.push_back(make_extract_command());  // needs the libtorch runtime
+#endif
+    for (auto* make : {make_zigzag_command, make_barcode_command, make_summarize_command}) t.push_back(make());
+    return t;
+  }();
   return table;
 }
 

@@ -42,5 +42,6 @@ Command make_inspect_command();
 Command make_plan_command();
 Command make_prepare_command();
 Command make_zigzag_command();
+Command make_extract_command();
 
 }  // namespace lmtopo::cli

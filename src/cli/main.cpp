@@ -2,6 +2,10 @@
 // failure. MPI is initialised when a launcher started the process, or lazily by what needs it.
 #include <mpi.h>
 
+#include <unistd.h>
+
+#include <array>
+#include <cstdlib>
 #include <iostream>
 #include <sstream>
 
@@ -51,9 +55,27 @@ int run_command(const lmtopo::cli::Command& cmd, int argc, char** argv) {
   return cmd.run(vm, passthrough);
 }
 
+#ifndef LMTOPO_EXTRACT_HELPER
+// `extract` runs in lmtopo-extract, the one executable linked with libtorch: loading libtorch costs
+// about half a second per start, which every other subcommand should not pay. The exec happens
+// before MPI starts, so the helper initialises MPI itself under mpirun/srun.
+void exec_extract_helper(char** argv) {
+  std::array<char, 4096> self{};
+  const ssize_t len = readlink("/proc/self/exe", self.data(), self.size() - 1);
+  std::string helper = len > 0 ? std::string(self.data(), static_cast<std::size_t>(len)) : std::string(argv[0]);
+  helper = helper.substr(0, helper.find_last_of('/') + 1) + "lmtopo-extract";
+  execv(helper.c_str(), argv);
+  std::cerr << "lmtopo: failure: cannot run " << helper << " (built without libtorch?)\n";
+  std::exit(1);
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifndef LMTOPO_EXTRACT_HELPER
+  if (argc > 1 && std::string(argv[1]) == "extract") exec_extract_helper(argv);
+#endif
   if (lmtopo::mpi::launched_by_mpi_launcher()) {
     int provided = 0;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);

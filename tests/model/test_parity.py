@@ -11,7 +11,7 @@ import pytest
 import torch
 import transformers
 
-MODEL_DUMP = os.environ["MODEL_DUMP"]
+MODEL_DUMP = os.environ.get("MODEL_DUMP", "model_dump")
 
 ARCHS = {
     "neox_parallel": lambda: transformers.GPTNeoXConfig(
@@ -31,9 +31,11 @@ ARCHS = {
 }
 
 
-def build(arch, tmp_path):
+def build(arch, tmp_path, **overrides):
     torch.manual_seed(sorted(ARCHS).index(arch) + 1)
     cfg = ARCHS[arch]()
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
     cls = transformers.GPTNeoXForCausalLM if cfg.model_type == "gpt_neox" else transformers.LlamaForCausalLM
     model = cls._from_config(cfg, attn_implementation="eager").eval()
     # Non-trivial norms and biases (initialised to 1 and 0 otherwise).

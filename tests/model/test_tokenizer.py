@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 
-TOKENIZE_DUMP = os.environ["TOKENIZE_DUMP"]
+TOKENIZE_DUMP = os.environ.get("TOKENIZE_DUMP", "tokenize_dump")
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 

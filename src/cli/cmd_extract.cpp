@@ -1,0 +1,84 @@
+// `lmtopo extract`: hidden states of a model folder for a JSONL of prompts (design.md contract 6).
+#include <iostream>
+
+#include "cli/command.hpp"
+#include "core/error.hpp"
+#include "core/provenance.hpp"
+#include "mpi/collective.hpp"
+#ifdef LMTOPO_EXTRACT_HELPER
+#include "stages/extract.hpp"
+#else
+#include "stages/extract.hpp"  // options and summary types only
+#endif
+
+namespace lmtopo::cli {
+namespace {
+
+int run_extract_cmd(const po::variables_map& vm, const std::vector<std::string>&) {
+  if (vm.count("job"))
+    throw InputError("extract JOB.yaml: the job-spec form is not available yet; use --model DIR --prompts FILE.jsonl");
+  for (const char* required : {"model", "prompts", "output"})
+    if (!vm.count(required)) throw InputError(std::string("--") + required + ": required for the one-off form");
+  stages::ExtractOptions o;
+  o.model_dir = vm["model"].as<std::string>();
+  o.prompts = vm["prompts"].as<std::string>();
+  o.output = vm["output"].as<std::string>();
+  o.hooks = vm.count("hook") ? vm["hook"].as<std::vector<std::string>>() : std::vector<std::string>{"post_attention_layernorm"};
+  o.pool = vm["pool"].as<std::string>();
+  o.dtype = vm["dtype"].as<std::string>();
+  o.batch = vm["batch"].as<int>();
+  o.add_bos = vm.count("add-bos") > 0;
+  o.architecture = vm["architecture"].as<std::string>();
+  o.config = {{"model", o.model_dir}, {"prompts", o.prompts}, {"hooks", o.hooks},     {"pool", o.pool},
+              {"dtype", o.dtype},     {"batch", o.batch},     {"add_bos", o.add_bos}, {"architecture", o.architecture}};
+#ifdef LMTOPO_EXTRACT_HELPER
+  const auto s = stages::run_extract(o, MPI_COMM_WORLD);
+#else
+  stages::ExtractSummary s;  // not reached: main() hands `extract` to lmtopo-extract
+  throw RuntimeFailure("extract runs in lmtopo-extract");
+#endif
+  if (mpi::rank() == 0) {
+    std::cout << "extract: " << s.prompts << " prompts (" << s.tokens << " tokens), " << s.points
+              << " points per hook, prompts per rank:";
+    for (auto c : s.prompts_per_rank) std::cout << " " << c;
+    std::cout << " -> " << o.output << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command make_extract_command() {
+  Command c;
+  c.name = "extract";
+  c.summary = "hidden states of a checkpoint for a set of prompts, rank-parallel, into parallel HDF5";
+  c.usage = "[mpirun -n P] lmtopo extract --model DIR --prompts FILE.jsonl --hook NAME [--hook NAME ...] "
+            "[--pool last|mean] [--dtype float32|bfloat16] [--batch N] [--add-bos] -o OUT.h5";
+  c.description =
+      "Loads a Hugging Face checkpoint folder (config.json, model.safetensors or a sharded index, tokenizer.json; "
+      "gpt_neox and llama), tokenizes the prompts (JSONL lines with `text` and optionally `id`, `lang`, `group`; no "
+      "BOS unless --add-bos), runs the forward passes with the requested hooks and writes an activations/1 file: "
+      "/activations/<hook> [n_points, n_prompts, hidden] with attributes points (module path of each point), "
+      "pooling, hook, dtype, and /prompts/{id,lang,group,n_tokens}. Hooks: post_attention_layernorm (L+1 points: "
+      "each block's MLP-branch norm output, then the final norm), block_output (L+1: embeddings, then each block's "
+      "residual output), block_input, attn_output, mlp_act (L each). Pooling: the last non-pad token or the mean "
+      "over non-pad tokens. Prompts are grouped into global batches of --batch in file order and the ranks take "
+      "contiguous runs of batches balanced by token count, so the file is identical at any rank count.";
+  c.add_options = [](po::options_description& d) {
+    d.add_options()("job", po::value<std::string>(), "job spec (the job-spec form; not available yet)")(
+        "model", po::value<std::string>(), "checkpoint folder (Hugging Face layout)")(
+        "prompts", po::value<std::string>(), "JSONL prompts")(
+        "hook", po::value<std::vector<std::string>>(), "hook name, repeatable (default post_attention_layernorm)")(
+        "pool", po::value<std::string>()->default_value("last"), "last or mean (over non-pad tokens)")(
+        "dtype", po::value<std::string>()->default_value("float32"), "float32 or bfloat16 (weights and stored activations)")(
+        "batch", po::value<int>()->default_value(16), "prompts per forward pass")(
+        "add-bos", "prepend the model's BOS token")(
+        "architecture", po::value<std::string>()->default_value(""), "override config.json's model_type")(
+        "output,o", po::value<std::string>(), "activations/1 file to write");
+  };
+  c.positionals = {{"job", 1}};
+  c.run = run_extract_cmd;
+  return c;
+}
+
+}  // namespace lmtopo::cli

@@ -1,0 +1,190 @@
+#include "stages/extract.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.hpp"
+#include "io/corpus.hpp"
+#include "io/h5store.hpp"
+#include "model/tokenizer.hpp"
+#include "model/transformer.hpp"
+#include "mpi/collective.hpp"
+
+namespace lmtopo::stages {
+namespace {
+
+// Splits `n_batches` global batches into contiguous per-rank ranges with about equal token counts.
+// Batches (not prompts) are the unit, so each batch is computed identically at any rank count.
+std::vector<std::size_t> balanced_batch_starts(const std::vector<long long>& batch_tokens, int ranks) {
+  long long total = 0;
+  for (auto t : batch_tokens) total += t;
+  std::vector<std::size_t> starts(static_cast<std::size_t>(ranks) + 1, batch_tokens.size());
+  starts[0] = 0;
+  long long acc = 0;
+  std::size_t b = 0;
+  for (int r = 1; r < ranks; ++r) {
+    const long long target = total * r / ranks;
+    while (b < batch_tokens.size() && acc + batch_tokens[b] / 2 < target) acc += batch_tokens[b++];
+    starts[static_cast<std::size_t>(r)] = b;
+  }
+  return starts;
+}
+
+std::uint16_t to_bf16(float f) {
+  std::uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x7fffffu)) return static_cast<std::uint16_t>((bits >> 16) | 0x40);
+  const std::uint32_t rounding = 0x7fffu + ((bits >> 16) & 1u);  // round to nearest even
+  return static_cast<std::uint16_t>((bits + rounding) >> 16);
+}
+
+}  // namespace
+
+ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
+  mpi::ensure_initialized();
+  const int rank = mpi::rank(comm), size = mpi::size(comm);
+  if (o.pool != "last" && o.pool != "mean") throw InputError("--pool: expected last or mean, got '" + o.pool + "'");
+  if (o.dtype != "float32" && o.dtype != "bfloat16")
+    throw InputError("--dtype: expected float32 or bfloat16, got '" + o.dtype + "'");
+  if (o.batch < 1) throw InputError("--batch: expected at least 1, got " + std::to_string(o.batch));
+  if (o.hooks.empty()) throw InputError("--hook: expected at least one hook");
+  for (const auto& h : o.hooks)
+    if (std::find(model::portable_hooks().begin(), model::portable_hooks().end(), h) == model::portable_hooks().end()) {
+      std::string names;
+      for (const auto& p : model::portable_hooks()) names += (names.empty() ? "" : ", ") + p;
+      throw InputError("--hook: unknown hook '" + h + "' (expected one of: " + names + ")");
+    }
+
+  // Every rank reads and tokenizes all prompts (cheap next to the forward passes), so all agree on
+  // token counts and on the batch split without communication.
+  std::vector<io::CorpusRecord> prompts;
+  std::vector<std::vector<std::int64_t>> tokens;
+  std::unique_ptr<model::Transformer> net;
+  mpi::on_all(comm, [&] {
+    prompts = io::read_jsonl_corpus(o.prompts);
+    if (prompts.empty()) throw InputError(o.prompts + ": no prompts");
+    const auto tok = model::Tokenizer::load(o.model_dir);
+    net = model::Transformer::load(o.model_dir, o.dtype == "bfloat16" ? model::WeightDType::bfloat16 : model::WeightDType::float32,
+                                   o.architecture);
+    const long long bos = net->config().bos_id;
+    if (o.add_bos && bos < 0) throw InputError(o.model_dir + "/config.json: bos_token_id: needed for --add-bos");
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+      auto ids = tok->encode(prompts[i].text);
+      if (o.add_bos) ids.insert(ids.begin(), bos);
+      if (ids.empty())
+        throw InputError(o.prompts + ":" + std::to_string(i + 1) + ": prompt '" + prompts[i].id + "' has no tokens");
+      tokens.push_back(std::move(ids));
+    }
+  });
+  const std::size_t n = prompts.size();
+  const std::size_t bs = static_cast<std::size_t>(o.batch);
+  const std::size_t n_batches = (n + bs - 1) / bs;
+  std::vector<long long> batch_tokens(n_batches, 0);
+  for (std::size_t i = 0; i < n; ++i) batch_tokens[i / bs] += static_cast<long long>(tokens[i].size());
+  const auto starts = balanced_batch_starts(batch_tokens, size);
+  const std::size_t lo = std::min(n, starts[static_cast<std::size_t>(rank)] * bs);
+  const std::size_t hi = std::min(n, starts[static_cast<std::size_t>(rank) + 1] * bs);
+  const std::size_t count = hi - lo;
+
+  const model::Pooling pooling = o.pool == "last" ? model::Pooling::last : model::Pooling::mean;
+  std::map<std::string, std::vector<float>> slabs;  // hook -> [points, count, width]
+  std::map<std::string, std::vector<std::int64_t>> shapes;
+  std::map<std::string, std::vector<std::string>> point_names;
+  for (const auto& h : o.hooks) point_names[h] = net->point_names(h);
+  mpi::on_all(comm, [&] {
+    for (std::size_t b0 = lo; b0 < hi; b0 += bs) {
+      const std::size_t b1 = std::min(hi, b0 + bs);
+      model::Batch batch;
+      batch.batch = static_cast<std::int64_t>(b1 - b0);
+      for (std::size_t i = b0; i < b1; ++i) batch.seq = std::max<std::int64_t>(batch.seq, static_cast<std::int64_t>(tokens[i].size()));
+      const std::int64_t pad = std::max<long long>(0, net->config().pad_id);
+      for (std::size_t i = b0; i < b1; ++i) {  // right padding; the mask decides what counts
+        for (std::int64_t t = 0; t < batch.seq; ++t) {
+          const bool real = t < static_cast<std::int64_t>(tokens[i].size());
+          batch.ids.push_back(real ? tokens[i][static_cast<std::size_t>(t)] : pad);
+          batch.mask.push_back(real ? 1 : 0);
+        }
+      }
+      const auto out = net->forward(batch, o.hooks, pooling);
+      for (const auto& h : o.hooks) {
+        const auto& r = out.at(h);  // [points, B, W]
+        const auto points = static_cast<std::size_t>(r.shape[0]), width = static_cast<std::size_t>(r.shape[2]);
+        auto& slab = slabs[h];
+        if (slab.empty()) {
+          slab.assign(points * count * width, 0.0f);
+          shapes[h] = {r.shape[0], static_cast<std::int64_t>(n), r.shape[2]};
+        }
+        for (std::size_t p = 0; p < points; ++p)
+          for (std::size_t i = 0; i < b1 - b0; ++i) {
+            const float* src = r.values.data() + (p * (b1 - b0) + i) * width;
+            for (std::size_t w = 0; w < width; ++w)
+              if (!std::isfinite(src[w]))
+                throw InputError(o.model_dir + ": non-finite activation in hook " + h + " point " + std::to_string(p) +
+                                 " for prompt '" + prompts[b0 + i].id + "' (corrupt weights?)");
+            std::memcpy(slab.data() + (p * count + (b0 - lo + i)) * width, src, width * sizeof(float));
+          }
+      }
+    }
+  });
+  // Ranks without prompts still need the shapes: take them from the model config.
+  for (const auto& h : o.hooks) {
+    long long dims[3] = {0, 0, 0};
+    if (shapes.count(h)) std::copy(shapes[h].begin(), shapes[h].end(), dims);
+    long long global[3];
+    mpi::check(MPI_Allreduce(dims, global, 3, MPI_LONG_LONG, MPI_MAX, comm), "MPI_Allreduce");
+    shapes[h] = {global[0], global[1], global[2]};
+  }
+
+  nlohmann::json config = o.config;
+  io::H5Output out(o.output, comm, "activations/1", config);
+  for (const auto& h : o.hooks) {
+    const auto& s = shapes[h];
+    const std::string name = "/activations/" + h;
+    const auto type = o.dtype == "bfloat16" ? io::DType::bf16 : io::DType::f32;
+    out.create_numeric(name, type, {static_cast<std::uint64_t>(s[0]), static_cast<std::uint64_t>(s[1]), static_cast<std::uint64_t>(s[2])}, false);
+    out.set_attribute(name, "points", point_names[h]);
+    out.set_attribute(name, "pooling", o.pool);
+    out.set_attribute(name, "hook", h);
+    out.set_attribute(name, "dtype", o.dtype);
+    out.set_attribute(name, "add_bos", static_cast<long long>(o.add_bos ? 1 : 0));
+    const auto& slab = slabs[h];
+    if (type == io::DType::bf16) {
+      std::vector<std::uint16_t> half(slab.size());
+      for (std::size_t i = 0; i < slab.size(); ++i) half[i] = to_bf16(slab[i]);
+      out.write_slab(name, 1, lo, count, half.data());
+    } else {
+      out.write_slab(name, 1, lo, count, slab.data());
+    }
+  }
+  std::vector<std::string> ids, langs;
+  std::vector<long long> groups, ntok;
+  std::size_t width = 1;
+  for (std::size_t i = lo; i < hi; ++i) {
+    ids.push_back(prompts[i].id);
+    langs.push_back(prompts[i].lang);
+    groups.push_back(prompts[i].group);
+    ntok.push_back(static_cast<long long>(tokens[i].size()));
+    width = std::max({width, ids.back().size(), langs.back().size()});
+  }
+  out.create_strings("/prompts/id", n, width, false);
+  out.create_strings("/prompts/lang", n, width, false);
+  out.create_numeric("/prompts/group", io::DType::i64, {n}, false);
+  out.create_numeric("/prompts/n_tokens", io::DType::i64, {n}, false);
+  out.write_string_rows("/prompts/id", lo, ids);
+  out.write_string_rows("/prompts/lang", lo, langs);
+  out.write_rows("/prompts/group", lo, count, groups.data());
+  out.write_rows("/prompts/n_tokens", lo, count, ntok.data());
+  out.commit();
+
+  ExtractSummary s;
+  s.prompts = static_cast<long long>(n);
+  for (const auto& t : tokens) s.tokens += static_cast<long long>(t.size());
+  s.points = static_cast<int>(shapes[o.hooks[0]][0]);
+  for (int r = 0; r < size; ++r)
+    s.prompts_per_rank.push_back(static_cast<long long>(std::min(n, starts[static_cast<std::size_t>(r) + 1] * bs) -
+                                                        std::min(n, starts[static_cast<std::size_t>(r)] * bs)));
+  return s;
+}
+
+}  // namespace lmtopo::stages

@@ -1,0 +1,34 @@
+// The extract stage: hidden states of one checkpoint for a set of prompts, rank-parallel, into one
+// activations/1 file written collectively.
+#pragma once
+#include <mpi.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace lmtopo::stages {
+
+struct ExtractOptions {
+  std::string model_dir;
+  std::string architecture;  // overrides config.json's model_type when set
+  std::string prompts;       // JSONL: text, optional id, lang, group
+  std::vector<std::string> hooks{"post_attention_layernorm"};
+  std::string pool = "last";      // last | mean
+  std::string dtype = "float32";  // float32 | bfloat16 (of the stored activations)
+  int batch = 16;
+  bool add_bos = false;
+  std::string output;
+  nlohmann::json config;  // recorded as the effective config
+};
+
+struct ExtractSummary {
+  long long prompts = 0;
+  long long tokens = 0;
+  int points = 0;
+  std::vector<long long> prompts_per_rank;
+};
+
+ExtractSummary run_extract(const ExtractOptions& options, MPI_Comm comm);
+
+}  // namespace lmtopo::stages

@@ -1,0 +1,132 @@
+"""`lmtopo extract` (design.md contract 6) end to end against transformers + tokenizers: random-init
+checkpoints with a tokenizer trained here, multilingual prompts, several hooks, last and mean pooling,
+at 1, 2 and 4 ranks. The reference runs every prompt alone (no padding), so batching and padding in
+lmtopo are checked too; the files at different rank counts must hold identical data."""
+import json
+import os
+import subprocess
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import transformers
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+from test_parity import ARCHS, build
+from test_tokenizer import TEXTS
+
+LMTOPO = os.environ["LMTOPO"]
+MPIRUN = os.environ.get("MPIRUN", "mpirun")
+HOOKS = ["post_attention_layernorm", "block_output", "mlp_act"]
+
+
+def make_checkpoint(arch, tmp_path):
+    model, path = build(arch, tmp_path, vocab_size=420)  # room for the 256 byte symbols and merges
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=model.config.vocab_size, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(TEXTS, trainer=trainer)
+    assert tok.get_vocab_size() <= model.config.vocab_size
+    tok.save(str(path / "tokenizer.json"))
+    return model, tok, path
+
+
+def prompts_file(tmp_path, n=23):
+    rows = []
+    for i in range(n):
+        text = TEXTS[(i * 37) % len(TEXTS)][:80] or "empty"
+        rows.append({"id": f"p{i}", "lang": ["de", "fr", "ru"][i % 3], "group": i // 3, "text": text})
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    return path, rows
+
+
+def reference(model, tok, rows, hook, pool):
+    neox = model.config.model_type == "gpt_neox"
+    base = model.gpt_neox if neox else model.model
+    out = []
+    for r in rows:
+        ids = tok.encode(r["text"], add_special_tokens=False).ids
+        cap = []
+        hs = []
+        if hook == "post_attention_layernorm":
+            for layer in base.layers:
+                hs.append(layer.post_attention_layernorm.register_forward_hook(lambda m, i, o: cap.append(o)))
+            final = base.final_layer_norm if neox else base.norm
+            hs.append(final.register_forward_hook(lambda m, i, o: cap.append(o)))
+        elif hook == "block_output":
+            emb = base.embed_in if neox else base.embed_tokens
+            hs.append(emb.register_forward_hook(lambda m, i, o: cap.append(o)))
+            for layer in base.layers:
+                hs.append(layer.register_forward_hook(lambda m, i, o: cap.append(o[0])))
+        else:
+            for layer in base.layers:
+                if neox:
+                    hs.append(layer.mlp.act.register_forward_hook(lambda m, i, o: cap.append(o)))
+                else:
+                    hs.append(layer.mlp.down_proj.register_forward_pre_hook(lambda m, a: cap.append(a[0])))
+        with torch.no_grad():
+            model(input_ids=torch.tensor([ids]))
+        for h in hs:
+            h.remove()
+        x = torch.stack(cap)[:, 0]  # [points, T, W]
+        out.append((x[:, -1] if pool == "last" else x.mean(1)).numpy())
+    return np.stack(out, axis=1)  # [points, prompts, W]
+
+
+def extract(path, prompts, out, pool, ranks, batch=5, dtype="float32"):
+    cmd = [LMTOPO, "extract", "--model", str(path), "--prompts", str(prompts), "--pool", pool, "--batch", str(batch),
+           "--dtype", dtype, "-o", str(out)] + sum((["--hook", h] for h in HOOKS), [])
+    if ranks > 1:
+        cmd = [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", str(ranks)] + cmd
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.mark.parametrize("arch", ["neox_parallel", "llama_gqa"])
+@pytest.mark.parametrize("pool", ["last", "mean"])
+def test_extract_matches_transformers_at_1_2_4_ranks(tmp_path, arch, pool):
+    model, tok, path = make_checkpoint(arch, tmp_path)
+    prompts, rows = prompts_file(tmp_path)
+    data = {}
+    for ranks in (1, 2, 4):
+        out = tmp_path / f"act{ranks}.h5"
+        extract(path, prompts, out, pool, ranks)
+        subprocess.run([LMTOPO, "validate", str(out)], check=True, capture_output=True)
+        with h5py.File(out, "r") as f:
+            data[ranks] = {h: f[f"activations/{h}"][:] for h in HOOKS}
+            assert [x.decode() for x in f["prompts/id"][:]] == [r["id"] for r in rows]
+            assert list(f["prompts/group"][:]) == [r["group"] for r in rows]
+            ntok = [len(tok.encode(r["text"], add_special_tokens=False).ids) for r in rows]
+            assert list(f["prompts/n_tokens"][:]) == ntok
+            assert f["activations/post_attention_layernorm"].attrs["pooling"].decode() == pool
+            assert json.loads(f.attrs["created_by"])["ranks"] == ranks
+    for h in HOOKS:
+        want = reference(model, tok, rows, h, pool)
+        np.testing.assert_allclose(data[1][h], want, rtol=1e-4, atol=1e-4, err_msg=h)
+        assert np.array_equal(data[1][h], data[2][h]) and np.array_equal(data[1][h], data[4][h]), h
+
+
+def test_bfloat16_output_and_errors(tmp_path):
+    model, tok, path = make_checkpoint("neox_parallel", tmp_path)
+    prompts, rows = prompts_file(tmp_path, n=6)
+    extract(path, prompts, tmp_path / "bf.h5", "last", 2, dtype="bfloat16")
+    with h5py.File(tmp_path / "bf.h5", "r") as f:
+        raw = f["activations/block_output"][:]
+        assert raw.dtype == np.uint16 and f["activations/block_output"].attrs["lmtopo_dtype"].decode() == "bfloat16"
+    widened = (raw.astype(np.uint32) << 16).view(np.float32)
+    want = reference(model, tok, rows, "block_output", "last")
+    assert np.abs(widened - want).max() / np.abs(want).max() < 0.05
+    # an empty prompt is an input error naming the line
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"text": ""}\n')
+    proc = subprocess.run([LMTOPO, "extract", "--model", str(path), "--prompts", str(bad), "-o", str(tmp_path / "x.h5")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "bad.jsonl:2:" in proc.stderr and not (tmp_path / "x.h5").exists()
+    proc = subprocess.run([LMTOPO, "extract", "--model", str(path), "--prompts", str(prompts), "--hook", "layer_3",
+                           "-o", str(tmp_path / "x.h5")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "layer_3" in proc.stderr
