@@ -56,7 +56,7 @@ Command make_extract_command() {
             "[--pool last|mean] [--dtype float32|bfloat16] [--batch N] [--add-bos] -o OUT.h5";
   c.description =
       "Loads a Hugging Face checkpoint folder (config.json, model.safetensors or a sharded index, tokenizer.json; "
-      "gpt_neox and llama), tokenizes the prompts (JSONL lines with `text` and optionally `id`, `lang`, `group`; no "
+      "gpt_neox, llama, gpt2, bloom), tokenizes the prompts (JSONL lines with `text` and optionally `id`, `lang`, `group`; no "
       "BOS unless --add-bos), runs the forward passes with the requested hooks and writes an activations/1 file: "
       "/activations/<hook> [n_points, n_prompts, hidden] with attributes points (module path of each point), "
       "pooling, hook, dtype, and /prompts/{id,lang,group,n_tokens}. Hooks: post_attention_layernorm (L+1 points: "

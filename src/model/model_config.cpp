@@ -9,7 +9,7 @@
 namespace lmtopo::model {
 
 const std::vector<std::string>& supported_architectures() {
-  static const std::vector<std::string> names = {"gpt_neox", "llama"};
+  static const std::vector<std::string> names = {"gpt_neox", "llama", "gpt2", "bloom"};
   return names;
 }
 
@@ -38,7 +38,7 @@ ModelConfig read_model_config(const std::string& dir, const std::string& archite
   c.bos_id = id("bos_token_id");
   c.eos_id = id("eos_token_id");
   c.pad_id = id("pad_token_id");
-  c.tie_embeddings = j.value("tie_word_embeddings", c.model_type == "llama" ? false : false);
+  c.tie_embeddings = j.value("tie_word_embeddings", false);
   if (c.model_type == "gpt_neox") {
     c.num_layers = need_int("num_hidden_layers");
     c.hidden = need_int("hidden_size");
@@ -66,6 +66,30 @@ ModelConfig read_model_config(const std::string& dir, const std::string& archite
     c.mlp_bias = j.value("mlp_bias", false);
     if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
       throw InputError(path + ": rope_scaling: not supported yet (supported: none)");
+  } else if (c.model_type == "gpt2") {
+    c.num_layers = need_int("n_layer");
+    c.hidden = need_int("n_embd");
+    c.heads = need_int("n_head");
+    c.kv_heads = c.heads;
+    c.intermediate = j.contains("n_inner") && j["n_inner"].is_number_integer() ? j["n_inner"].get<int>() : 4 * c.hidden;
+    c.vocab = need_int("vocab_size");
+    c.max_positions = need_int("n_positions");
+    c.norm_eps = j.value("layer_norm_epsilon", 1e-5);
+    c.activation = j.value("activation_function", "gelu_new");
+    c.tie_embeddings = j.value("tie_word_embeddings", true);
+    if (j.value("scale_attn_by_inverse_layer_idx", false) || j.value("reorder_and_upcast_attn", false))
+      throw InputError(path + ": scale_attn_by_inverse_layer_idx/reorder_and_upcast_attn: not supported (supported: false)");
+  } else if (c.model_type == "bloom") {
+    c.num_layers = need_int("n_layer");
+    c.hidden = j.contains("hidden_size") ? need_int("hidden_size") : need_int("n_embed");
+    c.heads = need_int("n_head");
+    c.kv_heads = c.heads;
+    c.intermediate = 4 * c.hidden;
+    c.vocab = need_int("vocab_size");
+    c.norm_eps = j.value("layer_norm_epsilon", 1e-5);
+    c.activation = "gelu_pytorch_tanh";
+    c.tie_embeddings = j.value("tie_word_embeddings", true);
+    c.residual_post_layernorm = j.value("apply_residual_connection_post_layernorm", false);
   } else {
     throw InputError(path + ": model_type: unsupported '" + c.model_type + "' (supported: " + supported + ")");
   }

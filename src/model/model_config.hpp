@@ -7,7 +7,7 @@ namespace lmtopo::model {
 
 struct ModelConfig {
   std::string dir;
-  std::string model_type;  // gpt_neox | llama
+  std::string model_type;  // gpt_neox | llama | gpt2 | bloom
   int num_layers = 0;
   int hidden = 0;
   int heads = 0;
@@ -23,6 +23,8 @@ struct ModelConfig {
   bool attention_bias = true;
   bool mlp_bias = false;          // llama
   bool tie_embeddings = false;
+  int max_positions = 0;                 // gpt2: learned position embeddings
+  bool residual_post_layernorm = false;  // bloom: apply_residual_connection_post_layernorm
   long long bos_id = -1, eos_id = -1, pad_id = -1;
 };
 

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <map>
 #include <set>
 
 #include "core/error.hpp"
@@ -50,6 +51,10 @@ Tensor rotate_half(const Tensor& x) {
 class TorchTransformer final : public Transformer {
  public:
   TorchTransformer(ModelConfig c, const io::Checkpoint& ckpt, torch::Dtype dtype) : c_(std::move(c)), dtype_(dtype) {
+    if (c_.model_type == "gpt2" || c_.model_type == "bloom") {
+      load_gpt2_or_bloom(ckpt);
+      return;
+    }
     const bool neox = c_.model_type == "gpt_neox";
     prefix_ = neox ? "gpt_neox." : "model.";
     embed_ = weight(ckpt, neox ? "gpt_neox.embed_in.weight" : "model.embed_tokens.weight", {c_.vocab, c_.hidden});
@@ -104,21 +109,40 @@ class TorchTransformer final : public Transformer {
   const ModelConfig& config() const override { return c_; }
 
   std::vector<std::string> point_names(const std::string& hook) const override {
-    const bool neox = c_.model_type == "gpt_neox";
+    // Module paths as in the Hugging Face implementation of each family.
+    struct Paths {
+      const char* layers;
+      const char* ln2;
+      const char* final_norm;
+      const char* embeddings;
+      const char* attn;
+      const char* act;
+    };
+    static const std::map<std::string, Paths> families = {
+        {"gpt_neox", {"gpt_neox.layers.", ".post_attention_layernorm", "gpt_neox.final_layer_norm", "gpt_neox.embed_in",
+                      ".attention", ".mlp.act"}},
+        {"llama", {"model.layers.", ".post_attention_layernorm", "model.norm", "model.embed_tokens", ".self_attn",
+                   ".mlp.down_proj:input"}},
+        {"gpt2", {"transformer.h.", ".ln_2", "transformer.ln_f", "transformer.drop", ".attn", ".mlp.act"}},
+        // BLOOM's attention module adds the residual; the hook is the branch before that addition.
+        {"bloom", {"transformer.h.", ".post_attention_layernorm", "transformer.ln_f",
+                   "transformer.word_embeddings_layernorm", ".self_attention:branch", ".mlp.gelu_impl"}},
+    };
+    const Paths& f = families.at(c_.model_type);
     std::vector<std::string> out;
-    auto layer = [&](int i) { return prefix_ + "layers." + std::to_string(i); };
+    auto layer = [&](int i) { return std::string(f.layers) + std::to_string(i); };
     if (hook == "post_attention_layernorm") {
-      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i) + ".post_attention_layernorm");
-      out.push_back(neox ? "gpt_neox.final_layer_norm" : "model.norm");
+      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i) + f.ln2);
+      out.push_back(f.final_norm);
     } else if (hook == "block_output") {
-      out.push_back(neox ? "gpt_neox.embed_in" : "model.embed_tokens");
+      out.push_back(f.embeddings);
       for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i));
     } else if (hook == "block_input") {
       for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i) + ":input");
     } else if (hook == "attn_output") {
-      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i) + (neox ? ".attention" : ".self_attn"));
+      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i) + f.attn);
     } else if (hook == "mlp_act") {
-      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i) + (neox ? ".mlp.act" : ".mlp.down_proj:input"));
+      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i) + f.act);
     } else {
       std::string names;
       for (const auto& h : portable_hooks()) names += (names.empty() ? "" : ", ") + h;
@@ -159,12 +183,30 @@ class TorchTransformer final : public Transformer {
     Tensor emb = torch::cat({freqs, freqs}, -1);
     Tensor cos = emb.cos().to(dtype_), sin = emb.sin().to(dtype_);  // [T, rot]
 
+    const bool gpt2 = c_.model_type == "gpt2", bloom = c_.model_type == "bloom";
     Tensor x = torch::embedding(embed_, ids);
+    if (gpt2) x = x + torch::embedding(pos_embed_, torch::arange(T, torch::kInt64)).unsqueeze(0);
+    if (bloom) x = torch::layer_norm(x, {c_.hidden}, emb_ln_w, emb_ln_b, c_.norm_eps);
+    Tensor alibi;  // BLOOM: slope_h * (position of the key among the row's real tokens)
+    if (bloom) {
+      Tensor positions = ((mask.cumsum(-1) - 1) * mask).to(torch::kFloat32);  // [B, T]
+      alibi = alibi_slopes().view({1, c_.heads, 1, 1}) * positions.view({B, 1, 1, T});
+    }
     keep("block_output", x);
     for (int i = 0; i < c_.num_layers; ++i) {
       const Layer& l = layers_[static_cast<std::size_t>(i)];
       keep("block_input", x);
-      if (neox) {
+      if (gpt2 || bloom) {
+        Tensor h1 = torch::layer_norm(x, {c_.hidden}, l.ln1_w, l.ln1_b, c_.norm_eps);
+        Tensor attn = attention_fused(h1, l, bloom ? bias + alibi : bias, bloom);
+        keep("attn_output", attn);
+        Tensor mid = attn + (bloom && c_.residual_post_layernorm ? h1 : x);
+        Tensor h2 = torch::layer_norm(mid, {c_.hidden}, l.ln2_w, l.ln2_b, c_.norm_eps);
+        keep("post_attention_layernorm", h2);
+        Tensor act = activation(torch::linear(h2, l.up_w, l.up_b));
+        keep("mlp_act", act);
+        x = torch::linear(act, l.down_w, l.down_b) + (bloom && c_.residual_post_layernorm ? h2 : mid);
+      } else if (neox) {
         Tensor h1 = torch::layer_norm(x, {c_.hidden}, l.ln1_w, l.ln1_b, c_.norm_eps);
         Tensor attn = attention_neox(h1, l, bias, cos, sin, rot);
         keep("attn_output", attn);
@@ -195,7 +237,7 @@ class TorchTransformer final : public Transformer {
       }
       keep("block_output", x);
     }
-    Tensor final_h = neox ? torch::layer_norm(x, {c_.hidden}, final_w, final_b, c_.norm_eps) : rms_norm(x, final_w);
+    Tensor final_h = c_.model_type == "llama" ? rms_norm(x, final_w) : torch::layer_norm(x, {c_.hidden}, final_w, final_b, c_.norm_eps);
     keep("post_attention_layernorm", final_h);
 
     std::map<std::string, HookResult> out;
@@ -245,6 +287,83 @@ class TorchTransformer final : public Transformer {
       throw InputError(v.file + ": tensor " + name + ": shape " + got + " disagrees with config.json (expected " + want + ")");
     }
     return torch::from_blob(const_cast<void*>(v.data), v.shape, torch_dtype(v.dtype)).to(dtype_, /*non_blocking=*/false, /*copy=*/true);
+  }
+
+  void load_gpt2_or_bloom(const io::Checkpoint& ckpt) {
+    const bool gpt2 = c_.model_type == "gpt2";
+    const std::int64_t H = c_.hidden, I = c_.intermediate;
+    prefix_ = "transformer.";
+    embed_ = weight(ckpt, gpt2 ? "transformer.wte.weight" : "transformer.word_embeddings.weight", {c_.vocab, H});
+    if (gpt2) {
+      pos_embed_ = weight(ckpt, "transformer.wpe.weight", {c_.max_positions, H});
+    } else {
+      emb_ln_w = weight(ckpt, "transformer.word_embeddings_layernorm.weight", {H});
+      emb_ln_b = weight(ckpt, "transformer.word_embeddings_layernorm.bias", {H});
+    }
+    // GPT-2 stores Conv1D weights as [in, out]: transposed here to Linear's [out, in].
+    auto linear_w = [&](const std::string& name, std::int64_t out, std::int64_t in) {
+      return gpt2 ? weight(ckpt, name, {in, out}).t().contiguous() : weight(ckpt, name, {out, in});
+    };
+    for (int i = 0; i < c_.num_layers; ++i) {
+      const std::string p = "transformer.h." + std::to_string(i) + ".";
+      Layer l;
+      const std::string ln1 = gpt2 ? "ln_1" : "input_layernorm", ln2 = gpt2 ? "ln_2" : "post_attention_layernorm";
+      l.ln1_w = weight(ckpt, p + ln1 + ".weight", {H});
+      l.ln1_b = weight(ckpt, p + ln1 + ".bias", {H});
+      l.ln2_w = weight(ckpt, p + ln2 + ".weight", {H});
+      l.ln2_b = weight(ckpt, p + ln2 + ".bias", {H});
+      const std::string qkv = gpt2 ? "attn.c_attn" : "self_attention.query_key_value";
+      const std::string o = gpt2 ? "attn.c_proj" : "self_attention.dense";
+      const std::string up = gpt2 ? "mlp.c_fc" : "mlp.dense_h_to_4h", down = gpt2 ? "mlp.c_proj" : "mlp.dense_4h_to_h";
+      l.qkv_w = linear_w(p + qkv + ".weight", 3 * H, H);
+      l.qkv_b = weight(ckpt, p + qkv + ".bias", {3 * H});
+      l.o_w = linear_w(p + o + ".weight", H, H);
+      l.o_b = weight(ckpt, p + o + ".bias", {H});
+      l.up_w = linear_w(p + up + ".weight", I, H);
+      l.up_b = weight(ckpt, p + up + ".bias", {I});
+      l.down_w = linear_w(p + down + ".weight", H, I);
+      l.down_b = weight(ckpt, p + down + ".bias", {H});
+      layers_.push_back(std::move(l));
+    }
+    final_w = weight(ckpt, "transformer.ln_f.weight", {H});
+    final_b = weight(ckpt, "transformer.ln_f.bias", {H});
+    head_ = (c_.tie_embeddings || !ckpt.has("lm_head.weight")) ? embed_ : weight(ckpt, "lm_head.weight", {c_.vocab, H});
+  }
+
+  // BLOOM's ALiBi slopes (Press et al.), as transformers' build_alibi_tensor computes them.
+  Tensor alibi_slopes() const {
+    const int n = c_.heads;
+    const int closest = 1 << static_cast<int>(std::floor(std::log2(n)));
+    const double base = std::pow(2.0, -std::pow(2.0, -(std::log2(closest) - 3)));
+    Tensor slopes = torch::pow(torch::tensor(static_cast<float>(base)), torch::arange(1, 1 + closest, torch::kInt32));
+    if (closest != n) {
+      const double extra_base = std::pow(2.0, -std::pow(2.0, -(std::log2(2 * closest) - 3)));
+      const int remaining = std::min(closest, n - closest);
+      slopes = torch::cat({slopes, torch::pow(torch::tensor(static_cast<float>(extra_base)),
+                                              torch::arange(1, 1 + 2 * remaining, 2, torch::kInt32))});
+    }
+    return slopes;
+  }
+
+  // Fused-QKV attention without rotary: GPT-2 ([q | k | v] along the features) and BLOOM (per head
+  // [q, k, v] interleaved). Returns the attention branch (projection included, residual excluded).
+  Tensor attention_fused(const Tensor& h, const Layer& l, const Tensor& bias, bool bloom) const {
+    const auto B = h.size(0), T = h.size(1);
+    const std::int64_t hd = c_.head_dim, H = c_.hidden;
+    Tensor fused = torch::linear(h, l.qkv_w, l.qkv_b);
+    Tensor q, k, v;
+    if (bloom) {
+      Tensor f = fused.view({B, T, c_.heads, 3, hd});
+      q = f.select(3, 0).transpose(1, 2);
+      k = f.select(3, 1).transpose(1, 2);
+      v = f.select(3, 2).transpose(1, 2);
+    } else {
+      q = fused.slice(-1, 0, H).view({B, T, c_.heads, hd}).transpose(1, 2);
+      k = fused.slice(-1, H, 2 * H).view({B, T, c_.heads, hd}).transpose(1, 2);
+      v = fused.slice(-1, 2 * H).view({B, T, c_.heads, hd}).transpose(1, 2);
+    }
+    Tensor ctx = attend(q, k, v, bias).transpose(1, 2).reshape({B, T, H});
+    return torch::linear(ctx, l.o_w, l.o_b);
   }
 
   Tensor activation(const Tensor& x) const {
@@ -306,6 +425,7 @@ class TorchTransformer final : public Transformer {
   torch::Dtype dtype_;
   std::string prefix_;
   Tensor embed_, final_w, final_b, head_;
+  Tensor pos_embed_, emb_ln_w, emb_ln_b;  // gpt2 positions; bloom embedding LayerNorm
   std::vector<Layer> layers_;
 };
 

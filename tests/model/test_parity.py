@@ -25,6 +25,13 @@ ARCHS = {
         vocab_size=101, hidden_size=64, num_hidden_layers=3, num_attention_heads=8, num_key_value_heads=2,
         intermediate_size=128, rope_theta=500000.0, rms_norm_eps=1e-5, max_position_embeddings=64,
         tie_word_embeddings=False),
+    "gpt2": lambda: transformers.GPT2Config(
+        vocab_size=93, n_embd=48, n_layer=3, n_head=4, n_positions=32, activation_function="gelu_new",
+        layer_norm_epsilon=1e-5),
+    "bloom": lambda: transformers.BloomConfig(
+        vocab_size=91, hidden_size=48, n_layer=2, n_head=6, layer_norm_epsilon=1e-5),
+    "bloom_post_ln": lambda: transformers.BloomConfig(
+        vocab_size=91, hidden_size=32, n_layer=2, n_head=4, apply_residual_connection_post_layernorm=True),
     "llama_tied_mha": lambda: transformers.LlamaConfig(
         vocab_size=89, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
         intermediate_size=80, max_position_embeddings=64, tie_word_embeddings=True),
@@ -36,7 +43,8 @@ def build(arch, tmp_path, **overrides):
     cfg = ARCHS[arch]()
     for k, v in overrides.items():
         setattr(cfg, k, v)
-    cls = transformers.GPTNeoXForCausalLM if cfg.model_type == "gpt_neox" else transformers.LlamaForCausalLM
+    cls = {"gpt_neox": transformers.GPTNeoXForCausalLM, "llama": transformers.LlamaForCausalLM,
+           "gpt2": transformers.GPT2LMHeadModel, "bloom": transformers.BloomForCausalLM}[cfg.model_type]
     model = cls._from_config(cfg, attn_implementation="eager").eval()
     # Non-trivial norms and biases (initialised to 1 and 0 otherwise).
     with torch.no_grad():
@@ -49,30 +57,43 @@ def build(arch, tmp_path, **overrides):
 
 
 def reference(model, ids, mask):
-    neox = model.config.model_type == "gpt_neox"
-    base = model.gpt_neox if neox else model.model
-    layers = base.layers
+    kind = model.config.model_type
+    base = {"gpt_neox": lambda: model.gpt_neox, "llama": lambda: model.model,
+            "gpt2": lambda: model.transformer, "bloom": lambda: model.transformer}[kind]()
+    layers = base.h if kind in ("gpt2", "bloom") else base.layers
     cap = {k: [] for k in ("post_attention_layernorm", "block_output", "block_input", "attn_output", "mlp_act")}
+    ln1_out = []
     handles = []
-    embed = base.embed_in if neox else base.embed_tokens
+    embed = {"gpt_neox": lambda: base.embed_in, "llama": lambda: base.embed_tokens, "gpt2": lambda: base.drop,
+             "bloom": lambda: base.word_embeddings_layernorm}[kind]()
     handles.append(embed.register_forward_hook(lambda m, i, o: cap["block_output"].append(o)))
     for layer in layers:
         handles.append(layer.register_forward_pre_hook(lambda m, a: cap["block_input"].append(a[0])))
         handles.append(layer.register_forward_hook(lambda m, i, o: cap["block_output"].append(o[0])))
-        handles.append(layer.post_attention_layernorm.register_forward_hook(
-            lambda m, i, o: cap["post_attention_layernorm"].append(o)))
-        attn = layer.attention if neox else layer.self_attn
+        ln2 = layer.ln_2 if kind == "gpt2" else layer.post_attention_layernorm
+        handles.append(ln2.register_forward_hook(lambda m, i, o: cap["post_attention_layernorm"].append(o)))
+        attn = {"gpt_neox": lambda: layer.attention, "llama": lambda: layer.self_attn, "gpt2": lambda: layer.attn,
+                "bloom": lambda: layer.self_attention}[kind]()
         handles.append(attn.register_forward_hook(lambda m, i, o: cap["attn_output"].append(o[0])))
-        if neox:
+        if kind == "bloom":
+            handles.append(layer.input_layernorm.register_forward_hook(lambda m, i, o: ln1_out.append(o)))
+        if kind in ("gpt_neox", "gpt2"):
             handles.append(layer.mlp.act.register_forward_hook(lambda m, i, o: cap["mlp_act"].append(o)))
+        elif kind == "bloom":
+            handles.append(layer.mlp.gelu_impl.register_forward_hook(lambda m, i, o: cap["mlp_act"].append(o)))
         else:
             handles.append(layer.mlp.down_proj.register_forward_pre_hook(lambda m, a: cap["mlp_act"].append(a[0])))
-    final = base.final_layer_norm if neox else base.norm
+    final = {"gpt_neox": lambda: base.final_layer_norm, "llama": lambda: base.norm, "gpt2": lambda: base.ln_f,
+             "bloom": lambda: base.ln_f}[kind]()
     handles.append(final.register_forward_hook(lambda m, i, o: cap["post_attention_layernorm"].append(o)))
     with torch.no_grad():
         logits = model(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).logits
     for h in handles:
         h.remove()
+    if kind == "bloom":
+        # BLOOM's attention module returns branch + residual; the portable hook is the branch.
+        residual = ln1_out if model.config.apply_residual_connection_post_layernorm else cap["block_input"]
+        cap["attn_output"] = [a - r for a, r in zip(cap["attn_output"], residual)]
     out = {k: torch.stack(v).numpy() for k, v in cap.items()}
     out["logits"] = logits.numpy()
     return out
@@ -124,7 +145,8 @@ def test_hooks_and_logits_match_transformers(tmp_path, arch, side):
             pooled_mean = (want * w).sum(2) / w.sum(2)
             np.testing.assert_allclose(got["mean." + hook], pooled_mean, rtol=1e-4, atol=1e-4, err_msg=hook + " mean")
     names = meta["none.post_attention_layernorm"]["points"]
-    assert names[-1] in ("gpt_neox.final_layer_norm", "model.norm") and names[0].endswith("0.post_attention_layernorm")
+    assert names[-1] in ("gpt_neox.final_layer_norm", "model.norm", "transformer.ln_f")
+    assert names[0].endswith("0.post_attention_layernorm") or names[0].endswith("0.ln_2")
 
 
 def test_bfloat16_weights_stay_close(tmp_path):
