@@ -152,10 +152,12 @@ class TorchTransformer final : public Transformer {
   }
 
   std::map<std::string, HookResult> forward(const Batch& b, const std::vector<std::string>& hooks, Pooling pooling,
-                                            bool want_logits) override {
+                                            bool want_logits, const Interventions& iv) override {
     torch::NoGradGuard no_grad;
     for (const auto& h : hooks) (void)point_names(h);  // validates the names
     const std::set<std::string> want(hooks.begin(), hooks.end());
+    check_interventions(iv);
+    const std::set<int> skip(iv.skip_blocks.begin(), iv.skip_blocks.end());
     const auto B = b.batch, T = b.seq;
     if (static_cast<std::int64_t>(b.ids.size()) != B * T || static_cast<std::int64_t>(b.mask.size()) != B * T)
       throw std::invalid_argument("batch ids/mask do not match batch x seq");
@@ -195,7 +197,18 @@ class TorchTransformer final : public Transformer {
     keep("block_output", x);
     for (int i = 0; i < c_.num_layers; ++i) {
       const Layer& l = layers_[static_cast<std::size_t>(i)];
+      if (auto r = iv.residual_add.find(i); r != iv.residual_add.end())
+        x = x + torch::from_blob(const_cast<float*>(r->second.data()), {c_.hidden}, torch::kFloat32).to(x.scalar_type());
       keep("block_input", x);
+      if (skip.count(i)) {
+        const Tensor zero = torch::zeros_like(x);
+        keep("attn_output", zero);
+        keep("post_attention_layernorm", zero);
+        keep("mlp_act", torch::zeros({B, T, c_.intermediate}, x.options()));
+        keep("block_output", x);
+        continue;
+      }
+      auto edit_ffn = [&](Tensor act) { return apply_ffn_interventions(std::move(act), iv, i); };
       if (gpt2 || bloom) {
         Tensor h1 = torch::layer_norm(x, {c_.hidden}, l.ln1_w, l.ln1_b, c_.norm_eps);
         Tensor attn = attention_fused(h1, l, bloom ? bias + alibi : bias, bloom);
@@ -203,7 +216,7 @@ class TorchTransformer final : public Transformer {
         Tensor mid = attn + (bloom && c_.residual_post_layernorm ? h1 : x);
         Tensor h2 = torch::layer_norm(mid, {c_.hidden}, l.ln2_w, l.ln2_b, c_.norm_eps);
         keep("post_attention_layernorm", h2);
-        Tensor act = activation(torch::linear(h2, l.up_w, l.up_b));
+        Tensor act = edit_ffn(activation(torch::linear(h2, l.up_w, l.up_b)));
         keep("mlp_act", act);
         x = torch::linear(act, l.down_w, l.down_b) + (bloom && c_.residual_post_layernorm ? h2 : mid);
       } else if (neox) {
@@ -213,14 +226,14 @@ class TorchTransformer final : public Transformer {
         if (c_.parallel_residual) {
           Tensor h2 = torch::layer_norm(x, {c_.hidden}, l.ln2_w, l.ln2_b, c_.norm_eps);
           keep("post_attention_layernorm", h2);
-          Tensor act = activation(torch::linear(h2, l.up_w, l.up_b));
+          Tensor act = edit_ffn(activation(torch::linear(h2, l.up_w, l.up_b)));
           keep("mlp_act", act);
           x = torch::linear(act, l.down_w, l.down_b) + attn + x;
         } else {
           Tensor mid = attn + x;
           Tensor h2 = torch::layer_norm(mid, {c_.hidden}, l.ln2_w, l.ln2_b, c_.norm_eps);
           keep("post_attention_layernorm", h2);
-          Tensor act = activation(torch::linear(h2, l.up_w, l.up_b));
+          Tensor act = edit_ffn(activation(torch::linear(h2, l.up_w, l.up_b)));
           keep("mlp_act", act);
           x = torch::linear(act, l.down_w, l.down_b) + mid;
         }
@@ -231,7 +244,7 @@ class TorchTransformer final : public Transformer {
         x = x + attn;
         Tensor h2 = rms_norm(x, l.ln2_w);
         keep("post_attention_layernorm", h2);
-        Tensor act = activation(torch::linear(h2, l.gate_w, l.gate_b)) * torch::linear(h2, l.up_w, l.up_b);
+        Tensor act = edit_ffn(activation(torch::linear(h2, l.gate_w, l.gate_b)) * torch::linear(h2, l.up_w, l.up_b));
         keep("mlp_act", act);
         x = x + torch::linear(act, l.down_w, l.down_b);
       }
@@ -287,6 +300,39 @@ class TorchTransformer final : public Transformer {
       throw InputError(v.file + ": tensor " + name + ": shape " + got + " disagrees with config.json (expected " + want + ")");
     }
     return torch::from_blob(const_cast<void*>(v.data), v.shape, torch_dtype(v.dtype)).to(dtype_, /*non_blocking=*/false, /*copy=*/true);
+  }
+
+  void check_interventions(const Interventions& iv) const {
+    auto block = [&](int i, const char* what) {
+      if (i < 0 || i >= c_.num_layers)
+        throw InputError(std::string(what) + ": block " + std::to_string(i) + " outside 0.." + std::to_string(c_.num_layers - 1));
+    };
+    for (const auto* m : {&iv.ffn_set, &iv.ffn_add})
+      for (const auto& [i, units] : *m) {
+        block(i, "FFN intervention");
+        for (const auto& [u, v] : units)
+          if (u < 0 || u >= c_.intermediate)
+            throw InputError("FFN intervention: unit " + std::to_string(u) + " outside 0.." + std::to_string(c_.intermediate - 1));
+      }
+    for (const auto& [i, vec] : iv.residual_add) {
+      block(i, "residual intervention");
+      if (static_cast<int>(vec.size()) != c_.hidden)
+        throw InputError("residual intervention: expected a vector of " + std::to_string(c_.hidden) + " values, got " +
+                         std::to_string(vec.size()));
+    }
+    for (int i : iv.skip_blocks) block(i, "skip_blocks");
+  }
+
+  Tensor apply_ffn_interventions(Tensor act, const Interventions& iv, int layer) const {
+    auto set = iv.ffn_set.find(layer);
+    auto add = iv.ffn_add.find(layer);
+    if (set == iv.ffn_set.end() && add == iv.ffn_add.end()) return act;
+    act = act.clone();
+    if (set != iv.ffn_set.end())
+      for (const auto& [u, v] : set->second) act.select(-1, u).fill_(v);
+    if (add != iv.ffn_add.end())
+      for (const auto& [u, v] : add->second) act.select(-1, u).add_(v);
+    return act;
   }
 
   void load_gpt2_or_bloom(const io::Checkpoint& ckpt) {

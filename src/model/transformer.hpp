@@ -32,6 +32,20 @@ struct HookResult {
   std::vector<float> values;        // float32, row-major
 };
 
+// Interventions for the neuron and pruning studies, applied during the forward pass (all tokens):
+//   iv.ffn_set[3] = {{17, 0.0f}};          // zero FFN unit 17 of block 3 (at mlp_act)
+//   iv.ffn_add[3] = {{17, 1.0f}};          // add +1 to it
+//   iv.residual_add[5] = direction;        // add a vector to the residual stream before block 5
+//   iv.skip_blocks = {20, 21};             // drop blocks (layer-pruning evaluation)
+// Hooks of a skipped block repeat its input (block_output) and are zero elsewhere.
+struct Interventions {
+  std::map<int, std::vector<std::pair<std::int64_t, float>>> ffn_set;
+  std::map<int, std::vector<std::pair<std::int64_t, float>>> ffn_add;
+  std::map<int, std::vector<float>> residual_add;
+  std::vector<int> skip_blocks;
+  bool empty() const { return ffn_set.empty() && ffn_add.empty() && residual_add.empty() && skip_blocks.empty(); }
+};
+
 class Transformer {
  public:
   // Loads DIR (config.json + safetensors); weights cast to `dtype`. Shape mismatches with
@@ -45,7 +59,8 @@ class Transformer {
   // Runs the batch and returns the requested hooks (pooled as asked) and, if `logits`, the logits
   // under the key "logits" ([batch, seq, vocab]).
   virtual std::map<std::string, HookResult> forward(const Batch& batch, const std::vector<std::string>& hooks,
-                                                    Pooling pooling, bool logits = false) = 0;
+                                                    Pooling pooling, bool logits = false,
+                                                    const Interventions& interventions = {}) = 0;
 };
 
 }  // namespace lmtopo::model

@@ -192,3 +192,66 @@ def test_bad_checkpoints_are_clear_errors(tmp_path, corruption):
         assert "mlp.gate_proj.weight" in proc.stderr and "disagrees with config.json" in proc.stderr
     if corruption == "missing":
         assert "missing tensor model.layers.1.mlp.up_proj.weight" in proc.stderr
+
+
+@pytest.mark.parametrize("arch", ["neox_parallel", "llama_gqa", "gpt2"])
+def test_interventions_match_transformers(tmp_path, arch):
+    """Zeroing and shifting FFN units, adding a residual vector before a block and skipping a block,
+    against the same edits made with forward hooks (and a shortened layer list) in transformers."""
+    import copy
+
+    model, path = build(arch, tmp_path)
+    ids, mask = batch(model.config.vocab_size, "right")
+    kind = model.config.model_type
+    hidden = model.config.hidden_size
+    direction = (np.arange(hidden, dtype=np.float32) - hidden / 2) / hidden
+    iv = {"ffn_set": {"0": [[3, 0.0], [5, 0.0]]}, "ffn_add": {"1": [[7, 1.0]]},
+          "residual_add": {"1": direction.tolist()}, "skip_blocks": [2]}
+
+    ref = copy.deepcopy(model)
+    base = ref.transformer if kind == "gpt2" else (ref.gpt_neox if kind == "gpt_neox" else ref.model)
+    layers = base.h if kind == "gpt2" else base.layers
+
+    def ffn_edit(layer_idx):
+        def edit(t):
+            t = t.clone()
+            for u, v in iv["ffn_set"].get(str(layer_idx), []):
+                t[..., u] = v
+            for u, v in iv["ffn_add"].get(str(layer_idx), []):
+                t[..., u] += v
+            return t
+        return edit
+
+    for i, layer in enumerate(layers):
+        edit = ffn_edit(i)
+        if kind == "llama":
+            layer.mlp.down_proj.register_forward_pre_hook(lambda m, a, e=edit: (e(a[0]),))
+        else:
+            layer.mlp.act.register_forward_hook(lambda m, i_, o, e=edit: e(o))
+    layers[1].register_forward_pre_hook(lambda m, a: (a[0] + torch.tensor(direction),) + tuple(a[1:]))
+    kept = torch.nn.ModuleList([l for j, l in enumerate(layers) if j != 2])
+    if kind == "gpt2":
+        base.h = kept
+    else:
+        base.layers = kept
+    with torch.no_grad():
+        want = ref(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), use_cache=False).logits.numpy()
+
+    (tmp_path / "b.json").write_text(json.dumps({"ids": ids, "mask": mask, "interventions": iv}))
+    subprocess.run([MODEL_DUMP, str(path), str(tmp_path / "b.json"), str(tmp_path / "o")], check=True)
+    meta = json.loads((tmp_path / "o" / "meta.json").read_text())
+    got = np.fromfile(tmp_path / "o" / meta["none.logits"]["file"], dtype=np.float32).reshape(meta["none.logits"]["shape"])
+    m = np.array(mask, dtype=bool)
+    np.testing.assert_allclose(got[m], want[m], rtol=1e-4, atol=1e-4)
+    plain = reference(model, ids, mask)["logits"]
+    assert np.abs(plain[m] - want[m]).max() > 1e-3  # the interventions change the output
+
+
+def test_invalid_interventions_are_input_errors(tmp_path):
+    model, path = build("neox_sequential", tmp_path)
+    for iv, needle in [({"skip_blocks": [9]}, "skip_blocks"), ({"ffn_set": {"0": [[10000, 0.0]]}}, "unit 10000"),
+                       ({"residual_add": {"0": [1.0, 2.0]}}, "expected a vector of 48")]:
+        (tmp_path / "b.json").write_text(json.dumps({"ids": [[1, 2]], "mask": [[1, 1]], "interventions": iv}))
+        proc = subprocess.run([MODEL_DUMP, str(path), str(tmp_path / "b.json"), str(tmp_path / "o")],
+                              capture_output=True, text=True)
+        assert proc.returncode == 2 and needle in proc.stderr, proc.stderr

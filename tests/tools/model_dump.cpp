@@ -1,7 +1,8 @@
 // Test tool: runs a checkpoint folder on given token ids and dumps every hook (all tokens) and the
 // logits as raw float32 files plus meta.json, for the parity tests against transformers.
 // Usage: model_dump MODEL_DIR BATCH.json OUT_DIR [float32|bfloat16]
-// BATCH.json: {"ids": [[...], ...], "mask": [[...], ...]}
+// BATCH.json: {"ids": [[...], ...], "mask": [[...], ...], optional "interventions": {"ffn_set": {"1": [[unit,
+// value], ...]}, "ffn_add": {...}, "residual_add": {"0": [floats]}, "skip_blocks": [..]}}
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -28,13 +29,27 @@ int main(int argc, char** argv) {
       for (const auto& v : row) b.ids.push_back(v.get<std::int64_t>());
     for (const auto& row : j["mask"])
       for (const auto& v : row) b.mask.push_back(v.get<std::int64_t>());
+    lmtopo::model::Interventions iv;
+    if (j.contains("interventions")) {
+      const auto& k = j["interventions"];
+      for (const char* key : {"ffn_set", "ffn_add"})
+        if (k.contains(key))
+          for (auto it = k[key].begin(); it != k[key].end(); ++it)
+            for (const auto& uv : it.value())
+              (std::string(key) == "ffn_set" ? iv.ffn_set : iv.ffn_add)[std::stoi(it.key())].push_back(
+                  {uv[0].get<std::int64_t>(), uv[1].get<float>()});
+      if (k.contains("residual_add"))
+        for (auto it = k["residual_add"].begin(); it != k["residual_add"].end(); ++it)
+          iv.residual_add[std::stoi(it.key())] = it.value().get<std::vector<float>>();
+      if (k.contains("skip_blocks")) iv.skip_blocks = k["skip_blocks"].get<std::vector<int>>();
+    }
     std::filesystem::create_directories(argv[3]);
     nlohmann::json meta;
     for (const char* pool : {"none", "last", "mean"}) {
       const auto pooling = std::string(pool) == "none" ? lmtopo::model::Pooling::none
                            : std::string(pool) == "last" ? lmtopo::model::Pooling::last
                                                          : lmtopo::model::Pooling::mean;
-      const auto out = model->forward(b, lmtopo::model::portable_hooks(), pooling, std::string(pool) == "none");
+      const auto out = model->forward(b, lmtopo::model::portable_hooks(), pooling, std::string(pool) == "none", iv);
       for (const auto& [name, r] : out) {
         const std::string file = std::string(pool) + "." + name + ".f32";
         std::ofstream f(std::filesystem::path(argv[3]) / file, std::ios::binary);
