@@ -1,7 +1,5 @@
 #include "model/tokenizer.hpp"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
 #include <unicode/normalizer2.h>
 #include <unicode/unistr.h>
 
@@ -13,88 +11,14 @@
 #include <unordered_map>
 
 #include "core/error.hpp"
+#include "model/byte_level.hpp"
 
 namespace lmtopo::model {
 namespace {
 
-// GPT-2's pre-tokenizer split (tokenizers' ByteLevel with use_regex).
-const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-
-std::string utf8_of(std::uint32_t cp) {
-  std::string out;
-  if (cp < 0x80) out += static_cast<char>(cp);
-  else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-  return out;
-}
-
-// GPT-2's reversible byte -> printable code point table.
-std::vector<std::string> byte_alphabet() {
-  std::vector<int> bs, cs;
-  for (int b = '!'; b <= '~'; ++b) bs.push_back(b);
-  for (int b = 0xA1; b <= 0xAC; ++b) bs.push_back(b);
-  for (int b = 0xAE; b <= 0xFF; ++b) bs.push_back(b);
-  cs = bs;
-  int n = 0;
-  for (int b = 0; b < 256; ++b)
-    if (std::find(bs.begin(), bs.end(), b) == bs.end()) {
-      bs.push_back(b);
-      cs.push_back(256 + n++);
-    }
-  std::vector<std::string> table(256);
-  for (std::size_t i = 0; i < bs.size(); ++i) table[static_cast<std::size_t>(bs[i])] = utf8_of(static_cast<std::uint32_t>(cs[i]));
-  return table;
-}
-
-class Regex {
- public:
-  Regex(const std::string& pattern, const std::string& where) {
-    int err = 0;
-    PCRE2_SIZE offset = 0;
-    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), pattern.size(), PCRE2_UTF | PCRE2_UCP, &err,
-                          &offset, nullptr);
-    if (!code_) {
-      PCRE2_UCHAR msg[256];
-      pcre2_get_error_message(err, msg, sizeof msg);
-      throw InputError(where + ": cannot compile the pre-tokenizer regex: " + reinterpret_cast<char*>(msg));
-    }
-    data_ = pcre2_match_data_create_from_pattern(code_, nullptr);
-  }
-  ~Regex() {
-    pcre2_match_data_free(data_);
-    pcre2_code_free(code_);
-  }
-  Regex(const Regex&) = delete;
-  Regex& operator=(const Regex&) = delete;
-  // Pieces of `text`: every match, and (isolated) the gaps between matches.
-  void split(const std::string& text, std::vector<std::string>& out) const {
-    std::size_t pos = 0, last = 0;
-    while (pos <= text.size()) {
-      const int rc = pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), pos, 0, data_, nullptr);
-      if (rc < 0) break;
-      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(data_);
-      if (ov[0] > last) out.push_back(text.substr(last, ov[0] - last));
-      if (ov[1] > ov[0]) out.push_back(text.substr(ov[0], ov[1] - ov[0]));
-      last = ov[1];
-      pos = ov[1] > ov[0] ? ov[1] : ov[1] + 1;
-    }
-    if (last < text.size()) out.push_back(text.substr(last));
-  }
-
- private:
-  pcre2_code* code_ = nullptr;
-  pcre2_match_data* data_ = nullptr;
-};
-
 class BpeTokenizer final : public Tokenizer {
  public:
-  BpeTokenizer(const nlohmann::json& j, const std::string& path) : bytes_(byte_alphabet()) {
+  BpeTokenizer(const nlohmann::json& j, const std::string& path) : bytes_(byte_symbols()) {
     auto unsupported = [&](const std::string& field, const nlohmann::json& v, const std::string& supported) {
       return InputError(path + ": " + field + ": unsupported " + v.dump() + " (supported: " + supported + ")");
     };
@@ -144,13 +68,13 @@ class BpeTokenizer final : public Tokenizer {
       if (type == "ByteLevel") {
         byte_level = true;
         add_prefix_space_ = s.value("add_prefix_space", false);
-        if (s.value("use_regex", true)) regexes_.push_back(std::make_unique<Regex>(kGpt2Pattern, path));
+        if (s.value("use_regex", true)) regexes_.push_back(std::make_unique<SplitRegex>(kGpt2SplitPattern, path));
       } else if (type == "Split") {
         if (s.value("behavior", "") != "Isolated" || s.value("invert", false))
           throw unsupported("pre_tokenizer.Split.behavior", s.value("behavior", nlohmann::json()), "Isolated, not inverted");
         const auto& pat = s.at("pattern");
         if (!pat.contains("Regex")) throw unsupported("pre_tokenizer.Split.pattern", pat, "{\"Regex\": ...}");
-        regexes_.push_back(std::make_unique<Regex>(pat["Regex"].get<std::string>(), path));
+        regexes_.push_back(std::make_unique<SplitRegex>(pat["Regex"].get<std::string>(), path));
       } else {
         throw unsupported("pre_tokenizer.type", type, "ByteLevel, Split(Regex, Isolated), Sequence of those");
       }
@@ -268,7 +192,7 @@ class BpeTokenizer final : public Tokenizer {
   std::unordered_map<std::string, std::int64_t> vocab_;
   std::unordered_map<std::string, int> ranks_;
   std::vector<std::pair<std::string, std::int64_t>> added_;
-  std::vector<std::unique_ptr<Regex>> regexes_;
+  std::vector<std::unique_ptr<SplitRegex>> regexes_;
   bool nfc_ = false;
   bool add_prefix_space_ = false;
   bool ignore_merges_ = false;
