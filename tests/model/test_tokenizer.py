@@ -79,3 +79,21 @@ def test_unsupported_tokenizer_is_a_clear_error(tmp_path):
     (tmp_path / "t.json").write_text('["x"]')
     proc = subprocess.run([TOKENIZE_DUMP, str(path), str(tmp_path / "t.json")], capture_output=True, text=True)
     assert proc.returncode == 2 and "model.type" in proc.stderr and "BPE" in proc.stderr
+
+
+def test_trained_tokenizer_json_loads_in_tokenizers_and_encodes_identically(tmp_path):
+    """lmtopo's BPE trainer writes a tokenizer.json that Hugging Face `tokenizers` reads; both encode
+    held-out text to the same ids, and the merges compress (fewer tokens than bytes)."""
+    texts_file = tmp_path / "train.json"
+    texts_file.write_text(json.dumps(TEXTS[::2], ensure_ascii=False))
+    out = tmp_path / "trained.json"
+    subprocess.run([TOKENIZE_DUMP, "--train", "700", str(texts_file), str(out)], check=True)
+    tok = Tokenizer.from_file(str(out))
+    assert tok.get_vocab_size() == 700
+    held = tmp_path / "held.json"
+    held.write_text(json.dumps(HELD_OUT, ensure_ascii=False))
+    got = json.loads(subprocess.run([TOKENIZE_DUMP, str(out), str(held)], capture_output=True, text=True,
+                                    check=True).stdout)
+    assert got == [tok.encode(t, add_special_tokens=False).ids for t in HELD_OUT]
+    sample = " ".join(TEXTS[1::2][:200])
+    assert len(tok.encode(sample).ids) < 0.75 * len(sample.encode())  # 444 merges over 12 languages

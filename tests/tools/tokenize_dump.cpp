@@ -1,12 +1,14 @@
 // Test tool: encodes the texts of a JSON list with a tokenizer.json and prints a JSON list of id
 // lists, for the parity tests against Hugging Face `tokenizers`.
 // Usage: tokenize_dump TOKENIZER(.json|DIR) TEXTS.json
+//        tokenize_dump --train VOCAB_SIZE TEXTS.json OUT.json   (byte-level BPE trainer)
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
 #include "model/tokenizer.hpp"
+#include "train/bpe_trainer.hpp"
 
 int main(int argc, char** argv) {
   if (argc < 3) {
@@ -14,6 +16,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    if (std::string(argv[1]) == "--train" && argc == 5) {
+      std::ifstream in(argv[3]);
+      const auto texts = nlohmann::json::parse(in).get<std::vector<std::string>>();
+      std::ofstream(argv[4]) << lmtopo::train::train_byte_level_bpe(texts, std::stoi(argv[2]), {"<|endoftext|>", "<|padding|>"}).dump();
+      return 0;
+    }
     const auto tok = lmtopo::model::Tokenizer::load(argv[1]);
     std::ifstream in(argv[2]);
     const auto texts = nlohmann::json::parse(in);
