@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -50,60 +51,64 @@ Tensor rotate_half(const Tensor& x) {
 
 class TorchTransformer final : public Transformer {
  public:
-  TorchTransformer(ModelConfig c, const io::Checkpoint& ckpt, torch::Dtype dtype) : c_(std::move(c)), dtype_(dtype) {
+  // Tensors come from `source` by Hugging Face name and expected shape (a checkpoint, or a fresh
+  // initialisation for training); `has` says whether an optional tensor exists.
+  using WeightSource = std::function<Tensor(const std::string&, const std::vector<std::int64_t>&)>;
+  TorchTransformer(ModelConfig c, WeightSource source, std::function<bool(const std::string&)> has, torch::Dtype dtype)
+      : c_(std::move(c)), dtype_(dtype), source_(std::move(source)), has_(std::move(has)) {
     if (c_.model_type == "gpt2" || c_.model_type == "bloom") {
-      load_gpt2_or_bloom(ckpt);
+      load_gpt2_or_bloom();
       return;
     }
     const bool neox = c_.model_type == "gpt_neox";
     prefix_ = neox ? "gpt_neox." : "model.";
-    embed_ = weight(ckpt, neox ? "gpt_neox.embed_in.weight" : "model.embed_tokens.weight", {c_.vocab, c_.hidden});
+    embed_ = weight(neox ? "gpt_neox.embed_in.weight" : "model.embed_tokens.weight", {c_.vocab, c_.hidden});
     for (int i = 0; i < c_.num_layers; ++i) {
       const std::string p = prefix_ + "layers." + std::to_string(i) + ".";
       Layer l;
       const std::int64_t H = c_.hidden, I = c_.intermediate;
       const std::int64_t q = static_cast<std::int64_t>(c_.heads) * c_.head_dim, kv = static_cast<std::int64_t>(c_.kv_heads) * c_.head_dim;
-      l.ln1_w = weight(ckpt, p + "input_layernorm.weight", {H});
-      l.ln2_w = weight(ckpt, p + "post_attention_layernorm.weight", {H});
+      l.ln1_w = weight(p + "input_layernorm.weight", {H});
+      l.ln2_w = weight(p + "post_attention_layernorm.weight", {H});
       if (neox) {
-        l.ln1_b = weight(ckpt, p + "input_layernorm.bias", {H});
-        l.ln2_b = weight(ckpt, p + "post_attention_layernorm.bias", {H});
-        l.qkv_w = weight(ckpt, p + "attention.query_key_value.weight", {3 * H, H});
-        l.o_w = weight(ckpt, p + "attention.dense.weight", {H, H});
+        l.ln1_b = weight(p + "input_layernorm.bias", {H});
+        l.ln2_b = weight(p + "post_attention_layernorm.bias", {H});
+        l.qkv_w = weight(p + "attention.query_key_value.weight", {3 * H, H});
+        l.o_w = weight(p + "attention.dense.weight", {H, H});
         if (c_.attention_bias) {
-          l.qkv_b = weight(ckpt, p + "attention.query_key_value.bias", {3 * H});
-          l.o_b = weight(ckpt, p + "attention.dense.bias", {H});
+          l.qkv_b = weight(p + "attention.query_key_value.bias", {3 * H});
+          l.o_b = weight(p + "attention.dense.bias", {H});
         }
-        l.up_w = weight(ckpt, p + "mlp.dense_h_to_4h.weight", {I, H});
-        l.up_b = weight(ckpt, p + "mlp.dense_h_to_4h.bias", {I});
-        l.down_w = weight(ckpt, p + "mlp.dense_4h_to_h.weight", {H, I});
-        l.down_b = weight(ckpt, p + "mlp.dense_4h_to_h.bias", {H});
+        l.up_w = weight(p + "mlp.dense_h_to_4h.weight", {I, H});
+        l.up_b = weight(p + "mlp.dense_h_to_4h.bias", {I});
+        l.down_w = weight(p + "mlp.dense_4h_to_h.weight", {H, I});
+        l.down_b = weight(p + "mlp.dense_4h_to_h.bias", {H});
       } else {
-        l.q_w = weight(ckpt, p + "self_attn.q_proj.weight", {q, H});
-        l.k_w = weight(ckpt, p + "self_attn.k_proj.weight", {kv, H});
-        l.v_w = weight(ckpt, p + "self_attn.v_proj.weight", {kv, H});
-        l.o_w = weight(ckpt, p + "self_attn.o_proj.weight", {H, q});
+        l.q_w = weight(p + "self_attn.q_proj.weight", {q, H});
+        l.k_w = weight(p + "self_attn.k_proj.weight", {kv, H});
+        l.v_w = weight(p + "self_attn.v_proj.weight", {kv, H});
+        l.o_w = weight(p + "self_attn.o_proj.weight", {H, q});
         if (c_.attention_bias) {
-          l.q_b = weight(ckpt, p + "self_attn.q_proj.bias", {q});
-          l.k_b = weight(ckpt, p + "self_attn.k_proj.bias", {kv});
-          l.v_b = weight(ckpt, p + "self_attn.v_proj.bias", {kv});
-          l.o_b = weight(ckpt, p + "self_attn.o_proj.bias", {H});
+          l.q_b = weight(p + "self_attn.q_proj.bias", {q});
+          l.k_b = weight(p + "self_attn.k_proj.bias", {kv});
+          l.v_b = weight(p + "self_attn.v_proj.bias", {kv});
+          l.o_b = weight(p + "self_attn.o_proj.bias", {H});
         }
-        l.gate_w = weight(ckpt, p + "mlp.gate_proj.weight", {I, H});
-        l.up_w = weight(ckpt, p + "mlp.up_proj.weight", {I, H});
-        l.down_w = weight(ckpt, p + "mlp.down_proj.weight", {H, I});
+        l.gate_w = weight(p + "mlp.gate_proj.weight", {I, H});
+        l.up_w = weight(p + "mlp.up_proj.weight", {I, H});
+        l.down_w = weight(p + "mlp.down_proj.weight", {H, I});
         if (c_.mlp_bias) {
-          l.gate_b = weight(ckpt, p + "mlp.gate_proj.bias", {I});
-          l.up_b = weight(ckpt, p + "mlp.up_proj.bias", {I});
-          l.down_b = weight(ckpt, p + "mlp.down_proj.bias", {H});
+          l.gate_b = weight(p + "mlp.gate_proj.bias", {I});
+          l.up_b = weight(p + "mlp.up_proj.bias", {I});
+          l.down_b = weight(p + "mlp.down_proj.bias", {H});
         }
       }
       layers_.push_back(std::move(l));
     }
-    final_w = weight(ckpt, neox ? "gpt_neox.final_layer_norm.weight" : "model.norm.weight", {c_.hidden});
-    if (neox) final_b = weight(ckpt, "gpt_neox.final_layer_norm.bias", {c_.hidden});
+    final_w = weight(neox ? "gpt_neox.final_layer_norm.weight" : "model.norm.weight", {c_.hidden});
+    if (neox) final_b = weight("gpt_neox.final_layer_norm.bias", {c_.hidden});
     const std::string head = neox ? "embed_out.weight" : "lm_head.weight";
-    head_ = (c_.tie_embeddings && !ckpt.has(head)) ? embed_ : weight(ckpt, head, {c_.vocab, c_.hidden});
+    head_ = (c_.tie_embeddings && !has_(head)) ? embed_ : weight(head, {c_.vocab, c_.hidden});
   }
 
   const ModelConfig& config() const override { return c_; }
@@ -151,25 +156,12 @@ class TorchTransformer final : public Transformer {
     return out;
   }
 
-  std::map<std::string, HookResult> forward(const Batch& b, const std::vector<std::string>& hooks, Pooling pooling,
-                                            bool want_logits, const Interventions& iv) override {
-    torch::NoGradGuard no_grad;
-    for (const auto& h : hooks) (void)point_names(h);  // validates the names
-    const std::set<std::string> want(hooks.begin(), hooks.end());
-    check_interventions(iv);
+  // The forward pass shared by inference and training: ids/mask [B, T]; `keep(name, tensor)` is
+  // called at every hook point; returns the final norm's output [B, T, hidden].
+  Tensor run(const Tensor& ids, const Tensor& mask, const Interventions& iv,
+             const std::function<void(const char*, const Tensor&)>& keep) const {
+    const auto B = ids.size(0), T = ids.size(1);
     const std::set<int> skip(iv.skip_blocks.begin(), iv.skip_blocks.end());
-    const auto B = b.batch, T = b.seq;
-    if (static_cast<std::int64_t>(b.ids.size()) != B * T || static_cast<std::int64_t>(b.mask.size()) != B * T)
-      throw std::invalid_argument("batch ids/mask do not match batch x seq");
-    for (auto id : b.ids)
-      if (id < 0 || id >= c_.vocab) throw InputError("token id " + std::to_string(id) + " outside the vocabulary of " + c_.dir);
-    const Tensor ids = torch::from_blob(const_cast<std::int64_t*>(b.ids.data()), {B, T}, torch::kInt64).clone();
-    const Tensor mask = torch::from_blob(const_cast<std::int64_t*>(b.mask.data()), {B, T}, torch::kInt64).clone();
-    std::map<std::string, std::vector<Tensor>> captured;
-    auto keep = [&](const char* name, const Tensor& t) {
-      if (want.count(name)) captured[name].push_back(t.to(torch::kFloat32));
-    };
-
     // Additive attention bias: causal, and padded keys masked, in float32 (as HF builds it).
     const float neg = std::numeric_limits<float>::lowest();
     Tensor causal = torch::ones({T, T}, torch::kBool).tril();
@@ -252,6 +244,27 @@ class TorchTransformer final : public Transformer {
     }
     Tensor final_h = c_.model_type == "llama" ? rms_norm(x, final_w) : torch::layer_norm(x, {c_.hidden}, final_w, final_b, c_.norm_eps);
     keep("post_attention_layernorm", final_h);
+    return final_h;
+  }
+
+  std::map<std::string, HookResult> forward(const Batch& b, const std::vector<std::string>& hooks, Pooling pooling,
+                                            bool want_logits, const Interventions& iv) override {
+    torch::NoGradGuard no_grad;
+    for (const auto& h : hooks) (void)point_names(h);  // validates the names
+    const std::set<std::string> want(hooks.begin(), hooks.end());
+    check_interventions(iv);
+    const auto B = b.batch, T = b.seq;
+    if (static_cast<std::int64_t>(b.ids.size()) != B * T || static_cast<std::int64_t>(b.mask.size()) != B * T)
+      throw std::invalid_argument("batch ids/mask do not match batch x seq");
+    for (auto id : b.ids)
+      if (id < 0 || id >= c_.vocab) throw InputError("token id " + std::to_string(id) + " outside the vocabulary of " + c_.dir);
+    const Tensor ids = torch::from_blob(const_cast<std::int64_t*>(b.ids.data()), {B, T}, torch::kInt64).clone();
+    const Tensor mask = torch::from_blob(const_cast<std::int64_t*>(b.mask.data()), {B, T}, torch::kInt64).clone();
+    std::map<std::string, std::vector<Tensor>> captured;
+    auto keep = [&](const char* name, const Tensor& t) {
+      if (want.count(name)) captured[name].push_back(t.to(torch::kFloat32));
+    };
+    const Tensor final_h = run(ids, mask, iv, keep);
 
     std::map<std::string, HookResult> out;
     for (const auto& h : hooks) {
@@ -276,7 +289,7 @@ class TorchTransformer final : public Transformer {
     if (want_logits) {
       Tensor logits = torch::linear(final_h, head_).to(torch::kFloat32).contiguous();
       HookResult r;
-      r.points = {neox ? "embed_out" : "lm_head"};
+      r.points = {c_.model_type == "gpt_neox" ? "embed_out" : "lm_head"};
       r.shape.assign(logits.sizes().begin(), logits.sizes().end());
       r.values.assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
       out["logits"] = std::move(r);
@@ -291,15 +304,10 @@ class TorchTransformer final : public Transformer {
     Tensor gate_w, gate_b, up_w, up_b, down_w, down_b;
   };
 
-  Tensor weight(const io::Checkpoint& ckpt, const std::string& name, const std::vector<std::int64_t>& shape) {
-    const auto& v = ckpt.tensor(name);
-    if (v.shape != shape) {
-      std::string want, got;
-      for (auto d : shape) want += (want.empty() ? "" : "x") + std::to_string(d);
-      for (auto d : v.shape) got += (got.empty() ? "" : "x") + std::to_string(d);
-      throw InputError(v.file + ": tensor " + name + ": shape " + got + " disagrees with config.json (expected " + want + ")");
-    }
-    return torch::from_blob(const_cast<void*>(v.data), v.shape, torch_dtype(v.dtype)).to(dtype_, /*non_blocking=*/false, /*copy=*/true);
+  Tensor weight(const std::string& name, const std::vector<std::int64_t>& shape) {
+    Tensor t = source_(name, shape).to(dtype_);
+    params_.push_back({name, t});
+    return t;
   }
 
   void check_interventions(const Interventions& iv) const {
@@ -335,45 +343,45 @@ class TorchTransformer final : public Transformer {
     return act;
   }
 
-  void load_gpt2_or_bloom(const io::Checkpoint& ckpt) {
+  void load_gpt2_or_bloom() {
     const bool gpt2 = c_.model_type == "gpt2";
     const std::int64_t H = c_.hidden, I = c_.intermediate;
     prefix_ = "transformer.";
-    embed_ = weight(ckpt, gpt2 ? "transformer.wte.weight" : "transformer.word_embeddings.weight", {c_.vocab, H});
+    embed_ = weight(gpt2 ? "transformer.wte.weight" : "transformer.word_embeddings.weight", {c_.vocab, H});
     if (gpt2) {
-      pos_embed_ = weight(ckpt, "transformer.wpe.weight", {c_.max_positions, H});
+      pos_embed_ = weight("transformer.wpe.weight", {c_.max_positions, H});
     } else {
-      emb_ln_w = weight(ckpt, "transformer.word_embeddings_layernorm.weight", {H});
-      emb_ln_b = weight(ckpt, "transformer.word_embeddings_layernorm.bias", {H});
+      emb_ln_w = weight("transformer.word_embeddings_layernorm.weight", {H});
+      emb_ln_b = weight("transformer.word_embeddings_layernorm.bias", {H});
     }
     // GPT-2 stores Conv1D weights as [in, out]: transposed here to Linear's [out, in].
     auto linear_w = [&](const std::string& name, std::int64_t out, std::int64_t in) {
-      return gpt2 ? weight(ckpt, name, {in, out}).t().contiguous() : weight(ckpt, name, {out, in});
+      return gpt2 ? weight(name, {in, out}).t().contiguous() : weight(name, {out, in});
     };
     for (int i = 0; i < c_.num_layers; ++i) {
       const std::string p = "transformer.h." + std::to_string(i) + ".";
       Layer l;
       const std::string ln1 = gpt2 ? "ln_1" : "input_layernorm", ln2 = gpt2 ? "ln_2" : "post_attention_layernorm";
-      l.ln1_w = weight(ckpt, p + ln1 + ".weight", {H});
-      l.ln1_b = weight(ckpt, p + ln1 + ".bias", {H});
-      l.ln2_w = weight(ckpt, p + ln2 + ".weight", {H});
-      l.ln2_b = weight(ckpt, p + ln2 + ".bias", {H});
+      l.ln1_w = weight(p + ln1 + ".weight", {H});
+      l.ln1_b = weight(p + ln1 + ".bias", {H});
+      l.ln2_w = weight(p + ln2 + ".weight", {H});
+      l.ln2_b = weight(p + ln2 + ".bias", {H});
       const std::string qkv = gpt2 ? "attn.c_attn" : "self_attention.query_key_value";
       const std::string o = gpt2 ? "attn.c_proj" : "self_attention.dense";
       const std::string up = gpt2 ? "mlp.c_fc" : "mlp.dense_h_to_4h", down = gpt2 ? "mlp.c_proj" : "mlp.dense_4h_to_h";
       l.qkv_w = linear_w(p + qkv + ".weight", 3 * H, H);
-      l.qkv_b = weight(ckpt, p + qkv + ".bias", {3 * H});
+      l.qkv_b = weight(p + qkv + ".bias", {3 * H});
       l.o_w = linear_w(p + o + ".weight", H, H);
-      l.o_b = weight(ckpt, p + o + ".bias", {H});
+      l.o_b = weight(p + o + ".bias", {H});
       l.up_w = linear_w(p + up + ".weight", I, H);
-      l.up_b = weight(ckpt, p + up + ".bias", {I});
+      l.up_b = weight(p + up + ".bias", {I});
       l.down_w = linear_w(p + down + ".weight", H, I);
-      l.down_b = weight(ckpt, p + down + ".bias", {H});
+      l.down_b = weight(p + down + ".bias", {H});
       layers_.push_back(std::move(l));
     }
-    final_w = weight(ckpt, "transformer.ln_f.weight", {H});
-    final_b = weight(ckpt, "transformer.ln_f.bias", {H});
-    head_ = (c_.tie_embeddings || !ckpt.has("lm_head.weight")) ? embed_ : weight(ckpt, "lm_head.weight", {c_.vocab, H});
+    final_w = weight("transformer.ln_f.weight", {H});
+    final_b = weight("transformer.ln_f.bias", {H});
+    head_ = (c_.tie_embeddings || !has_("lm_head.weight")) ? embed_ : weight("lm_head.weight", {c_.vocab, H});
   }
 
   // BLOOM's ALiBi slopes (Press et al.), as transformers' build_alibi_tensor computes them.
@@ -469,6 +477,9 @@ class TorchTransformer final : public Transformer {
 
   ModelConfig c_;
   torch::Dtype dtype_;
+  WeightSource source_;
+  std::function<bool(const std::string&)> has_;
+  std::vector<std::pair<std::string, Tensor>> params_;  // Hugging Face name -> tensor, in load order
   std::string prefix_;
   Tensor embed_, final_w, final_b, head_;
   Tensor pos_embed_, emb_ln_w, emb_ln_b;  // gpt2 positions; bloom embedding LayerNorm
@@ -480,7 +491,19 @@ class TorchTransformer final : public Transformer {
 std::unique_ptr<Transformer> Transformer::load(const std::string& dir, WeightDType dtype, const std::string& architecture) {
   ModelConfig c = read_model_config(dir, architecture);
   io::Checkpoint ckpt(dir);
-  return std::make_unique<TorchTransformer>(std::move(c), ckpt, torch_dtype(dtype));
+  auto from_checkpoint = [&](const std::string& name, const std::vector<std::int64_t>& shape) {
+    const auto& v = ckpt.tensor(name);
+    if (v.shape != shape) {
+      std::string want, got;
+      for (auto d : shape) want += (want.empty() ? "" : "x") + std::to_string(d);
+      for (auto d : v.shape) got += (got.empty() ? "" : "x") + std::to_string(d);
+      throw InputError(v.file + ": tensor " + name + ": shape " + got + " disagrees with config.json (expected " + want + ")");
+    }
+    // A copy: the memory map is released when the checkpoint goes out of scope.
+    return torch::from_blob(const_cast<void*>(v.data), v.shape, torch_dtype(v.dtype)).clone();
+  };
+  return std::make_unique<TorchTransformer>(std::move(c), from_checkpoint,
+                                            [&](const std::string& name) { return ckpt.has(name); }, torch_dtype(dtype));
 }
 
 }  // namespace lmtopo::model
