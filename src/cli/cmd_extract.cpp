@@ -5,7 +5,7 @@
 #include "core/error.hpp"
 #include "core/provenance.hpp"
 #include "mpi/collective.hpp"
-#ifdef LMTOPO_EXTRACT_HELPER
+#ifdef LMTOPO_TORCH_HELPER
 #include "stages/extract.hpp"
 #else
 #include "stages/extract.hpp"  // options and summary types only
@@ -31,11 +31,11 @@ int run_extract_cmd(const po::variables_map& vm, const std::vector<std::string>&
   o.architecture = vm["architecture"].as<std::string>();
   o.config = {{"model", o.model_dir}, {"prompts", o.prompts}, {"hooks", o.hooks},     {"pool", o.pool},
               {"dtype", o.dtype},     {"batch", o.batch},     {"add_bos", o.add_bos}, {"architecture", o.architecture}};
-#ifdef LMTOPO_EXTRACT_HELPER
+#ifdef LMTOPO_TORCH_HELPER
   const auto s = stages::run_extract(o, MPI_COMM_WORLD);
 #else
-  stages::ExtractSummary s;  // not reached: main() hands `extract` to lmtopo-extract
-  throw RuntimeFailure("extract runs in lmtopo-extract");
+  stages::ExtractSummary s;  // not reached: main() hands `extract` to lmtopo-torch
+  throw RuntimeFailure("extract runs in lmtopo-torch");
 #endif
   if (mpi::rank() == 0) {
     std::cout << "extract: " << s.prompts << " prompts (" << s.tokens << " tokens), " << s.points

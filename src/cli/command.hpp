@@ -43,5 +43,6 @@ Command make_plan_command();
 Command make_prepare_command();
 Command make_zigzag_command();
 Command make_extract_command();
+Command make_train_command();
 
 }  // namespace lmtopo::cli

@@ -55,15 +55,15 @@ int run_command(const lmtopo::cli::Command& cmd, int argc, char** argv) {
   return cmd.run(vm, passthrough);
 }
 
-#ifndef LMTOPO_EXTRACT_HELPER
-// `extract` runs in lmtopo-extract, the one executable linked with libtorch: loading libtorch costs
+#ifndef LMTOPO_TORCH_HELPER
+// `extract` and `train` run in lmtopo-torch, the one executable linked with libtorch: loading libtorch costs
 // about half a second per start, which every other subcommand should not pay. The exec happens
 // before MPI starts, so the helper initialises MPI itself under mpirun/srun.
-void exec_extract_helper(char** argv) {
+void exec_torch_helper(char** argv) {
   std::array<char, 4096> self{};
   const ssize_t len = readlink("/proc/self/exe", self.data(), self.size() - 1);
   std::string helper = len > 0 ? std::string(self.data(), static_cast<std::size_t>(len)) : std::string(argv[0]);
-  helper = helper.substr(0, helper.find_last_of('/') + 1) + "lmtopo-extract";
+  helper = helper.substr(0, helper.find_last_of('/') + 1) + "lmtopo-torch";
   execv(helper.c_str(), argv);
   std::cerr << "lmtopo: failure: cannot run " << helper << " (built without libtorch?)\n";
   std::exit(1);
@@ -73,8 +73,8 @@ void exec_extract_helper(char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-#ifndef LMTOPO_EXTRACT_HELPER
-  if (argc > 1 && std::string(argv[1]) == "extract") exec_extract_helper(argv);
+#ifndef LMTOPO_TORCH_HELPER
+  if (argc > 1 && (std::string(argv[1]) == "extract" || std::string(argv[1]) == "train")) exec_torch_helper(argv);
 #endif
   if (lmtopo::mpi::launched_by_mpi_launcher()) {
     int provided = 0;
@@ -105,7 +105,9 @@ int main(int argc, char** argv) {
     if (root) std::cerr << "lmtopo: error: " << e.what() << "\n";
     status = 2;
   } catch (const std::exception& e) {
-    std::cerr << "lmtopo: failure: " << e.what() << "\n";
+    // One line: libtorch appends a C++ stack trace to its messages.
+    const std::string what = e.what();
+    std::cerr << "lmtopo: failure: " << what.substr(0, what.find('\n')) << "\n";
     status = 1;
   }
   lmtopo::mpi::finalize_if_initialized();

@@ -144,3 +144,37 @@ std::vector<std::string> Checkpoint::names() const {
 }
 
 }  // namespace lmtopo::io
+
+namespace lmtopo::io {
+
+void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors) {
+  nlohmann::json header = nlohmann::json::object();
+  header["__metadata__"] = {{"format", "pt"}};
+  std::size_t offset = 0;
+  for (const auto& t : tensors) {
+    std::size_t bytes = dtype_size(t.dtype);
+    for (auto d : t.shape) bytes *= static_cast<std::size_t>(d);
+    header[t.name] = {{"dtype", dtype_label(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // keeps the tensor data 8-byte aligned
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw RuntimeFailure(tmp + ": cannot write");
+    std::uint64_t len = text.size();
+    for (int i = 0; i < 8; ++i) out.put(static_cast<char>((len >> (8 * i)) & 0xff));
+    out << text;
+    for (const auto& t : tensors) {
+      std::size_t bytes = dtype_size(t.dtype);
+      for (auto d : t.shape) bytes *= static_cast<std::size_t>(d);
+      out.write(static_cast<const char*>(t.data), static_cast<std::streamsize>(bytes));
+    }
+    out.flush();
+    if (!out) throw RuntimeFailure(tmp + ": write failed");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw RuntimeFailure(path + ": cannot rename from " + tmp);
+}
+
+}  // namespace lmtopo::io

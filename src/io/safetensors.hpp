@@ -55,4 +55,14 @@ class Checkpoint {
   std::map<std::string, const TensorView*> index_;
 };
 
+struct TensorToWrite {
+  std::string name;
+  TensorDType dtype = TensorDType::f32;
+  std::vector<std::int64_t> shape;
+  const void* data = nullptr;
+};
+
+// Writes a safetensors file (through a temporary name and a rename), header metadata {"format": "pt"}.
+void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors);
+
 }  // namespace lmtopo::io

@@ -1,0 +1,106 @@
+// `lmtopo train`: a small GPT-NeoX-layout model trained on a corpus, with Hugging Face checkpoints.
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli/command.hpp"
+#include "core/error.hpp"
+#include "io/corpus.hpp"
+#include "io/h5store.hpp"
+#include "mpi/collective.hpp"
+#ifdef LMTOPO_TORCH_HELPER
+#include "train/trainer.hpp"
+#endif
+
+namespace lmtopo::cli {
+namespace {
+
+#ifdef LMTOPO_TORCH_HELPER
+// Texts of a corpus.h5 (prepare) or of a JSONL file's `text` fields.
+std::vector<std::string> read_texts(const std::string& path) {
+  if (path.size() > 3 && path.compare(path.size() - 3, 3, ".h5") == 0) return io::H5Input(path).read_strings("/corpus/text");
+  std::vector<std::string> out;
+  for (const auto& r : io::read_jsonl_corpus(path)) out.push_back(r.text);
+  return out;
+}
+#endif
+
+int run_train_cmd(const po::variables_map& vm, const std::vector<std::string>&) {
+#ifdef LMTOPO_TORCH_HELPER
+  train::TrainOptions o;
+  const auto texts = read_texts(vm["corpus"].as<std::string>());
+  const int every = vm["heldout-every"].as<int>();
+  if (every < 2) throw InputError("--heldout-every: expected at least 2, got " + std::to_string(every));
+  for (std::size_t i = 0; i < texts.size(); ++i)
+    (i % static_cast<std::size_t>(every) == 0 ? o.heldout_texts : o.train_texts).push_back(texts[i]);
+  o.vocab_size = vm["vocab-size"].as<int>();
+  o.layers = vm["layers"].as<int>();
+  o.hidden = vm["hidden"].as<int>();
+  o.heads = vm["heads"].as<int>();
+  o.intermediate = vm["intermediate"].as<int>();
+  o.seq_len = vm["seq-len"].as<int>();
+  o.steps = vm["steps"].as<int>();
+  o.batch = vm["batch"].as<int>();
+  o.lr = vm["lr"].as<double>();
+  o.warmup = vm["warmup"].as<int>();
+  o.seed = vm["seed"].as<unsigned long long>();
+  o.output_dir = vm["output"].as<std::string>();
+  o.save_steps = train::checkpoint_schedule(o.steps, vm["save-every"].as<int>());
+  for (const char* k : {"vocab-size", "layers", "hidden", "heads", "intermediate", "seq-len", "steps", "batch"})
+    if (vm[k].as<int>() < 1) throw InputError(std::string("--") + k + ": expected a positive value");
+  o.config = {{"corpus", vm["corpus"].as<std::string>()}, {"vocab_size", o.vocab_size}, {"layers", o.layers},
+              {"hidden", o.hidden}, {"heads", o.heads}, {"intermediate", o.intermediate}, {"seq_len", o.seq_len},
+              {"steps", o.steps}, {"batch", o.batch}, {"lr", o.lr}, {"warmup", o.warmup}, {"seed", o.seed},
+              {"heldout_every", every}, {"save_steps", o.save_steps}};
+  const auto r = train::train_model(o, MPI_COMM_WORLD);
+  if (mpi::rank() == 0) {
+    std::cout << "train: " << o.steps << " steps, loss " << (r.loss.empty() ? 0 : r.loss.front()) << " -> "
+              << (r.loss.empty() ? 0 : r.loss.back()) << "; held-out loss at the checkpoints:";
+    for (std::size_t i = 0; i < r.saved_steps.size(); ++i) std::cout << " step" << r.saved_steps[i] << "=" << r.heldout_loss[i];
+    std::cout << "\ntrain: checkpoints in " << o.output_dir << ", log " << r.log_path << "\n";
+  }
+  return 0;
+#else
+  (void)vm;
+  throw RuntimeFailure("train runs in lmtopo-torch");
+#endif
+}
+
+}  // namespace
+
+Command make_train_command() {
+  Command c;
+  c.name = "train";
+  c.summary = "train a small GPT-NeoX-layout model (and its BPE tokenizer) and save HF checkpoints";
+  c.usage = "[mpirun -n P] lmtopo train --corpus corpus.h5|FILE.jsonl -o DIR [--layers 2 --hidden 64 ...]";
+  c.description =
+      "Trains a byte-level BPE tokenizer on the training texts, then a GPT-NeoX-layout model (parallel residual, "
+      "partial rotary) with AdamW (betas 0.9/0.95), linear warm-up and cosine decay to 10%, gradient clipping at "
+      "1.0, on windows of --seq-len tokens of the EOS-joined texts. Every --heldout-every-th text is held out. "
+      "Data-parallel over the ranks (gradients all-reduced; the global batch is split, so the loss curve does not "
+      "depend on the rank count beyond rounding). Saves DIR/step<N>/ (config.json, model.safetensors, "
+      "tokenizer.json) at steps 0, powers of two, every --save-every steps and the last, and DIR/train_log.h5 "
+      "(train-log/1).";
+  c.add_options = [](po::options_description& d) {
+    d.add_options()("corpus", po::value<std::string>()->required(), "corpus.h5 from prepare, or JSONL with text")(
+        "output,o", po::value<std::string>()->required(), "output directory for step<N>/ checkpoints")(
+        "vocab-size", po::value<int>()->default_value(512), "tokenizer vocabulary (2 special + 256 bytes + merges)")(
+        "layers", po::value<int>()->default_value(2), "transformer blocks")(
+        "hidden", po::value<int>()->default_value(64), "hidden size")(
+        "heads", po::value<int>()->default_value(4), "attention heads")(
+        "intermediate", po::value<int>()->default_value(256), "FFN width")(
+        "seq-len", po::value<int>()->default_value(64), "tokens per training window")(
+        "steps", po::value<int>()->default_value(200), "optimizer steps")(
+        "batch", po::value<int>()->default_value(16), "global batch (windows per step), divisible by the ranks")(
+        "lr", po::value<double>()->default_value(3e-3), "peak learning rate")(
+        "warmup", po::value<int>()->default_value(20), "linear warm-up steps")(
+        "seed", po::value<unsigned long long>()->default_value(0), "seed of initialisation and data order")(
+        "heldout-every", po::value<int>()->default_value(10), "hold out every N-th text")(
+        "save-every", po::value<int>()->default_value(0), "also save every N steps (0: only 0, powers of two, last)");
+  };
+  c.run = run_train_cmd;
+  return c;
+}
+
+}  // namespace lmtopo::cli

@@ -1,0 +1,491 @@
+// The libtorch transformer shared by inference (transformer.cpp) and training (train/). Internal:
+// include only from translation units that already depend on libtorch.
+#pragma once
+#include <torch/torch.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <map>
+#include <set>
+
+#include "core/error.hpp"
+#include "io/safetensors.hpp"
+#include "model/transformer.hpp"
+
+namespace lmtopo::model::detail {
+
+using torch::Tensor;
+namespace F = torch::nn::functional;
+
+inline torch::Dtype torch_dtype(io::TensorDType t) {
+  switch (t) {
+    case io::TensorDType::f32: return torch::kFloat32;
+    case io::TensorDType::f16: return torch::kFloat16;
+    case io::TensorDType::bf16: return torch::kBFloat16;
+  }
+  return torch::kFloat32;
+}
+
+inline torch::Dtype torch_dtype(WeightDType t) {
+  switch (t) {
+    case WeightDType::float32: return torch::kFloat32;
+    case WeightDType::bfloat16: return torch::kBFloat16;
+    case WeightDType::float16: return torch::kFloat16;
+  }
+  return torch::kFloat32;
+}
+
+inline Tensor rotate_half(const Tensor& x) {
+  const auto half = x.size(-1) / 2;
+  return torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
+}
+
+class TorchTransformer final : public Transformer {
+ public:
+  // Tensors come from `source` by Hugging Face name and expected shape (a checkpoint, or a fresh
+  // initialisation for training); `has` says whether an optional tensor exists.
+  using WeightSource = std::function<Tensor(const std::string&, const std::vector<std::int64_t>&)>;
+  TorchTransformer(ModelConfig c, WeightSource source, std::function<bool(const std::string&)> has, torch::Dtype dtype)
+      : c_(std::move(c)), dtype_(dtype), source_(std::move(source)), has_(std::move(has)) {
+    if (c_.model_type == "gpt2" || c_.model_type == "bloom") {
+      load_gpt2_or_bloom();
+      return;
+    }
+    const bool neox = c_.model_type == "gpt_neox";
+    prefix_ = neox ? "gpt_neox." : "model.";
+    embed_ = weight(neox ? "gpt_neox.embed_in.weight" : "model.embed_tokens.weight", {c_.vocab, c_.hidden});
+    for (int i = 0; i < c_.num_layers; ++i) {
+      const std::string p = prefix_ + "layers." + std::to_string(i) + ".";
+      Layer l;
+      const std::int64_t H = c_.hidden, I = c_.intermediate;
+      const std::int64_t q = static_cast<std::int64_t>(c_.heads) * c_.head_dim, kv = static_cast<std::int64_t>(c_.kv_heads) * c_.head_dim;
+      l.ln1_w = weight(p + "input_layernorm.weight", {H});
+      l.ln2_w = weight(p + "post_attention_layernorm.weight", {H});
+      if (neox) {
+        l.ln1_b = weight(p + "input_layernorm.bias", {H});
+        l.ln2_b = weight(p + "post_attention_layernorm.bias", {H});
+        l.qkv_w = weight(p + "attention.query_key_value.weight", {3 * H, H});
+        l.o_w = weight(p + "attention.dense.weight", {H, H});
+        if (c_.attention_bias) {
+          l.qkv_b = weight(p + "attention.query_key_value.bias", {3 * H});
+          l.o_b = weight(p + "attention.dense.bias", {H});
+        }
+        l.up_w = weight(p + "mlp.dense_h_to_4h.weight", {I, H});
+        l.up_b = weight(p + "mlp.dense_h_to_4h.bias", {I});
+        l.down_w = weight(p + "mlp.dense_4h_to_h.weight", {H, I});
+        l.down_b = weight(p + "mlp.dense_4h_to_h.bias", {H});
+      } else {
+        l.q_w = weight(p + "self_attn.q_proj.weight", {q, H});
+        l.k_w = weight(p + "self_attn.k_proj.weight", {kv, H});
+        l.v_w = weight(p + "self_attn.v_proj.weight", {kv, H});
+        l.o_w = weight(p + "self_attn.o_proj.weight", {H, q});
+        if (c_.attention_bias) {
+          l.q_b = weight(p + "self_attn.q_proj.bias", {q});
+          l.k_b = weight(p + "self_attn.k_proj.bias", {kv});
+          l.v_b = weight(p + "self_attn.v_proj.bias", {kv});
+          l.o_b = weight(p + "self_attn.o_proj.bias", {H});
+        }
+        l.gate_w = weight(p + "mlp.gate_proj.weight", {I, H});
+        l.up_w = weight(p + "mlp.up_proj.weight", {I, H});
+        l.down_w = weight(p + "mlp.down_proj.weight", {H, I});
+        if (c_.mlp_bias) {
+          l.gate_b = weight(p + "mlp.gate_proj.bias", {I});
+          l.up_b = weight(p + "mlp.up_proj.bias", {I});
+          l.down_b = weight(p + "mlp.down_proj.bias", {H});
+        }
+      }
+      layers_.push_back(std::move(l));
+    }
+    final_w = weight(neox ? "gpt_neox.final_layer_norm.weight" : "model.norm.weight", {c_.hidden});
+    if (neox) final_b = weight("gpt_neox.final_layer_norm.bias", {c_.hidden});
+    const std::string head = neox ? "embed_out.weight" : "lm_head.weight";
+    head_ = (c_.tie_embeddings && !has_(head)) ? embed_ : weight(head, {c_.vocab, c_.hidden});
+  }
+
+  const ModelConfig& config() const override { return c_; }
+
+  // Hugging Face name and tensor of every weight, in load order (gpt_neox and llama: the tensors
+  // the forward pass uses; for training and saving).
+  const std::vector<std::pair<std::string, Tensor>>& parameters() const { return params_; }
+
+  // Next-token logits [B, T, vocab] of unpadded sequences [B, T], with autograd: the training forward.
+  Tensor logits(const Tensor& ids) const {
+    return torch::linear(run(ids, torch::ones_like(ids), {}, [](const char*, const Tensor&) {}), head_);
+  }
+
+  std::vector<std::string> point_names(const std::string& hook) const override {
+    // Module paths as in the Hugging Face implementation of each family.
+    struct Paths {
+      const char* layers;
+      const char* ln2;
+      const char* final_norm;
+      const char* embeddings;
+      const char* attn;
+      const char* act;
+    };
+    static const std::map<std::string, Paths> families = {
+        {"gpt_neox", {"gpt_neox.layers.", ".post_attention_layernorm", "gpt_neox.final_layer_norm", "gpt_neox.embed_in",
+                      ".attention", ".mlp.act"}},
+        {"llama", {"model.layers.", ".post_attention_layernorm", "model.norm", "model.embed_tokens", ".self_attn",
+                   ".mlp.down_proj:input"}},
+        {"gpt2", {"transformer.h.", ".ln_2", "transformer.ln_f", "transformer.drop", ".attn", ".mlp.act"}},
+        // BLOOM's attention module adds the residual; the hook is the branch before that addition.
+        {"bloom", {"transformer.h.", ".post_attention_layernorm", "transformer.ln_f",
+                   "transformer.word_embeddings_layernorm", ".self_attention:branch", ".mlp.gelu_impl"}},
+    };
+    const Paths& f = families.at(c_.model_type);
+    std::vector<std::string> out;
+    auto layer = [&](int i) { return std::string(f.layers) + std::to_string(i); };
+    if (hook == "post_attention_layernorm") {
+      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i) + f.ln2);
+      out.push_back(f.final_norm);
+    } else if (hook == "block_output") {
+      out.push_back(f.embeddings);
+      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i));
+    } else if (hook == "block_input") {
+      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i) + ":input");
+    } else if (hook == "attn_output") {
+      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i) + f.attn);
+    } else if (hook == "mlp_act") {
+      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i) + f.act);
+    } else {
+      std::string names;
+      for (const auto& h : portable_hooks()) names += (names.empty() ? "" : ", ") + h;
+      throw InputError("unknown hook '" + hook + "' (expected one of: " + names + ")");
+    }
+    return out;
+  }
+
+  // The forward pass shared by inference and training: ids/mask [B, T]; `keep(name, tensor)` is
+  // called at every hook point; returns the final norm's output [B, T, hidden].
+  Tensor run(const Tensor& ids, const Tensor& mask, const Interventions& iv,
+             const std::function<void(const char*, const Tensor&)>& keep) const {
+    const auto B = ids.size(0), T = ids.size(1);
+    const std::set<int> skip(iv.skip_blocks.begin(), iv.skip_blocks.end());
+    // Additive attention bias: causal, and padded keys masked, in float32 (as HF builds it).
+    const float neg = std::numeric_limits<float>::lowest();
+    Tensor causal = torch::ones({T, T}, torch::kBool).tril();
+    Tensor allowed = causal.unsqueeze(0) & mask.to(torch::kBool).unsqueeze(1);  // [B, T(query), T(key)]
+    Tensor bias = torch::zeros({B, 1, T, T}, torch::kFloat32).masked_fill(~allowed.unsqueeze(1), neg);
+
+    // Rotary tables.
+    const bool neox = c_.model_type == "gpt_neox";
+    const std::int64_t rot = neox ? static_cast<std::int64_t>(c_.head_dim * c_.rotary_pct) : c_.head_dim;
+    Tensor inv_freq = 1.0 / torch::pow(c_.rope_theta, torch::arange(0, rot, 2, torch::kInt64).to(torch::kFloat32) / static_cast<double>(rot));
+    Tensor pos = torch::arange(T, torch::kInt64).to(torch::kFloat32);
+    Tensor freqs = torch::outer(pos, inv_freq);
+    Tensor emb = torch::cat({freqs, freqs}, -1);
+    Tensor cos = emb.cos().to(dtype_), sin = emb.sin().to(dtype_);  // [T, rot]
+
+    const bool gpt2 = c_.model_type == "gpt2", bloom = c_.model_type == "bloom";
+    Tensor x = torch::embedding(embed_, ids);
+    if (gpt2) x = x + torch::embedding(pos_embed_, torch::arange(T, torch::kInt64)).unsqueeze(0);
+    if (bloom) x = torch::layer_norm(x, {c_.hidden}, emb_ln_w, emb_ln_b, c_.norm_eps);
+    Tensor alibi;  // BLOOM: slope_h * (position of the key among the row's real tokens)
+    if (bloom) {
+      Tensor positions = ((mask.cumsum(-1) - 1) * mask).to(torch::kFloat32);  // [B, T]
+      alibi = alibi_slopes().view({1, c_.heads, 1, 1}) * positions.view({B, 1, 1, T});
+    }
+    keep("block_output", x);
+    for (int i = 0; i < c_.num_layers; ++i) {
+      const Layer& l = layers_[static_cast<std::size_t>(i)];
+      if (auto r = iv.residual_add.find(i); r != iv.residual_add.end())
+        x = x + torch::from_blob(const_cast<float*>(r->second.data()), {c_.hidden}, torch::kFloat32).to(x.scalar_type());
+      keep("block_input", x);
+      if (skip.count(i)) {
+        const Tensor zero = torch::zeros_like(x);
+        keep("attn_output", zero);
+        keep("post_attention_layernorm", zero);
+        keep("mlp_act", torch::zeros({B, T, c_.intermediate}, x.options()));
+        keep("block_output", x);
+        continue;
+      }
+      auto edit_ffn = [&](Tensor act) { return apply_ffn_interventions(std::move(act), iv, i); };
+      if (gpt2 || bloom) {
+        Tensor h1 = torch::layer_norm(x, {c_.hidden}, l.ln1_w, l.ln1_b, c_.norm_eps);
+        Tensor attn = attention_fused(h1, l, bloom ? bias + alibi : bias, bloom);
+        keep("attn_output", attn);
+        Tensor mid = attn + (bloom && c_.residual_post_layernorm ? h1 : x);
+        Tensor h2 = torch::layer_norm(mid, {c_.hidden}, l.ln2_w, l.ln2_b, c_.norm_eps);
+        keep("post_attention_layernorm", h2);
+        Tensor act = edit_ffn(activation(torch::linear(h2, l.up_w, l.up_b)));
+        keep("mlp_act", act);
+        x = torch::linear(act, l.down_w, l.down_b) + (bloom && c_.residual_post_layernorm ? h2 : mid);
+      } else if (neox) {
+        Tensor h1 = torch::layer_norm(x, {c_.hidden}, l.ln1_w, l.ln1_b, c_.norm_eps);
+        Tensor attn = attention_neox(h1, l, bias, cos, sin, rot);
+        keep("attn_output", attn);
+        if (c_.parallel_residual) {
+          Tensor h2 = torch::layer_norm(x, {c_.hidden}, l.ln2_w, l.ln2_b, c_.norm_eps);
+          keep("post_attention_layernorm", h2);
+          Tensor act = edit_ffn(activation(torch::linear(h2, l.up_w, l.up_b)));
+          keep("mlp_act", act);
+          x = torch::linear(act, l.down_w, l.down_b) + attn + x;
+        } else {
+          Tensor mid = attn + x;
+          Tensor h2 = torch::layer_norm(mid, {c_.hidden}, l.ln2_w, l.ln2_b, c_.norm_eps);
+          keep("post_attention_layernorm", h2);
+          Tensor act = edit_ffn(activation(torch::linear(h2, l.up_w, l.up_b)));
+          keep("mlp_act", act);
+          x = torch::linear(act, l.down_w, l.down_b) + mid;
+        }
+      } else {
+        Tensor h1 = rms_norm(x, l.ln1_w);
+        Tensor attn = attention_llama(h1, l, bias, cos, sin);
+        keep("attn_output", attn);
+        x = x + attn;
+        Tensor h2 = rms_norm(x, l.ln2_w);
+        keep("post_attention_layernorm", h2);
+        Tensor act = edit_ffn(activation(torch::linear(h2, l.gate_w, l.gate_b)) * torch::linear(h2, l.up_w, l.up_b));
+        keep("mlp_act", act);
+        x = x + torch::linear(act, l.down_w, l.down_b);
+      }
+      keep("block_output", x);
+    }
+    Tensor final_h = c_.model_type == "llama" ? rms_norm(x, final_w) : torch::layer_norm(x, {c_.hidden}, final_w, final_b, c_.norm_eps);
+    keep("post_attention_layernorm", final_h);
+    return final_h;
+  }
+
+  std::map<std::string, HookResult> forward(const Batch& b, const std::vector<std::string>& hooks, Pooling pooling,
+                                            bool want_logits, const Interventions& iv) override {
+    torch::NoGradGuard no_grad;
+    for (const auto& h : hooks) (void)point_names(h);  // validates the names
+    const std::set<std::string> want(hooks.begin(), hooks.end());
+    check_interventions(iv);
+    const auto B = b.batch, T = b.seq;
+    if (static_cast<std::int64_t>(b.ids.size()) != B * T || static_cast<std::int64_t>(b.mask.size()) != B * T)
+      throw std::invalid_argument("batch ids/mask do not match batch x seq");
+    for (auto id : b.ids)
+      if (id < 0 || id >= c_.vocab) throw InputError("token id " + std::to_string(id) + " outside the vocabulary of " + c_.dir);
+    const Tensor ids = torch::from_blob(const_cast<std::int64_t*>(b.ids.data()), {B, T}, torch::kInt64).clone();
+    const Tensor mask = torch::from_blob(const_cast<std::int64_t*>(b.mask.data()), {B, T}, torch::kInt64).clone();
+    std::map<std::string, std::vector<Tensor>> captured;
+    auto keep = [&](const char* name, const Tensor& t) {
+      if (want.count(name)) captured[name].push_back(t.to(torch::kFloat32));
+    };
+    const Tensor final_h = run(ids, mask, iv, keep);
+
+    std::map<std::string, HookResult> out;
+    for (const auto& h : hooks) {
+      Tensor stacked = torch::stack(captured[h]);  // [points, B, T, W]
+      if (pooling == Pooling::last) {
+        // The last non-pad position of each row, whatever the padding side.
+        Tensor positions = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
+        Tensor last = (positions * mask).argmax(1);  // [B]
+        Tensor index = last.view({1, B, 1, 1}).expand({stacked.size(0), B, 1, stacked.size(3)});
+        stacked = stacked.gather(2, index).squeeze(2);
+      } else if (pooling == Pooling::mean) {
+        Tensor m = mask.to(torch::kFloat32).view({1, B, T, 1});
+        stacked = (stacked * m).sum(2) / m.sum(2).clamp_min(1.0);
+      }
+      stacked = stacked.contiguous();
+      HookResult r;
+      r.points = point_names(h);
+      r.shape.assign(stacked.sizes().begin(), stacked.sizes().end());
+      r.values.assign(stacked.data_ptr<float>(), stacked.data_ptr<float>() + stacked.numel());
+      out[h] = std::move(r);
+    }
+    if (want_logits) {
+      Tensor logits = torch::linear(final_h, head_).to(torch::kFloat32).contiguous();
+      HookResult r;
+      r.points = {c_.model_type == "gpt_neox" ? "embed_out" : "lm_head"};
+      r.shape.assign(logits.sizes().begin(), logits.sizes().end());
+      r.values.assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
+      out["logits"] = std::move(r);
+    }
+    return out;
+  }
+
+ private:
+  struct Layer {
+    Tensor ln1_w, ln1_b, ln2_w, ln2_b;
+    Tensor qkv_w, qkv_b, q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b;
+    Tensor gate_w, gate_b, up_w, up_b, down_w, down_b;
+  };
+
+  Tensor weight(const std::string& name, const std::vector<std::int64_t>& shape) {
+    Tensor t = source_(name, shape).to(dtype_);
+    params_.push_back({name, t});
+    return t;
+  }
+
+  void check_interventions(const Interventions& iv) const {
+    auto block = [&](int i, const char* what) {
+      if (i < 0 || i >= c_.num_layers)
+        throw InputError(std::string(what) + ": block " + std::to_string(i) + " outside 0.." + std::to_string(c_.num_layers - 1));
+    };
+    for (const auto* m : {&iv.ffn_set, &iv.ffn_add})
+      for (const auto& [i, units] : *m) {
+        block(i, "FFN intervention");
+        for (const auto& [u, v] : units)
+          if (u < 0 || u >= c_.intermediate)
+            throw InputError("FFN intervention: unit " + std::to_string(u) + " outside 0.." + std::to_string(c_.intermediate - 1));
+      }
+    for (const auto& [i, vec] : iv.residual_add) {
+      block(i, "residual intervention");
+      if (static_cast<int>(vec.size()) != c_.hidden)
+        throw InputError("residual intervention: expected a vector of " + std::to_string(c_.hidden) + " values, got " +
+                         std::to_string(vec.size()));
+    }
+    for (int i : iv.skip_blocks) block(i, "skip_blocks");
+  }
+
+  Tensor apply_ffn_interventions(Tensor act, const Interventions& iv, int layer) const {
+    auto set = iv.ffn_set.find(layer);
+    auto add = iv.ffn_add.find(layer);
+    if (set == iv.ffn_set.end() && add == iv.ffn_add.end()) return act;
+    act = act.clone();
+    if (set != iv.ffn_set.end())
+      for (const auto& [u, v] : set->second) act.select(-1, u).fill_(v);
+    if (add != iv.ffn_add.end())
+      for (const auto& [u, v] : add->second) act.select(-1, u).add_(v);
+    return act;
+  }
+
+  void load_gpt2_or_bloom() {
+    const bool gpt2 = c_.model_type == "gpt2";
+    const std::int64_t H = c_.hidden, I = c_.intermediate;
+    prefix_ = "transformer.";
+    embed_ = weight(gpt2 ? "transformer.wte.weight" : "transformer.word_embeddings.weight", {c_.vocab, H});
+    if (gpt2) {
+      pos_embed_ = weight("transformer.wpe.weight", {c_.max_positions, H});
+    } else {
+      emb_ln_w = weight("transformer.word_embeddings_layernorm.weight", {H});
+      emb_ln_b = weight("transformer.word_embeddings_layernorm.bias", {H});
+    }
+    // GPT-2 stores Conv1D weights as [in, out]: transposed here to Linear's [out, in].
+    auto linear_w = [&](const std::string& name, std::int64_t out, std::int64_t in) {
+      return gpt2 ? weight(name, {in, out}).t().contiguous() : weight(name, {out, in});
+    };
+    for (int i = 0; i < c_.num_layers; ++i) {
+      const std::string p = "transformer.h." + std::to_string(i) + ".";
+      Layer l;
+      const std::string ln1 = gpt2 ? "ln_1" : "input_layernorm", ln2 = gpt2 ? "ln_2" : "post_attention_layernorm";
+      l.ln1_w = weight(p + ln1 + ".weight", {H});
+      l.ln1_b = weight(p + ln1 + ".bias", {H});
+      l.ln2_w = weight(p + ln2 + ".weight", {H});
+      l.ln2_b = weight(p + ln2 + ".bias", {H});
+      const std::string qkv = gpt2 ? "attn.c_attn" : "self_attention.query_key_value";
+      const std::string o = gpt2 ? "attn.c_proj" : "self_attention.dense";
+      const std::string up = gpt2 ? "mlp.c_fc" : "mlp.dense_h_to_4h", down = gpt2 ? "mlp.c_proj" : "mlp.dense_4h_to_h";
+      l.qkv_w = linear_w(p + qkv + ".weight", 3 * H, H);
+      l.qkv_b = weight(p + qkv + ".bias", {3 * H});
+      l.o_w = linear_w(p + o + ".weight", H, H);
+      l.o_b = weight(p + o + ".bias", {H});
+      l.up_w = linear_w(p + up + ".weight", I, H);
+      l.up_b = weight(p + up + ".bias", {I});
+      l.down_w = linear_w(p + down + ".weight", H, I);
+      l.down_b = weight(p + down + ".bias", {H});
+      layers_.push_back(std::move(l));
+    }
+    final_w = weight("transformer.ln_f.weight", {H});
+    final_b = weight("transformer.ln_f.bias", {H});
+    head_ = (c_.tie_embeddings || !has_("lm_head.weight")) ? embed_ : weight("lm_head.weight", {c_.vocab, H});
+  }
+
+  // BLOOM's ALiBi slopes (Press et al.), as transformers' build_alibi_tensor computes them.
+  Tensor alibi_slopes() const {
+    const int n = c_.heads;
+    const int closest = 1 << static_cast<int>(std::floor(std::log2(n)));
+    const double base = std::pow(2.0, -std::pow(2.0, -(std::log2(closest) - 3)));
+    Tensor slopes = torch::pow(torch::tensor(static_cast<float>(base)), torch::arange(1, 1 + closest, torch::kInt32));
+    if (closest != n) {
+      const double extra_base = std::pow(2.0, -std::pow(2.0, -(std::log2(2 * closest) - 3)));
+      const int remaining = std::min(closest, n - closest);
+      slopes = torch::cat({slopes, torch::pow(torch::tensor(static_cast<float>(extra_base)),
+                                              torch::arange(1, 1 + 2 * remaining, 2, torch::kInt32))});
+    }
+    return slopes;
+  }
+
+  // Fused-QKV attention without rotary: GPT-2 ([q | k | v] along the features) and BLOOM (per head
+  // [q, k, v] interleaved). Returns the attention branch (projection included, residual excluded).
+  Tensor attention_fused(const Tensor& h, const Layer& l, const Tensor& bias, bool bloom) const {
+    const auto B = h.size(0), T = h.size(1);
+    const std::int64_t hd = c_.head_dim, H = c_.hidden;
+    Tensor fused = torch::linear(h, l.qkv_w, l.qkv_b);
+    Tensor q, k, v;
+    if (bloom) {
+      Tensor f = fused.view({B, T, c_.heads, 3, hd});
+      q = f.select(3, 0).transpose(1, 2);
+      k = f.select(3, 1).transpose(1, 2);
+      v = f.select(3, 2).transpose(1, 2);
+    } else {
+      q = fused.slice(-1, 0, H).view({B, T, c_.heads, hd}).transpose(1, 2);
+      k = fused.slice(-1, H, 2 * H).view({B, T, c_.heads, hd}).transpose(1, 2);
+      v = fused.slice(-1, 2 * H).view({B, T, c_.heads, hd}).transpose(1, 2);
+    }
+    Tensor ctx = attend(q, k, v, bias).transpose(1, 2).reshape({B, T, H});
+    return torch::linear(ctx, l.o_w, l.o_b);
+  }
+
+  Tensor activation(const Tensor& x) const {
+    if (c_.activation == "gelu") return torch::gelu(x);
+    if (c_.activation == "relu") return torch::relu(x);
+    if (c_.activation == "silu") return torch::silu(x);
+    return torch::gelu(x, "tanh");  // gelu_new, gelu_fast, gelu_pytorch_tanh
+  }
+
+  Tensor rms_norm(const Tensor& x, const Tensor& w) const {
+    Tensor h = x.to(torch::kFloat32);
+    h = h * torch::rsqrt(h.pow(2).mean(-1, true) + c_.norm_eps);
+    return w * h.to(x.scalar_type());
+  }
+
+  Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias) const {
+    // q, k, v: [B, heads, T, hd]; softmax in float32 as HF does.
+    Tensor scores = torch::matmul(q.to(torch::kFloat32), k.to(torch::kFloat32).transpose(-1, -2)) /
+                    std::sqrt(static_cast<double>(c_.head_dim));
+    scores = scores + bias;
+    Tensor probs = torch::softmax(scores, -1).to(v.scalar_type());
+    return torch::matmul(probs, v);
+  }
+
+  Tensor attention_neox(const Tensor& h, const Layer& l, const Tensor& bias, const Tensor& cos, const Tensor& sin,
+                        std::int64_t rot) const {
+    const auto B = h.size(0), T = h.size(1);
+    const std::int64_t hd = c_.head_dim;
+    Tensor qkv = torch::linear(h, l.qkv_w, l.qkv_b).view({B, T, c_.heads, 3 * hd}).permute({0, 2, 1, 3});
+    Tensor q = qkv.slice(-1, 0, hd), k = qkv.slice(-1, hd, 2 * hd), v = qkv.slice(-1, 2 * hd);
+    auto rope = [&](const Tensor& t) {
+      Tensor tr = t.slice(-1, 0, rot), tp = t.slice(-1, rot);
+      return torch::cat({tr * cos + rotate_half(tr) * sin, tp}, -1);
+    };
+    q = rope(q);
+    k = rope(k);
+    Tensor ctx = attend(q, k, v, bias).permute({0, 2, 1, 3}).reshape({B, T, c_.heads * hd});
+    return torch::linear(ctx, l.o_w, l.o_b);
+  }
+
+  Tensor attention_llama(const Tensor& h, const Layer& l, const Tensor& bias, const Tensor& cos, const Tensor& sin) const {
+    const auto B = h.size(0), T = h.size(1);
+    const std::int64_t hd = c_.head_dim;
+    Tensor q = torch::linear(h, l.q_w, l.q_b).view({B, T, c_.heads, hd}).transpose(1, 2);
+    Tensor k = torch::linear(h, l.k_w, l.k_b).view({B, T, c_.kv_heads, hd}).transpose(1, 2);
+    Tensor v = torch::linear(h, l.v_w, l.v_b).view({B, T, c_.kv_heads, hd}).transpose(1, 2);
+    q = q * cos + rotate_half(q) * sin;
+    k = k * cos + rotate_half(k) * sin;
+    const std::int64_t groups = c_.heads / c_.kv_heads;
+    if (groups > 1) {
+      k = k.repeat_interleave(groups, 1);
+      v = v.repeat_interleave(groups, 1);
+    }
+    Tensor ctx = attend(q, k, v, bias).transpose(1, 2).reshape({B, T, c_.heads * hd});
+    return torch::linear(ctx, l.o_w, l.o_b);
+  }
+
+  ModelConfig c_;
+  torch::Dtype dtype_;
+  WeightSource source_;
+  std::function<bool(const std::string&)> has_;
+  std::vector<std::pair<std::string, Tensor>> params_;  // Hugging Face name -> tensor, in load order
+  std::string prefix_;
+  Tensor embed_, final_w, final_b, head_;
+  Tensor pos_embed_, emb_ln_w, emb_ln_b;  // gpt2 positions; bloom embedding LayerNorm
+  std::vector<Layer> layers_;
+};
+
+
+}  // namespace lmtopo::model::detail

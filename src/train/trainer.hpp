@@ -1,0 +1,47 @@
+// Trains a small GPT-NeoX-layout model with libtorch (the same code path the runtime reads), data-
+// parallel over MPI ranks, and saves Hugging Face checkpoints. No libtorch in this header.
+#pragma once
+#include <mpi.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace lmtopo::train {
+
+struct TrainOptions {
+  std::vector<std::string> train_texts;
+  std::vector<std::string> heldout_texts;
+  int vocab_size = 512;
+  int layers = 2;
+  int hidden = 64;
+  int heads = 4;
+  int intermediate = 256;
+  double rotary_pct = 0.25;
+  int seq_len = 64;
+  int steps = 200;
+  int batch = 16;          // global batch (sequences per step), split over the ranks
+  double lr = 3e-3;
+  int warmup = 20;         // linear warm-up steps, then cosine decay to 10% of lr
+  double weight_decay = 0.1;
+  double clip = 1.0;       // gradient-norm clipping
+  unsigned long long seed = 0;
+  std::vector<int> save_steps;  // checkpoints step<N>/ after N updates
+  std::string output_dir;
+  nlohmann::json config;   // effective config, recorded in the training log
+};
+
+struct TrainResult {
+  std::vector<double> loss;          // per step, mean over the global batch
+  std::vector<double> lr;
+  std::vector<int> saved_steps;
+  std::vector<double> heldout_loss;  // at each saved step
+  std::string log_path;
+};
+
+// Pythia-like schedule: 0, powers of two up to `steps`, every `every` steps, and the last step.
+std::vector<int> checkpoint_schedule(int steps, int every);
+
+TrainResult train_model(const TrainOptions& options, MPI_Comm comm);
+
+}  // namespace lmtopo::train
