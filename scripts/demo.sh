@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The demo study end to end on local MPI ranks (jobs/demo.yaml). Installs what is missing, builds,
-# runs, and prints where the outputs are. Today's stages: prepare (checkpoint manifest + the
-# multilingual gettext corpus, written collectively by 2 ranks into parallel HDF5), plus the zigzag
-# engine on paper 1's released barcodes and on a filtration file with the distributed reducer.
+# runs, and prints where the report is: prepare (multilingual gettext corpus, parallel HDF5), train a
+# tiny GPT-NeoX-layout model on it with checkpoints over training, extract the last-token states of
+# every parallel sentence at each checkpoint, zigzag persistence across layers per checkpoint, and a
+# report (cross-lingual alignment and topology over training). Also the zigzag engine on paper 1's
+# released barcodes.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -20,6 +22,23 @@ mpirun --oversubscribe -n "$ranks" "$lmtopo" prepare jobs/demo.yaml
 "$lmtopo" validate "$out/corpus.h5"
 "$lmtopo" inspect "$out/corpus.h5" | sed -n '1,40p'
 
+echo "== train a tiny GPT-NeoX-layout model on the corpus ($ranks ranks)"
+ckpts="$out/checkpoints/tiny-neox"
+mpirun --oversubscribe -n "$ranks" "$lmtopo" train --corpus "$out/corpus.h5" -o "$ckpts" \
+  --layers 4 --hidden 128 --heads 4 --intermediate 512 --vocab-size 1024 --seq-len 64 --batch 16 \
+  --steps "${LMTOPO_DEMO_STEPS:-256}" --lr 3e-3 --warmup 20 --seed 1
+
+echo "== extract and zigzag at each checkpoint"
+mkdir -p "$out/activations" "$out/zigzag"
+for dir in "$ckpts"/step*; do
+  step="$(basename "$dir")"
+  mpirun --oversubscribe -n "$ranks" "$lmtopo" extract --model "$dir" --prompts "$out/corpus.h5" \
+    --hook post_attention_layernorm --pool last --batch 32 -o "$out/activations/$step.h5"
+  mpirun --oversubscribe -n "$ranks" "$lmtopo" zigzag --activations "$out/activations/$step.h5" \
+    --hook post_attention_layernorm -k 4 --max-dim 2 -o "$out/zigzag/$step.h5"
+done
+"$here/.venv/bin/python" "$here/postprocess/report.py" "$out" >/dev/null
+
 echo "== zigzag barcode of a small filtration, distributed reducer on $ranks ranks"
 mkdir -p "$out/zigzag"
 printf '9\ni 0\ni 1\ni 2\ni 0 1\ni 0 2\ni 1 2\nd 0 1\ni 0 1\nd 1 2\n' > "$out/zigzag/example.fzz"
@@ -35,4 +54,7 @@ fi
 
 echo
 echo "demo outputs in $out:"
-find "$out" -type f | sort | sed 's/^/  /'
+find "$out" -type f -not -path '*/manifest/*' | sort | sed 's/^/  /'
+echo
+cat "$out/report.md"
+echo "report: $out/report.md"

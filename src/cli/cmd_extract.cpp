@@ -67,7 +67,7 @@ Command make_extract_command() {
   c.add_options = [](po::options_description& d) {
     d.add_options()("job", po::value<std::string>(), "job spec (the job-spec form; not available yet)")(
         "model", po::value<std::string>(), "checkpoint folder (Hugging Face layout)")(
-        "prompts", po::value<std::string>(), "JSONL prompts")(
+        "prompts", po::value<std::string>(), "JSONL prompts, or a corpus.h5 written by prepare")(
         "hook", po::value<std::vector<std::string>>(), "hook name, repeatable (default post_attention_layernorm)")(
         "pool", po::value<std::string>()->default_value("last"), "last or mean (over non-pad tokens)")(
         "dtype", po::value<std::string>()->default_value("float32"), "float32 or bfloat16 (weights and stored activations)")(
