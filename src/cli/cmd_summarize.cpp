@@ -52,15 +52,20 @@ int run_summarize(const po::variables_map& vm, const std::vector<std::string>&) 
   if (score_name == "avg-similarity") {
     score = s.avg_similarity;
   } else {
-    const auto& alphas = s.alphas;
-    std::size_t a = alphas.size();
-    for (std::size_t i = 0; i < alphas.size(); ++i)
-      if ("inter-layer:" + std::to_string(alphas[i]).substr(0, std::to_string(alphas[i]).find('.') + 2) ==
-          score_name)
-        a = i;
-    if (a == alphas.size())
-      throw InputError("--score: expected avg-similarity or inter-layer:<alpha> with alpha in -1.0, 0.0, 0.5, 1.0, "
-                       "2.0, got '" + score_name + "'");
+    // inter-layer:ALPHA, ALPHA one of the reported exponents.
+    const std::string prefix = "inter-layer:";
+    std::size_t a = s.alphas.size();
+    if (score_name.rfind(prefix, 0) == 0) {
+      try {
+        const double alpha = std::stod(score_name.substr(prefix.size()));
+        for (std::size_t i = 0; i < s.alphas.size(); ++i)
+          if (s.alphas[i] == alpha) a = i;
+      } catch (const std::exception&) {
+      }
+    }
+    if (a == s.alphas.size())
+      throw InputError("--score: expected avg-similarity or inter-layer:<alpha> with alpha in -1, 0, 0.5, 1, 2, got '" +
+                       score_name + "'");
     score.assign(s.inter_layer.begin() + static_cast<std::ptrdiff_t>(a * static_cast<std::size_t>(L)),
                  s.inter_layer.begin() + static_cast<std::ptrdiff_t>((a + 1) * static_cast<std::size_t>(L)));
   }

@@ -159,16 +159,7 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
   std::vector<topology::ZigzagBar> op_bars;
   std::vector<topology::PositionBar> pos_bars;
   mpi::on_root(comm, [&] {
-    op_bars = topology::read_out_bars(cone, pairs);
-    pos_bars = topology::bars_in_positions(op_bars, stream);
-    // bars_in_positions drops equal positions; keep op bars aligned with the kept rows.
-    std::vector<topology::ZigzagBar> kept;
-    for (const auto& b : op_bars) {
-      const int birth = stream.time[static_cast<std::size_t>(b.birth - 1)];
-      const int death = b.death < static_cast<topology::Index>(stream.ops.size()) ? stream.time[static_cast<std::size_t>(b.death)] : 2 * L;
-      if (birth != death) kept.push_back(b);
-    }
-    op_bars.swap(kept);
+    pos_bars = topology::bars_in_positions(topology::read_out_bars(cone, pairs), stream, &op_bars);
   });
   summary.num_bars = static_cast<long long>(pos_bars.size());
 

@@ -59,14 +59,18 @@ ZigzagStream intersection_zigzag(const std::vector<std::vector<Simplex>>& layers
   return z;
 }
 
-std::vector<PositionBar> bars_in_positions(const std::vector<ZigzagBar>& bars, const ZigzagStream& stream) {
+std::vector<PositionBar> bars_in_positions(const std::vector<ZigzagBar>& bars, const ZigzagStream& stream,
+                                           std::vector<ZigzagBar>* kept) {
+  if (kept) kept->clear();
   std::vector<PositionBar> out;
   const auto m = static_cast<Index>(stream.ops.size());
   for (const auto& b : bars) {
     if (b.birth < 1 || b.birth > m || b.death < b.birth || b.death > m) throw std::logic_error("bar outside the op range");
     const int birth = stream.time[static_cast<std::size_t>(b.birth - 1)];
     const int death = b.death < m ? stream.time[static_cast<std::size_t>(b.death)] : 2 * stream.num_layers;
-    if (birth != death) out.push_back({b.dim, birth, death});
+    if (birth == death) continue;
+    out.push_back({b.dim, birth, death});
+    if (kept) kept->push_back(b);
   }
   return out;
 }

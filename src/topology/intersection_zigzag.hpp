@@ -22,7 +22,9 @@ struct ZigzagStream {
 ZigzagStream intersection_zigzag(const std::vector<std::vector<Simplex>>& layers);
 
 // Maps op-interval bars to positions: birth = time(op b), death = time(op d+1); bars whose birth and
-// death positions are equal are dropped.
-std::vector<PositionBar> bars_in_positions(const std::vector<ZigzagBar>& bars, const ZigzagStream& stream);
+// death positions are equal are dropped. `kept`, when given, receives the op bars that were kept, in
+// the same order as the result.
+std::vector<PositionBar> bars_in_positions(const std::vector<ZigzagBar>& bars, const ZigzagStream& stream,
+                                           std::vector<ZigzagBar>* kept = nullptr);
 
 }  // namespace lmtopo::topology

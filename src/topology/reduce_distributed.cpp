@@ -54,7 +54,7 @@ class LocalBlock {
  public:
   LocalBlock(Index lo, Index hi, Index n) : lo_(lo), hi_(hi), column_of_pivot_(static_cast<std::size_t>(hi - lo), -1),
                                             cleared_(static_cast<std::size_t>(hi - lo), 0),
-                                            stored_(static_cast<std::size_t>(n - lo)), work_(n) {}
+                                            stored_(static_cast<std::size_t>(hi - lo)), work_(n) {}
 
   bool cleared(Index j) const { return cleared_[static_cast<std::size_t>(j - lo_)] != 0; }
 
@@ -73,20 +73,19 @@ class LocalBlock {
       if (holder < 0) {
         holder = c.index;
         cleared_[static_cast<std::size_t>(low - lo_)] = 1;  // column `low` is local and reduces to zero
-        work_.take(stored(c.index));
+        work_.take(stored_at(low));
         return false;
       }
       if (holder < c.index) {
-        work_.add(stored(holder));
+        work_.add(stored_at(low));
       } else {
         // The pivot is held by a later column: keep the earlier one there and continue with the
         // later one, reduced by it (a legal left-to-right addition).
         std::vector<Index> current;
         work_.take(current);
-        work_.add(stored(holder));
-        release_column(stored(holder));
+        work_.add(stored_at(low));
         work_.add(current);
-        stored(c.index) = std::move(current);
+        stored_at(low) = std::move(current);
         const Index displaced = holder;
         holder = c.index;
         c.index = displaced;
@@ -109,8 +108,8 @@ class LocalBlock {
   Index lo_, hi_;
   std::vector<Index> column_of_pivot_;
   std::vector<char> cleared_;
-  // Reduced columns stored at this block's pivots, by column index (any index >= lo_ can arrive).
-  std::vector<Index>& stored(Index column) { return stored_[static_cast<std::size_t>(column - lo_)]; }
+  // The reduced column held at each of this block's pivots (O(block) memory per rank).
+  std::vector<Index>& stored_at(Index pivot) { return stored_[static_cast<std::size_t>(pivot - lo_)]; }
   std::vector<std::vector<Index>> stored_;
   PivotColumn work_;
 };
