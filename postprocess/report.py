@@ -24,24 +24,25 @@ def sads(x, lang, group):
 def main(out):
     out = pathlib.Path(out)
     lines = ["# lmtopo demo report", ""]
-    log = out / "checkpoints" / "tiny-neox" / "train_log.h5"
+    model = next((p.name for p in sorted((out / "checkpoints").glob("*")) if p.is_dir()), "tiny-neox")
+    log = out / "checkpoints" / model / "train_log.h5"
     if log.exists():
         with h5py.File(log, "r") as f:
             steps, held = f["heldout/step"][:], f["heldout/loss"][:]
             loss = f["train/loss"][:]
-        lines += ["## Training (tiny GPT-NeoX on the gettext corpus)", "",
+        lines += [f"## Training ({model}, GPT-NeoX layout, on the gettext corpus)", "",
                   f"Training loss {loss[0]:.3f} → {loss[-1]:.3f} over {len(loss)} steps.", "",
                   "| checkpoint | held-out loss |", "|---|---|"]
         lines += [f"| step{s} | {h:.3f} |" for s, h in zip(steps, held)]
         lines.append("")
     rows = []
-    for act in sorted(out.glob("activations/step*.h5"), key=lambda p: int(p.stem[4:])):
+    for act in sorted(out.glob(f"activations/{model}/step*.h5"), key=lambda p: int(p.stem[4:])):
         step = int(act.stem[4:])
         with h5py.File(act, "r") as f:
             x = f["activations/post_attention_layernorm"][:]
             lang = np.array([v.decode() for v in f["prompts/lang"][:]])
             group = f["prompts/group"][:]
-        zz = out / "zigzag" / f"step{step}.h5"
+        zz = out / "zigzag" / model / f"step{step}" / "post_attention_layernorm.h5"
         with h5py.File(zz, "r") as f:
             bars = f["bars/position"][:]
             betti1 = f["summaries/h1/betti"][:].tolist()

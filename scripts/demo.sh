@@ -17,26 +17,10 @@ out="$here/demo-out"
 
 echo "== plan"
 "$lmtopo" plan jobs/demo.yaml --ranks "$ranks"
-echo "== prepare on $ranks ranks"
-mpirun --oversubscribe -n "$ranks" "$lmtopo" prepare jobs/demo.yaml
+echo "== run the study on $ranks ranks (prepare, train, extract and zigzag at every checkpoint)"
+mpirun --oversubscribe -n "$ranks" "$lmtopo" run jobs/demo.yaml
 "$lmtopo" validate "$out/corpus.h5"
-"$lmtopo" inspect "$out/corpus.h5" | sed -n '1,40p'
-
-echo "== train a tiny GPT-NeoX-layout model on the corpus ($ranks ranks)"
-ckpts="$out/checkpoints/tiny-neox"
-mpirun --oversubscribe -n "$ranks" "$lmtopo" train --corpus "$out/corpus.h5" -o "$ckpts" \
-  --layers 4 --hidden 128 --heads 4 --intermediate 512 --vocab-size 1024 --seq-len 64 --batch 16 \
-  --steps "${LMTOPO_DEMO_STEPS:-256}" --lr 3e-3 --warmup 20 --seed 1
-
-echo "== extract and zigzag at each checkpoint"
-mkdir -p "$out/activations" "$out/zigzag"
-for dir in "$ckpts"/step*; do
-  step="$(basename "$dir")"
-  mpirun --oversubscribe -n "$ranks" "$lmtopo" extract --model "$dir" --prompts "$out/corpus.h5" \
-    --hook post_attention_layernorm --pool last --batch 32 -o "$out/activations/$step.h5"
-  mpirun --oversubscribe -n "$ranks" "$lmtopo" zigzag --activations "$out/activations/$step.h5" \
-    --hook post_attention_layernorm -k 4 --max-dim 2 -o "$out/zigzag/$step.h5"
-done
+"$lmtopo" inspect "$out/corpus.h5" | sed -n '1,12p'
 "$here/.venv/bin/python" "$here/postprocess/report.py" "$out" >/dev/null
 
 echo "== zigzag barcode of a small filtration, distributed reducer on $ranks ranks"

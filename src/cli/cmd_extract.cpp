@@ -15,8 +15,7 @@ namespace lmtopo::cli {
 namespace {
 
 int run_extract_cmd(const po::variables_map& vm, const std::vector<std::string>&) {
-  if (vm.count("job"))
-    throw InputError("extract JOB.yaml: the job-spec form is not available yet; use --model DIR --prompts FILE.jsonl");
+  if (vm.count("job")) return run_job_stage(vm, "extract");
   for (const char* required : {"model", "prompts", "output"})
     if (!vm.count(required)) throw InputError(std::string("--") + required + ": required for the one-off form");
   stages::ExtractOptions o;
@@ -52,7 +51,7 @@ Command make_extract_command() {
   Command c;
   c.name = "extract";
   c.summary = "hidden states of a checkpoint for a set of prompts, rank-parallel, into parallel HDF5";
-  c.usage = "[mpirun -n P] lmtopo extract --model DIR --prompts FILE.jsonl --hook NAME [--hook NAME ...] "
+  c.usage = "[mpirun -n P] lmtopo extract JOB.yaml [--item K] [--force]\n   or: [mpirun -n P] lmtopo extract --model DIR --prompts FILE.jsonl --hook NAME [--hook NAME ...] "
             "[--pool last|mean] [--dtype float32|bfloat16] [--batch N] [--add-bos] -o OUT.h5";
   c.description =
       "Loads a Hugging Face checkpoint folder (config.json, model.safetensors or a sharded index, tokenizer.json; "
@@ -65,7 +64,9 @@ Command make_extract_command() {
       "over non-pad tokens. Prompts are grouped into global batches of --batch in file order and the ranks take "
       "contiguous runs of batches balanced by token count, so the file is identical at any rank count.";
   c.add_options = [](po::options_description& d) {
-    d.add_options()("job", po::value<std::string>(), "job spec (the job-spec form; not available yet)")(
+    d.add_options()("job", po::value<std::string>(), "job spec: extract every checkpoint of the study (or --item K)")(
+        "item", po::value<int>(), "job-spec form: only work item K (0-based, as `lmtopo plan` lists them)")(
+        "force", "job-spec form: redo complete items")(
         "model", po::value<std::string>(), "checkpoint folder (Hugging Face layout)")(
         "prompts", po::value<std::string>(), "JSONL prompts, or a corpus.h5 written by prepare")(
         "hook", po::value<std::vector<std::string>>(), "hook name, repeatable (default post_attention_layernorm)")(

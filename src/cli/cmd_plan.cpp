@@ -63,6 +63,16 @@ int run_plan(const po::variables_map& vm, const std::vector<std::string>&) {
   for (const auto& m : spec.models) n_checkpoints += m.checkpoints.size();
 
   std::cout << "stage prepare: 1 item (checkpoint manifest over " << n_checkpoints << " checkpoint(s), corpus)\n";
+  if (cfg.contains("train")) {
+    const auto& t = cfg["train"];
+    int trained = 0;
+    for (const auto& m : spec.models) trained += m.from_train ? 1 : 0;
+    int saved = 1;
+    for (int p = 1; p <= t["steps"].get<int>(); p *= 2) ++saved;
+    std::cout << "stage train: " << trained << " item(s) (models with from_train), " << t["steps"] << " steps each, "
+              << "checkpoints at 0, powers of two, the last step" << (t["save_every"] > 0 ? " and every save_every" : "")
+              << " (about " << saved + 1 << " per model; extract and zigzag items appear once they exist)\n";
+  }
   if (cfg.contains("extract")) {
     const auto& ex = cfg["extract"];
     const double bytes_per_value = ex["dtype"] == "bfloat16" ? 2 : 4;

@@ -27,6 +27,9 @@ std::vector<std::string> read_texts(const std::string& path) {
 #endif
 
 int run_train_cmd(const po::variables_map& vm, const std::vector<std::string>&) {
+  if (vm.count("job")) return run_job_stage(vm, "train");
+  for (const char* required : {"corpus", "output"})
+    if (!vm.count(required)) throw InputError(std::string("--") + required + ": required for the one-off form");
 #ifdef LMTOPO_TORCH_HELPER
   train::TrainOptions o;
   const auto texts = read_texts(vm["corpus"].as<std::string>());
@@ -73,7 +76,8 @@ Command make_train_command() {
   Command c;
   c.name = "train";
   c.summary = "train a small GPT-NeoX-layout model (and its BPE tokenizer) and save HF checkpoints";
-  c.usage = "[mpirun -n P] lmtopo train --corpus corpus.h5|FILE.jsonl -o DIR [--layers 2 --hidden 64 ...]";
+  c.positionals = {{"job", 1}};
+  c.usage = "[mpirun -n P] lmtopo train JOB.yaml [--item K]\n   or: [mpirun -n P] lmtopo train --corpus corpus.h5|FILE.jsonl -o DIR [--layers 2 --hidden 64 ...]";
   c.description =
       "Trains a byte-level BPE tokenizer on the training texts, then a GPT-NeoX-layout model (parallel residual, "
       "partial rotary) with AdamW (betas 0.9/0.95), linear warm-up and cosine decay to 10%, gradient clipping at "
@@ -83,8 +87,10 @@ Command make_train_command() {
       "tokenizer.json) at steps 0, powers of two, every --save-every steps and the last, and DIR/train_log.h5 "
       "(train-log/1).";
   c.add_options = [](po::options_description& d) {
-    d.add_options()("corpus", po::value<std::string>()->required(), "corpus.h5 from prepare, or JSONL with text")(
-        "output,o", po::value<std::string>()->required(), "output directory for step<N>/ checkpoints")(
+    d.add_options()("job", po::value<std::string>(), "job spec: train every from_train model (or --item K)")(
+        "item", po::value<int>(), "job-spec form: only work item K")("force", "job-spec form: redo complete items")(
+        "corpus", po::value<std::string>(), "corpus.h5 from prepare, or JSONL with text")(
+        "output,o", po::value<std::string>(), "output directory for step<N>/ checkpoints")(
         "vocab-size", po::value<int>()->default_value(512), "tokenizer vocabulary (2 special + 256 bytes + merges)")(
         "layers", po::value<int>()->default_value(2), "transformer blocks")(
         "hidden", po::value<int>()->default_value(64), "hidden size")(

@@ -29,6 +29,9 @@ std::vector<int> parse_dims(const std::string& text) {
 }
 
 int run_zigzag_cmd(const po::variables_map& vm, const std::vector<std::string>&) {
+  if (vm.count("job")) return run_job_stage(vm, "zigzag");
+  for (const char* required : {"activations", "hook", "output"})
+    if (!vm.count(required)) throw InputError(std::string("--") + required + ": required for the one-off form");
   stages::ZigzagOptions o;
   o.activations = vm["activations"].as<std::string>();
   o.hook = vm["hook"].as<std::string>();
@@ -59,7 +62,7 @@ Command make_zigzag_command() {
   Command c;
   c.name = "zigzag";
   c.summary = "zigzag persistence of k-NN flag complexes across the layers of one hook";
-  c.usage = "[mpirun -n P] lmtopo zigzag --activations FILE.h5 --hook NAME -o OUT.h5 [-k 4] [--max-dim 2] [--dims 0,1]";
+  c.usage = "[mpirun -n P] lmtopo zigzag JOB.yaml [--item K] [--force]\n   or: [mpirun -n P] lmtopo zigzag --activations FILE.h5 --hook NAME -o OUT.h5 [-k 4] [--max-dim 2] [--dims 0,1]";
   c.description =
       "Reads /activations/<hook> [n_points(layers), n_prompts, hidden] of an activations/1 file; per layer builds "
       "the exact k-NN graph of the prompts (Euclidean or cosine, ties by index), symmetrised by OR, and its flag "
@@ -67,12 +70,14 @@ Command make_zigzag_command() {
       "its barcode with the FastZigzag cone matrix and the named reducer, and writes a layer-summaries/1 file: "
       "bars in op and position coordinates and, per homology dimension, the persistence image, Betti curve, "
       "PHSim, S, S̄, Z̄_α and births' frequencies. Ranks split the layers (k-NN and complexes) and, with "
-      "--reducer distributed, the boundary matrix. The job-spec form (work items over checkpoints) comes with "
-      "the extract stage.";
+      "--reducer distributed, the boundary matrix. The job-spec form runs the study's work items (checkpoint x hook) on "
+      "the extract outputs.";
   c.add_options = [](po::options_description& d) {
-    d.add_options()("activations", po::value<std::string>()->required(), "activations/1 HDF5 file")(
-        "hook", po::value<std::string>()->required(), "hook name: the dataset /activations/<hook>")(
-        "output,o", po::value<std::string>()->required(), "layer-summaries/1 file to write")(
+    d.add_options()("job", po::value<std::string>(), "job spec: every checkpoint and hook of the study (or --item K)")(
+        "item", po::value<int>(), "job-spec form: only work item K")("force", "job-spec form: redo complete items")(
+        "activations", po::value<std::string>(), "activations/1 HDF5 file")(
+        "hook", po::value<std::string>(), "hook name: the dataset /activations/<hook>")(
+        "output,o", po::value<std::string>(), "layer-summaries/1 file to write")(
         "k,k", po::value<int>()->default_value(4), "neighbours of the k-NN graph")(
         "max-dim", po::value<int>()->default_value(2), "largest simplex dimension of the flag complexes")(
         "dims", po::value<std::string>()->default_value("0,1"), "homology dimensions to summarise, each < --max-dim")(
@@ -83,6 +88,7 @@ Command make_zigzag_command() {
         "GiB; refuse a layer whose flag complex may exceed it (bound from vertex degrees)")(
         "benchmark", "print the reducer's per-rank table");
   };
+  c.positionals = {{"job", 1}};
   c.run = run_zigzag_cmd;
   return c;
 }

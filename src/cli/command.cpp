@@ -9,7 +9,8 @@ const std::vector<Command>& commands() {
     std::vector<Command> t = {make_prepare_command(), make_plan_command(), make_validate_command(),
                               make_inspect_command()};
 #ifdef LMTOPO_HAVE_TORCH
-    t.push_back(make_train_command());    // these two need the libtorch runtime
+    t.push_back(make_run_command());      // these need the libtorch runtime
+    t.push_back(make_train_command());
     t.push_back(make_extract_command());
 #endif
     for (auto* make : {make_zigzag_command, make_barcode_command, make_summarize_command}) t.push_back(make());

@@ -44,5 +44,9 @@ Command make_prepare_command();
 Command make_zigzag_command();
 Command make_extract_command();
 Command make_train_command();
+Command make_run_command();
+
+// The job-spec form of a single stage (every item, or --item K).
+int run_job_stage(const po::variables_map& vm, const std::string& stage);
 
 }  // namespace lmtopo::cli

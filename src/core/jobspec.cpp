@@ -157,7 +157,13 @@ JobSpec load_job_spec(const std::string& path) {
     m.name = models[i]["name"].get<std::string>();
     if (!names.insert(m.name).second) field_error(path, p + ".name", "duplicate model name '" + m.name + "'");
     m.architecture = models[i].value("architecture", "");
-    m.checkpoints = resolve_checkpoints(models[i]["checkpoints"], spec.base_dir, path, p + ".checkpoints");
+    m.from_train = models[i].value("from_train", false);
+    if (m.from_train == models[i].contains("checkpoints"))
+      field_error(path, p + (m.from_train ? ".checkpoints" : ".from_train"),
+                  "expected exactly one of checkpoints or from_train: true");
+    if (m.from_train && !doc.contains("train"))
+      field_error(path, p + ".from_train", "needs a train section in the job spec");
+    if (!m.from_train) m.checkpoints = resolve_checkpoints(models[i]["checkpoints"], spec.base_dir, path, p + ".checkpoints");
     spec.models.push_back(std::move(m));
   }
   const json& data = doc["data"];
@@ -193,5 +199,21 @@ JobSpec load_job_spec(const std::string& path) {
 }
 
 std::string config_hash(const nlohmann::json& value) { return sha256_hex(value.dump()); }
+
+std::vector<CheckpointRef> trained_checkpoints(const JobSpec& spec, const ModelSpec& model) {
+  if (!model.from_train) return model.checkpoints;
+  const fs::path dir = fs::path(spec.output) / "checkpoints" / model.name;
+  std::vector<CheckpointRef> out;
+  if (!fs::is_directory(dir)) return out;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_directory() || name.rfind("step", 0) != 0 || name.size() == 4) continue;
+    const std::string digits = name.substr(4);
+    if (!std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
+    out.push_back({name, entry.path().string(), std::stoll(digits)});
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.step < b.step; });
+  return out;
+}
 
 }  // namespace lmtopo::core

@@ -21,7 +21,8 @@ struct CheckpointRef {
 struct ModelSpec {
   std::string name;
   std::string architecture;  // empty: from config.json
-  std::vector<CheckpointRef> checkpoints;
+  bool from_train = false;   // checkpoints come from this study's train stage
+  std::vector<CheckpointRef> checkpoints;  // empty for from_train models (see trained_checkpoints)
 };
 
 struct DataSpec {
@@ -48,6 +49,10 @@ struct JobSpec {
 
 // Loads and validates; throws InputError "FILE: field.path: expectation" on the first problem.
 JobSpec load_job_spec(const std::string& path);
+
+// The checkpoints of a model: as listed, or (from_train) the step<N>/ folders the train stage has
+// written so far under <output>/checkpoints/<name>/, by step.
+std::vector<CheckpointRef> trained_checkpoints(const JobSpec& spec, const ModelSpec& model);
 
 // sha256 of the canonical JSON dump of `value` (keys sorted), for staleness checks.
 std::string config_hash(const nlohmann::json& value);

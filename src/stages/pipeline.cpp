@@ -1,0 +1,190 @@
+#include "stages/pipeline.hpp"
+
+#include <filesystem>
+#include <iostream>
+
+#include "core/error.hpp"
+#include "core/hashing.hpp"
+#include "io/h5store.hpp"
+#include "io/work_manifest.hpp"
+#include "mpi/collective.hpp"
+#include "stages/extract.hpp"
+#include "stages/prepare.hpp"
+#include "stages/zigzag.hpp"
+#include "train/trainer.hpp"
+
+namespace fs = std::filesystem;
+
+namespace lmtopo::stages {
+namespace {
+
+struct Item {
+  std::string id;
+  std::string model;
+  core::CheckpointRef checkpoint;
+  std::string hook;
+};
+
+std::vector<Item> items_of(const core::JobSpec& spec, const std::string& stage) {
+  std::vector<Item> out;
+  if (stage == "prepare") return {{"corpus", "", {}, ""}};
+  if (stage == "train") {
+    for (const auto& m : spec.models)
+      if (m.from_train) out.push_back({m.name, m.name, {}, ""});
+    return out;
+  }
+  for (const auto& m : spec.models)
+    for (const auto& c : core::trained_checkpoints(spec, m)) {
+      if (stage == "extract") out.push_back({m.name + "/" + c.label, m.name, c, ""});
+      if (stage == "zigzag")
+        for (const auto& h : spec.config["extract"]["hooks"])
+          out.push_back({m.name + "/" + c.label + "/" + h.get<std::string>(), m.name, c, h.get<std::string>()});
+    }
+  return out;
+}
+
+std::string activations_path(const core::JobSpec& spec, const Item& it) {
+  return (fs::path(spec.output) / "activations" / it.model / (it.checkpoint.label + ".h5")).string();
+}
+
+io::OutputRecord record_of(const core::JobSpec& spec, const std::string& path) {
+  io::OutputRecord o;
+  o.path = fs::relative(path, spec.output).string();
+  o.sha256 = core::sha256_file(path);
+  o.bytes = fs::file_size(path);
+  return o;
+}
+
+// What an item's result depends on; a change makes the item stale.
+nlohmann::json item_config(const core::JobSpec& spec, const std::string& stage, const Item& it) {
+  nlohmann::json c = {{"stage", stage}, {"item", it.id}, {"data", spec.config["data"]}};
+  if (stage == "train") c["train"] = spec.config["train"];
+  if (stage == "extract" || stage == "zigzag") {
+    c["extract"] = spec.config["extract"];
+    c["checkpoint"] = it.checkpoint.dir;
+  }
+  if (stage == "zigzag") c["zigzag"] = spec.config["zigzag"];
+  return c;
+}
+
+std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& stage, const Item& it, MPI_Comm comm) {
+  const auto& cfg = spec.config;
+  const std::string corpus = (fs::path(spec.output) / "corpus.h5").string();
+  if (stage == "extract" || stage == "train")
+    if (!fs::exists(corpus)) throw InputError(spec.file + ": " + stage + " needs the prepare stage's " + corpus);
+  if (stage == "train") {
+    const auto& t = cfg["train"];
+    train::TrainOptions o;
+    const auto texts = io::H5Input(corpus).read_strings("/corpus/text");
+    const auto every = t["heldout_every"].get<std::size_t>();
+    for (std::size_t i = 0; i < texts.size(); ++i) (i % every == 0 ? o.heldout_texts : o.train_texts).push_back(texts[i]);
+    o.vocab_size = t["vocab_size"];
+    o.layers = t["layers"];
+    o.hidden = t["hidden"];
+    o.heads = t["heads"];
+    o.intermediate = t["intermediate"];
+    o.seq_len = t["seq_len"];
+    o.steps = t["steps"];
+    o.batch = t["batch"];
+    o.lr = t["lr"];
+    o.warmup = t["warmup"];
+    o.seed = t["seed"];
+    o.save_steps = train::checkpoint_schedule(o.steps, t["save_every"]);
+    o.output_dir = (fs::path(spec.output) / "checkpoints" / it.model).string();
+    o.config = cfg;
+    const auto r = train::train_model(o, comm);
+    std::vector<std::string> outputs{r.log_path};
+    for (int s : r.saved_steps) outputs.push_back((fs::path(o.output_dir) / ("step" + std::to_string(s)) / "model.safetensors").string());
+    return outputs;
+  }
+  if (stage == "extract") {
+    const auto& e = cfg["extract"];
+    ExtractOptions o;
+    o.model_dir = it.checkpoint.dir;
+    o.prompts = corpus;
+    o.hooks = e["hooks"].get<std::vector<std::string>>();
+    o.pool = e["pool"];
+    o.dtype = e["dtype"];
+    o.batch = e["batch"];
+    o.add_bos = e["add_bos"];
+    o.output = activations_path(spec, it);
+    o.config = cfg;
+    for (const auto& m : spec.models)
+      if (m.name == it.model) o.architecture = m.architecture;
+    mpi::on_root(comm, [&] { fs::create_directories(fs::path(o.output).parent_path()); });
+    run_extract(o, comm);
+    return {o.output};
+  }
+  const auto& z = cfg["zigzag"];
+  ZigzagOptions o;
+  Item source = it;
+  o.activations = activations_path(spec, source);
+  if (!fs::exists(o.activations))
+    throw InputError(spec.file + ": zigzag item " + it.id + " needs the extract output " + o.activations);
+  o.hook = it.hook;
+  o.k = z["k"];
+  o.max_dim = z["max_dim"];
+  o.homology_dims = z["homology_dims"].get<std::vector<int>>();
+  o.metric = z["metric"];
+  o.reducer = z["reducer"];
+  o.output = (fs::path(spec.output) / "zigzag" / it.model / it.checkpoint.label / (it.hook + ".h5")).string();
+  mpi::on_root(comm, [&] { fs::create_directories(fs::path(o.output).parent_path()); });
+  run_zigzag(o, comm);
+  return {o.output};
+}
+
+}  // namespace
+
+std::vector<std::string> pipeline_stages(const core::JobSpec& spec) {
+  std::vector<std::string> out{"prepare"};
+  for (const auto& m : spec.models)
+    if (m.from_train) {
+      out.push_back("train");
+      break;
+    }
+  if (spec.has_stage("extract")) out.push_back("extract");
+  if (spec.has_stage("zigzag") && spec.has_stage("extract")) out.push_back("zigzag");
+  return out;
+}
+
+std::vector<std::string> stage_items(const core::JobSpec& spec, const std::string& stage) {
+  std::vector<std::string> out;
+  for (const auto& it : items_of(spec, stage)) out.push_back(it.id);
+  return out;
+}
+
+StageReport run_stage(const core::JobSpec& spec, const std::string& stage, int item, bool force, MPI_Comm comm) {
+  StageReport report;
+  if (stage == "prepare") {
+    const auto s = run_prepare(spec, comm, force);
+    (s.skipped ? report.skipped : report.done) = 1;
+    return report;
+  }
+  const auto items = items_of(spec, stage);
+  if (item >= static_cast<int>(items.size()))
+    throw InputError("--item: stage " + stage + " has " + std::to_string(items.size()) + " item(s), got " + std::to_string(item));
+  io::WorkManifest manifest(spec.output);
+  for (std::size_t k = 0; k < items.size(); ++k) {
+    if (item >= 0 && static_cast<int>(k) != item) continue;
+    const Item& it = items[k];
+    const std::string hash = core::config_hash(item_config(spec, stage, it));
+    int complete = 0;
+    mpi::on_root(comm, [&] { complete = !force && manifest.is_complete(stage, it.id, hash) ? 1 : 0; });
+    mpi::check(MPI_Bcast(&complete, 1, MPI_INT, 0, comm), "MPI_Bcast");
+    if (complete) {
+      ++report.skipped;
+      continue;
+    }
+    const auto outputs = run_item(spec, stage, it, comm);
+    mpi::on_root(comm, [&] {
+      std::vector<io::OutputRecord> records;
+      for (const auto& p : outputs) records.push_back(record_of(spec, p));
+      manifest.record_complete(stage, it.id, hash, records);
+      std::cout << stage << ": " << it.id << " done\n";
+    });
+    ++report.done;
+  }
+  return report;
+}
+
+}  // namespace lmtopo::stages
