@@ -16,8 +16,7 @@ namespace {
 
 int run_extract_cmd(const po::variables_map& vm, const std::vector<std::string>&) {
   if (vm.count("job")) return run_job_stage(vm, "extract");
-  for (const char* required : {"model", "prompts", "output"})
-    if (!vm.count(required)) throw InputError(std::string("--") + required + ": required for the one-off form");
+  require_options(vm, {"model", "prompts", "output"});
   stages::ExtractOptions o;
   o.model_dir = vm["model"].as<std::string>();
   o.prompts = vm["prompts"].as<std::string>();

@@ -28,8 +28,7 @@ std::vector<std::string> read_texts(const std::string& path) {
 
 int run_train_cmd(const po::variables_map& vm, const std::vector<std::string>&) {
   if (vm.count("job")) return run_job_stage(vm, "train");
-  for (const char* required : {"corpus", "output"})
-    if (!vm.count(required)) throw InputError(std::string("--") + required + ": required for the one-off form");
+  require_options(vm, {"corpus", "output"});
 #ifdef LMTOPO_TORCH_HELPER
   train::TrainOptions o;
   const auto texts = read_texts(vm["corpus"].as<std::string>());

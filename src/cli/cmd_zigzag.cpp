@@ -30,8 +30,7 @@ std::vector<int> parse_dims(const std::string& text) {
 
 int run_zigzag_cmd(const po::variables_map& vm, const std::vector<std::string>&) {
   if (vm.count("job")) return run_job_stage(vm, "zigzag");
-  for (const char* required : {"activations", "hook", "output"})
-    if (!vm.count(required)) throw InputError(std::string("--") + required + ": required for the one-off form");
+  require_options(vm, {"activations", "hook", "output"});
   stages::ZigzagOptions o;
   o.activations = vm["activations"].as<std::string>();
   o.hook = vm["hook"].as<std::string>();

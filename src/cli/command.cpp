@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "core/error.hpp"
+
 namespace lmtopo::cli {
 
 const std::vector<Command>& commands() {
@@ -24,6 +26,11 @@ po::options_description options_of(const Command& cmd) {
   desc.add_options()("help,h", "print this help and exit");
   cmd.add_options(desc);
   return desc;
+}
+
+void require_options(const po::variables_map& vm, std::initializer_list<const char*> names) {
+  for (const char* name : names)
+    if (!vm.count(name)) throw InputError(std::string("--") + name + ": required for the one-off form");
 }
 
 std::string cli_reference_markdown() {

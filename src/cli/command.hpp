@@ -3,6 +3,7 @@
 #pragma once
 #include <boost/program_options.hpp>
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,10 @@ Command make_zigzag_command();
 Command make_extract_command();
 Command make_train_command();
 Command make_run_command();
+
+// InputError naming the first option of `names` that is missing (for the one-off forms, whose
+// options are required only when no job spec is given).
+void require_options(const po::variables_map& vm, std::initializer_list<const char*> names);
 
 // The job-spec form of a single stage (every item, or --item K).
 int run_job_stage(const po::variables_map& vm, const std::string& stage);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "core/error.hpp"
+#include "core/hashing.hpp"
 #include "core/provenance.hpp"
 
 namespace fs = std::filesystem;
@@ -56,6 +57,14 @@ std::string WorkManifest::state(const std::string& stage, const std::string& ite
 
 bool WorkManifest::is_complete(const std::string& stage, const std::string& item, const std::string& config_hash) const {
   return state(stage, item, config_hash) == "complete";
+}
+
+OutputRecord WorkManifest::output_record(const std::string& path, const std::string& sha256) const {
+  OutputRecord o;
+  o.path = fs::relative(path, root_).string();
+  o.sha256 = sha256.empty() ? core::sha256_file(path) : sha256;
+  o.bytes = fs::file_size(path);
+  return o;
 }
 
 void WorkManifest::record_complete(const std::string& stage, const std::string& item, const std::string& config_hash,

@@ -24,6 +24,9 @@ class WorkManifest {
   void record_complete(const std::string& stage, const std::string& item, const std::string& config_hash,
                        const std::vector<OutputRecord>& outputs) const;
   nlohmann::json read(const std::string& stage, const std::string& item) const;
+  // The record of an output file under the root: relative path, sha256, size. `sha256` may be given
+  // when the writer already computed it.
+  OutputRecord output_record(const std::string& path, const std::string& sha256 = "") const;
   std::string root() const { return root_; }
 
  private:

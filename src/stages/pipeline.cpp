@@ -4,7 +4,6 @@
 #include <iostream>
 
 #include "core/error.hpp"
-#include "core/hashing.hpp"
 #include "io/h5store.hpp"
 #include "io/work_manifest.hpp"
 #include "mpi/collective.hpp"
@@ -45,14 +44,6 @@ std::vector<Item> items_of(const core::JobSpec& spec, const std::string& stage) 
 
 std::string activations_path(const core::JobSpec& spec, const Item& it) {
   return (fs::path(spec.output) / "activations" / it.model / (it.checkpoint.label + ".h5")).string();
-}
-
-io::OutputRecord record_of(const core::JobSpec& spec, const std::string& path) {
-  io::OutputRecord o;
-  o.path = fs::relative(path, spec.output).string();
-  o.sha256 = core::sha256_file(path);
-  o.bytes = fs::file_size(path);
-  return o;
 }
 
 // What an item's result depends on; a change makes the item stale.
@@ -117,8 +108,7 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
   }
   const auto& z = cfg["zigzag"];
   ZigzagOptions o;
-  Item source = it;
-  o.activations = activations_path(spec, source);
+  o.activations = activations_path(spec, it);
   if (!fs::exists(o.activations))
     throw InputError(spec.file + ": zigzag item " + it.id + " needs the extract output " + o.activations);
   o.hook = it.hook;
@@ -178,7 +168,7 @@ StageReport run_stage(const core::JobSpec& spec, const std::string& stage, int i
     const auto outputs = run_item(spec, stage, it, comm);
     mpi::on_root(comm, [&] {
       std::vector<io::OutputRecord> records;
-      for (const auto& p : outputs) records.push_back(record_of(spec, p));
+      for (const auto& p : outputs) records.push_back(manifest.output_record(p));
       manifest.record_complete(stage, it.id, hash, records);
       std::cout << stage << ": " << it.id << " done\n";
     });

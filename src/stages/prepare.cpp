@@ -59,10 +59,6 @@ std::vector<std::string> gather_strings(MPI_Comm comm, const std::string& mine) 
   return out;
 }
 
-std::string relative_to(const std::string& root, const std::string& path) {
-  return fs::relative(path, root).string();
-}
-
 // Checkpoint manifest: weight files hashed round-robin over the ranks, gathered on rank 0.
 std::string write_checkpoint_manifest(const core::JobSpec& spec, MPI_Comm comm, long long& duplicates) {
   std::vector<io::CheckpointDigest> cps;
@@ -286,15 +282,8 @@ PrepareSummary run_prepare(const core::JobSpec& spec, MPI_Comm comm, bool force)
   summary.records = static_cast<long long>(total);
 
   mpi::on_root(comm, [&] {
-    std::vector<io::OutputRecord> outputs;
-    for (const auto& p : {summary.corpus_path, summary.checkpoints_path}) {
-      io::OutputRecord o;
-      o.path = relative_to(spec.output, p);
-      o.sha256 = p == summary.corpus_path ? sha : core::sha256_file(p);
-      o.bytes = fs::file_size(p);
-      outputs.push_back(o);
-    }
-    manifest.record_complete("prepare", "corpus", hash, outputs);
+    manifest.record_complete("prepare", "corpus", hash,
+                             {manifest.output_record(summary.corpus_path, sha), manifest.output_record(summary.checkpoints_path)});
   });
   return summary;
 }
