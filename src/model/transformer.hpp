@@ -63,4 +63,7 @@ class Transformer {
                                                     const Interventions& interventions = {}) = 0;
 };
 
+// Sets libtorch's and OpenBLAS's thread counts to the CPUs this process may run on (its MPI binding).
+void match_threads_to_cpu_affinity();
+
 }  // namespace lmtopo::model
