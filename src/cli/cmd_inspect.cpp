@@ -1,18 +1,49 @@
 // `lmtopo inspect FILE.h5`: schema, provenance and datasets of an output.
+#include <filesystem>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "cli/command.hpp"
 #include "io/h5_layout.hpp"
 #include "io/h5store.hpp"
+#include "io/safetensors.hpp"
+#include "model/model_config.hpp"
 #include "mpi/collective.hpp"
 
 namespace lmtopo::cli {
 namespace {
 
+// A checkpoint folder: architecture, sizes, parameters by dtype (from the safetensors headers) and the
+// module path of every point of every portable hook.
+int inspect_model(const std::string& dir) {
+  const auto c = model::read_model_config(dir);
+  const io::Checkpoint ckpt(dir);
+  std::map<std::string, long long> params_by_dtype;
+  long long total = 0;
+  for (const auto& name : ckpt.names()) {
+    const auto& t = ckpt.tensor(name);
+    params_by_dtype[io::dtype_label(t.dtype)] += t.numel();
+    total += t.numel();
+  }
+  std::cout << dir << "\n  architecture: " << c.model_type << "\n  blocks: " << c.num_layers << ", hidden " << c.hidden
+            << ", heads " << c.heads << " (kv " << c.kv_heads << "), FFN " << c.intermediate << ", vocab " << c.vocab
+            << "\n  parameters: " << total << " (";
+  bool first = true;
+  for (const auto& [dtype, n] : params_by_dtype) std::cout << (first ? "" : ", ") << dtype << " " << n, first = false;
+  std::cout << ")\n  tokenizer.json: " << (std::filesystem::exists(std::filesystem::path(dir) / "tokenizer.json") ? "yes" : "missing")
+            << "\n  hooks:\n";
+  for (const auto& h : model::portable_hooks()) {
+    const auto points = model::hook_point_names(c, h);
+    std::cout << "    " << h << " (" << points.size() << " points): " << points.front() << " ... " << points.back() << "\n";
+  }
+  return 0;
+}
+
 int run_inspect(const po::variables_map& vm, const std::vector<std::string>&) {
   if (mpi::rank() != 0) return 0;
   const std::string path = vm["path"].as<std::string>();
+  if (std::filesystem::is_directory(path)) return inspect_model(path);
   io::H5Input in(path);
   const auto attrs = in.root_attributes();
   std::cout << path << "\n";
@@ -55,13 +86,15 @@ int run_inspect(const po::variables_map& vm, const std::vector<std::string>&) {
 Command make_inspect_command() {
   Command c;
   c.name = "inspect";
-  c.summary = "summarise an output file: schema, provenance, datasets and shapes";
-  c.usage = "lmtopo inspect FILE.h5 [--config]";
+  c.summary = "summarise an output file (schema, provenance, datasets) or a checkpoint folder";
+  c.usage = "lmtopo inspect FILE.h5 [--config]\n   or: lmtopo inspect CHECKPOINT_DIR";
   c.description =
       "Prints the root attributes (schema version, lmtopo version, git SHA and dirty flag, created_by), every "
-      "dataset with dtype, shape and attributes, and whether the file matches the layout schema of its kind.";
+      "dataset with dtype, shape and attributes, and whether the file matches the layout schema of its kind. For a checkpoint folder (Hugging Face layout): "
+      "the architecture, sizes, parameter count by dtype (from the safetensors headers, nothing is loaded) and "
+      "the module paths of the points of every portable hook.";
   c.add_options = [](po::options_description& d) {
-    d.add_options()("path", po::value<std::string>()->required(), "HDF5 file (positional)")(
+    d.add_options()("path", po::value<std::string>()->required(), "HDF5 file or checkpoint folder (positional)")(
         "config", "also print the effective config recorded in the file");
   };
   c.positionals = {{"path", 1}};

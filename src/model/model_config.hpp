@@ -31,6 +31,14 @@ struct ModelConfig {
 // Architectures the runtime implements, for error messages and docs.
 const std::vector<std::string>& supported_architectures();
 
+// Portable hook names (design.md contract 6) and the module path of each point of one of them for a
+// given architecture (InputError for an unknown hook). Points for L blocks:
+// post_attention_layernorm: L+1 (each block's MLP-branch norm output, then the final norm output);
+// block_output: L+1 (embeddings, then each block's residual output); block_input: L;
+// attn_output: L; mlp_act: L (FFN neurons: after the activation; SwiGLU: input of down_proj).
+const std::vector<std::string>& portable_hooks();
+std::vector<std::string> hook_point_names(const ModelConfig& config, const std::string& hook);
+
 // Reads DIR/config.json; `architecture` (from the job spec) overrides model_type. Unsupported types
 // or features -> InputError listing what is supported.
 ModelConfig read_model_config(const std::string& dir, const std::string& architecture = "");

@@ -114,48 +114,7 @@ class TorchTransformer final : public Transformer {
     return torch::linear(run(ids, torch::ones_like(ids), {}, [](const char*, const Tensor&) {}), head_);
   }
 
-  std::vector<std::string> point_names(const std::string& hook) const override {
-    // Module paths as in the Hugging Face implementation of each family.
-    struct Paths {
-      const char* layers;
-      const char* ln2;
-      const char* final_norm;
-      const char* embeddings;
-      const char* attn;
-      const char* act;
-    };
-    static const std::map<std::string, Paths> families = {
-        {"gpt_neox", {"gpt_neox.layers.", ".post_attention_layernorm", "gpt_neox.final_layer_norm", "gpt_neox.embed_in",
-                      ".attention", ".mlp.act"}},
-        {"llama", {"model.layers.", ".post_attention_layernorm", "model.norm", "model.embed_tokens", ".self_attn",
-                   ".mlp.down_proj:input"}},
-        {"gpt2", {"transformer.h.", ".ln_2", "transformer.ln_f", "transformer.drop", ".attn", ".mlp.act"}},
-        // BLOOM's attention module adds the residual; the hook is the branch before that addition.
-        {"bloom", {"transformer.h.", ".post_attention_layernorm", "transformer.ln_f",
-                   "transformer.word_embeddings_layernorm", ".self_attention:branch", ".mlp.gelu_impl"}},
-    };
-    const Paths& f = families.at(c_.model_type);
-    std::vector<std::string> out;
-    auto layer = [&](int i) { return std::string(f.layers) + std::to_string(i); };
-    if (hook == "post_attention_layernorm") {
-      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i) + f.ln2);
-      out.push_back(f.final_norm);
-    } else if (hook == "block_output") {
-      out.push_back(f.embeddings);
-      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i));
-    } else if (hook == "block_input") {
-      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i) + ":input");
-    } else if (hook == "attn_output") {
-      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i) + f.attn);
-    } else if (hook == "mlp_act") {
-      for (int i = 0; i < c_.num_layers; ++i) out.push_back(layer(i) + f.act);
-    } else {
-      std::string names;
-      for (const auto& h : portable_hooks()) names += (names.empty() ? "" : ", ") + h;
-      throw InputError("unknown hook '" + hook + "' (expected one of: " + names + ")");
-    }
-    return out;
-  }
+  std::vector<std::string> point_names(const std::string& hook) const override { return hook_point_names(c_, hook); }
 
   // The forward pass shared by inference and training: ids/mask [B, T]; `keep(name, tensor)` is
   // called at every hook point; returns the final norm's output [B, T, hidden].

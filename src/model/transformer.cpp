@@ -19,11 +19,6 @@
 
 namespace lmtopo::model {
 
-const std::vector<std::string>& portable_hooks() {
-  static const std::vector<std::string> names = {"post_attention_layernorm", "block_output", "block_input",
-                                                 "attn_output", "mlp_act"};
-  return names;
-}
 
 using detail::TorchTransformer;
 using detail::torch_dtype;

@@ -11,11 +11,7 @@
 
 namespace lmtopo::model {
 
-// Portable hook names (design.md contract 6) and the number of points each yields for L blocks:
-// post_attention_layernorm: L+1 (each block's MLP-branch norm output, then the final norm output);
-// block_output: L+1 (embeddings, then each block's residual output); block_input: L;
-// attn_output: L; mlp_act: L (FFN neurons: after the activation; SwiGLU: input of down_proj).
-const std::vector<std::string>& portable_hooks();
+// Hooks: see portable_hooks() and hook_point_names() in model_config.hpp.
 
 enum class Pooling { none, last, mean };  // none: every token; last/mean over non-pad tokens
 enum class WeightDType { float32, bfloat16, float16 };

@@ -270,3 +270,19 @@ def test_sharded_checkpoints_load(tmp_path, arch):
     got, _ = run_lmtopo(sharded, ids, mask, tmp_path / "out")
     m = np.array(mask, dtype=bool)
     np.testing.assert_allclose(got["none.logits"][m], ref["logits"][m], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["llama_gqa", "gpt2"])
+def test_inspect_model_folder(tmp_path, arch):
+    """`lmtopo inspect DIR` reports the architecture, the parameter count stored in the checkpoint and
+    the hook points, without loading the weights."""
+    model, path = build(arch, tmp_path)
+    from safetensors import safe_open
+    with safe_open(str(path / "model.safetensors"), framework="pt") as f:
+        stored = sum(f.get_slice(k).get_shape().numel() if hasattr(f.get_slice(k).get_shape(), "numel")
+                     else int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())
+    out = subprocess.run([os.environ["LMTOPO"], "inspect", str(path)], capture_output=True, text=True, check=True).stdout
+    L = model.config.num_hidden_layers
+    assert f"architecture: {model.config.model_type}" in out
+    assert f"parameters: {stored} " in out
+    assert f"post_attention_layernorm ({L + 1} points)" in out and f"mlp_act ({L} points)" in out
