@@ -286,3 +286,64 @@ def test_inspect_model_folder(tmp_path, arch):
     assert f"architecture: {model.config.model_type}" in out
     assert f"parameters: {stored} " in out
     assert f"post_attention_layernorm ({L + 1} points)" in out and f"mlp_act ({L} points)" in out
+
+
+def _header_rewrite(st, edit):
+    """Rewrites the JSON header of a safetensors file with `edit(header)` (data left in place)."""
+    import struct
+    data = st.read_bytes()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    edit(header)
+    text = json.dumps(header).encode()
+    text += b" " * (n - len(text)) if len(text) <= n else b""
+    st.write_bytes(struct.pack("<Q", len(text)) + text + data[8 + n:])
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("bad_dtype", "unsupported dtype"),
+    ("overlap", "overlap"),
+    ("offsets_outside", "outside the file"),
+    ("missing_shard", "is missing"),
+    ("unsupported_type", "unsupported 'mamba'"),
+    ("config_not_json", "config.json"),
+    ("no_weights", "no model.safetensors"),
+])
+def test_more_bad_checkpoints(tmp_path, case, needle):
+    model, path = build("llama_tied_mha", tmp_path)
+    st = path / "model.safetensors"
+    first = lambda h: sorted(k for k in h if k != "__metadata__")[0]
+    if case == "bad_dtype":
+        _header_rewrite(st, lambda h: h[first(h)].update(dtype="I64"))
+    elif case == "overlap":
+        def edit(h):
+            keys = sorted((k for k in h if k != "__metadata__"), key=lambda k: h[k]["data_offsets"][0])
+            a, b = h[keys[0]], h[keys[1]]
+            size = b["data_offsets"][1] - b["data_offsets"][0]
+            b["data_offsets"] = [a["data_offsets"][0], a["data_offsets"][0] + size]
+        _header_rewrite(st, edit)
+    elif case == "offsets_outside":
+        def edit(h):
+            k = first(h)
+            b, e = h[k]["data_offsets"]
+            h[k]["data_offsets"] = [b + 10**9, e + 10**9]
+        _header_rewrite(st, edit)
+    elif case == "missing_shard":
+        sharded = tmp_path / "sharded"
+        model.save_pretrained(sharded, safe_serialization=True, max_shard_size="40KB")
+        next(sharded.glob("model-0000*-of-*.safetensors")).unlink()
+        path = sharded
+    elif case == "unsupported_type":
+        cfg = json.loads((path / "config.json").read_text())
+        cfg["model_type"] = "mamba"
+        (path / "config.json").write_text(json.dumps(cfg))
+    elif case == "config_not_json":
+        (path / "config.json").write_text("{not json")
+    else:
+        st.unlink()
+    (tmp_path / "batch.json").write_text(json.dumps({"ids": [[1, 2]], "mask": [[1, 1]]}))
+    proc = subprocess.run([MODEL_DUMP, str(path), str(tmp_path / "batch.json"), str(tmp_path / "o")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
