@@ -1,53 +1,17 @@
 // `lmtopo barcode`: zigzag barcodes of a filtration file (design.md contract 3).
 #include <fstream>
-#include <iomanip>
 #include <iostream>
 
 #include "cli/command.hpp"
 #include "core/error.hpp"
 #include "io/fzz_format.hpp"
 #include "mpi/collective.hpp"
+#include "stages/reduction_report.hpp"
 #include "topology/reducers.hpp"
 #include "topology/zigzag.hpp"
 
 namespace lmtopo::cli {
 namespace {
-
-void print_benchmark(const std::vector<topology::ReductionStepStats>& mine, std::ostream& out) {
-  if (!mpi::initialized()) {
-    out << "# benchmark: serial reducer, no per-rank table\n";
-    return;
-  }
-  // Gather every rank's rows on rank 0 as flat doubles.
-  const int nfields = 9;
-  std::vector<double> flat;
-  for (const auto& r : mine)
-    flat.insert(flat.end(), {double(r.rank), double(r.dim), double(r.round), r.seconds, double(r.peak_rss_kib),
-                             double(r.bytes_sent), double(r.bytes_received), double(r.columns_in),
-                             double(r.columns_forwarded)});
-  const int size = mpi::size(), me = mpi::rank();
-  int count = static_cast<int>(flat.size());
-  std::vector<int> counts(static_cast<std::size_t>(size)), displs(static_cast<std::size_t>(size), 0);
-  mpi::check(MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Gather");
-  std::vector<double> all;
-  if (me == 0) {
-    int total = 0;
-    for (int r = 0; r < size; ++r) displs[static_cast<std::size_t>(r)] = total, total += counts[static_cast<std::size_t>(r)];
-    all.resize(static_cast<std::size_t>(total));
-  }
-  mpi::check(MPI_Gatherv(flat.data(), count, MPI_DOUBLE, all.data(), counts.data(), displs.data(), MPI_DOUBLE, 0,
-                         MPI_COMM_WORLD),
-             "MPI_Gatherv");
-  if (me != 0) return;
-  out << "# benchmark: one row per rank and step (dimension, forwarding round)\n"
-      << "rank  dim  round    seconds  peak_rss_MiB  bytes_sent  bytes_recv  cols_in  cols_fwd\n";
-  for (std::size_t i = 0; i + nfields <= all.size(); i += nfields) {
-    out << std::setw(4) << all[i] << std::setw(5) << all[i + 1] << std::setw(7) << all[i + 2] << std::setw(11)
-        << std::fixed << std::setprecision(6) << all[i + 3] << std::setw(14) << std::setprecision(1)
-        << all[i + 4] / 1024.0 << std::setprecision(0) << std::setw(12) << all[i + 5] << std::setw(12) << all[i + 6]
-        << std::setw(9) << all[i + 7] << std::setw(10) << all[i + 8] << "\n";
-  }
-}
 
 int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
   const std::string format = vm["format"].as<std::string>();
@@ -75,7 +39,7 @@ int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
   std::vector<topology::ReductionStepStats> stats;
   const auto pairs = topology::reduce_by_name(reducer, &cone.matrix, MPI_COMM_WORLD, vm["threads"].as<int>(),
                                               benchmark ? &stats : nullptr);
-  if (benchmark) print_benchmark(stats, std::cout);
+  if (benchmark) stages::print_reduction_benchmark(stats, MPI_COMM_WORLD, std::cout);
   mpi::on_root(MPI_COMM_WORLD, [&] {
     const auto bars = topology::read_out_bars(cone, pairs);
     const std::string tmp = output + ".tmp";

@@ -7,7 +7,6 @@
 #include "cli/command.hpp"
 #include "core/error.hpp"
 #include "io/corpus.hpp"
-#include "io/h5store.hpp"
 #include "mpi/collective.hpp"
 #ifdef LMTOPO_TORCH_HELPER
 #include "train/trainer.hpp"
@@ -16,26 +15,17 @@
 namespace lmtopo::cli {
 namespace {
 
-#ifdef LMTOPO_TORCH_HELPER
-// Texts of a corpus.h5 (prepare) or of a JSONL file's `text` fields.
-std::vector<std::string> read_texts(const std::string& path) {
-  if (path.size() > 3 && path.compare(path.size() - 3, 3, ".h5") == 0) return io::H5Input(path).read_strings("/corpus/text");
-  std::vector<std::string> out;
-  for (const auto& r : io::read_jsonl_corpus(path)) out.push_back(r.text);
-  return out;
-}
-#endif
 
 int run_train_cmd(const po::variables_map& vm, const std::vector<std::string>&) {
   if (vm.count("job")) return run_job_stage(vm, "train");
   require_options(vm, {"corpus", "output"});
 #ifdef LMTOPO_TORCH_HELPER
   train::TrainOptions o;
-  const auto texts = read_texts(vm["corpus"].as<std::string>());
   const int every = vm["heldout-every"].as<int>();
   if (every < 2) throw InputError("--heldout-every: expected at least 2, got " + std::to_string(every));
-  for (std::size_t i = 0; i < texts.size(); ++i)
-    (i % static_cast<std::size_t>(every) == 0 ? o.heldout_texts : o.train_texts).push_back(texts[i]);
+  std::vector<std::string> texts;
+  for (const auto& r : io::read_corpus_records(vm["corpus"].as<std::string>())) texts.push_back(r.text);
+  train::split_heldout(o, texts, static_cast<std::size_t>(every));
   o.vocab_size = vm["vocab-size"].as<int>();
   o.layers = vm["layers"].as<int>();
   o.hidden = vm["hidden"].as<int>();

@@ -9,6 +9,7 @@
 #include "core/error.hpp"
 #include "core/hashing.hpp"
 #include "io/gettext_catalog.hpp"
+#include "io/h5store.hpp"
 
 namespace fs = std::filesystem;
 
@@ -143,6 +144,17 @@ std::vector<CorpusRecord> read_jsonl_corpus(const std::string& path) {
     r.domain = "jsonl";
     out.push_back(std::move(r));
   }
+  return out;
+}
+
+std::vector<CorpusRecord> read_corpus_records(const std::string& path) {
+  if (path.size() < 3 || path.compare(path.size() - 3, 3, ".h5") != 0) return read_jsonl_corpus(path);
+  H5Input in(path);
+  const auto text = in.read_strings("/corpus/text"), lang = in.read_strings("/corpus/lang"), id = in.read_strings("/corpus/id");
+  const auto domain = in.read_strings("/corpus/domain");
+  const auto group = in.read_i64("/corpus/group");
+  std::vector<CorpusRecord> out(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) out[i] = {id[i], lang[i], text[i], domain[i], group[i]};
   return out;
 }
 

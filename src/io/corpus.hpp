@@ -51,4 +51,7 @@ std::string gettext_record_id(const MessageKey& key, const std::string& lang);
 // naming the line for malformed JSON or a missing text.
 std::vector<CorpusRecord> read_jsonl_corpus(const std::string& path);
 
+// Records of a JSONL corpus, or of the corpus.h5 that `prepare` writes (by the .h5 suffix).
+std::vector<CorpusRecord> read_corpus_records(const std::string& path);
+
 }  // namespace lmtopo::io

@@ -39,17 +39,6 @@ std::uint16_t to_bf16(float f) {
   return static_cast<std::uint16_t>((bits + rounding) >> 16);
 }
 
-// Prompts from a JSONL file, or the corpus.h5 that `prepare` writes.
-std::vector<io::CorpusRecord> read_prompts(const std::string& path) {
-  if (path.size() < 3 || path.compare(path.size() - 3, 3, ".h5") != 0) return io::read_jsonl_corpus(path);
-  io::H5Input in(path);
-  const auto text = in.read_strings("/corpus/text"), lang = in.read_strings("/corpus/lang"), id = in.read_strings("/corpus/id");
-  const auto group = in.read_i64("/corpus/group");
-  std::vector<io::CorpusRecord> out(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) out[i] = {id[i], lang[i], text[i], "corpus", group[i]};
-  return out;
-}
-
 }  // namespace
 
 ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
@@ -73,7 +62,7 @@ ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
   std::vector<std::vector<std::int64_t>> tokens;
   std::unique_ptr<model::Transformer> net;
   mpi::on_all(comm, [&] {
-    prompts = read_prompts(o.prompts);
+    prompts = io::read_corpus_records(o.prompts);
     if (prompts.empty()) throw InputError(o.prompts + ": no prompts");
     const auto tok = model::Tokenizer::load(o.model_dir);
     net = model::Transformer::load(o.model_dir, o.dtype == "bfloat16" ? model::WeightDType::bfloat16 : model::WeightDType::float32,

@@ -66,9 +66,7 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
   if (stage == "train") {
     const auto& t = cfg["train"];
     train::TrainOptions o;
-    const auto texts = io::H5Input(corpus).read_strings("/corpus/text");
-    const auto every = t["heldout_every"].get<std::size_t>();
-    for (std::size_t i = 0; i < texts.size(); ++i) (i % every == 0 ? o.heldout_texts : o.train_texts).push_back(texts[i]);
+    train::split_heldout(o, io::H5Input(corpus).read_strings("/corpus/text"), t["heldout_every"].get<std::size_t>());
     o.vocab_size = t["vocab_size"];
     o.layers = t["layers"];
     o.hidden = t["hidden"];

@@ -37,25 +37,17 @@ std::vector<io::MessageKey> parse_keys(const std::string& text) {
   return out;
 }
 
-// Gathers one string per rank on rank 0.
+// Gathers one string per rank on rank 0 (empty list elsewhere).
 std::vector<std::string> gather_strings(MPI_Comm comm, const std::string& mine) {
-  const int size = mpi::size(comm);
-  if (!mpi::initialized()) return {mine};
-  int len = static_cast<int>(mine.size());
-  std::vector<int> lens(static_cast<std::size_t>(size)), displs(static_cast<std::size_t>(size), 0);
-  mpi::check(MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, comm), "MPI_Gather");
-  std::string all;
-  if (mpi::rank(comm) == 0) {
-    int total = 0;
-    for (int r = 0; r < size; ++r) displs[static_cast<std::size_t>(r)] = total, total += lens[static_cast<std::size_t>(r)];
-    all.resize(static_cast<std::size_t>(total));
-  }
-  mpi::check(MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0, comm),
-             "MPI_Gatherv");
+  const std::vector<char> chars(mine.begin(), mine.end());
+  const auto all = mpi::gather_to_root(comm, chars, MPI_CHAR);
+  std::vector<int> lens = mpi::gather_to_root(comm, std::vector<int>{static_cast<int>(mine.size())}, MPI_INT);
   std::vector<std::string> out;
-  if (mpi::rank(comm) == 0)
-    for (int r = 0; r < size; ++r)
-      out.push_back(all.substr(static_cast<std::size_t>(displs[static_cast<std::size_t>(r)]), static_cast<std::size_t>(lens[static_cast<std::size_t>(r)])));
+  std::size_t pos = 0;
+  for (int len : lens) {
+    out.emplace_back(all.begin() + static_cast<std::ptrdiff_t>(pos), all.begin() + static_cast<std::ptrdiff_t>(pos) + len);
+    pos += static_cast<std::size_t>(len);
+  }
   return out;
 }
 

@@ -12,6 +12,7 @@
 #include "topology/knn.hpp"
 #include "topology/layer_summaries.hpp"
 #include "topology/reducers.hpp"
+#include "stages/reduction_report.hpp"
 
 namespace lmtopo::stages {
 namespace {
@@ -34,22 +35,6 @@ std::vector<topology::Simplex> unpack(const std::uint32_t* data, std::size_t n) 
     pos += 1 + len;
   }
   return out;
-}
-
-void print_table(const std::vector<topology::ReductionStepStats>& stats, MPI_Comm comm) {
-  // Rows are printed rank by rank, in rank order.
-  const int size = mpi::size(comm), me = mpi::rank(comm);
-  for (int r = 0; r < size; ++r) {
-    if (r == me) {
-      if (r == 0) std::cout << "rank  dim  round    seconds  peak_rss_MiB  bytes_sent  bytes_recv  cols_in  cols_fwd\n";
-      for (const auto& s : stats)
-        std::printf("%4d %4d %6d %10.6f %13.1f %11lld %11lld %8lld %9lld\n", s.rank, s.dim, s.round, s.seconds,
-                    static_cast<double>(s.peak_rss_kib) / 1024.0, s.bytes_sent, s.bytes_received, s.columns_in,
-                    s.columns_forwarded);
-      std::fflush(stdout);
-    }
-    if (mpi::initialized()) MPI_Barrier(comm);
-  }
 }
 
 }  // namespace
@@ -154,7 +139,7 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
   });
   std::vector<topology::ReductionStepStats> stats;
   const auto pairs = topology::reduce_by_name(o.reducer, &cone.matrix, comm, o.threads, o.benchmark ? &stats : nullptr);
-  if (o.benchmark) print_table(stats, comm);
+  if (o.benchmark) print_reduction_benchmark(stats, comm, std::cout);
 
   std::vector<topology::ZigzagBar> op_bars;
   std::vector<topology::PositionBar> pos_bars;

@@ -105,6 +105,10 @@ double allreduce_sum(MPI_Comm comm, double v) {
 
 }  // namespace
 
+void split_heldout(TrainOptions& o, const std::vector<std::string>& texts, std::size_t every) {
+  for (std::size_t i = 0; i < texts.size(); ++i) (i % every == 0 ? o.heldout_texts : o.train_texts).push_back(texts[i]);
+}
+
 std::vector<int> checkpoint_schedule(int steps, int every) {
   std::vector<int> s{0};
   for (int p = 1; p <= steps; p *= 2) s.push_back(p);

@@ -39,6 +39,9 @@ struct TrainResult {
   std::string log_path;
 };
 
+// Every `every`-th text (0, every, 2*every, ...) goes to heldout_texts, the rest to train_texts.
+void split_heldout(TrainOptions& options, const std::vector<std::string>& texts, std::size_t every);
+
 // Pythia-like schedule: 0, powers of two up to `steps`, every `every` steps, and the last step.
 std::vector<int> checkpoint_schedule(int steps, int every);
 
