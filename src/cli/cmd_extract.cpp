@@ -25,10 +25,12 @@ int run_extract_cmd(const po::variables_map& vm, const std::vector<std::string>&
   o.pool = vm["pool"].as<std::string>();
   o.dtype = vm["dtype"].as<std::string>();
   o.batch = vm["batch"].as<int>();
+  o.device = vm["device"].as<std::string>();
   o.add_bos = vm.count("add-bos") > 0;
   o.architecture = vm["architecture"].as<std::string>();
   o.config = {{"model", o.model_dir}, {"prompts", o.prompts}, {"hooks", o.hooks},     {"pool", o.pool},
-              {"dtype", o.dtype},     {"batch", o.batch},     {"add_bos", o.add_bos}, {"architecture", o.architecture}};
+              {"dtype", o.dtype},     {"batch", o.batch},     {"add_bos", o.add_bos}, {"architecture", o.architecture},
+              {"device", o.device}};
 #ifdef LMTOPO_TORCH_HELPER
   const auto s = stages::run_extract(o, MPI_COMM_WORLD);
 #else
@@ -72,6 +74,8 @@ Command make_extract_command() {
         "pool", po::value<std::string>()->default_value("last"), "last or mean (over non-pad tokens)")(
         "dtype", po::value<std::string>()->default_value("float32"), "float32 or bfloat16 (weights and stored activations)")(
         "batch", po::value<int>()->default_value(16), "prompts per forward pass")(
+        "device", po::value<std::string>()->default_value("cpu"),
+        "cpu, cuda (each rank its node-local GPU) or cuda:N; results are copied back to the host")(
         "add-bos", "prepend the model's BOS token")(
         "architecture", po::value<std::string>()->default_value(""), "override config.json's model_type")(
         "output,o", po::value<std::string>(), "activations/1 file to write");

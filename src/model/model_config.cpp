@@ -66,8 +66,32 @@ ModelConfig read_model_config(const std::string& dir, const std::string& archite
     c.rope_theta = j.value("rope_theta", 10000.0);
     c.attention_bias = j.value("attention_bias", false);
     c.mlp_bias = j.value("mlp_bias", false);
-    if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
-      throw InputError(path + ": rope_scaling: not supported yet (supported: none)");
+    if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
+      const auto& r = j["rope_scaling"];
+      const std::string field = path + ": rope_scaling";
+      if (!r.is_object()) throw InputError(field + ": expected an object or null");
+      const char* type_key = r.contains("rope_type") ? "rope_type" : "type";
+      if (r.contains(type_key) && !r[type_key].is_string()) throw InputError(field + "." + type_key + ": expected a string");
+      c.rope_type = r.value(type_key, std::string("default"));
+      if (c.rope_type != "default" && c.rope_type != "linear" && c.rope_type != "llama3")
+        throw InputError(field + ".rope_type: unsupported '" + c.rope_type + "' (supported: default, linear, llama3)");
+      auto number = [&](const char* key, double fallback, bool required) {
+        if (!r.contains(key)) {
+          if (required) throw InputError(field + "." + key + ": missing (needed by rope_type " + c.rope_type + ")");
+          return fallback;
+        }
+        if (!r[key].is_number() || r[key].get<double>() <= 0) throw InputError(field + "." + key + ": expected a positive number");
+        return r[key].get<double>();
+      };
+      if (c.rope_type != "default") c.rope_factor = number("factor", 1.0, true);
+      if (c.rope_type == "llama3") {
+        c.rope_low_freq_factor = number("low_freq_factor", 1.0, true);
+        c.rope_high_freq_factor = number("high_freq_factor", 4.0, true);
+        c.rope_original_max_positions = static_cast<int>(number("original_max_position_embeddings", 8192, true));
+        if (c.rope_high_freq_factor <= c.rope_low_freq_factor)
+          throw InputError(field + ".high_freq_factor: expected more than low_freq_factor");
+      }
+    }
   } else if (c.model_type == "gpt2") {
     c.num_layers = need_int("n_layer");
     c.hidden = need_int("n_embd");

@@ -20,6 +20,10 @@ struct ModelConfig {
   bool parallel_residual = true;  // gpt_neox
   double rotary_pct = 1.0;        // gpt_neox
   double rope_theta = 10000.0;
+  // rope_scaling (llama): none | linear (positions / factor) | llama3 (per-frequency smoothing).
+  std::string rope_type = "default";
+  double rope_factor = 1.0, rope_low_freq_factor = 1.0, rope_high_freq_factor = 4.0;
+  int rope_original_max_positions = 8192;
   bool attention_bias = true;
   bool mlp_bias = false;          // llama
   bool tie_embeddings = false;

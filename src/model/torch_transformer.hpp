@@ -46,8 +46,9 @@ class TorchTransformer final : public Transformer {
   // Tensors come from `source` by Hugging Face name and expected shape (a checkpoint, or a fresh
   // initialisation for training); `has` says whether an optional tensor exists.
   using WeightSource = std::function<Tensor(const std::string&, const std::vector<std::int64_t>&)>;
-  TorchTransformer(ModelConfig c, WeightSource source, std::function<bool(const std::string&)> has, torch::Dtype dtype)
-      : c_(std::move(c)), dtype_(dtype), source_(std::move(source)), has_(std::move(has)) {
+  TorchTransformer(ModelConfig c, WeightSource source, std::function<bool(const std::string&)> has, torch::Dtype dtype,
+                   torch::Device device = torch::kCPU)
+      : c_(std::move(c)), dtype_(dtype), device_(device), source_(std::move(source)), has_(std::move(has)) {
     if (c_.model_type == "gpt2" || c_.model_type == "bloom") {
       load_gpt2_or_bloom();
       return;
@@ -104,6 +105,8 @@ class TorchTransformer final : public Transformer {
   }
 
   const ModelConfig& config() const override { return c_; }
+  torch::Device device() const { return device_; }
+  std::string device_name() const override { return device_.str(); }
 
   // Hugging Face name and tensor of every weight, in load order (gpt_neox and llama: the tensors
   // the forward pass uses; for training and saving).
@@ -121,36 +124,37 @@ class TorchTransformer final : public Transformer {
   Tensor run(const Tensor& ids, const Tensor& mask, const Interventions& iv,
              const std::function<void(const char*, const Tensor&)>& keep) const {
     const auto B = ids.size(0), T = ids.size(1);
+    const auto on = [&](torch::Dtype t) { return torch::TensorOptions().dtype(t).device(ids.device()); };
     const std::set<int> skip(iv.skip_blocks.begin(), iv.skip_blocks.end());
     // Additive attention bias: causal, and padded keys masked, in float32 (as HF builds it).
     const float neg = std::numeric_limits<float>::lowest();
-    Tensor causal = torch::ones({T, T}, torch::kBool).tril();
+    Tensor causal = torch::ones({T, T}, on(torch::kBool)).tril();
     Tensor allowed = causal.unsqueeze(0) & mask.to(torch::kBool).unsqueeze(1);  // [B, T(query), T(key)]
-    Tensor bias = torch::zeros({B, 1, T, T}, torch::kFloat32).masked_fill(~allowed.unsqueeze(1), neg);
+    Tensor bias = torch::zeros({B, 1, T, T}, on(torch::kFloat32)).masked_fill(~allowed.unsqueeze(1), neg);
 
-    // Rotary tables.
+    // Rotary tables (computed on the CPU in float32, as HF does before moving them).
     const bool neox = c_.model_type == "gpt_neox";
     const std::int64_t rot = neox ? static_cast<std::int64_t>(c_.head_dim * c_.rotary_pct) : c_.head_dim;
-    Tensor inv_freq = 1.0 / torch::pow(c_.rope_theta, torch::arange(0, rot, 2, torch::kInt64).to(torch::kFloat32) / static_cast<double>(rot));
-    Tensor pos = torch::arange(T, torch::kInt64).to(torch::kFloat32);
+    Tensor inv_freq = rope_inverse_frequencies(rot).to(ids.device());
+    Tensor pos = torch::arange(T, on(torch::kInt64)).to(torch::kFloat32);
     Tensor freqs = torch::outer(pos, inv_freq);
     Tensor emb = torch::cat({freqs, freqs}, -1);
     Tensor cos = emb.cos().to(dtype_), sin = emb.sin().to(dtype_);  // [T, rot]
 
     const bool gpt2 = c_.model_type == "gpt2", bloom = c_.model_type == "bloom";
     Tensor x = torch::embedding(embed_, ids);
-    if (gpt2) x = x + torch::embedding(pos_embed_, torch::arange(T, torch::kInt64)).unsqueeze(0);
+    if (gpt2) x = x + torch::embedding(pos_embed_, torch::arange(T, on(torch::kInt64))).unsqueeze(0);
     if (bloom) x = torch::layer_norm(x, {c_.hidden}, emb_ln_w, emb_ln_b, c_.norm_eps);
     Tensor alibi;  // BLOOM: slope_h * (position of the key among the row's real tokens)
     if (bloom) {
       Tensor positions = ((mask.cumsum(-1) - 1) * mask).to(torch::kFloat32);  // [B, T]
-      alibi = alibi_slopes().view({1, c_.heads, 1, 1}) * positions.view({B, 1, 1, T});
+      alibi = alibi_slopes().to(ids.device()).view({1, c_.heads, 1, 1}) * positions.view({B, 1, 1, T});
     }
     keep("block_output", x);
     for (int i = 0; i < c_.num_layers; ++i) {
       const Layer& l = layers_[static_cast<std::size_t>(i)];
       if (auto r = iv.residual_add.find(i); r != iv.residual_add.end())
-        x = x + torch::from_blob(const_cast<float*>(r->second.data()), {c_.hidden}, torch::kFloat32).to(x.scalar_type());
+        x = x + torch::from_blob(const_cast<float*>(r->second.data()), {c_.hidden}, torch::kFloat32).to(x.device(), x.scalar_type());
       keep("block_input", x);
       if (skip.count(i)) {
         const Tensor zero = torch::zeros_like(x);
@@ -218,27 +222,33 @@ class TorchTransformer final : public Transformer {
       throw std::invalid_argument("batch ids/mask do not match batch x seq");
     for (auto id : b.ids)
       if (id < 0 || id >= c_.vocab) throw InputError("token id " + std::to_string(id) + " outside the vocabulary of " + c_.dir);
-    const Tensor ids = torch::from_blob(const_cast<std::int64_t*>(b.ids.data()), {B, T}, torch::kInt64).clone();
-    const Tensor mask = torch::from_blob(const_cast<std::int64_t*>(b.mask.data()), {B, T}, torch::kInt64).clone();
+    const Tensor ids = torch::from_blob(const_cast<std::int64_t*>(b.ids.data()), {B, T}, torch::kInt64).to(device_);
+    const Tensor mask = torch::from_blob(const_cast<std::int64_t*>(b.mask.data()), {B, T}, torch::kInt64).to(device_);
+    // Pooled on the device as each point is produced, so only [B, W] per point is kept and copied to
+    // the host (once per hook, after the pass).
+    Tensor last_index, weights;
+    if (pooling == Pooling::last) {
+      // The last non-pad position of each row, whatever the padding side.
+      Tensor positions = torch::arange(T, torch::TensorOptions().dtype(torch::kInt64).device(device_)).unsqueeze(0).expand({B, T});
+      last_index = (positions * mask).argmax(1);  // [B]
+    } else if (pooling == Pooling::mean) {
+      weights = mask.to(torch::kFloat32).unsqueeze(-1);  // [B, T, 1]
+    }
     std::map<std::string, std::vector<Tensor>> captured;
     auto keep = [&](const char* name, const Tensor& t) {
-      if (want.count(name)) captured[name].push_back(t.to(torch::kFloat32));
+      if (!want.count(name)) return;
+      Tensor v = t.to(torch::kFloat32);  // [B, T, W]
+      if (pooling == Pooling::last)
+        v = v.gather(1, last_index.view({B, 1, 1}).expand({B, 1, v.size(2)})).squeeze(1);
+      else if (pooling == Pooling::mean)
+        v = (v * weights).sum(1) / weights.sum(1).clamp_min(1.0);
+      captured[name].push_back(v);
     };
     const Tensor final_h = run(ids, mask, iv, keep);
 
     std::map<std::string, HookResult> out;
     for (const auto& h : hooks) {
-      Tensor stacked = torch::stack(captured[h]);  // [points, B, T, W]
-      if (pooling == Pooling::last) {
-        // The last non-pad position of each row, whatever the padding side.
-        Tensor positions = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
-        Tensor last = (positions * mask).argmax(1);  // [B]
-        Tensor index = last.view({1, B, 1, 1}).expand({stacked.size(0), B, 1, stacked.size(3)});
-        stacked = stacked.gather(2, index).squeeze(2);
-      } else if (pooling == Pooling::mean) {
-        Tensor m = mask.to(torch::kFloat32).view({1, B, T, 1});
-        stacked = (stacked * m).sum(2) / m.sum(2).clamp_min(1.0);
-      }
+      Tensor stacked = torch::stack(captured[h]).to(torch::kCPU);  // [points, B, W] or [points, B, T, W]
       stacked = stacked.contiguous();
       HookResult r;
       r.points = point_names(h);
@@ -247,7 +257,7 @@ class TorchTransformer final : public Transformer {
       out[h] = std::move(r);
     }
     if (want_logits) {
-      Tensor logits = torch::linear(final_h, head_).to(torch::kFloat32).contiguous();
+      Tensor logits = torch::linear(final_h, head_).to(torch::kCPU, torch::kFloat32).contiguous();
       HookResult r;
       r.points = {c_.model_type == "gpt_neox" ? "embed_out" : "lm_head"};
       r.shape.assign(logits.sizes().begin(), logits.sizes().end());
@@ -265,7 +275,7 @@ class TorchTransformer final : public Transformer {
   };
 
   Tensor weight(const std::string& name, const std::vector<std::int64_t>& shape) {
-    Tensor t = source_(name, shape).to(dtype_);
+    Tensor t = source_(name, shape).to(device_, dtype_);
     params_.push_back({name, t});
     return t;
   }
@@ -342,6 +352,22 @@ class TorchTransformer final : public Transformer {
     final_w = weight("transformer.ln_f.weight", {H});
     final_b = weight("transformer.ln_f.bias", {H});
     head_ = (c_.tie_embeddings || !has_("lm_head.weight")) ? embed_ : weight("lm_head.weight", {c_.vocab, H});
+  }
+
+  // Rotary inverse frequencies over `rot` dimensions, with Llama's rope_scaling as transformers'
+  // rope initialisation functions define it (default, linear, llama3).
+  Tensor rope_inverse_frequencies(std::int64_t rot) const {
+    Tensor inv_freq = 1.0 / torch::pow(c_.rope_theta, torch::arange(0, rot, 2, torch::kInt64).to(torch::kFloat32) / static_cast<double>(rot));
+    if (c_.rope_type == "linear") return inv_freq / c_.rope_factor;
+    if (c_.rope_type != "llama3") return inv_freq;
+    const double old_len = c_.rope_original_max_positions;
+    const double low_wavelen = old_len / c_.rope_low_freq_factor, high_wavelen = old_len / c_.rope_high_freq_factor;
+    Tensor wavelen = 2 * M_PI / inv_freq;
+    Tensor scaled = torch::where(wavelen > low_wavelen, inv_freq / c_.rope_factor, inv_freq);
+    Tensor smooth = (old_len / wavelen - c_.rope_low_freq_factor) / (c_.rope_high_freq_factor - c_.rope_low_freq_factor);
+    Tensor smoothed = (1 - smooth) * scaled / c_.rope_factor + smooth * scaled;
+    Tensor medium = (wavelen >= high_wavelen).logical_and(wavelen <= low_wavelen);
+    return torch::where(medium, smoothed, scaled);
   }
 
   // BLOOM's ALiBi slopes (Press et al.), as transformers' build_alibi_tensor computes them.
@@ -437,6 +463,7 @@ class TorchTransformer final : public Transformer {
 
   ModelConfig c_;
   torch::Dtype dtype_;
+  torch::Device device_;
   WeightSource source_;
   std::function<bool(const std::string&)> has_;
   std::vector<std::pair<std::string, Tensor>> params_;  // Hugging Face name -> tensor, in load order

@@ -10,6 +10,7 @@
 
 
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <set>
@@ -35,8 +36,50 @@ void match_threads_to_cpu_affinity() {
   if (auto* f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(cpus);
 }
 
-std::unique_ptr<Transformer> Transformer::load(const std::string& dir, WeightDType dtype, const std::string& architecture) {
+namespace {
+
+// "cpu", "cuda" (this rank's GPU: the launcher's node-local rank modulo the visible GPUs) or "cuda:N".
+torch::Device resolve_device(const std::string& name) {
+  if (name == "cpu") return torch::kCPU;
+  if (name != "cuda" && name.rfind("cuda:", 0) != 0)
+    throw InputError("device: expected cpu, cuda or cuda:N, got '" + name + "'");
+  if (!torch::cuda::is_available())
+    throw InputError("device: '" + name + "' asked for, but libtorch sees no CUDA GPU here (none visible, or a CPU-only libtorch)");
+  const auto count = static_cast<int>(torch::cuda::device_count());
+  int index = 0;
+  if (name == "cuda") {
+    for (const char* var : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"})
+      if (const char* v = std::getenv(var)) {
+        index = std::atoi(v) % count;
+        break;
+      }
+  } else {
+    const std::string digits = name.substr(5);
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
+      throw InputError("device: expected cuda:N with N a GPU index, got '" + name + "'");
+    index = std::stoi(digits);
+    if (index >= count)
+      throw InputError("device: '" + name + "' asked for, but only " + std::to_string(count) + " GPU(s) are visible");
+  }
+  return torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(index));
+}
+
+}  // namespace
+
+std::unique_ptr<Transformer> Transformer::load(const std::string& dir, WeightDType dtype, const std::string& architecture,
+                                               const std::string& device) {
   match_threads_to_cpu_affinity();
+  const torch::Device where = resolve_device(device);
+  if (dtype == WeightDType::float16 && where.is_cpu()) {
+    // libtorch 1.x has no float16 CPU kernels for LayerNorm/matmul; say so before loading anything.
+    try {
+      const auto probe = torch::ones({2, 2}, torch::kFloat16);
+      (void)torch::layer_norm(torch::matmul(probe, probe), {2});
+    } catch (const c10::Error&) {
+      throw InputError("dtype float16 on cpu: this libtorch (" + std::string(TORCH_VERSION) +
+                       ") has no float16 CPU kernels; use bfloat16 or float32 on cpu, or float16 on cuda");
+    }
+  }
   ModelConfig c = read_model_config(dir, architecture);
   io::Checkpoint ckpt(dir);
   auto from_checkpoint = [&](const std::string& name, const std::vector<std::int64_t>& shape) {
@@ -51,7 +94,7 @@ std::unique_ptr<Transformer> Transformer::load(const std::string& dir, WeightDTy
     return torch::from_blob(const_cast<void*>(v.data), v.shape, torch_dtype(v.dtype)).clone();
   };
   return std::make_unique<TorchTransformer>(std::move(c), from_checkpoint,
-                                            [&](const std::string& name) { return ckpt.has(name); }, torch_dtype(dtype));
+                                            [&](const std::string& name) { return ckpt.has(name); }, torch_dtype(dtype), where);
 }
 
 }  // namespace lmtopo::model

@@ -44,12 +44,16 @@ struct Interventions {
 
 class Transformer {
  public:
-  // Loads DIR (config.json + safetensors); weights cast to `dtype`. Shape mismatches with
-  // config.json or missing tensors -> InputError naming file and tensor.
+  // Loads DIR (config.json + safetensors); weights cast to `dtype` and placed on `device` ("cpu",
+  // "cuda" = this rank's GPU (node-local rank modulo the visible GPUs), or "cuda:N"). Shape mismatches
+  // with config.json or missing tensors -> InputError naming file and tensor; "cuda" without a visible
+  // GPU -> InputError. forward() takes and returns host arrays whatever the device.
   static std::unique_ptr<Transformer> load(const std::string& dir, WeightDType dtype = WeightDType::float32,
-                                           const std::string& architecture = "");
+                                           const std::string& architecture = "", const std::string& device = "cpu");
   virtual ~Transformer() = default;
   virtual const ModelConfig& config() const = 0;
+  // Where the weights live, e.g. "cpu" or "cuda:0".
+  virtual std::string device_name() const = 0;
   // Module path of point i of a portable hook, e.g. "gpt_neox.layers.3.post_attention_layernorm".
   virtual std::vector<std::string> point_names(const std::string& hook) const = 0;
   // Runs the batch and returns the requested hooks (pooled as asked) and, if `logits`, the logits

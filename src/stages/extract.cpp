@@ -66,7 +66,7 @@ ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
     if (prompts.empty()) throw InputError(o.prompts + ": no prompts");
     const auto tok = model::Tokenizer::load(o.model_dir);
     net = model::Transformer::load(o.model_dir, o.dtype == "bfloat16" ? model::WeightDType::bfloat16 : model::WeightDType::float32,
-                                   o.architecture);
+                                   o.architecture, o.device);
     const long long bos = net->config().bos_id;
     if (o.add_bos && bos < 0) throw InputError(o.model_dir + "/config.json: bos_token_id: needed for --add-bos");
     for (std::size_t i = 0; i < prompts.size(); ++i) {

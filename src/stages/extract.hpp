@@ -16,6 +16,7 @@ struct ExtractOptions {
   std::vector<std::string> hooks{"post_attention_layernorm"};
   std::string pool = "last";      // last | mean
   std::string dtype = "float32";  // float32 | bfloat16 (of the stored activations)
+  std::string device = "cpu";     // cpu | cuda (this rank's GPU) | cuda:N
   int batch = 16;
   bool add_bos = false;
   std::string output;

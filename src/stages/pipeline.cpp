@@ -95,6 +95,7 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
     o.pool = e["pool"];
     o.dtype = e["dtype"];
     o.batch = e["batch"];
+    o.device = e["device"];
     o.add_bos = e["add_bos"];
     o.output = activations_path(spec, it);
     o.config = cfg;

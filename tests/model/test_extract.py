@@ -130,3 +130,11 @@ def test_bfloat16_output_and_errors(tmp_path):
     proc = subprocess.run([LMTOPO, "extract", "--model", str(path), "--prompts", str(prompts), "--hook", "layer_3",
                            "-o", str(tmp_path / "x.h5")], capture_output=True, text=True)
     assert proc.returncode == 2 and "layer_3" in proc.stderr
+    # device: a malformed name, and CUDA where libtorch sees no GPU (skipped where one is visible)
+    proc = subprocess.run([LMTOPO, "extract", "--model", str(path), "--prompts", str(prompts), "--device", "gpu0",
+                           "-o", str(tmp_path / "x.h5")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "device: expected cpu, cuda or cuda:N" in proc.stderr, proc.stderr
+    if not torch.cuda.is_available():
+        proc = subprocess.run([LMTOPO, "extract", "--model", str(path), "--prompts", str(prompts), "--device", "cuda",
+                               "-o", str(tmp_path / "x.h5")], capture_output=True, text=True)
+        assert proc.returncode == 2 and "sees no CUDA GPU" in proc.stderr and not (tmp_path / "x.h5").exists()

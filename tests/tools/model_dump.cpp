@@ -1,6 +1,6 @@
 // Test tool: runs a checkpoint folder on given token ids and dumps every hook (all tokens) and the
 // logits as raw float32 files plus meta.json, for the parity tests against transformers.
-// Usage: model_dump MODEL_DIR BATCH.json OUT_DIR [float32|bfloat16]
+// Usage: model_dump MODEL_DIR BATCH.json OUT_DIR [float32|bfloat16|float16] [cpu|cuda|cuda:N]
 // BATCH.json: {"ids": [[...], ...], "mask": [[...], ...], optional "interventions": {"ffn_set": {"1": [[unit,
 // value], ...]}, "ffn_add": {...}, "residual_add": {"0": [floats]}, "skip_blocks": [..]}}
 #include <filesystem>
@@ -13,13 +13,15 @@
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    std::cerr << "usage: model_dump MODEL_DIR BATCH.json OUT_DIR [float32|bfloat16]\n";
+    std::cerr << "usage: model_dump MODEL_DIR BATCH.json OUT_DIR [float32|bfloat16|float16] [cpu|cuda|cuda:N]\n";
     return 2;
   }
   try {
     const std::string dtype = argc > 4 ? argv[4] : "float32";
-    auto model = lmtopo::model::Transformer::load(
-        argv[1], dtype == "bfloat16" ? lmtopo::model::WeightDType::bfloat16 : lmtopo::model::WeightDType::float32);
+    const std::string device = argc > 5 ? argv[5] : "cpu";
+    using lmtopo::model::WeightDType;
+    const WeightDType wd = dtype == "bfloat16" ? WeightDType::bfloat16 : dtype == "float16" ? WeightDType::float16 : WeightDType::float32;
+    auto model = lmtopo::model::Transformer::load(argv[1], wd, "", device);
     std::ifstream in(argv[2]);
     const auto j = nlohmann::json::parse(in);
     lmtopo::model::Batch b;
