@@ -1,6 +1,11 @@
-// Hugging Face tokenizer.json, byte-level BPE (GPT-2, GPT-NeoX/Pythia, Llama-3 style): added/special
-// tokens matched first, optional NFC normalizer, ByteLevel pre-tokenizer (GPT-2 split regex) or a
-// Split(Regex) + ByteLevel sequence, BPE merges by rank. No libtorch here.
+// Hugging Face tokenizer.json with a BPE model, in the two forms decoder-only LMs ship:
+//  - byte-level BPE (GPT-2, GPT-NeoX/Pythia, BLOOM, Llama 3): ByteLevel pre-tokenizer (GPT-2 split
+//    regex) or Split(Regex) + ByteLevel, optional NFC;
+//  - SentencePiece-style BPE (Llama 2, Mistral): Metaspace pre-tokenizer, or the legacy
+//    Prepend("▁") + Replace(" ", "▁") normalizers, character symbols with byte fallback (<0xNN>)
+//    and an unknown token.
+// Added/special tokens are matched first on the raw text. Decoding follows the file's decoder
+// (ByteLevel, Metaspace, or a Sequence of Replace/ByteFallback/Fuse/Strip). No libtorch here.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -15,11 +20,18 @@ class Tokenizer {
   // field and listing what is supported.
   static std::unique_ptr<Tokenizer> load(const std::string& path);
   virtual ~Tokenizer() = default;
-  // Token ids of `text`; no BOS/EOS is added (the post-processor is not applied).
+  // Token ids of `text` (UTF-8; invalid UTF-8 -> InputError with the byte offset); no BOS/EOS is
+  // added (the post-processor is not applied).
   virtual std::vector<std::int64_t> encode(const std::string& text) const = 0;
+  // Text of `ids` through the file's decoder; special added tokens dropped when asked. Ids outside
+  // the vocabulary -> InputError.
+  virtual std::string decode(const std::vector<std::int64_t>& ids, bool skip_special_tokens = false) const = 0;
   // Id of a token string (e.g. "<|endoftext|>"), or -1.
   virtual std::int64_t token_id(const std::string& token) const = 0;
   virtual std::int64_t vocab_size() const = 0;
 };
+
+// Byte offset of the first byte of `text` that is not part of well-formed UTF-8, or npos.
+std::size_t first_invalid_utf8(const std::string& text);
 
 }  // namespace lmtopo::model
