@@ -20,7 +20,8 @@ int run_job_stage(const po::variables_map& vm, const std::string& stage) {
   const int item = vm.count("item") ? vm["item"].as<int>() : -1;
   const auto r = stages::run_stage(spec, stage, item, vm.count("force") > 0, MPI_COMM_WORLD);
   if (mpi::rank() == 0)
-    std::cout << stage << ": " << r.done << " item(s) computed, " << r.skipped << " already complete\n";
+    std::cout << stage << ": " << r.done << " item(s) computed, " << r.skipped << " already complete"
+              << (r.linked ? ", " + std::to_string(r.linked) + " linked (byte-identical checkpoints)" : "") << "\n";
   return 0;
 #else
   (void)vm;
@@ -48,7 +49,8 @@ int run_all(const po::variables_map& vm, const std::vector<std::string>&) {
   for (const auto& stage : stages) {
     const auto r = stages::run_stage(spec, stage, -1, vm.count("force") > 0, MPI_COMM_WORLD);
     if (mpi::rank() == 0)
-      std::cout << "run: " << stage << ": " << r.done << " item(s) computed, " << r.skipped << " already complete\n";
+      std::cout << "run: " << stage << ": " << r.done << " item(s) computed, " << r.skipped << " already complete"
+                << (r.linked ? ", " + std::to_string(r.linked) + " linked (byte-identical checkpoints)" : "") << "\n";
   }
   return 0;
 #else

@@ -288,17 +288,21 @@ Handle select_slab(hid_t file_space, const std::vector<hsize_t>& dims, std::size
 }  // namespace
 
 namespace {
-// Test hook for the "killed rank" tests: LMTOPO_TEST_KILL_RANK_IN_WRITE=<rank> kills that rank at its
-// first collective write, as a node failure would.
-void maybe_killed_in_write(MPI_Comm comm) {
+// Test hook for the "killed rank" tests: LMTOPO_TEST_KILL_RANK_IN_WRITE=<rank>[:<text>] kills that rank
+// at its first collective write (into a file whose path contains <text>), as a node failure would.
+void maybe_killed_in_write(MPI_Comm comm, const std::string& path) {
   static const char* target = std::getenv("LMTOPO_TEST_KILL_RANK_IN_WRITE");
-  if (target && std::to_string(mpi::rank(comm)) == target) std::raise(SIGKILL);
+  if (!target) return;
+  const std::string t = target;
+  const auto colon = t.find(':');
+  const std::string rank = t.substr(0, colon), text = colon == std::string::npos ? "" : t.substr(colon + 1);
+  if (std::to_string(mpi::rank(comm)) == rank && path.find(text) != std::string::npos) std::raise(SIGKILL);
 }
 }  // namespace
 
 void H5Output::write_slab(const std::string& name, std::size_t axis, std::uint64_t offset, std::uint64_t count,
                           const void* data) {
-  maybe_killed_in_write(comm_);
+  maybe_killed_in_write(comm_, path_);
   auto it = state_->datasets.find(name);
   if (it == state_->datasets.end() || !state_->numeric_types.count(name))
     throw std::logic_error("write_slab: unknown numeric dataset " + name);
@@ -339,7 +343,7 @@ void H5Output::create_strings(const std::string& name, std::uint64_t rows, std::
 }
 
 void H5Output::write_string_rows(const std::string& name, std::uint64_t row0, const std::vector<std::string>& values) {
-  maybe_killed_in_write(comm_);
+  maybe_killed_in_write(comm_, path_);
   auto it = state_->datasets.find(name);
   if (it == state_->datasets.end() || !state_->string_widths.count(name))
     throw std::logic_error("write_string_rows: unknown string dataset " + name);

@@ -1,6 +1,9 @@
 #include "stages/pipeline.hpp"
 
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
 #include <iostream>
 
 #include "core/error.hpp"
@@ -56,6 +59,56 @@ nlohmann::json item_config(const core::JobSpec& spec, const std::string& stage, 
   }
   if (stage == "zigzag") c["zigzag"] = spec.config["zigzag"];
   return c;
+}
+
+// Output files of an extract or zigzag item (where run_item writes them).
+std::vector<std::string> item_outputs(const core::JobSpec& spec, const std::string& stage, const Item& it) {
+  if (stage == "extract") return {activations_path(spec, it)};
+  return {(fs::path(spec.output) / "zigzag" / it.model / it.checkpoint.label / (it.hook + ".h5")).string()};
+}
+
+// prepare's checkpoint manifest: "model/label" of each checkpoint -> "model/label" of the first
+// byte-identical one (absent when unique or when prepare has not run).
+std::map<std::string, std::string> duplicate_checkpoints(const core::JobSpec& spec) {
+  std::map<std::string, std::string> out;
+  const fs::path path = fs::path(spec.output) / "manifest" / "checkpoints.json";
+  if (!fs::exists(path)) return out;
+  std::ifstream in(path);
+  const auto doc = nlohmann::json::parse(in, nullptr, false);
+  if (doc.is_discarded() || !doc.contains("checkpoints")) throw InputError(path.string() + ": corrupt checkpoint manifest (rerun prepare --force)");
+  for (const auto& c : doc["checkpoints"])
+    if (c.contains("duplicate_of") && c["duplicate_of"].is_string())
+      out[c["model"].get<std::string>() + "/" + c["checkpoint"].get<std::string>()] = c["duplicate_of"].get<std::string>();
+  return out;
+}
+
+// A checkpoint byte-identical to an earlier one reuses that one's finished outputs: each file is
+// hard-linked (copied where links are impossible) instead of recomputed. Returns the outputs, or
+// nothing when the original item is not complete yet (then the item is computed as usual).
+std::optional<std::vector<std::string>> link_duplicate(const core::JobSpec& spec, const std::string& stage, const Item& it,
+                                                       const std::vector<Item>& items,
+                                                       const std::map<std::string, std::string>& duplicates,
+                                                       const io::WorkManifest& manifest, std::string& original_id) {
+  if (stage != "extract" && stage != "zigzag") return std::nullopt;
+  const auto dup = duplicates.find(it.model + "/" + it.checkpoint.label);
+  if (dup == duplicates.end()) return std::nullopt;
+  for (const auto& o : items) {
+    if (o.model + "/" + o.checkpoint.label != dup->second || o.hook != it.hook) continue;
+    if (!manifest.is_complete(stage, o.id, core::config_hash(item_config(spec, stage, o)))) return std::nullopt;
+    const auto from = item_outputs(spec, stage, o), to = item_outputs(spec, stage, it);
+    for (std::size_t i = 0; i < from.size(); ++i) {
+      fs::create_directories(fs::path(to[i]).parent_path());
+      const std::string tmp = to[i] + ".partial";
+      fs::remove(tmp);
+      std::error_code ec;
+      fs::create_hard_link(from[i], tmp, ec);
+      if (ec) fs::copy_file(from[i], tmp, fs::copy_options::overwrite_existing);
+      fs::rename(tmp, to[i]);
+    }
+    original_id = o.id;
+    return to;
+  }
+  return std::nullopt;
 }
 
 std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& stage, const Item& it, MPI_Comm comm) {
@@ -116,7 +169,7 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
   o.homology_dims = z["homology_dims"].get<std::vector<int>>();
   o.metric = z["metric"];
   o.reducer = z["reducer"];
-  o.output = (fs::path(spec.output) / "zigzag" / it.model / it.checkpoint.label / (it.hook + ".h5")).string();
+  o.output = item_outputs(spec, "zigzag", it)[0];
   mpi::on_root(comm, [&] { fs::create_directories(fs::path(o.output).parent_path()); });
   run_zigzag(o, comm);
   return {o.output};
@@ -153,6 +206,8 @@ StageReport run_stage(const core::JobSpec& spec, const std::string& stage, int i
   if (item >= static_cast<int>(items.size()))
     throw InputError("--item: stage " + stage + " has " + std::to_string(items.size()) + " item(s), got " + std::to_string(item));
   io::WorkManifest manifest(spec.output);
+  std::map<std::string, std::string> duplicates;
+  mpi::on_root(comm, [&] { duplicates = duplicate_checkpoints(spec); });
   for (std::size_t k = 0; k < items.size(); ++k) {
     if (item >= 0 && static_cast<int>(k) != item) continue;
     const Item& it = items[k];
@@ -164,14 +219,27 @@ StageReport run_stage(const core::JobSpec& spec, const std::string& stage, int i
       ++report.skipped;
       continue;
     }
-    const auto outputs = run_item(spec, stage, it, comm);
+    int linked = 0;
+    std::vector<std::string> outputs;
+    std::string original;
+    mpi::on_root(comm, [&] {
+      if (auto l = link_duplicate(spec, stage, it, items, duplicates, manifest, original)) {
+        outputs = *l;
+        linked = 1;
+      }
+    });
+    mpi::check(MPI_Bcast(&linked, 1, MPI_INT, 0, comm), "MPI_Bcast");
+    if (!linked) outputs = run_item(spec, stage, it, comm);
     mpi::on_root(comm, [&] {
       std::vector<io::OutputRecord> records;
       for (const auto& p : outputs) records.push_back(manifest.output_record(p));
       manifest.record_complete(stage, it.id, hash, records);
-      std::cout << stage << ": " << it.id << " done\n";
+      if (linked)
+        std::cout << stage << ": " << it.id << " linked to " << original << " (byte-identical checkpoint)\n";
+      else
+        std::cout << stage << ": " << it.id << " done\n";
     });
-    ++report.done;
+    ++(linked ? report.linked : report.done);
   }
   return report;
 }

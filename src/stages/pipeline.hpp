@@ -22,6 +22,7 @@ std::vector<std::string> stage_items(const core::JobSpec& spec, const std::strin
 struct StageReport {
   int done = 0;     // items computed now
   int skipped = 0;  // items already complete
+  int linked = 0;   // items of byte-identical checkpoints, linked to the original's outputs
 };
 
 // Runs every item of `stage` (or only item `item` when >= 0). Collective over `comm`.

@@ -193,10 +193,14 @@ std::vector<std::pair<std::size_t, LanguageRows>> jsonl_rows(const core::JobSpec
   for (const auto& r : all)
     for (std::size_t j = 0; j < d.languages.size(); ++j)
       if (r.lang == d.languages[j]) by_lang[j].push_back({core::sha256_hex(std::to_string(d.seed) + ":" + r.id), r});
-  for (std::size_t j = 0; j < d.languages.size(); ++j)
+  for (std::size_t j = 0; j < d.languages.size(); ++j) {
+    if (by_lang[j].empty())
+      throw InputError(spec.file + ": data.languages[" + std::to_string(j) + "]: no records of language '" + d.languages[j] +
+                       "' in " + d.path + " (expected at least data.prompts = " + std::to_string(d.prompts) + ")");
     if (static_cast<long long>(by_lang[j].size()) < d.prompts)
       throw InputError(spec.file + ": data.prompts: expected at most " + std::to_string(by_lang[j].size()) +
                        " (records of language '" + d.languages[j] + "' in " + d.path + "), got " + std::to_string(d.prompts));
+  }
   per_language = d.prompts;
   std::vector<std::pair<std::size_t, LanguageRows>> out;
   for (std::size_t j = static_cast<std::size_t>(rank); j < d.languages.size(); j += static_cast<std::size_t>(size)) {

@@ -52,3 +52,54 @@ def test_run_resume_and_items(tmp_path):
     assert "zigzag: 1 item(s) computed" in one
     proc = subprocess.run([LMTOPO, "zigzag", str(spec), "--item", "99"], capture_output=True, text=True)
     assert proc.returncode == 2 and "--item" in proc.stderr
+
+
+DUP_SPEC = """study: dup-test
+output: out
+models:
+  - name: a
+    checkpoints: [{a1}, {a2}]
+  - name: b
+    checkpoints: [{b1}]
+data: {{source: gettext, languages: [en, de, fr], prompts: 20, seed: 4}}
+extract: {{hooks: [block_output], pool: last, batch: 8}}
+zigzag: {{k: 3, max_dim: 2}}
+"""
+
+
+def test_killed_extract_resumes_and_duplicates_are_linked(tmp_path):
+    """A rank killed while extract writes the second checkpoint: the first stays complete, nothing
+    half-written looks complete, the rerun computes only what is missing and its files equal an
+    uninterrupted run's. A byte-identical copy of a checkpoint is linked, not recomputed."""
+    import shutil
+    import numpy as np
+    from test_extract import make_checkpoint
+    _, _, path = make_checkpoint("neox_parallel", tmp_path)
+    _, _, other = make_checkpoint("llama_gqa", tmp_path)
+    for name, src in (("a/step1", path), ("a/step2", other), ("b/step1", path)):
+        shutil.copytree(src, tmp_path / "ck" / name)
+    spec = tmp_path / "dup.yaml"
+    spec.write_text(DUP_SPEC.format(a1=tmp_path / "ck/a/step1", a2=tmp_path / "ck/a/step2", b1=tmp_path / "ck/b/step1"))
+    out = tmp_path / "out"
+    lmtopo("prepare", spec)
+    env = dict(os.environ, LMTOPO_TEST_KILL_RANK_IN_WRITE="1:a/step2.h5")
+    proc = subprocess.run([MPIRUN, "--allow-run-as-root", "-n", "2", LMTOPO, "extract", str(spec)], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert (out / "activations/a/step1.h5").exists()
+    assert not (out / "activations/a/step2.h5").exists()
+    assert not (out / "manifest/items/extract").joinpath("a", "step2.json").exists()
+    again = lmtopo("run", spec)
+    assert "run: extract: 1 item(s) computed, 1 already complete, 1 linked (byte-identical checkpoints)" in again
+    assert "run: zigzag: 2 item(s) computed, 0 already complete, 1 linked (byte-identical checkpoints)" in again
+    a1, b1 = out / "activations/a/step1.h5", out / "activations/b/step1.h5"
+    assert os.stat(a1).st_ino == os.stat(b1).st_ino
+    assert os.stat(out / "zigzag/a/step1/block_output.h5").st_ino == os.stat(out / "zigzag/b/step1/block_output.h5").st_ino
+    # the interrupted-then-resumed file equals an uninterrupted computation
+    fresh = tmp_path / "fresh.h5"
+    lmtopo("extract", "--model", tmp_path / "ck/a/step2", "--prompts", out / "corpus.h5", "--hook", "block_output",
+           "--pool", "last", "--batch", "8", "-o", fresh)
+    with h5py.File(out / "activations/a/step2.h5", "r") as f, h5py.File(fresh, "r") as g:
+        assert np.array_equal(f["activations/block_output"][:], g["activations/block_output"][:])
+    third = lmtopo("run", spec)
+    assert "run: extract: 0 item(s) computed, 3 already complete" in third

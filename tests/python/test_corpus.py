@@ -123,3 +123,17 @@ def test_malformed_jsonl_names_the_line(tmp_path):
     spec.write_text(f"study: j\noutput: out\ndata: {{source: jsonl, path: {corpus}, languages: [en], prompts: 1}}\n")
     proc = run_lmtopo("prepare", spec, check=False)
     assert proc.returncode == 2 and "bad.jsonl:2:" in proc.stderr
+
+
+def test_language_without_prompts_is_named_and_nothing_is_written(tmp_path):
+    corpus = tmp_path / "user.jsonl"
+    corpus.write_text("".join(f'{{"id": "s{i}", "lang": "en", "text": "sentence {i}"}}\n' for i in range(5)))
+    spec = tmp_path / "j.yaml"
+    spec.write_text(f"study: j\noutput: out\ndata: {{source: jsonl, path: {corpus}, languages: [en, sw], prompts: 2}}\n")
+    proc = run_lmtopo("prepare", spec, check=False, ranks=2)
+    assert proc.returncode == 2 and "data.languages[1]: no records of language 'sw'" in proc.stderr, proc.stderr
+    assert not (tmp_path / "out" / "corpus.h5").exists()
+    spec.write_text("study: j\noutput: out\ndata: {source: gettext, languages: [en, xx_NOPE], prompts: 2}\n")
+    proc = run_lmtopo("prepare", spec, check=False)
+    assert proc.returncode == 2 and "data.languages[1]" in proc.stderr and "xx_NOPE" in proc.stderr, proc.stderr
+    assert not (tmp_path / "out" / "corpus.h5").exists()
