@@ -15,7 +15,7 @@ const std::vector<Command>& commands() {
     t.push_back(make_train_command());
     t.push_back(make_extract_command());
 #endif
-    for (auto* make : {make_zigzag_command, make_barcode_command, make_summarize_command}) t.push_back(make());
+    for (auto* make : {make_zigzag_command, make_sweep_command, make_barcode_command, make_summarize_command}) t.push_back(make());
     return t;
   }();
   return table;

@@ -43,6 +43,7 @@ Command make_inspect_command();
 Command make_plan_command();
 Command make_prepare_command();
 Command make_zigzag_command();
+Command make_sweep_command();
 Command make_extract_command();
 Command make_train_command();
 Command make_run_command();

@@ -547,10 +547,20 @@ std::vector<std::string> H5Input::read_strings(const std::string& name) const {
   Handle ds(checked(H5Dopen2(static_cast<hid_t>(file_), name.c_str(), H5P_DEFAULT), "H5Dopen2", path_ + ":" + name),
             H5Dclose);
   Handle type(checked(H5Dget_type(ds.get()), "H5Dget_type", path_), H5Tclose);
-  if (H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) > 0)
-    throw InputError(path_ + ":" + name + ": expected fixed-length strings");
+  if (H5Tget_class(type.get()) != H5T_STRING) throw InputError(path_ + ":" + name + ": expected strings");
   Handle space(checked(H5Dget_space(ds.get()), "H5Dget_space", path_), H5Sclose);
   const auto n = static_cast<std::size_t>(H5Sget_simple_extent_npoints(space.get()));
+  if (H5Tis_variable_str(type.get()) > 0) {  // as h5py writes Python str lists
+    std::vector<char*> ptrs(n, nullptr);
+    Handle mt(checked(H5Tcopy(H5T_C_S1), "H5Tcopy", path_), H5Tclose);
+    H5Tset_size(mt.get(), H5T_VARIABLE);
+    H5Tset_cset(mt.get(), H5Tget_cset(type.get()));
+    if (n > 0) checked_status(H5Dread(ds.get(), mt.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), "H5Dread", path_);
+    std::vector<std::string> out(n);
+    for (std::size_t i = 0; i < n; ++i) out[i] = ptrs[i] ? ptrs[i] : "";
+    if (n > 0) H5Dvlen_reclaim(mt.get(), space.get(), H5P_DEFAULT, ptrs.data());
+    return out;
+  }
   const std::size_t width = H5Tget_size(type.get());
   std::vector<char> buf(std::max<std::size_t>(1, n * width));
   if (n > 0) checked_status(H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), "H5Dread", path_);

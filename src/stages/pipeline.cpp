@@ -12,6 +12,7 @@
 #include "mpi/collective.hpp"
 #include "stages/extract.hpp"
 #include "stages/prepare.hpp"
+#include "stages/sweep.hpp"
 #include "stages/zigzag.hpp"
 #include "train/trainer.hpp"
 
@@ -19,6 +20,17 @@ namespace fs = std::filesystem;
 
 namespace lmtopo::stages {
 namespace {
+
+bool sweep_has(const core::JobSpec& spec, const std::string& pairs) {
+  if (!spec.has_stage("sweep")) return false;
+  for (const auto& p : spec.config["sweep"]["pairs"])
+    if (p == pairs) return true;
+  return false;
+}
+bool sweeps_within_checkpoint(const core::JobSpec& spec) {
+  return sweep_has(spec, "layer_layer") || sweep_has(spec, "language_language");
+}
+bool sweeps_across_checkpoints(const core::JobSpec& spec) { return sweep_has(spec, "checkpoint_checkpoint"); }
 
 struct Item {
   std::string id;
@@ -41,7 +53,15 @@ std::vector<Item> items_of(const core::JobSpec& spec, const std::string& stage) 
       if (stage == "zigzag")
         for (const auto& h : spec.config["extract"]["hooks"])
           out.push_back({m.name + "/" + c.label + "/" + h.get<std::string>(), m.name, c, h.get<std::string>()});
+      if (stage == "sweep" && sweeps_within_checkpoint(spec))
+        for (const auto& h : spec.config["extract"]["hooks"])
+          out.push_back({m.name + "/" + c.label + "/" + h.get<std::string>(), m.name, c, h.get<std::string>()});
     }
+  // checkpoint_checkpoint: one item per model and hook over all the model's checkpoints.
+  if (stage == "sweep" && sweeps_across_checkpoints(spec))
+    for (const auto& m : spec.models)
+      for (const auto& h : spec.config["extract"]["hooks"])
+        out.push_back({m.name + "/checkpoints/" + h.get<std::string>(), m.name, {}, h.get<std::string>()});
   return out;
 }
 
@@ -58,12 +78,27 @@ nlohmann::json item_config(const core::JobSpec& spec, const std::string& stage, 
     c["checkpoint"] = it.checkpoint.dir;
   }
   if (stage == "zigzag") c["zigzag"] = spec.config["zigzag"];
+  if (stage == "sweep") {
+    c["extract"] = spec.config["extract"];
+    c["sweep"] = spec.config["sweep"];
+    if (it.checkpoint.dir.empty()) {
+      for (const auto& m : spec.models)
+        if (m.name == it.model)
+          for (const auto& ck : core::trained_checkpoints(spec, m)) c["checkpoints"].push_back(ck.dir);
+    } else {
+      c["checkpoint"] = it.checkpoint.dir;
+    }
+  }
   return c;
 }
 
 // Output files of an extract or zigzag item (where run_item writes them).
 std::vector<std::string> item_outputs(const core::JobSpec& spec, const std::string& stage, const Item& it) {
   if (stage == "extract") return {activations_path(spec, it)};
+  if (stage == "sweep") {
+    const fs::path base = fs::path(spec.output) / "sweep" / it.model / (it.checkpoint.dir.empty() ? "checkpoints" : it.checkpoint.label);
+    return {(base / (it.hook + ".h5")).string(), (base / (it.hook + ".csv")).string()};
+  }
   return {(fs::path(spec.output) / "zigzag" / it.model / it.checkpoint.label / (it.hook + ".h5")).string()};
 }
 
@@ -89,7 +124,7 @@ std::optional<std::vector<std::string>> link_duplicate(const core::JobSpec& spec
                                                        const std::vector<Item>& items,
                                                        const std::map<std::string, std::string>& duplicates,
                                                        const io::WorkManifest& manifest, std::string& original_id) {
-  if (stage != "extract" && stage != "zigzag") return std::nullopt;
+  if ((stage != "extract" && stage != "zigzag" && stage != "sweep") || it.checkpoint.dir.empty()) return std::nullopt;
   const auto dup = duplicates.find(it.model + "/" + it.checkpoint.label);
   if (dup == duplicates.end()) return std::nullopt;
   for (const auto& o : items) {
@@ -158,6 +193,37 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
     run_extract(o, comm);
     return {o.output};
   }
+  if (stage == "sweep") {
+    const auto& w = cfg["sweep"];
+    SweepOptions o;
+    o.hook = it.hook;
+    o.knn = w["knn"];
+    o.null = w["null"];
+    o.seed = w["seed"];
+    o.metrics = w["metrics"].get<std::vector<std::string>>();
+    o.output = item_outputs(spec, "sweep", it)[0];
+    if (it.checkpoint.dir.empty()) {
+      o.pairs = {"checkpoint_checkpoint"};
+      for (const auto& m : spec.models)
+        if (m.name == it.model)
+          for (const auto& ck : core::trained_checkpoints(spec, m)) {
+            Item one{it.model + "/" + ck.label, it.model, ck, ""};
+            o.activations.push_back(activations_path(spec, one));
+            o.labels.push_back(ck.label);
+          }
+    } else {
+      o.pairs.clear();
+      for (const auto& p : w["pairs"])
+        if (p != "checkpoint_checkpoint") o.pairs.push_back(p);
+      o.activations = {activations_path(spec, it)};
+      o.labels = {it.checkpoint.label};
+    }
+    for (const auto& a : o.activations)
+      if (!fs::exists(a)) throw InputError(spec.file + ": sweep item " + it.id + " needs the extract output " + a);
+    mpi::on_root(comm, [&] { fs::create_directories(fs::path(o.output).parent_path()); });
+    run_sweep(o, comm);
+    return item_outputs(spec, "sweep", it);
+  }
   const auto& z = cfg["zigzag"];
   ZigzagOptions o;
   o.activations = activations_path(spec, it);
@@ -186,6 +252,7 @@ std::vector<std::string> pipeline_stages(const core::JobSpec& spec) {
     }
   if (spec.has_stage("extract")) out.push_back("extract");
   if (spec.has_stage("zigzag") && spec.has_stage("extract")) out.push_back("zigzag");
+  if (spec.has_stage("sweep") && spec.has_stage("extract")) out.push_back("sweep");
   return out;
 }
 

@@ -17,6 +17,7 @@ data: {source: gettext, languages: [en, de, fr], prompts: 40, seed: 2}
 train: {steps: 4, batch: 4, layers: 2, hidden: 32, heads: 2, intermediate: 64, vocab_size: 300, seq_len: 16}
 extract: {hooks: [post_attention_layernorm, block_output], pool: mean, batch: 8}
 zigzag: {k: 3, max_dim: 2}
+sweep: {metrics: [cka_linear_unbiased, sads, retrieval], pairs: [layer_layer, language_language, checkpoint_checkpoint], knn: 3}
 """
 
 
@@ -34,6 +35,7 @@ def test_run_resume_and_items(tmp_path):
     assert "run: train: 1 item(s) computed" in out
     assert "run: extract: 4 item(s) computed" in out  # steps 0, 1, 2, 4
     assert "run: zigzag: 8 item(s) computed" in out   # x 2 hooks
+    assert "run: sweep: 10 item(s) computed" in out   # 4 checkpoints x 2 hooks + 2 hooks across checkpoints
     root = tmp_path / "out"
     for step in (0, 1, 2, 4):
         act = root / "activations" / "tiny" / f"step{step}.h5"
@@ -44,10 +46,19 @@ def test_run_resume_and_items(tmp_path):
         for hook in ("post_attention_layernorm", "block_output"):
             subprocess.run([LMTOPO, "validate", str(root / "zigzag" / "tiny" / f"step{step}" / f"{hook}.h5")],
                            check=True, capture_output=True)
+    for hook in ("post_attention_layernorm", "block_output"):
+        subprocess.run([LMTOPO, "validate", str(root / "sweep" / "tiny" / "step4" / f"{hook}.h5")], check=True, capture_output=True)
+        with h5py.File(root / "sweep" / "tiny" / "checkpoints" / f"{hook}.h5", "r") as f:
+            cka = f["checkpoint_checkpoint/cka_linear_unbiased"][()]
+            assert cka.shape == (3, 4, 4) and abs(cka[0, 0, 0] - 1) < 1e-9
+        assert (root / "sweep" / "tiny" / "checkpoints" / f"{hook}.csv").exists()
+    with h5py.File(root / "sweep" / "tiny" / "step4" / "block_output.h5", "r") as f:
+        assert f["language_language/sads"].shape == (3,) and f["language_language/retrieval_top1"].shape == (3, 3, 3)
     again = lmtopo("run", spec)
     assert "run: train: 0 item(s) computed, 1 already complete" in again
     assert "run: extract: 0 item(s) computed, 4 already complete" in again
     assert "run: zigzag: 0 item(s) computed, 8 already complete" in again
+    assert "run: sweep: 0 item(s) computed, 10 already complete" in again
     one = lmtopo("zigzag", spec, "--item", 3, "--force", ranks=1)
     assert "zigzag: 1 item(s) computed" in one
     proc = subprocess.run([LMTOPO, "zigzag", str(spec), "--item", "99"], capture_output=True, text=True)

@@ -1,0 +1,89 @@
+// `lmtopo sweep`: similarity sweeps across layers, languages and checkpoints of one hook.
+#include <iostream>
+#include <sstream>
+
+#include "cli/command.hpp"
+#include "core/error.hpp"
+#include "mpi/collective.hpp"
+#include "stages/sweep.hpp"
+
+namespace lmtopo::cli {
+namespace {
+
+std::vector<std::string> comma_list(const std::vector<std::string>& values) {
+  std::vector<std::string> out;
+  for (const auto& v : values) {
+    std::stringstream in(v);
+    std::string item;
+    while (std::getline(in, item, ','))
+      if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+int run_sweep_cmd(const po::variables_map& vm, const std::vector<std::string>& passthrough) {
+  if (vm.count("job")) return run_job_stage(vm, "sweep");
+  require_options(vm, {"activations", "hook", "output"});
+  stages::SweepOptions o;
+  o.activations = vm["activations"].as<std::vector<std::string>>();
+  if (vm.count("label")) o.labels = vm["label"].as<std::vector<std::string>>();
+  o.hook = vm["hook"].as<std::string>();
+  o.output = vm["output"].as<std::string>();
+  o.pairs = comma_list(vm["pairs"].as<std::vector<std::string>>());
+  o.metrics = comma_list(vm["metric"].as<std::vector<std::string>>());
+  o.knn = vm["knn"].as<int>();
+  o.null = vm.count("no-null") == 0;
+  o.seed = vm["seed"].as<unsigned long long>();
+  o.petsc_options = passthrough;
+  const auto s = stages::run_sweep(o, MPI_COMM_WORLD);
+  if (mpi::rank() == 0) {
+    std::cout << "sweep: " << s.points << " points x " << s.prompts << " prompts; wrote";
+    for (const auto& w : s.written) std::cout << " " << w;
+    std::cout << " -> " << o.output << "\n";
+    for (const auto& k : s.skipped) std::cout << "sweep: skipped " << k << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command make_sweep_command() {
+  Command c;
+  c.name = "sweep";
+  c.summary = "similarity sweeps (CKA, mutual k-NN, cosine, retrieval, LRDS/SADS, TwoNN) across layers, languages, checkpoints";
+  c.usage =
+      "[mpirun -n P] lmtopo sweep JOB.yaml [--item K] [--force]\n   or: [mpirun -n P] lmtopo sweep --activations FILE.h5 "
+      "[--activations FILE.h5 ...] --hook NAME --pairs layer_layer|language_language|checkpoint_checkpoint --metric NAME "
+      "[--metric NAME ...] -o OUT.h5 [-- PETSc options]";
+  c.description =
+      "Reads /activations/<hook> [points, prompts, width] of activations/1 files and compares representations: "
+      "layer_layer (every pair of points of one file), language_language (per point, the languages' parallel "
+      "sentences aligned by group; prompts of groups missing from a language are left out) and checkpoint_checkpoint "
+      "(per point, every pair of files, which must share prompts). Metrics: cka_linear_biased, cka_linear_unbiased, "
+      "cosine, angular_distance, block_influence, mutual_knn (pairwise); retrieval (top-1 and top-5), lrds, sads "
+      "(languages); twonn (per representation). Each pairwise metric gets a prompt-permutation null <metric>_null "
+      "unless --no-null. Ranks split the rows of every Gram and similarity matrix: representations are PETSc "
+      "MATMPIDENSE matrices and the products are PETSc's (options after `--` reach PETSc, e.g. -mat_type densecuda "
+      "with a CUDA PETSc). Writes a sweep/1 file and a tidy CSV beside it (OUT.csv: pairs, metric, point, row, "
+      "column, value, null). Metrics that do not apply to a pair type are listed as skipped.";
+  c.add_options = [](po::options_description& d) {
+    d.add_options()("job", po::value<std::string>(), "job spec: every sweep item of the study (or --item K)")(
+        "item", po::value<int>(), "job-spec form: only work item K")("force", "job-spec form: redo complete items")(
+        "activations", po::value<std::vector<std::string>>(), "activations/1 file, repeatable (checkpoints in order)")(
+        "label", po::value<std::vector<std::string>>(), "label of each --activations file (default: file stem)")(
+        "hook", po::value<std::string>(), "hook name: the dataset /activations/<hook>")(
+        "pairs", po::value<std::vector<std::string>>()->default_value({"layer_layer"}, "layer_layer"),
+        "layer_layer, language_language or checkpoint_checkpoint (repeatable or comma-separated)")(
+        "metric", po::value<std::vector<std::string>>()->default_value({"cka_linear_unbiased"}, "cka_linear_unbiased"),
+        "metric name (repeatable or comma-separated)")(
+        "knn", po::value<int>()->default_value(10), "k of mutual_knn")(
+        "no-null", "skip the prompt-permutation nulls")(
+        "seed", po::value<unsigned long long>()->default_value(0), "seed of the null's permutation")(
+        "output,o", po::value<std::string>(), "sweep/1 file to write (the CSV goes beside it)");
+  };
+  c.positionals = {{"job", 1}};
+  c.run = run_sweep_cmd;
+  return c;
+}
+
+}  // namespace lmtopo::cli

@@ -1,0 +1,245 @@
+#include "geometry/distributed_similarity.hpp"
+
+#include <petscmat.h>
+
+#include <numeric>
+
+#include "core/error.hpp"
+
+namespace lmtopo::geometry {
+namespace {
+
+void check(PetscErrorCode e, const char* call) {
+  if (e != 0) throw RuntimeFailure(std::string("PETSc: ") + call + " failed (error code " + std::to_string(static_cast<int>(e)) + ")");
+}
+
+struct MatHandle {
+  Mat m = nullptr;
+  MatHandle() = default;
+  MatHandle(const MatHandle&) = delete;
+  MatHandle& operator=(const MatHandle&) = delete;
+  ~MatHandle() {
+    if (m) MatDestroy(&m);
+  }
+};
+
+void mpi_check(int rc, const char* call) {
+  if (rc != MPI_SUCCESS) throw RuntimeFailure(std::string(call) + " failed");
+}
+
+// A row-distributed dense matrix holding this rank's rows of the full row-major array a (n x d).
+void dense_from_rows(MPI_Comm comm, const double* a, std::size_t n, std::size_t d, MatHandle& out) {
+  check(MatCreate(comm, &out.m), "MatCreate");
+  check(MatSetSizes(out.m, PETSC_DECIDE, PETSC_DECIDE, static_cast<PetscInt>(n), static_cast<PetscInt>(d)), "MatSetSizes");
+  check(MatSetType(out.m, MATDENSE), "MatSetType");
+  check(MatSetFromOptions(out.m), "MatSetFromOptions");  // e.g. -mat_type densecuda
+  check(MatSetUp(out.m), "MatSetUp");
+  PetscInt r0, r1, lda;
+  check(MatGetOwnershipRange(out.m, &r0, &r1), "MatGetOwnershipRange");
+  check(MatDenseGetLDA(out.m, &lda), "MatDenseGetLDA");
+  PetscScalar* arr;
+  check(MatDenseGetArrayWrite(out.m, &arr), "MatDenseGetArrayWrite");
+  for (PetscInt i = r0; i < r1; ++i)
+    for (std::size_t k = 0; k < d; ++k) arr[(i - r0) + static_cast<PetscInt>(k) * lda] = a[static_cast<std::size_t>(i) * d + k];
+  check(MatDenseRestoreArrayWrite(out.m, &arr), "MatDenseRestoreArrayWrite");
+  check(MatAssemblyBegin(out.m, MAT_FINAL_ASSEMBLY), "MatAssemblyBegin");
+  check(MatAssemblyEnd(out.m, MAT_FINAL_ASSEMBLY), "MatAssemblyEnd");
+}
+
+// This rank's rows of a dense matrix as a row-major array, with the block they are.
+std::vector<double> local_rows(const MatHandle& m, RowBlock& block) {
+  PetscInt r0, r1, rows, cols, lda;
+  check(MatGetOwnershipRange(m.m, &r0, &r1), "MatGetOwnershipRange");
+  check(MatGetSize(m.m, &rows, &cols), "MatGetSize");
+  check(MatDenseGetLDA(m.m, &lda), "MatDenseGetLDA");
+  const PetscScalar* arr;
+  check(MatDenseGetArrayRead(m.m, &arr), "MatDenseGetArrayRead");
+  std::vector<double> out(static_cast<std::size_t>((r1 - r0) * cols));
+  for (PetscInt i = 0; i < r1 - r0; ++i)
+    for (PetscInt j = 0; j < cols; ++j) out[static_cast<std::size_t>(i * cols + j)] = arr[i + j * lda];
+  check(MatDenseRestoreArrayRead(m.m, &arr), "MatDenseRestoreArrayRead");
+  block = {static_cast<std::size_t>(r0), static_cast<std::size_t>(r1 - r0)};
+  return out;
+}
+
+// Row blocks of every rank concatenated: the full matrix on every rank.
+std::vector<double> allgather_rows(MPI_Comm comm, const std::vector<double>& mine, std::size_t total) {
+  int size;
+  MPI_Comm_size(comm, &size);
+  const int count = static_cast<int>(mine.size());
+  std::vector<int> counts(static_cast<std::size_t>(size)), displs(static_cast<std::size_t>(size));
+  mpi_check(MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm), "MPI_Allgather");
+  std::partial_sum(counts.begin(), counts.end() - 1, displs.begin() + 1);
+  std::vector<double> out(total);
+  mpi_check(MPI_Allgatherv(mine.data(), count, MPI_DOUBLE, out.data(), counts.data(), displs.data(), MPI_DOUBLE, comm),
+            "MPI_Allgatherv");
+  return out;
+}
+
+// This rank's rows of A B^T (A: n x d, B: m x d), computed by PETSc.
+std::vector<double> product_rows(MPI_Comm comm, const double* a, std::size_t n, const double* b, std::size_t m, std::size_t d,
+                                 RowBlock& block) {
+  MatHandle am, bm, c;
+  dense_from_rows(comm, a, n, d, am);
+  dense_from_rows(comm, b, m, d, bm);
+  check(MatMatTransposeMult(am.m, bm.m, MAT_INITIAL_MATRIX, PETSC_DEFAULT, &c.m), "MatMatTransposeMult");
+  return local_rows(c, block);
+}
+
+}  // namespace
+
+PetscScope::PetscScope(const std::vector<std::string>& options) {
+  PetscBool done = PETSC_FALSE;
+  check(PetscInitialized(&done), "PetscInitialized");
+  if (done) return;
+  static std::vector<std::string> args;  // PETSc keeps pointers into argv
+  static std::vector<char*> argv;
+  args.assign(1, "lmtopo");
+  args.insert(args.end(), options.begin(), options.end());
+  argv.clear();
+  for (auto& s : args) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  int argc = static_cast<int>(args.size());
+  char** p = argv.data();
+  check(PetscInitializeNoPointers(argc, p, nullptr, nullptr), "PetscInitialize");
+  owner_ = true;
+}
+
+PetscScope::~PetscScope() {
+  if (owner_) PetscFinalize();
+}
+
+RowBlock petsc_rows(MPI_Comm comm, std::size_t n) {
+  PetscInt local = PETSC_DECIDE, global = static_cast<PetscInt>(n);
+  check(PetscSplitOwnership(comm, &local, &global), "PetscSplitOwnership");
+  PetscInt end = 0;
+  mpi_check(MPI_Scan(&local, &end, 1, MPIU_INT, MPI_SUM, comm), "MPI_Scan");
+  return {static_cast<std::size_t>(end - local), static_cast<std::size_t>(local)};
+}
+
+std::vector<double> cka_matrix(MPI_Comm comm, const std::vector<const double*>& reps, const std::vector<std::size_t>& dims,
+                               std::size_t n, HsicEstimator e, std::vector<std::size_t>* degenerate) {
+  const std::size_t r = reps.size();
+  const RowBlock mine = petsc_rows(comm, n);
+  // G: column q = this rank's rows of representation q's centred Gram, flattened; the inner
+  // products of all centred Grams are then one PETSc product G^T G.
+  MatHandle g;
+  check(MatCreateDense(comm, static_cast<PetscInt>(mine.rows * n), PETSC_DECIDE, static_cast<PetscInt>(n * n),
+                       static_cast<PetscInt>(r), nullptr, &g.m),
+        "MatCreateDense");
+  PetscInt lda;
+  check(MatDenseGetLDA(g.m, &lda), "MatDenseGetLDA");
+  for (std::size_t q = 0; q < r; ++q) {
+    MatHandle x, k;
+    dense_from_rows(comm, reps[q], n, dims[q], x);
+    check(MatMatTransposeMult(x.m, x.m, MAT_INITIAL_MATRIX, PETSC_DEFAULT, &k.m), "MatMatTransposeMult");
+    RowBlock block;
+    std::vector<double> rows = local_rows(k, block);
+    if (block.row0 != mine.row0 || block.rows != mine.rows) throw RuntimeFailure("PETSc row ownership differs between matrices");
+    std::vector<double> sums(block.rows), diag(block.rows);
+    for (std::size_t i = 0; i < block.rows; ++i) {
+      sums[i] = std::accumulate(rows.begin() + static_cast<std::ptrdiff_t>(i * n), rows.begin() + static_cast<std::ptrdiff_t>((i + 1) * n), 0.0);
+      diag[i] = rows[i * n + block.row0 + i];
+    }
+    const auto all_sums = allgather_rows(comm, sums, n), all_diag = allgather_rows(comm, diag, n);
+    centre_gram_rows(rows.data(), block.row0, block.rows, n, all_sums, all_diag, e);
+    PetscScalar* arr;
+    check(MatDenseGetArrayWrite(g.m, &arr), "MatDenseGetArrayWrite");
+    std::copy(rows.begin(), rows.end(), arr + static_cast<std::ptrdiff_t>(q) * lda);
+    check(MatDenseRestoreArrayWrite(g.m, &arr), "MatDenseRestoreArrayWrite");
+  }
+  check(MatAssemblyBegin(g.m, MAT_FINAL_ASSEMBLY), "MatAssemblyBegin");
+  check(MatAssemblyEnd(g.m, MAT_FINAL_ASSEMBLY), "MatAssemblyEnd");
+  MatHandle m;
+  check(MatTransposeMatMult(g.m, g.m, MAT_INITIAL_MATRIX, PETSC_DEFAULT, &m.m), "MatTransposeMatMult");
+  RowBlock block;
+  const auto inner = allgather_rows(comm, local_rows(m, block), r * r);
+  return cka_from_inner_products(inner, r, degenerate);
+}
+
+std::vector<double> cosine_rows(MPI_Comm comm, const double* x, std::size_t n, const double* y, std::size_t m, std::size_t d,
+                                RowBlock& block) {
+  const auto ux = unit_rows(x, n, d), uy = unit_rows(y, m, d);
+  return product_rows(comm, ux.data(), n, uy.data(), m, d, block);
+}
+
+std::array<std::size_t, 2> retrieval_hits(MPI_Comm comm, const double* x, const double* y, std::size_t n, std::size_t d) {
+  RowBlock b;
+  const auto s = cosine_rows(comm, x, n, y, n, d, b);
+  auto hits = geometry::retrieval_hits(s.data(), b.row0, b.rows, n);
+  std::array<unsigned long long, 2> local{hits[0], hits[1]}, total{};
+  mpi_check(MPI_Allreduce(local.data(), total.data(), 2, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
+  return {static_cast<std::size_t>(total[0]), static_cast<std::size_t>(total[1])};
+}
+
+double mutual_knn(MPI_Comm comm, const double* x, std::size_t dx, const double* y, std::size_t dy, std::size_t n, std::size_t k) {
+  RowBlock bx, by;
+  const auto sx = cosine_rows(comm, x, n, x, n, dx, bx);
+  const auto sy = cosine_rows(comm, y, n, y, n, dy, by);
+  const double local = mutual_knn_sum(top_k_rows(sx.data(), bx.row0, bx.rows, n, k), top_k_rows(sy.data(), by.row0, by.rows, n, k),
+                                      bx.rows, k);
+  double total = 0;
+  mpi_check(MPI_Allreduce(&local, &total, 1, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+  return total / static_cast<double>(n);
+}
+
+PairedCosine paired_cosine(MPI_Comm comm, const double* x, const double* y, std::size_t n, std::size_t d) {
+  const RowBlock b = petsc_rows(comm, n);
+  const PairedCosine p = geometry::paired_cosine(x, y, b.row0, b.rows, d);
+  double local[3] = {p.sum_cos, p.sum_cos2, p.sum_angular}, total[3];
+  mpi_check(MPI_Allreduce(local, total, 3, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+  PairedCosine out;
+  out.sum_cos = total[0];
+  out.sum_cos2 = total[1];
+  out.sum_angular = total[2];
+  out.count = n;
+  return out;
+}
+
+AlignmentSums alignment_sums(MPI_Comm comm, const double* x, std::size_t n, std::size_t d, const std::vector<int>& language,
+                             const std::vector<long long>& group) {
+  RowBlock b;
+  const auto s = cosine_rows(comm, x, n, x, n, d, b);
+  const AlignmentSums a = geometry::alignment_sums(s.data(), b.row0, b.rows, n, language, group);
+  double sums[3] = {a.same_lang, a.translation, a.other}, tsums[3];
+  unsigned long long counts[3] = {a.n_same_lang, a.n_translation, a.n_other}, tcounts[3];
+  mpi_check(MPI_Allreduce(sums, tsums, 3, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+  mpi_check(MPI_Allreduce(counts, tcounts, 3, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
+  AlignmentSums out;
+  out.same_lang = tsums[0];
+  out.translation = tsums[1];
+  out.other = tsums[2];
+  out.n_same_lang = static_cast<std::size_t>(tcounts[0]);
+  out.n_translation = static_cast<std::size_t>(tcounts[1]);
+  out.n_other = static_cast<std::size_t>(tcounts[2]);
+  return out;
+}
+
+double twonn_dimension(MPI_Comm comm, const double* x, std::size_t n, std::size_t d, std::size_t* duplicates) {
+  RowBlock b;
+  auto g = product_rows(comm, x, n, x, n, d, b);  // Gram rows -> squared distances
+  std::vector<double> norms(n);
+  for (std::size_t j = 0; j < n; ++j) norms[j] = std::inner_product(x + j * d, x + (j + 1) * d, x + j * d, 0.0);
+  for (std::size_t r = 0; r < b.rows; ++r)
+    for (std::size_t j = 0; j < n; ++j) {
+      double& v = g[r * n + j];
+      v = (b.row0 + r == j) ? 0.0 : std::max(0.0, norms[b.row0 + r] + norms[j] - 2 * v);
+    }
+  std::size_t dup = 0;
+  const auto mu = twonn_ratios(g.data(), b.row0, b.rows, n, &dup);
+  int size;
+  MPI_Comm_size(comm, &size);
+  const int count = static_cast<int>(mu.size());
+  std::vector<int> counts(static_cast<std::size_t>(size)), displs(static_cast<std::size_t>(size));
+  mpi_check(MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm), "MPI_Allgather");
+  std::partial_sum(counts.begin(), counts.end() - 1, displs.begin() + 1);
+  std::vector<double> all(static_cast<std::size_t>(std::accumulate(counts.begin(), counts.end(), 0)));
+  mpi_check(MPI_Allgatherv(mu.data(), count, MPI_DOUBLE, all.data(), counts.data(), displs.data(), MPI_DOUBLE, comm),
+            "MPI_Allgatherv");
+  unsigned long long ld = dup, td = 0;
+  mpi_check(MPI_Allreduce(&ld, &td, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
+  if (duplicates) *duplicates = static_cast<std::size_t>(td);
+  return twonn_fit(std::move(all));
+}
+
+}  // namespace lmtopo::geometry

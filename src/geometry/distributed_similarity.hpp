@@ -1,0 +1,55 @@
+// The similarity mathematics of similarity.hpp distributed over the ranks of a communicator with
+// PETSc: representations become MATMPIDENSE matrices split by rows, Gram matrices and similarity
+// matrices are PETSc's dense products (MatMatTransposeMult, MatTransposeMatMult), and each rank
+// scans only its own rows. With a PETSc built for CUDA, `-mat_type densecuda` after `--` moves the
+// products to the GPU. Inputs are full arrays on every rank (activations are read by all ranks).
+#pragma once
+#include <mpi.h>
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "geometry/similarity.hpp"
+
+namespace lmtopo::geometry {
+
+// PETSc for the lifetime of the object (MPI must be initialised); `options` are PETSc's command-line
+// options (what follows `--`). Nested scopes are no-ops.
+class PetscScope {
+ public:
+  explicit PetscScope(const std::vector<std::string>& options = {});
+  ~PetscScope();
+  PetscScope(const PetscScope&) = delete;
+  PetscScope& operator=(const PetscScope&) = delete;
+
+ private:
+  bool owner_ = false;
+};
+
+// The rows [row0, row0 + rows) PETSc gives this rank of an n-row matrix.
+struct RowBlock {
+  std::size_t row0 = 0, rows = 0;
+};
+RowBlock petsc_rows(MPI_Comm comm, std::size_t n);
+
+// CKA among R representations with the same n rows (reps[r]: n x dims[r], row-major): R x R,
+// identical on every rank.
+std::vector<double> cka_matrix(MPI_Comm comm, const std::vector<const double*>& reps, const std::vector<std::size_t>& dims,
+                               std::size_t n, HsicEstimator e, std::vector<std::size_t>* degenerate);
+
+// This rank's rows of the cosine-similarity matrix of X (n x d) against Y (m x d), row-major
+// [rows x m], with the block they are.
+std::vector<double> cosine_rows(MPI_Comm comm, const double* x, std::size_t n, const double* y, std::size_t m, std::size_t d,
+                                RowBlock& block);
+
+// Sums over ranks, results on every rank.
+std::array<std::size_t, 2> retrieval_hits(MPI_Comm comm, const double* x, const double* y, std::size_t n, std::size_t d);
+double mutual_knn(MPI_Comm comm, const double* x, std::size_t dx, const double* y, std::size_t dy, std::size_t n, std::size_t k);
+PairedCosine paired_cosine(MPI_Comm comm, const double* x, const double* y, std::size_t n, std::size_t d);
+AlignmentSums alignment_sums(MPI_Comm comm, const double* x, std::size_t n, std::size_t d, const std::vector<int>& language,
+                             const std::vector<long long>& group);
+double twonn_dimension(MPI_Comm comm, const double* x, std::size_t n, std::size_t d, std::size_t* duplicates);
+
+}  // namespace lmtopo::geometry

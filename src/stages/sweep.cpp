@@ -1,0 +1,470 @@
+#include "stages/sweep.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "geometry/distributed_similarity.hpp"
+#include "io/h5store.hpp"
+#include "io/work_manifest.hpp"
+#include "mpi/collective.hpp"
+
+namespace fs = std::filesystem;
+
+namespace lmtopo::stages {
+
+const std::vector<std::string>& sweep_metric_names() {
+  static const std::vector<std::string> names = {"cka_linear_biased", "cka_linear_unbiased", "cosine", "mutual_knn",
+                                                 "retrieval", "lrds", "sads", "twonn", "angular_distance", "block_influence"};
+  return names;
+}
+
+const std::vector<std::string>& sweep_pair_names() {
+  static const std::vector<std::string> names = {"layer_layer", "language_language", "checkpoint_checkpoint"};
+  return names;
+}
+
+namespace {
+
+using geometry::HsicEstimator;
+
+std::vector<std::string> split_lines(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string line;
+  while (std::getline(in, line)) out.push_back(line);
+  return out;
+}
+
+// One activations file's hook: [points, prompts, width], read one point at a time.
+struct Source {
+  std::string path, label;
+  std::unique_ptr<io::H5Input> in;
+  std::string dataset;
+  std::size_t points = 0, prompts = 0, width = 0;
+  std::vector<std::string> point_names, ids, langs;
+  std::vector<long long> groups;
+
+  std::vector<double> point(std::size_t p) const {
+    const auto f = in->read_f32_rows(dataset, p, 1);
+    std::vector<double> x(f.begin(), f.end());
+    geometry::require_finite(x.data(), prompts, width, path + ": " + dataset + " point " + std::to_string(p));
+    return x;
+  }
+};
+
+Source open_source(const std::string& path, const std::string& label, const std::string& hook) {
+  Source s;
+  s.path = path;
+  s.label = label.empty() ? fs::path(path).stem().string() : label;
+  s.in = std::make_unique<io::H5Input>(path);
+  s.dataset = "/activations/" + hook;
+  if (!s.in->has_dataset(s.dataset)) throw InputError(path + ": no dataset " + s.dataset + " (expected an activations/1 file with that hook)");
+  const auto info = s.in->dataset(s.dataset);
+  if (info.shape.size() != 3) throw InputError(path + ": " + s.dataset + ": expected [points, prompts, width]");
+  s.points = info.shape[0];
+  s.prompts = info.shape[1];
+  s.width = info.shape[2];
+  s.point_names = split_lines(s.in->string_attribute(s.dataset, "points"));
+  s.ids = s.in->read_strings("/prompts/id");
+  s.langs = s.in->read_strings("/prompts/lang");
+  s.groups = s.in->read_i64("/prompts/group");
+  if (s.ids.size() != s.prompts) throw InputError(path + ": /prompts/id has " + std::to_string(s.ids.size()) + " rows, expected " + std::to_string(s.prompts));
+  return s;
+}
+
+// Deterministic permutation (same on every rank and platform): Fisher-Yates with mt19937_64.
+std::vector<std::size_t> permutation(std::size_t n, unsigned long long seed) {
+  std::vector<std::size_t> p(n);
+  for (std::size_t i = 0; i < n; ++i) p[i] = i;
+  std::mt19937_64 rng(seed);
+  for (std::size_t i = n; i > 1; --i) std::swap(p[i - 1], p[static_cast<std::size_t>(rng() % i)]);
+  return p;
+}
+
+std::vector<double> permute_rows(const std::vector<double>& x, std::size_t d, const std::vector<std::size_t>& perm) {
+  std::vector<double> out(x.size());
+  for (std::size_t i = 0; i < perm.size(); ++i) std::copy_n(x.begin() + static_cast<std::ptrdiff_t>(perm[i] * d), d, out.begin() + static_cast<std::ptrdiff_t>(i * d));
+  return out;
+}
+
+// A result: a float64 array with its shape, axes and conventions, and its null when there is one.
+struct Result {
+  std::vector<std::uint64_t> shape;
+  std::vector<double> values, null;
+  std::string axes, estimator;
+};
+
+const char* convention(const std::string& metric) {
+  if (metric == "cka_linear_biased") return "linear CKA, biased HSIC (Gretton et al. 2005): cosine of double-centred Gram matrices";
+  if (metric == "cka_linear_unbiased") return "linear CKA, unbiased HSIC (Song et al. 2012): cosine of U-centred Gram matrices; may be negative";
+  if (metric == "cosine") return "mean over prompts of cos(x_i, y_i) of the same prompt";
+  if (metric == "angular_distance") return "mean over prompts of arccos(cos(x_i, y_i))/pi (Gromov et al. 2024)";
+  if (metric == "block_influence") return "mean over prompts of 1 - cos(x_i, y_i) (ShortGPT, Men et al. 2024)";
+  if (metric == "mutual_knn") return "mean over prompts of |kNN_X(i) ∩ kNN_Y(i)|/k, cosine neighbours, self excluded, ties by index (Huh et al. 2024)";
+  if (metric == "retrieval_top1" || metric == "retrieval_top5")
+    return "share of row-language prompts whose parallel sentence is among the k most cosine-similar column-language prompts";
+  if (metric == "lrds") return "mean cosine within a language minus across languages, translation pairs excluded (Zeng et al. 2024)";
+  if (metric == "sads") return "mean cosine of translations minus different meaning in different languages (Zeng et al. 2024)";
+  if (metric == "twonn") return "TwoNN intrinsic dimension (Facco et al. 2017), least squares through the origin, 10% largest ratios discarded";
+  return "";
+}
+
+// Pairwise metrics among a list of representations with the same rows (and the same width, for
+// the paired cosine family). Fills results[metric] as an R x R block at `offset` of its array.
+struct Pairwise {
+  const std::vector<std::string>* metrics;
+  int knn;
+  bool null;
+  unsigned long long seed;
+  MPI_Comm comm;
+
+  bool wants(const std::string& m) const { return std::find(metrics->begin(), metrics->end(), m) != metrics->end(); }
+
+  void run(const std::vector<std::vector<double>>& reps, std::size_t n, std::size_t d, std::map<std::string, Result>& results,
+           std::size_t offset, std::vector<std::string>& notes) const {
+    const std::size_t r = reps.size();
+    const auto perm = permutation(n, seed);
+    std::vector<std::vector<double>> permuted;
+    if (null)
+      for (const auto& x : reps) permuted.push_back(permute_rows(x, d, perm));
+    auto put = [&](const std::string& m, std::size_t a, std::size_t b, double v, double nv) {
+      if (!wants(m)) return;
+      results.at(m).values.at(offset + a * r + b) = v;
+      if (null) results[m].null[offset + a * r + b] = nv;
+    };
+    for (const char* m : {"cka_linear_biased", "cka_linear_unbiased"}) {
+      if (!wants(m)) continue;
+      const auto e = std::string(m) == "cka_linear_biased" ? HsicEstimator::biased : HsicEstimator::unbiased;
+      std::vector<const double*> ptrs;
+      for (const auto& x : reps) ptrs.push_back(x.data());
+      if (null)
+        for (const auto& x : permuted) ptrs.push_back(x.data());
+      const std::size_t rr = ptrs.size();
+      std::vector<std::size_t> degenerate;
+      const auto cka = geometry::cka_matrix(comm, ptrs, std::vector<std::size_t>(rr, d), n, e, &degenerate);
+      for (std::size_t a = 0; a < r; ++a)
+        for (std::size_t b = 0; b < r; ++b) put(m, a, b, cka[a * rr + b], null ? cka[a * rr + r + b] : 0.0);
+      if (!degenerate.empty()) notes.push_back(std::string(m) + ": " + std::to_string(degenerate.size()) + " representation(s) with a zero centred Gram (reported as 0)");
+    }
+    if (wants("cosine") || wants("angular_distance") || wants("block_influence")) {
+      for (std::size_t a = 0; a < r; ++a)
+        for (std::size_t b = 0; b < r; ++b) {
+          const auto p = geometry::paired_cosine(comm, reps[a].data(), reps[b].data(), n, d);
+          geometry::PairedCosine q;
+          if (null) q = geometry::paired_cosine(comm, reps[a].data(), permuted[b].data(), n, d);
+          const double cn = static_cast<double>(n);
+          put("cosine", a, b, p.sum_cos / cn, q.sum_cos / cn);
+          put("angular_distance", a, b, p.sum_angular / cn, q.sum_angular / cn);
+          put("block_influence", a, b, 1 - p.sum_cos / cn, 1 - q.sum_cos / cn);
+        }
+    }
+    if (wants("mutual_knn")) {
+      const auto k = static_cast<std::size_t>(knn);
+      // Each representation's neighbour lists once (this rank's rows), then all pairs.
+      std::vector<std::vector<std::size_t>> nn, nn_null;
+      geometry::RowBlock block;
+      for (const auto& x : reps) {
+        const auto s = geometry::cosine_rows(comm, x.data(), n, x.data(), n, d, block);
+        nn.push_back(geometry::top_k_rows(s.data(), block.row0, block.rows, n, k));
+      }
+      if (null)
+        for (const auto& x : permuted) {
+          const auto s = geometry::cosine_rows(comm, x.data(), n, x.data(), n, d, block);
+          nn_null.push_back(geometry::top_k_rows(s.data(), block.row0, block.rows, n, k));
+        }
+      std::vector<double> local(2 * r * r), total(2 * r * r);
+      for (std::size_t a = 0; a < r; ++a)
+        for (std::size_t b = 0; b < r; ++b) {
+          local[a * r + b] = geometry::mutual_knn_sum(nn[a], nn[b], block.rows, k);
+          if (null) local[r * r + a * r + b] = geometry::mutual_knn_sum(nn[a], nn_null[b], block.rows, k);
+        }
+      mpi::check(MPI_Allreduce(local.data(), total.data(), static_cast<int>(total.size()), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+      for (std::size_t a = 0; a < r; ++a)
+        for (std::size_t b = 0; b < r; ++b)
+          put("mutual_knn", a, b, total[a * r + b] / static_cast<double>(n), total[r * r + a * r + b] / static_cast<double>(n));
+    }
+  }
+};
+
+void prepare_result(std::map<std::string, Result>& results, const std::string& name, std::vector<std::uint64_t> shape,
+                    const std::string& axes, bool null) {
+  Result r;
+  std::uint64_t count = 1;
+  for (auto s : shape) count *= s;
+  r.shape = std::move(shape);
+  r.values.assign(count, 0.0);
+  if (null) r.null.assign(count, 0.0);
+  r.axes = axes;
+  r.estimator = convention(name);
+  results[name] = std::move(r);
+}
+
+}  // namespace
+
+SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
+  mpi::ensure_initialized();
+  for (const auto& m : o.metrics)
+    if (std::find(sweep_metric_names().begin(), sweep_metric_names().end(), m) == sweep_metric_names().end())
+      throw InputError("--metric: unknown metric '" + m + "'");
+  for (const auto& p : o.pairs)
+    if (std::find(sweep_pair_names().begin(), sweep_pair_names().end(), p) == sweep_pair_names().end())
+      throw InputError("--pairs: expected layer_layer, language_language or checkpoint_checkpoint, got '" + p + "'");
+  if (o.activations.empty()) throw InputError("--activations: expected at least one activations/1 file");
+  if (o.knn < 1) throw InputError("--knn: expected at least 1, got " + std::to_string(o.knn));
+  const bool checkpoints = std::find(o.pairs.begin(), o.pairs.end(), "checkpoint_checkpoint") != o.pairs.end();
+  if (!checkpoints && o.activations.size() != 1)
+    throw InputError("--activations: layer_layer and language_language sweep one file, got " + std::to_string(o.activations.size()));
+  if (checkpoints && o.activations.size() < 2)
+    throw InputError("--activations: checkpoint_checkpoint needs two or more files (checkpoints), got " + std::to_string(o.activations.size()));
+  if (!o.labels.empty() && o.labels.size() != o.activations.size())
+    throw InputError("--label: expected one label per --activations file");
+  geometry::PetscScope petsc(o.petsc_options);
+
+  std::vector<Source> sources;
+  mpi::on_all(comm, [&] {
+    for (std::size_t i = 0; i < o.activations.size(); ++i)
+      sources.push_back(open_source(o.activations[i], o.labels.empty() ? "" : o.labels[i], o.hook));
+    for (const auto& s : sources)
+      if (s.ids != sources[0].ids || s.points != sources[0].points || s.width != sources[0].width)
+        throw InputError(s.path + ": prompts, points or width differ from " + sources[0].path + " (checkpoints must share them)");
+  });
+  const Source& first = sources[0];
+  const std::size_t P = first.points, N = first.prompts, W = first.width;
+  auto wants = [&](const std::string& m) { return std::find(o.metrics.begin(), o.metrics.end(), m) != o.metrics.end(); };
+  SweepSummary summary;
+  summary.prompts = static_cast<long long>(N);
+  summary.points = static_cast<int>(P);
+  std::map<std::string, std::map<std::string, Result>> results;  // pairs -> metric -> result
+  std::vector<std::string> notes;
+  const Pairwise pairwise{&o.metrics, o.knn, o.null, o.seed, comm};
+  const std::vector<std::string> pairwise_metrics = {"cka_linear_biased", "cka_linear_unbiased", "cosine", "angular_distance",
+                                                     "block_influence", "mutual_knn"};
+
+  // Languages (in file order of first appearance) and the groups every language has.
+  std::vector<std::string> languages;
+  for (const auto& l : first.langs)
+    if (std::find(languages.begin(), languages.end(), l) == languages.end()) languages.push_back(l);
+
+  for (const auto& pairs : o.pairs) {
+    auto& res = results[pairs];
+    auto skip = [&](const std::string& m, const std::string& why) { summary.skipped.push_back(pairs + "/" + m + ": " + why); };
+    if (pairs == "layer_layer") {
+      for (const auto& m : o.metrics) {
+        if (std::find(pairwise_metrics.begin(), pairwise_metrics.end(), m) != pairwise_metrics.end())
+          prepare_result(res, m, {P, P}, "point,point", o.null);
+        else if (m == "twonn")
+          prepare_result(res, m, {P}, "point", false);
+        else
+          skip(m, "not a layer-pair metric");
+      }
+      std::vector<std::vector<double>> reps;
+      for (std::size_t p = 0; p < P; ++p) reps.push_back(first.point(p));
+      pairwise.run(reps, N, W, res, 0, notes);
+      if (wants("twonn"))
+        for (std::size_t p = 0; p < P; ++p) {
+          std::size_t dup = 0;
+          res["twonn"].values[p] = geometry::twonn_dimension(comm, reps[p].data(), N, W, &dup);
+          if (dup) notes.push_back("twonn: point " + std::to_string(p) + ": " + std::to_string(dup) + " duplicated prompt vector(s) left out");
+        }
+    } else if (pairs == "language_language") {
+      if (languages.size() < 2) throw InputError(first.path + ": language_language needs prompts in two or more languages");
+      // Rows of each language ordered by group; only groups present in every language.
+      std::map<long long, std::map<std::string, std::size_t>> by_group;
+      for (std::size_t i = 0; i < N; ++i) by_group[first.groups[i]][first.langs[i]] = i;
+      std::vector<long long> groups;
+      for (const auto& [g, m] : by_group)
+        if (m.size() == languages.size()) groups.push_back(g);
+      const std::size_t G = groups.size(), Lg = languages.size();
+      if (G < 2) throw InputError(first.path + ": language_language needs two or more parallel sentences (groups) shared by all languages");
+      for (const auto& m : o.metrics) {
+        if (std::find(pairwise_metrics.begin(), pairwise_metrics.end(), m) != pairwise_metrics.end())
+          prepare_result(res, m, {P, Lg, Lg}, "point,language,language", o.null);
+        else if (m == "retrieval") {
+          prepare_result(res, "retrieval_top1", {P, Lg, Lg}, "point,query language,candidate language", o.null);
+          prepare_result(res, "retrieval_top5", {P, Lg, Lg}, "point,query language,candidate language", o.null);
+        } else if (m == "lrds" || m == "sads")
+          prepare_result(res, m, {P}, "point", o.null);
+        else if (m == "twonn")
+          prepare_result(res, m, {P, Lg}, "point,language", false);
+        else
+          skip(m, "not a language-pair metric");
+      }
+      const auto perm = permutation(G, o.seed);
+      for (std::size_t p = 0; p < P; ++p) {
+        const auto x = first.point(p);
+        std::vector<std::vector<double>> reps;
+        for (const auto& l : languages) {
+          std::vector<double> rep(G * W);
+          for (std::size_t g = 0; g < G; ++g) {
+            const std::size_t row = by_group[groups[g]][l];
+            std::copy_n(x.begin() + static_cast<std::ptrdiff_t>(row * W), W, rep.begin() + static_cast<std::ptrdiff_t>(g * W));
+          }
+          reps.push_back(std::move(rep));
+        }
+        pairwise.run(reps, G, W, res, p * Lg * Lg, notes);
+        if (wants("retrieval"))
+          for (std::size_t a = 0; a < Lg; ++a)
+            for (std::size_t b = 0; b < Lg; ++b) {
+              const auto h = geometry::retrieval_hits(comm, reps[a].data(), reps[b].data(), G, W);
+              res["retrieval_top1"].values[p * Lg * Lg + a * Lg + b] = static_cast<double>(h[0]) / static_cast<double>(G);
+              res["retrieval_top5"].values[p * Lg * Lg + a * Lg + b] = static_cast<double>(h[1]) / static_cast<double>(G);
+              if (o.null) {
+                const auto shuffled = permute_rows(reps[b], W, perm);
+                const auto hn = geometry::retrieval_hits(comm, reps[a].data(), shuffled.data(), G, W);
+                res["retrieval_top1"].null[p * Lg * Lg + a * Lg + b] = static_cast<double>(hn[0]) / static_cast<double>(G);
+                res["retrieval_top5"].null[p * Lg * Lg + a * Lg + b] = static_cast<double>(hn[1]) / static_cast<double>(G);
+              }
+            }
+        if (wants("lrds") || wants("sads")) {
+          // All languages' aligned rows stacked; the null shuffles which sentence is which within
+          // each language (groups permuted), destroying translation pairs but not languages.
+          std::vector<double> all;
+          std::vector<int> lang;
+          std::vector<long long> grp, grp_null;
+          for (std::size_t a = 0; a < Lg; ++a) {
+            all.insert(all.end(), reps[a].begin(), reps[a].end());
+            const auto pa = permutation(G, o.seed + a + 1);
+            for (std::size_t g = 0; g < G; ++g) {
+              lang.push_back(static_cast<int>(a));
+              grp.push_back(static_cast<long long>(g));
+              grp_null.push_back(static_cast<long long>(pa[g]));
+            }
+          }
+          const auto sums = geometry::alignment_sums(comm, all.data(), G * Lg, W, lang, grp);
+          geometry::AlignmentSums null_sums;
+          if (o.null) null_sums = geometry::alignment_sums(comm, all.data(), G * Lg, W, lang, grp_null);
+          if (wants("lrds")) {
+            res["lrds"].values[p] = sums.lrds();
+            if (o.null) res["lrds"].null[p] = null_sums.lrds();
+          }
+          if (wants("sads")) {
+            res["sads"].values[p] = sums.sads();
+            if (o.null) res["sads"].null[p] = null_sums.sads();
+          }
+        }
+        if (wants("twonn"))
+          for (std::size_t a = 0; a < Lg; ++a) {
+            std::size_t dup = 0;
+            res["twonn"].values[p * Lg + a] = geometry::twonn_dimension(comm, reps[a].data(), G, W, &dup);
+          }
+      }
+    } else {  // checkpoint_checkpoint
+      const std::size_t C = sources.size();
+      for (const auto& m : o.metrics) {
+        if (std::find(pairwise_metrics.begin(), pairwise_metrics.end(), m) != pairwise_metrics.end())
+          prepare_result(res, m, {P, C, C}, "point,checkpoint,checkpoint", o.null);
+        else
+          skip(m, "not a checkpoint-pair metric");
+      }
+      for (std::size_t p = 0; p < P; ++p) {
+        std::vector<std::vector<double>> reps;
+        for (const auto& s : sources) reps.push_back(s.point(p));
+        pairwise.run(reps, N, W, res, p * C * C, notes);
+      }
+    }
+    for (const auto& [m, r] : res) summary.written.push_back(pairs + "/" + m);
+  }
+
+  if (summary.written.empty()) {
+    std::string why;
+    for (const auto& k : summary.skipped) why += (why.empty() ? "" : "; ") + k;
+    throw InputError("--metric: none of the metrics applies to the pair types asked for (" + why + ")");
+  }
+
+  // Output: sweep/1 with every result and its null, then the tidy CSV beside it.
+  const bool root = mpi::rank(comm) == 0;
+  nlohmann::json config = {{"activations", o.activations}, {"hook", o.hook}, {"pairs", o.pairs}, {"metrics", o.metrics},
+                           {"knn", o.knn}, {"null", o.null}, {"seed", o.seed}};
+  const std::string csv = (fs::path(o.output).parent_path() / (fs::path(o.output).stem().string() + ".csv")).string();
+  mpi::on_root(comm, [&] {
+    std::ostringstream out;
+    out << std::setprecision(17);
+    out << "pairs,metric,point,row,column,value,null\n";
+    for (const auto& [pairs, res] : results)
+      for (const auto& [m, r] : res) {
+        const std::vector<std::string>* labels = nullptr;
+        std::vector<std::string> ckpt_labels;
+        for (const auto& s : sources) ckpt_labels.push_back(s.label);
+        if (pairs == "layer_layer") labels = &first.point_names;
+        if (pairs == "language_language") labels = &languages;
+        if (pairs == "checkpoint_checkpoint") labels = &ckpt_labels;
+        const std::size_t inner = r.shape.size() >= 2 ? r.shape.back() * (r.shape.size() == 3 ? r.shape[1] : 1) : 1;
+        for (std::size_t i = 0; i < r.values.size(); ++i) {
+          std::string point, row, column;
+          if (pairs == "layer_layer") {
+            point = "";
+            row = (*labels)[r.shape.size() == 2 ? i / r.shape[1] : i];
+            column = r.shape.size() == 2 ? (*labels)[i % r.shape[1]] : "";
+          } else {
+            const std::size_t p = i / inner, rest = i % inner;
+            point = first.point_names[p];
+            if (r.shape.size() == 3) {
+              row = (*labels)[rest / r.shape[2]];
+              column = (*labels)[rest % r.shape[2]];
+            } else if (r.shape.size() == 2) {
+              row = (*labels)[rest];
+            }
+          }
+          out << pairs << "," << m << "," << point << "," << row << "," << column << "," << r.values[i] << ","
+              << (r.null.empty() ? "" : [&] { std::ostringstream v; v << std::setprecision(17) << r.null[i]; return v.str(); }()) << "\n";
+        }
+      }
+    io::write_file_atomically(csv, out.str());
+  });
+
+  io::H5Output out(o.output, comm, "sweep/1", config);
+  out.set_attribute("/", "hook", o.hook);
+  out.set_attribute("/", "pairs", o.pairs);
+  out.set_attribute("/", "metrics", o.metrics);
+  out.set_attribute("/", "sources", o.activations);
+  out.set_attribute("/", "num_prompts", static_cast<long long>(N));
+  out.set_attribute("/", "knn", static_cast<long long>(o.knn));
+  out.set_attribute("/", "null", std::string(o.null ? "prompt permutation (seed " + std::to_string(o.seed) + ")" : "none"));
+  out.set_attribute("/", "csv", fs::path(csv).filename().string());
+  out.set_attribute("/", "notes", notes.empty() ? std::vector<std::string>{""} : notes);
+  std::size_t max_len = 1;
+  for (const auto& s : first.point_names) max_len = std::max(max_len, s.size());
+  out.create_strings("/labels/points", P, max_len, false);
+  out.write_string_rows("/labels/points", 0, root ? first.point_names : std::vector<std::string>{});
+  if (results.count("language_language")) {
+    std::size_t l = 1;
+    for (const auto& s : languages) l = std::max(l, s.size());
+    out.create_strings("/labels/languages", languages.size(), l, false);
+    out.write_string_rows("/labels/languages", 0, root ? languages : std::vector<std::string>{});
+  }
+  if (results.count("checkpoint_checkpoint")) {
+    std::vector<std::string> labels;
+    std::size_t l = 1;
+    for (const auto& s : sources) {
+      labels.push_back(s.label);
+      l = std::max(l, s.label.size());
+    }
+    out.create_strings("/labels/checkpoints", labels.size(), l, false);
+    out.write_string_rows("/labels/checkpoints", 0, root ? labels : std::vector<std::string>{});
+  }
+  for (const auto& [pairs, res] : results)
+    for (const auto& [m, r] : res) {
+      for (int which = 0; which < (r.null.empty() ? 1 : 2); ++which) {
+        const std::string name = "/" + pairs + "/" + m + (which ? "_null" : "");
+        out.create_numeric(name, io::DType::f64, r.shape, false);
+        out.write_rows(name, 0, root ? r.shape[0] : 0, which ? r.null.data() : r.values.data());
+        out.set_attribute(name, "metric", m);
+        out.set_attribute(name, "axes", r.axes);
+        out.set_attribute(name, "estimator", r.estimator);
+        if (m == "mutual_knn") out.set_attribute(name, "k", static_cast<long long>(o.knn));
+        if (which) out.set_attribute(name, "null", "rows of the column representation permuted (seed " + std::to_string(o.seed) + ")");
+      }
+    }
+  out.commit();
+  return summary;
+}
+
+}  // namespace lmtopo::stages

@@ -1,0 +1,285 @@
+"""`lmtopo sweep` against independent Python computations: numpy for CKA (Kornblith's feature-space
+formula for the biased estimator, Song et al.'s closed form for the unbiased one — lmtopo uses
+centred Gram matrices), scikit-learn's NearestNeighbors for mutual k-NN and TwoNN's neighbour
+distances, plain numpy for retrieval, LRDS/SADS and the paired cosine family; known answers; the
+PETSc-distributed path at 1, 2 and 4 ranks against 1 rank; degenerate and bad inputs."""
+import csv
+
+import h5py
+import numpy as np
+import pytest
+from sklearn.neighbors import NearestNeighbors
+
+from conftest import run_lmtopo
+
+ALL = ["cka_linear_biased", "cka_linear_unbiased", "cosine", "angular_distance", "block_influence", "mutual_knn",
+       "retrieval", "lrds", "sads", "twonn"]
+
+
+def f32(x):
+    """Values as the file stores them (float32), back in float64 for the references."""
+    return np.asarray(x, dtype=np.float32).astype(np.float64)
+
+
+def write_activations(path, x, langs=None, groups=None, hook="h"):
+    """An activations/1-shaped file: x [points, prompts, width] (callers pass f32-rounded values)."""
+    P, N, W = x.shape
+    langs = langs if langs is not None else ["en"] * N
+    groups = groups if groups is not None else list(range(N))
+    with h5py.File(path, "w") as f:
+        f.attrs.update({"lmtopo_schema": "activations/1", "lmtopo_version": "test", "git_sha": "test", "git_dirty": 0,
+                        "config_json": "{}", "created_by": "{}"})
+        d = f.create_dataset(f"activations/{hook}", data=x.astype(np.float32))
+        d.attrs["points"] = [f"layers.{i}" for i in range(P)]
+        d.attrs["pooling"] = "last"
+        d.attrs["hook"] = hook
+        f.create_dataset("prompts/id", data=[f"p{i}" for i in range(N)])
+        f.create_dataset("prompts/lang", data=langs)
+        f.create_dataset("prompts/group", data=np.array(groups, dtype=np.int64))
+        f.create_dataset("prompts/n_tokens", data=np.ones(N, dtype=np.int64))
+    return path
+
+
+def sweep(tmp_path, files, pairs, metrics=ALL, ranks=None, name="out", extra=()):
+    args = ["sweep", "--hook", "h", "--pairs", pairs, "-o", tmp_path / f"{name}.h5", "--knn", "4", *extra]
+    for f in files:
+        args += ["--activations", f]
+    for m in metrics:
+        args += ["--metric", m]
+    run_lmtopo(*args, ranks=ranks)
+    with h5py.File(tmp_path / f"{name}.h5", "r") as f:
+        return {k: f[pairs][k][()] for k in f[pairs]}
+
+
+# ---- independent references ----
+def cka_biased(x, y):
+    x = x - x.mean(0)
+    y = y - y.mean(0)
+    return np.linalg.norm(y.T @ x) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y))
+
+
+def hsic_unbiased(k, l):
+    n = k.shape[0]
+    k = k - np.diag(np.diag(k))
+    l = l - np.diag(np.diag(l))
+    return (np.trace(k @ l) + k.sum() * l.sum() / ((n - 1) * (n - 2)) - 2 / (n - 2) * (k @ l).sum()) / (n * (n - 3))
+
+
+def cka_unbiased(x, y):
+    k, l = x @ x.T, y @ y.T
+    return hsic_unbiased(k, l) / np.sqrt(hsic_unbiased(k, k) * hsic_unbiased(l, l))
+
+
+def cos_paired(x, y):
+    return (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
+
+
+def mutual_knn(x, y, k):
+    def nbrs(z):
+        idx = NearestNeighbors(n_neighbors=k + 1, metric="cosine").fit(z).kneighbors(z, return_distance=False)
+        return [set(r[r != i][:k]) for i, r in enumerate(idx)]
+    a, b = nbrs(x), nbrs(y)
+    return np.mean([len(s & t) / k for s, t in zip(a, b)])
+
+
+def retrieval(x, y, k):
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    yn = y / np.linalg.norm(y, axis=1, keepdims=True)
+    s = xn @ yn.T
+    return np.mean([(np.argsort(-s[i], kind="stable")[:k] == i).any() for i in range(len(x))])
+
+
+def twonn(x, discard=0.1):
+    d, _ = NearestNeighbors(n_neighbors=3).fit(x).kneighbors(x)
+    mu = np.sort(d[:, 2] / d[:, 1])
+    n = len(mu)
+    keep = int(np.floor(n * (1 - discard)))
+    xs = np.log(mu[:keep])
+    ys = -np.log(1 - np.arange(1, n + 1)[:keep] / n)
+    return (xs @ ys) / (xs @ xs)
+
+
+def lrds_sads(x, langs, groups):
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    c = xn @ xn.T
+    langs, groups = np.array(langs), np.array(groups)
+    same_l = langs[:, None] == langs[None, :]
+    same_g = groups[:, None] == groups[None, :]
+    off = ~np.eye(len(x), dtype=bool)
+    other = ~same_l & ~same_g
+    return c[same_l & off].mean() - c[other].mean(), c[~same_l & same_g].mean() - c[other].mean()
+
+
+# ---- tests ----
+@pytest.fixture(scope="module")
+def layers():
+    g = np.random.default_rng(0)
+    x = [g.normal(size=(37, 12))]
+    for _ in range(3):
+        x.append(np.tanh(x[-1] @ g.normal(size=(12, 12)) * 0.5) + 0.1 * g.normal(size=(37, 12)))
+    return np.stack(x).astype(np.float32).astype(np.float64)
+
+
+def test_layer_layer_metrics_match_numpy_and_sklearn(tmp_path, layers):
+    f = write_activations(tmp_path / "a.h5", layers)
+    got = sweep(tmp_path, [f], "layer_layer")
+    P = len(layers)
+    for a in range(P):
+        for b in range(P):
+            x, y = layers[a], layers[b]
+            assert got["cka_linear_biased"][a, b] == pytest.approx(cka_biased(x, y), abs=1e-10)
+            assert got["cka_linear_unbiased"][a, b] == pytest.approx(cka_unbiased(x, y), abs=1e-10)
+            c = cos_paired(x, y)
+            assert got["cosine"][a, b] == pytest.approx(c.mean(), abs=1e-10)
+            assert got["angular_distance"][a, b] == pytest.approx((np.arccos(np.clip(c, -1, 1)) / np.pi).mean(), abs=1e-7)
+            assert got["block_influence"][a, b] == pytest.approx(1 - c.mean(), abs=1e-10)
+            assert got["mutual_knn"][a, b] == pytest.approx(mutual_knn(x, y, 4), abs=1e-12)
+    for a in range(P):
+        assert got["twonn"][a] == pytest.approx(twonn(layers[a]), rel=1e-9)
+    # the nulls sit beside, and are far from the diagonal's 1
+    assert got["cka_linear_biased_null"].shape == (P, P)
+    assert np.all(np.diag(got["cka_linear_biased"]) > 0.999999) and np.all(np.diag(got["cka_linear_biased_null"]) < 0.8)
+    subprocess_validate(tmp_path / "out.h5")
+    rows = list(csv.DictReader(open(tmp_path / "out.csv")))
+    assert {r["metric"] for r in rows} >= {"cka_linear_biased", "twonn"}
+    one = [r for r in rows if r["metric"] == "cka_linear_unbiased" and r["row"] == "layers.1" and r["column"] == "layers.2"][0]
+    assert float(one["value"]) == pytest.approx(got["cka_linear_unbiased"][1, 2], abs=1e-15)
+
+
+def subprocess_validate(path):
+    run_lmtopo("validate", path)
+
+
+def test_unbiased_cka_can_be_negative_and_is_never_nan(tmp_path):
+    g = np.random.default_rng(3)
+    x = f32(np.stack([g.normal(size=(6, 3)), g.normal(size=(6, 3)), np.ones((6, 3))]))  # small n, one constant
+    f = write_activations(tmp_path / "a.h5", x)
+    got = sweep(tmp_path, [f], "layer_layer", metrics=["cka_linear_unbiased", "cka_linear_biased"])
+    assert not np.isnan(got["cka_linear_unbiased"]).any() and not np.isnan(got["cka_linear_biased"]).any()
+    assert got["cka_linear_unbiased"][0, 1] == pytest.approx(cka_unbiased(x[0], x[1]), abs=1e-10)
+    assert got["cka_linear_unbiased"][2, 0] == 0 and got["cka_linear_biased"][2, 2] == 0  # constant: degenerate
+    negative = 0
+    for seed in range(40):  # unbiased CKA of independent small samples is often negative
+        g = np.random.default_rng(seed)
+        a, b = g.normal(size=(8, 3)), g.normal(size=(8, 3))
+        negative += cka_unbiased(a, b) < 0
+    assert negative > 0
+
+
+def test_known_answers(tmp_path):
+    g = np.random.default_rng(1)
+    x = f32(g.normal(size=(60, 10)))
+    q, _ = np.linalg.qr(g.normal(size=(10, 10)))
+    plane = np.zeros((400, 10))
+    plane[:, :2] = g.uniform(size=(400, 2))
+    plane = plane @ q  # a 2-dimensional plane in 10 dimensions
+    gauss5 = np.zeros((400, 10))
+    gauss5[:, :5] = g.normal(size=(400, 5))
+    reps = np.stack([np.pad(x, ((0, 340), (0, 0))), np.pad(x @ q, ((0, 340), (0, 0))), np.pad(3.7 * x, ((0, 340), (0, 0))),
+                     plane, gauss5])
+    # first three: X, XQ, 3.7X on the first 60 rows (zero rows after them are shared by all three)
+    f = write_activations(tmp_path / "k.h5", reps)
+    got = sweep(tmp_path, [f], "layer_layer", metrics=["cka_linear_biased", "cka_linear_unbiased", "twonn"])
+    for m in ("cka_linear_biased", "cka_linear_unbiased"):
+        assert got[m][0, 1] == pytest.approx(1, abs=1e-12) and got[m][0, 2] == pytest.approx(1, abs=1e-12)
+    assert got["twonn"][3] == pytest.approx(2, abs=0.3)
+    assert got["twonn"][4] == pytest.approx(5, abs=0.8)
+    # retrieval is perfect between identical languages
+    langs = ["en"] * 30 + ["fr"] * 30
+    groups = list(range(30)) * 2
+    same = np.concatenate([x[:30], x[:30]])[None]
+    f = write_activations(tmp_path / "same.h5", same, langs, groups)
+    got = sweep(tmp_path, [f], "language_language", metrics=["retrieval"], name="same")
+    assert np.all(got["retrieval_top1"] == 1) and np.all(got["retrieval_top5"] == 1)
+    assert got["retrieval_top1_null"][0, 0, 1] < 0.2
+
+
+def test_language_language_matches_numpy(tmp_path):
+    g = np.random.default_rng(5)
+    G, W, L = 25, 16, 3
+    meaning = g.normal(size=(G, W))
+    langs, groups, rows = [], [], []
+    for li, lang in enumerate(["de", "en", "fr"]):
+        shift = g.normal(size=W)
+        for gi in range(G):
+            langs.append(lang)
+            groups.append(gi)
+            rows.append(meaning[gi] + 0.8 * shift + 0.7 * g.normal(size=W))
+    # the file order interleaves languages; one extra group only in one language is left out
+    x = np.array(rows + [g.normal(size=W)])
+    langs.append("de")
+    groups.append(99)
+    order = g.permutation(len(x))
+    x, langs, groups = x[order], [langs[i] for i in order], [groups[i] for i in order]
+    xs = f32(np.stack([x, np.tanh(x)]))
+    f = write_activations(tmp_path / "l.h5", xs, langs, groups)
+    got = sweep(tmp_path, [f], "language_language")
+    with h5py.File(tmp_path / "out.h5", "r") as h:
+        order_l = list(h["labels/languages"].asstr()[()])
+    first_seen = list(dict.fromkeys(langs))  # languages in the order the file first lists them
+    assert order_l == first_seen
+    for p in range(2):
+        per = {}
+        for lang in ["de", "en", "fr"]:
+            idx = sorted((groups[i], i) for i in range(len(langs)) if langs[i] == lang and groups[i] != 99)
+            per[lang] = xs[p][[i for _, i in idx]]
+        for a, la in enumerate(order_l):
+            for b, lb in enumerate(order_l):
+                assert got["cka_linear_biased"][p, a, b] == pytest.approx(cka_biased(per[la], per[lb]), abs=1e-10)
+                assert got["retrieval_top1"][p, a, b] == pytest.approx(retrieval(per[la], per[lb], 1), abs=1e-12)
+                assert got["retrieval_top5"][p, a, b] == pytest.approx(retrieval(per[la], per[lb], 5), abs=1e-12)
+                assert got["mutual_knn"][p, a, b] == pytest.approx(mutual_knn(per[la], per[lb], 4), abs=1e-12)
+            assert got["twonn"][p, a] == pytest.approx(twonn(per[la]), rel=1e-9)
+        stacked = np.concatenate([per[l] for l in order_l])
+        lrds, sads = lrds_sads(stacked, sum([[l] * G for l in order_l], []), list(range(G)) * 3)
+        assert got["lrds"][p] == pytest.approx(lrds, abs=1e-10)
+        assert got["sads"][p] == pytest.approx(sads, abs=1e-10)
+        assert got["sads"][p] > 0.1 and abs(got["sads_null"][p]) < 0.1  # translations align, the null does not
+
+
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_petsc_ranks_equal_one_rank(tmp_path, layers, ranks):
+    files = []
+    g = np.random.default_rng(9)
+    for c in range(3):  # 37 prompts: blocks do not divide evenly over 2 or 4 ranks
+        files.append(write_activations(tmp_path / f"c{c}.h5", f32(layers + 0.2 * c * g.normal(size=layers.shape))))
+    metrics = ["cka_linear_biased", "cka_linear_unbiased", "cosine", "mutual_knn", "angular_distance"]
+    one = sweep(tmp_path, files, "checkpoint_checkpoint", metrics, ranks=1, name="one")
+    many = sweep(tmp_path, files, "checkpoint_checkpoint", metrics, ranks=ranks, name="many")
+    for k in one:
+        np.testing.assert_allclose(many[k], one[k], rtol=0, atol=1e-10, err_msg=k)
+    for c1 in range(3):
+        for c2 in range(3):
+            with h5py.File(files[c1]) as a, h5py.File(files[c2]) as b:
+                x, y = a["activations/h"][2].astype(np.float64), b["activations/h"][2].astype(np.float64)
+            assert one["cka_linear_biased"][2, c1, c2] == pytest.approx(cka_biased(x, y), abs=1e-10)
+    one = sweep(tmp_path, files[:1], "layer_layer", ["twonn", "cka_linear_unbiased"], ranks=1, name="one_l")
+    many = sweep(tmp_path, files[:1], "layer_layer", ["twonn", "cka_linear_unbiased"], ranks=ranks, name="many_l")
+    for k in one:
+        np.testing.assert_allclose(many[k], one[k], rtol=0, atol=1e-10, err_msg=k)
+
+
+def test_bad_inputs_are_clear_errors(tmp_path, layers):
+    bad = layers.copy()
+    bad[2, 5, 3] = np.nan
+    f = write_activations(tmp_path / "nan.h5", bad)
+    proc = run_lmtopo("sweep", "--activations", f, "--hook", "h", "-o", tmp_path / "x.h5", check=False)
+    assert proc.returncode == 2 and "nan.h5" in proc.stderr and "row 5" in proc.stderr and "NaN" in proc.stderr
+    assert not (tmp_path / "x.h5").exists()
+    ok = write_activations(tmp_path / "ok.h5", layers)
+    for args, needle in [(["--metric", "cka"], "unknown metric 'cka'"), (["--pairs", "model_model"], "--pairs"),
+                         (["--hook", "nope"], "no dataset /activations/nope"),
+                         (["--pairs", "checkpoint_checkpoint"], "two or more files")]:
+        base = ["sweep", "--activations", ok, "-o", tmp_path / "x.h5"] + (["--hook", "h"] if "--hook" not in args else [])
+        proc = run_lmtopo(*base, *args, check=False)
+        assert proc.returncode == 2 and needle in proc.stderr, (args, proc.stderr)
+    tiny = write_activations(tmp_path / "tiny.h5", layers[:, :3])
+    proc = run_lmtopo("sweep", "--activations", tiny, "--hook", "h", "-o", tmp_path / "x.h5", check=False)
+    assert proc.returncode == 2 and "at least 4 prompts" in proc.stderr
+    # n < d and duplicated points are fine (TwoNN leaves duplicates out)
+    g = np.random.default_rng(2)
+    wide = g.normal(size=(2, 20, 64))
+    wide[:, 7] = wide[:, 3]
+    f = write_activations(tmp_path / "wide.h5", wide)
+    got = sweep(tmp_path, [f], "layer_layer", ["cka_linear_unbiased", "twonn"], name="wide")
+    assert np.isfinite(got["twonn"]).all() and np.isfinite(got["cka_linear_unbiased"]).all()
