@@ -35,6 +35,7 @@ int run_sweep_cmd(const po::variables_map& vm, const std::vector<std::string>& p
   o.null = vm.count("no-null") == 0;
   o.seed = vm["seed"].as<unsigned long long>();
   o.petsc_options = passthrough;
+  o.benchmark = vm.count("benchmark") > 0;
   const auto s = stages::run_sweep(o, MPI_COMM_WORLD);
   if (mpi::rank() == 0) {
     std::cout << "sweep: " << s.points << " points x " << s.prompts << " prompts; wrote";
@@ -79,6 +80,7 @@ Command make_sweep_command() {
         "knn", po::value<int>()->default_value(10), "k of mutual_knn")(
         "no-null", "skip the prompt-permutation nulls")(
         "seed", po::value<unsigned long long>()->default_value(0), "seed of the null's permutation")(
+        "benchmark", "print seconds per phase (reading, Gram products, centring, inner products, similarity products)")(
         "output,o", po::value<std::string>(), "sweep/1 file to write (the CSV goes beside it)");
   };
   c.positionals = {{"job", 1}};

@@ -7,7 +7,26 @@
 #include "core/error.hpp"
 
 namespace lmtopo::geometry {
+
+std::map<std::string, double>& phase_seconds() {
+  static std::map<std::string, double> seconds;
+  return seconds;
+}
+
 namespace {
+
+// Adds the scope's wall time to phase_seconds()[name].
+class PhaseTimer {
+ public:
+  explicit PhaseTimer(const char* name) : name_(name), start_(MPI_Wtime()) {}
+  ~PhaseTimer() { phase_seconds()[name_] += MPI_Wtime() - start_; }
+  PhaseTimer(const PhaseTimer&) = delete;
+  PhaseTimer& operator=(const PhaseTimer&) = delete;
+
+ private:
+  const char* name_;
+  double start_;
+};
 
 void check(PetscErrorCode e, const char* call) {
   if (e != 0) throw RuntimeFailure(std::string("PETSc: ") + call + " failed (error code " + std::to_string(static_cast<int>(e)) + ")");
@@ -79,6 +98,7 @@ std::vector<double> allgather_rows(MPI_Comm comm, const std::vector<double>& min
 // This rank's rows of A B^T (A: n x d, B: m x d), computed by PETSc.
 std::vector<double> product_rows(MPI_Comm comm, const double* a, std::size_t n, const double* b, std::size_t m, std::size_t d,
                                  RowBlock& block) {
+  PhaseTimer t("similarity products");
   MatHandle am, bm, c;
   dense_from_rows(comm, a, n, d, am);
   dense_from_rows(comm, b, m, d, bm);
@@ -131,10 +151,15 @@ std::vector<double> cka_matrix(MPI_Comm comm, const std::vector<const double*>& 
   check(MatDenseGetLDA(g.m, &lda), "MatDenseGetLDA");
   for (std::size_t q = 0; q < r; ++q) {
     MatHandle x, k;
-    dense_from_rows(comm, reps[q], n, dims[q], x);
-    check(MatMatTransposeMult(x.m, x.m, MAT_INITIAL_MATRIX, PETSC_DEFAULT, &k.m), "MatMatTransposeMult");
     RowBlock block;
-    std::vector<double> rows = local_rows(k, block);
+    std::vector<double> rows;
+    {
+      PhaseTimer t("gram products");
+      dense_from_rows(comm, reps[q], n, dims[q], x);
+      check(MatMatTransposeMult(x.m, x.m, MAT_INITIAL_MATRIX, PETSC_DEFAULT, &k.m), "MatMatTransposeMult");
+      rows = local_rows(k, block);
+    }
+    PhaseTimer t("centring (incl. all-gather)");
     if (block.row0 != mine.row0 || block.rows != mine.rows) throw RuntimeFailure("PETSc row ownership differs between matrices");
     std::vector<double> sums(block.rows), diag(block.rows);
     for (std::size_t i = 0; i < block.rows; ++i) {
@@ -150,6 +175,7 @@ std::vector<double> cka_matrix(MPI_Comm comm, const std::vector<const double*>& 
   }
   check(MatAssemblyBegin(g.m, MAT_FINAL_ASSEMBLY), "MatAssemblyBegin");
   check(MatAssemblyEnd(g.m, MAT_FINAL_ASSEMBLY), "MatAssemblyEnd");
+  PhaseTimer t("inner products");
   MatHandle m;
   check(MatTransposeMatMult(g.m, g.m, MAT_INITIAL_MATRIX, PETSC_DEFAULT, &m.m), "MatTransposeMatMult");
   RowBlock block;

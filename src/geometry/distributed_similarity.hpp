@@ -7,6 +7,7 @@
 #include <mpi.h>
 
 #include <array>
+#include <map>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -51,5 +52,9 @@ PairedCosine paired_cosine(MPI_Comm comm, const double* x, const double* y, std:
 AlignmentSums alignment_sums(MPI_Comm comm, const double* x, std::size_t n, std::size_t d, const std::vector<int>& language,
                              const std::vector<long long>& group);
 double twonn_dimension(MPI_Comm comm, const double* x, std::size_t n, std::size_t d, std::size_t* duplicates);
+
+// Seconds this rank spent per phase since the last reset ("gram products", "centring (incl.
+// all-gather)", "inner products", "similarity products", "row scans", "reductions"), for --benchmark.
+std::map<std::string, double>& phase_seconds();
 
 }  // namespace lmtopo::geometry

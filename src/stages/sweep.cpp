@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <iomanip>
 #include <map>
 #include <random>
@@ -53,7 +54,9 @@ struct Source {
   std::vector<long long> groups;
 
   std::vector<double> point(std::size_t p) const {
+    const double t0 = MPI_Wtime();
     const auto f = in->read_f32_rows(dataset, p, 1);
+    geometry::phase_seconds()["reading activations"] += MPI_Wtime() - t0;
     std::vector<double> x(f.begin(), f.end());
     geometry::require_finite(x.data(), prompts, width, path + ": " + dataset + " point " + std::to_string(p));
     return x;
@@ -227,6 +230,8 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
   if (!o.labels.empty() && o.labels.size() != o.activations.size())
     throw InputError("--label: expected one label per --activations file");
   geometry::PetscScope petsc(o.petsc_options);
+  geometry::phase_seconds().clear();
+  const double t_start = MPI_Wtime();
 
   std::vector<Source> sources;
   mpi::on_all(comm, [&] {
@@ -464,6 +469,17 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
       }
     }
   out.commit();
+  if (o.benchmark) {
+    auto& phases = geometry::phase_seconds();
+    phases["total"] = MPI_Wtime() - t_start;
+    for (const char* name : {"reading activations", "gram products", "centring (incl. all-gather)", "inner products",
+                             "similarity products", "total"}) {
+      double mine = phases[name], slowest = 0;
+      mpi::check(MPI_Allreduce(&mine, &slowest, 1, MPI_DOUBLE, MPI_MAX, comm), "MPI_Allreduce");
+      if (root) std::cout << "sweep --benchmark: " << std::left << std::setw(30) << name << std::right << std::fixed
+                          << std::setprecision(3) << slowest << " s (slowest of " << mpi::size(comm) << " ranks)\n";
+    }
+  }
   return summary;
 }
 

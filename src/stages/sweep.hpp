@@ -21,6 +21,7 @@ struct SweepOptions {
   unsigned long long seed = 0;
   std::string output;
   std::vector<std::string> petsc_options;
+  bool benchmark = false;  // print where the time went (per phase, slowest rank)
 };
 
 const std::vector<std::string>& sweep_metric_names();
