@@ -1,4 +1,5 @@
-# Generates embedded_schemas.inc: every schemas/*.json and schemas/hdf5/*.json as a raw string.
+# Generates embedded_schemas.inc: every schemas/*.json and schemas/hdf5/*.json, and the slurm/*.in
+# templates, as raw strings.
 # Run at build time (cmake -P) so that editing a schema rebuilds the binary.
 file(GLOB files "${SCHEMA_DIR}/*.json" "${SCHEMA_DIR}/hdf5/*.json")
 list(SORT files)
@@ -8,6 +9,16 @@ foreach(f ${files})
   get_filename_component(name ${f} NAME)
   file(READ ${f} text)
   string(APPEND out "  {\"${name}\", R\"lmtopo_schema(${text})lmtopo_schema\"},\n")
+endforeach()
+string(APPEND out "};\n")
+# The SLURM script templates (slurm/*.in), for `lmtopo submit`.
+file(GLOB templates "${TEMPLATE_DIR}/*.in")
+list(SORT templates)
+string(APPEND out "const std::pair<const char*, const char*> kEmbeddedTemplates[] = {\n")
+foreach(f ${templates})
+  get_filename_component(name ${f} NAME)
+  file(READ ${f} text)
+  string(APPEND out "  {\"${name}\", R\"lmtopo_template(${text})lmtopo_template\"},\n")
 endforeach()
 string(APPEND out "};\n")
 file(WRITE "${OUTPUT}.new" "${out}")

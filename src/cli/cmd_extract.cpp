@@ -67,6 +67,7 @@ Command make_extract_command() {
   c.add_options = [](po::options_description& d) {
     d.add_options()("job", po::value<std::string>(), "job spec: extract every checkpoint of the study (or --item K)")(
         "item", po::value<int>(), "job-spec form: only work item K (0-based, as `lmtopo plan` lists them)")(
+        "item-id", po::value<std::string>(), "job-spec form: only the work item with this id (as `lmtopo plan` lists it)")(
         "force", "job-spec form: redo complete items")(
         "model", po::value<std::string>(), "checkpoint folder (Hugging Face layout)")(
         "prompts", po::value<std::string>(), "JSONL prompts, or a corpus.h5 written by prepare")(

@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli/command.hpp"
+#include "core/error.hpp"
 #include "core/jobspec.hpp"
 #include "mpi/collective.hpp"
 #include "stages/prepare.hpp"
@@ -12,6 +13,8 @@ namespace {
 int run_prepare_cmd(const po::variables_map& vm, const std::vector<std::string>&) {
   core::JobSpec spec;
   mpi::on_all(MPI_COMM_WORLD, [&] { spec = core::load_job_spec(vm["job"].as<std::string>()); });
+  if (vm.count("item-id") && vm["item-id"].as<std::string>() != "corpus")
+    throw InputError("--item-id: stage prepare has one item, 'corpus'; got '" + vm["item-id"].as<std::string>() + "'");
   const auto s = stages::run_prepare(spec, MPI_COMM_WORLD, vm.count("force") > 0);
   if (mpi::rank() == 0) {
     if (s.skipped) {
@@ -41,7 +44,7 @@ Command make_prepare_command() {
       "Skips the work when the study manifest records it complete with the same config.";
   c.add_options = [](po::options_description& d) {
     d.add_options()("job", po::value<std::string>()->required(), "job spec (positional)")(
-        "force", "redo even if complete");
+        "force", "redo even if complete")("item-id", po::value<std::string>(), "the stage's one item, corpus (for the SLURM scripts)");
   };
   c.positionals = {{"job", 1}};
   c.run = run_prepare_cmd;

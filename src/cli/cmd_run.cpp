@@ -18,11 +18,13 @@ int run_job_stage(const po::variables_map& vm, const std::string& stage) {
   core::JobSpec spec;
   mpi::on_all(MPI_COMM_WORLD, [&] { spec = core::load_job_spec(vm["job"].as<std::string>()); });
   const int item = vm.count("item") ? vm["item"].as<int>() : -1;
-  const auto r = stages::run_stage(spec, stage, item, vm.count("force") > 0, MPI_COMM_WORLD);
+  const std::string item_id = vm.count("item-id") ? vm["item-id"].as<std::string>() : "";
+  const auto r = stages::run_stage(spec, stage, item, vm.count("force") > 0, MPI_COMM_WORLD, item_id);
   if (mpi::rank() == 0)
     std::cout << stage << ": " << r.done << " item(s) computed, " << r.skipped << " already complete"
-              << (r.linked ? ", " + std::to_string(r.linked) + " linked (byte-identical checkpoints)" : "") << "\n";
-  return 0;
+              << (r.linked ? ", " + std::to_string(r.linked) + " linked (byte-identical checkpoints)" : "")
+              << (r.stopped ? "; stopped for a requeue (LMTOPO_STOP_FILE)" : "") << "\n";
+  return r.stopped ? stages::kStoppedForRequeue : 0;
 #else
   (void)vm;
   throw RuntimeFailure(stage + " JOB.yaml runs in lmtopo-torch");
@@ -51,6 +53,7 @@ int run_all(const po::variables_map& vm, const std::vector<std::string>&) {
     if (mpi::rank() == 0)
       std::cout << "run: " << stage << ": " << r.done << " item(s) computed, " << r.skipped << " already complete"
                 << (r.linked ? ", " + std::to_string(r.linked) + " linked (byte-identical checkpoints)" : "") << "\n";
+    if (r.stopped) return stages::kStoppedForRequeue;
   }
   return 0;
 #else

@@ -69,7 +69,8 @@ Command make_sweep_command() {
       "column, value, null). Metrics that do not apply to a pair type are listed as skipped.";
   c.add_options = [](po::options_description& d) {
     d.add_options()("job", po::value<std::string>(), "job spec: every sweep item of the study (or --item K)")(
-        "item", po::value<int>(), "job-spec form: only work item K")("force", "job-spec form: redo complete items")(
+        "item", po::value<int>(), "job-spec form: only work item K")(
+        "item-id", po::value<std::string>(), "job-spec form: only the work item with this id (as `lmtopo plan` lists it)")("force", "job-spec form: redo complete items")(
         "activations", po::value<std::vector<std::string>>(), "activations/1 file, repeatable (checkpoints in order)")(
         "label", po::value<std::vector<std::string>>(), "label of each --activations file (default: file stem)")(
         "hook", po::value<std::string>(), "hook name: the dataset /activations/<hook>")(

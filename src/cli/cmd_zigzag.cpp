@@ -73,7 +73,8 @@ Command make_zigzag_command() {
       "the extract outputs.";
   c.add_options = [](po::options_description& d) {
     d.add_options()("job", po::value<std::string>(), "job spec: every checkpoint and hook of the study (or --item K)")(
-        "item", po::value<int>(), "job-spec form: only work item K")("force", "job-spec form: redo complete items")(
+        "item", po::value<int>(), "job-spec form: only work item K")(
+        "item-id", po::value<std::string>(), "job-spec form: only the work item with this id (as `lmtopo plan` lists it)")("force", "job-spec form: redo complete items")(
         "activations", po::value<std::string>(), "activations/1 HDF5 file")(
         "hook", po::value<std::string>(), "hook name: the dataset /activations/<hook>")(
         "output,o", po::value<std::string>(), "layer-summaries/1 file to write")(

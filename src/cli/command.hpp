@@ -47,6 +47,8 @@ Command make_sweep_command();
 Command make_extract_command();
 Command make_train_command();
 Command make_run_command();
+Command make_submit_command();
+Command make_status_command();
 
 // InputError naming the first option of `names` that is missing (for the one-off forms, whose
 // options are required only when no job spec is given).

@@ -208,19 +208,26 @@ JobSpec load_job_spec(const std::string& path) {
 
 std::string config_hash(const nlohmann::json& value) { return sha256_hex(value.dump()); }
 
+std::vector<int> checkpoint_schedule(int steps, int every) {
+  std::vector<int> s{0};
+  for (int p = 1; p <= steps; p *= 2) s.push_back(p);
+  if (every > 0)
+    for (int k = every; k <= steps; k += every) s.push_back(k);
+  s.push_back(steps);
+  std::sort(s.begin(), s.end());
+  s.erase(std::unique(s.begin(), s.end()), s.end());
+  return s;
+}
+
 std::vector<CheckpointRef> trained_checkpoints(const JobSpec& spec, const ModelSpec& model) {
   if (!model.from_train) return model.checkpoints;
+  // The checkpoints the train stage will save, whether or not it has run: work-item lists (and so
+  // SLURM array indices) are fixed by the spec alone.
   const fs::path dir = fs::path(spec.output) / "checkpoints" / model.name;
+  const auto& t = spec.config["train"];
   std::vector<CheckpointRef> out;
-  if (!fs::is_directory(dir)) return out;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    const std::string name = entry.path().filename().string();
-    if (!entry.is_directory() || name.rfind("step", 0) != 0 || name.size() == 4) continue;
-    const std::string digits = name.substr(4);
-    if (!std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
-    out.push_back({name, entry.path().string(), std::stoll(digits)});
-  }
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.step < b.step; });
+  for (int step : checkpoint_schedule(t["steps"].get<int>(), t["save_every"].get<int>()))
+    out.push_back({"step" + std::to_string(step), (dir / ("step" + std::to_string(step))).string(), step});
   return out;
 }
 

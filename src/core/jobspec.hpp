@@ -50,8 +50,11 @@ struct JobSpec {
 // Loads and validates; throws InputError "FILE: field.path: expectation" on the first problem.
 JobSpec load_job_spec(const std::string& path);
 
-// The checkpoints of a model: as listed, or (from_train) the step<N>/ folders the train stage has
-// written so far under <output>/checkpoints/<name>/, by step.
+// Pythia-like checkpoint steps: 0, powers of two, every `every` steps (if > 0) and the last.
+std::vector<int> checkpoint_schedule(int steps, int every);
+
+// The checkpoints of a model: as listed, or (from_train) the step<N>/ folders the train stage saves
+// under <output>/checkpoints/<name>/ by the spec's schedule (whether written yet or not), by step.
 std::vector<CheckpointRef> trained_checkpoints(const JobSpec& spec, const ModelSpec& model);
 
 // sha256 of the canonical JSON dump of `value` (keys sorted), for staleness checks.

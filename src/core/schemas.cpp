@@ -20,6 +20,17 @@ const std::map<std::string, nlohmann::json>& all() {
 
 const nlohmann::json& job_schema() { return all().at("job.schema.json"); }
 
+const std::string& embedded_template(const std::string& name) {
+  static const std::map<std::string, std::string> templates = [] {
+    std::map<std::string, std::string> m;
+    for (const auto& [file, text] : kEmbeddedTemplates) m[file] = text;
+    return m;
+  }();
+  const auto it = templates.find(name);
+  if (it == templates.end()) throw RuntimeFailure("no embedded template " + name);
+  return it->second;
+}
+
 const nlohmann::json& layout_schema(const std::string& kind) {
   for (const auto& [name, schema] : all())
     if (schema.contains("kind") && schema["kind"] == kind) return schema;

@@ -11,5 +11,7 @@ const nlohmann::json& job_schema();
 // Throws InputError for an unknown kind.
 const nlohmann::json& layout_schema(const std::string& kind);
 std::vector<std::string> layout_kinds();
+// A template of slurm/ by file name ("stage.sbatch.in"), embedded at build time.
+const std::string& embedded_template(const std::string& name);
 
 }  // namespace lmtopo::core

@@ -1,5 +1,9 @@
 #include "stages/pipeline.hpp"
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -262,14 +266,48 @@ std::vector<std::string> stage_items(const core::JobSpec& spec, const std::strin
   return out;
 }
 
-StageReport run_stage(const core::JobSpec& spec, const std::string& stage, int item, bool force, MPI_Comm comm) {
+std::vector<ItemState> stage_item_states(const core::JobSpec& spec, const std::string& stage) {
+  io::WorkManifest manifest(spec.output);
+  if (stage == "prepare") return {{"corpus", manifest.state("prepare", "corpus", core::config_hash(prepare_config(spec)))}};
+  std::vector<ItemState> out;
+  for (const auto& it : items_of(spec, stage))
+    out.push_back({it.id, manifest.state(stage, it.id, core::config_hash(item_config(spec, stage, it)))});
+  return out;
+}
+
+namespace {
+
+// SLURM's pre-timeout signal reaches the batch script, which creates LMTOPO_STOP_FILE: any rank that
+// sees it makes all stop (an all-reduce, so the ranks never disagree about the next item).
+bool stop_requested(MPI_Comm comm) {
+  const char* path = std::getenv("LMTOPO_STOP_FILE");
+  int mine = (path && *path && fs::exists(path)) ? 1 : 0, any = 0;
+  mpi::check(MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, comm), "MPI_Allreduce");
+  return any != 0;
+}
+
+}  // namespace
+
+StageReport run_stage(const core::JobSpec& spec, const std::string& stage, int item, bool force, MPI_Comm comm,
+                      const std::string& item_id) {
   StageReport report;
+  mpi::ensure_initialized();
+  if (stop_requested(comm)) {
+    report.stopped = true;
+    return report;
+  }
   if (stage == "prepare") {
     const auto s = run_prepare(spec, comm, force);
     (s.skipped ? report.skipped : report.done) = 1;
     return report;
   }
   const auto items = items_of(spec, stage);
+  if (!item_id.empty()) {
+    const auto at = std::find_if(items.begin(), items.end(), [&](const Item& i) { return i.id == item_id; });
+    if (at == items.end())
+      throw InputError("--item-id: stage " + stage + " has no item '" + item_id + "' (run `lmtopo plan` to list them)");
+    item = static_cast<int>(at - items.begin());
+  }
   if (item >= static_cast<int>(items.size()))
     throw InputError("--item: stage " + stage + " has " + std::to_string(items.size()) + " item(s), got " + std::to_string(item));
   io::WorkManifest manifest(spec.output);
@@ -277,6 +315,10 @@ StageReport run_stage(const core::JobSpec& spec, const std::string& stage, int i
   mpi::on_root(comm, [&] { duplicates = duplicate_checkpoints(spec); });
   for (std::size_t k = 0; k < items.size(); ++k) {
     if (item >= 0 && static_cast<int>(k) != item) continue;
+    if (k > 0 && item < 0 && stop_requested(comm)) {
+      report.stopped = true;
+      break;
+    }
     const Item& it = items[k];
     const std::string hash = core::config_hash(item_config(spec, stage, it));
     int complete = 0;
@@ -296,6 +338,8 @@ StageReport run_stage(const core::JobSpec& spec, const std::string& stage, int i
       }
     });
     mpi::check(MPI_Bcast(&linked, 1, MPI_INT, 0, comm), "MPI_Bcast");
+    if (const char* slow = std::getenv("LMTOPO_TEST_ITEM_SECONDS"))  // test hook: items that take a while
+      std::this_thread::sleep_for(std::chrono::duration<double>(std::atof(slow)));
     if (!linked) outputs = run_item(spec, stage, it, comm);
     mpi::on_root(comm, [&] {
       std::vector<io::OutputRecord> records;

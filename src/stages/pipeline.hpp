@@ -23,9 +23,23 @@ struct StageReport {
   int done = 0;     // items computed now
   int skipped = 0;  // items already complete
   int linked = 0;   // items of byte-identical checkpoints, linked to the original's outputs
+  bool stopped = false;  // the stop file appeared: the remaining items were left for a requeue
 };
 
+// Each item's state in the manifest: "complete", "missing", "stale config" or "output changed: PATH".
+struct ItemState {
+  std::string id;
+  std::string state;
+};
+std::vector<ItemState> stage_item_states(const core::JobSpec& spec, const std::string& stage);
+
+// Exit status of a stage that stopped early for the pre-timeout signal (EX_TEMPFAIL).
+constexpr int kStoppedForRequeue = 75;
+
 // Runs every item of `stage` (or only item `item` when >= 0). Collective over `comm`.
-StageReport run_stage(const core::JobSpec& spec, const std::string& stage, int item, bool force, MPI_Comm comm);
+// `item_id` (non-empty) selects an item by id instead of index. Before each item all ranks check the
+// file named by LMTOPO_STOP_FILE (SLURM's pre-timeout signal) and agree by an all-reduce to stop.
+StageReport run_stage(const core::JobSpec& spec, const std::string& stage, int item, bool force, MPI_Comm comm,
+                      const std::string& item_id = "");
 
 }  // namespace lmtopo::stages

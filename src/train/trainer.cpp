@@ -5,6 +5,7 @@
 #include <fstream>
 #include <random>
 
+#include "core/jobspec.hpp"
 #include "io/h5store.hpp"
 #include "io/safetensors.hpp"
 #include "model/tokenizer.hpp"
@@ -109,16 +110,7 @@ void split_heldout(TrainOptions& o, const std::vector<std::string>& texts, std::
   for (std::size_t i = 0; i < texts.size(); ++i) (i % every == 0 ? o.heldout_texts : o.train_texts).push_back(texts[i]);
 }
 
-std::vector<int> checkpoint_schedule(int steps, int every) {
-  std::vector<int> s{0};
-  for (int p = 1; p <= steps; p *= 2) s.push_back(p);
-  if (every > 0)
-    for (int k = every; k <= steps; k += every) s.push_back(k);
-  s.push_back(steps);
-  std::sort(s.begin(), s.end());
-  s.erase(std::unique(s.begin(), s.end()), s.end());
-  return s;
-}
+std::vector<int> checkpoint_schedule(int steps, int every) { return core::checkpoint_schedule(steps, every); }
 
 TrainResult train_model(const TrainOptions& o, MPI_Comm comm) {
   mpi::ensure_initialized();
