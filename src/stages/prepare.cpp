@@ -219,6 +219,11 @@ nlohmann::json prepare_config(const core::JobSpec& spec) {
   nlohmann::json c;
   c["data"] = spec.config["data"];
   c["models"] = spec.config["models"];
+  // The resolved checkpoint list too: a new stepN/ folder under a template directory makes prepare
+  // (hashes, duplicate flags) stale, so a nightly run picks it up.
+  c["checkpoints"] = nlohmann::json::array();
+  for (const auto& m : spec.models)
+    for (const auto& ck : m.checkpoints) c["checkpoints"].push_back({m.name, ck.label, ck.dir});
   return c;
 }
 
