@@ -43,6 +43,9 @@ int run_zigzag_cmd(const po::variables_map& vm, const std::vector<std::string>&)
   o.threads = vm["threads"].as<int>();
   o.mem_limit_gib = vm["mem-limit"].as<double>();
   o.benchmark = vm.count("benchmark") > 0;
+  o.subsets = vm["subsets"].as<int>();
+  o.subset_size = vm["subset-size"].as<long long>();
+  o.subset_seed = vm["subset-seed"].as<unsigned long long>();
   const auto& names = topology::reducer_names();
   if (std::find(names.begin(), names.end(), o.reducer) == names.end())
     throw InputError("--reducer: expected twist, chunk or distributed, got '" + o.reducer + "'");
@@ -86,7 +89,10 @@ Command make_zigzag_command() {
         "threads", po::value<int>()->default_value(2), "threads of the chunk reducer")(
         "mem-limit", po::value<double>()->default_value(8.0),
         "GiB; refuse a layer whose flag complex may exceed it (bound from vertex degrees)")(
-        "benchmark", "print the reducer's per-rank table");
+        "benchmark", "print the reducer's per-rank table")(
+        "subsets", po::value<int>()->default_value(1), "disjoint random prompt subsets, each its own zigzag (mean ± std)")(
+        "subset-size", po::value<long long>()->default_value(0), "prompts per subset (0: all prompts / --subsets)")(
+        "subset-seed", po::value<unsigned long long>()->default_value(0), "seed of the subsets' permutation");
   };
   c.positionals = {{"job", 1}};
   c.run = run_zigzag_cmd;

@@ -239,6 +239,9 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
   o.homology_dims = z["homology_dims"].get<std::vector<int>>();
   o.metric = z["metric"];
   o.reducer = z["reducer"];
+  o.subsets = z["subsets"];
+  o.subset_size = z["subset_size"];
+  o.subset_seed = z["subset_seed"];
   o.output = item_outputs(spec, "zigzag", it)[0];
   mpi::on_root(comm, [&] { fs::create_directories(fs::path(o.output).parent_path()); });
   run_zigzag(o, comm);

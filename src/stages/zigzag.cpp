@@ -1,6 +1,9 @@
 #include "stages/zigzag.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <map>
+#include <random>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -75,82 +78,123 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
   const int L = static_cast<int>(shape[0]);
   const auto n = static_cast<std::size_t>(shape[1]), dim = static_cast<std::size_t>(shape[2]);
 
-  // Layers round-robin over the ranks: read one layer, k-NN, symmetrise, flag complex.
-  std::vector<std::pair<int, std::vector<std::uint32_t>>> mine;
-  mpi::on_all(comm, [&] {
-    io::H5Input in(o.activations);
-    for (int l = rank; l < L; l += size) {
-      const auto points = in.read_f32_rows(dataset, static_cast<std::uint64_t>(l), 1);
-      std::vector<std::vector<std::uint32_t>> graph;
-      try {
-        graph = topology::symmetrize_or(topology::knn_lists(points.data(), n, dim, static_cast<std::size_t>(o.k), metric));
-      } catch (const std::invalid_argument& e) {
-        throw InputError(o.activations + ": " + dataset + ": layer " + std::to_string(l) + ": " + e.what());
-      }
-      const std::uint64_t bound = topology::flag_complex_size_bound(graph, o.max_dim);
-      // Per simplex: its vertices in the layer lists and the zigzag, a cone-matrix column or two.
-      const double gib = static_cast<double>(bound) * (16.0 * (o.max_dim + 1) + 96.0) / (1024.0 * 1024.0 * 1024.0);
-      if (gib > o.mem_limit_gib)
-        throw InputError("--mem-limit: layer " + std::to_string(l) + " may have up to " + std::to_string(bound) +
-                         " simplices (~" + std::to_string(gib) + " GiB), over the limit of " + std::to_string(o.mem_limit_gib) +
-                         " GiB; lower k or --max-dim, or raise --mem-limit");
-      mine.push_back({l, pack(topology::flag_complex(graph, o.max_dim))});
-    }
-  });
-
-  // Gather every layer's complex on rank 0.
-  std::vector<std::vector<topology::Simplex>> layers(static_cast<std::size_t>(L));
-  for (int l = 0; l < L; ++l) {
-    const int owner = l % size;
-    if (owner == 0) {
-      if (rank == 0)
-        for (const auto& [ll, data] : mine)
-          if (ll == l) layers[static_cast<std::size_t>(l)] = unpack(data.data(), data.size());
-      continue;
-    }
-    if (rank == owner) {
-      for (const auto& [ll, data] : mine)
-        if (ll == l) {
-          long long count = static_cast<long long>(data.size());
-          mpi::check(MPI_Send(&count, 1, MPI_LONG_LONG, 0, 100 + l, comm), "MPI_Send");
-          mpi::check(MPI_Send(data.data(), static_cast<int>(data.size()), MPI_UINT32_T, 0, 100 + l, comm), "MPI_Send");
-        }
-    } else if (rank == 0) {
-      long long count = 0;
-      mpi::check(MPI_Recv(&count, 1, MPI_LONG_LONG, owner, 100 + l, comm, MPI_STATUS_IGNORE), "MPI_Recv");
-      std::vector<std::uint32_t> data(static_cast<std::size_t>(count));
-      mpi::check(MPI_Recv(data.data(), static_cast<int>(count), MPI_UINT32_T, owner, 100 + l, comm, MPI_STATUS_IGNORE), "MPI_Recv");
-      layers[static_cast<std::size_t>(l)] = unpack(data.data(), data.size());
+  // Prompt subsets (rows of every layer): all in file order, or disjoint random subsets.
+  std::vector<std::vector<std::size_t>> subsets;
+  if (o.subsets < 1) throw InputError("--subsets: expected at least 1, got " + std::to_string(o.subsets));
+  if (o.subsets == 1 && o.subset_size == 0) {
+    subsets.emplace_back();
+    for (std::size_t i = 0; i < n; ++i) subsets.back().push_back(i);
+  } else {
+    const auto size_each = static_cast<std::size_t>(o.subset_size > 0 ? o.subset_size : static_cast<long long>(n) / o.subsets);
+    if (size_each * static_cast<std::size_t>(o.subsets) > n || size_each == 0)
+      throw InputError("--subsets/--subset-size: " + std::to_string(o.subsets) + " disjoint subsets of " + std::to_string(size_each) +
+                       " prompts need " + std::to_string(size_each * static_cast<std::size_t>(o.subsets)) + ", the file has " + std::to_string(n));
+    if (size_each <= static_cast<std::size_t>(o.k))
+      throw InputError("--k: expected k < the subset size (" + std::to_string(size_each) + "), got " + std::to_string(o.k));
+    std::vector<std::size_t> perm(n);
+    for (std::size_t i = 0; i < n; ++i) perm[i] = i;
+    std::mt19937_64 rng(o.subset_seed);
+    for (std::size_t i = n; i > 1; --i) std::swap(perm[i - 1], perm[static_cast<std::size_t>(rng() % i)]);
+    for (int s = 0; s < o.subsets; ++s) {
+      std::vector<std::size_t> rows(perm.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(s) * size_each),
+                                    perm.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(s + 1) * size_each));
+      std::sort(rows.begin(), rows.end());  // file order inside a subset: ties break as in the full set
+      subsets.push_back(std::move(rows));
     }
   }
-  mine.clear();
 
   ZigzagSummary summary;
   summary.num_layers = L;
-  summary.num_points = static_cast<long long>(n);
-  topology::ZigzagStream stream;
-  topology::ConeMatrix cone;
-  mpi::on_root(comm, [&] {
-    for (const auto& layer : layers) summary.simplices_per_layer.push_back(static_cast<long long>(layer.size()));
-    stream = topology::intersection_zigzag(layers);
-    layers.clear();
-    cone = topology::build_cone_matrix(stream.ops);
-    summary.num_ops = static_cast<long long>(stream.ops.size());
-  });
-  std::vector<topology::ReductionStepStats> stats;
-  const auto pairs = topology::reduce_by_name(o.reducer, &cone.matrix, comm, o.threads, o.benchmark ? &stats : nullptr);
-  if (o.benchmark) print_reduction_benchmark(stats, comm, std::cout);
-
+  summary.num_points = static_cast<long long>(subsets[0].size());
+  std::vector<std::vector<topology::PositionBar>> pos_by_subset;
   std::vector<topology::ZigzagBar> op_bars;
-  std::vector<topology::PositionBar> pos_bars;
-  mpi::on_root(comm, [&] {
-    pos_bars = topology::bars_in_positions(topology::read_out_bars(cone, pairs), stream, &op_bars);
-  });
+  for (std::size_t si = 0; si < subsets.size(); ++si) {
+    const auto& rows = subsets[si];
+    const std::size_t m = rows.size();
+    // Layers round-robin over the ranks: read one layer, k-NN, symmetrise, flag complex.
+    std::vector<std::pair<int, std::vector<std::uint32_t>>> mine;
+    mpi::on_all(comm, [&] {
+      io::H5Input in(o.activations);
+      for (int l = rank; l < L; l += size) {
+        auto points = in.read_f32_rows(dataset, static_cast<std::uint64_t>(l), 1);
+        if (m != n) {
+          std::vector<float> picked(m * dim);
+          for (std::size_t r = 0; r < m; ++r)
+            std::copy_n(points.begin() + static_cast<std::ptrdiff_t>(rows[r] * dim), dim, picked.begin() + static_cast<std::ptrdiff_t>(r * dim));
+          points.swap(picked);
+        }
+        std::vector<std::vector<std::uint32_t>> graph;
+        try {
+          graph = topology::symmetrize_or(topology::knn_lists(points.data(), m, dim, static_cast<std::size_t>(o.k), metric));
+        } catch (const std::invalid_argument& e) {
+          throw InputError(o.activations + ": " + dataset + ": layer " + std::to_string(l) + ": " + e.what());
+        }
+        const std::uint64_t bound = topology::flag_complex_size_bound(graph, o.max_dim);
+        // Per simplex: its vertices in the layer lists and the zigzag, a cone-matrix column or two.
+        const double gib = static_cast<double>(bound) * (16.0 * (o.max_dim + 1) + 96.0) / (1024.0 * 1024.0 * 1024.0);
+        if (gib > o.mem_limit_gib)
+          throw InputError("--mem-limit: layer " + std::to_string(l) + " may have up to " + std::to_string(bound) +
+                           " simplices (~" + std::to_string(gib) + " GiB), over the limit of " + std::to_string(o.mem_limit_gib) +
+                           " GiB; lower k or --max-dim, or raise --mem-limit");
+        mine.push_back({l, pack(topology::flag_complex(graph, o.max_dim))});
+      }
+    });
+
+    // Gather every layer's complex on rank 0.
+    std::vector<std::vector<topology::Simplex>> layers(static_cast<std::size_t>(L));
+    for (int l = 0; l < L; ++l) {
+      const int owner = l % size;
+      if (owner == 0) {
+        if (rank == 0)
+          for (const auto& [ll, data] : mine)
+            if (ll == l) layers[static_cast<std::size_t>(l)] = unpack(data.data(), data.size());
+        continue;
+      }
+      if (rank == owner) {
+        for (const auto& [ll, data] : mine)
+          if (ll == l) {
+            long long count = static_cast<long long>(data.size());
+            mpi::check(MPI_Send(&count, 1, MPI_LONG_LONG, 0, 100 + l, comm), "MPI_Send");
+            mpi::check(MPI_Send(data.data(), static_cast<int>(data.size()), MPI_UINT32_T, 0, 100 + l, comm), "MPI_Send");
+          }
+      } else if (rank == 0) {
+        long long count = 0;
+        mpi::check(MPI_Recv(&count, 1, MPI_LONG_LONG, owner, 100 + l, comm, MPI_STATUS_IGNORE), "MPI_Recv");
+        std::vector<std::uint32_t> data(static_cast<std::size_t>(count));
+        mpi::check(MPI_Recv(data.data(), static_cast<int>(count), MPI_UINT32_T, owner, 100 + l, comm, MPI_STATUS_IGNORE), "MPI_Recv");
+        layers[static_cast<std::size_t>(l)] = unpack(data.data(), data.size());
+      }
+    }
+    mine.clear();
+
+    topology::ZigzagStream stream;
+    topology::ConeMatrix cone;
+    mpi::on_root(comm, [&] {
+      if (si == 0)
+        for (const auto& layer : layers) summary.simplices_per_layer.push_back(static_cast<long long>(layer.size()));
+      stream = topology::intersection_zigzag(layers);
+      layers.clear();
+      cone = topology::build_cone_matrix(stream.ops);
+      if (si == 0) summary.num_ops = static_cast<long long>(stream.ops.size());
+    });
+    std::vector<topology::ReductionStepStats> stats;
+    const bool bench = o.benchmark && si == 0;
+    const auto pairs = topology::reduce_by_name(o.reducer, &cone.matrix, comm, o.threads, bench ? &stats : nullptr);
+    if (bench) print_reduction_benchmark(stats, comm, std::cout);
+    std::vector<topology::PositionBar> pos_bars;
+    mpi::on_root(comm, [&] {
+      pos_bars = topology::bars_in_positions(topology::read_out_bars(cone, pairs), stream, si == 0 ? &op_bars : nullptr);
+    });
+    pos_by_subset.push_back(std::move(pos_bars));
+  }
+  const auto& pos_bars = pos_by_subset[0];
   summary.num_bars = static_cast<long long>(pos_bars.size());
 
   nlohmann::json config = {{"activations", o.activations}, {"hook", o.hook},        {"k", o.k},
                            {"max_dim", o.max_dim},         {"homology_dims", o.homology_dims},
-                           {"metric", o.metric},           {"reducer", o.reducer}};
+                           {"metric", o.metric},           {"reducer", o.reducer},
+                           {"subsets", o.subsets},         {"subset_size", o.subset_size},
+                           {"subset_seed", o.subset_seed}};
   io::H5Output out(o.output, comm, "layer-summaries/1", config);
   out.set_attribute("/", "k", static_cast<long long>(o.k));
   out.set_attribute("/", "max_dim", static_cast<long long>(o.max_dim));
@@ -159,6 +203,8 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
   out.set_attribute("/", "hook", o.hook);
   out.set_attribute("/", "source", o.activations);
   out.set_attribute("/", "num_layers", static_cast<long long>(L));
+  out.set_attribute("/", "subsets", static_cast<long long>(subsets.size()));
+  out.set_attribute("/", "points_per_subset", static_cast<long long>(subsets[0].size()));
   long long nbars = summary.num_bars;
   mpi::check(MPI_Bcast(&nbars, 1, MPI_LONG_LONG, 0, comm), "MPI_Bcast");
   const bool root = rank == 0;
@@ -195,6 +241,59 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
     std::vector<std::string> alphas;
     for (double a : topology::default_alphas()) alphas.push_back(std::to_string(a));
     out.set_attribute(g + "inter_layer", "alphas", alphas);
+  }
+  if (subsets.size() > 1) {
+    // Per subset and over subsets (mean and sample standard deviation, ddof = 1).
+    const auto S = static_cast<std::uint64_t>(subsets.size()), M = static_cast<std::uint64_t>(subsets[0].size());
+    std::vector<long long> prompt_rows;
+    for (const auto& rows : subsets)
+      for (auto r : rows) prompt_rows.push_back(static_cast<long long>(r));
+    out.create_numeric("/subsets/prompts", io::DType::i64, {S, M}, false);
+    out.write_rows("/subsets/prompts", 0, root ? S : 0, prompt_rows.data());
+    out.set_attribute("/subsets/prompts", "seed", static_cast<long long>(o.subset_seed));
+    out.set_attribute("/subsets/prompts", "selection",
+                      "rows of /activations: a Fisher-Yates permutation (mt19937_64, seed) cut into disjoint subsets, each sorted");
+    for (int p : o.homology_dims) {
+      std::map<std::string, std::vector<double>> stacks;
+      std::map<std::string, std::vector<std::uint64_t>> shapes;
+      for (std::size_t si = 0; si < subsets.size(); ++si) {
+        topology::LayerSummaries s;
+        if (root) s = topology::summarize_layers(topology::to_layer_bars(pos_by_subset[si], L, p), L, p);
+        const auto na = static_cast<std::uint64_t>(topology::default_alphas().size());
+        auto add = [&](const std::string& name, const std::vector<double>& v, std::vector<std::uint64_t> dims) {
+          auto& st = stacks[name];
+          st.insert(st.end(), v.begin(), v.end());
+          if (!root) st.resize(0);
+          shapes[name] = std::move(dims);
+        };
+        add("betti", std::vector<double>(s.betti.begin(), s.betti.end()), {Lu});
+        add("avg_similarity", s.avg_similarity, {Lu});
+        add("inter_layer", s.inter_layer, {na, Lu});
+        add("births_by_birth", s.births_by_birth, {Lu});
+        add("births_by_death", s.births_by_death, {Lu + 1});
+      }
+      const std::string g = "/subsets/h" + std::to_string(p) + "/";
+      for (const auto& [name, stack] : stacks) {
+        std::vector<std::uint64_t> stacked{S};
+        stacked.insert(stacked.end(), shapes[name].begin(), shapes[name].end());
+        std::uint64_t per = 1;
+        for (auto d : shapes[name]) per *= d;
+        std::vector<double> mean(per, 0.0), sd(per, 0.0);
+        if (root) {
+          for (std::size_t si = 0; si < S; ++si)
+            for (std::size_t j = 0; j < per; ++j) mean[j] += stack[si * per + j] / static_cast<double>(S);
+          for (std::size_t si = 0; si < S; ++si)
+            for (std::size_t j = 0; j < per; ++j) sd[j] += (stack[si * per + j] - mean[j]) * (stack[si * per + j] - mean[j]);
+          for (auto& v : sd) v = std::sqrt(v / static_cast<double>(S - 1));
+        }
+        out.create_numeric(g + name, io::DType::f64, stacked, false);
+        out.write_rows(g + name, 0, root ? S : 0, stack.data());
+        out.create_numeric(g + name + "_mean", io::DType::f64, shapes[name], false);
+        out.write_rows(g + name + "_mean", 0, root ? shapes[name][0] : 0, mean.data());
+        out.create_numeric(g + name + "_std", io::DType::f64, shapes[name], false);
+        out.write_rows(g + name + "_std", 0, root ? shapes[name][0] : 0, sd.data());
+      }
+    }
   }
   out.commit();
   return summary;

@@ -20,6 +20,12 @@ struct ZigzagOptions {
   int threads = 2;
   double mem_limit_gib = 8.0;
   bool benchmark = false;
+  // Disjoint prompt subsets (paper 1's protocol, e.g. 16 x 500): `subsets` random disjoint sets of
+  // `subset_size` prompts (0: n / subsets), drawn by a seeded permutation; each gets its own zigzag.
+  // subsets = 1 and subset_size = 0: all prompts, in file order.
+  int subsets = 1;
+  long long subset_size = 0;
+  unsigned long long subset_seed = 0;
 };
 
 struct ZigzagSummary {
