@@ -26,11 +26,13 @@ int run_extract_cmd(const po::variables_map& vm, const std::vector<std::string>&
   o.dtype = vm["dtype"].as<std::string>();
   o.batch = vm["batch"].as<int>();
   o.device = vm["device"].as<std::string>();
+  o.ffn_mean = vm.count("ffn-mean") > 0;
+  if (vm.count("ffn-tokens")) o.ffn_token_prompts = vm["ffn-tokens"].as<std::vector<std::string>>();
   o.add_bos = vm.count("add-bos") > 0;
   o.architecture = vm["architecture"].as<std::string>();
   o.config = {{"model", o.model_dir}, {"prompts", o.prompts}, {"hooks", o.hooks},     {"pool", o.pool},
               {"dtype", o.dtype},     {"batch", o.batch},     {"add_bos", o.add_bos}, {"architecture", o.architecture},
-              {"device", o.device}};
+              {"device", o.device},   {"ffn_mean", o.ffn_mean}, {"ffn_token_prompts", o.ffn_token_prompts}};
 #ifdef LMTOPO_TORCH_HELPER
   const auto s = stages::run_extract(o, MPI_COMM_WORLD);
 #else
@@ -78,6 +80,9 @@ Command make_extract_command() {
         "device", po::value<std::string>()->default_value("cpu"),
         "cpu, cuda (each rank its node-local GPU) or cuda:N; results are copied back to the host")(
         "add-bos", "prepend the model's BOS token")(
+        "ffn-mean", "also write /ffn/mean: the FFN units (mlp_act) mean-pooled over each prompt's tokens")(
+        "ffn-tokens", po::value<std::vector<std::string>>(),
+        "prompt id, repeatable: also write every token's FFN units of these prompts (/ffn/tokens/*)")(
         "architecture", po::value<std::string>()->default_value(""), "override config.json's model_type")(
         "output,o", po::value<std::string>(), "activations/1 file to write");
   };

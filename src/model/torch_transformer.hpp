@@ -3,6 +3,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -211,11 +212,14 @@ class TorchTransformer final : public Transformer {
     return final_h;
   }
 
-  std::map<std::string, HookResult> forward(const Batch& b, const std::vector<std::string>& hooks, Pooling pooling,
-                                            bool want_logits, const Interventions& iv) override {
+  std::map<std::string, HookResult> forward_requests(const Batch& b, const std::vector<HookRequest>& requests,
+                                                     bool want_logits, const Interventions& iv) override {
     torch::NoGradGuard no_grad;
-    for (const auto& h : hooks) (void)point_names(h);  // validates the names
-    const std::set<std::string> want(hooks.begin(), hooks.end());
+    std::set<std::string> want;
+    for (const auto& r : requests) {
+      (void)point_names(r.hook);  // validates the names
+      want.insert(r.hook);
+    }
     check_interventions(iv);
     const auto B = b.batch, T = b.seq;
     if (static_cast<std::int64_t>(b.ids.size()) != B * T || static_cast<std::int64_t>(b.mask.size()) != B * T)
@@ -225,36 +229,41 @@ class TorchTransformer final : public Transformer {
     const Tensor ids = torch::from_blob(const_cast<std::int64_t*>(b.ids.data()), {B, T}, torch::kInt64).to(device_);
     const Tensor mask = torch::from_blob(const_cast<std::int64_t*>(b.mask.data()), {B, T}, torch::kInt64).to(device_);
     // Pooled on the device as each point is produced, so only [B, W] per point is kept and copied to
-    // the host (once per hook, after the pass).
+    // the host (once per request, after the pass).
     Tensor last_index, weights;
-    if (pooling == Pooling::last) {
+    const bool any_last = std::any_of(requests.begin(), requests.end(), [](const HookRequest& r) { return r.pooling == Pooling::last; });
+    const bool any_mean = std::any_of(requests.begin(), requests.end(), [](const HookRequest& r) { return r.pooling == Pooling::mean; });
+    if (any_last) {
       // The last non-pad position of each row, whatever the padding side.
       Tensor positions = torch::arange(T, torch::TensorOptions().dtype(torch::kInt64).device(device_)).unsqueeze(0).expand({B, T});
       last_index = (positions * mask).argmax(1);  // [B]
-    } else if (pooling == Pooling::mean) {
-      weights = mask.to(torch::kFloat32).unsqueeze(-1);  // [B, T, 1]
     }
+    if (any_mean) weights = mask.to(torch::kFloat32).unsqueeze(-1);  // [B, T, 1]
     std::map<std::string, std::vector<Tensor>> captured;
     auto keep = [&](const char* name, const Tensor& t) {
       if (!want.count(name)) return;
-      Tensor v = t.to(torch::kFloat32);  // [B, T, W]
-      if (pooling == Pooling::last)
-        v = v.gather(1, last_index.view({B, 1, 1}).expand({B, 1, v.size(2)})).squeeze(1);
-      else if (pooling == Pooling::mean)
-        v = (v * weights).sum(1) / weights.sum(1).clamp_min(1.0);
-      captured[name].push_back(v);
+      const Tensor full = t.to(torch::kFloat32);  // [B, T, W]
+      for (const auto& r : requests) {
+        if (r.hook != name) continue;
+        Tensor v = full;
+        if (r.pooling == Pooling::last)
+          v = v.gather(1, last_index.view({B, 1, 1}).expand({B, 1, v.size(2)})).squeeze(1);
+        else if (r.pooling == Pooling::mean)
+          v = (v * weights).sum(1) / weights.sum(1).clamp_min(1.0);
+        captured[r.key].push_back(v);
+      }
     };
     const Tensor final_h = run(ids, mask, iv, keep);
 
     std::map<std::string, HookResult> out;
-    for (const auto& h : hooks) {
-      Tensor stacked = torch::stack(captured[h]).to(torch::kCPU);  // [points, B, W] or [points, B, T, W]
+    for (const auto& req : requests) {
+      Tensor stacked = torch::stack(captured[req.key]).to(torch::kCPU);  // [points, B, W] or [points, B, T, W]
       stacked = stacked.contiguous();
       HookResult r;
-      r.points = point_names(h);
+      r.points = point_names(req.hook);
       r.shape.assign(stacked.sizes().begin(), stacked.sizes().end());
       r.values.assign(stacked.data_ptr<float>(), stacked.data_ptr<float>() + stacked.numel());
-      out[h] = std::move(r);
+      out[req.key] = std::move(r);
     }
     if (want_logits) {
       Tensor logits = torch::linear(final_h, head_).to(torch::kCPU, torch::kFloat32).contiguous();

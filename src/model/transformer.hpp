@@ -56,11 +56,23 @@ class Transformer {
   virtual std::string device_name() const = 0;
   // Module path of point i of a portable hook, e.g. "gpt_neox.layers.3.post_attention_layernorm".
   virtual std::vector<std::string> point_names(const std::string& hook) const = 0;
-  // Runs the batch and returns the requested hooks (pooled as asked) and, if `logits`, the logits
-  // under the key "logits" ([batch, seq, vocab]).
-  virtual std::map<std::string, HookResult> forward(const Batch& batch, const std::vector<std::string>& hooks,
-                                                    Pooling pooling, bool logits = false,
-                                                    const Interventions& interventions = {}) = 0;
+  // Runs the batch and returns each requested hook pooled as that request asks, under the request's
+  // key (several requests may read the same hook), and, if `logits`, the logits under the key
+  // "logits" ([batch, seq, vocab]).
+  struct HookRequest {
+    std::string hook;
+    Pooling pooling;
+    std::string key;
+  };
+  virtual std::map<std::string, HookResult> forward_requests(const Batch& batch, const std::vector<HookRequest>& requests,
+                                                             bool logits = false, const Interventions& interventions = {}) = 0;
+  // The common case: every hook pooled the same way, keyed by its name.
+  std::map<std::string, HookResult> forward(const Batch& batch, const std::vector<std::string>& hooks, Pooling pooling,
+                                            bool logits = false, const Interventions& interventions = {}) {
+    std::vector<HookRequest> requests;
+    for (const auto& h : hooks) requests.push_back({h, pooling, h});
+    return forward_requests(batch, requests, logits, interventions);
+  }
 };
 
 // Sets libtorch's and OpenBLAS's thread counts to the CPUs this process may run on (its MPI binding).

@@ -88,10 +88,46 @@ ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
   const std::size_t count = hi - lo;
 
   const model::Pooling pooling = o.pool == "last" ? model::Pooling::last : model::Pooling::mean;
-  std::map<std::string, std::vector<float>> slabs;  // hook -> [points, count, width]
+  // Outputs: each hook pooled as asked (/activations/<hook>), plus the FFN mean if asked (/ffn/mean).
+  std::vector<model::Transformer::HookRequest> requests;
+  std::map<std::string, std::string> dataset_of;  // request key -> dataset path
+  std::map<std::string, std::string> hook_of;
+  for (const auto& h : o.hooks) {
+    requests.push_back({h, pooling, h});
+    dataset_of[h] = "/activations/" + h;
+    hook_of[h] = h;
+  }
+  if (o.ffn_mean) {
+    requests.push_back({"mlp_act", model::Pooling::mean, "ffn_mean"});
+    dataset_of["ffn_mean"] = "/ffn/mean";
+    hook_of["ffn_mean"] = "mlp_act";
+  }
+  // Per-token FFN states of chosen prompts, in prompt order; this rank's run of them is contiguous.
+  std::vector<bool> chosen(n, false);
+  {
+    std::map<std::string, std::size_t> row_of;
+    for (std::size_t i = 0; i < n; ++i) row_of[prompts[i].id] = i;
+    for (const auto& id : o.ffn_token_prompts) {
+      const auto it = row_of.find(id);
+      if (it == row_of.end()) throw InputError("--ffn-tokens: no prompt with id '" + id + "' in " + o.prompts);
+      chosen[it->second] = true;
+    }
+  }
+  std::uint64_t tokens_before = 0, tokens_total = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    if (chosen[i]) {
+      if (i < lo) tokens_before += tokens[i].size();
+      tokens_total += tokens[i].size();
+    }
+  std::vector<float> token_values;  // [points, my chosen tokens, intermediate], filled point by point below
+  std::vector<std::vector<float>> token_rows;  // per chosen prompt of mine: [points, n_tokens, intermediate]
+  std::vector<long long> token_prompt, token_position, token_id;
+  std::map<std::string, std::vector<float>> slabs;  // request key -> [points, count, width]
   std::map<std::string, std::vector<std::int64_t>> shapes;
   std::map<std::string, std::vector<std::string>> point_names;
-  for (const auto& h : o.hooks) point_names[h] = net->point_names(h);
+  for (const auto& [key, hook] : hook_of) point_names[key] = net->point_names(hook);
+  const auto ffn_points = static_cast<std::size_t>(net->point_names("mlp_act").size());
+  const auto ffn_width = static_cast<std::size_t>(net->config().intermediate);
   mpi::on_all(comm, [&] {
     for (std::size_t b0 = lo; b0 < hi; b0 += bs) {
       const std::size_t b1 = std::min(hi, b0 + bs);
@@ -106,8 +142,31 @@ ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
           batch.mask.push_back(real ? 1 : 0);
         }
       }
-      const auto out = net->forward(batch, o.hooks, pooling);
-      for (const auto& h : o.hooks) {
+      auto batch_requests = requests;
+      const bool tokens_here = std::any_of(chosen.begin() + static_cast<std::ptrdiff_t>(b0), chosen.begin() + static_cast<std::ptrdiff_t>(b1),
+                                           [](bool c) { return c; });
+      if (tokens_here) batch_requests.push_back({"mlp_act", model::Pooling::none, "ffn_tokens"});
+      const auto out = net->forward_requests(batch, batch_requests);
+      if (tokens_here) {
+        const auto& r = out.at("ffn_tokens");  // [points, B, T, I]
+        const auto T = static_cast<std::size_t>(r.shape[2]), I = static_cast<std::size_t>(r.shape[3]);
+        for (std::size_t i = b0; i < b1; ++i) {
+          if (!chosen[i]) continue;
+          std::vector<float> rows(ffn_points * tokens[i].size() * I);
+          for (std::size_t p = 0; p < ffn_points; ++p)
+            for (std::size_t t = 0; t < tokens[i].size(); ++t)
+              std::memcpy(rows.data() + (p * tokens[i].size() + t) * I,
+                          r.values.data() + ((p * (b1 - b0) + (i - b0)) * T + t) * I, I * sizeof(float));
+          token_rows.push_back(std::move(rows));
+          for (std::size_t t = 0; t < tokens[i].size(); ++t) {
+            token_prompt.push_back(static_cast<long long>(i));
+            token_position.push_back(static_cast<long long>(t));
+            token_id.push_back(tokens[i][t]);
+          }
+        }
+      }
+      for (const auto& req : requests) {
+        const std::string& h = req.key;
         const auto& r = out.at(h);  // [points, B, W]
         const auto points = static_cast<std::size_t>(r.shape[0]), width = static_cast<std::size_t>(r.shape[2]);
         auto& slab = slabs[h];
@@ -128,7 +187,8 @@ ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
     }
   });
   // Ranks without prompts still need the shapes: take them from the model config.
-  for (const auto& h : o.hooks) {
+  for (const auto& req : requests) {
+    const std::string& h = req.key;
     long long dims[3] = {0, 0, 0};
     if (shapes.count(h)) std::copy(shapes[h].begin(), shapes[h].end(), dims);
     long long global[3];
@@ -138,14 +198,15 @@ ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
 
   nlohmann::json config = o.config;
   io::H5Output out(o.output, comm, "activations/1", config);
-  for (const auto& h : o.hooks) {
+  for (const auto& req : requests) {
+    const std::string& h = req.key;
     const auto& s = shapes[h];
-    const std::string name = "/activations/" + h;
+    const std::string name = dataset_of[h];
     const auto type = o.dtype == "bfloat16" ? io::DType::bf16 : io::DType::f32;
     out.create_numeric(name, type, {static_cast<std::uint64_t>(s[0]), static_cast<std::uint64_t>(s[1]), static_cast<std::uint64_t>(s[2])}, false);
     out.set_attribute(name, "points", point_names[h]);
-    out.set_attribute(name, "pooling", o.pool);
-    out.set_attribute(name, "hook", h);
+    out.set_attribute(name, "pooling", std::string(req.pooling == model::Pooling::last ? "last" : "mean"));
+    out.set_attribute(name, "hook", hook_of[h]);
     out.set_attribute(name, "dtype", o.dtype);
     out.set_attribute(name, "add_bos", static_cast<long long>(o.add_bos ? 1 : 0));
     const auto& slab = slabs[h];
@@ -155,6 +216,29 @@ ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
       out.write_slab(name, 1, lo, count, half.data());
     } else {
       out.write_slab(name, 1, lo, count, slab.data());
+    }
+  }
+  if (!o.ffn_token_prompts.empty()) {
+    // [points, tokens of the chosen prompts, intermediate], float32, with each token's prompt row,
+    // position and token id; this rank writes its contiguous run of tokens.
+    const std::uint64_t mine = token_prompt.size();
+    token_values.assign(ffn_points * mine * ffn_width, 0.0f);
+    std::size_t at = 0;
+    for (const auto& rows : token_rows) {
+      const std::size_t nt = rows.size() / (ffn_points * ffn_width);
+      for (std::size_t p = 0; p < ffn_points; ++p)
+        std::memcpy(token_values.data() + (p * mine + at) * ffn_width, rows.data() + p * nt * ffn_width, nt * ffn_width * sizeof(float));
+      at += nt;
+    }
+    out.create_numeric("/ffn/tokens/values", io::DType::f32, {ffn_points, tokens_total, ffn_width}, false);
+    out.write_slab("/ffn/tokens/values", 1, tokens_before, mine, token_values.data());
+    out.set_attribute("/ffn/tokens/values", "points", net->point_names("mlp_act"));
+    out.set_attribute("/ffn/tokens/values", "hook", "mlp_act");
+    out.set_attribute("/ffn/tokens/values", "pooling", "none");
+    for (const auto& [name, v] : std::map<std::string, const std::vector<long long>*>{
+             {"/ffn/tokens/prompt", &token_prompt}, {"/ffn/tokens/position", &token_position}, {"/ffn/tokens/token_id", &token_id}}) {
+      out.create_numeric(name, io::DType::i64, {tokens_total}, false);
+      out.write_rows(name, tokens_before, mine, v->data());
     }
   }
   std::vector<std::string> ids, langs;

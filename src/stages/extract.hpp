@@ -19,6 +19,10 @@ struct ExtractOptions {
   std::string device = "cpu";     // cpu | cuda (this rank's GPU) | cuda:N
   int batch = 16;
   bool add_bos = false;
+  // FFN activations for the neuron studies, beside the hooks: mlp_act mean-pooled over every prompt's
+  // tokens (/ffn/mean), and every token of the chosen prompts (/ffn/tokens/*).
+  bool ffn_mean = false;
+  std::vector<std::string> ffn_token_prompts;  // prompt ids
   std::string output;
   nlohmann::json config;  // recorded as the effective config
 };

@@ -188,6 +188,8 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
     o.dtype = e["dtype"];
     o.batch = e["batch"];
     o.device = e["device"];
+    o.ffn_mean = e["ffn_mean"];
+    o.ffn_token_prompts = e["ffn_token_prompts"].get<std::vector<std::string>>();
     o.add_bos = e["add_bos"];
     o.output = activations_path(spec, it);
     o.config = cfg;

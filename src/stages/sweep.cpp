@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 #include <iomanip>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -197,6 +198,21 @@ struct Pairwise {
   }
 };
 
+// TwoNN where it is defined; NaN with a note where it is not (fewer than 3 distinct points, or every
+// neighbour ratio 1, as when many prompts share one representation early in training).
+double twonn_or_nan(MPI_Comm comm, const double* x, std::size_t n, std::size_t d, const std::string& where,
+                    std::vector<std::string>& notes) {
+  std::size_t dup = 0;
+  try {
+    const double v = geometry::twonn_dimension(comm, x, n, d, &dup);
+    if (dup) notes.push_back("twonn: " + where + ": " + std::to_string(dup) + " duplicated prompt vector(s) left out");
+    return v;
+  } catch (const InputError& e) {
+    notes.push_back("twonn: " + where + ": undefined, NaN (" + e.what() + ")");
+    return std::numeric_limits<double>::quiet_NaN();
+  }
+}
+
 void prepare_result(std::map<std::string, Result>& results, const std::string& name, std::vector<std::uint64_t> shape,
                     const std::string& axes, bool null) {
   Result r;
@@ -274,11 +290,8 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
       for (std::size_t p = 0; p < P; ++p) reps.push_back(first.point(p));
       pairwise.run(reps, N, W, res, 0, notes);
       if (wants("twonn"))
-        for (std::size_t p = 0; p < P; ++p) {
-          std::size_t dup = 0;
-          res["twonn"].values[p] = geometry::twonn_dimension(comm, reps[p].data(), N, W, &dup);
-          if (dup) notes.push_back("twonn: point " + std::to_string(p) + ": " + std::to_string(dup) + " duplicated prompt vector(s) left out");
-        }
+        for (std::size_t p = 0; p < P; ++p)
+          res["twonn"].values[p] = twonn_or_nan(comm, reps[p].data(), N, W, "point " + std::to_string(p), notes);
     } else if (pairs == "language_language") {
       if (languages.size() < 2) throw InputError(first.path + ": language_language needs prompts in two or more languages");
       // Rows of each language ordered by group; only groups present in every language.
@@ -356,10 +369,9 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
           }
         }
         if (wants("twonn"))
-          for (std::size_t a = 0; a < Lg; ++a) {
-            std::size_t dup = 0;
-            res["twonn"].values[p * Lg + a] = geometry::twonn_dimension(comm, reps[a].data(), G, W, &dup);
-          }
+          for (std::size_t a = 0; a < Lg; ++a)
+            res["twonn"].values[p * Lg + a] =
+                twonn_or_nan(comm, reps[a].data(), G, W, "point " + std::to_string(p) + " language " + languages[a], notes);
       }
     } else {  // checkpoint_checkpoint
       const std::size_t C = sources.size();

@@ -44,7 +44,7 @@ def prompts_file(tmp_path, n=23):
     return path, rows
 
 
-def reference(model, tok, rows, hook, pool):
+def reference(model, tok, rows, hook, pool, tokens=False):
     neox = model.config.model_type == "gpt_neox"
     base = model.gpt_neox if neox else model.model
     out = []
@@ -73,13 +73,13 @@ def reference(model, tok, rows, hook, pool):
         for h in hs:
             h.remove()
         x = torch.stack(cap)[:, 0]  # [points, T, W]
-        out.append((x[:, -1] if pool == "last" else x.mean(1)).numpy())
-    return np.stack(out, axis=1)  # [points, prompts, W]
+        out.append(x.numpy() if tokens else (x[:, -1] if pool == "last" else x.mean(1)).numpy())
+    return out if tokens else np.stack(out, axis=1)  # [points, prompts, W] (tokens: per prompt [points, T, W])
 
 
-def extract(path, prompts, out, pool, ranks, batch=5, dtype="float32"):
+def extract(path, prompts, out, pool, ranks, batch=5, dtype="float32", extra=()):
     cmd = [LMTOPO, "extract", "--model", str(path), "--prompts", str(prompts), "--pool", pool, "--batch", str(batch),
-           "--dtype", dtype, "-o", str(out)] + sum((["--hook", h] for h in HOOKS), [])
+           "--dtype", dtype, "-o", str(out), *extra] + sum((["--hook", h] for h in HOOKS), [])
     if ranks > 1:
         cmd = [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", str(ranks)] + cmd
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -138,3 +138,39 @@ def test_bfloat16_output_and_errors(tmp_path):
         proc = subprocess.run([LMTOPO, "extract", "--model", str(path), "--prompts", str(prompts), "--device", "cuda",
                                "-o", str(tmp_path / "x.h5")], capture_output=True, text=True)
         assert proc.returncode == 2 and "sees no CUDA GPU" in proc.stderr and not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.parametrize("arch", ["neox_parallel", "llama_gqa"])
+def test_ffn_mean_and_per_token_dumps(tmp_path, arch):
+    """--ffn-mean stores mlp_act mean-pooled whatever --pool is; --ffn-tokens stores every token's FFN
+    units of the chosen prompts, in prompt order with prompt row, position and token id; identical at 1
+    and 2 ranks (the chosen prompts fall on both ranks) and equal to transformers."""
+    model, tok, path = make_checkpoint(arch, tmp_path)
+    prompts, rows = prompts_file(tmp_path, n=12)
+    chosen = ["p2", "p9", "p4"]
+    extra = ["--ffn-mean"] + sum((["--ffn-tokens", c] for c in chosen), [])
+    got = {}
+    for ranks in (1, 2):
+        out = tmp_path / f"ffn{ranks}.h5"
+        extract(path, prompts, out, "last", ranks, extra=extra)
+        subprocess.run([LMTOPO, "validate", str(out)], check=True, capture_output=True)
+        with h5py.File(out, "r") as f:
+            got[ranks] = {k: f[k][()] for k in ("ffn/mean", "ffn/tokens/values", "ffn/tokens/prompt",
+                                                 "ffn/tokens/position", "ffn/tokens/token_id")}
+            assert f["ffn/mean"].attrs["pooling"].decode() == "mean" and f["ffn/mean"].attrs["hook"].decode() == "mlp_act"
+            assert f["activations/mlp_act"].attrs["pooling"].decode() == "last"
+    for k in got[1]:
+        assert np.array_equal(got[1][k], got[2][k]), k
+    np.testing.assert_allclose(got[1]["ffn/mean"], reference(model, tok, rows, "mlp_act", "mean"), rtol=1e-4, atol=1e-4)
+    order = sorted(int(c[1:]) for c in chosen)  # prompt rows in file order
+    per = reference(model, tok, [rows[i] for i in order], "mlp_act", "mean", tokens=True)
+    want = np.concatenate(per, axis=1)  # [points, tokens, I]
+    np.testing.assert_allclose(got[1]["ffn/tokens/values"], want, rtol=1e-4, atol=1e-4)
+    lengths = [p.shape[1] for p in per]
+    assert list(got[1]["ffn/tokens/prompt"]) == sum(([i] * n for i, n in zip(order, lengths)), [])
+    assert list(got[1]["ffn/tokens/position"]) == sum((list(range(n)) for n in lengths), [])
+    ids = sum((tok.encode(rows[i]["text"], add_special_tokens=False).ids for i in order), [])
+    assert list(got[1]["ffn/tokens/token_id"]) == ids
+    proc = subprocess.run([LMTOPO, "extract", "--model", str(path), "--prompts", str(prompts), "--ffn-tokens", "nope",
+                           "-o", str(tmp_path / "x.h5")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "no prompt with id 'nope'" in proc.stderr
