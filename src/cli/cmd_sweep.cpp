@@ -32,6 +32,7 @@ int run_sweep_cmd(const po::variables_map& vm, const std::vector<std::string>& p
   o.pairs = comma_list(vm["pairs"].as<std::vector<std::string>>());
   o.metrics = comma_list(vm["metric"].as<std::vector<std::string>>());
   o.knn = vm["knn"].as<int>();
+  o.depth_bins = vm["depth-bins"].as<int>();
   o.null = vm.count("no-null") == 0;
   o.seed = vm["seed"].as<unsigned long long>();
   o.petsc_options = passthrough;
@@ -60,7 +61,9 @@ Command make_sweep_command() {
       "Reads /activations/<hook> [points, prompts, width] of activations/1 files and compares representations: "
       "layer_layer (every pair of points of one file), language_language (per point, the languages' parallel "
       "sentences aligned by group; prompts of groups missing from a language are left out) and checkpoint_checkpoint "
-      "(per point, every pair of files, which must share prompts). Metrics: cka_linear_biased, cka_linear_unbiased, "
+      "(per point, every pair of files, which must share prompts) and model_model (one file per model, any widths "
+      "and depths: at each normalised depth t = j/(T-1) the point round(t (points - 1)) of every model; CKA and "
+      "mutual k-NN). Metrics: cka_linear_biased, cka_linear_unbiased, "
       "cosine, angular_distance, block_influence, mutual_knn (pairwise); retrieval (top-1 and top-5), lrds, sads "
       "(languages); twonn (per representation). Each pairwise metric gets a prompt-permutation null <metric>_null "
       "unless --no-null. Ranks split the rows of every Gram and similarity matrix: representations are PETSc "
@@ -75,10 +78,11 @@ Command make_sweep_command() {
         "label", po::value<std::vector<std::string>>(), "label of each --activations file (default: file stem)")(
         "hook", po::value<std::string>(), "hook name: the dataset /activations/<hook>")(
         "pairs", po::value<std::vector<std::string>>()->default_value({"layer_layer"}, "layer_layer"),
-        "layer_layer, language_language or checkpoint_checkpoint (repeatable or comma-separated)")(
+        "layer_layer, language_language, checkpoint_checkpoint or model_model (repeatable or comma-separated)")(
         "metric", po::value<std::vector<std::string>>()->default_value({"cka_linear_unbiased"}, "cka_linear_unbiased"),
         "metric name (repeatable or comma-separated)")(
         "knn", po::value<int>()->default_value(10), "k of mutual_knn")(
+        "depth-bins", po::value<int>()->default_value(11), "model_model: normalised depths 0, 1/(T-1), ..., 1")(
         "no-null", "skip the prompt-permutation nulls")(
         "seed", po::value<unsigned long long>()->default_value(0), "seed of the null's permutation")(
         "benchmark", "print seconds per phase (reading, Gram products, centring, inner products, similarity products)")(

@@ -198,9 +198,8 @@ JobSpec load_job_spec(const std::string& path) {
   if (doc.contains("sweep")) {
     const auto& pairs = doc["sweep"]["pairs"];
     for (std::size_t i = 0; i < pairs.size(); ++i)
-      if (pairs[i] == "model_model")
-        field_error(path, "sweep.pairs[" + std::to_string(i) + "]",
-                    "model_model is not implemented yet (supported: layer_layer, language_language, checkpoint_checkpoint)");
+      if (pairs[i] == "model_model" && spec.models.size() < 2)
+        field_error(path, "sweep.pairs[" + std::to_string(i) + "]", "model_model needs two or more models");
     if (!doc.contains("extract")) field_error(path, "sweep", "needs an extract section (sweeps read the extracted activations)");
   }
   return spec;

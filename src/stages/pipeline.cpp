@@ -66,6 +66,10 @@ std::vector<Item> items_of(const core::JobSpec& spec, const std::string& stage) 
     for (const auto& m : spec.models)
       for (const auto& h : spec.config["extract"]["hooks"])
         out.push_back({m.name + "/checkpoints/" + h.get<std::string>(), m.name, {}, h.get<std::string>()});
+  // model_model: one item per hook over every model's last checkpoint.
+  if (stage == "sweep" && sweep_has(spec, "model_model"))
+    for (const auto& h : spec.config["extract"]["hooks"])
+      out.push_back({"models/" + h.get<std::string>(), "", {}, h.get<std::string>()});
   return out;
 }
 
@@ -85,7 +89,9 @@ nlohmann::json item_config(const core::JobSpec& spec, const std::string& stage, 
   if (stage == "sweep") {
     c["extract"] = spec.config["extract"];
     c["sweep"] = spec.config["sweep"];
-    if (it.checkpoint.dir.empty()) {
+    if (it.model.empty()) {
+      for (const auto& m : spec.models) c["checkpoints"].push_back(core::trained_checkpoints(spec, m).back().dir);
+    } else if (it.checkpoint.dir.empty()) {
       for (const auto& m : spec.models)
         if (m.name == it.model)
           for (const auto& ck : core::trained_checkpoints(spec, m)) c["checkpoints"].push_back(ck.dir);
@@ -100,7 +106,8 @@ nlohmann::json item_config(const core::JobSpec& spec, const std::string& stage, 
 std::vector<std::string> item_outputs(const core::JobSpec& spec, const std::string& stage, const Item& it) {
   if (stage == "extract") return {activations_path(spec, it)};
   if (stage == "sweep") {
-    const fs::path base = fs::path(spec.output) / "sweep" / it.model / (it.checkpoint.dir.empty() ? "checkpoints" : it.checkpoint.label);
+    const fs::path base = it.model.empty() ? fs::path(spec.output) / "sweep" / "models"
+                                           : fs::path(spec.output) / "sweep" / it.model / (it.checkpoint.dir.empty() ? "checkpoints" : it.checkpoint.label);
     return {(base / (it.hook + ".h5")).string(), (base / (it.hook + ".csv")).string()};
   }
   return {(fs::path(spec.output) / "zigzag" / it.model / it.checkpoint.label / (it.hook + ".h5")).string()};
@@ -208,7 +215,16 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
     o.seed = w["seed"];
     o.metrics = w["metrics"].get<std::vector<std::string>>();
     o.output = item_outputs(spec, "sweep", it)[0];
-    if (it.checkpoint.dir.empty()) {
+    o.depth_bins = w["depth_bins"];
+    if (it.model.empty()) {
+      o.pairs = {"model_model"};
+      for (const auto& m : spec.models) {
+        const auto ck = core::trained_checkpoints(spec, m).back();
+        Item one{m.name + "/" + ck.label, m.name, ck, ""};
+        o.activations.push_back(activations_path(spec, one));
+        o.labels.push_back(m.name);
+      }
+    } else if (it.checkpoint.dir.empty()) {
       o.pairs = {"checkpoint_checkpoint"};
       for (const auto& m : spec.models)
         if (m.name == it.model)
@@ -220,7 +236,7 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
     } else {
       o.pairs.clear();
       for (const auto& p : w["pairs"])
-        if (p != "checkpoint_checkpoint") o.pairs.push_back(p);
+        if (p != "checkpoint_checkpoint" && p != "model_model") o.pairs.push_back(p);
       o.activations = {activations_path(spec, it)};
       o.labels = {it.checkpoint.label};
     }

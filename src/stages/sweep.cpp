@@ -29,7 +29,7 @@ const std::vector<std::string>& sweep_metric_names() {
 }
 
 const std::vector<std::string>& sweep_pair_names() {
-  static const std::vector<std::string> names = {"layer_layer", "language_language", "checkpoint_checkpoint"};
+  static const std::vector<std::string> names = {"layer_layer", "language_language", "checkpoint_checkpoint", "model_model"};
   return names;
 }
 
@@ -134,11 +134,20 @@ struct Pairwise {
 
   void run(const std::vector<std::vector<double>>& reps, std::size_t n, std::size_t d, std::map<std::string, Result>& results,
            std::size_t offset, std::vector<std::string>& notes) const {
+    run(reps, n, std::vector<std::size_t>(reps.size(), d), results, offset, notes);
+  }
+
+  // Representations of different widths (model x model): CKA and mutual k-NN apply; the paired
+  // cosine family needs equal widths and is skipped otherwise.
+  void run(const std::vector<std::vector<double>>& reps, std::size_t n, const std::vector<std::size_t>& dims,
+           std::map<std::string, Result>& results, std::size_t offset, std::vector<std::string>& notes) const {
     const std::size_t r = reps.size();
     const auto perm = permutation(n, seed);
     std::vector<std::vector<double>> permuted;
     if (null)
-      for (const auto& x : reps) permuted.push_back(permute_rows(x, d, perm));
+      for (std::size_t q = 0; q < r; ++q) permuted.push_back(permute_rows(reps[q], dims[q], perm));
+    const bool same_width = std::all_of(dims.begin(), dims.end(), [&](std::size_t w) { return w == dims[0]; });
+    const std::size_t d = dims[0];
     auto put = [&](const std::string& m, std::size_t a, std::size_t b, double v, double nv) {
       if (!wants(m)) return;
       results.at(m).values.at(offset + a * r + b) = v;
@@ -153,12 +162,16 @@ struct Pairwise {
         for (const auto& x : permuted) ptrs.push_back(x.data());
       const std::size_t rr = ptrs.size();
       std::vector<std::size_t> degenerate;
-      const auto cka = geometry::cka_matrix(comm, ptrs, std::vector<std::size_t>(rr, d), n, e, &degenerate);
+      std::vector<std::size_t> all_dims(dims);
+      if (null) all_dims.insert(all_dims.end(), dims.begin(), dims.end());
+      const auto cka = geometry::cka_matrix(comm, ptrs, all_dims, n, e, &degenerate);
       for (std::size_t a = 0; a < r; ++a)
         for (std::size_t b = 0; b < r; ++b) put(m, a, b, cka[a * rr + b], null ? cka[a * rr + r + b] : 0.0);
       if (!degenerate.empty()) notes.push_back(std::string(m) + ": " + std::to_string(degenerate.size()) + " representation(s) with a zero centred Gram (reported as 0)");
     }
-    if (wants("cosine") || wants("angular_distance") || wants("block_influence")) {
+    if ((wants("cosine") || wants("angular_distance") || wants("block_influence")) && !same_width)
+      notes.push_back("cosine, angular_distance, block_influence: representations of different widths, left 0");
+    if ((wants("cosine") || wants("angular_distance") || wants("block_influence")) && same_width) {
       for (std::size_t a = 0; a < r; ++a)
         for (std::size_t b = 0; b < r; ++b) {
           const auto p = geometry::paired_cosine(comm, reps[a].data(), reps[b].data(), n, d);
@@ -175,13 +188,13 @@ struct Pairwise {
       // Each representation's neighbour lists once (this rank's rows), then all pairs.
       std::vector<std::vector<std::size_t>> nn, nn_null;
       geometry::RowBlock block;
-      for (const auto& x : reps) {
-        const auto s = geometry::cosine_rows(comm, x.data(), n, x.data(), n, d, block);
+      for (std::size_t q = 0; q < r; ++q) {
+        const auto s = geometry::cosine_rows(comm, reps[q].data(), n, reps[q].data(), n, dims[q], block);
         nn.push_back(geometry::top_k_rows(s.data(), block.row0, block.rows, n, k));
       }
       if (null)
-        for (const auto& x : permuted) {
-          const auto s = geometry::cosine_rows(comm, x.data(), n, x.data(), n, d, block);
+        for (std::size_t q = 0; q < r; ++q) {
+          const auto s = geometry::cosine_rows(comm, permuted[q].data(), n, permuted[q].data(), n, dims[q], block);
           nn_null.push_back(geometry::top_k_rows(s.data(), block.row0, block.rows, n, k));
         }
       std::vector<double> local(2 * r * r), total(2 * r * r);
@@ -235,14 +248,20 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
       throw InputError("--metric: unknown metric '" + m + "'");
   for (const auto& p : o.pairs)
     if (std::find(sweep_pair_names().begin(), sweep_pair_names().end(), p) == sweep_pair_names().end())
-      throw InputError("--pairs: expected layer_layer, language_language or checkpoint_checkpoint, got '" + p + "'");
+      throw InputError("--pairs: expected layer_layer, language_language, checkpoint_checkpoint or model_model, got '" + p + "'");
   if (o.activations.empty()) throw InputError("--activations: expected at least one activations/1 file");
   if (o.knn < 1) throw InputError("--knn: expected at least 1, got " + std::to_string(o.knn));
   const bool checkpoints = std::find(o.pairs.begin(), o.pairs.end(), "checkpoint_checkpoint") != o.pairs.end();
-  if (!checkpoints && o.activations.size() != 1)
+  const bool models = std::find(o.pairs.begin(), o.pairs.end(), "model_model") != o.pairs.end();
+  if (checkpoints && models) throw InputError("--pairs: checkpoint_checkpoint and model_model take different files; run them separately");
+  if (!checkpoints && !models && o.activations.size() != 1)
     throw InputError("--activations: layer_layer and language_language sweep one file, got " + std::to_string(o.activations.size()));
-  if (checkpoints && o.activations.size() < 2)
-    throw InputError("--activations: checkpoint_checkpoint needs two or more files (checkpoints), got " + std::to_string(o.activations.size()));
+  if ((checkpoints || models) && o.activations.size() < 2)
+    throw InputError(std::string("--activations: ") + (checkpoints ? "checkpoint_checkpoint needs two or more files (checkpoints)" :
+                     "model_model needs two or more files (one per model)") + ", got " + std::to_string(o.activations.size()));
+  if (models && (o.pairs.size() != 1))
+    throw InputError("--pairs: model_model runs alone (its files are one per model)");
+  if (o.depth_bins < 2) throw InputError("--depth-bins: expected at least 2, got " + std::to_string(o.depth_bins));
   if (!o.labels.empty() && o.labels.size() != o.activations.size())
     throw InputError("--label: expected one label per --activations file");
   geometry::PetscScope petsc(o.petsc_options);
@@ -253,9 +272,11 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
   mpi::on_all(comm, [&] {
     for (std::size_t i = 0; i < o.activations.size(); ++i)
       sources.push_back(open_source(o.activations[i], o.labels.empty() ? "" : o.labels[i], o.hook));
-    for (const auto& s : sources)
-      if (s.ids != sources[0].ids || s.points != sources[0].points || s.width != sources[0].width)
-        throw InputError(s.path + ": prompts, points or width differ from " + sources[0].path + " (checkpoints must share them)");
+    for (const auto& s : sources) {
+      if (s.ids != sources[0].ids) throw InputError(s.path + ": prompts differ from " + sources[0].path + " (expected the same prompt ids in the same order)");
+      if (!models && (s.points != sources[0].points || s.width != sources[0].width))
+        throw InputError(s.path + ": points or width differ from " + sources[0].path + " (checkpoints of one model share them)");
+    }
   });
   const Source& first = sources[0];
   const std::size_t P = first.points, N = first.prompts, W = first.width;
@@ -264,6 +285,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
   summary.prompts = static_cast<long long>(N);
   summary.points = static_cast<int>(P);
   std::map<std::string, std::map<std::string, Result>> results;  // pairs -> metric -> result
+  std::vector<long long> depth_points;  // model_model: [depth, model] point indices
   std::vector<std::string> notes;
   const Pairwise pairwise{&o.metrics, o.knn, o.null, o.seed, comm};
   const std::vector<std::string> pairwise_metrics = {"cka_linear_biased", "cka_linear_unbiased", "cosine", "angular_distance",
@@ -373,6 +395,28 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
             res["twonn"].values[p * Lg + a] =
                 twonn_or_nan(comm, reps[a].data(), G, W, "point " + std::to_string(p) + " language " + languages[a], notes);
       }
+    } else if (pairs == "model_model") {
+      // Matched normalised depth t = j/(T-1): model m's point round(t (P_m - 1)).
+      const std::size_t M = sources.size(), T = static_cast<std::size_t>(o.depth_bins);
+      for (const auto& m : o.metrics) {
+        if (m == "cka_linear_biased" || m == "cka_linear_unbiased" || m == "mutual_knn")
+          prepare_result(res, m, {T, M, M}, "depth,model,model", o.null);
+        else
+          skip(m, "not a model-pair metric (models differ in width)");
+      }
+      depth_points.assign(T * M, 0);
+      for (std::size_t j = 0; j < T; ++j) {
+        const double t = static_cast<double>(j) / static_cast<double>(T - 1);
+        std::vector<std::vector<double>> reps;
+        std::vector<std::size_t> dims;
+        for (std::size_t q = 0; q < M; ++q) {
+          const auto p = static_cast<std::size_t>(std::llround(t * static_cast<double>(sources[q].points - 1)));
+          depth_points[j * M + q] = static_cast<long long>(p);
+          reps.push_back(sources[q].point(p));
+          dims.push_back(sources[q].width);
+        }
+        pairwise.run(reps, N, dims, res, j * M * M, notes);
+      }
     } else {  // checkpoint_checkpoint
       const std::size_t C = sources.size();
       for (const auto& m : o.metrics) {
@@ -412,7 +456,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         for (const auto& s : sources) ckpt_labels.push_back(s.label);
         if (pairs == "layer_layer") labels = &first.point_names;
         if (pairs == "language_language") labels = &languages;
-        if (pairs == "checkpoint_checkpoint") labels = &ckpt_labels;
+        if (pairs == "checkpoint_checkpoint" || pairs == "model_model") labels = &ckpt_labels;
         const std::size_t inner = r.shape.size() >= 2 ? r.shape.back() * (r.shape.size() == 3 ? r.shape[1] : 1) : 1;
         for (std::size_t i = 0; i < r.values.size(); ++i) {
           std::string point, row, column;
@@ -422,7 +466,13 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
             column = r.shape.size() == 2 ? (*labels)[i % r.shape[1]] : "";
           } else {
             const std::size_t p = i / inner, rest = i % inner;
-            point = first.point_names[p];
+            if (pairs == "model_model") {
+              std::ostringstream t;
+              t << static_cast<double>(p) / static_cast<double>(o.depth_bins - 1);
+              point = "depth " + t.str();
+            } else {
+              point = first.point_names[p];
+            }
             if (r.shape.size() == 3) {
               row = (*labels)[rest / r.shape[2]];
               column = (*labels)[rest % r.shape[2]];
@@ -456,6 +506,24 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
     for (const auto& s : languages) l = std::max(l, s.size());
     out.create_strings("/labels/languages", languages.size(), l, false);
     out.write_string_rows("/labels/languages", 0, root ? languages : std::vector<std::string>{});
+  }
+  if (results.count("model_model")) {
+    const auto M = static_cast<std::uint64_t>(sources.size()), T = static_cast<std::uint64_t>(o.depth_bins);
+    std::vector<double> depths;
+    for (std::uint64_t j = 0; j < T; ++j) depths.push_back(static_cast<double>(j) / static_cast<double>(T - 1));
+    out.create_numeric("/labels/depths", io::DType::f64, {T}, false);
+    out.write_rows("/labels/depths", 0, root ? T : 0, depths.data());
+    out.create_numeric("/labels/depth_points", io::DType::i64, {T, M}, false);
+    out.write_rows("/labels/depth_points", 0, root ? T : 0, depth_points.data());
+    out.set_attribute("/labels/depth_points", "meaning", "point of each model's hook used at each normalised depth: round(depth (points - 1))");
+    std::vector<std::string> labels;
+    std::size_t l = 1;
+    for (const auto& s : sources) {
+      labels.push_back(s.label);
+      l = std::max(l, s.label.size());
+    }
+    out.create_strings("/labels/models", labels.size(), l, false);
+    out.write_string_rows("/labels/models", 0, root ? labels : std::vector<std::string>{});
   }
   if (results.count("checkpoint_checkpoint")) {
     std::vector<std::string> labels;

@@ -11,10 +11,11 @@
 namespace lmtopo::stages {
 
 struct SweepOptions {
-  std::vector<std::string> activations;  // activations/1 files: one for layer/language sweeps, >= 2 for checkpoints
+  std::vector<std::string> activations;  // activations/1 files: one for layer/language sweeps, >= 2 for checkpoints or models
   std::vector<std::string> labels;       // one per file (checkpoint labels); default: file stem
   std::string hook;
-  std::vector<std::string> pairs{"layer_layer"};            // layer_layer | language_language | checkpoint_checkpoint
+  std::vector<std::string> pairs{"layer_layer"};  // layer_layer | language_language | checkpoint_checkpoint | model_model
+  int depth_bins = 11;                            // model_model: normalised depths 0, 1/(T-1), ..., 1
   std::vector<std::string> metrics{"cka_linear_unbiased"};  // see metric_names()
   int knn = 10;
   bool null = true;  // prompt-permutation null beside every pairwise metric

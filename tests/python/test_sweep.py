@@ -267,7 +267,8 @@ def test_bad_inputs_are_clear_errors(tmp_path, layers):
     assert proc.returncode == 2 and "nan.h5" in proc.stderr and "row 5" in proc.stderr and "NaN" in proc.stderr
     assert not (tmp_path / "x.h5").exists()
     ok = write_activations(tmp_path / "ok.h5", layers)
-    for args, needle in [(["--metric", "cka"], "unknown metric 'cka'"), (["--pairs", "model_model"], "--pairs"),
+    for args, needle in [(["--metric", "cka"], "unknown metric 'cka'"), (["--pairs", "models"], "--pairs"),
+                         (["--pairs", "model_model"], "two or more files (one per model)"),
                          (["--hook", "nope"], "no dataset /activations/nope"),
                          (["--pairs", "checkpoint_checkpoint"], "two or more files")]:
         base = ["sweep", "--activations", ok, "-o", tmp_path / "x.h5"] + (["--hook", "h"] if "--hook" not in args else [])
@@ -283,3 +284,26 @@ def test_bad_inputs_are_clear_errors(tmp_path, layers):
     f = write_activations(tmp_path / "wide.h5", wide)
     got = sweep(tmp_path, [f], "layer_layer", ["cka_linear_unbiased", "twonn"], name="wide")
     assert np.isfinite(got["twonn"]).all() and np.isfinite(got["cka_linear_unbiased"]).all()
+
+
+def test_model_model_at_matched_depth(tmp_path):
+    """Two 'models' of different depth and width on the same prompts: at normalised depth t the points
+    round(t (P - 1)) are compared; CKA and mutual k-NN equal numpy/sklearn there."""
+    g = np.random.default_rng(11)
+    a = f32(g.normal(size=(5, 40, 8)))    # 5 points, width 8
+    b = f32(g.normal(size=(9, 40, 13)))   # 9 points, width 13
+    b[8] = f32(np.tanh(a[4] @ g.normal(size=(8, 13))))  # the last points are related
+    fa, fb = write_activations(tmp_path / "a.h5", a), write_activations(tmp_path / "b.h5", b)
+    got = sweep(tmp_path, [fa, fb], "model_model", ["cka_linear_biased", "cka_linear_unbiased", "mutual_knn"],
+                extra=["--depth-bins", "5", "--label", "small", "--label", "large"])
+    with h5py.File(tmp_path / "out.h5", "r") as f:
+        pts = f["labels/depth_points"][()]
+        assert list(f["labels/models"].asstr()[()]) == ["small", "large"]
+        assert np.allclose(f["labels/depths"][()], [0, 0.25, 0.5, 0.75, 1])
+    assert pts.tolist() == [[0, 0], [1, 2], [2, 4], [3, 6], [4, 8]]
+    for j in range(5):
+        x, y = a[pts[j, 0]], b[pts[j, 1]]
+        assert got["cka_linear_biased"][j, 0, 1] == pytest.approx(cka_biased(x, y), abs=1e-10)
+        assert got["cka_linear_unbiased"][j, 1, 0] == pytest.approx(cka_unbiased(y, x), abs=1e-10)
+        assert got["mutual_knn"][j, 0, 1] == pytest.approx(mutual_knn(x, y, 4), abs=1e-12)
+    assert got["cka_linear_biased"][4, 0, 1] > got["cka_linear_biased"][0, 0, 1]
