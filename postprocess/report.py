@@ -21,6 +21,38 @@ def sads(x, lang, group):
     return float(c[diff_lang & same_group].mean() - c[diff_lang & ~same_group].mean())
 
 
+def sweep_section(out, model, steps, hook="post_attention_layernorm"):
+    """Tables from `lmtopo sweep` (C++; the SADS column re-derives the Python table above)."""
+    lines = []
+    per = []
+    for step in steps:
+        f = out / "sweep" / model / f"step{step}" / f"{hook}.h5"
+        if not f.exists():
+            return lines
+        with h5py.File(f, "r") as h:
+            g = h["language_language"]
+            top1 = g["retrieval_top1"][-1] if "retrieval_top1" in g else None
+            off = ~np.eye(top1.shape[0], dtype=bool) if top1 is not None else None
+            per.append((step, float(top1[off].mean()) if top1 is not None else float("nan"),
+                        float(g["retrieval_top1_null"][-1][off].mean()) if top1 is not None else float("nan"),
+                        float(g["sads"][-1]) if "sads" in g else float("nan"),
+                        float(h["layer_layer"]["twonn"][-1]) if "twonn" in h["layer_layer"] else float("nan")))
+    lines += ["", "## Similarity sweeps (`lmtopo sweep`, final-norm point, last token)", "",
+              "Retrieval: share of sentences whose translation is the most cosine-similar sentence of the other "
+              "language, averaged over language pairs (null: prompts permuted). TwoNN: intrinsic dimension.", "",
+              "| checkpoint | retrieval top-1 | null | SADS | TwoNN |", "|---|---|---|---|---|"]
+    lines += [f"| step{s} | {r:.3f} | {n:.3f} | {a:.3f} | {t:.1f} |" for s, r, n, a, t in per]
+    ck = out / "sweep" / model / "checkpoints" / f"{hook}.h5"
+    if ck.exists():
+        with h5py.File(ck, "r") as h:
+            cka = h["checkpoint_checkpoint/cka_linear_unbiased"][-1]
+            labels = list(h["labels/checkpoints"].asstr()[()])
+        lines += ["", "Representation drift: unbiased linear CKA of each checkpoint with the last one (final-norm point).", "",
+                  "| checkpoint | CKA with " + labels[-1] + " |", "|---|---|"]
+        lines += [f"| {l} | {v:.3f} |" for l, v in zip(labels, cka[:, -1])]
+    return lines
+
+
 def main(out):
     out = pathlib.Path(out)
     lines = ["# lmtopo demo report", ""]
@@ -58,6 +90,7 @@ def main(out):
         lines += ["", "## Zigzag persistence across layers (k-NN flag complexes, k = 4)", "",
                   "| checkpoint | H1 bars | Betti-1 per layer | argmax S̄ (H1) |", "|---|---|---|---|"]
         lines += [f"| step{s} | {n} | {b} | {m} |" for s, _, n, b, m in rows]
+    lines += sweep_section(out, model, [r[0] for r in rows])
     (out / "report.md").write_text("\n".join(lines) + "\n")
     print(out / "report.md")
 
