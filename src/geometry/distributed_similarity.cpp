@@ -81,15 +81,15 @@ std::vector<double> local_rows(const MatHandle& m, RowBlock& block) {
   return out;
 }
 
-// Row blocks of every rank concatenated: the full matrix on every rank.
-std::vector<double> allgather_rows(MPI_Comm comm, const std::vector<double>& mine, std::size_t total) {
+// Every rank's values concatenated in rank order (row blocks -> the full matrix), on every rank.
+std::vector<double> allgather_rows(MPI_Comm comm, const std::vector<double>& mine) {
   int size;
   MPI_Comm_size(comm, &size);
   const int count = static_cast<int>(mine.size());
   std::vector<int> counts(static_cast<std::size_t>(size)), displs(static_cast<std::size_t>(size));
   mpi_check(MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm), "MPI_Allgather");
   std::partial_sum(counts.begin(), counts.end() - 1, displs.begin() + 1);
-  std::vector<double> out(total);
+  std::vector<double> out(static_cast<std::size_t>(std::accumulate(counts.begin(), counts.end(), 0)));
   mpi_check(MPI_Allgatherv(mine.data(), count, MPI_DOUBLE, out.data(), counts.data(), displs.data(), MPI_DOUBLE, comm),
             "MPI_Allgatherv");
   return out;
@@ -166,7 +166,7 @@ std::vector<double> cka_matrix(MPI_Comm comm, const std::vector<const double*>& 
       sums[i] = std::accumulate(rows.begin() + static_cast<std::ptrdiff_t>(i * n), rows.begin() + static_cast<std::ptrdiff_t>((i + 1) * n), 0.0);
       diag[i] = rows[i * n + block.row0 + i];
     }
-    const auto all_sums = allgather_rows(comm, sums, n), all_diag = allgather_rows(comm, diag, n);
+    const auto all_sums = allgather_rows(comm, sums), all_diag = allgather_rows(comm, diag);
     centre_gram_rows(rows.data(), block.row0, block.rows, n, all_sums, all_diag, e);
     PetscScalar* arr;
     check(MatDenseGetArrayWrite(g.m, &arr), "MatDenseGetArrayWrite");
@@ -179,7 +179,7 @@ std::vector<double> cka_matrix(MPI_Comm comm, const std::vector<const double*>& 
   MatHandle m;
   check(MatTransposeMatMult(g.m, g.m, MAT_INITIAL_MATRIX, PETSC_DEFAULT, &m.m), "MatTransposeMatMult");
   RowBlock block;
-  const auto inner = allgather_rows(comm, local_rows(m, block), r * r);
+  const auto inner = allgather_rows(comm, local_rows(m, block));
   return cka_from_inner_products(inner, r, degenerate);
 }
 
@@ -252,16 +252,7 @@ double twonn_dimension(MPI_Comm comm, const double* x, std::size_t n, std::size_
       v = (b.row0 + r == j) ? 0.0 : std::max(0.0, norms[b.row0 + r] + norms[j] - 2 * v);
     }
   std::size_t dup = 0;
-  const auto mu = twonn_ratios(g.data(), b.row0, b.rows, n, &dup);
-  int size;
-  MPI_Comm_size(comm, &size);
-  const int count = static_cast<int>(mu.size());
-  std::vector<int> counts(static_cast<std::size_t>(size)), displs(static_cast<std::size_t>(size));
-  mpi_check(MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm), "MPI_Allgather");
-  std::partial_sum(counts.begin(), counts.end() - 1, displs.begin() + 1);
-  std::vector<double> all(static_cast<std::size_t>(std::accumulate(counts.begin(), counts.end(), 0)));
-  mpi_check(MPI_Allgatherv(mu.data(), count, MPI_DOUBLE, all.data(), counts.data(), displs.data(), MPI_DOUBLE, comm),
-            "MPI_Allgatherv");
+  auto all = allgather_rows(comm, twonn_ratios(g.data(), b.row0, b.rows, n, &dup));
   unsigned long long ld = dup, td = 0;
   mpi_check(MPI_Allreduce(&ld, &td, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
   if (duplicates) *duplicates = static_cast<std::size_t>(td);

@@ -236,16 +236,20 @@ class BpeTokenizer final : public Tokenizer {
     return (static_cast<std::uint64_t>(a) << 32) ^ static_cast<std::uint64_t>(b);
   }
 
+  // The steps of a component: the members of a {"type": "Sequence", list_key: [...]}, or itself.
+  static std::vector<nlohmann::json> steps_of(const nlohmann::json& component, const char* list_key) {
+    std::vector<nlohmann::json> steps;
+    if (component.is_object() && component.value("type", "") == "Sequence") {
+      for (const auto& c : component.at(list_key)) steps.push_back(c);
+    } else if (component.is_object()) {
+      steps.push_back(component);
+    }
+    return steps;
+  }
+
   template <typename Unsupported>
   void parse_normalizer(const nlohmann::json& norm, Unsupported unsupported) {
-    if (norm.is_null()) return;
-    std::vector<nlohmann::json> steps;
-    if (norm.value("type", "") == "Sequence") {
-      for (const auto& n : norm.at("normalizers")) steps.push_back(n);
-    } else {
-      steps.push_back(norm);
-    }
-    for (const auto& n : steps) {
+    for (const auto& n : steps_of(norm, "normalizers")) {
       const std::string type = n.value("type", "");
       if (type == "NFC") {
         normalize_.push_back({NormalizeStep::nfc, "", ""});
@@ -261,14 +265,8 @@ class BpeTokenizer final : public Tokenizer {
 
   template <typename Unsupported>
   void parse_pre_tokenizer(const nlohmann::json& pre, Unsupported unsupported) {
-    std::vector<nlohmann::json> steps;
-    if (pre.is_object() && pre.value("type", "") == "Sequence") {
-      for (const auto& p : pre.at("pretokenizers")) steps.push_back(p);
-    } else if (pre.is_object()) {
-      steps.push_back(pre);
-    }
     bool metaspace = false;
-    for (const auto& s : steps) {
+    for (const auto& s : steps_of(pre, "pretokenizers")) {
       const std::string type = s.value("type", "");
       PreStep p;
       if (type == "ByteLevel") {
@@ -310,14 +308,7 @@ class BpeTokenizer final : public Tokenizer {
 
   template <typename Unsupported>
   void parse_decoder(const nlohmann::json& dec, Unsupported unsupported) {
-    if (dec.is_null()) return;
-    std::vector<nlohmann::json> steps;
-    if (dec.value("type", "") == "Sequence") {
-      for (const auto& d : dec.at("decoders")) steps.push_back(d);
-    } else {
-      steps.push_back(dec);
-    }
-    for (const auto& d : steps) {
+    for (const auto& d : steps_of(dec, "decoders")) {
       const std::string type = d.value("type", "");
       DecodeStep s;
       if (type == "ByteLevel") {

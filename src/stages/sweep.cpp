@@ -226,6 +226,14 @@ double twonn_or_nan(MPI_Comm comm, const double* x, std::size_t n, std::size_t d
   }
 }
 
+// Collective: a string dataset of labels, written by rank 0.
+void write_labels(io::H5Output& out, const std::string& name, const std::vector<std::string>& labels, bool root) {
+  std::size_t width = 1;
+  for (const auto& l : labels) width = std::max(width, l.size());
+  out.create_strings(name, labels.size(), width, false);
+  out.write_string_rows(name, 0, root ? labels : std::vector<std::string>{});
+}
+
 void prepare_result(std::map<std::string, Result>& results, const std::string& name, std::vector<std::uint64_t> shape,
                     const std::string& axes, bool null) {
   Result r;
@@ -497,16 +505,10 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
   out.set_attribute("/", "null", std::string(o.null ? "prompt permutation (seed " + std::to_string(o.seed) + ")" : "none"));
   out.set_attribute("/", "csv", fs::path(csv).filename().string());
   out.set_attribute("/", "notes", notes.empty() ? std::vector<std::string>{""} : notes);
-  std::size_t max_len = 1;
-  for (const auto& s : first.point_names) max_len = std::max(max_len, s.size());
-  out.create_strings("/labels/points", P, max_len, false);
-  out.write_string_rows("/labels/points", 0, root ? first.point_names : std::vector<std::string>{});
-  if (results.count("language_language")) {
-    std::size_t l = 1;
-    for (const auto& s : languages) l = std::max(l, s.size());
-    out.create_strings("/labels/languages", languages.size(), l, false);
-    out.write_string_rows("/labels/languages", 0, root ? languages : std::vector<std::string>{});
-  }
+  std::vector<std::string> source_labels;
+  for (const auto& s : sources) source_labels.push_back(s.label);
+  write_labels(out, "/labels/points", first.point_names, root);
+  if (results.count("language_language")) write_labels(out, "/labels/languages", languages, root);
   if (results.count("model_model")) {
     const auto M = static_cast<std::uint64_t>(sources.size()), T = static_cast<std::uint64_t>(o.depth_bins);
     std::vector<double> depths;
@@ -516,25 +518,9 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
     out.create_numeric("/labels/depth_points", io::DType::i64, {T, M}, false);
     out.write_rows("/labels/depth_points", 0, root ? T : 0, depth_points.data());
     out.set_attribute("/labels/depth_points", "meaning", "point of each model's hook used at each normalised depth: round(depth (points - 1))");
-    std::vector<std::string> labels;
-    std::size_t l = 1;
-    for (const auto& s : sources) {
-      labels.push_back(s.label);
-      l = std::max(l, s.label.size());
-    }
-    out.create_strings("/labels/models", labels.size(), l, false);
-    out.write_string_rows("/labels/models", 0, root ? labels : std::vector<std::string>{});
+    write_labels(out, "/labels/models", source_labels, root);
   }
-  if (results.count("checkpoint_checkpoint")) {
-    std::vector<std::string> labels;
-    std::size_t l = 1;
-    for (const auto& s : sources) {
-      labels.push_back(s.label);
-      l = std::max(l, s.label.size());
-    }
-    out.create_strings("/labels/checkpoints", labels.size(), l, false);
-    out.write_string_rows("/labels/checkpoints", 0, root ? labels : std::vector<std::string>{});
-  }
+  if (results.count("checkpoint_checkpoint")) write_labels(out, "/labels/checkpoints", source_labels, root);
   for (const auto& [pairs, res] : results)
     for (const auto& [m, r] : res) {
       for (int which = 0; which < (r.null.empty() ? 1 : 2); ++which) {
