@@ -143,6 +143,7 @@ JobSpec load_job_spec(const std::string& path) {
   if (!doc.is_object()) throw InputError(path + ": expected a mapping at the top level of the job spec");
   const json& schema = job_schema();
   if (auto e = validate_json(doc, schema)) throw InputError(path + ": " + (e->path.empty() ? "<document>" : e->path) + ": " + e->message);
+  spec.written = doc;
   apply_defaults(doc, schema);
   spec.config = doc;
   spec.study = doc["study"].get<std::string>();
@@ -203,6 +204,10 @@ JobSpec load_job_spec(const std::string& path) {
     if (!doc.contains("extract")) field_error(path, "sweep", "needs an extract section (sweeps read the extracted activations)");
   }
   return spec;
+}
+
+nlohmann::json work_item_section(const JobSpec& spec, const std::string& section) {
+  return spec.written.contains(section) ? spec.written[section] : nlohmann::json::object();
 }
 
 std::string config_hash(const nlohmann::json& value) { return sha256_hex(value.dump()); }

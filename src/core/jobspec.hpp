@@ -40,6 +40,9 @@ struct JobSpec {
   std::string file;        // the spec's path
   std::string base_dir;    // relative paths in the spec are relative to this
   nlohmann::json config;   // effective config: defaults applied
+  // The spec as written (no defaults): work items are keyed by it, so a later lmtopo that adds an
+  // option with a default does not make finished work look stale (see work_item_section).
+  nlohmann::json written;
   std::string study;
   std::string output;      // resolved output root
   std::vector<ModelSpec> models;
@@ -56,6 +59,9 @@ std::vector<int> checkpoint_schedule(int steps, int every);
 // The checkpoints of a model: as listed, or (from_train) the step<N>/ folders the train stage saves
 // under <output>/checkpoints/<name>/ by the spec's schedule (whether written yet or not), by step.
 std::vector<CheckpointRef> trained_checkpoints(const JobSpec& spec, const ModelSpec& model);
+
+// The section of the spec as written that a work item's result depends on ({} when absent).
+nlohmann::json work_item_section(const JobSpec& spec, const std::string& section);
 
 // sha256 of the canonical JSON dump of `value` (keys sorted), for staleness checks.
 std::string config_hash(const nlohmann::json& value);

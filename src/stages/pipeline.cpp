@@ -79,16 +79,18 @@ std::string activations_path(const core::JobSpec& spec, const Item& it) {
 
 // What an item's result depends on; a change makes the item stale.
 nlohmann::json item_config(const core::JobSpec& spec, const std::string& stage, const Item& it) {
-  nlohmann::json c = {{"stage", stage}, {"item", it.id}, {"data", spec.config["data"]}};
-  if (stage == "train") c["train"] = spec.config["train"];
+  // The sections as written (not the defaults-applied config): see core::work_item_section.
+  const auto section = [&](const char* name) { return core::work_item_section(spec, name); };
+  nlohmann::json c = {{"stage", stage}, {"item", it.id}, {"data", section("data")}};
+  if (stage == "train") c["train"] = section("train");
   if (stage == "extract" || stage == "zigzag") {
-    c["extract"] = spec.config["extract"];
+    c["extract"] = section("extract");
     c["checkpoint"] = it.checkpoint.dir;
   }
-  if (stage == "zigzag") c["zigzag"] = spec.config["zigzag"];
+  if (stage == "zigzag") c["zigzag"] = section("zigzag");
   if (stage == "sweep") {
-    c["extract"] = spec.config["extract"];
-    c["sweep"] = spec.config["sweep"];
+    c["extract"] = section("extract");
+    c["sweep"] = section("sweep");
     if (it.model.empty()) {
       for (const auto& m : spec.models) c["checkpoints"].push_back(core::trained_checkpoints(spec, m).back().dir);
     } else if (it.checkpoint.dir.empty()) {

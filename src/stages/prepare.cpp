@@ -217,8 +217,8 @@ std::vector<std::pair<std::size_t, LanguageRows>> jsonl_rows(const core::JobSpec
 
 nlohmann::json prepare_config(const core::JobSpec& spec) {
   nlohmann::json c;
-  c["data"] = spec.config["data"];
-  c["models"] = spec.config["models"];
+  c["data"] = core::work_item_section(spec, "data");
+  c["models"] = core::work_item_section(spec, "models");
   // The resolved checkpoint list too: a new stepN/ folder under a template directory makes prepare
   // (hashes, duplicate flags) stale, so a nightly run picks it up.
   c["checkpoints"] = nlohmann::json::array();
