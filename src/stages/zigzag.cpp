@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <random>
+#include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -103,6 +104,15 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
     }
   }
 
+  // --benchmark: seconds per phase (subset 0), the slowest rank's.
+  std::vector<std::pair<std::string, double>> phases;
+  double t_phase = MPI_Wtime();
+  auto phase_done = [&](const char* name, bool first_subset) {
+    const double now = MPI_Wtime();
+    if (first_subset) phases.push_back({name, now - t_phase});
+    t_phase = now;
+  };
+
   ZigzagSummary summary;
   summary.num_layers = L;
   summary.num_points = static_cast<long long>(subsets[0].size());
@@ -139,6 +149,7 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
         mine.push_back({l, pack(topology::flag_complex(graph, o.max_dim))});
       }
     });
+    phase_done("read + k-NN + flag complexes (own layers)", si == 0);
 
     // Gather every layer's complex on rank 0.
     std::vector<std::vector<topology::Simplex>> layers(static_cast<std::size_t>(L));
@@ -166,6 +177,7 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
       }
     }
     mine.clear();
+    phase_done("gather complexes on rank 0", si == 0);
 
     topology::ZigzagStream stream;
     topology::ConeMatrix cone;
@@ -177,15 +189,18 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
       cone = topology::build_cone_matrix(stream.ops);
       if (si == 0) summary.num_ops = static_cast<long long>(stream.ops.size());
     });
+    phase_done("intersection zigzag + cone matrix (rank 0)", si == 0);
     std::vector<topology::ReductionStepStats> stats;
     const bool bench = o.benchmark && si == 0;
     const auto pairs = topology::reduce_by_name(o.reducer, &cone.matrix, comm, o.threads, bench ? &stats : nullptr);
+    phase_done("reduction", si == 0);
     if (bench) print_reduction_benchmark(stats, comm, std::cout);
     std::vector<topology::PositionBar> pos_bars;
     mpi::on_root(comm, [&] {
       pos_bars = topology::bars_in_positions(topology::read_out_bars(cone, pairs), stream, si == 0 ? &op_bars : nullptr);
     });
     pos_by_subset.push_back(std::move(pos_bars));
+    phase_done("bar read-out (rank 0)", si == 0);
   }
   const auto& pos_bars = pos_by_subset[0];
   summary.num_bars = static_cast<long long>(pos_bars.size());
@@ -296,6 +311,20 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
     }
   }
   out.commit();
+  phase_done("summaries + write", true);
+  if (o.benchmark) {
+    double total = 0;
+    for (auto& [name, secs] : phases) {
+      double slowest = 0;
+      mpi::check(MPI_Allreduce(&secs, &slowest, 1, MPI_DOUBLE, MPI_MAX, comm), "MPI_Allreduce");
+      secs = slowest;
+      total += slowest;
+    }
+    if (rank == 0)
+      for (const auto& [name, secs] : phases)
+        std::cout << "zigzag --benchmark: " << name << ": " << std::fixed << std::setprecision(3) << secs << " s ("
+                  << static_cast<int>(100 * secs / total) << "%)\n";
+  }
   return summary;
 }
 
