@@ -69,15 +69,16 @@ nlohmann::json read_submissions(const core::JobSpec& spec) {
 std::map<std::string, std::pair<std::string, std::string>> queue_states(const std::vector<std::string>& job_ids) {
   std::map<std::string, std::pair<std::string, std::string>> out;
   if (job_ids.empty()) return out;
-  std::string ids;
-  for (const auto& j : job_ids) ids += (ids.empty() ? "" : ",") + j;
-  const auto [rc, text] = capture("squeue -h -r -j " + ids + " -o '%i %T %r'");
-  if (rc != 0) return out;  // finished jobs make squeue complain: nothing queued
+  // All of this user's jobs, filtered here: `squeue -j` with an id SLURM has already purged fails
+  // as a whole, which would hide the ones still queued.
+  const std::set<std::string> wanted(job_ids.begin(), job_ids.end());
+  const auto [rc, text] = capture("squeue -h -r --me -o '%i %T %r'");
+  if (rc != 0) throw RuntimeFailure("squeue failed: " + trim(text));
   std::istringstream in(text);
   std::string id, state, reason;
   while (in >> id >> state) {
     std::getline(in, reason);
-    out[id] = {state, trim(reason)};
+    if (wanted.count(id.substr(0, id.find('_')))) out[id] = {state, trim(reason)};
   }
   return out;
 }
