@@ -4,7 +4,6 @@
 #include <array>
 #include <filesystem>
 #include <iostream>
-#include <sstream>
 
 #include "cli/command.hpp"
 #include "core/error.hpp"
@@ -18,14 +17,6 @@ namespace lmtopo::cli {
 namespace {
 
 #ifdef LMTOPO_TORCH_HELPER
-std::vector<std::string> comma_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream in(text);
-  for (std::string s; std::getline(in, s, ',');)
-    if (!s.empty()) out.push_back(s);
-  return out;
-}
-
 // The front-end binary (`lmtopo`, beside this one) for the scripts to call.
 std::string lmtopo_binary() {
   std::array<char, 4096> self{};
@@ -46,7 +37,7 @@ int run_submit(const po::variables_map& vm, const std::vector<std::string>& pass
     return 0;
   }
   stages::SubmitOptions o;
-  if (vm.count("stages")) o.stages = comma_list(vm["stages"].as<std::string>());
+  if (vm.count("stages")) o.stages = comma_separated({vm["stages"].as<std::string>()});
   o.dry_run = vm.count("dry-run") > 0;
   o.retry_failed = vm.count("retry-failed") > 0;
   o.afterany = vm.count("afterany") > 0;
@@ -66,7 +57,7 @@ int run_status(const po::variables_map& vm, const std::vector<std::string>&) {
 #ifdef LMTOPO_TORCH_HELPER
   if (mpi::rank() != 0) return 0;
   const auto spec = core::load_job_spec(vm["job"].as<std::string>());
-  const auto stages = vm.count("stage") ? comma_list(vm["stage"].as<std::string>()) : std::vector<std::string>{};
+  const auto stages = vm.count("stage") ? comma_separated({vm["stage"].as<std::string>()}) : std::vector<std::string>{};
   bool complete = true;
   for (const auto& s : stages::study_status(spec, stages)) {
     std::cout << s.stage << ": " << s.items << " item(s): " << s.done << " done, " << s.running << " running, " << s.queued

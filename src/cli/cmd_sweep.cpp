@@ -1,6 +1,5 @@
 // `lmtopo sweep`: similarity sweeps across layers, languages and checkpoints of one hook.
 #include <iostream>
-#include <sstream>
 
 #include "cli/command.hpp"
 #include "core/error.hpp"
@@ -10,17 +9,6 @@
 namespace lmtopo::cli {
 namespace {
 
-std::vector<std::string> comma_list(const std::vector<std::string>& values) {
-  std::vector<std::string> out;
-  for (const auto& v : values) {
-    std::stringstream in(v);
-    std::string item;
-    while (std::getline(in, item, ','))
-      if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
-
 int run_sweep_cmd(const po::variables_map& vm, const std::vector<std::string>& passthrough) {
   if (vm.count("job")) return run_job_stage(vm, "sweep");
   require_options(vm, {"activations", "hook", "output"});
@@ -29,8 +17,8 @@ int run_sweep_cmd(const po::variables_map& vm, const std::vector<std::string>& p
   if (vm.count("label")) o.labels = vm["label"].as<std::vector<std::string>>();
   o.hook = vm["hook"].as<std::string>();
   o.output = vm["output"].as<std::string>();
-  o.pairs = comma_list(vm["pairs"].as<std::vector<std::string>>());
-  o.metrics = comma_list(vm["metric"].as<std::vector<std::string>>());
+  o.pairs = comma_separated(vm["pairs"].as<std::vector<std::string>>());
+  o.metrics = comma_separated(vm["metric"].as<std::vector<std::string>>());
   o.knn = vm["knn"].as<int>();
   o.depth_bins = vm["depth-bins"].as<int>();
   o.null = vm.count("no-null") == 0;

@@ -64,4 +64,14 @@ std::string cli_reference_markdown() {
   return out.str();
 }
 
+std::vector<std::string> comma_separated(const std::vector<std::string>& values) {
+  std::vector<std::string> out;
+  for (const auto& v : values) {
+    std::stringstream in(v);
+    for (std::string item; std::getline(in, item, ',');)
+      if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
 }  // namespace lmtopo::cli

@@ -54,6 +54,9 @@ Command make_status_command();
 // options are required only when no job spec is given).
 void require_options(const po::variables_map& vm, std::initializer_list<const char*> names);
 
+// The non-empty items of comma-separated option values ("a,b" or repeated options, or both).
+std::vector<std::string> comma_separated(const std::vector<std::string>& values);
+
 // The job-spec form of a single stage (every item, or --item K).
 int run_job_stage(const po::variables_map& vm, const std::string& stage);
 

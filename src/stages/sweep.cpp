@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "core/permutation.hpp"
 #include "geometry/distributed_similarity.hpp"
 #include "io/h5store.hpp"
 #include "io/work_manifest.hpp"
@@ -84,15 +85,6 @@ Source open_source(const std::string& path, const std::string& label, const std:
   return s;
 }
 
-// Deterministic permutation (same on every rank and platform): Fisher-Yates with mt19937_64.
-std::vector<std::size_t> permutation(std::size_t n, unsigned long long seed) {
-  std::vector<std::size_t> p(n);
-  for (std::size_t i = 0; i < n; ++i) p[i] = i;
-  std::mt19937_64 rng(seed);
-  for (std::size_t i = n; i > 1; --i) std::swap(p[i - 1], p[static_cast<std::size_t>(rng() % i)]);
-  return p;
-}
-
 std::vector<double> permute_rows(const std::vector<double>& x, std::size_t d, const std::vector<std::size_t>& perm) {
   std::vector<double> out(x.size());
   for (std::size_t i = 0; i < perm.size(); ++i) std::copy_n(x.begin() + static_cast<std::ptrdiff_t>(perm[i] * d), d, out.begin() + static_cast<std::ptrdiff_t>(i * d));
@@ -142,7 +134,7 @@ struct Pairwise {
   void run(const std::vector<std::vector<double>>& reps, std::size_t n, const std::vector<std::size_t>& dims,
            std::map<std::string, Result>& results, std::size_t offset, std::vector<std::string>& notes) const {
     const std::size_t r = reps.size();
-    const auto perm = permutation(n, seed);
+    const auto perm = core::permutation(n, seed);
     std::vector<std::vector<double>> permuted;
     if (null)
       for (std::size_t q = 0; q < r; ++q) permuted.push_back(permute_rows(reps[q], dims[q], perm));
@@ -345,7 +337,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         else
           skip(m, "not a language-pair metric");
       }
-      const auto perm = permutation(G, o.seed);
+      const auto perm = core::permutation(G, o.seed);
       for (std::size_t p = 0; p < P; ++p) {
         const auto x = first.point(p);
         std::vector<std::vector<double>> reps;
@@ -379,7 +371,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
           std::vector<long long> grp, grp_null;
           for (std::size_t a = 0; a < Lg; ++a) {
             all.insert(all.end(), reps[a].begin(), reps[a].end());
-            const auto pa = permutation(G, o.seed + a + 1);
+            const auto pa = core::permutation(G, o.seed + a + 1);
             for (std::size_t g = 0; g < G; ++g) {
               lang.push_back(static_cast<int>(a));
               grp.push_back(static_cast<long long>(g));
@@ -488,8 +480,9 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
               row = (*labels)[rest];
             }
           }
-          out << pairs << "," << m << "," << point << "," << row << "," << column << "," << r.values[i] << ","
-              << (r.null.empty() ? "" : [&] { std::ostringstream v; v << std::setprecision(17) << r.null[i]; return v.str(); }()) << "\n";
+          out << pairs << "," << m << "," << point << "," << row << "," << column << "," << r.values[i] << ",";
+          if (!r.null.empty()) out << r.null[i];
+          out << "\n";
         }
       }
     io::write_file_atomically(csv, out.str());

@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <random>
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/permutation.hpp"
 #include "io/h5store.hpp"
 #include "mpi/collective.hpp"
 #include "topology/flag_complex.hpp"
@@ -92,10 +92,7 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
                        " prompts need " + std::to_string(size_each * static_cast<std::size_t>(o.subsets)) + ", the file has " + std::to_string(n));
     if (size_each <= static_cast<std::size_t>(o.k))
       throw InputError("--k: expected k < the subset size (" + std::to_string(size_each) + "), got " + std::to_string(o.k));
-    std::vector<std::size_t> perm(n);
-    for (std::size_t i = 0; i < n; ++i) perm[i] = i;
-    std::mt19937_64 rng(o.subset_seed);
-    for (std::size_t i = n; i > 1; --i) std::swap(perm[i - 1], perm[static_cast<std::size_t>(rng() % i)]);
+    const auto perm = core::permutation(n, o.subset_seed);
     for (int s = 0; s < o.subsets; ++s) {
       std::vector<std::size_t> rows(perm.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(s) * size_each),
                                     perm.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(s + 1) * size_each));
