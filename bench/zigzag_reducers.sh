@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The reducers on one k-NN intersection zigzag of random drifting point clouds (L layers x N points),
-# each timed in the same run; ratios against the serial twist reducer.
+# each timed in the same run; ratios against the serial twist reducer on the boundary matrix itself
+# (--dualize false, the baseline); every other row reduces the anti-transpose (the default).
 # Usage: bench/zigzag_reducers.sh [L] [N] [k] [max_dim]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,21 +20,22 @@ with h5py.File(path, "w") as f:
                     "git_dirty": 0, "config_json": "{}", "created_by": "{}"})
     f.create_dataset("activations/h", data=np.stack(x).astype(np.float32))
 PY
-run() {  # label, ranks, reducer
+run() {  # label, ranks, reducer, dualize
   local t0 t1
   t0=$(date +%s.%N)
   mpirun --oversubscribe -n "$2" "$here/build/lmtopo" zigzag --activations "$dir/act.h5" --hook h -o "$dir/z-$1.h5" \
-    -k "$K" --max-dim "$M" --reducer "$3" > "$dir/$1.log"
+    -k "$K" --max-dim "$M" --reducer "$3" --dualize "${4:-true}" > "$dir/$1.log"
   t1=$(date +%s.%N)
   python3 -c "print(f'{$t1-$t0:.2f}')"
 }
 echo "L=$L N=$N k=$K max_dim=$M: $(grep operations "$dir/twist.log" 2>/dev/null || true)"
-base=$(run twist 1 twist); grep operations "$dir/twist.log"
+base=$(run twist 1 twist false); grep operations "$dir/twist.log"
 printf "%-16s %8s %8s\n" reducer seconds ratio
-printf "%-16s %8s %8s\n" twist "$base" 1.00
-for cfg in "chunk 1 chunk" "distributed-1 1 distributed" "distributed-2 2 distributed"; do
+printf "%-16s %8s %8s\n" "twist (primal)" "$base" 1.00
+for cfg in "twist-dual 1 twist" "chunk 1 chunk" "distributed-1 1 distributed" "distributed-2 2 distributed" \
+           "distributed-4 4 distributed" "dist-primal-2 2 distributed false"; do
   set -- $cfg
-  s=$(run "$1" "$2" "$3")
+  s=$(run "$1" "$2" "$3" "${4:-true}")
   printf "%-16s %8s %8s\n" "$1" "$s" "$(python3 -c "print(f'{$base/$s:.2f}')")"
   cmp <("$here/.venv/bin/python" -c "import h5py;print(h5py.File('$dir/z-$1.h5')['bars/position'][:].tolist())") \
       <("$here/.venv/bin/python" -c "import h5py;print(h5py.File('$dir/z-twist.h5')['bars/position'][:].tolist())") \

@@ -38,7 +38,7 @@ int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
   if (reducer == "distributed") mpi::ensure_initialized();
   std::vector<topology::ReductionStepStats> stats;
   const auto pairs = topology::reduce_by_name(reducer, &cone.matrix, MPI_COMM_WORLD, vm["threads"].as<int>(),
-                                              benchmark ? &stats : nullptr);
+                                              benchmark ? &stats : nullptr, vm["dualize"].as<bool>());
   if (benchmark) stages::print_reduction_benchmark(stats, MPI_COMM_WORLD, std::cout);
   mpi::on_root(MPI_COMM_WORLD, [&] {
     const auto bars = topology::read_out_bars(cone, pairs);
@@ -76,6 +76,8 @@ Command make_barcode_command() {
         "reducer", po::value<std::string>()->default_value("twist"),
         "reduction algorithm: twist (serial, clearing), chunk (threads), distributed (MPI ranks)")(
         "threads", po::value<int>()->default_value(2), "threads of the chunk reducer")(
+        "dualize", po::value<bool>()->default_value(true),
+        "reduce the anti-transpose (persistent cohomology): the same pairs, faster on cone matrices; false: the boundary matrix")(
         "benchmark", "print per rank and step: time, peak memory, bytes sent/received (distributed reducer)");
   };
   c.positionals = {{"input", 1}};

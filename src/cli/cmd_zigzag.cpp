@@ -41,6 +41,7 @@ int run_zigzag_cmd(const po::variables_map& vm, const std::vector<std::string>&)
   o.metric = vm["metric"].as<std::string>();
   o.reducer = vm["reducer"].as<std::string>();
   o.threads = vm["threads"].as<int>();
+  o.dualize = vm["dualize"].as<bool>();
   o.mem_limit_gib = vm["mem-limit"].as<double>();
   o.benchmark = vm.count("benchmark") > 0;
   o.subsets = vm["subsets"].as<int>();
@@ -87,6 +88,8 @@ Command make_zigzag_command() {
         "metric", po::value<std::string>()->default_value("euclidean"), "euclidean or cosine")(
         "reducer", po::value<std::string>()->default_value("distributed"), "twist, chunk or distributed")(
         "threads", po::value<int>()->default_value(2), "threads of the chunk reducer")(
+        "dualize", po::value<bool>()->default_value(true),
+        "reduce the anti-transpose (persistent cohomology): the same pairs, faster on cone matrices; false: the boundary matrix")(
         "mem-limit", po::value<double>()->default_value(8.0),
         "GiB; refuse a layer whose flag complex may exceed it (bound from vertex degrees)")(
         "benchmark", "print the reducer's per-rank table")(

@@ -259,6 +259,7 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
   o.homology_dims = z["homology_dims"].get<std::vector<int>>();
   o.metric = z["metric"];
   o.reducer = z["reducer"];
+  o.dualize = z["dualize"];
   o.subsets = z["subsets"];
   o.subset_size = z["subset_size"];
   o.subset_seed = z["subset_seed"];

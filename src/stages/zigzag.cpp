@@ -189,7 +189,8 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
     phase_done("intersection zigzag + cone matrix (rank 0)", si == 0);
     std::vector<topology::ReductionStepStats> stats;
     const bool bench = o.benchmark && si == 0;
-    const auto pairs = topology::reduce_by_name(o.reducer, &cone.matrix, comm, o.threads, bench ? &stats : nullptr);
+    const auto pairs = topology::reduce_by_name(o.reducer, &cone.matrix, comm, o.threads, bench ? &stats : nullptr,
+                                                  o.dualize);
     phase_done("reduction", si == 0);
     if (bench) print_reduction_benchmark(stats, comm, std::cout);
     std::vector<topology::PositionBar> pos_bars;
@@ -205,6 +206,7 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
   nlohmann::json config = {{"activations", o.activations}, {"hook", o.hook},        {"k", o.k},
                            {"max_dim", o.max_dim},         {"homology_dims", o.homology_dims},
                            {"metric", o.metric},           {"reducer", o.reducer},
+                           {"dualize", o.dualize},
                            {"subsets", o.subsets},         {"subset_size", o.subset_size},
                            {"subset_seed", o.subset_seed}};
   io::H5Output out(o.output, comm, "layer-summaries/1", config);
@@ -212,6 +214,7 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
   out.set_attribute("/", "max_dim", static_cast<long long>(o.max_dim));
   out.set_attribute("/", "metric", o.metric);
   out.set_attribute("/", "reducer", o.reducer);
+  out.set_attribute("/", "dualize", static_cast<long long>(o.dualize ? 1 : 0));
   out.set_attribute("/", "hook", o.hook);
   out.set_attribute("/", "source", o.activations);
   out.set_attribute("/", "num_layers", static_cast<long long>(L));

@@ -17,6 +17,7 @@ struct ZigzagOptions {
   std::vector<int> homology_dims{0, 1};
   std::string metric = "euclidean";
   std::string reducer = "distributed";
+  bool dualize = true;  // reduce the anti-transpose (cohomology): same pairs, faster on cone matrices
   int threads = 2;
   double mem_limit_gib = 8.0;
   bool benchmark = false;

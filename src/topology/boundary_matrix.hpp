@@ -58,6 +58,30 @@ class BoundaryMatrix {
   std::vector<Index> entries_;
 };
 
+// The anti-transpose of `matrix` (PHAT's and DIPHA's "dualize"): cell i becomes cell n-1-i, its
+// column lists the cells whose boundary contains it (its coboundary), and its dimension is
+// max_dim - dim(i). Reducing it yields the persistent cohomology pairs, which are the homology pairs
+// with both ends mapped back by i -> n-1-i (de Silva, Morozov, Vejdemo-Johansson 2011).
+inline BoundaryMatrix anti_transpose(const BoundaryMatrix& matrix) {
+  const Index n = matrix.num_columns();
+  const int top = matrix.max_dim();
+  std::vector<Index> counts(static_cast<std::size_t>(n) + 1, 0);
+  for (Index j = 0; j < n; ++j)
+    for (Index i : matrix.column(j)) ++counts[static_cast<std::size_t>(n - 1 - i) + 1];
+  for (std::size_t c = 1; c < counts.size(); ++c) counts[c] += counts[c - 1];
+  std::vector<Index> rows(static_cast<std::size_t>(counts.back()));
+  std::vector<Index> fill(counts.begin(), counts.end() - 1);
+  // Visiting original columns from last to first writes each dual column's rows n-1-j increasing.
+  for (Index j = n; j-- > 0;)
+    for (Index i : matrix.column(j)) rows[static_cast<std::size_t>(fill[static_cast<std::size_t>(n - 1 - i)]++)] = n - 1 - j;
+  BoundaryMatrix dual;
+  const Index* base = rows.data();
+  for (Index c = 0; c < n; ++c)
+    dual.append_column(top - matrix.dim(n - 1 - c), ColumnView{base + counts[static_cast<std::size_t>(c)],
+                                                               base + counts[static_cast<std::size_t>(c) + 1]});
+  return dual;
+}
+
 // One persistence pair of a reduced matrix: `creator` is the pivot row, `destroyer` the column.
 struct PersistencePair {
   Index creator;

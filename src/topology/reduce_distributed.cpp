@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <stdexcept>
 #include <string>
 
@@ -174,55 +175,84 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
   std::vector<Index>().swap(my_buffer);
 
   LocalBlock block(lo, hi, n);
-  const int tag = 4242;
+  // Columns only ever move down (to rank-1), so each dimension is a pipeline: rank r reduces its own
+  // columns and the ones arriving from r+1 as they come, forwards those whose pivot lies below its
+  // block in batches with non-blocking sends, and is done with the dimension once r+1 said it is
+  // done and nothing is left. Arrival order does not matter: the swap rule keeps additions
+  // left-to-right. Every message is [final flag, packed columns...], tagged by dimension.
+  constexpr std::size_t batch_columns = 512;  // columns reduced between two looks at the network
   for (int d = max_dim; d >= 1; --d) {
-    std::vector<PendingColumn> pending;
+    const auto start = std::chrono::steady_clock::now();
+    const int tag = 4242 + d;
+    ReductionStepStats row;
+    row.rank = rank;
+    row.dim = d;
+    std::deque<PendingColumn> pending;
     for (Index j = lo; j < hi; ++j) {
       const auto local = static_cast<std::size_t>(j - lo);
       if (local_dims[local] != d || block.cleared(j)) continue;
       pending.push_back({j, std::move(local_columns[local])});
     }
-    for (int round = 0;; ++round) {
-      const auto start = std::chrono::steady_clock::now();
-      ReductionStepStats row;
-      row.rank = rank;
-      row.dim = d;
-      row.round = round;
-      row.columns_in = static_cast<long long>(pending.size());
-      std::vector<Index> outgoing;
-      for (auto& c : pending) {
+    bool done_above = rank + 1 >= size;
+    std::vector<Index> outgoing{0}, in_flight;
+    MPI_Request request = MPI_REQUEST_NULL;
+    auto send = [&](bool final) {
+      if (rank == 0) return;
+      if (outgoing.size() == 1 && !final) return;
+      check_mpi(MPI_Wait(&request, MPI_STATUS_IGNORE), "MPI_Wait");
+      outgoing[0] = final ? 1 : 0;
+      in_flight.swap(outgoing);
+      outgoing.assign(1, 0);
+      if (in_flight.size() > static_cast<std::size_t>(1) << 30)
+        throw std::runtime_error("reduce_distributed: a forwarding batch exceeds 2^30 entries");
+      check_mpi(MPI_Isend(in_flight.data(), static_cast<int>(in_flight.size()), MPI_INT64_T, rank - 1, tag, comm,
+                          &request),
+                "MPI_Isend");
+      row.bytes_sent += static_cast<long long>(in_flight.size() * sizeof(Index));
+    };
+    auto receive = [&](bool block_until_message) {
+      MPI_Status status;
+      int arrived = 0;
+      if (block_until_message) {
+        const auto wait_start = std::chrono::steady_clock::now();
+        check_mpi(MPI_Probe(rank + 1, tag, comm, &status), "MPI_Probe");
+        row.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();
+        arrived = 1;
+      } else {
+        check_mpi(MPI_Iprobe(rank + 1, tag, comm, &arrived, &status), "MPI_Iprobe");
+      }
+      if (!arrived) return;
+      int count = 0;
+      check_mpi(MPI_Get_count(&status, MPI_INT64_T, &count), "MPI_Get_count");
+      std::vector<Index> incoming(static_cast<std::size_t>(count));
+      check_mpi(MPI_Recv(incoming.data(), count, MPI_INT64_T, rank + 1, tag, comm, MPI_STATUS_IGNORE), "MPI_Recv");
+      row.bytes_received += static_cast<long long>(incoming.size() * sizeof(Index));
+      ++row.batches;
+      done_above = incoming.at(0) != 0;
+      incoming.erase(incoming.begin());
+      for (auto& c : unpack(incoming)) pending.push_back(std::move(c));
+    };
+    while (true) {
+      for (std::size_t i = 0; i < batch_columns && !pending.empty(); ++i) {
+        PendingColumn c = std::move(pending.front());
+        pending.pop_front();
+        ++row.columns_in;
         if (block.reduce(c)) {
           pack(c, outgoing);
           ++row.columns_forwarded;
         }
       }
-      pending.clear();
-      // Non-blocking send to rank-1 while receiving from rank+1.
-      MPI_Request request = MPI_REQUEST_NULL;
-      if (rank > 0) {
-        check_mpi(MPI_Isend(outgoing.data(), static_cast<int>(outgoing.size()), MPI_INT64_T, rank - 1, tag, comm,
-                            &request),
-                  "MPI_Isend");
-        row.bytes_sent = static_cast<long long>(outgoing.size() * sizeof(Index));
-      }
-      if (rank + 1 < size) {
-        MPI_Status status;
-        check_mpi(MPI_Probe(rank + 1, tag, comm, &status), "MPI_Probe");
-        int count = 0;
-        check_mpi(MPI_Get_count(&status, MPI_INT64_T, &count), "MPI_Get_count");
-        std::vector<Index> incoming(static_cast<std::size_t>(count));
-        check_mpi(MPI_Recv(incoming.data(), count, MPI_INT64_T, rank + 1, tag, comm, MPI_STATUS_IGNORE), "MPI_Recv");
-        row.bytes_received = static_cast<long long>(incoming.size() * sizeof(Index));
-        pending = unpack(incoming);
-      }
-      check_mpi(MPI_Wait(&request, MPI_STATUS_IGNORE), "MPI_Wait");
-      long long in_flight = row.columns_forwarded, total = 0;
-      check_mpi(MPI_Allreduce(&in_flight, &total, 1, MPI_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
-      row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      row.peak_rss_kib = peak_rss_kib();
-      if (stats) stats->push_back(row);
-      if (total == 0) break;
+      int previous_done = 1;
+      if (request != MPI_REQUEST_NULL) check_mpi(MPI_Test(&request, &previous_done, MPI_STATUS_IGNORE), "MPI_Test");
+      if (previous_done) send(false);  // keep the rank below busy without ever waiting here
+      if (!done_above) receive(pending.empty());
+      if (done_above && pending.empty()) break;
     }
+    send(true);
+    check_mpi(MPI_Wait(&request, MPI_STATUS_IGNORE), "MPI_Wait");
+    row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    row.peak_rss_kib = peak_rss_kib();
+    if (stats) stats->push_back(row);
   }
 
   // Gather the pairs on rank 0.
@@ -255,17 +285,33 @@ const std::vector<std::string>& reducer_names() {
 }
 
 std::vector<PersistencePair> reduce_by_name(const std::string& name, const BoundaryMatrix* root_matrix,
-                                            MPI_Comm comm, int threads, std::vector<ReductionStepStats>* stats) {
+                                            MPI_Comm comm, int threads, std::vector<ReductionStepStats>* stats,
+                                            bool dualize) {
   const auto& names = reducer_names();
   if (std::find(names.begin(), names.end(), name) == names.end())
     throw std::invalid_argument("unknown reducer '" + name + "' (expected twist, chunk or distributed)");
-  if (name == "distributed") return reduce_distributed(root_matrix, comm, stats);
   int rank = 0, initialized = 0;
   MPI_Initialized(&initialized);
   if (initialized) check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
-  if (rank != 0) return {};
-  if (name == "twist") return reduce_twist(*root_matrix);
-  return reduce_chunk(*root_matrix, threads);
+  if (name != "distributed" && rank != 0) return {};
+
+  // Only rank 0 holds (and so dualizes) the matrix; the pairs come back on rank 0 only.
+  BoundaryMatrix dual;
+  const BoundaryMatrix* matrix = root_matrix;
+  if (dualize && rank == 0 && root_matrix) {
+    dual = anti_transpose(*root_matrix);
+    matrix = &dual;
+  }
+  std::vector<PersistencePair> pairs;
+  if (name == "distributed") pairs = reduce_distributed(matrix, comm, stats);
+  else if (name == "twist") pairs = reduce_twist(*matrix);
+  else pairs = reduce_chunk(*matrix, threads);
+  if (dualize && rank == 0 && root_matrix) {
+    const Index n = root_matrix->num_columns();
+    for (auto& p : pairs) p = {n - 1 - p.destroyer, n - 1 - p.creator};
+    std::sort(pairs.begin(), pairs.end());
+  }
+  return pairs;
 }
 
 }  // namespace lmtopo::topology

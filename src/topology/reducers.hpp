@@ -18,12 +18,13 @@ std::vector<PersistencePair> reduce_twist(const BoundaryMatrix& matrix);
 // their own chunk; the columns whose pivots are still ambiguous are then finished serially.
 std::vector<PersistencePair> reduce_chunk(const BoundaryMatrix& matrix, int threads);
 
-// One row of the --benchmark table of the distributed reducer.
+// One row of the --benchmark table of the distributed reducer: one rank, one dimension.
 struct ReductionStepStats {
   int rank = 0;
-  int dim = 0;    // dimension of the columns reduced in this step
-  int round = 0;  // forwarding round within the dimension
+  int dim = 0;      // dimension of the columns reduced in this step
+  int batches = 0;  // forwarded batches received from rank+1
   double seconds = 0;
+  double wait_seconds = 0;  // of `seconds`, blocked waiting for rank+1 with nothing to reduce
   long peak_rss_kib = 0;
   long long bytes_sent = 0;
   long long bytes_received = 0;
@@ -32,21 +33,24 @@ struct ReductionStepStats {
 };
 
 // DIPHA-style distributed reduction over the ranks of `comm`. Rank 0 holds the whole matrix
-// (`root_matrix`, ignored elsewhere); columns are block-distributed (rank r owns indices
-// [r*w, (r+1)*w)), each rank reduces with the columns stored at its local pivots and forwards a
-// column whose pivot lies below its block to rank-1 with non-blocking sends, until no column is in
-// flight. Pairs are returned on rank 0 (empty elsewhere). `stats`, when given, receives this
-// rank's rows.
+// (`root_matrix`, ignored elsewhere); columns are block-distributed (rank r owns the column and
+// pivot-row indices [r*w, (r+1)*w)), each rank reduces with the columns stored at its local
+// pivots and forwards a column whose pivot lies below its block to rank-1 in batches with
+// non-blocking sends, while it goes on reducing (a pipeline per dimension: columns only move down). Pairs are returned on rank 0 (empty elsewhere). `stats`, when
+// given, receives this rank's rows.
 std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matrix, MPI_Comm comm,
                                                 std::vector<ReductionStepStats>* stats = nullptr);
 
 // The names accepted by reduce_by_name, in documentation order.
 const std::vector<std::string>& reducer_names();
 
-// Runs the reducer called `name`. Serial reducers run on rank 0 of `comm`; the distributed one uses
-// every rank. Pairs (sorted by creator) are returned on rank 0.
+// Runs the reducer called `name`. Serial reducers run on rank 0 of `comm`; the distributed ones use
+// every rank. With `dualize` the reducer works on the anti-transpose (persistent cohomology, as
+// PHAT's and DIPHA's dualize option) and the pairs are mapped back: the same pairs, found about 4x
+// faster on zigzag cone matrices (docs/benchmarks.md). Pairs (sorted by creator) are returned on
+// rank 0.
 std::vector<PersistencePair> reduce_by_name(const std::string& name, const BoundaryMatrix* root_matrix,
                                             MPI_Comm comm, int threads,
-                                            std::vector<ReductionStepStats>* stats = nullptr);
+                                            std::vector<ReductionStepStats>* stats = nullptr, bool dualize = true);
 
 }  // namespace lmtopo::topology

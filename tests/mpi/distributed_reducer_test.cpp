@@ -4,6 +4,7 @@
 #include <mpi.h>
 
 #include <random>
+#include <string>
 
 #include "../unit/test_matrices.hpp"
 #include "topology/reducers.hpp"
@@ -50,11 +51,17 @@ TEST(DistributedReducer, ByNameAgreesForEveryReducer) {
   const auto ops = test_inputs::random_zigzag(rng, 10, 2, 150, 0.25);
   const auto cone = topology::build_cone_matrix(ops);
   std::vector<std::vector<topology::PersistencePair>> results;
-  for (const auto& name : topology::reducer_names())
-    results.push_back(topology::reduce_by_name(name, &cone.matrix, MPI_COMM_WORLD, 3));
+  std::vector<std::string> labels;
+  for (bool dualize : {false, true}) {
+    for (const auto& name : topology::reducer_names()) {
+      results.push_back(topology::reduce_by_name(name, &cone.matrix, MPI_COMM_WORLD, 3, nullptr, dualize));
+      labels.push_back(name + (dualize ? " (dualized)" : ""));
+    }
+  }
   if (world_rank() == 0) {
+    EXPECT_FALSE(results[0].empty());
     for (std::size_t i = 1; i < results.size(); ++i) {
-      EXPECT_EQ(results[i], results[0]) << topology::reducer_names()[i];
+      EXPECT_EQ(results[i], results[0]) << labels[i];
     }
   }
 }

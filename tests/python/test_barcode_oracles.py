@@ -28,13 +28,16 @@ def test_300_random_zigzags_match_dionysus(tmp_path):
     assert not mismatches, mismatches[:3]
 
 
-@pytest.mark.parametrize("reducer,ranks", [("chunk", 1), ("distributed", 1), ("distributed", 2),
-                                           ("distributed", 3), ("distributed", 4)])
-def test_reducers_and_rank_counts_match_dionysus(tmp_path, reducer, ranks):
+@pytest.mark.parametrize("reducer,ranks,dualize", [("chunk", 1, "true"), ("twist", 1, "false"), ("chunk", 1, "false"),
+                                                   ("distributed", 1, "true"), ("distributed", 2, "true"),
+                                                   ("distributed", 2, "false"), ("distributed", 3, "false"),
+                                                   ("distributed", 3, "true"),
+                                                   ("distributed", 4, "true")])
+def test_reducers_and_rank_counts_match_dionysus(tmp_path, reducer, ranks, dualize):
     for i, ops in _cases(100 + ranks, 12):
         fzz, out = tmp_path / f"z{i}.fzz", tmp_path / f"z{i}.bars"
         write_fzz(fzz, ops)
-        run_lmtopo("barcode", fzz, "-o", out, "--reducer", reducer, ranks=ranks)
+        run_lmtopo("barcode", fzz, "-o", out, "--reducer", reducer, "--dualize", dualize, ranks=ranks)
         assert read_bars(out) == dionysus_bars(ops), f"case {i}"
 
 
