@@ -8,6 +8,9 @@
 #include "cli/command.hpp"
 #include "core/jobspec.hpp"
 #include "mpi/collective.hpp"
+#ifdef LMTOPO_TORCH_HELPER
+#include "stages/pipeline.hpp"
+#endif
 
 namespace fs = std::filesystem;
 
@@ -97,12 +100,26 @@ int run_plan(const po::variables_map& vm, const std::vector<std::string>&) {
   if (cfg.contains("zigzag")) {
     const auto& z = cfg["zigzag"];
     const long long hooks = cfg.contains("extract") ? static_cast<long long>(cfg["extract"]["hooks"].size()) : 1;
-    std::cout << "stage zigzag: " << n_checkpoints * static_cast<std::size_t>(hooks) * z["subsets"].get<std::size_t>()
-              << " item(s) (checkpoint x hook x prompt subset), k = " << z["k"] << ", max simplex dim " << z["max_dim"]
-              << ", reducer " << z["reducer"].get<std::string>() << "\n";
+    std::cout << "stage zigzag: " << n_checkpoints * static_cast<std::size_t>(hooks)
+              << " item(s) (checkpoint x hook; " << z["subsets"] << " prompt subset(s) each), k = " << z["k"]
+              << ", max simplex dim " << z["max_dim"] << ", reducer " << z["reducer"].get<std::string>() << "\n";
   }
-  if (cfg.contains("sweep"))
-    std::cout << "stage sweep: pairs " << cfg["sweep"]["pairs"].dump() << ", metrics " << cfg["sweep"]["metrics"].dump() << "\n";
+  if (cfg.contains("sweep")) {
+    std::cout << "stage sweep: pairs " << cfg["sweep"]["pairs"].dump() << ", metrics " << cfg["sweep"]["metrics"].dump();
+    if (cfg["sweep"]["checkpoint_block"].get<int>() > 0)
+      std::cout << ", checkpoint_checkpoint in blocks of " << cfg["sweep"]["checkpoint_block"] << " checkpoints";
+    std::cout << "\n";
+  }
+#ifdef LMTOPO_TORCH_HELPER
+  // The work item ids (what --item-id takes), for the stages whose items are known before running.
+  for (const auto& stage : stages::pipeline_stages(spec)) {
+    if (stage == "prepare" || stage == "train") continue;
+    const auto ids = stages::stage_items(spec, stage);
+    std::cout << "items " << stage << " (" << ids.size() << "):";
+    for (std::size_t i = 0; i < ids.size(); ++i) std::cout << "\n  " << i << "  " << ids[i];
+    std::cout << "\n";
+  }
+#endif
   if (cfg.contains("neurons")) std::cout << "stage neurons: studies " << cfg["neurons"]["studies"].dump() << "\n";
   if (cfg.contains("aggregate")) std::cout << "stage aggregate: 1 item\n";
   return 0;

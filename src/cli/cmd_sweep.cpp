@@ -11,6 +11,14 @@ namespace {
 
 int run_sweep_cmd(const po::variables_map& vm, const std::vector<std::string>& passthrough) {
   if (vm.count("job")) return run_job_stage(vm, "sweep");
+  if (vm.count("merge")) {
+    require_options(vm, {"output"});
+    const auto blocks = vm["merge"].as<std::vector<std::string>>();
+    stages::merge_sweep_blocks(blocks, vm["output"].as<std::string>(), MPI_COMM_WORLD);
+    if (mpi::rank() == 0)
+      std::cout << "sweep: merged " << blocks.size() << " blocks -> " << vm["output"].as<std::string>() << "\n";
+    return 0;
+  }
   require_options(vm, {"activations", "hook", "output"});
   stages::SweepOptions o;
   o.activations = vm["activations"].as<std::vector<std::string>>();
@@ -25,6 +33,18 @@ int run_sweep_cmd(const po::variables_map& vm, const std::vector<std::string>& p
   o.seed = vm["seed"].as<unsigned long long>();
   o.petsc_options = passthrough;
   o.benchmark = vm.count("benchmark") > 0;
+  o.block_size = vm["block-size"].as<int>();
+  if (vm.count("block")) {
+    const auto ij = comma_separated({vm["block"].as<std::string>()});
+    try {
+      if (ij.size() != 2) throw std::invalid_argument("two numbers");
+      o.block_row = std::stoi(ij[0]);
+      o.block_col = std::stoi(ij[1]);
+    } catch (const std::exception&) {
+      throw InputError("--block: expected I,J (two group indices), got '" + vm["block"].as<std::string>() + "'");
+    }
+    if (o.block_size == 0) throw InputError("--block: needs --block-size");
+  }
   const auto s = stages::run_sweep(o, MPI_COMM_WORLD);
   if (mpi::rank() == 0) {
     std::cout << "sweep: " << s.points << " points x " << s.prompts << " prompts; wrote";
@@ -44,7 +64,8 @@ Command make_sweep_command() {
   c.usage =
       "[mpirun -n P] lmtopo sweep JOB.yaml [--item K] [--force]\n   or: [mpirun -n P] lmtopo sweep --activations FILE.h5 "
       "[--activations FILE.h5 ...] --hook NAME --pairs layer_layer|language_language|checkpoint_checkpoint --metric NAME "
-      "[--metric NAME ...] -o OUT.h5 [-- PETSc options]";
+      "[--metric NAME ...] -o OUT.h5 [--block-size B --block I,J] [-- PETSc options]\n"
+      "   or: [mpirun -n P] lmtopo sweep --merge BLOCK.h5 [--merge BLOCK.h5 ...] -o OUT.h5";
   c.description =
       "Reads /activations/<hook> [points, prompts, width] of activations/1 files and compares representations: "
       "layer_layer (every pair of points of one file), language_language (per point, the languages' parallel "
@@ -57,7 +78,11 @@ Command make_sweep_command() {
       "unless --no-null. Ranks split the rows of every Gram and similarity matrix: representations are PETSc "
       "MATMPIDENSE matrices and the products are PETSc's (options after `--` reach PETSc, e.g. -mat_type densecuda "
       "with a CUDA PETSc). Writes a sweep/1 file and a tidy CSV beside it (OUT.csv: pairs, metric, point, row, "
-      "column, value, null). Metrics that do not apply to a pair type are listed as skipped.";
+      "column, value, null). Metrics that do not apply to a pair type are listed as skipped. "
+      "A checkpoint_checkpoint sweep too large for one task splits into blocks: with --block-size B the checkpoints "
+      "form groups of B in file order and --block I,J (I <= J) computes only the pairs between groups I and J, "
+      "reading only their files; the arrays keep the full shape with NaN outside the block and the CSV lists the "
+      "block's pairs. --merge assembles every block I <= J into the file an unblocked run writes.";
   c.add_options = [](po::options_description& d) {
     d.add_options()("job", po::value<std::string>(), "job spec: every sweep item of the study (or --item K)")(
         "item", po::value<int>(), "job-spec form: only work item K")(
@@ -74,7 +99,10 @@ Command make_sweep_command() {
         "no-null", "skip the prompt-permutation nulls")(
         "seed", po::value<unsigned long long>()->default_value(0), "seed of the null's permutation")(
         "benchmark", "print seconds per phase (reading, Gram products, centring, inner products, similarity products)")(
-        "output,o", po::value<std::string>(), "sweep/1 file to write (the CSV goes beside it)");
+        "output,o", po::value<std::string>(), "sweep/1 file to write (the CSV goes beside it)")(
+        "block-size", po::value<int>()->default_value(0), "checkpoint_checkpoint: checkpoints per group (0: no blocks)")(
+        "block", po::value<std::string>(), "checkpoint_checkpoint: the block I,J of groups to compute (0-based, I <= J)")(
+        "merge", po::value<std::vector<std::string>>(), "block files of one blocked sweep to assemble into -o (repeatable)");
   };
   c.positionals = {{"job", 1}};
   c.run = run_sweep_cmd;

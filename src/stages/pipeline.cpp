@@ -1,6 +1,11 @@
 #include "stages/pipeline.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <thread>
 #include <cstdlib>
@@ -41,7 +46,12 @@ struct Item {
   std::string model;
   core::CheckpointRef checkpoint;
   std::string hook;
+  int block_row = -1, block_col = -1;  // checkpoint_checkpoint in blocks (sweep.checkpoint_block > 0)
 };
+
+int checkpoint_block(const core::JobSpec& spec) {
+  return spec.has_stage("sweep") ? spec.config["sweep"]["checkpoint_block"].get<int>() : 0;
+}
 
 std::vector<Item> items_of(const core::JobSpec& spec, const std::string& stage) {
   std::vector<Item> out;
@@ -61,11 +71,22 @@ std::vector<Item> items_of(const core::JobSpec& spec, const std::string& stage) 
         for (const auto& h : spec.config["extract"]["hooks"])
           out.push_back({m.name + "/" + c.label + "/" + h.get<std::string>(), m.name, c, h.get<std::string>()});
     }
-  // checkpoint_checkpoint: one item per model and hook over all the model's checkpoints.
+  // checkpoint_checkpoint: one item per model and hook over all the model's checkpoints, or one per
+  // block of checkpoint groups I <= J when sweep.checkpoint_block > 0.
   if (stage == "sweep" && sweeps_across_checkpoints(spec))
     for (const auto& m : spec.models)
-      for (const auto& h : spec.config["extract"]["hooks"])
-        out.push_back({m.name + "/checkpoints/" + h.get<std::string>(), m.name, {}, h.get<std::string>()});
+      for (const auto& h : spec.config["extract"]["hooks"]) {
+        const std::string base = m.name + "/checkpoints/" + h.get<std::string>();
+        const int b = checkpoint_block(spec);
+        if (b == 0) {
+          out.push_back({base, m.name, {}, h.get<std::string>()});
+          continue;
+        }
+        const int groups = SweepBlock::groups(core::trained_checkpoints(spec, m).size(), b);
+        for (int i = 0; i < groups; ++i)
+          for (int j = i; j < groups; ++j)
+            out.push_back({base + "/block-" + std::to_string(i) + "-" + std::to_string(j), m.name, {}, h.get<std::string>(), i, j});
+      }
   // model_model: one item per hook over every model's last checkpoint.
   if (stage == "sweep" && sweep_has(spec, "model_model"))
     for (const auto& h : spec.config["extract"]["hooks"])
@@ -110,7 +131,8 @@ std::vector<std::string> item_outputs(const core::JobSpec& spec, const std::stri
   if (stage == "sweep") {
     const fs::path base = it.model.empty() ? fs::path(spec.output) / "sweep" / "models"
                                            : fs::path(spec.output) / "sweep" / it.model / (it.checkpoint.dir.empty() ? "checkpoints" : it.checkpoint.label);
-    return {(base / (it.hook + ".h5")).string(), (base / (it.hook + ".csv")).string()};
+    const std::string stem = it.hook + (it.block_row < 0 ? "" : ".block-" + std::to_string(it.block_row) + "-" + std::to_string(it.block_col));
+    return {(base / (stem + ".h5")).string(), (base / (stem + ".csv")).string()};
   }
   return {(fs::path(spec.output) / "zigzag" / it.model / it.checkpoint.label / (it.hook + ".h5")).string()};
 }
@@ -228,6 +250,11 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
       }
     } else if (it.checkpoint.dir.empty()) {
       o.pairs = {"checkpoint_checkpoint"};
+      if (it.block_row >= 0) {
+        o.block_size = checkpoint_block(spec);
+        o.block_row = it.block_row;
+        o.block_col = it.block_col;
+      }
       for (const auto& m : spec.models)
         if (m.name == it.model)
           for (const auto& ck : core::trained_checkpoints(spec, m)) {
@@ -300,6 +327,54 @@ std::vector<ItemState> stage_item_states(const core::JobSpec& spec, const std::s
 }
 
 namespace {
+
+// A blocked checkpoint x checkpoint sweep is assembled by whichever task finds every block of its
+// (model, hook) complete and the merged file missing or older than a block: the last array task to
+// finish, or any later run (so a merge killed half-way is redone). An exclusive flock on
+// <merged>.lock keeps two tasks finishing together from writing it at once.
+void merge_finished_sweep_blocks(const core::JobSpec& spec, const std::vector<Item>& items, io::WorkManifest& manifest,
+                                 MPI_Comm comm) {
+  std::map<std::string, std::vector<const Item*>> by_target;
+  for (const auto& it : items)
+    if (it.block_row >= 0) by_target[it.model + "\n" + it.hook].push_back(&it);
+  for (const auto& [key, blocks] : by_target) {
+    const Item& any = *blocks.front();
+    const Item whole{any.model + "/checkpoints/" + any.hook, any.model, {}, any.hook};
+    const std::string target = item_outputs(spec, "sweep", whole)[0];
+    std::vector<std::string> files;  // on every rank: merge_sweep_blocks is collective
+    for (const Item* b : blocks) files.push_back(item_outputs(spec, "sweep", *b)[0]);
+    int merge = 1;
+    int lock_fd = -1;
+    mpi::on_root(comm, [&] {
+      auto newest = fs::file_time_type::min();
+      for (std::size_t i = 0; i < blocks.size() && merge; ++i) {
+        const std::string hash = core::config_hash(item_config(spec, "sweep", *blocks[i]));
+        if (!manifest.is_complete("sweep", blocks[i]->id, hash) || !fs::exists(files[i])) merge = 0;
+        else newest = std::max(newest, fs::last_write_time(files[i]));
+      }
+      if (merge && fs::exists(target) && fs::last_write_time(target) >= newest) merge = 0;
+      if (merge) {
+        lock_fd = ::open((target + ".lock").c_str(), O_CREAT | O_RDWR, 0644);
+        if (lock_fd >= 0 && ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+          ::close(lock_fd);
+          lock_fd = -1;
+          merge = 0;  // another task is merging these blocks now
+        }
+      }
+    });
+    mpi::check(MPI_Bcast(&merge, 1, MPI_INT, 0, comm), "MPI_Bcast");
+    if (merge) {
+      merge_sweep_blocks(files, target, comm);
+      mpi::on_root(comm, [&] { std::cout << "sweep: merged " << files.size() << " blocks -> " << target << "\n"; });
+    }
+    mpi::on_root(comm, [&] {
+      if (lock_fd >= 0) {
+        ::flock(lock_fd, LOCK_UN);
+        ::close(lock_fd);
+      }
+    });
+  }
+}
 
 // SLURM's pre-timeout signal reaches the batch script, which creates LMTOPO_STOP_FILE: any rank that
 // sees it makes all stop (an all-reduce, so the ranks never disagree about the next item).
@@ -376,6 +451,7 @@ StageReport run_stage(const core::JobSpec& spec, const std::string& stage, int i
     });
     ++(linked ? report.linked : report.done);
   }
+  if (stage == "sweep" && checkpoint_block(spec) > 0) merge_finished_sweep_blocks(spec, items, manifest, comm);
   return report;
 }
 

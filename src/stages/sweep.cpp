@@ -34,6 +34,18 @@ const std::vector<std::string>& sweep_pair_names() {
   return names;
 }
 
+int SweepBlock::groups(std::size_t checkpoints, int block_size) {
+  if (block_size <= 0) return 1;
+  return static_cast<int>((checkpoints + static_cast<std::size_t>(block_size) - 1) / static_cast<std::size_t>(block_size));
+}
+
+bool SweepBlock::owns(std::size_t a, std::size_t b) const {
+  if (block_size <= 0) return true;
+  const auto ga = static_cast<int>(a / static_cast<std::size_t>(block_size));
+  const auto gb = static_cast<int>(b / static_cast<std::size_t>(block_size));
+  return (ga == row && gb == col) || (ga == col && gb == row);
+}
+
 namespace {
 
 using geometry::HsicEstimator;
@@ -264,6 +276,17 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
   if (o.depth_bins < 2) throw InputError("--depth-bins: expected at least 2, got " + std::to_string(o.depth_bins));
   if (!o.labels.empty() && o.labels.size() != o.activations.size())
     throw InputError("--label: expected one label per --activations file");
+  const SweepBlock block{o.block_size, o.block_row, o.block_col};
+  if (o.block_size < 0) throw InputError("--block-size: expected 0 (no blocks) or a positive group size, got " + std::to_string(o.block_size));
+  if (o.block_size > 0) {
+    if (o.pairs != std::vector<std::string>{"checkpoint_checkpoint"})
+      throw InputError("--block-size: blocks split checkpoint_checkpoint sweeps only (run it alone)");
+    const int g = SweepBlock::groups(o.activations.size(), o.block_size);
+    if (o.block_row < 0 || o.block_row > o.block_col || o.block_col >= g)
+      throw InputError("--block: expected I,J with 0 <= I <= J < " + std::to_string(g) + " (groups of " +
+                       std::to_string(o.block_size) + " of " + std::to_string(o.activations.size()) + " checkpoints), got " +
+                       std::to_string(o.block_row) + "," + std::to_string(o.block_col));
+  }
   geometry::PetscScope petsc(o.petsc_options);
   geometry::phase_seconds().clear();
   const double t_start = MPI_Wtime();
@@ -425,10 +448,40 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         else
           skip(m, "not a checkpoint-pair metric");
       }
-      for (std::size_t p = 0; p < P; ++p) {
-        std::vector<std::vector<double>> reps;
-        for (const auto& s : sources) reps.push_back(s.point(p));
-        pairwise.run(reps, N, W, res, p * C * C, notes);
+      if (o.block_size == 0) {
+        for (std::size_t p = 0; p < P; ++p) {
+          std::vector<std::vector<double>> reps;
+          for (const auto& s : sources) reps.push_back(s.point(p));
+          pairwise.run(reps, N, W, res, p * C * C, notes);
+        }
+      } else {
+        // One block: the files of its two groups only, all their pairs computed (the products
+        // are dominated by the per-file Grams), the owned ones kept; NaN elsewhere.
+        const double nan = std::numeric_limits<double>::quiet_NaN();
+        for (auto& [m, r] : res) {
+          std::fill(r.values.begin(), r.values.end(), nan);
+          std::fill(r.null.begin(), r.null.end(), nan);
+        }
+        std::vector<std::size_t> used;
+        for (std::size_t c = 0; c < C; ++c) {
+          const auto g = static_cast<int>(c / static_cast<std::size_t>(o.block_size));
+          if (g == o.block_row || g == o.block_col) used.push_back(c);
+        }
+        const std::size_t U = used.size();
+        for (std::size_t p = 0; p < P; ++p) {
+          std::vector<std::vector<double>> reps;
+          for (auto c : used) reps.push_back(sources[c].point(p));
+          std::map<std::string, Result> part;
+          for (const auto& [m, r] : res) prepare_result(part, m, {U, U}, r.axes, o.null);
+          pairwise.run(reps, N, W, part, 0, notes);
+          for (auto& [m, r] : res)
+            for (std::size_t a = 0; a < U; ++a)
+              for (std::size_t b = 0; b < U; ++b) {
+                if (!block.owns(used[a], used[b])) continue;
+                r.values[p * C * C + used[a] * C + used[b]] = part[m].values[a * U + b];
+                if (o.null) r.null[p * C * C + used[a] * C + used[b]] = part[m].null[a * U + b];
+              }
+        }
       }
     }
     for (const auto& [m, r] : res) summary.written.push_back(pairs + "/" + m);
@@ -444,6 +497,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
   const bool root = mpi::rank(comm) == 0;
   nlohmann::json config = {{"activations", o.activations}, {"hook", o.hook}, {"pairs", o.pairs}, {"metrics", o.metrics},
                            {"knn", o.knn}, {"null", o.null}, {"seed", o.seed}};
+  if (o.block_size > 0) config["block"] = {{"size", o.block_size}, {"row", o.block_row}, {"col", o.block_col}};
   const std::string csv = (fs::path(o.output).parent_path() / (fs::path(o.output).stem().string() + ".csv")).string();
   mpi::on_root(comm, [&] {
     std::ostringstream out;
@@ -474,6 +528,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
               point = first.point_names[p];
             }
             if (r.shape.size() == 3) {
+              if (pairs == "checkpoint_checkpoint" && !block.owns(rest / r.shape[2], rest % r.shape[2])) continue;
               row = (*labels)[rest / r.shape[2]];
               column = (*labels)[rest % r.shape[2]];
             } else if (r.shape.size() == 2) {
@@ -498,6 +553,12 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
   out.set_attribute("/", "null", std::string(o.null ? "prompt permutation (seed " + std::to_string(o.seed) + ")" : "none"));
   out.set_attribute("/", "csv", fs::path(csv).filename().string());
   out.set_attribute("/", "notes", notes.empty() ? std::vector<std::string>{""} : notes);
+  if (o.block_size > 0) {
+    out.set_attribute("/", "block_size", static_cast<long long>(o.block_size));
+    out.set_attribute("/", "block_row", static_cast<long long>(o.block_row));
+    out.set_attribute("/", "block_col", static_cast<long long>(o.block_col));
+    out.set_attribute("/", "block_groups", static_cast<long long>(SweepBlock::groups(sources.size(), o.block_size)));
+  }
   std::vector<std::string> source_labels;
   for (const auto& s : sources) source_labels.push_back(s.label);
   write_labels(out, "/labels/points", first.point_names, root);
@@ -540,6 +601,133 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
     }
   }
   return summary;
+}
+
+void merge_sweep_blocks(const std::vector<std::string>& blocks, const std::string& output, MPI_Comm comm) {
+  mpi::ensure_initialized();
+  const bool root = mpi::rank(comm) == 0;
+  // Rank 0 reads every block and assembles; the other ranks get the structure (JSON) to take part
+  // in the collective write.
+  nlohmann::json meta;
+  std::map<std::string, std::vector<double>> arrays;  // dataset -> [points, C, C]
+  std::vector<std::string> point_names, labels;
+  std::string csv_text;
+  mpi::on_root(comm, [&] {
+    if (blocks.empty()) throw InputError("sweep blocks: no block files to merge into " + output);
+    nlohmann::json first;
+    std::size_t P = 0, C = 0;
+    std::vector<int> owner;  // which block owns each (a, b)
+    std::vector<std::string> notes;
+    int groups = 0;
+    for (std::size_t bi = 0; bi < blocks.size(); ++bi) {
+      const std::string& path = blocks[bi];
+      io::H5Input in(path);
+      const auto attrs = in.root_attributes();
+      if (!attrs.count("lmtopo_schema") || attrs.at("lmtopo_schema") != "sweep/1")
+        throw InputError(path + ": not a sweep/1 file");
+      auto config = nlohmann::json::parse(attrs.at("config_json"), nullptr, false);
+      if (config.is_discarded() || !config.contains("block"))
+        throw InputError(path + ": not a block of a blocked sweep (no block in config_json; expected --block-size > 0)");
+      const SweepBlock block{config["block"]["size"].get<int>(), config["block"]["row"].get<int>(), config["block"]["col"].get<int>()};
+      auto common = config;
+      common.erase("block");
+      if (bi == 0) {
+        first = common;
+        point_names = in.read_strings("/labels/points");
+        labels = in.read_strings("/labels/checkpoints");
+        P = point_names.size();
+        C = labels.size();
+        owner.assign(C * C, -1);
+        groups = SweepBlock::groups(C, block.block_size);
+        meta["root"] = attrs;
+        meta["block_size"] = block.block_size;
+        for (const auto& d : in.datasets())
+          if (d.path.rfind("/checkpoint_checkpoint/", 0) == 0) {
+            meta["datasets"][d.path] = d.attributes;
+            arrays[d.path].assign(P * C * C, std::numeric_limits<double>::quiet_NaN());
+          }
+      } else if (common != first) {
+        throw InputError(path + ": its sweep settings differ from " + blocks[0] + " (expected blocks of one sweep)");
+      } else if (block.block_size != meta["block_size"].get<int>()) {
+        throw InputError(path + ": block size " + std::to_string(block.block_size) + " differs from " + blocks[0]);
+      }
+      for (const auto& line : split_lines(attrs.count("notes") ? attrs.at("notes") : ""))
+        if (!line.empty() && std::find(notes.begin(), notes.end(), line) == notes.end()) notes.push_back(line);
+      for (std::size_t a = 0; a < C; ++a)
+        for (std::size_t b = 0; b < C; ++b) {
+          if (!block.owns(a, b)) continue;
+          int& o = owner[a * C + b];
+          if (o >= 0) throw InputError(path + ": block " + std::to_string(block.row) + "," + std::to_string(block.col) +
+                                       " is also in " + blocks[static_cast<std::size_t>(o)]);
+          o = static_cast<int>(bi);
+        }
+      for (auto& [name, full] : arrays) {
+        if (!in.has_dataset(name)) throw InputError(path + ": no dataset " + name + " (expected the datasets of " + blocks[0] + ")");
+        const auto part = in.read_f64(name);
+        if (part.size() != full.size()) throw InputError(path + ": " + name + " has another shape than in " + blocks[0]);
+        for (std::size_t p = 0; p < P; ++p)
+          for (std::size_t a = 0; a < C; ++a)
+            for (std::size_t b = 0; b < C; ++b)
+              if (block.owns(a, b)) full[(p * C + a) * C + b] = part[(p * C + a) * C + b];
+      }
+    }
+    for (std::size_t a = 0; a < C; ++a)
+      for (std::size_t b = 0; b < C; ++b)
+        if (owner[a * C + b] < 0) {
+          const auto bs = static_cast<std::size_t>(meta["block_size"].get<int>());
+          const auto i = std::min(a / bs, b / bs), j = std::max(a / bs, b / bs);
+          throw InputError("sweep blocks: block " + std::to_string(i) + "," + std::to_string(j) + " of " +
+                           std::to_string(groups) + " groups is missing (pair " + labels[a] + ", " + labels[b] + ")");
+        }
+    first["merged_blocks"] = blocks;
+    meta["config"] = first;
+    meta["notes"] = notes;
+    meta["P"] = P;
+    meta["C"] = C;
+    meta["point_names"] = point_names;
+    meta["labels"] = labels;
+    std::ostringstream out;
+    out << std::setprecision(17) << "pairs,metric,point,row,column,value,null\n";
+    for (const auto& [name, full] : arrays) {
+      const std::string metric = name.substr(std::string("/checkpoint_checkpoint/").size());
+      if (metric.size() > 5 && metric.compare(metric.size() - 5, 5, "_null") == 0) continue;
+      const auto null = arrays.find(name + "_null");
+      for (std::size_t i = 0; i < full.size(); ++i) {
+        const std::size_t p = i / (C * C), a = i / C % C, b = i % C;
+        out << "checkpoint_checkpoint," << metric << "," << point_names[p] << "," << labels[a] << "," << labels[b] << ","
+            << full[i] << ",";
+        if (null != arrays.end()) out << null->second[i];
+        out << "\n";
+      }
+    }
+    csv_text = out.str();
+  });
+  meta = nlohmann::json::parse(mpi::broadcast_string(comm, meta.dump()));
+  const std::string csv = (fs::path(output).parent_path() / (fs::path(output).stem().string() + ".csv")).string();
+  mpi::on_root(comm, [&] { io::write_file_atomically(csv, csv_text); });
+  const auto P = meta["P"].get<std::uint64_t>(), C = meta["C"].get<std::uint64_t>();
+  point_names = meta["point_names"].get<std::vector<std::string>>();
+  labels = meta["labels"].get<std::vector<std::string>>();
+  io::H5Output out(output, comm, "sweep/1", meta["config"]);
+  const auto& ra = meta["root"];
+  for (const char* key : {"hook", "null"}) out.set_attribute("/", key, ra[key].get<std::string>());
+  for (const char* key : {"pairs", "metrics", "sources"}) out.set_attribute("/", key, split_lines(ra[key].get<std::string>()));
+  out.set_attribute("/", "num_prompts", std::stoll(ra["num_prompts"].get<std::string>()));
+  out.set_attribute("/", "knn", std::stoll(ra["knn"].get<std::string>()));
+  out.set_attribute("/", "csv", fs::path(csv).filename().string());
+  const auto notes = meta["notes"].get<std::vector<std::string>>();
+  out.set_attribute("/", "notes", notes.empty() ? std::vector<std::string>{""} : notes);
+  write_labels(out, "/labels/points", point_names, root);
+  write_labels(out, "/labels/checkpoints", labels, root);
+  for (const auto& [name, attrs] : meta["datasets"].items()) {
+    out.create_numeric(name, io::DType::f64, {P, C, C}, false);
+    out.write_rows(name, 0, root ? P : 0, root ? arrays.at(name).data() : nullptr);
+    for (const auto& [key, value] : attrs.items()) {
+      if (key == "k") out.set_attribute(name, key, std::stoll(value.get<std::string>()));
+      else out.set_attribute(name, key, value.get<std::string>());
+    }
+  }
+  out.commit();
 }
 
 }  // namespace lmtopo::stages

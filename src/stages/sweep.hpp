@@ -23,7 +23,27 @@ struct SweepOptions {
   std::string output;
   std::vector<std::string> petsc_options;
   bool benchmark = false;  // print where the time went (per phase, slowest rank)
+  // checkpoint_checkpoint in blocks, one array task each (SweepBlock): with block_size B > 0 the
+  // checkpoints form groups of B in file order and this run owns the pairs between group
+  // block_row and group block_col (both orientations; block_row <= block_col). Only those groups'
+  // files are read; the arrays keep the full [points, C, C] shape, NaN outside the block.
+  int block_size = 0;
+  int block_row = 0, block_col = 0;
 };
+
+// The groups of a blocked checkpoint x checkpoint sweep over `checkpoints` files with groups of
+// `block_size`, and whether this block owns the pair (a, b) of file indices.
+struct SweepBlock {
+  int block_size = 0;  // 0: one block, every pair
+  int row = 0, col = 0;
+  static int groups(std::size_t checkpoints, int block_size);
+  bool owns(std::size_t a, std::size_t b) const;
+};
+
+// Assembles the blocks of one blocked checkpoint x checkpoint sweep (sweep/1 files written with
+// block_size > 0 covering every block I <= J once) into one sweep/1 file and its CSV, as an
+// unblocked run would write them. Rank 0 reads; the output is written collectively.
+void merge_sweep_blocks(const std::vector<std::string>& blocks, const std::string& output, MPI_Comm comm);
 
 const std::vector<std::string>& sweep_metric_names();
 const std::vector<std::string>& sweep_pair_names();

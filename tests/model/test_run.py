@@ -59,6 +59,31 @@ def test_run_resume_and_items(tmp_path):
     assert "run: extract: 0 item(s) computed, 4 already complete" in again
     assert "run: zigzag: 0 item(s) computed, 8 already complete" in again
     assert "run: sweep: 0 item(s) computed, 10 already complete" in again
+    # The same checkpoint x checkpoint sweep in blocks of 3 checkpoints (groups {0,1,2}, {4}: blocks
+    # 0-0, 0-1, 1-1 per hook, one work item each); the last block's task merges them into the file
+    # the unblocked item wrote, with the same values; a lost merged file is rebuilt by a rerun.
+    import numpy as np
+    whole = {}
+    for hook in ("post_attention_layernorm", "block_output"):
+        with h5py.File(root / "sweep" / "tiny" / "checkpoints" / f"{hook}.h5", "r") as f:
+            whole[hook] = {k: f["checkpoint_checkpoint"][k][()] for k in f["checkpoint_checkpoint"]}
+    blocked = tmp_path / "blocked.yaml"
+    blocked.write_text(SPEC.replace("pairs: [layer_layer, language_language, checkpoint_checkpoint], knn: 3",
+                                    "pairs: [checkpoint_checkpoint], knn: 3, checkpoint_block: 3"))
+    plan = subprocess.run([LMTOPO, "plan", str(blocked)], capture_output=True, text=True, check=True).stdout
+    assert "tiny/checkpoints/block_output/block-0-1" in plan
+    out_b = lmtopo("sweep", blocked)
+    assert "sweep: 6 item(s) computed" in out_b and out_b.count("sweep: merged 3 blocks") == 2, out_b
+    for hook in ("post_attention_layernorm", "block_output"):
+        merged_path = root / "sweep" / "tiny" / "checkpoints" / f"{hook}.h5"
+        subprocess.run([LMTOPO, "validate", str(merged_path)], check=True, capture_output=True)
+        with h5py.File(merged_path, "r") as f:
+            for k, v in whole[hook].items():
+                np.testing.assert_allclose(f["checkpoint_checkpoint"][k][()], v, rtol=0, atol=1e-10, err_msg=k)
+    os.remove(root / "sweep" / "tiny" / "checkpoints" / "block_output.h5")
+    again_b = lmtopo("sweep", blocked)
+    assert "sweep: 0 item(s) computed, 6 already complete" in again_b and again_b.count("sweep: merged 3 blocks") == 1
+    assert (root / "sweep" / "tiny" / "checkpoints" / "block_output.h5").exists()
     one = lmtopo("zigzag", spec, "--item", 3, "--force", ranks=1)
     assert "zigzag: 1 item(s) computed" in one
     proc = subprocess.run([LMTOPO, "zigzag", str(spec), "--item", "99"], capture_output=True, text=True)

@@ -307,3 +307,53 @@ def test_model_model_at_matched_depth(tmp_path):
         assert got["cka_linear_unbiased"][j, 1, 0] == pytest.approx(cka_unbiased(y, x), abs=1e-10)
         assert got["mutual_knn"][j, 0, 1] == pytest.approx(mutual_knn(x, y, 4), abs=1e-12)
     assert got["cka_linear_biased"][4, 0, 1] > got["cka_linear_biased"][0, 0, 1]
+
+
+def test_checkpoint_blocks_merge_to_the_unblocked_sweep(tmp_path, layers):
+    """5 checkpoints in groups of 2 (3 groups, the last short): every block I <= J at 2 ranks, each
+    reading only its groups' files, then --merge; equal to the unblocked run (values and nulls, 1e-10),
+    the CSV has each pair once, a block's arrays are NaN outside it, and a missing block is an error."""
+    g = np.random.default_rng(21)
+    files = [write_activations(tmp_path / f"c{c}.h5", f32(layers + 0.3 * c * g.normal(size=layers.shape)))
+             for c in range(5)]
+    metrics = ["cka_linear_unbiased", "cosine", "mutual_knn"]
+    whole = sweep(tmp_path, files, "checkpoint_checkpoint", metrics, ranks=1, name="whole")
+    blocks = []
+    for i in range(3):
+        for j in range(i, 3):
+            name = f"b{i}{j}"
+            part = sweep(tmp_path, files, "checkpoint_checkpoint", metrics, ranks=2, name=name,
+                         extra=["--block-size", "2", "--block", f"{i},{j}"])
+            owned = np.zeros((5, 5), bool)
+            for a in range(5):
+                for b in range(5):
+                    owned[a, b] = {a // 2, b // 2} == {i, j}
+            for k, v in part.items():
+                assert np.isnan(v[:, ~owned]).all(), (name, k)
+                np.testing.assert_allclose(v[:, owned], whole[k][:, owned], rtol=0, atol=1e-10, err_msg=name + k)
+            with h5py.File(tmp_path / f"{name}.h5") as f:
+                assert f.attrs["block_size"] == 2 and f.attrs["block_row"] == i and f.attrs["block_col"] == j
+            blocks.append(tmp_path / f"{name}.h5")
+    merge = ["sweep", "-o", tmp_path / "merged.h5"]
+    for b in blocks:
+        merge += ["--merge", b]
+    run_lmtopo(*merge, ranks=2)
+    with h5py.File(tmp_path / "merged.h5") as f:
+        merged = {k: f["checkpoint_checkpoint"][k][()] for k in f["checkpoint_checkpoint"]}
+        assert [s.decode() for s in f["labels/checkpoints"][()]] == [f"c{c}" for c in range(5)]
+    assert merged.keys() == whole.keys()
+    for k in whole:
+        np.testing.assert_allclose(merged[k], whole[k], rtol=0, atol=1e-10, err_msg=k)
+    with open(tmp_path / "merged.csv") as f:
+        rows = list(csv.DictReader(f))
+    P = layers.shape[0]
+    assert len(rows) == len(metrics) * P * 25
+    assert len({(r["metric"], r["point"], r["row"], r["column"]) for r in rows}) == len(rows)
+    block_rows = sum(len(list(csv.DictReader(open(b.with_suffix(".csv"))))) for b in blocks)
+    assert block_rows == len(rows)
+    missing = ["sweep", "-o", tmp_path / "missing.h5"] + sum([["--merge", b] for b in blocks if b != blocks[2]], [])
+    proc = run_lmtopo(*missing, check=False)
+    assert proc.returncode == 2 and "block 0,2" in proc.stderr, proc.stderr
+    proc = run_lmtopo("sweep", "--hook", "h", "--pairs", "checkpoint_checkpoint", "-o", tmp_path / "x.h5",
+                      "--block-size", "2", "--block", "1,3", *sum([["--activations", f] for f in files], []), check=False)
+    assert proc.returncode == 2 and "0 <= I <= J < 3" in proc.stderr, proc.stderr
