@@ -58,11 +58,32 @@ int main(int argc, char** argv) {
       MPI_Barrier(MPI_COMM_WORLD);
     }, repeats);
   }
+  // The CKA path itself (one representation: its Gram product, centring and the inner product), in
+  // both Gram precisions; the Gram product is the n^2 d part, the rest is O(n^2).
+  double t_cka64 = 0, t_cka32 = 0;
+  {
+    lmtopo::geometry::PetscScope petsc;
+    const std::vector<const double*> reps{x.data()};
+    const std::vector<std::size_t> dims{d};
+    for (auto precision : {lmtopo::geometry::GramPrecision::float64, lmtopo::geometry::GramPrecision::float32}) {
+      MPI_Barrier(MPI_COMM_WORLD);
+      const double t = seconds_of([&] {
+        (void)lmtopo::geometry::cka_matrix(MPI_COMM_WORLD, reps, dims, n, lmtopo::geometry::HsicEstimator::biased, nullptr,
+                                           precision);
+        MPI_Barrier(MPI_COMM_WORLD);
+      }, repeats);
+      (precision == lmtopo::geometry::GramPrecision::float64 ? t_cka64 : t_cka32) = t;
+    }
+  }
   if (rank == 0) {
     const double sg = flops / t_sgemm / 1e9, dg = flops / t_dgemm / 1e9, pg = flops / t_petsc / 1e9;
+    const double c64 = flops / t_cka64 / 1e9, c32 = flops / t_cka32 / 1e9;
     std::printf("n=%zu d=%zu ranks=%d: sgemm %.1f GFLOP/s, dgemm %.1f GFLOP/s (1 process); sweep Gram (PETSc, float64, "
                 "incl. row normalisation and copies) %.1f GFLOP/s = %.2f of dgemm, %.2f of sgemm peak\n",
                 n, d, size, sg, dg, pg, pg / dg, pg / sg);
+    std::printf("  CKA of one representation (Gram + centring + inner product), Gram flops per second: float64 %.1f "
+                "GFLOP/s = %.2f of sgemm peak; float32 Grams %.1f GFLOP/s = %.2f of sgemm peak\n",
+                c64, c64 / sg, c32, c32 / sg);
   }
   MPI_Finalize();
   return 0;

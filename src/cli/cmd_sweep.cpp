@@ -28,6 +28,7 @@ int run_sweep_cmd(const po::variables_map& vm, const std::vector<std::string>& p
   o.pairs = comma_separated(vm["pairs"].as<std::vector<std::string>>());
   o.metrics = comma_separated(vm["metric"].as<std::vector<std::string>>());
   o.knn = vm["knn"].as<int>();
+  o.gram_precision = vm["gram-precision"].as<std::string>();
   o.depth_bins = vm["depth-bins"].as<int>();
   o.null = vm.count("no-null") == 0;
   o.seed = vm["seed"].as<unsigned long long>();
@@ -95,6 +96,8 @@ Command make_sweep_command() {
         "metric", po::value<std::vector<std::string>>()->default_value({"cka_linear_unbiased"}, "cka_linear_unbiased"),
         "metric name (repeatable or comma-separated)")(
         "knn", po::value<int>()->default_value(10), "k of mutual_knn")(
+        "gram-precision", po::value<std::string>()->default_value("float64"),
+        "CKA Gram products: float64 (PETSc, ranks agree to 1e-10) or float32 (BLAS sgemm, twice the rate, CKA to ~1e-6)")(
         "depth-bins", po::value<int>()->default_value(11), "model_model: normalised depths 0, 1/(T-1), ..., 1")(
         "no-null", "skip the prompt-permutation nulls")(
         "seed", po::value<unsigned long long>()->default_value(0), "seed of the null's permutation")(

@@ -1,5 +1,6 @@
 #include "geometry/distributed_similarity.hpp"
 
+#include <cblas.h>
 #include <petscmat.h>
 
 #include <numeric>
@@ -138,7 +139,8 @@ RowBlock petsc_rows(MPI_Comm comm, std::size_t n) {
 }
 
 std::vector<double> cka_matrix(MPI_Comm comm, const std::vector<const double*>& reps, const std::vector<std::size_t>& dims,
-                               std::size_t n, HsicEstimator e, std::vector<std::size_t>* degenerate) {
+                               std::size_t n, HsicEstimator e, std::vector<std::size_t>* degenerate,
+                               GramPrecision precision) {
   const std::size_t r = reps.size();
   const RowBlock mine = petsc_rows(comm, n);
   // G: column q = this rank's rows of representation q's centred Gram, flattened; the inner
@@ -153,7 +155,18 @@ std::vector<double> cka_matrix(MPI_Comm comm, const std::vector<const double*>& 
     MatHandle x, k;
     RowBlock block;
     std::vector<double> rows;
-    {
+    if (precision == GramPrecision::float32) {
+      PhaseTimer t("gram products");
+      const std::size_t d = dims[q];
+      const std::vector<float> all(reps[q], reps[q] + n * d);
+      std::vector<float> mine_rows(mine.rows * n);
+      if (mine.rows > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(mine.rows), static_cast<int>(n),
+                    static_cast<int>(d), 1.0f, all.data() + mine.row0 * d, static_cast<int>(d), all.data(),
+                    static_cast<int>(d), 0.0f, mine_rows.data(), static_cast<int>(n));
+      rows.assign(mine_rows.begin(), mine_rows.end());
+      block = mine;
+    } else {
       PhaseTimer t("gram products");
       dense_from_rows(comm, reps[q], n, dims[q], x);
       check(MatMatTransposeMult(x.m, x.m, MAT_INITIAL_MATRIX, PETSC_DEFAULT, &k.m), "MatMatTransposeMult");

@@ -35,10 +35,19 @@ struct RowBlock {
 };
 RowBlock petsc_rows(MPI_Comm comm, std::size_t n);
 
+// Precision of the Gram products X X^T inside cka_matrix. float64: PETSc's MatMatTransposeMult
+// (PETSc's scalar here; results agree across rank counts to 1e-10). float32: each rank multiplies
+// its rows by all rows with BLAS sgemm (every rank holds the whole representation; no PETSc
+// product exists in single precision with a double-precision PETSc) and centring and the inner
+// products stay float64 — twice the GEMM rate, CKA to about 1e-6. Activations are stored as
+// float32, so the inputs of the float32 product are exact.
+enum class GramPrecision { float64, float32 };
+
 // CKA among R representations with the same n rows (reps[r]: n x dims[r], row-major): R x R,
 // identical on every rank.
 std::vector<double> cka_matrix(MPI_Comm comm, const std::vector<const double*>& reps, const std::vector<std::size_t>& dims,
-                               std::size_t n, HsicEstimator e, std::vector<std::size_t>* degenerate);
+                               std::size_t n, HsicEstimator e, std::vector<std::size_t>* degenerate,
+                               GramPrecision precision = GramPrecision::float64);
 
 // This rank's rows of the cosine-similarity matrix of X (n x d) against Y (m x d), row-major
 // [rows x m], with the block they are.

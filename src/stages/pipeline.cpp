@@ -235,6 +235,7 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
     SweepOptions o;
     o.hook = it.hook;
     o.knn = w["knn"];
+    o.gram_precision = w["gram_precision"];
     o.null = w["null"];
     o.seed = w["seed"];
     o.metrics = w["metrics"].get<std::vector<std::string>>();

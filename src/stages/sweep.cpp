@@ -133,6 +133,7 @@ struct Pairwise {
   bool null;
   unsigned long long seed;
   MPI_Comm comm;
+  geometry::GramPrecision precision;
 
   bool wants(const std::string& m) const { return std::find(metrics->begin(), metrics->end(), m) != metrics->end(); }
 
@@ -168,7 +169,7 @@ struct Pairwise {
       std::vector<std::size_t> degenerate;
       std::vector<std::size_t> all_dims(dims);
       if (null) all_dims.insert(all_dims.end(), dims.begin(), dims.end());
-      const auto cka = geometry::cka_matrix(comm, ptrs, all_dims, n, e, &degenerate);
+      const auto cka = geometry::cka_matrix(comm, ptrs, all_dims, n, e, &degenerate, precision);
       for (std::size_t a = 0; a < r; ++a)
         for (std::size_t b = 0; b < r; ++b) put(m, a, b, cka[a * rr + b], null ? cka[a * rr + r + b] : 0.0);
       if (!degenerate.empty()) notes.push_back(std::string(m) + ": " + std::to_string(degenerate.size()) + " representation(s) with a zero centred Gram (reported as 0)");
@@ -263,6 +264,8 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
       throw InputError("--pairs: expected layer_layer, language_language, checkpoint_checkpoint or model_model, got '" + p + "'");
   if (o.activations.empty()) throw InputError("--activations: expected at least one activations/1 file");
   if (o.knn < 1) throw InputError("--knn: expected at least 1, got " + std::to_string(o.knn));
+  if (o.gram_precision != "float64" && o.gram_precision != "float32")
+    throw InputError("--gram-precision: expected float64 or float32, got '" + o.gram_precision + "'");
   const bool checkpoints = std::find(o.pairs.begin(), o.pairs.end(), "checkpoint_checkpoint") != o.pairs.end();
   const bool models = std::find(o.pairs.begin(), o.pairs.end(), "model_model") != o.pairs.end();
   if (checkpoints && models) throw InputError("--pairs: checkpoint_checkpoint and model_model take different files; run them separately");
@@ -310,7 +313,8 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
   std::map<std::string, std::map<std::string, Result>> results;  // pairs -> metric -> result
   std::vector<long long> depth_points;  // model_model: [depth, model] point indices
   std::vector<std::string> notes;
-  const Pairwise pairwise{&o.metrics, o.knn, o.null, o.seed, comm};
+  const Pairwise pairwise{&o.metrics, o.knn, o.null, o.seed, comm,
+                          o.gram_precision == "float32" ? geometry::GramPrecision::float32 : geometry::GramPrecision::float64};
   const std::vector<std::string> pairwise_metrics = {"cka_linear_biased", "cka_linear_unbiased", "cosine", "angular_distance",
                                                      "block_influence", "mutual_knn"};
 
@@ -496,7 +500,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
   // Output: sweep/1 with every result and its null, then the tidy CSV beside it.
   const bool root = mpi::rank(comm) == 0;
   nlohmann::json config = {{"activations", o.activations}, {"hook", o.hook}, {"pairs", o.pairs}, {"metrics", o.metrics},
-                           {"knn", o.knn}, {"null", o.null}, {"seed", o.seed}};
+                           {"knn", o.knn}, {"null", o.null}, {"seed", o.seed}, {"gram_precision", o.gram_precision}};
   if (o.block_size > 0) config["block"] = {{"size", o.block_size}, {"row", o.block_row}, {"col", o.block_col}};
   const std::string csv = (fs::path(o.output).parent_path() / (fs::path(o.output).stem().string() + ".csv")).string();
   mpi::on_root(comm, [&] {
@@ -585,6 +589,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         out.set_attribute(name, "axes", r.axes);
         out.set_attribute(name, "estimator", r.estimator);
         if (m == "mutual_knn") out.set_attribute(name, "k", static_cast<long long>(o.knn));
+        if (m.rfind("cka_", 0) == 0) out.set_attribute(name, "gram_precision", o.gram_precision);
         if (which) out.set_attribute(name, "null", "rows of the column representation permuted (seed " + std::to_string(o.seed) + ")");
       }
     }

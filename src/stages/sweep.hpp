@@ -18,6 +18,7 @@ struct SweepOptions {
   int depth_bins = 11;                            // model_model: normalised depths 0, 1/(T-1), ..., 1
   std::vector<std::string> metrics{"cka_linear_unbiased"};  // see metric_names()
   int knn = 10;
+  std::string gram_precision = "float64";  // of the CKA Gram products: float64 (PETSc) or float32 (BLAS sgemm)
   bool null = true;  // prompt-permutation null beside every pairwise metric
   unsigned long long seed = 0;
   std::string output;
