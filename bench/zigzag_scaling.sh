@@ -6,10 +6,10 @@
 # --benchmark), the speed-up over the baseline, the efficiency t(1)/(P t(P)) against the distributed
 # reducer at 1 rank, the bytes moved between ranks and the largest peak RSS of a rank. Every run's
 # bars are compared with the baseline's.
-# Usage: bench/zigzag_scaling.sh [L] [N] [k] [max_dim] [rank counts...]   (33 25000 10 2 1 2 4 gives over 10^7 operations)
+# Usage: bench/zigzag_scaling.sh [L] [N] [k] [max_dim] [rank counts...]   (33 10000 10 2 1 2 4: 3.6 M operations)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-L="${1:-33}"; N="${2:-25000}"; K="${3:-10}"; M="${4:-2}"
+L="${1:-33}"; N="${2:-10000}"; K="${3:-10}"; M="${4:-2}"
 shift $(( $# < 4 ? $# : 4 ))
 ranks=("$@"); [[ ${#ranks[@]} -gt 0 ]] || ranks=(1 2 4)
 dir="$here/build/bench-scaling"; mkdir -p "$dir"
