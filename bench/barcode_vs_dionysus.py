@@ -22,6 +22,9 @@ from sklearn.neighbors import NearestNeighbors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+# The intersection zigzag exactly as the tests rebuild it from science.md §1 (one definition).
+sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
+from test_zigzag_knn import intersection_zigzag  # noqa: E402
 LMTOPO = os.path.join(ROOT, "build", "lmtopo")
 K, MAX_DIM = 10, 2
 
@@ -77,36 +80,6 @@ def layer_complex(x):
     return simplices
 
 
-def intersection_zigzag(layers):
-    """science.md §1: K_0 ⊇ K_0∩K_1 ⊆ K_1 ...; insert at the start of each run of presence, delete
-    after it; within a time, deletions first (higher dimension first), then insertions."""
-    L = len(layers)
-    last = 2 * L - 1
-    allsimp = sorted(set().union(*layers), key=lambda s: (len(s), s))
-    order = {s: i for i, s in enumerate(allsimp)}
-
-    def present(s, t):
-        if t % 2 == 1:
-            return s in layers[(t - 1) // 2]
-        return s in layers[t // 2 - 1] and s in layers[t // 2]
-
-    events = []
-    for s in allsimp:
-        t = 1
-        while t <= last:
-            if present(s, t):
-                b = t
-                while b + 1 <= last and present(s, b + 1):
-                    b += 1
-                events.append((t, 1, len(s) - 1, order[s], "i", s))
-                events.append((b + 1, 0, -(len(s) - 1), order[s], "d", s))
-                t = b + 1
-            else:
-                t += 1
-    events.sort(key=lambda e: e[:4])
-    return [(e[4], e[5]) for e in events]
-
-
 def timed(cmd, cap=None):
     """Wall seconds and peak RSS (MiB) of one command, via GNU time; None when it ran past `cap`."""
     t0 = time.perf_counter()
@@ -142,7 +115,7 @@ def main():
             for _ in range(L):
                 layers.append(layer_complex(x))
                 x = x + 0.3 * g.normal(size=(N, 64))
-            ops = intersection_zigzag(layers)
+            ops = [("i" if inserted else "d", s) for inserted, s in intersection_zigzag(layers)[0]]
             fzz = os.path.join(tmp, f"z{L}x{N}.fzz")
             with open(fzz, "w") as f:
                 f.write(f"{len(ops)}\n")
