@@ -39,10 +39,17 @@ int SweepBlock::groups(std::size_t checkpoints, int block_size) {
   return static_cast<int>((checkpoints + static_cast<std::size_t>(block_size) - 1) / static_cast<std::size_t>(block_size));
 }
 
+int SweepBlock::group_of(std::size_t checkpoint) const {
+  return block_size <= 0 ? 0 : static_cast<int>(checkpoint / static_cast<std::size_t>(block_size));
+}
+
+bool SweepBlock::reads(std::size_t checkpoint) const {
+  return block_size <= 0 || group_of(checkpoint) == row || group_of(checkpoint) == col;
+}
+
 bool SweepBlock::owns(std::size_t a, std::size_t b) const {
   if (block_size <= 0) return true;
-  const auto ga = static_cast<int>(a / static_cast<std::size_t>(block_size));
-  const auto gb = static_cast<int>(b / static_cast<std::size_t>(block_size));
+  const int ga = group_of(a), gb = group_of(b);
   return (ga == row && gb == col) || (ga == col && gb == row);
 }
 
@@ -452,40 +459,30 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         else
           skip(m, "not a checkpoint-pair metric");
       }
-      if (o.block_size == 0) {
-        for (std::size_t p = 0; p < P; ++p) {
-          std::vector<std::vector<double>> reps;
-          for (const auto& s : sources) reps.push_back(s.point(p));
-          pairwise.run(reps, N, W, res, p * C * C, notes);
-        }
-      } else {
-        // One block: the files of its two groups only, all their pairs computed (the products
-        // are dominated by the per-file Grams), the owned ones kept; NaN elsewhere.
-        const double nan = std::numeric_limits<double>::quiet_NaN();
-        for (auto& [m, r] : res) {
-          std::fill(r.values.begin(), r.values.end(), nan);
-          std::fill(r.null.begin(), r.null.end(), nan);
-        }
-        std::vector<std::size_t> used;
-        for (std::size_t c = 0; c < C; ++c) {
-          const auto g = static_cast<int>(c / static_cast<std::size_t>(o.block_size));
-          if (g == o.block_row || g == o.block_col) used.push_back(c);
-        }
-        const std::size_t U = used.size();
-        for (std::size_t p = 0; p < P; ++p) {
-          std::vector<std::vector<double>> reps;
-          for (auto c : used) reps.push_back(sources[c].point(p));
-          std::map<std::string, Result> part;
-          for (const auto& [m, r] : res) prepare_result(part, m, {U, U}, r.axes, o.null);
-          pairwise.run(reps, N, W, part, 0, notes);
-          for (auto& [m, r] : res)
-            for (std::size_t a = 0; a < U; ++a)
-              for (std::size_t b = 0; b < U; ++b) {
-                if (!block.owns(used[a], used[b])) continue;
-                r.values[p * C * C + used[a] * C + used[b]] = part[m].values[a * U + b];
-                if (o.null) r.null[p * C * C + used[a] * C + used[b]] = part[m].null[a * U + b];
-              }
-        }
+      // The files this run reads (all; or, for a block, those of its two groups): every pair among
+      // them is computed (the cost is in the per-file Grams) and the owned ones kept; NaN elsewhere.
+      const double nan = std::numeric_limits<double>::quiet_NaN();
+      for (auto& [m, r] : res) {
+        std::fill(r.values.begin(), r.values.end(), nan);
+        std::fill(r.null.begin(), r.null.end(), nan);
+      }
+      std::vector<std::size_t> used;
+      for (std::size_t c = 0; c < C; ++c)
+        if (block.reads(c)) used.push_back(c);
+      const std::size_t U = used.size();
+      for (std::size_t p = 0; p < P; ++p) {
+        std::vector<std::vector<double>> reps;
+        for (auto c : used) reps.push_back(sources[c].point(p));
+        std::map<std::string, Result> part;
+        for (const auto& [m, r] : res) prepare_result(part, m, {U, U}, r.axes, o.null);
+        pairwise.run(reps, N, W, part, 0, notes);
+        for (auto& [m, r] : res)
+          for (std::size_t a = 0; a < U; ++a)
+            for (std::size_t b = 0; b < U; ++b) {
+              if (!block.owns(used[a], used[b])) continue;
+              r.values[p * C * C + used[a] * C + used[b]] = part.at(m).values[a * U + b];
+              if (o.null) r.null[p * C * C + used[a] * C + used[b]] = part.at(m).null[a * U + b];
+            }
       }
     }
     for (const auto& [m, r] : res) summary.written.push_back(pairs + "/" + m);
@@ -679,8 +676,9 @@ void merge_sweep_blocks(const std::vector<std::string>& blocks, const std::strin
     for (std::size_t a = 0; a < C; ++a)
       for (std::size_t b = 0; b < C; ++b)
         if (owner[a * C + b] < 0) {
-          const auto bs = static_cast<std::size_t>(meta["block_size"].get<int>());
-          const auto i = std::min(a / bs, b / bs), j = std::max(a / bs, b / bs);
+          const SweepBlock grouping{meta["block_size"].get<int>(), 0, 0};
+          const int i = std::min(grouping.group_of(a), grouping.group_of(b));
+          const int j = std::max(grouping.group_of(a), grouping.group_of(b));
           throw InputError("sweep blocks: block " + std::to_string(i) + "," + std::to_string(j) + " of " +
                            std::to_string(groups) + " groups is missing (pair " + labels[a] + ", " + labels[b] + ")");
         }

@@ -38,6 +38,8 @@ struct SweepBlock {
   int block_size = 0;  // 0: one block, every pair
   int row = 0, col = 0;
   static int groups(std::size_t checkpoints, int block_size);
+  int group_of(std::size_t checkpoint) const;  // 0 without blocks
+  bool reads(std::size_t checkpoint) const;    // its group is row or col (every file without blocks)
   bool owns(std::size_t a, std::size_t b) const;
 };
 

@@ -306,7 +306,7 @@ std::vector<PersistencePair> reduce_by_name(const std::string& name, const Bound
   if (name == "distributed") pairs = reduce_distributed(matrix, comm, stats);
   else if (name == "twist") pairs = reduce_twist(*matrix);
   else pairs = reduce_chunk(*matrix, threads);
-  if (dualize && rank == 0 && root_matrix) {
+  if (matrix != root_matrix) {  // dualized: map each cohomology pair back
     const Index n = root_matrix->num_columns();
     for (auto& p : pairs) p = {n - 1 - p.destroyer, n - 1 - p.creator};
     std::sort(pairs.begin(), pairs.end());
