@@ -39,7 +39,9 @@ SlurmctldHost=$host
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=socket=$dir/munge/munge.socket
+# cred_expire: how long slurmd refuses a job whose credential it revoked, and so how long SLURM holds a
+# requeued job before it may start again (default 120 s); short here so requeue tests need no override.
+AuthInfo=socket=$dir/munge/munge.socket,cred_expire=${LMTOPO_SLURM_CRED_EXPIRE:-10}
 CredType=cred/munge
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
