@@ -39,6 +39,8 @@ int run_zigzag_cmd(const po::variables_map& vm, const std::vector<std::string>&)
   o.max_dim = vm["max-dim"].as<int>();
   o.homology_dims = parse_dims(vm["dims"].as<std::string>());
   o.metric = vm["metric"].as<std::string>();
+  o.knn_precision = vm["knn-precision"].as<std::string>();
+  o.knn_device = vm["knn-device"].as<std::string>();
   o.reducer = vm["reducer"].as<std::string>();
   o.threads = vm["threads"].as<int>();
   o.dualize = vm["dualize"].as<bool>();
@@ -86,8 +88,13 @@ Command make_zigzag_command() {
         "max-dim", po::value<int>()->default_value(2), "largest simplex dimension of the flag complexes")(
         "dims", po::value<std::string>()->default_value("0,1"), "homology dimensions to summarise, each < --max-dim")(
         "metric", po::value<std::string>()->default_value("euclidean"), "euclidean or cosine")(
+        "knn-precision", po::value<std::string>()->default_value("mixed"),
+        "k-NN filtering GEMM: mixed (float32, then exact float64 re-measurement of the candidates) or float64; the same neighbours")(
+        "knn-device", po::value<std::string>()->default_value("cpu"),
+        "where the k-NN's GEMM runs: cpu (BLAS) or cuda (cuBLAS, builds with nvcc); the same neighbours")(
         "reducer", po::value<std::string>()->default_value("distributed"), "twist, chunk or distributed")(
-        "threads", po::value<int>()->default_value(2), "threads of the chunk reducer")(
+        "threads", po::value<int>()->default_value(2),
+        "threads of the chunk reducer and, with --knn-device cuda, of the k-NN's candidate selection")(
         "dualize", po::value<bool>()->default_value(true),
         "reduce the anti-transpose (persistent cohomology): the same pairs, faster on cone matrices; false: the boundary matrix")(
         "mem-limit", po::value<double>()->default_value(8.0),

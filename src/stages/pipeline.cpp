@@ -286,6 +286,8 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
   o.max_dim = z["max_dim"];
   o.homology_dims = z["homology_dims"].get<std::vector<int>>();
   o.metric = z["metric"];
+  o.knn_precision = z["knn_precision"];
+  o.knn_device = z["knn_device"];
   o.reducer = z["reducer"];
   o.dualize = z["dualize"];
   o.subsets = z["subsets"];

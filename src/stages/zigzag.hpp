@@ -16,6 +16,11 @@ struct ZigzagOptions {
   int max_dim = 2;
   std::vector<int> homology_dims{0, 1};
   std::string metric = "euclidean";
+  // The exact k-NN's filtering GEMM (topology/knn.hpp): its precision (mixed: float32 GEMM + exact
+  // float64 re-measurement; float64: the baseline) and where it runs (cpu: BLAS; cuda: cuBLAS).
+  // Neither changes the neighbours.
+  std::string knn_precision = "mixed";
+  std::string knn_device = "cpu";
   std::string reducer = "distributed";
   bool dualize = true;  // reduce the anti-transpose (cohomology): same pairs, faster on cone matrices
   int threads = 2;

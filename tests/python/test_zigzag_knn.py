@@ -4,6 +4,7 @@ and Dionysus 2 for the barcode. Also the layer summaries recomputed from the bar
 import itertools
 import math
 import random
+import shutil
 
 import h5py
 import numpy as np
@@ -114,15 +115,18 @@ def cases(seed, count):
         yield i, np.stack(x), k, max_dim, metric
 
 
-@pytest.mark.parametrize("reducer,ranks", [("twist", None), ("distributed", 2), ("chunk", None), ("distributed", 3)])
-def test_knn_zigzag_matches_independent_pipeline(tmp_path, reducer, ranks):
-    n_cases = 25 if reducer == "twist" else 8
-    for i, x, k, max_dim, metric in cases(hash(reducer) % 1000 + (ranks or 0), n_cases):
+@pytest.mark.parametrize("reducer,ranks,precision", [("twist", None, "mixed"), ("distributed", 2, "mixed"),
+                                                     ("chunk", None, "mixed"), ("distributed", 3, "mixed"),
+                                                     ("twist", None, "float64")])
+def test_knn_zigzag_matches_independent_pipeline(tmp_path, reducer, ranks, precision):
+    n_cases = 25 if reducer == "twist" and precision == "mixed" else 8
+    for i, x, k, max_dim, metric in cases(hash(reducer + precision) % 1000 + (ranks or 0), n_cases):
         act, out = tmp_path / f"a{i}.h5", tmp_path / f"z{i}.h5"
         write_activations(act, x)
         dims = ",".join(str(p) for p in range(max_dim))
         run_lmtopo("zigzag", "--activations", act, "--hook", "h", "-o", out, "-k", k, "--max-dim", max_dim,
-                   "--dims", dims, "--metric", metric, "--reducer", reducer, ranks=ranks)
+                   "--dims", dims, "--metric", metric, "--reducer", reducer, "--knn-precision", precision,
+                   ranks=ranks)
         with h5py.File(out, "r") as f:
             got = sorted(tuple(int(v) for v in row) for row in f["bars/position"][:])
         assert got == expected_position_bars(x, k, max_dim, metric), f"case {i}: k={k} m={max_dim} {metric}"
@@ -158,6 +162,14 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     assert proc.returncode == 2 and "/activations/nope" in proc.stderr
     proc = run_lmtopo("zigzag", "--activations", act, "--hook", "h", "-o", tmp_path / "z.h5", "--dims", "0,2", check=False)
     assert proc.returncode == 2 and "--dims" in proc.stderr
+    for extra, words in ((["--knn-precision", "half"], "--knn-precision"), (["--knn-device", "gpu"], "--knn-device"),
+                         (["--knn-device", "cuda", "--knn-precision", "float64"], "mixed")):
+        proc = run_lmtopo("zigzag", "--activations", act, "--hook", "h", "-o", tmp_path / "z.h5", *extra, check=False)
+        assert proc.returncode == 2 and words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    if not shutil.which("nvidia-smi"):  # no GPU here: a one-line failure (1; 2 where built without nvcc)
+        proc = run_lmtopo("zigzag", "--activations", act, "--hook", "h", "-o", tmp_path / "z.h5", "--knn-device", "cuda",
+                          check=False)
+        assert proc.returncode in (1, 2) and "CUDA" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     x[1, 2, 0] = np.nan
     write_activations(act, x)
     proc = run_lmtopo("zigzag", "--activations", act, "--hook", "h", "-o", tmp_path / "z.h5", ranks=2, check=False)
