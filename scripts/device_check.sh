@@ -4,9 +4,11 @@
 # lmtopo on CUDA against transformers on the CPU (fp32 1e-5, bf16/fp16 tolerances), and the forward
 # throughput benchmark on the GPU. Needs transformers 4.44 beside the machine's torch: wheels in .whl/
 # and nlohmann/json.hpp in .device-deps/include (see docs/operations.md, "GPU checks").
-# Usage (on the GPU machine, from the repository root): scripts/device_check.sh OUT_DIR
+# Usage (on the GPU machine, from the repository root): scripts/device_check.sh OUT_DIR [all|kernels]
+#   kernels: only the CUDA kernel tests (distances, k-NN with its paper-size layer), a few minutes.
 set -uo pipefail
 out="${1:-/tmp/device-out}"; mkdir -p "$out"
+what="${2:-all}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 status=0
@@ -17,8 +19,11 @@ python3 -c "import torch, transformers; print('torch', torch.__version__, 'trans
 prefix="$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')"
 cmake -S tests/device -B /tmp/devbuild -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
   -DNLOHMANN_INCLUDE="$here/.device-deps/include" > "$out/cmake.log" 2>&1 || { tail -30 "$out/cmake.log"; exit 1; }
-cmake --build /tmp/devbuild -j16 > "$out/build.log" 2>&1 || { grep -m20 -B2 -A5 error "$out/build.log"; exit 1; }
+targets=(); [[ "$what" == kernels ]] && targets=(--target distances_cuda_test knn_cuda_test)
+cmake --build /tmp/devbuild -j16 "${targets[@]}" > "$out/build.log" 2>&1 || { grep -m20 -B2 -A5 error "$out/build.log"; exit 1; }
 echo "== distances_cuda_test"; /tmp/devbuild/distances_cuda_test || status=1
+echo "== knn_cuda_test"; /tmp/devbuild/knn_cuda_test | tee "$out/knn_cuda.txt"; [[ ${PIPESTATUS[0]} == 0 ]] || status=1
+[[ "$what" == kernels ]] && exit $status
 echo "== parity on cuda"
 (cd tests/model && MODEL_DUMP=/tmp/devbuild/model_dump LMTOPO_TEST_DEVICE=cuda \
   python3 -m pytest -q -p no:cacheprovider test_parity.py -k "hooks_and_logits or half or sharded or intervention" 2>&1 | tail -25) \

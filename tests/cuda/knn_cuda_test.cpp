@@ -52,10 +52,11 @@ std::vector<std::uint32_t> brute_force_row(const std::vector<float>& x, std::siz
 }
 
 int check(const char* name, const std::vector<float>& x, std::size_t n, std::size_t dim, std::size_t k, Metric metric,
-          std::size_t sampled_rows = 0) {
+          std::size_t sampled_rows = 0, std::size_t threads = 1) {
   KnnStats stats;
   KnnOptions o;
   o.metric = metric;
+  o.threads = threads;
   o.stats = &stats;
   const auto t0 = std::chrono::steady_clock::now();
   const auto got = knn_lists_cuda(x.data(), n, dim, k, o);
@@ -67,9 +68,9 @@ int check(const char* name, const std::vector<float>& x, std::size_t n, std::siz
     wrong += got[p] != brute_force_row(x, n, dim, k, metric, p);
     ++checked;
   }
-  std::printf("%-34s n=%zu dim=%zu k=%zu %s: %.3f s (GEMM + copies %.3f s, bounds + exact %.3f s), "
+  std::printf("%-34s n=%zu dim=%zu k=%zu %s, %zu thread(s): %.3f s (GEMM + copies %.3f s, bounds + exact %.3f s), "
               "%.1f candidates/point; %zu of %zu rows checked differ\n",
-              name, n, dim, k, metric == Metric::cosine ? "cosine" : "euclidean", secs, stats.gemm_seconds,
+              name, n, dim, k, metric == Metric::cosine ? "cosine" : "euclidean", threads, secs, stats.gemm_seconds,
               stats.select_seconds, static_cast<double>(stats.candidates) / static_cast<double>(n), wrong, checked);
   return wrong ? 1 : 0;
 }
@@ -115,8 +116,10 @@ int main() {
     const std::size_t n = 10000, dim = 4096;
     std::vector<float> x(n * dim);
     for (auto& v : x) v = normal(rng);
-    failures += check("paper size (20 sampled rows)", x, n, dim, 10, Metric::euclidean, 20);
-    ++cases;
+    for (std::size_t threads : {std::size_t{1}, std::size_t{8}}) {
+      failures += check("paper size (20 sampled rows)", x, n, dim, 10, Metric::euclidean, 20, threads);
+      ++cases;
+    }
   }
   std::printf("%d passed, %d failed\n", cases - failures, failures);
   return failures ? 1 : 0;
