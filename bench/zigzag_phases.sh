@@ -3,6 +3,7 @@
 # reduction, read-out, summaries) on L layers of N drifting random points in dimension D, with the
 # per-phase times of `lmtopo zigzag --benchmark` (slowest rank). Paper 1's size: 33 x 10,000 x 4,096.
 # Usage: bench/zigzag_phases.sh [L] [N] [D] [k] [max_dim] [ranks]   (the input file is L*N*D*4 bytes)
+# ZIGZAG_ARGS adds options to `lmtopo zigzag` (e.g. "--knn-precision float64" for the older k-NN).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 L="${1:-33}"; N="${2:-10000}"; D="${3:-4096}"; K="${4:-10}"; M="${5:-2}"; P="${6:-2}"
@@ -30,6 +31,6 @@ fi
 echo "L=$L N=$N D=$D k=$K max_dim=$M ranks=$P"
 t0=$(date +%s.%N)
 mpirun --oversubscribe -n "$P" "$here/build/lmtopo" zigzag --activations "$act" --hook h -o "$dir/z-$L-$N-$D.h5" \
-  -k "$K" --max-dim "$M" --benchmark | grep -E "^zigzag"
+  -k "$K" --max-dim "$M" --benchmark ${ZIGZAG_ARGS:-} | grep -E "^zigzag"
 t1=$(date +%s.%N)
 python3 -c "print(f'wall {$t1-$t0:.1f} s')"

@@ -83,12 +83,11 @@ int main(int argc, char** argv) {
     if (sub == "extract" || sub == "train" || sub == "run" || sub == "submit" || sub == "status" || sub == "plan" || ((sub == "zigzag" || sub == "sweep") && job_form)) exec_torch_helper(argv);
   }
 #endif
-  if (lmtopo::mpi::launched_by_mpi_launcher()) {
-    int provided = 0;
-    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
-  }
+  if (lmtopo::mpi::launched_by_mpi_launcher()) lmtopo::mpi::initialize_for_launcher(&argc, &argv);
   int status = 0;
   const bool root = rank_of_world() == 0;
+  std::string message, label;
+  bool agreed = false;
   try {
     const std::string sub = argc > 1 ? argv[1] : "";
     if (sub.empty() || sub == "--help" || sub == "-h" || sub == "help") {
@@ -103,19 +102,36 @@ int main(int argc, char** argv) {
       for (const auto& c : lmtopo::cli::commands())
         if (c.name == sub) found = &c;
       if (!found) throw lmtopo::InputError("unknown subcommand '" + sub + "' (see lmtopo --help)");
+      // Test hook for the rank-local failure path above (tests/python/test_mpi_errors.py).
+      if (const char* r = std::getenv("LMTOPO_TEST_FAIL_RANK"); r && std::atoi(r) == rank_of_world())
+        throw lmtopo::InputError("LMTOPO_TEST_FAIL_RANK: a failure on this rank alone (test hook)");
       status = run_command(*found, argc, argv);
     }
   } catch (const boost::program_options::error& e) {
-    if (root) std::cerr << "lmtopo: error: " << e.what() << "\n";
     status = 2;
+    label = "error";
+    message = e.what();
   } catch (const lmtopo::InputError& e) {
-    if (root) std::cerr << "lmtopo: error: " << e.what() << "\n";
     status = 2;
+    label = "error";
+    message = e.what();
+    agreed = dynamic_cast<const lmtopo::mpi::AgreedError*>(&e) != nullptr;
   } catch (const std::exception& e) {
-    // One line: libtorch appends a C++ stack trace to its messages.
-    const std::string what = e.what();
-    std::cerr << "lmtopo: failure: " << what.substr(0, what.find('\n')) << "\n";
     status = 1;
+    label = "failure";
+    message = e.what();
+    agreed = dynamic_cast<const lmtopo::mpi::AgreedError*>(&e) != nullptr;
+  }
+  if (!message.empty()) {
+    message = message.substr(0, message.find('\n'));  // one line: libtorch appends a C++ stack trace
+    // An error raised on this rank alone (not through mpi::on_root/on_all) may leave the other ranks
+    // waiting in a collective for ever: if they do not fail too within a few seconds, abort the job.
+    if (!agreed && !lmtopo::mpi::all_ranks_failed_within(10.0)) {
+      std::cerr << "lmtopo: " << label << " (rank " << rank_of_world() << ", alone; aborting the other ranks): " << message
+                << std::endl;
+      MPI_Abort(MPI_COMM_WORLD, status);
+    }
+    if (root) std::cerr << "lmtopo: " << label << ": " << message << "\n";
   }
   lmtopo::mpi::finalize_if_initialized();
   return status;

@@ -1,6 +1,7 @@
 #include "mpi/collective.hpp"
 
 #include <cstdlib>
+#include <ctime>
 #include <vector>
 
 #include "core/error.hpp"
@@ -35,8 +36,36 @@ void ensure_initialized() {
   check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
 }
 
+namespace {
+MPI_Comm error_comm = MPI_COMM_NULL;  // all_ranks_failed_within's private duplicate of the world
+}
+
+void initialize_for_launcher(int* argc, char*** argv) {
+  int provided = 0;
+  check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+  check(MPI_Comm_dup(MPI_COMM_WORLD, &error_comm), "MPI_Comm_dup");
+}
+
+bool all_ranks_failed_within(double seconds) {
+  if (!initialized() || size(MPI_COMM_WORLD) == 1) return true;
+  if (error_comm == MPI_COMM_NULL) return false;  // cannot tell: assume alone
+  MPI_Request request;
+  if (MPI_Ibarrier(error_comm, &request) != MPI_SUCCESS) return false;
+  const double until = MPI_Wtime() + seconds;
+  int done = 0;
+  while (MPI_Wtime() < until) {
+    if (MPI_Test(&request, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) return false;
+    if (done) return true;
+    struct timespec pause {0, 10 * 1000 * 1000};
+    nanosleep(&pause, nullptr);
+  }
+  return false;
+}
+
 void finalize_if_initialized() {
-  if (initialized()) MPI_Finalize();
+  if (!initialized()) return;
+  if (error_comm != MPI_COMM_NULL) MPI_Comm_free(&error_comm);
+  MPI_Finalize();
 }
 
 int rank(MPI_Comm comm) {
@@ -77,9 +106,16 @@ int run_capturing(const std::function<void()>& step, std::string& message) {
   }
 }
 
+struct AgreedInputError : InputError, AgreedError {
+  using InputError::InputError;
+};
+struct AgreedRuntimeFailure : RuntimeFailure, AgreedError {
+  using RuntimeFailure::RuntimeFailure;
+};
+
 [[noreturn]] void raise(int kind, const std::string& message) {
-  if (kind == 2) throw InputError(message);
-  throw RuntimeFailure(message);
+  if (kind == 2) throw AgreedInputError(message);
+  throw AgreedRuntimeFailure(message);
 }
 }  // namespace
 

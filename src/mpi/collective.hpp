@@ -21,6 +21,24 @@ void finalize_if_initialized();
 int rank(MPI_Comm comm = MPI_COMM_WORLD);
 int size(MPI_Comm comm = MPI_COMM_WORLD);
 
+// Marks the errors on_root/on_all raise (they also derive from InputError or RuntimeFailure): every
+// rank of the communicator throws the same one, so each may simply exit.
+struct AgreedError {
+  virtual ~AgreedError() = default;
+};
+
+// MPI_Init_thread for a process started by mpirun/srun, plus the private communicator that
+// all_ranks_failed_within uses. Collective over MPI_COMM_WORLD.
+void initialize_for_launcher(int* argc, char*** argv);
+
+// For an error this rank caught at the top level that was not an AgreedError: waits up to `seconds`
+// for every rank of the world to report an error too (a non-blocking barrier on a private duplicate
+// of MPI_COMM_WORLD, so it cannot be matched with another collective). True: every rank failed the
+// same way (or there is one rank), so exiting normally is safe. False: this rank failed alone and
+// the others may be waiting in a collective for it; the caller aborts the job (MPI_Abort) instead of
+// leaving them hanging.
+bool all_ranks_failed_within(double seconds);
+
 // Runs `step` on rank 0 only; if it throws, every rank throws the same kind (InputError or
 // RuntimeFailure) with the same message. Collective.
 void on_root(MPI_Comm comm, const std::function<void()>& step);

@@ -108,7 +108,13 @@ nlohmann::json item_config(const core::JobSpec& spec, const std::string& stage, 
     c["extract"] = section("extract");
     c["checkpoint"] = it.checkpoint.dir;
   }
-  if (stage == "zigzag") c["zigzag"] = section("zigzag");
+  if (stage == "zigzag") {
+    c["zigzag"] = section("zigzag");
+    // How the barcode is computed, not what it is: every reducer, primal or dualized, gives the same
+    // pairs and every k-NN precision/device the same neighbours (tests check both), so changing
+    // these (e.g. moving a study to GPU nodes) does not make finished items stale.
+    for (const char* key : {"reducer", "dualize", "threads", "knn_precision", "knn_device"}) c["zigzag"].erase(key);
+  }
   if (stage == "sweep") {
     c["extract"] = section("extract");
     c["sweep"] = section("sweep");
@@ -288,6 +294,7 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
   o.metric = z["metric"];
   o.knn_precision = z["knn_precision"];
   o.knn_device = z["knn_device"];
+  o.threads = z["threads"];
   o.reducer = z["reducer"];
   o.dualize = z["dualize"];
   o.subsets = z["subsets"];

@@ -96,12 +96,23 @@ std::vector<std::vector<std::uint32_t>> knn_lists_with(GramRowSource<Real>& sour
     norm[i] = std::sqrt(s);
   }
   for (auto& m : mean) m /= static_cast<double>(n);
+  // Euclidean: scale the centred points by a power of two (exact) so that the largest coordinate is
+  // in [0.5, 1): the GEMM can then neither overflow nor lose whole products to underflow, whatever
+  // the inputs' magnitude (distances scale by scale^2; only their order matters). Unit rows need none.
+  double scale = 1.0;
+  if (!cosine) {
+    double largest = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < dim; ++j) largest = std::max(largest, std::abs(points[i * dim + j] - mean[j]));
+    if (largest > 0) scale = std::ldexp(1.0, -std::ilogb(largest) - 1);
+  }
   std::vector<Real> x(n * dim);
   std::vector<double> sq(n, 0.0);  // |prepared row|^2 in float64
   for (std::size_t i = 0; i < n; ++i) {
     double s = 0;
     for (std::size_t j = 0; j < dim; ++j) {
-      const double v = cosine ? (norm[i] > 0 ? points[i * dim + j] / norm[i] : 0.0) : points[i * dim + j] - mean[j];
+      const double v =
+          cosine ? (norm[i] > 0 ? points[i * dim + j] / norm[i] : 0.0) : (points[i * dim + j] - mean[j]) * scale;
       const Real r = static_cast<Real>(v);
       x[i * dim + j] = r;
       s += static_cast<double>(r) * r;
@@ -114,6 +125,9 @@ std::vector<std::vector<std::uint32_t>> knn_lists_with(GramRowSource<Real>& sour
       1.01 * (gamma(D, u) + gamma(D, u_d) + 4 * eps * (1 + eps) * (1 + eps) + 3 * gamma(D, u_d) + 6 * u_d);
   const double c_cosine =
       1.01 * (gamma(D, u) * (1 + eps) * (1 + eps) + 2 * eps * (1 + eps) + gamma(D + 8, u_d));
+  // Gradual underflow breaks relative bounds: a coordinate or product below the smallest normal number
+  // is off by up to half the smallest subnormal. With coordinates at most 1 that adds at most this.
+  const double underflow = 8 * D * static_cast<double>(std::numeric_limits<Real>::denorm_min());
 
   auto t0 = clock_type::now();
   source.load(x.data(), n, dim);
@@ -124,8 +138,8 @@ std::vector<std::vector<std::uint32_t>> knn_lists_with(GramRowSource<Real>& sour
   const std::size_t b = std::max<std::size_t>(1, std::min(options.block_rows, n));
   std::vector<Real> gram(b * n);
 
-  // The filter's estimate and bound for pair (p, q); an overflowed GEMM entry gives (-inf, +inf),
-  // so the pair is measured exactly.
+  // The filter's estimate and bound for pair (p, q). A non-finite GEMM entry (which the scaling rules
+  // out for finite inputs; kept as a guard) makes the pair a candidate.
   auto estimate = [&](std::size_t p, std::size_t q, const Real* g, double& d, double& e) {
     if (cosine) {
       if (norm[p] == 0 || norm[q] == 0) {
@@ -134,10 +148,10 @@ std::vector<std::vector<std::uint32_t>> knn_lists_with(GramRowSource<Real>& sour
         return;
       }
       d = 1.0 - static_cast<double>(g[q]);
-      e = c_cosine;
+      e = c_cosine + underflow;
     } else {
       d = sq[p] + sq[q] - 2.0 * static_cast<double>(g[q]);
-      e = c_euclidean * (sq[p] + sq[q]);
+      e = c_euclidean * (sq[p] + sq[q]) + underflow;
     }
     if (!std::isfinite(d) || !std::isfinite(e)) {
       d = 0.0;

@@ -59,6 +59,12 @@ def test_run_resume_and_items(tmp_path):
     assert "run: extract: 0 item(s) computed, 4 already complete" in again
     assert "run: zigzag: 0 item(s) computed, 8 already complete" in again
     assert "run: sweep: 0 item(s) computed, 10 already complete" in again
+    # Settings that cannot change a result (reducer, dualize, threads, the k-NN filter's precision and
+    # device) leave complete items complete; a setting that can (k) makes them stale.
+    neutral = tmp_path / "neutral.yaml"
+    neutral.write_text(SPEC.replace("zigzag: {k: 3, max_dim: 2}", "zigzag: {k: 3, max_dim: 2, reducer: twist, dualize: false, "
+                                    "threads: 1, knn_precision: float64, knn_device: cpu}"))
+    assert "run: zigzag: 0 item(s) computed, 8 already complete" in lmtopo("run", neutral, "--stages", "zigzag")
     # The same checkpoint x checkpoint sweep in blocks of 3 checkpoints (groups {0,1,2}, {4}: blocks
     # 0-0, 0-1, 1-1 per hook, one work item each); the last block's task merges them into the file
     # the unblocked item wrote, with the same values; a lost merged file is rebuilt by a rerun.

@@ -1,7 +1,8 @@
 // The filter-and-refine k-NN (topology/knn.hpp) against a brute-force reference in long double
 // (every distance, ties by index), on inputs chosen to defeat a float32 filter: a large common offset,
-// distances that differ only beyond float32 precision, exact duplicates, zero vectors (cosine), a
-// float32 GEMM overflow, and dimensions that are not multiples of the unrolling.
+// distances that differ only beyond float32 precision, exact duplicates, zero vectors (cosine),
+// magnitudes whose float32 products would overflow or underflow, and dimensions that are not
+// multiples of the unrolling.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -140,14 +141,19 @@ TEST(Knn, CosineZeroVectorsAreAtDistanceOne) {
   expect_exact(x, n, dim, 4, Metric::cosine);
 }
 
-TEST(Knn, Float32GemmOverflowFallsBackToExactMeasurement) {
-  // Coordinates ~1e20: their float32 products overflow; every pair is then measured exactly.
+TEST(Knn, HugeAndTinyMagnitudesStayExactAndFiltered) {
+  // Coordinates ~1e20 (float32 products would overflow) and ~1e-25 (they would underflow to zero):
+  // the filter's power-of-two scaling keeps both exact, with the filter still tight.
   std::mt19937 rng(1);
   std::normal_distribution<float> normal;
-  const std::size_t n = 50, dim = 6;
-  std::vector<float> x(n * dim);
-  for (auto& v : x) v = 1e20f * normal(rng);
-  expect_exact(x, n, dim, 3, Metric::euclidean);
+  const std::size_t n = 300, dim = 6;
+  for (float magnitude : {1e20f, 1e-25f, 1e-38f}) {
+    std::vector<float> x(n * dim);
+    for (auto& v : x) v = magnitude * normal(rng);
+    SCOPED_TRACE(magnitude);
+    expect_exact(x, n, dim, 3, Metric::euclidean, magnitude > 1e-30f ? 3 * 3.0 + 2 : 0);
+    expect_exact(x, n, dim, 3, Metric::cosine, magnitude > 1e-30f ? 3 * 3.0 + 2 : 0);
+  }
 }
 
 TEST(Knn, BadInputsAreRefused) {
