@@ -121,9 +121,16 @@ nlohmann::json item_config(const core::JobSpec& spec, const std::string& stage, 
     if (it.model.empty()) {
       for (const auto& m : spec.models) c["checkpoints"].push_back(core::trained_checkpoints(spec, m).back().dir);
     } else if (it.checkpoint.dir.empty()) {
+      // A block depends only on the checkpoints of its two groups: when a nightly run appends
+      // checkpoints, blocks between unchanged groups stay complete (the merge places them).
+      const SweepBlock block{it.block_row >= 0 ? checkpoint_block(spec) : 0, std::max(0, it.block_row),
+                             std::max(0, it.block_col)};
       for (const auto& m : spec.models)
-        if (m.name == it.model)
-          for (const auto& ck : core::trained_checkpoints(spec, m)) c["checkpoints"].push_back(ck.dir);
+        if (m.name == it.model) {
+          const auto checkpoints = core::trained_checkpoints(spec, m);
+          for (std::size_t i = 0; i < checkpoints.size(); ++i)
+            if (block.reads(i)) c["checkpoints"].push_back(checkpoints[i].dir);
+        }
     } else {
       c["checkpoint"] = it.checkpoint.dir;
     }

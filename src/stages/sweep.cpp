@@ -616,12 +616,27 @@ void merge_sweep_blocks(const std::vector<std::string>& blocks, const std::strin
   std::string csv_text;
   mpi::on_root(comm, [&] {
     if (blocks.empty()) throw InputError("sweep blocks: no block files to merge into " + output);
+    // Blocks may come from runs with fewer checkpoints (a list that grew by appending, e.g. nightly:
+    // blocks between unchanged groups are not recomputed). The block with the most checkpoints
+    // defines the result; every other block must agree with it on the checkpoints it read.
+    std::vector<std::size_t> order(blocks.size());
+    {
+      std::size_t most = 0;
+      for (std::size_t bi = 0; bi < blocks.size(); ++bi) {
+        order[bi] = bi;
+        const std::size_t c = io::H5Input(blocks[bi]).read_strings("/labels/checkpoints").size();
+        if (c > most) {
+          most = c;
+          std::swap(order[0], order[bi]);
+        }
+      }
+    }
     nlohmann::json first;
     std::size_t P = 0, C = 0;
     std::vector<int> owner;  // which block owns each (a, b)
-    std::vector<std::string> notes;
+    std::vector<std::string> notes, sources;
     int groups = 0;
-    for (std::size_t bi = 0; bi < blocks.size(); ++bi) {
+    for (std::size_t bi : order) {
       const std::string& path = blocks[bi];
       io::H5Input in(path);
       const auto attrs = in.root_attributes();
@@ -633,10 +648,15 @@ void merge_sweep_blocks(const std::vector<std::string>& blocks, const std::strin
       const SweepBlock block{config["block"]["size"].get<int>(), config["block"]["row"].get<int>(), config["block"]["col"].get<int>()};
       auto common = config;
       common.erase("block");
-      if (bi == 0) {
+      const auto block_labels = in.read_strings("/labels/checkpoints");
+      const auto block_sources = common["activations"].get<std::vector<std::string>>();
+      common.erase("activations");
+      const std::size_t Cb = block_labels.size();
+      if (bi == order[0]) {
         first = common;
         point_names = in.read_strings("/labels/points");
-        labels = in.read_strings("/labels/checkpoints");
+        labels = block_labels;
+        sources = block_sources;
         P = point_names.size();
         C = labels.size();
         owner.assign(C * C, -1);
@@ -649,14 +669,20 @@ void merge_sweep_blocks(const std::vector<std::string>& blocks, const std::strin
             arrays[d.path].assign(P * C * C, std::numeric_limits<double>::quiet_NaN());
           }
       } else if (common != first) {
-        throw InputError(path + ": its sweep settings differ from " + blocks[0] + " (expected blocks of one sweep)");
+        throw InputError(path + ": its sweep settings differ from " + blocks[order[0]] + " (expected blocks of one sweep)");
       } else if (block.block_size != meta["block_size"].get<int>()) {
-        throw InputError(path + ": block size " + std::to_string(block.block_size) + " differs from " + blocks[0]);
+        throw InputError(path + ": block size " + std::to_string(block.block_size) + " differs from " + blocks[order[0]]);
+      } else {
+        for (std::size_t a = 0; a < Cb; ++a)
+          if (block.reads(a) && (block_labels[a] != labels[a] || block_sources[a] != sources[a]))
+            throw InputError(path + ": checkpoint " + std::to_string(a) + " is " + block_labels[a] + " (" + block_sources[a] +
+                             ") there but " + labels[a] + " (" + sources[a] + ") in " + blocks[order[0]] +
+                             " (a stale block: recompute it)");
       }
       for (const auto& line : split_lines(attrs.count("notes") ? attrs.at("notes") : ""))
         if (!line.empty() && std::find(notes.begin(), notes.end(), line) == notes.end()) notes.push_back(line);
-      for (std::size_t a = 0; a < C; ++a)
-        for (std::size_t b = 0; b < C; ++b) {
+      for (std::size_t a = 0; a < Cb; ++a)
+        for (std::size_t b = 0; b < Cb; ++b) {
           if (!block.owns(a, b)) continue;
           int& o = owner[a * C + b];
           if (o >= 0) throw InputError(path + ": block " + std::to_string(block.row) + "," + std::to_string(block.col) +
@@ -664,13 +690,16 @@ void merge_sweep_blocks(const std::vector<std::string>& blocks, const std::strin
           o = static_cast<int>(bi);
         }
       for (auto& [name, full] : arrays) {
-        if (!in.has_dataset(name)) throw InputError(path + ": no dataset " + name + " (expected the datasets of " + blocks[0] + ")");
+        if (!in.has_dataset(name))
+          throw InputError(path + ": no dataset " + name + " (expected the datasets of " + blocks[order[0]] + ")");
         const auto part = in.read_f64(name);
-        if (part.size() != full.size()) throw InputError(path + ": " + name + " has another shape than in " + blocks[0]);
+        if (part.size() != P * Cb * Cb)
+          throw InputError(path + ": " + name + " has " + std::to_string(part.size()) + " values, expected " +
+                           std::to_string(P) + " x " + std::to_string(Cb) + " x " + std::to_string(Cb));
         for (std::size_t p = 0; p < P; ++p)
-          for (std::size_t a = 0; a < C; ++a)
-            for (std::size_t b = 0; b < C; ++b)
-              if (block.owns(a, b)) full[(p * C + a) * C + b] = part[(p * C + a) * C + b];
+          for (std::size_t a = 0; a < Cb; ++a)
+            for (std::size_t b = 0; b < Cb; ++b)
+              if (block.owns(a, b)) full[(p * C + a) * C + b] = part[(p * Cb + a) * Cb + b];
       }
     }
     for (std::size_t a = 0; a < C; ++a)
@@ -680,8 +709,10 @@ void merge_sweep_blocks(const std::vector<std::string>& blocks, const std::strin
           const int i = std::min(grouping.group_of(a), grouping.group_of(b));
           const int j = std::max(grouping.group_of(a), grouping.group_of(b));
           throw InputError("sweep blocks: block " + std::to_string(i) + "," + std::to_string(j) + " of " +
-                           std::to_string(groups) + " groups is missing (pair " + labels[a] + ", " + labels[b] + ")");
+                           std::to_string(groups) + " groups is missing, or older than the checkpoints in its groups (pair " +
+                           labels[a] + ", " + labels[b] + ")");
         }
+    first["activations"] = sources;
     first["merged_blocks"] = blocks;
     meta["config"] = first;
     meta["notes"] = notes;

@@ -90,6 +90,28 @@ def test_run_resume_and_items(tmp_path):
     again_b = lmtopo("sweep", blocked)
     assert "sweep: 0 item(s) computed, 6 already complete" in again_b and again_b.count("sweep: merged 3 blocks") == 1
     assert (root / "sweep" / "tiny" / "checkpoints" / "block_output.h5").exists()
+    # Nightly growth: the same model given as a checkpoint list, in blocks of 2. With step0-2 the
+    # blocks are {0,1} x {0,1}, {0,1} x {2}, {2} x {2}; appending step4 leaves block 0-0 complete (its
+    # checkpoints are unchanged) and recomputes the two that involve the grown group; the merge is
+    # again the unblocked file.
+    ck = root / "checkpoints" / "tiny"
+    def grown(steps):
+        listed = "    checkpoints: [" + ", ".join(str(ck / f"step{s}") for s in steps) + "]"
+        return SPEC.replace("    from_train: true", listed).replace(
+            "pairs: [layer_layer, language_language, checkpoint_checkpoint], knn: 3",
+            "pairs: [checkpoint_checkpoint], knn: 3, checkpoint_block: 2")
+    nightly = tmp_path / "nightly.yaml"
+    nightly.write_text(grown([0, 1, 2]))
+    first = lmtopo("sweep", nightly)
+    assert "sweep: 6 item(s) computed" in first and first.count("sweep: merged 3 blocks") == 2, first
+    nightly.write_text(grown([0, 1, 2, 4]))
+    second = lmtopo("sweep", nightly)
+    assert "sweep: 4 item(s) computed, 2 already complete" in second, second
+    assert second.count("sweep: merged 3 blocks") == 2, second
+    for hook in ("post_attention_layernorm", "block_output"):
+        with h5py.File(root / "sweep" / "tiny" / "checkpoints" / f"{hook}.h5", "r") as f:
+            for k, v in whole[hook].items():
+                np.testing.assert_allclose(f["checkpoint_checkpoint"][k][()], v, rtol=0, atol=1e-10, err_msg=k)
     one = lmtopo("zigzag", spec, "--item", 3, "--force", ranks=1)
     assert "zigzag: 1 item(s) computed" in one
     proc = subprocess.run([LMTOPO, "zigzag", str(spec), "--item", "99"], capture_output=True, text=True)

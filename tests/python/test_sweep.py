@@ -312,7 +312,8 @@ def test_model_model_at_matched_depth(tmp_path):
 def test_checkpoint_blocks_merge_to_the_unblocked_sweep(tmp_path, layers):
     """5 checkpoints in groups of 2 (3 groups, the last short): every block I <= J at 2 ranks, each
     reading only its groups' files, then --merge; equal to the unblocked run (values and nulls, 1e-10),
-    the CSV has each pair once, a block's arrays are NaN outside it, and a missing block is an error."""
+    the CSV has each pair once, a block's arrays are NaN outside it, and a missing block is an error.
+    Blocks from before checkpoints were appended still merge; a stale one is an error."""
     g = np.random.default_rng(21)
     files = [write_activations(tmp_path / f"c{c}.h5", f32(layers + 0.3 * c * g.normal(size=layers.shape)))
              for c in range(5)]
@@ -357,6 +358,26 @@ def test_checkpoint_blocks_merge_to_the_unblocked_sweep(tmp_path, layers):
     proc = run_lmtopo("sweep", "--hook", "h", "--pairs", "checkpoint_checkpoint", "-o", tmp_path / "x.h5",
                       "--block-size", "2", "--block", "1,3", *sum([["--activations", f] for f in files], []), check=False)
     assert proc.returncode == 2 and "0 <= I <= J < 3" in proc.stderr, proc.stderr
+
+    # A list that grew by appending (nightly): blocks 0-0 and 1-1 computed when there were 4 checkpoints
+    # (groups {0,1}, {2,3} unchanged since) merge with the 5-checkpoint blocks into the unblocked result.
+    old = {}
+    for i, j in ((0, 0), (1, 1)):
+        sweep(tmp_path, files[:4], "checkpoint_checkpoint", metrics, ranks=1, name=f"old{i}{j}",
+              extra=["--block-size", "2", "--block", f"{i},{j}"])
+        old[i, j] = tmp_path / f"old{i}{j}.h5"
+    grown = [old[0, 0] if b.name == "b00.h5" else old[1, 1] if b.name == "b11.h5" else b for b in blocks]
+    run_lmtopo("sweep", "-o", tmp_path / "grown.h5", *sum([["--merge", b] for b in grown], []))
+    with h5py.File(tmp_path / "grown.h5") as f:
+        assert [s.decode() for s in f["labels/checkpoints"][()]] == [f"c{c}" for c in range(5)]
+        for k in whole:
+            np.testing.assert_allclose(f["checkpoint_checkpoint"][k][()], whole[k], rtol=0, atol=1e-10, err_msg=k)
+    # A block whose checkpoints are no longer those of its groups (here: 2 and 3 swapped) is stale.
+    sweep(tmp_path, [files[0], files[1], files[3], files[2]], "checkpoint_checkpoint", metrics, ranks=1, name="swapped",
+          extra=["--block-size", "2", "--block", "1,1"])
+    stale = [tmp_path / "swapped.h5" if b.name == "b11.h5" else b for b in blocks]
+    proc = run_lmtopo("sweep", "-o", tmp_path / "stale.h5", *sum([["--merge", b] for b in stale], []), check=False)
+    assert proc.returncode == 2 and "swapped.h5" in proc.stderr and "stale block" in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize("ranks", [1, 3])
