@@ -649,9 +649,14 @@ void merge_sweep_blocks(const std::vector<std::string>& blocks, const std::strin
       auto common = config;
       common.erase("block");
       const auto block_labels = in.read_strings("/labels/checkpoints");
-      const auto block_sources = common["activations"].get<std::vector<std::string>>();
+      const auto block_sources = common.contains("activations") && common["activations"].is_array()
+                                     ? common["activations"].get<std::vector<std::string>>()
+                                     : std::vector<std::string>{};
       common.erase("activations");
       const std::size_t Cb = block_labels.size();
+      if (block_sources.size() != Cb)
+        throw InputError(path + ": config_json lists " + std::to_string(block_sources.size()) + " activations files for " +
+                         std::to_string(Cb) + " checkpoint labels");
       if (bi == order[0]) {
         first = common;
         point_names = in.read_strings("/labels/points");
