@@ -33,6 +33,19 @@ double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
 
+// fn(t, begin, end) over `threads` contiguous ranges of [0, rows), thread t taking range t; serial when
+// one thread or few rows. fn must not throw (workers record failures for the caller to raise).
+template <typename Fn>
+void for_row_ranges(std::size_t rows, std::size_t threads, Fn&& fn) {
+  if (threads <= 1 || rows < 2 * threads) {
+    fn(std::size_t{0}, std::size_t{0}, rows);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (std::size_t t = 0; t < threads; ++t) pool.emplace_back([&, t] { fn(t, rows * t / threads, rows * (t + 1) / threads); });
+  for (auto& th : pool) th.join();
+}
+
 // Higham's gamma_m = m u / (1 - m u): the relative error bound of an m-term dot product.
 double gamma(double m, double u) { return m * u / (1.0 - m * u); }
 
@@ -81,44 +94,62 @@ std::vector<std::vector<std::uint32_t>> knn_lists_with(GramRowSource<Real>& sour
   constexpr double u = std::numeric_limits<Real>::epsilon() / 2;  // unit roundoff of the filter
   const double D = static_cast<double>(dim);
 
+  const std::size_t threads = std::max<std::size_t>(1, options.threads);
+
   // Prepared points: centred (Euclidean; distances do not change, and the bound scales with the
   // centred norms, not with a large common offset) or unit rows (cosine), in the filter's precision.
+  // (With several threads the mean's sums run in another order: any centre is exact for the
+  // neighbours, which are re-measured from the inputs.)
   std::vector<double> norm(n, 0.0);  // cosine: |x| in float64 (the exact distance uses it)
-  std::vector<double> mean(dim, 0.0);
-  for (std::size_t i = 0; i < n; ++i) {
-    double s = 0;
-    for (std::size_t j = 0; j < dim; ++j) {
-      const double v = points[i * dim + j];
-      if (!std::isfinite(v)) throw std::invalid_argument("point " + std::to_string(i) + " has a non-finite coordinate");
-      s += v * v;
-      mean[j] += v;
+  std::vector<std::vector<double>> partial_mean(threads, std::vector<double>(dim, 0.0));
+  std::vector<std::size_t> first_bad(threads, n);  // the first row with a non-finite value, per thread
+  for_row_ranges(n, threads, [&](std::size_t t, std::size_t i0, std::size_t i1) {
+    auto& mean = partial_mean[t];
+    for (std::size_t i = i0; i < i1; ++i) {
+      double s = 0;
+      for (std::size_t j = 0; j < dim; ++j) {
+        const double v = points[i * dim + j];
+        if (!std::isfinite(v) && first_bad[t] == n) first_bad[t] = i;
+        s += v * v;
+        mean[j] += v;
+      }
+      norm[i] = std::sqrt(s);
     }
-    norm[i] = std::sqrt(s);
-  }
+  });
+  if (const std::size_t bad = *std::min_element(first_bad.begin(), first_bad.end()); bad < n)
+    throw std::invalid_argument("point " + std::to_string(bad) + " has a non-finite coordinate");
+  std::vector<double> mean(dim, 0.0);
+  for (const auto& part : partial_mean)
+    for (std::size_t j = 0; j < dim; ++j) mean[j] += part[j];
   for (auto& m : mean) m /= static_cast<double>(n);
   // Euclidean: scale the centred points by a power of two (exact) so that the largest coordinate is
   // in [0.5, 1): the GEMM can then neither overflow nor lose whole products to underflow, whatever
   // the inputs' magnitude (distances scale by scale^2; only their order matters). Unit rows need none.
   double scale = 1.0;
   if (!cosine) {
-    double largest = 0;
-    for (std::size_t i = 0; i < n; ++i)
-      for (std::size_t j = 0; j < dim; ++j) largest = std::max(largest, std::abs(points[i * dim + j] - mean[j]));
-    if (largest > 0) scale = std::ldexp(1.0, -std::ilogb(largest) - 1);
+    std::vector<double> largest(threads, 0.0);
+    for_row_ranges(n, threads, [&](std::size_t t, std::size_t i0, std::size_t i1) {
+      for (std::size_t i = i0; i < i1; ++i)
+        for (std::size_t j = 0; j < dim; ++j) largest[t] = std::max(largest[t], std::abs(points[i * dim + j] - mean[j]));
+    });
+    const double most = *std::max_element(largest.begin(), largest.end());
+    if (most > 0) scale = std::ldexp(1.0, -std::ilogb(most) - 1);
   }
   std::vector<Real> x(n * dim);
   std::vector<double> sq(n, 0.0);  // |prepared row|^2 in float64
-  for (std::size_t i = 0; i < n; ++i) {
-    double s = 0;
-    for (std::size_t j = 0; j < dim; ++j) {
-      const double v =
-          cosine ? (norm[i] > 0 ? points[i * dim + j] / norm[i] : 0.0) : (points[i * dim + j] - mean[j]) * scale;
-      const Real r = static_cast<Real>(v);
-      x[i * dim + j] = r;
-      s += static_cast<double>(r) * r;
+  for_row_ranges(n, threads, [&](std::size_t, std::size_t i0, std::size_t i1) {
+    for (std::size_t i = i0; i < i1; ++i) {
+      double s = 0;
+      for (std::size_t j = 0; j < dim; ++j) {
+        const double v =
+            cosine ? (norm[i] > 0 ? points[i * dim + j] / norm[i] : 0.0) : (points[i * dim + j] - mean[j]) * scale;
+        const Real r = static_cast<Real>(v);
+        x[i * dim + j] = r;
+        s += static_cast<double>(r) * r;
+      }
+      sq[i] = s;
     }
-    sq[i] = s;
-  }
+  });
   // Error bounds |d~ - d| <= E (see knn.hpp). eps: rounding of a prepared coordinate.
   const double eps = u + 2 * u_d;
   const double c_euclidean =
@@ -209,23 +240,15 @@ std::vector<std::vector<std::uint32_t>> knn_lists_with(GramRowSource<Real>& sour
     return measured;
   };
 
-  const std::size_t threads = std::max<std::size_t>(1, options.threads);
   for (std::size_t r0 = 0; r0 < n; r0 += b) {
     const std::size_t rows = std::min(b, n - r0);
     t0 = clock_type::now();
     source.rows(r0, rows, gram.data());
     gemm_seconds += seconds_since(t0);
     t0 = clock_type::now();
-    if (threads == 1 || rows < 2 * threads) {
-      candidates_total += select_rows(r0, 0, rows);
-    } else {
-      std::vector<std::uint64_t> measured(threads, 0);
-      std::vector<std::thread> pool;
-      for (std::size_t t = 0; t < threads; ++t)
-        pool.emplace_back([&, t] { measured[t] = select_rows(r0, rows * t / threads, rows * (t + 1) / threads); });
-      for (auto& th : pool) th.join();
-      for (auto m : measured) candidates_total += m;
-    }
+    std::vector<std::uint64_t> measured(threads, 0);
+    for_row_ranges(rows, threads, [&](std::size_t t, std::size_t i0, std::size_t i1) { measured[t] = select_rows(r0, i0, i1); });
+    for (auto m : measured) candidates_total += m;
     select_seconds += seconds_since(t0);
   }
   if (options.stats) {

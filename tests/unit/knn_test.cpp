@@ -166,6 +166,16 @@ TEST(Knn, BadInputsAreRefused) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("point 2"), std::string::npos) << e.what();
   }
+  // Threaded preparation reports the first bad point too, whichever thread met it.
+  x[8 * 3 + 1] = std::nanf("");
+  KnnOptions threaded;
+  threaded.threads = 3;
+  try {
+    knn_lists(x.data(), 10, 3, 2, threaded);
+    FAIL() << "NaN accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("point 2"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(knn_precision_from_name("half"), std::invalid_argument);
 }
 
