@@ -150,10 +150,13 @@ std::vector<std::vector<std::uint32_t>> knn_lists_with(GramRowSource<Real>& sour
       sq[i] = s;
     }
   });
-  // Error bounds |d~ - d| <= E (see knn.hpp). eps: rounding of a prepared coordinate.
+  // Error bounds |d~ - d| <= E (see knn.hpp). eps: rounding of a prepared coordinate. Euclidean, per
+  // unit of s_p + s_q: the filter's dot product (gamma_D(u)), the float64 squared norms (gamma_D(u_d)),
+  // the prepared coordinates' rounding (4 eps), the float64 reference (2 gamma_D(u_d) plus its
+  // differences' rounding, gamma_D(u_d)) and d~'s own three operations (6 u_d).
   const double eps = u + 2 * u_d;
   const double c_euclidean =
-      1.01 * (gamma(D, u) + gamma(D, u_d) + 4 * eps * (1 + eps) * (1 + eps) + 3 * gamma(D, u_d) + 6 * u_d);
+      1.01 * (gamma(D, u) + 4 * gamma(D, u_d) + 4 * eps * (1 + eps) * (1 + eps) + 6 * u_d);
   const double c_cosine =
       1.01 * (gamma(D, u) * (1 + eps) * (1 + eps) + 2 * eps * (1 + eps) + gamma(D + 8, u_d));
   // Gradual underflow breaks relative bounds: a coordinate or product below the smallest normal number

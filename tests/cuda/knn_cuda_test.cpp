@@ -10,46 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "../knn_reference.hpp"
 #include "geometry/distances_cuda.hpp"
 #include "topology/knn_cuda.hpp"
 
 using namespace lmtopo::topology;
 
 namespace {
-
-std::vector<std::uint32_t> brute_force_row(const std::vector<float>& x, std::size_t n, std::size_t dim, std::size_t k,
-                                           Metric metric, std::size_t p) {
-  auto norm = [&](std::size_t i) {
-    long double s = 0;
-    for (std::size_t j = 0; j < dim; ++j) s += static_cast<long double>(x[i * dim + j]) * x[i * dim + j];
-    return std::sqrt(s);
-  };
-  const long double np = norm(p);
-  std::vector<std::pair<long double, std::uint32_t>> row;
-  for (std::size_t q = 0; q < n; ++q) {
-    if (q == p) continue;
-    long double d = 0;
-    if (metric == Metric::cosine) {
-      const long double nq = norm(q);
-      if (np == 0 || nq == 0) {
-        d = 1;
-      } else {
-        for (std::size_t j = 0; j < dim; ++j) d += static_cast<long double>(x[p * dim + j]) * x[q * dim + j];
-        d = 1 - d / (np * nq);
-      }
-    } else {
-      for (std::size_t j = 0; j < dim; ++j) {
-        const long double t = static_cast<long double>(x[p * dim + j]) - x[q * dim + j];
-        d += t * t;
-      }
-    }
-    row.emplace_back(d, static_cast<std::uint32_t>(q));
-  }
-  std::partial_sort(row.begin(), row.begin() + static_cast<std::ptrdiff_t>(k), row.end());
-  std::vector<std::uint32_t> out;
-  for (std::size_t t = 0; t < k; ++t) out.push_back(row[t].second);
-  return out;
-}
 
 int check(const char* name, const std::vector<float>& x, std::size_t n, std::size_t dim, std::size_t k, Metric metric,
           std::size_t sampled_rows = 0, std::size_t threads = 1) {
@@ -65,7 +32,7 @@ int check(const char* name, const std::vector<float>& x, std::size_t n, std::siz
   std::mt19937 rng(1);
   for (std::size_t i = 0; i < (sampled_rows ? sampled_rows : n); ++i) {
     const std::size_t p = sampled_rows ? rng() % n : i;
-    wrong += got[p] != brute_force_row(x, n, dim, k, metric, p);
+    wrong += got[p] != lmtopo::testing::knn_brute_force_row(x, n, dim, k, metric, p);
     ++checked;
   }
   std::printf("%-34s n=%zu dim=%zu k=%zu %s, %zu thread(s): %.3f s (GEMM + copies %.3f s, bounds + exact %.3f s), "

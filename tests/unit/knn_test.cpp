@@ -10,48 +10,16 @@
 #include <random>
 #include <vector>
 
+#include "../knn_reference.hpp"
 #include "topology/knn.hpp"
 
 namespace lmtopo::topology {
 namespace {
 
-std::vector<std::vector<std::uint32_t>> brute_force(const std::vector<float>& x, std::size_t n, std::size_t dim,
-                                                    std::size_t k, Metric metric) {
-  std::vector<long double> norm(n, 0.0L);
-  for (std::size_t i = 0; i < n; ++i) {
-    for (std::size_t j = 0; j < dim; ++j) norm[i] += static_cast<long double>(x[i * dim + j]) * x[i * dim + j];
-    norm[i] = std::sqrt(norm[i]);
-  }
-  std::vector<std::vector<std::uint32_t>> out(n);
-  for (std::size_t p = 0; p < n; ++p) {
-    std::vector<std::pair<long double, std::uint32_t>> row;
-    for (std::size_t q = 0; q < n; ++q) {
-      if (q == p) continue;
-      long double d = 0;
-      if (metric == Metric::cosine) {
-        if (norm[p] == 0 || norm[q] == 0) {
-          d = 1;
-        } else {
-          for (std::size_t j = 0; j < dim; ++j) d += static_cast<long double>(x[p * dim + j]) * x[q * dim + j];
-          d = 1 - d / (norm[p] * norm[q]);
-        }
-      } else {
-        for (std::size_t j = 0; j < dim; ++j) {
-          const long double t = static_cast<long double>(x[p * dim + j]) - x[q * dim + j];
-          d += t * t;
-        }
-      }
-      row.emplace_back(d, static_cast<std::uint32_t>(q));
-    }
-    std::sort(row.begin(), row.end());
-    for (std::size_t t = 0; t < k; ++t) out[p].push_back(row[t].second);
-  }
-  return out;
-}
-
 void expect_exact(const std::vector<float>& x, std::size_t n, std::size_t dim, std::size_t k, Metric metric,
                   double max_candidates_per_point = 0) {
-  const auto want = brute_force(x, n, dim, k, metric);
+  std::vector<std::vector<std::uint32_t>> want(n);
+  for (std::size_t p = 0; p < n; ++p) want[p] = testing::knn_brute_force_row(x, n, dim, k, metric, p);
   for (auto precision : {KnnPrecision::mixed, KnnPrecision::float64}) {
     for (std::size_t block : {std::size_t{7}, std::size_t{1024}}) {
       KnnStats stats;
