@@ -25,13 +25,14 @@ int run_extract_cmd(const po::variables_map& vm, const std::vector<std::string>&
   o.pool = vm["pool"].as<std::string>();
   o.dtype = vm["dtype"].as<std::string>();
   o.batch = vm["batch"].as<int>();
+  o.threads = vm["threads"].as<int>();
   o.device = vm["device"].as<std::string>();
   o.ffn_mean = vm.count("ffn-mean") > 0;
   if (vm.count("ffn-tokens")) o.ffn_token_prompts = vm["ffn-tokens"].as<std::vector<std::string>>();
   o.add_bos = vm.count("add-bos") > 0;
   o.architecture = vm["architecture"].as<std::string>();
   o.config = {{"model", o.model_dir}, {"prompts", o.prompts}, {"hooks", o.hooks},     {"pool", o.pool},
-              {"dtype", o.dtype},     {"batch", o.batch},     {"add_bos", o.add_bos}, {"architecture", o.architecture},
+              {"dtype", o.dtype},     {"batch", o.batch}, {"threads", o.threads}, {"add_bos", o.add_bos}, {"architecture", o.architecture},
               {"device", o.device},   {"ffn_mean", o.ffn_mean}, {"ffn_token_prompts", o.ffn_token_prompts}};
 #ifdef LMTOPO_TORCH_HELPER
   const auto s = stages::run_extract(o, MPI_COMM_WORLD);
@@ -65,7 +66,10 @@ Command make_extract_command() {
       "each block's MLP-branch norm output, then the final norm), block_output (L+1: embeddings, then each block's "
       "residual output), block_input, attn_output, mlp_act (L each). Pooling: the last non-pad token or the mean "
       "over non-pad tokens. Prompts are grouped into global batches of --batch in file order and the ranks take "
-      "contiguous runs of batches balanced by token count, so the file is identical at any rank count.";
+      "contiguous runs of batches balanced by token count, so every batch is computed the same way at any rank "
+      "count: the file is bit-identical at any rank count when the threads per rank are equal (--threads), and "
+      "within float32 rounding (1e-5 relative) otherwise, because BLAS kernels may order sums differently at "
+      "another thread count. The threads of every rank are recorded in created_by.threads_per_rank.";
   c.add_options = [](po::options_description& d) {
     d.add_options()("job", po::value<std::string>(), "job spec: extract every checkpoint of the study (or --item K)")(
         "item", po::value<int>(), "job-spec form: only work item K (0-based, as `lmtopo plan` lists them)")(
@@ -77,6 +81,8 @@ Command make_extract_command() {
         "pool", po::value<std::string>()->default_value("last"), "last or mean (over non-pad tokens)")(
         "dtype", po::value<std::string>()->default_value("float32"), "float32 or bfloat16 (weights and stored activations)")(
         "batch", po::value<int>()->default_value(16), "prompts per forward pass")(
+        "threads", po::value<int>()->default_value(0),
+        "compute threads per rank (libtorch, OpenBLAS); 0: the CPUs the rank is bound to")(
         "device", po::value<std::string>()->default_value("cpu"),
         "cpu, cuda (each rank its node-local GPU) or cuda:N; results are copied back to the host")(
         "add-bos", "prepend the model's BOS token")(

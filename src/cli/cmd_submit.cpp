@@ -108,6 +108,7 @@ Command make_submit_command() {
         "cron", po::value<std::string>()->default_value("0 2 * * *"), "with --nightly: when (cron fields)");
   };
   c.positionals = {{"job", 1}};
+  c.passthrough_use = "sbatch options";
   c.run = run_submit;
   return c;
 }

@@ -25,20 +25,38 @@ std::string ranges(const std::vector<int>& layers) {
   return out.empty() ? "none" : out;
 }
 
+// L from --layers, or from the barcode itself: the last layer's complex is not empty (every prompt is
+// a vertex of every layer), so some H0 bar is alive at the last position 2L-1 and dies at 2L, and no
+// bar dies later. Without H0 bars nothing in the file pins L down (a largest death of 2L-2 looks the
+// same as one of 2L), so L must be given.
+int number_of_layers(const po::variables_map& vm, const std::vector<topology::PositionBar>& bars, const std::string& input) {
+  int L = vm["layers"].as<int>();
+  if (L == 0) L = vm["num-layers"].as<int>();
+  int max_death = 0, max_h0_death = 0;
+  for (const auto& b : bars) {
+    max_death = std::max(max_death, b.death);
+    if (b.dim == 0) max_h0_death = std::max(max_h0_death, b.death);
+  }
+  if (L == 0) {
+    if (max_h0_death == 0)
+      throw InputError(input + ": dimension: no H0 bars, so the number of layers cannot be read from the file; pass --layers L");
+    if (max_h0_death % 2 != 0 || max_h0_death < max_death)
+      throw InputError(input + ": death: the longest H0 bar dies at " + std::to_string(max_h0_death) + " and the latest bar at " +
+                       std::to_string(max_death) + ", not both at 2L as an intersection zigzag ends; pass --layers L");
+    L = max_h0_death / 2;
+  }
+  if (L < 2) throw InputError("--layers: expected at least 2, got " + std::to_string(L));
+  if (max_death > 2 * L)
+    throw InputError(input + ": death: a bar dies at position " + std::to_string(max_death) + ", after 2L = " +
+                     std::to_string(2 * L) + " (L = " + std::to_string(L) + ")");
+  return L;
+}
+
 int run_summarize(const po::variables_map& vm, const std::vector<std::string>&) {
   if (mpi::rank() != 0) return 0;
   const std::string input = vm["input"].as<std::string>();
   const auto bars = io::read_position_bars_csv(input);
-  int L = vm["num-layers"].as<int>();
-  if (L == 0) {
-    int max_death = 0;
-    for (const auto& b : bars) max_death = std::max(max_death, b.death);
-    if (max_death % 2 != 0 || max_death == 0)
-      throw InputError(input + ": cannot infer the number of layers (largest death " + std::to_string(max_death) +
-                       " is not 2L); pass --num-layers");
-    L = max_death / 2;
-  }
-  if (L < 2) throw InputError("--num-layers: expected at least 2, got " + std::to_string(L));
+  const int L = number_of_layers(vm, bars, input);
   const int dim = vm["dim"].as<int>();
   const std::string score_name = vm["score"].as<std::string>();
   std::vector<topology::LayerBar> layer_bars;
@@ -90,7 +108,7 @@ Command make_summarize_command() {
   Command c;
   c.name = "summarize";
   c.summary = "layer summaries and pruning candidates of an intersection-zigzag barcode (CSV)";
-  c.usage = "lmtopo summarize BARS.csv [--num-layers L] [--dim 1] [--score avg-similarity|inter-layer:ALPHA]";
+  c.usage = "lmtopo summarize BARS.csv [--layers L] [--dim 1] [--score avg-similarity|inter-layer:ALPHA]";
   c.description =
       "Reads bars in 1-based intersection-zigzag positions (header `dimension,birth,death`, as released with "
       "paper 1), maps them to effective layers (ceil((position-1)/2), dropping bars with equal effective birth "
@@ -98,7 +116,10 @@ Command make_summarize_command() {
       "score, its argmax and the pruning candidates l <= L-2 with score >= thr * max for thr = 0.9 and 0.8.";
   c.add_options = [](po::options_description& d) {
     d.add_options()("input", po::value<std::string>()->required(), "barcode CSV (positional)")(
-        "num-layers", po::value<int>()->default_value(0), "L, the number of point clouds; 0 infers it from a death of 2L")(
+        "layers", po::value<int>()->default_value(0),
+        "L, the number of point clouds; 0 reads it from the file: the longest H0 bar of an intersection zigzag dies at "
+        "2L (refused when the file has no H0 bars)")(
+        "num-layers", po::value<int>()->default_value(0), "the same as --layers (older name)")(
         "dim", po::value<int>()->default_value(1), "homology dimension to summarise")(
         "score", po::value<std::string>()->default_value("avg-similarity"),
         "pruning score: avg-similarity (S̄, v1) or inter-layer:ALPHA (Z̄_α, ALPHA one of -1.0 0.0 0.5 1.0 2.0)");

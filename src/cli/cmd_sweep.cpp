@@ -108,6 +108,7 @@ Command make_sweep_command() {
         "merge", po::value<std::vector<std::string>>(), "block files of one blocked sweep to assemble into -o (repeatable)");
   };
   c.positionals = {{"job", 1}};
+  c.passthrough_use = "PETSc options";
   c.run = run_sweep_cmd;
   return c;
 }

@@ -23,6 +23,9 @@ struct Command {
   std::string description;       // a paragraph for --help and docs/cli.md
   std::function<void(po::options_description&)> add_options;
   std::vector<Positional> positionals;
+  // What arguments after a bare `--` are for ("PETSc options", "sbatch options"); empty: the
+  // subcommand takes none, and any given are an error rather than silently ignored.
+  std::string passthrough_use;
   std::function<int(const po::variables_map&, const std::vector<std::string>& passthrough)> run;
 };
 

@@ -52,6 +52,9 @@ int run_command(const lmtopo::cli::Command& cmd, int argc, char** argv) {
     return 0;
   }
   po::notify(vm);
+  if (!passthrough.empty() && cmd.passthrough_use.empty())
+    throw lmtopo::InputError("--: `lmtopo " + cmd.name + "` takes no arguments after --, got '" + passthrough.front() +
+                             "' (only sweep passes PETSc options, and submit sbatch options)");
   return cmd.run(vm, passthrough);
 }
 

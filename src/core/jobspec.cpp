@@ -10,6 +10,8 @@
 #include "core/error.hpp"
 #include "core/hashing.hpp"
 #include "core/json_schema.hpp"
+#include "core/provenance.hpp"
+#include "core/utf8.hpp"
 #include "core/schemas.hpp"
 
 namespace fs = std::filesystem;
@@ -38,12 +40,20 @@ json scalar_to_json(const YAML::Node& node) {
   return text;
 }
 
+// YAML may carry any bytes; the spec (and so every output's config_json) must be UTF-8.
+void require_utf8(const YAML::Node& node, const std::string& text, const std::string& file) {
+  if (const auto bad = first_invalid_utf8(text); bad != std::string::npos)
+    throw InputError(file + ":" + std::to_string(node.Mark().line + 1) + ":" + std::to_string(node.Mark().column + 1) +
+                     ": not valid UTF-8 (byte " + std::to_string(bad) + " of the value)");
+}
+
 json node_to_json(const YAML::Node& node, const std::string& file) {
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
       return nullptr;
     case YAML::NodeType::Scalar:
+      require_utf8(node, node.Scalar(), file);
       return scalar_to_json(node);
     case YAML::NodeType::Sequence: {
       json arr = json::array();
@@ -56,6 +66,7 @@ json node_to_json(const YAML::Node& node, const std::string& file) {
         if (!kv.first.IsScalar())
           throw InputError(file + ":" + std::to_string(kv.first.Mark().line + 1) + ": expected a plain mapping key");
         const std::string key = kv.first.Scalar();
+        require_utf8(kv.first, key, file);
         if (obj.contains(key))
           throw InputError(file + ":" + std::to_string(kv.first.Mark().line + 1) + ": duplicate key '" + key + "'");
         obj[key] = node_to_json(kv.second, file);
@@ -102,6 +113,7 @@ std::vector<CheckpointRef> resolve_checkpoints(const json& spec, const std::stri
       if (name.compare(0, prefix.size(), prefix) != 0 || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
       const std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
       if (digits.empty() || !std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
+      if (digits.size() > 18) field_error(file, path + ".dir", "step number of '" + name + "' is out of range (at most 18 digits)");
       out.push_back({name, entry.path().string(), std::stoll(digits)});
     }
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.step < b.step; });
@@ -203,6 +215,17 @@ JobSpec load_job_spec(const std::string& path) {
         field_error(path, "sweep.pairs[" + std::to_string(i) + "]", "model_model needs two or more models");
     if (!doc.contains("extract")) field_error(path, "sweep", "needs an extract section (sweeps read the extracted activations)");
   }
+  // A stage that is accepted must run: the schema knows these sections, this version computes none.
+  for (const char* stage : {"neurons", "aggregate"})
+    if (doc.contains(stage))
+      field_error(path, stage, "this stage is not implemented in lmtopo " + lmtopo_version() +
+                                   " (remove the section; it would otherwise be accepted and do nothing)");
+  // Stages that work on checkpoints need models; without any they would silently have no work.
+  if (spec.models.empty())
+    for (const char* stage : {"extract", "zigzag", "sweep"})
+      if (doc.contains(stage))
+        field_error(path, "models", std::string("expected at least one model: the ") + stage +
+                                        " stage works on model checkpoints and would have nothing to do");
   return spec;
 }
 

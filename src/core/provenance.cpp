@@ -4,11 +4,14 @@
 #include <boost/version.hpp>
 #include <mpi.h>
 #include <petscversion.h>
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
+#include <fstream>
 
 #ifndef LMTOPO_VERSION
 #define LMTOPO_VERSION "0.0.0"
@@ -81,11 +84,38 @@ nlohmann::json library_versions() {
   return v;
 }
 
+namespace {
+int g_compute_threads = 0;
+}
+
+void set_compute_threads(int threads) { g_compute_threads = threads; }
+
+int compute_threads() {
+  if (g_compute_threads > 0) return g_compute_threads;
+  // Not configured by lmtopo: OpenBLAS's own choice, when it is the BLAS loaded.
+  using GetThreads = int (*)();
+  if (auto* f = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"))) return f();
+  return 1;
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0)
+      if (auto pos = line.find(':'); pos != std::string::npos) return line.substr(line.find_first_not_of(" \t", pos + 1));
+  return "unknown";
+}
+
 nlohmann::json created_by(int ranks) {
   nlohmann::json j;
   j["libraries"] = library_versions();
   j["hostname"] = hostname();
+  j["cpu"] = cpu_model();
+  const char* coretype = std::getenv("OPENBLAS_CORETYPE");
+  j["openblas_coretype"] = coretype ? coretype : "";
   j["ranks"] = ranks;
+  j["threads_per_rank"] = nlohmann::json::array({compute_threads()});
   std::time_t now = std::time(nullptr);
   std::array<char, 32> buf{};
   std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));

@@ -14,7 +14,15 @@ bool git_dirty();
 std::string hostname();
 // {"hdf5": "...", "mpi": "...", "boost": "...", "yaml_cpp": "...", "petsc": "...", "compiler": "..."}
 nlohmann::json library_versions();
-// The `created_by` record: library versions, host, ranks, time.
+// The `created_by` record: library versions, host, CPU model, OPENBLAS_CORETYPE, ranks, compute
+// threads per rank (this process's value; H5Output replaces it by every rank's), time.
 nlohmann::json created_by(int ranks);
+
+// The number of threads this process's numerical libraries (libtorch, OpenBLAS) compute with, as set
+// by the code that configured them; 0 until set. Floating-point sums may be ordered differently at
+// another thread count, so it is part of every output's provenance.
+void set_compute_threads(int threads);
+int compute_threads();
+std::string cpu_model();
 
 }  // namespace lmtopo::core

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.hpp"
+#include "core/utf8.hpp"
 #include "core/hashing.hpp"
 #include "io/gettext_catalog.hpp"
 #include "io/h5store.hpp"
@@ -126,10 +127,12 @@ std::vector<CorpusRecord> read_jsonl_corpus(const std::string& path) {
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = path + ":" + std::to_string(line_no) + ": ";
+    if (const auto bad = core::first_invalid_utf8(line); bad != std::string::npos)
+      throw InputError(where + "the line is not valid UTF-8 (byte " + std::to_string(bad) + " of the line)");
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error&) {
+    } catch (const nlohmann::json::exception&) {  // parse_error, or out_of_range for a number overflow
       throw InputError(where + "expected one JSON object per line");
     }
     if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
@@ -137,6 +140,10 @@ std::vector<CorpusRecord> read_jsonl_corpus(const std::string& path) {
     CorpusRecord r;
     r.text = j["text"].get<std::string>();
     if (utf8_code_points(r.text) < 0) throw InputError(where + "text: expected valid UTF-8");
+    if (j.contains("lang") && !j["lang"].is_string()) throw InputError(where + "lang: expected a string");
+    if (j.contains("group") && !j["group"].is_number_integer()) throw InputError(where + "group: expected an integer");
+    if (j.contains("id") && !j["id"].is_string() && !j["id"].is_number_integer())
+      throw InputError(where + "id: expected a string or an integer");
     r.lang = j.contains("lang") ? j["lang"].get<std::string>() : "und";
     r.group = j.contains("group") ? j["group"].get<long long>() : line_no - 1;
     r.id = j.contains("id") ? (j["id"].is_string() ? j["id"].get<std::string>() : j["id"].dump()) : std::to_string(line_no - 1);

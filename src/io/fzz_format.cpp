@@ -25,10 +25,12 @@ FzzFile read_fzz(std::istream& in, const std::string& name) {
     if (first == std::string::npos || line[first] == '#') continue;
     std::istringstream fields(line.substr(first));
     std::string head;
-    fields >> head;
+    if (!(fields >> head)) continue;  // only whitespace that is not ' ' or '\t' (\v, \f)
     if (!seen_content && std::all_of(head.begin(), head.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       std::string extra;
       if (fields >> extra) fail("expected the operation count alone on the first line");
+      // At most 18 digits: any such count fits a long (and no filtration has 10^18 operations).
+      if (head.size() > 18) fail("operation count '" + head + "' is out of range (expected at most 18 digits)");
       declared = std::stol(head);
       seen_content = true;
       continue;

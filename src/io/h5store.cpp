@@ -216,8 +216,13 @@ H5Output::H5Output(std::string path, MPI_Comm comm, const std::string& schema, c
   set_attribute("/", "git_sha", core::git_sha());
   set_attribute("/", "git_dirty", static_cast<long long>(core::git_dirty() ? 1 : 0));
   set_attribute("/", "config_json", config.dump());
-  // created_by is identical on every rank: rank 0's record is broadcast.
-  const std::string created = mpi::broadcast_string(comm_, core::created_by(mpi::size(comm_)).dump());
+  // created_by is identical on every rank: rank 0's record, with every rank's thread count, is broadcast.
+  std::vector<int> threads(static_cast<std::size_t>(mpi::size(comm_)));
+  const int mine = core::compute_threads();
+  MPI_Allgather(&mine, 1, MPI_INT, threads.data(), 1, MPI_INT, comm_);
+  nlohmann::json record = core::created_by(mpi::size(comm_));
+  record["threads_per_rank"] = threads;
+  const std::string created = mpi::broadcast_string(comm_, record.dump());
   set_attribute("/", "created_by", created);
 }
 

@@ -51,7 +51,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(std::string(reinterpret_cast<const char*>(bytes + 8), header_len));
-  } catch (const nlohmann::json::parse_error&) {
+  } catch (const nlohmann::json::exception&) {  // parse_error, or out_of_range for a number overflow
     throw InputError(path + ": corrupt safetensors header (not JSON)");
   }
   if (!header.is_object()) throw InputError(path + ": corrupt safetensors header (expected an object)");
@@ -104,7 +104,7 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
     try {
       std::ifstream in(index);
       j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error&) {
+    } catch (const nlohmann::json::exception&) {  // parse_error, or out_of_range for a number overflow
       throw InputError(index.string() + ": corrupt index (not JSON)");
     }
     if (!j.contains("weight_map") || !j["weight_map"].is_object())
@@ -133,7 +133,8 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
 
 const TensorView& Checkpoint::tensor(const std::string& name) const {
   auto it = index_.find(name);
-  if (it == index_.end()) throw InputError(dir_ + ": missing tensor " + name);
+  if (it == index_.end())
+    throw InputError(dir_ + ": missing tensor " + name + " (needed by the architecture and the sizes in config.json)");
   return *it->second;
 }
 

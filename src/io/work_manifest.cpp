@@ -37,7 +37,7 @@ nlohmann::json WorkManifest::read(const std::string& stage, const std::string& i
   if (!in) return nullptr;
   try {
     return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error&) {
+  } catch (const nlohmann::json::exception&) {  // parse_error, or out_of_range for a number overflow
     return nullptr;  // a torn or hand-edited record counts as missing: the item is redone
   }
 }

@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "core/error.hpp"
+#include "core/utf8.hpp"
 #include "model/byte_level.hpp"
 
 namespace lmtopo::model {
@@ -21,37 +22,7 @@ namespace {
 
 const std::string kMetaspace = "\xE2\x96\x81";  // U+2581, SentencePiece's word boundary
 
-// Length of the UTF-8 sequence at s[i]: the whole character when well formed (`valid`), else the
-// maximal subpart of a well-formed sequence (at least one byte), as Unicode recommends for U+FFFD.
-std::size_t utf8_step(const std::string& s, std::size_t i, bool& valid) {
-  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = b(i);
-  valid = true;
-  if (c < 0x80) return 1;
-  std::size_t need;
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) {
-    need = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    need = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    need = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    valid = false;
-    return 1;
-  }
-  std::size_t k = 1;
-  for (; k < need && i + k < s.size(); ++k) {
-    const unsigned char t = b(i + k);
-    if (t < (k == 1 ? lo : 0x80) || t > (k == 1 ? hi : 0xBF)) break;
-  }
-  valid = k == need;
-  return k;
-}
+using core::utf8_step;
 
 std::string lossy_utf8(const std::string& s) {
   std::string out;
@@ -599,16 +570,6 @@ class BpeTokenizer final : public Tokenizer {
 
 }  // namespace
 
-std::size_t first_invalid_utf8(const std::string& text) {
-  for (std::size_t i = 0; i < text.size();) {
-    bool valid;
-    const std::size_t n = utf8_step(text, i, valid);
-    if (!valid) return i;
-    i += n;
-  }
-  return std::string::npos;
-}
-
 std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path_in) {
   std::string path = path_in;
   if (std::filesystem::is_directory(path)) path = (std::filesystem::path(path) / "tokenizer.json").string();
@@ -617,7 +578,7 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path_in) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error&) {
+  } catch (const nlohmann::json::exception&) {  // parse_error, or out_of_range for a number overflow
     throw InputError(path + ": corrupt tokenizer.json (not JSON)");
   }
   try {

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "core/utf8.hpp"
+
 namespace lmtopo::model {
 
 class Tokenizer {
@@ -31,7 +33,6 @@ class Tokenizer {
   virtual std::int64_t vocab_size() const = 0;
 };
 
-// Byte offset of the first byte of `text` that is not part of well-formed UTF-8, or npos.
-std::size_t first_invalid_utf8(const std::string& text);
+using core::first_invalid_utf8;
 
 }  // namespace lmtopo::model

@@ -102,7 +102,9 @@ class TorchTransformer final : public Transformer {
     final_w = weight(neox ? "gpt_neox.final_layer_norm.weight" : "model.norm.weight", {c_.hidden});
     if (neox) final_b = weight("gpt_neox.final_layer_norm.bias", {c_.hidden});
     const std::string head = neox ? "embed_out.weight" : "lm_head.weight";
-    head_ = (c_.tie_embeddings && !has_(head)) ? embed_ : weight(head, {c_.vocab, c_.hidden});
+    // Tied (as transformers ties them): the embedding matrix, whatever a stored head holds (the loader
+    // checks that a stored copy is identical).
+    head_ = c_.tie_embeddings ? embed_ : weight(head, {c_.vocab, c_.hidden});
   }
 
   const ModelConfig& config() const override { return c_; }
@@ -360,7 +362,7 @@ class TorchTransformer final : public Transformer {
     }
     final_w = weight("transformer.ln_f.weight", {H});
     final_b = weight("transformer.ln_f.bias", {H});
-    head_ = (c_.tie_embeddings || !has_("lm_head.weight")) ? embed_ : weight("lm_head.weight", {c_.vocab, H});
+    head_ = c_.tie_embeddings ? embed_ : weight("lm_head.weight", {c_.vocab, H});
   }
 
   // Rotary inverse frequencies over `rot` dimensions, with Llama's rope_scaling as transformers'

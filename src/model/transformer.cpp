@@ -9,13 +9,16 @@
 #include "model/torch_transformer.hpp"
 
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdlib>
 #include <functional>
 #include <map>
 #include <set>
 
 #include "core/error.hpp"
+#include "core/provenance.hpp"
 #include "io/safetensors.hpp"
 
 namespace lmtopo::model {
@@ -24,16 +27,27 @@ namespace lmtopo::model {
 using detail::TorchTransformer;
 using detail::torch_dtype;
 
-void match_threads_to_cpu_affinity() {
-  // mpirun binds each rank to its cores; libtorch and OpenBLAS otherwise start one thread per core of
-  // the machine, which oversubscribes the rank's cores (measured: 4.7x slower extraction at 1 rank).
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return;
-  const int cpus = std::max(1, CPU_COUNT(&set));
-  torch::set_num_threads(cpus);
+namespace {
+int g_configured_threads = 0;
+}
+
+int configured_compute_threads() { return g_configured_threads; }
+
+void configure_compute_threads(int threads) {
+  // By default the CPUs of this process's binding: mpirun binds each rank to its cores, and libtorch and
+  // OpenBLAS otherwise start one thread per core of the machine, which oversubscribes the rank's cores
+  // (measured: 4.7x slower extraction at 1 rank).
+  int n = threads;
+  if (n <= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    n = sched_getaffinity(0, sizeof set, &set) == 0 ? std::max(1, CPU_COUNT(&set)) : 1;
+  }
+  torch::set_num_threads(n);
   using SetThreads = void (*)(int);
-  if (auto* f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(cpus);
+  if (auto* f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(n);
+  g_configured_threads = n;
+  core::set_compute_threads(n);
 }
 
 namespace {
@@ -55,7 +69,7 @@ torch::Device resolve_device(const std::string& name) {
       }
   } else {
     const std::string digits = name.substr(5);
-    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
+    if (digits.empty() || digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string::npos)
       throw InputError("device: expected cuda:N with N a GPU index, got '" + name + "'");
     index = std::stoi(digits);
     if (index >= count)
@@ -64,11 +78,43 @@ torch::Device resolve_device(const std::string& name) {
   return torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(index));
 }
 
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// Every checkpoint tensor must be used by the forward pass: one left over means the checkpoint has a
+// part lmtopo does not implement (a bias the config did not announce, an extra head), and states
+// computed without it would differ from transformers'. Exceptions, named: buffers that transformers
+// recomputes (causal masks, rotary inverse frequencies), and a stored copy of tied embeddings that
+// is identical to them.
+void refuse_unused_tensors(const io::Checkpoint& ckpt, const ModelConfig& config, const std::set<std::string>& consumed) {
+  static const std::vector<std::string> derived = {".attn.bias", ".attn.masked_bias", ".attention.bias",
+                                                   ".attention.masked_bias", ".rotary_emb.inv_freq"};
+  const std::string embed = config.model_type == "gpt_neox" ? "gpt_neox.embed_in.weight"
+                            : config.model_type == "llama"  ? "model.embed_tokens.weight"
+                            : config.model_type == "gpt2"   ? "transformer.wte.weight"
+                                                            : "transformer.word_embeddings.weight";
+  const std::string head = config.model_type == "gpt_neox" ? "embed_out.weight" : "lm_head.weight";
+  for (const auto& name : ckpt.names()) {
+    if (consumed.count(name)) continue;
+    if (std::any_of(derived.begin(), derived.end(), [&](const std::string& d) { return ends_with(name, d); })) continue;
+    const auto& t = ckpt.tensor(name);
+    if (name == head && config.tie_embeddings) {
+      const auto& e = ckpt.tensor(embed);
+      if (t.shape == e.shape && t.dtype == e.dtype && t.bytes == e.bytes && std::memcmp(t.data, e.data, t.bytes) == 0) continue;
+      throw InputError(t.file + ": tensor " + name + ": differs from " + embed +
+                       " although config.json says tie_word_embeddings: true (transformers would use the embeddings)");
+    }
+    throw InputError(t.file + ": tensor " + name + ": not used by lmtopo's " + config.model_type +
+                     " forward pass (a part of the checkpoint lmtopo does not implement); refusing rather than ignoring it");
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<Transformer> Transformer::load(const std::string& dir, WeightDType dtype, const std::string& architecture,
                                                const std::string& device) {
-  match_threads_to_cpu_affinity();
+  if (configured_compute_threads() == 0) configure_compute_threads();
   const torch::Device where = resolve_device(device);
   if (dtype == WeightDType::float16 && where.is_cpu()) {
     // libtorch 1.x has no float16 CPU kernels for LayerNorm/matmul; say so before loading anything.
@@ -82,6 +128,7 @@ std::unique_ptr<Transformer> Transformer::load(const std::string& dir, WeightDTy
   }
   ModelConfig c = read_model_config(dir, architecture);
   io::Checkpoint ckpt(dir);
+  std::set<std::string> consumed;
   auto from_checkpoint = [&](const std::string& name, const std::vector<std::int64_t>& shape) {
     const auto& v = ckpt.tensor(name);
     if (v.shape != shape) {
@@ -90,11 +137,14 @@ std::unique_ptr<Transformer> Transformer::load(const std::string& dir, WeightDTy
       for (auto d : v.shape) got += (got.empty() ? "" : "x") + std::to_string(d);
       throw InputError(v.file + ": tensor " + name + ": shape " + got + " disagrees with config.json (expected " + want + ")");
     }
+    consumed.insert(name);
     // A copy: the memory map is released when the checkpoint goes out of scope.
     return torch::from_blob(const_cast<void*>(v.data), v.shape, torch_dtype(v.dtype)).clone();
   };
-  return std::make_unique<TorchTransformer>(std::move(c), from_checkpoint,
-                                            [&](const std::string& name) { return ckpt.has(name); }, torch_dtype(dtype), where);
+  auto model = std::make_unique<TorchTransformer>(std::move(c), from_checkpoint,
+                                                  [&](const std::string& name) { return ckpt.has(name); }, torch_dtype(dtype), where);
+  refuse_unused_tensors(ckpt, model->config(), consumed);
+  return model;
 }
 
 }  // namespace lmtopo::model

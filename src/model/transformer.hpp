@@ -75,7 +75,12 @@ class Transformer {
   }
 };
 
-// Sets libtorch's and OpenBLAS's thread counts to the CPUs this process may run on (its MPI binding).
-void match_threads_to_cpu_affinity();
+// Sets libtorch's and OpenBLAS's thread counts: `threads` > 0 exactly, 0 the CPUs this process may
+// run on (its MPI binding). Recorded in the outputs' provenance (core::compute_threads). Float sums
+// can be ordered differently at another thread count, so results are bit-identical only at equal
+// threads per rank (docs/models.md).
+void configure_compute_threads(int threads = 0);
+// 0 until configure_compute_threads ran in this process.
+int configured_compute_threads();
 
 }  // namespace lmtopo::model

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "mpi/large_count.hpp"
+
 namespace lmtopo::mpi {
 
 void check(int code, const char* call);
@@ -51,21 +53,11 @@ std::string broadcast_string(MPI_Comm comm, const std::string& value, int root =
 
 // Concatenates every rank's `mine` on rank 0 in rank order (empty elsewhere); `type` is the MPI type
 // of T. Collective. Without MPI it returns `mine`.
+// Any length (mpi/large_count.hpp).
 template <class T>
 std::vector<T> gather_to_root(MPI_Comm comm, const std::vector<T>& mine, MPI_Datatype type) {
   if (!initialized()) return mine;
-  const int n = size(comm), me = rank(comm);
-  int count = static_cast<int>(mine.size());
-  std::vector<int> counts(static_cast<std::size_t>(n)), displs(static_cast<std::size_t>(n), 0);
-  check(MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, comm), "MPI_Gather");
-  std::vector<T> all;
-  if (me == 0) {
-    int total = 0;
-    for (int r = 0; r < n; ++r) displs[static_cast<std::size_t>(r)] = total, total += counts[static_cast<std::size_t>(r)];
-    all.resize(static_cast<std::size_t>(total));
-  }
-  check(MPI_Gatherv(mine.data(), count, type, all.data(), counts.data(), displs.data(), type, 0, comm), "MPI_Gatherv");
-  return all;
+  return bytes_to<T>(gather_blocks(comm, mine.data(), mine.size(), type, sizeof(T)));
 }
 
 }  // namespace lmtopo::mpi

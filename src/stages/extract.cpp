@@ -62,6 +62,8 @@ ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
   std::vector<std::vector<std::int64_t>> tokens;
   std::unique_ptr<model::Transformer> net;
   mpi::on_all(comm, [&] {
+    if (o.threads < 0) throw InputError("--threads: expected 0 (the rank's CPUs) or a positive count");
+    model::configure_compute_threads(o.threads);
     prompts = io::read_corpus_records(o.prompts);
     if (prompts.empty()) throw InputError(o.prompts + ": no prompts");
     const auto tok = model::Tokenizer::load(o.model_dir);
@@ -74,6 +76,11 @@ ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
       if (o.add_bos) ids.insert(ids.begin(), bos);
       if (ids.empty())
         throw InputError(o.prompts + ":" + std::to_string(i + 1) + ": prompt '" + prompts[i].id + "' has no tokens");
+      const int max_positions = net->config().max_positions;  // learned positions (gpt2): a hard limit
+      if (max_positions > 0 && ids.size() > static_cast<std::size_t>(max_positions))
+        throw InputError(o.prompts + ":" + std::to_string(i + 1) + ": prompt '" + prompts[i].id + "' has " +
+                         std::to_string(ids.size()) + " tokens, more than the model's n_positions " +
+                         std::to_string(max_positions));
       tokens.push_back(std::move(ids));
     }
   });

@@ -18,6 +18,7 @@ struct ExtractOptions {
   std::string dtype = "float32";  // float32 | bfloat16 (of the stored activations)
   std::string device = "cpu";     // cpu | cuda (this rank's GPU) | cuda:N
   int batch = 16;
+  int threads = 0;  // compute threads per rank (libtorch, OpenBLAS); 0: the CPUs of the rank's binding
   bool add_bos = false;
   // FFN activations for the neuron studies, beside the hooks: mlp_act mean-pooled over every prompt's
   // tokens (/ffn/mean), and every token of the chosen prompts (/ffn/tokens/*).

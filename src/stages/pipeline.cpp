@@ -231,6 +231,7 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
     o.pool = e["pool"];
     o.dtype = e["dtype"];
     o.batch = e["batch"];
+    o.threads = e["threads"];
     o.device = e["device"];
     o.ffn_mean = e["ffn_mean"];
     o.ffn_token_prompts = e["ffn_token_prompts"].get<std::vector<std::string>>();

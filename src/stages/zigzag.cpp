@@ -186,13 +186,13 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
           if (ll == l) {
             long long count = static_cast<long long>(data.size());
             mpi::check(MPI_Send(&count, 1, MPI_LONG_LONG, 0, 100 + l, comm), "MPI_Send");
-            mpi::check(MPI_Send(data.data(), static_cast<int>(data.size()), MPI_UINT32_T, 0, 100 + l, comm), "MPI_Send");
+            mpi::send_chunked(data.data(), data.size(), MPI_UINT32_T, 0, 100 + l, comm);
           }
       } else if (rank == 0) {
         long long count = 0;
         mpi::check(MPI_Recv(&count, 1, MPI_LONG_LONG, owner, 100 + l, comm, MPI_STATUS_IGNORE), "MPI_Recv");
         std::vector<std::uint32_t> data(static_cast<std::size_t>(count));
-        mpi::check(MPI_Recv(data.data(), static_cast<int>(count), MPI_UINT32_T, owner, 100 + l, comm, MPI_STATUS_IGNORE), "MPI_Recv");
+        mpi::recv_chunked(data.data(), data.size(), MPI_UINT32_T, owner, 100 + l, comm);
         layers[static_cast<std::size_t>(l)] = unpack(data.data(), data.size());
       }
     }

@@ -31,7 +31,9 @@ ZigzagStream intersection_zigzag(const std::vector<std::vector<Simplex>>& layers
   };
   std::vector<Event> events;
   std::size_t order = 0;
-  for (const auto& [s, p] : presence) {
+  for (const auto& entry : presence) {
+    const auto& s = entry.first;  // not a structured binding: C++17 lambdas cannot capture those (clang)
+    const auto& p = entry.second;
     auto present_at = [&](int t) {  // t = 1..2L-1
       if (t % 2 == 1) return p[static_cast<std::size_t>((t - 1) / 2)] != 0;
       const int l = t / 2 - 1;

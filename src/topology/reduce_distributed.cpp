@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "mpi/large_count.hpp"
 #include "topology/reducers.hpp"
 #include "topology/z2_column.hpp"
 
@@ -137,11 +138,12 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
   const Index hi = std::min(n, lo + width);
 
   // Block distribution of the columns: [dim, size, rows...] per column, scattered from rank 0.
+  // 64-bit offsets and chunked messages (mpi/large_count.hpp): no int count wraps past 2^31 entries.
   std::vector<Index> send_buffer;
-  std::vector<int> counts(static_cast<std::size_t>(size), 0), displs(static_cast<std::size_t>(size), 0);
+  std::vector<std::uint64_t> counts(static_cast<std::size_t>(size), 0), displs(static_cast<std::size_t>(size), 0);
   if (rank == 0) {
     for (int r = 0; r < size; ++r) {
-      displs[static_cast<std::size_t>(r)] = static_cast<int>(send_buffer.size());
+      displs[static_cast<std::size_t>(r)] = send_buffer.size();
       const Index rlo = std::min(n, r * width), rhi = std::min(n, rlo + width);
       for (Index j = rlo; j < rhi; ++j) {
         const ColumnView col = root_matrix->column(j);
@@ -149,19 +151,14 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
         send_buffer.push_back(static_cast<Index>(col.size()));
         send_buffer.insert(send_buffer.end(), col.begin(), col.end());
       }
-      const std::size_t count = send_buffer.size() - static_cast<std::size_t>(displs[static_cast<std::size_t>(r)]);
-      if (count > static_cast<std::size_t>(1) << 30)
-        throw std::runtime_error("reduce_distributed: a rank's block exceeds 2^30 entries; use more ranks");
-      counts[static_cast<std::size_t>(r)] = static_cast<int>(count);
+      counts[static_cast<std::size_t>(r)] = send_buffer.size() - displs[static_cast<std::size_t>(r)];
     }
   }
-  int my_count = 0;
-  check_mpi(MPI_Scatter(counts.data(), 1, MPI_INT, &my_count, 1, MPI_INT, 0, comm), "MPI_Scatter");
-  std::vector<Index> my_buffer(static_cast<std::size_t>(my_count));
-  check_mpi(MPI_Scatterv(send_buffer.data(), counts.data(), displs.data(), MPI_INT64_T, my_buffer.data(), my_count,
-                         MPI_INT64_T, 0, comm),
-            "MPI_Scatterv");
+  std::vector<unsigned char> my_bytes;
+  mpi::scatter_blocks(comm, send_buffer.data(), displs, counts, MPI_INT64_T, sizeof(Index), my_bytes);
   std::vector<Index>().swap(send_buffer);
+  std::vector<Index> my_buffer = mpi::bytes_to<Index>(my_bytes);
+  std::vector<unsigned char>().swap(my_bytes);
 
   std::vector<int> local_dims;
   std::vector<std::vector<Index>> local_columns;
@@ -258,21 +255,8 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
   // Gather the pairs on rank 0.
   std::vector<Index> local_pairs;
   block.collect_pairs(local_pairs);
-  int local_count = static_cast<int>(local_pairs.size());
-  std::vector<int> pair_counts(static_cast<std::size_t>(size)), pair_displs(static_cast<std::size_t>(size), 0);
-  check_mpi(MPI_Gather(&local_count, 1, MPI_INT, pair_counts.data(), 1, MPI_INT, 0, comm), "MPI_Gather");
-  std::vector<Index> all_pairs;
-  if (rank == 0) {
-    int total = 0;
-    for (int r = 0; r < size; ++r) {
-      pair_displs[static_cast<std::size_t>(r)] = total;
-      total += pair_counts[static_cast<std::size_t>(r)];
-    }
-    all_pairs.resize(static_cast<std::size_t>(total));
-  }
-  check_mpi(MPI_Gatherv(local_pairs.data(), local_count, MPI_INT64_T, all_pairs.data(), pair_counts.data(),
-                        pair_displs.data(), MPI_INT64_T, 0, comm),
-            "MPI_Gatherv");
+  const std::vector<Index> all_pairs = mpi::bytes_to<Index>(
+      mpi::gather_blocks(comm, local_pairs.data(), local_pairs.size(), MPI_INT64_T, sizeof(Index)));
   std::vector<PersistencePair> pairs;
   for (std::size_t i = 0; i + 1 < all_pairs.size(); i += 2) pairs.push_back({all_pairs[i], all_pairs[i + 1]});
   std::sort(pairs.begin(), pairs.end());

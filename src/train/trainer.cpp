@@ -114,7 +114,7 @@ std::vector<int> checkpoint_schedule(int steps, int every) { return core::checkp
 
 TrainResult train_model(const TrainOptions& o, MPI_Comm comm) {
   mpi::ensure_initialized();
-  model::match_threads_to_cpu_affinity();
+  if (model::configured_compute_threads() == 0) model::configure_compute_threads();
   const int rank = mpi::rank(comm), size = mpi::size(comm);
   if (o.batch % size != 0)
     throw InputError("--batch: the global batch (" + std::to_string(o.batch) + ") must be divisible by the ranks (" +

@@ -3,10 +3,13 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <cstdint>
+#include <limits>
 #include <random>
 #include <string>
 
 #include "../unit/test_matrices.hpp"
+#include "mpi/large_count.hpp"
 #include "topology/reducers.hpp"
 
 using namespace lmtopo;
@@ -64,4 +67,40 @@ TEST(DistributedReducer, ByNameAgreesForEveryReducer) {
       EXPECT_EQ(results[i], results[0]) << labels[i];
     }
   }
+}
+
+// The transfers behind the reducer split every message at max_message_elements() (INT_MAX in use,
+// MPI 3's count type): lowered here so that blocks of any size cross many pieces, the reducer and the
+// raw scatter/gather must give the same results as unsplit.
+TEST(LargeCount, SplitTransfersGiveTheSameBlocksAndPairs) {
+  const int rank = world_rank();
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  std::mt19937 rng(7);
+  std::vector<std::uint64_t> counts(static_cast<std::size_t>(size)), offsets(static_cast<std::size_t>(size));
+  std::vector<std::int64_t> all;
+  for (int r = 0; r < size; ++r) {
+    counts[static_cast<std::size_t>(r)] = rng() % 40;  // zero-length blocks included
+    offsets[static_cast<std::size_t>(r)] = all.size();
+    for (std::uint64_t i = 0; i < counts[static_cast<std::size_t>(r)]; ++i) all.push_back(static_cast<std::int64_t>(rng()));
+  }
+  const auto ops = test_inputs::random_zigzag(rng, 8, 3, 60, 0.3);
+  const auto cone = topology::build_cone_matrix(ops);
+  const auto unsplit = topology::reduce_distributed(&cone.matrix, MPI_COMM_WORLD);
+  for (std::size_t piece : {1, 3, 7}) {
+    mpi::set_max_message_elements(piece);
+    std::vector<unsigned char> mine;
+    mpi::scatter_blocks(MPI_COMM_WORLD, all.data(), offsets, counts, MPI_INT64_T, sizeof(std::int64_t), mine);
+    const auto got = mpi::bytes_to<std::int64_t>(mine);
+    const auto at = all.begin() + static_cast<std::ptrdiff_t>(offsets[static_cast<std::size_t>(rank)]);
+    EXPECT_EQ(got, std::vector<std::int64_t>(at, at + static_cast<std::ptrdiff_t>(counts[static_cast<std::size_t>(rank)])));
+    const auto back = mpi::bytes_to<std::int64_t>(
+        mpi::gather_blocks(MPI_COMM_WORLD, got.data(), got.size(), MPI_INT64_T, sizeof(std::int64_t)));
+    if (rank == 0) {
+      EXPECT_EQ(back, all) << "piece " << piece;
+    }
+    EXPECT_EQ(topology::reduce_distributed(&cone.matrix, MPI_COMM_WORLD), unsplit) << "piece " << piece;
+  }
+  mpi::set_max_message_elements(std::numeric_limits<std::size_t>::max());
+  EXPECT_EQ(mpi::max_message_elements(), static_cast<std::size_t>(std::numeric_limits<int>::max()));
 }

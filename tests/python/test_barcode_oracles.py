@@ -66,6 +66,8 @@ def test_fastzigzag_readme_style_example(tmp_path):
     ("3\ni 0\ni 1\nd 2\n", 4, None),          # deleting an absent simplex (count line is line 1)
     ("i 0\ni 1\ni 0 1\nd 1\n", 4, 2),        # a face deleted before its coface, under mpirun
     ("i 0\nq 1\n", 2, None),                 # malformed operation
+    ("99999999999999999999\ni 0\n", 1, None),  # a count line too large for any integer type
+    ("i 0 99999999999999999999\n", 1, None),   # a vertex id too large
 ])
 def test_invalid_filtrations_exit_2_with_the_line(tmp_path, text, line, ranks):
     fzz, out = tmp_path / "bad.fzz", tmp_path / "bad.bars"

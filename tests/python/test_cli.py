@@ -61,6 +61,30 @@ def test_unknown_reducer_exits_2(tmp_path):
 
 
 def test_petsc_options_pass_through_after_double_dash(tmp_path):
+    """sweep hands the options after -- to PETSc: -log_view makes PetscFinalize print its performance
+    summary with the dense products sweep runs; without the option there is none."""
+    import h5py
+    import numpy as np
+    rng = np.random.default_rng(3)
+    act = tmp_path / "a.h5"
+    with h5py.File(act, "w") as f:
+        f.attrs.update({"lmtopo_schema": "activations/1", "lmtopo_version": "test", "git_sha": "test", "git_dirty": 0,
+                        "config_json": "{}", "created_by": "{}"})
+        d = f.create_dataset("activations/h", data=rng.normal(size=(3, 12, 5)).astype(np.float32))
+        d.attrs.update({"points": [f"l{i}" for i in range(3)], "pooling": "last", "hook": "h"})
+        f.create_dataset("prompts/id", data=[f"p{i}" for i in range(12)])
+        f.create_dataset("prompts/lang", data=["en"] * 12)
+        f.create_dataset("prompts/group", data=np.arange(12, dtype=np.int64))
+        f.create_dataset("prompts/n_tokens", data=np.ones(12, dtype=np.int64))
+    args = ["sweep", "--activations", act, "--hook", "h", "--pairs", "layer_layer", "--metric", "cka_linear_biased"]
+    plain = run_lmtopo(*args, "-o", tmp_path / "s0.h5")
+    assert "PETSc Performance Summary" not in plain.stdout
+    logged = run_lmtopo(*args, "-o", tmp_path / "s1.h5", "--", "-log_view")
+    assert "PETSc Performance Summary" in logged.stdout and "MatMatTrnMultNum" in logged.stdout, logged.stdout[-2000:]
+
+
+def test_double_dash_arguments_are_refused_where_nothing_uses_them(tmp_path):
     (tmp_path / "a.fzz").write_text("i 0\n")
-    run_lmtopo("barcode", tmp_path / "a.fzz", "-o", tmp_path / "o", "--", "-log_view")
-    assert (tmp_path / "o").read_text() == "0 1 1\n"
+    proc = run_lmtopo("barcode", tmp_path / "a.fzz", "-o", tmp_path / "o", "--", "-log_view", check=False)
+    assert proc.returncode == 2 and "takes no arguments after --" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()

@@ -137,3 +137,30 @@ def test_language_without_prompts_is_named_and_nothing_is_written(tmp_path):
     proc = run_lmtopo("prepare", spec, check=False)
     assert proc.returncode == 2 and "data.languages[1]" in proc.stderr and "xx_NOPE" in proc.stderr, proc.stderr
     assert not (tmp_path / "out" / "corpus.h5").exists()
+
+
+@pytest.mark.parametrize("line,byte", [(b'{"text": "caf\xe9", "lang": "en"}', 13), (b'{"text": "ok\xed\xa0\x80", "lang": "en"}', 12),
+                                       (b'{"text": "x", "lang": "en"}\xff', 27)])
+def test_invalid_utf8_in_jsonl_is_named_with_its_byte(tmp_path, line, byte):
+    """Latin-1, an encoded surrogate, a stray byte after the object: each named as invalid UTF-8 with the
+    byte offset in the line (Python's strict decoder agrees where the first bad byte is)."""
+    with pytest.raises(UnicodeDecodeError) as e:
+        line.decode("utf-8")
+    assert e.value.start == byte
+    corpus = tmp_path / "bad.jsonl"
+    corpus.write_bytes(b'{"text": "fine", "lang": "en"}\n' + line + b"\n")
+    spec = tmp_path / "j.yaml"
+    spec.write_text(f"study: j\noutput: out\ndata: {{source: jsonl, path: {corpus}, languages: [en], prompts: 1}}\n")
+    proc = run_lmtopo("prepare", spec, check=False)
+    assert proc.returncode == 2 and f"bad.jsonl:2: the line is not valid UTF-8 (byte {byte} of the line)" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("field,value", [("lang", 3), ("group", "g1"), ("id", [1])])
+def test_jsonl_fields_of_the_wrong_type_are_named(tmp_path, field, value):
+    import json
+    corpus = tmp_path / "bad.jsonl"
+    corpus.write_text(json.dumps({"text": "hello", "lang": "en", field: value}) + "\n")
+    spec = tmp_path / "j.yaml"
+    spec.write_text(f"study: j\noutput: out\ndata: {{source: jsonl, path: {corpus}, languages: [en], prompts: 1}}\n")
+    proc = run_lmtopo("prepare", spec, check=False)
+    assert proc.returncode == 2 and f"bad.jsonl:1: {field}: expected" in proc.stderr, proc.stderr

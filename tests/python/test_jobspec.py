@@ -64,6 +64,15 @@ def test_invalid_specs_fail_with_the_field_path(spec):
 
 def test_defaults_are_applied_and_recorded(tmp_path):
     spec = tmp_path / "s.yaml"
-    spec.write_text("study: s\noutput: out\ndata: {source: gettext, languages: [en, de], prompts: 3}\nzigzag: {}\n")
+    ckpt = SPECS.parent / "ckpt" / "model-a" / "step0"
+    spec.write_text(f"study: s\noutput: out\nmodels: [{{name: a, checkpoints: [{ckpt}]}}]\n"
+                    "data: {source: gettext, languages: [en, de], prompts: 3}\nextract: {}\nzigzag: {}\n")
     out = run_lmtopo("plan", spec).stdout
     assert "k = 4" in out and "max simplex dim 2" in out
+
+
+def test_a_spec_without_stages_needs_no_models(tmp_path):
+    """prepare alone (corpus and manifest) is a study without models; the plan says so."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text("study: s\noutput: out\ndata: {source: gettext, languages: [en, de], prompts: 3}\n")
+    assert ": valid" in run_lmtopo("validate", spec).stdout

@@ -30,3 +30,18 @@ def test_pruning_ranges_match_the_paper(name, L, cut10, cut20, argmax):
     assert f"argmax {argmax}\n" in out
     assert f"candidates@0.9 {cut10[0]}-{cut10[1]}\n" in out
     assert f"candidates@0.8 {cut20[0]}-{cut20[1]}\n" in out
+
+
+def test_layers_come_from_the_h0_bars_or_must_be_given(tmp_path):
+    """L is read from the longest H0 bar (2L); a file without H0 bars is refused unless --layers is
+    given, and a bar dying after 2L is refused."""
+    src = (DATA / "pythia_pile_knn_5_dim_4.csv").read_text().splitlines()
+    h1 = tmp_path / "h1.csv"
+    h1.write_text("\n".join([src[0]] + [l for l in src[1:] if l.startswith("1,")]) + "\n")
+    proc = run_lmtopo("summarize", h1, "--dim", "1", check=False)
+    assert proc.returncode == 2 and "no H0 bars" in proc.stderr and "--layers" in proc.stderr
+    full = run_lmtopo("summarize", DATA / "pythia_pile_knn_5_dim_4.csv", "--dim", "1").stdout
+    given = run_lmtopo("summarize", h1, "--dim", "1", "--layers", 33).stdout
+    assert given.splitlines()[1:] == full.splitlines()[1:]
+    proc = run_lmtopo("summarize", h1, "--dim", "1", "--layers", 20, check=False)
+    assert proc.returncode == 2 and "after 2L = 40" in proc.stderr

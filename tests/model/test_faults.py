@@ -1,0 +1,151 @@
+"""Faults (issue 12): a full disk and a killed rank.
+- Disk full, simulated by a file-size limit (RLIMIT_FSIZE with SIGXFSZ ignored, so writes fail with
+  EFBIG as on a full file system): extract, zigzag and sweep end with one line on stderr and a
+  non-zero status, leave no output file that looks complete, and the rerun without the limit finishes.
+- kill -9 of one rank of `mpirun -n 2 lmtopo run` at several points (while training, extracting,
+  computing zigzags and sweeps): the rerun finishes, every output validates, and every dataset equals an
+  uninterrupted run's bit for bit (same ranks and threads per rank, so the same arithmetic)."""
+import os
+import random
+import resource
+import signal
+import subprocess
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from test_extract import LMTOPO, MPIRUN, make_checkpoint, prompts_file
+
+SPEC = """study: faults
+output: out
+models:
+  - name: tiny
+    from_train: true
+data: {source: gettext, languages: [en, de, fr], prompts: 40, seed: 2}
+train: {steps: 8, batch: 4, layers: 2, hidden: 32, heads: 2, intermediate: 64, vocab_size: 300, seq_len: 16}
+extract: {hooks: [post_attention_layernorm, block_output], pool: mean, batch: 8}
+zigzag: {k: 3, max_dim: 2}
+sweep: {metrics: [cka_linear_unbiased, sads], pairs: [layer_layer, checkpoint_checkpoint], knn: 3}
+"""
+
+
+def limited(limit_bytes):
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+    return apply
+
+
+def run(cmd, limit=None):
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
+                          preexec_fn=limited(limit) if limit else None)
+
+
+def assert_clean_failure(proc, out):
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("lmtopo:"), proc.stderr
+    assert not out.exists(), f"{out} looks complete after a failed write"
+
+
+def test_disk_full_during_extract_zigzag_and_sweep(tmp_path):
+    _, _, path = make_checkpoint("llama_gqa", tmp_path)
+    prompts, _ = prompts_file(tmp_path, n=40)
+    act = tmp_path / "act.h5"
+    extract = [LMTOPO, "extract", "--model", path, "--prompts", prompts, "--hook", "block_output", "--hook", "mlp_act",
+               "-o", act]
+    assert_clean_failure(run(extract, limit=16 * 1024), act)
+    assert run(extract).returncode == 0 and run([LMTOPO, "validate", act]).returncode == 0
+    zz = tmp_path / "zz.h5"
+    zigzag = [LMTOPO, "zigzag", "--activations", act, "--hook", "block_output", "-k", 3, "-o", zz]
+    assert_clean_failure(run(zigzag, limit=8 * 1024), zz)
+    assert run(zigzag).returncode == 0 and run([LMTOPO, "validate", zz]).returncode == 0
+    sw = tmp_path / "sw.h5"
+    sweep = [LMTOPO, "sweep", "--activations", act, "--hook", "mlp_act", "--pairs", "layer_layer", "--metric",
+             "cka_linear_biased", "-o", sw]
+    assert_clean_failure(run(sweep, limit=8 * 1024), sw)
+    assert run(sweep).returncode == 0 and run([LMTOPO, "validate", sw]).returncode == 0
+
+
+def outputs(root):
+    return sorted(p for p in root.rglob("*.h5"))
+
+
+def datasets(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def start_run(spec):
+    cmd = [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", "2", LMTOPO, "run", str(spec)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=spec.parent)
+
+
+def ranks_of(mpirun_pid):
+    """The lmtopo processes started by this mpirun (children, or their exec'd lmtopo-torch)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == mpirun_pid and "lmtopo" in stat.split("(", 1)[1].split(")")[0]:
+            pids.append(int(entry))
+    return pids
+
+
+# Where to kill: the first file that shows a stage under way (relative to the study's output).
+KILL_POINTS = ["checkpoints/tiny/step2", "activations/tiny/step1.h5", "zigzag/tiny/step2", "sweep/tiny/step4"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    d = tmp_path_factory.mktemp("uninterrupted")
+    (d / "study.yaml").write_text(SPEC)
+    proc = start_run(d / "study.yaml")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    root = d / "out"
+    return root, {p.relative_to(root): datasets(p) for p in outputs(root)}
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_kill_9_of_one_rank_then_rerun_equals_an_uninterrupted_run(tmp_path, reference, point):
+    ref_root, ref = reference
+    spec = tmp_path / "study.yaml"
+    spec.write_text(SPEC)
+    rng = random.Random(KILL_POINTS.index(point))  # which rank, and a little delay after the marker
+    proc = start_run(spec)
+    killed = False
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline:
+        if (tmp_path / "out" / point).exists():
+            time.sleep(rng.uniform(0.0, 0.5))
+            ranks = ranks_of(proc.pid)
+            if ranks:
+                os.kill(rng.choice(ranks), signal.SIGKILL)
+                killed = True
+                break
+        time.sleep(0.05)
+    proc.communicate(timeout=300)
+    assert killed, f"the run ended before {point} appeared"
+    assert proc.returncode != 0
+    # Nothing that looks complete is broken: every .h5 in place validates.
+    for p in outputs(tmp_path / "out"):
+        assert run([LMTOPO, "validate", p]).returncode == 0, p
+    again = start_run(spec)
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err
+    got = {p.relative_to(tmp_path / "out"): p for p in outputs(tmp_path / "out")}
+    assert sorted(got) == sorted(ref)
+    for rel, want in ref.items():
+        have = datasets(got[rel])
+        assert sorted(have) == sorted(want), rel
+        for name in want:
+            assert np.array_equal(have[name], want[name]), f"{rel}:{name}"
