@@ -12,6 +12,7 @@
 #include "cli/command.hpp"
 #include "core/error.hpp"
 #include "core/provenance.hpp"
+#include "io/h5store.hpp"
 #include "mpi/collective.hpp"
 
 namespace {
@@ -135,6 +136,12 @@ int main(int argc, char** argv) {
       MPI_Abort(MPI_COMM_WORLD, status);
     }
     if (root) std::cerr << "lmtopo: " << label << ": " << message << "\n";
+  }
+  if (status != 0 && lmtopo::io::hdf5_file_left_open()) {
+    // HDF5's own clean-up at MPI_Finalize would crash on the file it could not close (h5store.hpp).
+    std::cout.flush();
+    std::cerr.flush();
+    std::_Exit(status);
   }
   lmtopo::mpi::finalize_if_initialized();
   return status;

@@ -7,7 +7,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <type_traits>
+
+#include <sys/statvfs.h>
 
 #include "core/error.hpp"
 #include "core/hashing.hpp"
@@ -22,8 +25,26 @@ hid_t checked(hid_t id, const char* call, const std::string& file) {
   if (id < 0) throw RuntimeFailure(file + ": HDF5 " + call + " failed");
   return id;
 }
+// Bytes free to this user on the file system holding `path` (its folder), or -1 if unknown.
+long long free_bytes(const std::string& path) {
+  struct statvfs fs {};
+  const auto dir = std::filesystem::path(path).parent_path();
+  if (statvfs(dir.empty() ? "." : dir.c_str(), &fs) != 0) return -1;
+  return static_cast<long long>(fs.f_bavail) * static_cast<long long>(fs.f_frsize);
+}
+
+// Why a write may have failed, when the file system says so (HDF5's own message is only "failed").
+// `file` is a path, or "path:/dataset" as the messages name a dataset.
+std::string space_hint(const std::string& file) {
+  const auto dataset = file.find(".h5:");
+  const long long free = free_bytes(dataset == std::string::npos ? file : file.substr(0, dataset + 3));
+  return free >= 0 && free < (1LL << 20) ? " (the file system holding it is full: " + std::to_string(free) + " bytes free)" : "";
+}
+
+bool g_hdf5_file_left_open = false;
+
 void checked_status(herr_t status, const char* call, const std::string& file) {
-  if (status < 0) throw RuntimeFailure(file + ": HDF5 " + call + " failed");
+  if (status < 0) throw RuntimeFailure(file + ": HDF5 " + call + " failed" + space_hint(file));
 }
 
 class Handle {
@@ -44,6 +65,12 @@ class Handle {
     id_ = -1;
   }
   hid_t get() const { return id_; }
+  // Gives up ownership without closing.
+  hid_t release() {
+    const hid_t id = id_;
+    id_ = -1;
+    return id;
+  }
 
  private:
   hid_t id_ = -1;
@@ -186,6 +213,7 @@ void configure_hdf5_environment() {
 }
 
 struct H5Output::State {
+  std::uint64_t planned_bytes = 0;  // uncompressed datasets created so far
   Handle file;
   Handle dxpl;
   std::map<std::string, Handle> datasets;
@@ -230,14 +258,23 @@ H5Output::~H5Output() {
   if (committed_) return;
   state_->datasets.clear();
   state_->dxpl.reset();
-  state_->file.reset();
+  const hid_t file = state_->file.release();
+  if (file >= 0 && H5Fclose(file) < 0) g_hdf5_file_left_open = true;  // e.g. its flush found the disk full
   if (mpi::rank(comm_) == 0) std::remove(partial_.c_str());
 }
+
+bool hdf5_file_left_open() { return g_hdf5_file_left_open; }
 
 void H5Output::create_numeric(const std::string& name, DType type, const std::vector<std::uint64_t>& shape,
                               bool deflate, std::uint64_t chunk_rows) {
   if (shape.empty()) throw std::invalid_argument("create_numeric: empty shape");
   std::vector<hsize_t> dims(shape.begin(), shape.end());
+  if (!deflate) {
+    std::uint64_t bytes = type_bytes(type);
+    for (auto d : dims) bytes *= d;
+    state_->planned_bytes += bytes;
+    require_space(state_->planned_bytes);
+  }
   Handle lcpl(checked(H5Pcreate(H5P_LINK_CREATE), "H5Pcreate", path_), H5Pclose);
   H5Pset_create_intermediate_group(lcpl.get(), 1);
   Handle dcpl(checked(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate", path_), H5Pclose);
@@ -321,11 +358,29 @@ void H5Output::write_slab(const std::string& name, std::size_t axis, std::uint64
                  "H5Dwrite", path_ + ":" + name);
 }
 
+void H5Output::require_space(std::uint64_t planned_bytes) {
+  // Before the data is written: a write that fails half-way on a full file system leaves HDF5 1.10
+  // unable to close the file (see close_after_failure), and says only "H5Dwrite failed".
+  mpi::on_root(comm_, [&] {
+    std::error_code ec;
+    const auto written = std::filesystem::file_size(partial_, ec);
+    const std::uint64_t need = planned_bytes + (64u << 10) - (ec ? 0 : std::min<std::uint64_t>(written, planned_bytes));
+    const long long free = free_bytes(partial_);
+    if (free >= 0 && static_cast<std::uint64_t>(free) < need)
+      throw RuntimeFailure(path_ + ": not enough space: the datasets need about " + std::to_string(need) + " bytes more, the file system has " +
+                           std::to_string(free) + " free");
+  });
+}
+
 void H5Output::create_strings(const std::string& name, std::uint64_t rows, std::size_t local_max_bytes, bool deflate) {
   unsigned long long local = local_max_bytes, width = local_max_bytes;
   if (mpi::initialized())
     mpi::check(MPI_Allreduce(&local, &width, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, comm_), "MPI_Allreduce");
   width = std::max<unsigned long long>(width, 1);
+  if (!deflate) {
+    state_->planned_bytes += rows * width;
+    require_space(state_->planned_bytes);
+  }
   Handle type = string_type(width, path_);
   Handle lcpl(checked(H5Pcreate(H5P_LINK_CREATE), "H5Pcreate", path_), H5Pclose);
   H5Pset_create_intermediate_group(lcpl.get(), 1);
@@ -398,8 +453,13 @@ std::string H5Output::commit() {
   const auto shapes = state_->shapes;
   state_->datasets.clear();
   state_->dxpl.reset();
-  mpi::on_all(comm_, [&] { checked_status(H5Fclose(state_->file.get()), "H5Fclose", path_); });
-  state_->file = Handle();
+  mpi::on_all(comm_, [&] {
+    const hid_t file = state_->file.release();  // a failed close is not retried by the handle
+    if (H5Fclose(file) < 0) {
+      g_hdf5_file_left_open = true;
+      checked_status(-1, "H5Fclose", path_);
+    }
+  });
   std::string hash;
   mpi::on_root(comm_, [&] {
     {

@@ -21,6 +21,11 @@ std::string dtype_name(DType t);  // "float32", "float64", "int64", "bfloat16"
 // NFS/Lustre, and lmtopo already makes outputs atomic by rename. Call before the first HDF5 call.
 void configure_hdf5_environment();
 
+// True once an output file could not be closed (HDF5 1.10.8 keeps such a file's ID after H5Fclose fails,
+// e.g. on a full disk, and its own clean-up at MPI_Finalize then crashes on it): the process should exit
+// without MPI_Finalize (main does), which is safe because it is failing anyway.
+bool hdf5_file_left_open();
+
 class H5Output {
  public:
   // Collective over `comm`. Creates `path + ".partial"` (replacing a stale one) and writes the root
@@ -63,6 +68,8 @@ class H5Output {
   const std::string& path() const { return path_; }
 
  private:
+  // Collective: a RuntimeFailure when the file system lacks room for `planned_bytes` of datasets.
+  void require_space(std::uint64_t planned_bytes);
   struct State;
   std::string path_;
   std::string partial_;
