@@ -29,10 +29,15 @@ int run_extract_cmd(const po::variables_map& vm, const std::vector<std::string>&
   o.device = vm["device"].as<std::string>();
   o.ffn_mean = vm.count("ffn-mean") > 0;
   if (vm.count("ffn-tokens")) o.ffn_token_prompts = vm["ffn-tokens"].as<std::vector<std::string>>();
-  o.add_bos = vm.count("add-bos") > 0;
+  o.special_tokens = vm["special-tokens"].as<std::string>();
+  if (vm.count("add-bos")) {
+    if (!vm["special-tokens"].defaulted() && o.special_tokens != "bos")
+      throw InputError("--add-bos: contradicts --special-tokens " + o.special_tokens);
+    o.special_tokens = "bos";
+  }
   o.architecture = vm["architecture"].as<std::string>();
   o.config = {{"model", o.model_dir}, {"prompts", o.prompts}, {"hooks", o.hooks},     {"pool", o.pool},
-              {"dtype", o.dtype},     {"batch", o.batch}, {"threads", o.threads}, {"add_bos", o.add_bos}, {"architecture", o.architecture},
+              {"dtype", o.dtype},     {"batch", o.batch}, {"threads", o.threads}, {"special_tokens", o.special_tokens}, {"architecture", o.architecture},
               {"device", o.device},   {"ffn_mean", o.ffn_mean}, {"ffn_token_prompts", o.ffn_token_prompts}};
 #ifdef LMTOPO_TORCH_HELPER
   const auto s = stages::run_extract(o, MPI_COMM_WORLD);
@@ -56,11 +61,12 @@ Command make_extract_command() {
   c.name = "extract";
   c.summary = "hidden states of a checkpoint for a set of prompts, rank-parallel, into parallel HDF5";
   c.usage = "[mpirun -n P] lmtopo extract JOB.yaml [--item K] [--force]\n   or: [mpirun -n P] lmtopo extract --model DIR --prompts FILE.jsonl --hook NAME [--hook NAME ...] "
-            "[--pool last|mean] [--dtype float32|bfloat16] [--batch N] [--add-bos] -o OUT.h5";
+            "[--pool last|mean] [--dtype float32|bfloat16] [--batch N] [--special-tokens post_processor|none|bos] -o OUT.h5";
   c.description =
       "Loads a Hugging Face checkpoint folder (config.json, model.safetensors or a sharded index, tokenizer.json; "
-      "gpt_neox, llama, gpt2, bloom), tokenizes the prompts (JSONL lines with `text` and optionally `id`, `lang`, `group`; no "
-      "BOS unless --add-bos), runs the forward passes with the requested hooks and writes an activations/1 file: "
+      "gpt_neox, llama, gpt2, bloom), tokenizes the prompts (JSONL lines with `text` and optionally `id`, `lang`, `group`) "
+      "with the special tokens the tokenizer's post-processor adds (transformers' default, e.g. Llama's BOS; "
+      "--special-tokens none adds none, bos only the model's BOS; recorded as the attribute special_tokens), runs the forward passes with the requested hooks and writes an activations/1 file: "
       "/activations/<hook> [n_points, n_prompts, hidden] with attributes points (module path of each point), "
       "pooling, hook, dtype, and /prompts/{id,lang,group,n_tokens}. Hooks: post_attention_layernorm (L+1 points: "
       "each block's MLP-branch norm output, then the final norm), block_output (L+1: embeddings, then each block's "
@@ -85,7 +91,10 @@ Command make_extract_command() {
         "compute threads per rank (libtorch, OpenBLAS); 0: the CPUs the rank is bound to")(
         "device", po::value<std::string>()->default_value("cpu"),
         "cpu, cuda (each rank its node-local GPU) or cuda:N; results are copied back to the host")(
-        "add-bos", "prepend the model's BOS token")(
+        "special-tokens", po::value<std::string>()->default_value("post_processor"),
+        "post_processor (what tokenizer.json's post-processor adds, as transformers' add_special_tokens=True), none, "
+        "or bos (only the model's BOS token)")(
+        "add-bos", "the same as --special-tokens bos (older name)")(
         "ffn-mean", "also write /ffn/mean: the FFN units (mlp_act) mean-pooled over each prompt's tokens")(
         "ffn-tokens", po::value<std::vector<std::string>>(),
         "prompt id, repeatable: also write every token's FFN units of these prompts (/ffn/tokens/*)")(

@@ -208,6 +208,9 @@ JobSpec load_job_spec(const std::string& path) {
                     "expected a dimension < zigzag.max_dim (" + std::to_string(max_dim) +
                         "): H_p needs simplices of dimension p+1");
   }
+  if (doc.contains("extract") && doc["extract"]["add_bos"].get<bool>() && spec.written["extract"].contains("special_tokens") &&
+      doc["extract"]["special_tokens"] != "bos")
+    field_error(path, "extract.add_bos", "contradicts extract.special_tokens (add_bos: true means special_tokens: bos)");
   if (doc.contains("sweep")) {
     const auto& pairs = doc["sweep"]["pairs"];
     for (std::size_t i = 0; i < pairs.size(); ++i)

@@ -121,6 +121,7 @@ class BpeTokenizer final : public Tokenizer {
     parse_normalizer(j.contains("normalizer") ? j["normalizer"] : nlohmann::json(), unsupported);
     parse_pre_tokenizer(j.contains("pre_tokenizer") ? j["pre_tokenizer"] : nlohmann::json(), unsupported);
     parse_decoder(j.contains("decoder") ? j["decoder"] : nlohmann::json(), unsupported);
+    parse_post_processor(j.contains("post_processor") ? j["post_processor"] : nlohmann::json());
     if (byte_level_) {
       for (const auto& sym : byte_symbols())
         if (!vocab_.count(sym)) throw InputError(path + ": model.vocab: byte-level symbol '" + sym + "' is missing");
@@ -275,6 +276,55 @@ class BpeTokenizer final : public Tokenizer {
                         "ByteLevel (byte-level BPE), Metaspace or the Prepend/Replace(\" \", \"\u2581\") normalizers "
                         "(SentencePiece-style BPE)");
     if (byte_level_ && byte_fallback_) throw unsupported("model.byte_fallback", true, "false with a ByteLevel pre-tokenizer");
+  }
+
+  std::vector<std::int64_t> add_special_tokens(const std::vector<std::int64_t>& ids) const override {
+    if (!post_processor_error_.empty()) throw InputError(path_ + ": " + post_processor_error_);
+    std::vector<std::int64_t> out = special_prefix_;
+    out.insert(out.end(), ids.begin(), ids.end());
+    out.insert(out.end(), special_suffix_.begin(), special_suffix_.end());
+    return out;
+  }
+
+  // What the post-processor adds around a single sequence. Processors nest: a Sequence applies each to
+  // the previous one's output. An unsupported one is recorded, and an error only if it is used.
+  void parse_post_processor(const nlohmann::json& p) {
+    if (p.is_null()) return;
+    const std::string type = p.value("type", "");
+    auto id_of = [&](const nlohmann::json& pair, const char* field) {
+      if (!pair.is_array() || pair.size() != 2 || !pair[1].is_number_integer())
+        throw InputError(path_ + ": post_processor." + field + ": expected [token, id]");
+      return pair[1].get<std::int64_t>();
+    };
+    if (type == "ByteLevel") return;  // adjusts offsets only
+    if (type == "Sequence") {
+      for (const auto& q : p.at("processors")) parse_post_processor(q);
+      return;
+    }
+    std::vector<std::int64_t> prefix, suffix;
+    if (type == "TemplateProcessing") {
+      bool seen_sequence = false;
+      for (const auto& piece : p.at("single")) {
+        if (piece.contains("Sequence")) {
+          seen_sequence = true;
+          continue;
+        }
+        const std::string token = piece.at("SpecialToken").at("id").get<std::string>();
+        if (!p.contains("special_tokens") || !p["special_tokens"].contains(token))
+          throw InputError(path_ + ": post_processor.single: special token '" + token + "' is not in special_tokens");
+        for (const auto& id : p["special_tokens"][token].at("ids")) (seen_sequence ? suffix : prefix).push_back(id.get<std::int64_t>());
+      }
+    } else if (type == "RobertaProcessing" || type == "BertProcessing") {
+      prefix.push_back(id_of(p.at("cls"), "cls"));
+      suffix.push_back(id_of(p.at("sep"), "sep"));
+    } else {
+      post_processor_error_ = "post_processor.type: unsupported '" + type +
+                              "' (supported: TemplateProcessing, RobertaProcessing, BertProcessing, ByteLevel, Sequence); "
+                              "use --special-tokens none or bos";
+      return;
+    }
+    special_prefix_.insert(special_prefix_.begin(), prefix.begin(), prefix.end());
+    special_suffix_.insert(special_suffix_.end(), suffix.begin(), suffix.end());
   }
 
   template <typename Unsupported>
@@ -565,6 +615,8 @@ class BpeTokenizer final : public Tokenizer {
   bool ignore_merges_ = false;
   bool fuse_unk_ = false;
   std::int64_t unk_id_ = -1;
+  std::vector<std::int64_t> special_prefix_, special_suffix_;
+  std::string post_processor_error_;
   mutable std::unordered_map<std::string, std::vector<std::int64_t>> cache_;
 };
 

@@ -25,6 +25,11 @@ class Tokenizer {
   // Token ids of `text` (UTF-8; invalid UTF-8 -> InputError with the byte offset); no BOS/EOS is
   // added (the post-processor is not applied).
   virtual std::vector<std::int64_t> encode(const std::string& text) const = 0;
+  // `ids` with what the file's post-processor adds to a single sequence, as transformers does by
+  // default (add_special_tokens=True): TemplateProcessing's `single` template, RobertaProcessing and
+  // BertProcessing (cls ... sep), ByteLevel (nothing), a Sequence of these, or none. Another
+  // post-processor -> InputError naming it.
+  virtual std::vector<std::int64_t> add_special_tokens(const std::vector<std::int64_t>& ids) const = 0;
   // Text of `ids` through the file's decoder; special added tokens dropped when asked. Ids outside
   // the vocabulary -> InputError.
   virtual std::string decode(const std::vector<std::int64_t>& ids, bool skip_special_tokens = false) const = 0;

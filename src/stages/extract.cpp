@@ -70,10 +70,14 @@ ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
     net = model::Transformer::load(o.model_dir, o.dtype == "bfloat16" ? model::WeightDType::bfloat16 : model::WeightDType::float32,
                                    o.architecture, o.device);
     const long long bos = net->config().bos_id;
-    if (o.add_bos && bos < 0) throw InputError(o.model_dir + "/config.json: bos_token_id: needed for --add-bos");
+    if (o.special_tokens != "post_processor" && o.special_tokens != "none" && o.special_tokens != "bos")
+      throw InputError("--special-tokens: expected post_processor, none or bos, got '" + o.special_tokens + "'");
+    if (o.special_tokens == "bos" && bos < 0)
+      throw InputError(o.model_dir + "/config.json: bos_token_id: needed for --special-tokens bos (--add-bos)");
     for (std::size_t i = 0; i < prompts.size(); ++i) {
       auto ids = tok->encode(prompts[i].text);
-      if (o.add_bos) ids.insert(ids.begin(), bos);
+      if (o.special_tokens == "post_processor") ids = tok->add_special_tokens(ids);
+      if (o.special_tokens == "bos") ids.insert(ids.begin(), bos);
       if (ids.empty())
         throw InputError(o.prompts + ":" + std::to_string(i + 1) + ": prompt '" + prompts[i].id + "' has no tokens");
       const int max_positions = net->config().max_positions;  // learned positions (gpt2): a hard limit
@@ -215,7 +219,7 @@ ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
     out.set_attribute(name, "pooling", std::string(req.pooling == model::Pooling::last ? "last" : "mean"));
     out.set_attribute(name, "hook", hook_of[h]);
     out.set_attribute(name, "dtype", o.dtype);
-    out.set_attribute(name, "add_bos", static_cast<long long>(o.add_bos ? 1 : 0));
+    out.set_attribute(name, "special_tokens", o.special_tokens);
     const auto& slab = slabs[h];
     if (type == io::DType::bf16) {
       std::vector<std::uint16_t> half(slab.size());

@@ -19,7 +19,9 @@ struct ExtractOptions {
   std::string device = "cpu";     // cpu | cuda (this rank's GPU) | cuda:N
   int batch = 16;
   int threads = 0;  // compute threads per rank (libtorch, OpenBLAS); 0: the CPUs of the rank's binding
-  bool add_bos = false;
+  // Special tokens around each prompt: post_processor (what the tokenizer's post-processor adds, as
+  // transformers does by default), none, or bos (only the model's BOS token, the older --add-bos).
+  std::string special_tokens = "post_processor";
   // FFN activations for the neuron studies, beside the hooks: mlp_act mean-pooled over every prompt's
   // tokens (/ffn/mean), and every token of the chosen prompts (/ffn/tokens/*).
   bool ffn_mean = false;

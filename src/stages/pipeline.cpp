@@ -235,7 +235,7 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
     o.device = e["device"];
     o.ffn_mean = e["ffn_mean"];
     o.ffn_token_prompts = e["ffn_token_prompts"].get<std::vector<std::string>>();
-    o.add_bos = e["add_bos"];
+    o.special_tokens = e["add_bos"].get<bool>() ? "bos" : e["special_tokens"].get<std::string>();
     o.output = activations_path(spec, it);
     o.config = cfg;
     for (const auto& m : spec.models)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 
 from test_parity import ARCHS, build
 from test_tokenizer import TEXTS
@@ -47,12 +47,12 @@ def prompts_file(tmp_path, n=23):
     return path, rows
 
 
-def reference(model, tok, rows, hook, pool, tokens=False):
+def reference(model, tok, rows, hook, pool, tokens=False, special=False):
     neox = model.config.model_type == "gpt_neox"
     base = model.gpt_neox if neox else model.model
     out = []
     for r in rows:
-        ids = tok.encode(r["text"], add_special_tokens=False).ids
+        ids = tok.encode(r["text"], add_special_tokens=special).ids
         cap = []
         hs = []
         if hook == "post_attention_layernorm":
@@ -187,3 +187,31 @@ def test_ffn_mean_and_per_token_dumps(tmp_path, arch):
     proc = subprocess.run([LMTOPO, "extract", "--model", str(path), "--prompts", str(prompts), "--ffn-tokens", "nope",
                            "-o", str(tmp_path / "x.h5")], capture_output=True, text=True)
     assert proc.returncode == 2 and "no prompt with id 'nope'" in proc.stderr
+
+
+def test_special_tokens_follow_the_post_processor_by_default(tmp_path):
+    """Design contract 6: by default exactly what the tokenizer's post-processor adds (transformers'
+    add_special_tokens=True; here a Llama-style BOS template with an EOS after), --special-tokens none
+    adds nothing; the choice is the hook datasets' attribute special_tokens and n_tokens counts them."""
+    model, tok, path = make_checkpoint("llama_gqa", tmp_path)
+    eot = tok.token_to_id("<|endoftext|>")
+    tok.post_processor = processors.Sequence([
+        processors.ByteLevel(trim_offsets=False),
+        processors.TemplateProcessing(single="<|endoftext|> $A <|endoftext|>", special_tokens=[("<|endoftext|>", eot)])])
+    tok.save(str(path / "tokenizer.json"))
+    prompts, rows = prompts_file(tmp_path, n=9)
+    for mode, special in (("post_processor", True), ("none", False)):
+        out = tmp_path / f"{mode}.h5"
+        extra = [] if mode == "post_processor" else ["--special-tokens", "none"]
+        extract(path, prompts, out, "mean", 1, extra=extra)
+        with h5py.File(out, "r") as f:
+            want_n = [len(tok.encode(r["text"], add_special_tokens=special).ids) for r in rows]
+            assert list(f["prompts/n_tokens"][:]) == want_n
+            assert all(n == len(tok.encode(r["text"], add_special_tokens=False).ids) + 2 * special for n, r in zip(want_n, rows))
+            for h in HOOKS:
+                assert f[f"activations/{h}"].attrs["special_tokens"].decode() == mode
+                np.testing.assert_allclose(f[f"activations/{h}"][:], reference(model, tok, rows, h, "mean", special=special),
+                                           rtol=1e-4, atol=1e-4, err_msg=f"{mode} {h}")
+    proc = subprocess.run([LMTOPO, "extract", "--model", str(path), "--prompts", str(prompts), "--special-tokens", "some",
+                           "-o", str(tmp_path / "x.h5")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "--special-tokens: expected post_processor, none or bos" in proc.stderr
