@@ -165,14 +165,19 @@ void read_rope_scaling(ConfigFields& f, ModelConfig& c) {
       f.fail("rope_scaling." + key, "not implemented for rope_type " + c.rope_type + "; refusing rather than ignoring it");
 }
 
+// The sizes every family has, under the family's names (KV heads default to the heads).
+void read_sizes(ConfigFields& f, ModelConfig& c, const char* layers, const char* hidden, const char* heads) {
+  c.num_layers = f.positive_int(layers);
+  c.hidden = f.positive_int(hidden);
+  c.heads = f.positive_int(heads);
+  c.kv_heads = c.heads;
+  c.vocab = f.positive_int("vocab_size");
+}
+
 // Returns the fields of this family that are harmless when left unread.
 std::set<std::string> read_gpt_neox(ConfigFields& f, ModelConfig& c) {
-  c.num_layers = f.positive_int("num_hidden_layers");
-  c.hidden = f.positive_int("hidden_size");
-  c.heads = f.positive_int("num_attention_heads");
-  c.kv_heads = c.heads;
+  read_sizes(f, c, "num_hidden_layers", "hidden_size", "num_attention_heads");
   c.intermediate = f.positive_int("intermediate_size");
-  c.vocab = f.positive_int("vocab_size");
   c.norm_eps = f.positive_number("layer_norm_eps", 1e-5);
   c.activation = f.string("hidden_act", "gelu");
   c.parallel_residual = f.boolean("use_parallel_residual", true);
@@ -190,12 +195,9 @@ std::set<std::string> read_gpt_neox(ConfigFields& f, ModelConfig& c) {
 
 // Returns the fields of this family that are harmless when left unread.
 std::set<std::string> read_llama(ConfigFields& f, ModelConfig& c) {
-  c.num_layers = f.positive_int("num_hidden_layers");
-  c.hidden = f.positive_int("hidden_size");
-  c.heads = f.positive_int("num_attention_heads");
+  read_sizes(f, c, "num_hidden_layers", "hidden_size", "num_attention_heads");
   c.kv_heads = f.optional_positive_int("num_key_value_heads", c.heads);
   c.intermediate = f.positive_int("intermediate_size");
-  c.vocab = f.positive_int("vocab_size");
   c.norm_eps = f.positive_number("rms_norm_eps", 1e-6);
   c.activation = f.string("hidden_act", "silu");
   c.rope_theta = f.positive_number("rope_theta", 10000.0);
@@ -211,11 +213,7 @@ std::set<std::string> read_llama(ConfigFields& f, ModelConfig& c) {
 
 // Returns the fields of this family that are harmless when left unread.
 std::set<std::string> read_gpt2(ConfigFields& f, ModelConfig& c) {
-  c.num_layers = f.positive_int("n_layer");
-  c.hidden = f.positive_int("n_embd");
-  c.heads = f.positive_int("n_head");
-  c.kv_heads = c.heads;
-  c.vocab = f.positive_int("vocab_size");
+  read_sizes(f, c, "n_layer", "n_embd", "n_head");
   c.intermediate = f.optional_positive_int("n_inner", 4 * c.hidden);
   c.max_positions = f.positive_int("n_positions");
   c.norm_eps = f.positive_number("layer_norm_epsilon", 1e-5);
@@ -231,12 +229,10 @@ std::set<std::string> read_gpt2(ConfigFields& f, ModelConfig& c) {
 
 // Returns the fields of this family that are harmless when left unread.
 std::set<std::string> read_bloom(ConfigFields& f, ModelConfig& c) {
-  c.num_layers = f.has("n_layer") ? f.positive_int("n_layer") : f.positive_int("num_hidden_layers");
-  c.hidden = f.has("hidden_size") ? f.positive_int("hidden_size") : f.positive_int("n_embed");
-  c.heads = f.has("n_head") ? f.positive_int("n_head") : f.positive_int("num_attention_heads");
-  c.kv_heads = c.heads;
+  // BLOOM's config accepts either name of each size.
+  read_sizes(f, c, f.has("n_layer") ? "n_layer" : "num_hidden_layers", f.has("hidden_size") ? "hidden_size" : "n_embed",
+             f.has("n_head") ? "n_head" : "num_attention_heads");
   c.intermediate = 4 * c.hidden;
-  c.vocab = f.positive_int("vocab_size");
   c.norm_eps = f.positive_number("layer_norm_epsilon", 1e-5);
   c.activation = "gelu_pytorch_tanh";
   c.tie_embeddings = f.boolean("tie_word_embeddings", true);

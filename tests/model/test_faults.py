@@ -16,18 +16,13 @@ import numpy as np
 import pytest
 
 from test_extract import LMTOPO, MPIRUN, make_checkpoint, prompts_file
+from test_run import SPEC as RUN_SPEC
 
-SPEC = """study: faults
-output: out
-models:
-  - name: tiny
-    from_train: true
-data: {source: gettext, languages: [en, de, fr], prompts: 40, seed: 2}
-train: {steps: 8, batch: 4, layers: 2, hidden: 32, heads: 2, intermediate: 64, vocab_size: 300, seq_len: 16}
-extract: {hooks: [post_attention_layernorm, block_output], pool: mean, batch: 8}
-zigzag: {k: 3, max_dim: 2}
-sweep: {metrics: [cka_linear_unbiased, sads], pairs: [layer_layer, checkpoint_checkpoint], knn: 3}
-"""
+# test_run's study, trained a little longer (five checkpoints) and with a smaller sweep.
+SPEC = (RUN_SPEC.replace("study: run-test", "study: faults").replace("steps: 4,", "steps: 8,")
+        .replace("metrics: [cka_linear_unbiased, sads, retrieval], pairs: [layer_layer, language_language, checkpoint_checkpoint]",
+                 "metrics: [cka_linear_unbiased, sads], pairs: [layer_layer, checkpoint_checkpoint]"))
+assert "steps: 8," in SPEC and "pairs: [layer_layer, checkpoint_checkpoint]" in SPEC
 
 
 class SmallDisk:
