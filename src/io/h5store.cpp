@@ -360,7 +360,7 @@ void H5Output::write_slab(const std::string& name, std::size_t axis, std::uint64
 
 void H5Output::require_space(std::uint64_t planned_bytes) {
   // Before the data is written: a write that fails half-way on a full file system leaves HDF5 1.10
-  // unable to close the file (see close_after_failure), and says only "H5Dwrite failed".
+  // unable to close the file (hdf5_file_left_open in h5store.hpp), and says only "H5Dwrite failed".
   mpi::on_root(comm_, [&] {
     std::error_code ec;
     const auto written = std::filesystem::file_size(partial_, ec);

@@ -71,9 +71,13 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     else if (dt == "F16") v.dtype = TensorDType::f16;
     else if (dt == "BF16") v.dtype = TensorDType::bf16;
     else throw InputError(where + "unsupported dtype '" + dt + "' (expected F32, F16 or BF16)");
+    std::uint64_t elements = 1;  // checked for overflow before numel() multiplies in int64
     for (const auto& d : t["shape"]) {
-      if (!d.is_number_integer() || d.get<std::int64_t>() < 0) throw InputError(where + "invalid shape");
-      v.shape.push_back(d.get<std::int64_t>());
+      if (!d.is_number_unsigned() || d.get<std::uint64_t>() > (1ULL << 40)) throw InputError(where + "invalid shape");
+      const auto n = d.get<std::uint64_t>();
+      if (n > 0 && elements > (1ULL << 62) / n) throw InputError(where + "shape too large");
+      elements *= n;
+      v.shape.push_back(static_cast<std::int64_t>(n));
     }
     const auto& off = t["data_offsets"];
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())

@@ -69,6 +69,14 @@ struct Piece {
   bool at_start;
 };
 
+// A token id from the file: an integer in [0, 2^40] (nlohmann converts a float silently, and a large
+// one is undefined behaviour).
+std::int64_t token_id_of(const nlohmann::json& v, const std::string& path, const std::string& field) {
+  if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::int64_t>() > (1LL << 40))
+    throw InputError(path + ": " + field + ": expected a non-negative integer token id, got " + v.dump());
+  return v.get<std::int64_t>();
+}
+
 class BpeTokenizer final : public Tokenizer {
  public:
   BpeTokenizer(const nlohmann::json& j, const std::string& path) : path_(path) {
@@ -85,7 +93,7 @@ class BpeTokenizer final : public Tokenizer {
     byte_fallback_ = model.value("byte_fallback", false);
     ignore_merges_ = model.value("ignore_merges", false);
     fuse_unk_ = model.value("fuse_unk", false);
-    for (auto it = model.at("vocab").begin(); it != model.at("vocab").end(); ++it) vocab_[it.key()] = it.value().get<std::int64_t>();
+    for (auto it = model.at("vocab").begin(); it != model.at("vocab").end(); ++it) vocab_[it.key()] = token_id_of(it.value(), path, "model.vocab");
     if (model.contains("unk_token") && model["unk_token"].is_string()) {
       const auto u = vocab_.find(model["unk_token"].get<std::string>());
       if (u == vocab_.end()) throw InputError(path + ": model.unk_token: '" + model["unk_token"].get<std::string>() + "' is not in the vocabulary");
@@ -111,7 +119,7 @@ class BpeTokenizer final : public Tokenizer {
     }
     if (j.contains("added_tokens"))
       for (const auto& t : j["added_tokens"]) {
-        added_.push_back({t.at("content").get<std::string>(), t.at("id").get<std::int64_t>()});
+        added_.push_back({t.at("content").get<std::string>(), token_id_of(t.at("id"), path, "added_tokens.id")});
         vocab_[added_.back().first] = added_.back().second;
         if (t.value("special", false)) special_.insert({added_.back().second, true});
       }
@@ -292,9 +300,8 @@ class BpeTokenizer final : public Tokenizer {
     if (p.is_null()) return;
     const std::string type = p.value("type", "");
     auto id_of = [&](const nlohmann::json& pair, const char* field) {
-      if (!pair.is_array() || pair.size() != 2 || !pair[1].is_number_integer())
-        throw InputError(path_ + ": post_processor." + field + ": expected [token, id]");
-      return pair[1].get<std::int64_t>();
+      if (!pair.is_array() || pair.size() != 2) throw InputError(path_ + ": post_processor." + field + ": expected [token, id]");
+      return token_id_of(pair[1], path_, std::string("post_processor.") + field);
     };
     if (type == "ByteLevel") return;  // adjusts offsets only
     if (type == "Sequence") {
@@ -312,7 +319,7 @@ class BpeTokenizer final : public Tokenizer {
         const std::string token = piece.at("SpecialToken").at("id").get<std::string>();
         if (!p.contains("special_tokens") || !p["special_tokens"].contains(token))
           throw InputError(path_ + ": post_processor.single: special token '" + token + "' is not in special_tokens");
-        for (const auto& id : p["special_tokens"][token].at("ids")) (seen_sequence ? suffix : prefix).push_back(id.get<std::int64_t>());
+        for (const auto& id : p["special_tokens"][token].at("ids")) (seen_sequence ? suffix : prefix).push_back(token_id_of(id, path_, "post_processor.special_tokens"));
       }
     } else if (type == "RobertaProcessing" || type == "BertProcessing") {
       prefix.push_back(id_of(p.at("cls"), "cls"));

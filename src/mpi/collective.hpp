@@ -57,7 +57,7 @@ std::string broadcast_string(MPI_Comm comm, const std::string& value, int root =
 template <class T>
 std::vector<T> gather_to_root(MPI_Comm comm, const std::vector<T>& mine, MPI_Datatype type) {
   if (!initialized()) return mine;
-  return bytes_to<T>(gather_blocks(comm, mine.data(), mine.size(), type, sizeof(T)));
+  return gather_blocks(comm, mine.data(), mine.size(), type);
 }
 
 }  // namespace lmtopo::mpi

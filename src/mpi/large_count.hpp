@@ -20,22 +20,65 @@ void set_max_message_elements(std::size_t elements);
 void send_chunked(const void* data, std::size_t count, MPI_Datatype type, int dest, int tag, MPI_Comm comm);
 void recv_chunked(void* data, std::size_t count, MPI_Datatype type, int source, int tag, MPI_Comm comm);
 
-// Rank 0 holds `all` with rank r's block at [offsets[r], offsets[r] + counts[r]) (elements of
-// `type`, `element_bytes` each); every rank receives its block into `mine` (resized). Collective.
-void scatter_blocks(MPI_Comm comm, const void* all, const std::vector<std::uint64_t>& offsets,
-                    const std::vector<std::uint64_t>& counts, MPI_Datatype type, std::size_t element_bytes,
-                    std::vector<unsigned char>& mine);
+// A duplicate of a communicator for one collective, freed on scope exit.
+class PrivateComm {
+ public:
+  explicit PrivateComm(MPI_Comm comm);
+  ~PrivateComm();
+  PrivateComm(const PrivateComm&) = delete;
+  PrivateComm& operator=(const PrivateComm&) = delete;
+  MPI_Comm get() const { return comm_; }
 
-// Concatenation of every rank's `count` elements at `mine` on rank 0, in rank order (bytes;
-// empty elsewhere). Collective.
-std::vector<unsigned char> gather_blocks(MPI_Comm comm, const void* mine, std::uint64_t count, MPI_Datatype type,
-                                         std::size_t element_bytes);
+ private:
+  MPI_Comm comm_ = MPI_COMM_NULL;
+};
 
+// Every rank's `count` on rank 0, in rank order (empty elsewhere). Collective.
+std::vector<std::uint64_t> gather_counts(MPI_Comm comm, std::uint64_t count);
+// Rank 0's counts[r] on rank r. Collective.
+std::uint64_t scatter_count(MPI_Comm comm, const std::vector<std::uint64_t>& counts);
+
+// Rank 0 holds `all` with rank r's block at [offsets[r], offsets[r] + counts[r]); every rank gets its
+// block (`type` is the MPI type of T). Collective.
 template <class T>
-std::vector<T> bytes_to(const std::vector<unsigned char>& bytes) {
-  std::vector<T> out(bytes.size() / sizeof(T));
-  if (!out.empty()) std::memcpy(out.data(), bytes.data(), out.size() * sizeof(T));
-  return out;
+std::vector<T> scatter_blocks(MPI_Comm comm, const T* all, const std::vector<std::uint64_t>& offsets,
+                              const std::vector<std::uint64_t>& counts, MPI_Datatype type) {
+  PrivateComm own(comm);
+  int me = 0, n = 1;
+  MPI_Comm_rank(comm, &me);
+  MPI_Comm_size(comm, &n);
+  std::vector<T> mine(static_cast<std::size_t>(scatter_count(own.get(), counts)));
+  if (me != 0) {
+    recv_chunked(mine.data(), mine.size(), type, 0, 0, own.get());
+    return mine;
+  }
+  for (int r = 1; r < n; ++r)
+    send_chunked(all + offsets[static_cast<std::size_t>(r)], counts[static_cast<std::size_t>(r)], type, r, 0, own.get());
+  if (!mine.empty()) std::memcpy(mine.data(), all + offsets[0], mine.size() * sizeof(T));
+  return mine;
+}
+
+// Every rank's `count` elements at `mine`, concatenated on rank 0 in rank order (empty elsewhere).
+// Collective.
+template <class T>
+std::vector<T> gather_blocks(MPI_Comm comm, const T* mine, std::size_t count, MPI_Datatype type) {
+  PrivateComm own(comm);
+  const auto counts = gather_counts(own.get(), count);
+  std::vector<T> all;
+  if (counts.empty()) {
+    send_chunked(mine, count, type, 0, 0, own.get());
+    return all;
+  }
+  std::uint64_t total = 0;
+  for (auto c : counts) total += c;
+  all.resize(static_cast<std::size_t>(total));
+  if (count > 0) std::memcpy(all.data(), mine, count * sizeof(T));
+  std::size_t at = count;
+  for (std::size_t r = 1; r < counts.size(); ++r) {
+    recv_chunked(all.data() + at, counts[r], type, static_cast<int>(r), 0, own.get());
+    at += static_cast<std::size_t>(counts[r]);
+  }
+  return all;
 }
 
 }  // namespace lmtopo::mpi

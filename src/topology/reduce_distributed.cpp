@@ -154,11 +154,8 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
       counts[static_cast<std::size_t>(r)] = send_buffer.size() - displs[static_cast<std::size_t>(r)];
     }
   }
-  std::vector<unsigned char> my_bytes;
-  mpi::scatter_blocks(comm, send_buffer.data(), displs, counts, MPI_INT64_T, sizeof(Index), my_bytes);
+  std::vector<Index> my_buffer = mpi::scatter_blocks(comm, send_buffer.data(), displs, counts, MPI_INT64_T);
   std::vector<Index>().swap(send_buffer);
-  std::vector<Index> my_buffer = mpi::bytes_to<Index>(my_bytes);
-  std::vector<unsigned char>().swap(my_bytes);
 
   std::vector<int> local_dims;
   std::vector<std::vector<Index>> local_columns;
@@ -255,8 +252,7 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
   // Gather the pairs on rank 0.
   std::vector<Index> local_pairs;
   block.collect_pairs(local_pairs);
-  const std::vector<Index> all_pairs = mpi::bytes_to<Index>(
-      mpi::gather_blocks(comm, local_pairs.data(), local_pairs.size(), MPI_INT64_T, sizeof(Index)));
+  const std::vector<Index> all_pairs = mpi::gather_blocks(comm, local_pairs.data(), local_pairs.size(), MPI_INT64_T);
   std::vector<PersistencePair> pairs;
   for (std::size_t i = 0; i + 1 < all_pairs.size(); i += 2) pairs.push_back({all_pairs[i], all_pairs[i + 1]});
   std::sort(pairs.begin(), pairs.end());

@@ -89,13 +89,10 @@ TEST(LargeCount, SplitTransfersGiveTheSameBlocksAndPairs) {
   const auto unsplit = topology::reduce_distributed(&cone.matrix, MPI_COMM_WORLD);
   for (std::size_t piece : {1, 3, 7}) {
     mpi::set_max_message_elements(piece);
-    std::vector<unsigned char> mine;
-    mpi::scatter_blocks(MPI_COMM_WORLD, all.data(), offsets, counts, MPI_INT64_T, sizeof(std::int64_t), mine);
-    const auto got = mpi::bytes_to<std::int64_t>(mine);
+    const auto got = mpi::scatter_blocks(MPI_COMM_WORLD, all.data(), offsets, counts, MPI_INT64_T);
     const auto at = all.begin() + static_cast<std::ptrdiff_t>(offsets[static_cast<std::size_t>(rank)]);
     EXPECT_EQ(got, std::vector<std::int64_t>(at, at + static_cast<std::ptrdiff_t>(counts[static_cast<std::size_t>(rank)])));
-    const auto back = mpi::bytes_to<std::int64_t>(
-        mpi::gather_blocks(MPI_COMM_WORLD, got.data(), got.size(), MPI_INT64_T, sizeof(std::int64_t)));
+    const auto back = mpi::gather_blocks(MPI_COMM_WORLD, got.data(), got.size(), MPI_INT64_T);
     if (rank == 0) {
       EXPECT_EQ(back, all) << "piece " << piece;
     }
