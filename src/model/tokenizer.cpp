@@ -130,10 +130,9 @@ class BpeTokenizer final : public Tokenizer {
     parse_pre_tokenizer(j.contains("pre_tokenizer") ? j["pre_tokenizer"] : nlohmann::json(), unsupported);
     parse_decoder(j.contains("decoder") ? j["decoder"] : nlohmann::json(), unsupported);
     parse_post_processor(j.contains("post_processor") ? j["post_processor"] : nlohmann::json());
-    if (byte_level_) {
-      for (const auto& sym : byte_symbols())
-        if (!vocab_.count(sym)) throw InputError(path + ": model.vocab: byte-level symbol '" + sym + "' is missing");
-    }
+    // A byte-level vocabulary may lack the symbols of bytes its training text never had (SmolLM2's
+    // lacks 21, e.g. 0x04 and 0xC0): `tokenizers` loads such a file, and so does lmtopo; a text that
+    // needs a missing symbol takes the byte fallback or the unknown token, as in bpe_word.
   }
 
   std::vector<std::int64_t> encode(const std::string& text) const override {
@@ -283,7 +282,6 @@ class BpeTokenizer final : public Tokenizer {
       throw unsupported("pre_tokenizer", pre,
                         "ByteLevel (byte-level BPE), Metaspace or the Prepend/Replace(\" \", \"\u2581\") normalizers "
                         "(SentencePiece-style BPE)");
-    if (byte_level_ && byte_fallback_) throw unsupported("model.byte_fallback", true, "false with a ByteLevel pre-tokenizer");
   }
 
   std::vector<std::int64_t> add_special_tokens(const std::vector<std::int64_t>& ids) const override {
@@ -459,9 +457,17 @@ class BpeTokenizer final : public Tokenizer {
             continue;
           }
         }
-        if (unk_id_ < 0)
-          throw InputError(path_ + ": character '" + ch + "' is not in the vocabulary and the tokenizer has no " +
+        if (unk_id_ < 0) {
+          // `tokenizers` drops such a character silently; lmtopo refuses rather than change the text.
+          std::string what = "character '" + ch + "'";
+          if (byte_level_) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "0x%02X", byte_of_symbol().at(ch));
+            what = "byte " + std::string(hex) + " (byte-level symbol '" + ch + "')";
+          }
+          throw InputError(path_ + ": " + what + " is not in the vocabulary and the tokenizer has no " +
                            (byte_fallback_ ? "byte token for it or unk_token" : "unk_token or byte_fallback"));
+        }
         if (!(fuse_unk_ && previous_unknown)) symbols.push_back(unk_id_);
         previous_unknown = true;
       }

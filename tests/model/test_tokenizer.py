@@ -230,3 +230,58 @@ def test_invalid_utf8_is_a_clear_error(tmp_path):
     raw.write_bytes("fine ✓".encode())
     proc = subprocess.run([TOKENIZE_DUMP, "--bytes", str(path), str(raw)], capture_output=True, text=True, check=True)
     assert json.loads(proc.stdout) == tok.encode("fine ✓", add_special_tokens=False).ids
+
+
+def test_byte_level_with_missing_symbols_and_byte_fallback(tmp_path):
+    """A byte-level vocabulary without the symbols of some bytes (SmolLM2's lacks 21: 0x04, 0x06, 0xC0,
+    0xC1, 0xF1-0xFF, ...) and with byte_fallback true, as transformers writes it from GGUF: lmtopo loads
+    it like `tokenizers` and encodes like it; a missing symbol takes the byte tokens of its UTF-8 bytes
+    (tokenizers' byte fallback looks up the symbol's bytes) or the unknown token. Without either,
+    `tokenizers` drops the byte silently and lmtopo refuses, naming the byte."""
+    tok, path = train("neox", tmp_path)
+    spec = json.loads(path.read_text())
+    symbol = {b: c for b, c in zip(range(256), ByteLevelTable())}
+    missing = [0x04, 0x06, 0xC0, 0xC1] + list(range(0xF5, 0x100))
+    vocab = spec["model"]["vocab"]
+    for b in missing:
+        del vocab[symbol[b]]
+    assert not any(symbol[b] in m for m in spec["model"]["merges"] for b in missing)
+    spec["model"]["byte_fallback"] = True
+    texts = ["plain text", "ctrl\x04char", "two\x06\x04 and Grüße", "\x04", "x\x06y\x06z"]
+    (tmp_path / "t.json").write_text(json.dumps(texts, ensure_ascii=False))
+
+    def both(name, edit):
+        s = json.loads(json.dumps(spec))
+        edit(s)
+        p = tmp_path / f"{name}.json"
+        p.write_text(json.dumps(s, ensure_ascii=False))
+        ref = Tokenizer.from_file(str(p))
+        proc = subprocess.run([TOKENIZE_DUMP, str(p), str(tmp_path / "t.json")], capture_output=True, text=True)
+        return ref, proc
+
+    next_id = max(vocab.values()) + 1
+
+    def byte_tokens(s):  # the bytes of the symbols of 0x04 and 0x06 (U+0104, U+0106: C4 84, C4 86)
+        for i, b in enumerate([0xC4, 0x84, 0x86]):
+            s["model"]["vocab"][f"<0x{b:02X}>"] = next_id + i
+
+    for name, edit in [("unk", lambda s: s["model"].update(unk_token="<|padding|>")), ("bytes", byte_tokens)]:
+        ref, proc = both(name, edit)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout) == [ref.encode(t, add_special_tokens=False).ids for t in texts], name
+    ref, proc = both("neither", lambda s: None)
+    assert proc.returncode == 2 and "byte 0x04 (byte-level symbol" in proc.stderr, proc.stderr
+    assert len(ref.encode("\x04", add_special_tokens=False).ids) == 0  # what tokenizers does instead
+
+
+def ByteLevelTable():
+    """GPT-2's byte-to-symbol table, written out independently of lmtopo's."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\xa1"), ord("\xac") + 1)) + list(range(ord("\xae"), ord("\xff") + 1))
+    table, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return [table[b] for b in range(256)]
