@@ -222,7 +222,6 @@ std::set<std::string> read_gpt2(ConfigFields& f, ModelConfig& c) {
   f.require_neutral("scale_attn_weights", json(true), "attention scores without the 1/sqrt(head_dim) scale");
   f.require_neutral("scale_attn_by_inverse_layer_idx", json(false), "scores scaled by 1/(layer index + 1)");
   f.require_neutral("reorder_and_upcast_attn", json(false), "upcast attention");
-  f.require_neutral("add_cross_attention", json(false), "cross-attention");
   return {"n_ctx", "summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels",
                            "summary_first_dropout"};
 }
