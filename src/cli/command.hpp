@@ -43,6 +43,7 @@ Command make_barcode_command();
 Command make_summarize_command();
 Command make_validate_command();
 Command make_inspect_command();
+Command make_convert_command();
 Command make_plan_command();
 Command make_prepare_command();
 Command make_zigzag_command();

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "core/error.hpp"
 
@@ -152,9 +153,12 @@ std::vector<std::string> Checkpoint::names() const {
 
 namespace lmtopo::io {
 
-void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors) {
+void write_safetensors_streamed(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                                const std::map<std::string, std::string>& metadata,
+                                const std::function<void(std::size_t, std::ostream&)>& write_data) {
   nlohmann::json header = nlohmann::json::object();
   header["__metadata__"] = {{"format", "pt"}};
+  for (const auto& [k, v] : metadata) header["__metadata__"][k] = v;
   std::size_t offset = 0;
   for (const auto& t : tensors) {
     std::size_t bytes = dtype_size(t.dtype);
@@ -171,15 +175,26 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
     std::uint64_t len = text.size();
     for (int i = 0; i < 8; ++i) out.put(static_cast<char>((len >> (8 * i)) & 0xff));
     out << text;
-    for (const auto& t : tensors) {
-      std::size_t bytes = dtype_size(t.dtype);
-      for (auto d : t.shape) bytes *= static_cast<std::size_t>(d);
-      out.write(static_cast<const char*>(t.data), static_cast<std::streamsize>(bytes));
+    const auto data_start = out.tellp();
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      write_data(i, out);
+      const auto end = header[tensors[i].name]["data_offsets"][1].get<std::streamoff>();
+      if (out && out.tellp() - data_start != end)
+        throw std::logic_error("write_safetensors_streamed: wrong byte count for " + tensors[i].name);
     }
     out.flush();
-    if (!out) throw RuntimeFailure(tmp + ": write failed");
+    if (!out) throw RuntimeFailure(tmp + ": write failed (disk full?)");
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) throw RuntimeFailure(path + ": cannot rename from " + tmp);
+}
+
+void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  write_safetensors_streamed(path, tensors, metadata, [&](std::size_t i, std::ostream& out) {
+    std::size_t bytes = dtype_size(tensors[i].dtype);
+    for (auto d : tensors[i].shape) bytes *= static_cast<std::size_t>(d);
+    out.write(static_cast<const char*>(tensors[i].data), static_cast<std::streamsize>(bytes));
+  });
 }
 
 }  // namespace lmtopo::io

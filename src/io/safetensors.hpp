@@ -3,6 +3,8 @@
 // file and not overlapping. Corrupt input -> InputError naming the file (and tensor).
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <iosfwd>
 #include <map>
 #include <memory>
 #include <string>
@@ -62,7 +64,15 @@ struct TensorToWrite {
   const void* data = nullptr;
 };
 
-// Writes a safetensors file (through a temporary name and a rename), header metadata {"format": "pt"}.
-void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors);
+// Writes a safetensors file (through a temporary name and a rename), header metadata {"format": "pt"}
+// plus `metadata` (string values).
+void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+// The same, one tensor at a time for checkpoints larger than memory: the tensors' `data` is not read;
+// `write_data(i, out)` must write exactly tensor i's bytes to `out`, and is called in order.
+void write_safetensors_streamed(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                                const std::map<std::string, std::string>& metadata,
+                                const std::function<void(std::size_t, std::ostream&)>& write_data);
 
 }  // namespace lmtopo::io

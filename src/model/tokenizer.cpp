@@ -260,6 +260,11 @@ class BpeTokenizer final : public Tokenizer {
         if (!pat.contains("Regex")) throw unsupported("pre_tokenizer.Split.pattern", pat, "{\"Regex\": ...}");
         p.kind = PreStep::split;
         p.regex = std::make_shared<SplitRegex>(pat["Regex"].get<std::string>(), path_);
+      } else if (type == "Digits") {
+        // tokenizers splits at Rust's char::is_numeric (Unicode Nd, Nl, No = \p{N}): each numeric
+        // character isolated, or runs of them (Contiguous) when individual_digits is false.
+        p.kind = PreStep::split;
+        p.regex = std::make_shared<SplitRegex>(s.value("individual_digits", false) ? "\\p{N}" : "\\p{N}+", path_);
       } else if (type == "Metaspace") {
         p.kind = PreStep::metaspace;
         metaspace = true;
@@ -271,7 +276,7 @@ class BpeTokenizer final : public Tokenizer {
           throw unsupported("pre_tokenizer.Metaspace.prepend_scheme", s["prepend_scheme"], "always, first, never");
         p.split_words = s.value("split", true);
       } else {
-        throw unsupported("pre_tokenizer.type", type, "ByteLevel, Split(Regex, Isolated), Metaspace, Sequence of those");
+        throw unsupported("pre_tokenizer.type", type, "ByteLevel, Split(Regex, Isolated), Digits, Metaspace, Sequence of those");
       }
       pre_.push_back(std::move(p));
     }
