@@ -6,6 +6,7 @@
 #include "cli/command.hpp"
 #include "core/error.hpp"
 #include "io/barcode_csv.hpp"
+#include "io/h5store.hpp"
 #include "mpi/collective.hpp"
 #include "topology/layer_summaries.hpp"
 
@@ -52,11 +53,32 @@ int number_of_layers(const po::variables_map& vm, const std::vector<topology::Po
   return L;
 }
 
+bool is_hdf5(const std::string& path) {
+  const auto dot = path.rfind('.');
+  return dot != std::string::npos && (path.substr(dot) == ".h5" || path.substr(dot) == ".hdf5");
+}
+
+// The bars of a `lmtopo zigzag` output (layer-summaries/1: /bars/position, L in @num_layers).
+std::vector<topology::PositionBar> read_position_bars_h5(const std::string& path, int& layers) {
+  const io::H5Input in(path);
+  if (!in.has_attribute("/", "lmtopo_schema") || in.string_attribute("/", "lmtopo_schema") != "layer-summaries/1")
+    throw InputError(path + ": lmtopo_schema: expected a layer-summaries/1 file (the output of lmtopo zigzag)");
+  const auto flat = in.read_i64("/bars/position");
+  std::vector<topology::PositionBar> bars;
+  for (std::size_t i = 0; i + 2 < flat.size(); i += 3)
+    bars.push_back({static_cast<int>(flat[i]), static_cast<int>(flat[i + 1]), static_cast<int>(flat[i + 2])});
+  layers = std::stoi(in.string_attribute("/", "num_layers"));
+  return bars;
+}
+
 int run_summarize(const po::variables_map& vm, const std::vector<std::string>&) {
   if (mpi::rank() != 0) return 0;
   const std::string input = vm["input"].as<std::string>();
-  const auto bars = io::read_position_bars_csv(input);
-  const int L = number_of_layers(vm, bars, input);
+  int file_layers = 0;
+  const auto bars = is_hdf5(input) ? read_position_bars_h5(input, file_layers) : io::read_position_bars_csv(input);
+  const int L = file_layers > 0 && vm["layers"].as<int>() == 0 && vm["num-layers"].as<int>() == 0
+                    ? file_layers
+                    : number_of_layers(vm, bars, input);
   const int dim = vm["dim"].as<int>();
   const std::string score_name = vm["score"].as<std::string>();
   std::vector<topology::LayerBar> layer_bars;
@@ -107,15 +129,15 @@ int run_summarize(const po::variables_map& vm, const std::vector<std::string>&) 
 Command make_summarize_command() {
   Command c;
   c.name = "summarize";
-  c.summary = "layer summaries and pruning candidates of an intersection-zigzag barcode (CSV)";
-  c.usage = "lmtopo summarize BARS.csv [--layers L] [--dim 1] [--score avg-similarity|inter-layer:ALPHA]";
+  c.summary = "layer summaries and pruning candidates of an intersection-zigzag barcode (CSV or zigzag output)";
+  c.usage = "lmtopo summarize BARS.csv|ZIGZAG.h5 [--layers L] [--dim 1] [--score avg-similarity|inter-layer:ALPHA]";
   c.description =
       "Reads bars in 1-based intersection-zigzag positions (header `dimension,birth,death`, as released with "
-      "paper 1), maps them to effective layers (ceil((position-1)/2), dropping bars with equal effective birth "
+      "paper 1), or the bars of a `lmtopo zigzag` output (.h5, layer-summaries/1; L from its num_layers), maps them to effective layers (ceil((position-1)/2), dropping bars with equal effective birth "
       "and death) and prints per layer the Betti number, the v1 average similarity S̄ and the chosen pruning "
       "score, its argmax and the pruning candidates l <= L-2 with score >= thr * max for thr = 0.9 and 0.8.";
   c.add_options = [](po::options_description& d) {
-    d.add_options()("input", po::value<std::string>()->required(), "barcode CSV (positional)")(
+    d.add_options()("input", po::value<std::string>()->required(), "barcode CSV or zigzag output .h5 (positional)")(
         "layers", po::value<int>()->default_value(0),
         "L, the number of point clouds; 0 reads it from the file: the longest H0 bar of an intersection zigzag dies at "
         "2L (refused when the file has no H0 bars)")(

@@ -1,7 +1,5 @@
 #include "model/gguf_convert.hpp"
 
-#include <unistd.h>
-
 #include <cmath>
 #include <ctime>
 #include <filesystem>
@@ -359,8 +357,9 @@ ConvertResult convert_gguf(const std::string& gguf_path, const std::string& out_
   bool tied = false;
   const auto plan = plan_tensors(f, shape, tied);
 
-  // Written beside the destination and renamed: a killed conversion leaves no folder that looks complete.
-  const fs::path partial = out_dir + ".partial-" + std::to_string(::getpid());
+  // Written beside the destination and renamed: a killed conversion leaves no folder that looks
+  // complete, and the next run starts the partial one afresh.
+  const fs::path partial = out_dir + ".partial";
   fs::remove_all(partial);
   fs::create_directories(partial);
   write_weights(partial / "model.safetensors", plan, sha);

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.hpp"
+#include "core/progress.hpp"
 #include "io/corpus.hpp"
 #include "io/h5store.hpp"
 #include "model/tokenizer.hpp"
@@ -139,6 +140,9 @@ ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
   for (const auto& [key, hook] : hook_of) point_names[key] = net->point_names(hook);
   const auto ffn_points = static_cast<std::size_t>(net->point_names("mlp_act").size());
   const auto ffn_width = static_cast<std::size_t>(net->config().intermediate);
+  // Rank 0 reports its share; the shares are balanced by tokens, so its ETA is the job's.
+  core::Progress progress(rank == 0, "extract " + o.model_dir + (size > 1 ? " (rank 0 of " + std::to_string(size) + ")" : ""),
+                          count, "prompts", "tokens");
   mpi::on_all(comm, [&] {
     for (std::size_t b0 = lo; b0 < hi; b0 += bs) {
       const std::size_t b1 = std::min(hi, b0 + bs);
@@ -195,8 +199,12 @@ ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
             std::memcpy(slab.data() + (p * count + (b0 - lo + i)) * width, src, width * sizeof(float));
           }
       }
+      long long batch_real_tokens = 0;
+      for (std::size_t i = b0; i < b1; ++i) batch_real_tokens += static_cast<long long>(tokens[i].size());
+      progress.advance(b1 - b0, static_cast<std::uint64_t>(batch_real_tokens));
     }
   });
+  progress.finish();
   // Ranks without prompts still need the shapes: take them from the model config.
   for (const auto& req : requests) {
     const std::string& h = req.key;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/progress.hpp"
 #include "core/permutation.hpp"
 #include "io/h5store.hpp"
 #include "mpi/collective.hpp"
@@ -141,6 +142,9 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
     const std::size_t m = rows.size();
     // Layers round-robin over the ranks: read one layer, k-NN, symmetrise, flag complex.
     std::vector<std::pair<int, std::vector<std::uint32_t>>> mine;
+    core::Progress progress(rank == 0, "zigzag k-NN + flag complexes" + (subsets.size() > 1 ? " subset " + std::to_string(si) : std::string()) +
+                                           (size > 1 ? " (rank 0 of " + std::to_string(size) + ")" : ""),
+                            static_cast<std::uint64_t>((L + size - 1) / size), "layers");
     mpi::on_all(comm, [&] {
       io::H5Input in(o.activations);
       for (int l = rank; l < L; l += size) {
@@ -167,8 +171,10 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
                            " simplices (~" + std::to_string(gib) + " GiB), over the limit of " + std::to_string(o.mem_limit_gib) +
                            " GiB; lower k or --max-dim, or raise --mem-limit");
         mine.push_back({l, pack(topology::flag_complex(graph, o.max_dim))});
+        progress.advance(1);
       }
     });
+    progress.finish();
     phase_done("read + k-NN + flag complexes (own layers)", si == 0);
 
     // Gather every layer's complex on rank 0.

@@ -164,8 +164,12 @@ def test_extract_matches_transformers_in_8_scripts(converted, tmp_path, pool):
     out = tmp_path / "act.h5"
     cmd = [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", "2", LMTOPO, "extract", "--model", str(converted),
            "--prompts", str(prompts), "--pool", pool, "--batch", "5", "--threads", "1", "-o", str(out)]
-    proc = subprocess.run(cmd + sum((["--hook", h] for h in HOOKS), []), capture_output=True, text=True)
+    env = dict(os.environ, LMTOPO_PROGRESS_SECONDS="0.001")  # a progress line after every batch
+    proc = subprocess.run(cmd + sum((["--hook", h] for h in HOOKS), []), capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
+    progress = [l for l in proc.stderr.splitlines() if l.startswith(f"extract {converted} (rank 0 of 2): ")]
+    assert len(progress) >= 2 and all("tokens/s" in l and "ETA" in l for l in progress), proc.stderr
+    assert " prompts (100%)" in progress[-1] and progress[-1].endswith("ETA 0:00"), progress
     tok = Tokenizer.from_file(str(converted / "tokenizer.json"))
     model = transformers.AutoModelForCausalLM.from_pretrained(str(converted), attn_implementation="eager").eval()
     worst = {}
@@ -180,3 +184,58 @@ def test_extract_matches_transformers_in_8_scripts(converted, tmp_path, pool):
             assert have.shape == want.shape, hook
             worst[hook] = float(np.abs(have - want).max() / np.abs(want).max())
     assert max(worst.values()) < 1e-5, worst
+
+
+def test_killed_conversion_leaves_no_folder_and_reruns(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "smollm2"
+    proc = subprocess.Popen([LMTOPO, "convert", str(smollm2_gguf()), "-o", str(out)], stdout=subprocess.DEVNULL)
+    weights = tmp_path / "smollm2.partial" / "model.safetensors.tmp"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (weights.exists() and weights.stat().st_size > 50_000_000):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert weights.exists() and not out.exists()  # killed mid-write: nothing looks complete
+    rerun = subprocess.run([LMTOPO, "convert", str(smollm2_gguf()), "-o", str(out)], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not (tmp_path / "smollm2.partial").exists()
+    assert json.loads((out / "config.json").read_text())["num_hidden_layers"] == 30
+
+
+def test_job_spec_runs_at_reduced_prompt_count(converted, tmp_path):
+    """jobs/smollm2.yaml as shipped, with 12 prompts a language and the converted folder of this test:
+    extract, zigzag across the 31 points and the sweeps, then `lmtopo summarize` on the zigzag output."""
+    import yaml
+
+    source = pathlib.Path(os.environ.get("LMTOPO_SOURCE", pathlib.Path(__file__).parents[2]))
+    spec = yaml.safe_load((source / "jobs" / "smollm2.yaml").read_text())
+    spec["data"]["prompts"] = 12
+    spec["output"] = str(tmp_path / "out")
+    spec["models"][0]["checkpoints"] = [str(converted)]
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    run = subprocess.run([MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", "2", LMTOPO, "run", str(tmp_path / "spec.yaml")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    name = spec["models"][0]["name"]
+    act = next((tmp_path / "out" / "activations").rglob("*.h5"))
+    with h5py.File(act, "r") as f:
+        n_prompts = f["prompts/id"].shape[0]
+        assert f["activations/post_attention_layernorm"].shape == (31, n_prompts, 576)
+        assert n_prompts == 12 * len(spec["data"]["languages"])
+    zz = next((tmp_path / "out" / "zigzag" / name).rglob("post_attention_layernorm.h5"))
+    with h5py.File(zz, "r") as f:
+        assert int(f.attrs["num_layers"]) == 31
+    assert any((tmp_path / "out" / "sweep" / name).rglob("*.h5"))
+    summary = subprocess.run([LMTOPO, "summarize", str(zz), "--dim", "1"], capture_output=True, text=True)
+    assert summary.returncode == 0, summary.stderr
+    assert "L = 31 layers" in summary.stdout and "candidates@0.9 " in summary.stdout
+    # The same bars as a CSV in paper 1's release layout give the same table.
+    with h5py.File(zz, "r") as f:
+        rows = ["dimension,birth,death"] + [",".join(map(str, b)) for b in f["bars/position"][:]]
+    (tmp_path / "bars.csv").write_text("\n".join(rows) + "\n")
+    from_csv = subprocess.run([LMTOPO, "summarize", str(tmp_path / "bars.csv"), "--layers", "31", "--dim", "1"],
+                              capture_output=True, text=True, check=True).stdout
+    assert summary.stdout.splitlines()[1:] == from_csv.splitlines()[1:]
