@@ -64,7 +64,7 @@ Command make_extract_command() {
             "[--pool last|mean] [--dtype float32|bfloat16] [--batch N] [--special-tokens post_processor|none|bos] -o OUT.h5";
   c.description =
       "Loads a Hugging Face checkpoint folder (config.json, model.safetensors or a sharded index, tokenizer.json; "
-      "gpt_neox, llama, gpt2, bloom), tokenizes the prompts (JSONL lines with `text` and optionally `id`, `lang`, `group`) "
+      "gpt_neox, llama, mistral, qwen2, olmo, gpt2, bloom), tokenizes the prompts (JSONL lines with `text` and optionally `id`, `lang`, `group`) "
       "with the special tokens the tokenizer's post-processor adds (transformers' default, e.g. Llama's BOS; "
       "--special-tokens none adds none, bos only the model's BOS; recorded as the attribute special_tokens), runs the forward passes with the requested hooks and writes an activations/1 file: "
       "/activations/<hook> [n_points, n_prompts, hidden] with attributes points (module path of each point), "

@@ -13,7 +13,7 @@
 namespace lmtopo::model {
 
 const std::vector<std::string>& supported_architectures() {
-  static const std::vector<std::string> names = {"gpt_neox", "llama", "gpt2", "bloom"};
+  static const std::vector<std::string> names = {"gpt_neox", "llama", "mistral", "qwen2", "olmo", "gpt2", "bloom"};
   return names;
 }
 
@@ -189,7 +189,8 @@ std::set<std::string> read_gpt_neox(ConfigFields& f, ModelConfig& c) {
   c.rope_theta = f.positive_number("rope_theta", f.positive_number("rotary_emb_base", 10000.0));
   c.attention_bias = f.boolean("attention_bias", true);
   c.tie_embeddings = f.boolean("tie_word_embeddings", false);
-  f.require_neutral("rope_scaling", json(nullptr), "rotary scaling on gpt_neox");
+  read_rope_scaling(f, c);
+  if (c.rope_type == "llama3") f.fail("rope_scaling.rope_type", "llama3 scaling is Llama's; on gpt_neox lmtopo implements linear");
   return {"layer_norm_epsilon"};
 }
 
@@ -208,6 +209,53 @@ std::set<std::string> read_llama(ConfigFields& f, ModelConfig& c) {
   // Mistral-style checkpoints read as llama: a window would change every prompt longer than it.
   f.require_neutral("sliding_window", json(nullptr), "sliding-window attention");
   f.require_neutral("use_sliding_window", json(false), "sliding-window attention");
+  return {};
+}
+
+// Mistral: Llama's layout with sliding-window attention (a window of null: none).
+std::set<std::string> read_mistral(ConfigFields& f, ModelConfig& c) {
+  read_sizes(f, c, "num_hidden_layers", "hidden_size", "num_attention_heads");
+  c.kv_heads = f.optional_positive_int("num_key_value_heads", c.heads);
+  c.intermediate = f.positive_int("intermediate_size");
+  c.norm_eps = f.positive_number("rms_norm_eps", 1e-6);
+  c.activation = f.string("hidden_act", "silu");
+  c.rope_theta = f.positive_number("rope_theta", 10000.0);
+  c.tie_embeddings = f.boolean("tie_word_embeddings", false);
+  c.attention_bias = false;
+  c.sliding_window = f.optional_positive_int("sliding_window", 0);
+  return {};
+}
+
+// Qwen2: Llama's layout with q/k/v biases. Its sliding window (use_sliding_window, applied from layer
+// max_window_layers on) is not implemented: refused when on, and its sizes are inert when off.
+std::set<std::string> read_qwen2(ConfigFields& f, ModelConfig& c) {
+  read_sizes(f, c, "num_hidden_layers", "hidden_size", "num_attention_heads");
+  c.kv_heads = f.optional_positive_int("num_key_value_heads", c.heads);
+  c.intermediate = f.positive_int("intermediate_size");
+  c.norm_eps = f.positive_number("rms_norm_eps", 1e-6);
+  c.activation = f.string("hidden_act", "silu");
+  c.rope_theta = f.positive_number("rope_theta", 10000.0);
+  c.tie_embeddings = f.boolean("tie_word_embeddings", false);
+  c.attention_bias = false;
+  c.qkv_bias = true;
+  read_rope_scaling(f, c);
+  f.require_neutral("use_sliding_window", json(false), "Qwen2's sliding-window attention");
+  return {"sliding_window", "max_window_layers"};
+}
+
+// OLMo-1: Llama's layout with parameter-free LayerNorms and optional clipping of q, k, v.
+std::set<std::string> read_olmo(ConfigFields& f, ModelConfig& c) {
+  read_sizes(f, c, "num_hidden_layers", "hidden_size", "num_attention_heads");
+  c.kv_heads = f.optional_positive_int("num_key_value_heads", c.heads);
+  c.intermediate = f.positive_int("intermediate_size");
+  c.norm_eps = 1e-5;  // OlmoLayerNorm's, fixed
+  c.activation = f.string("hidden_act", "silu");
+  c.rope_theta = f.positive_number("rope_theta", 10000.0);
+  c.attention_bias = f.boolean("attention_bias", false);
+  c.tie_embeddings = f.boolean("tie_word_embeddings", false);
+  c.clip_qkv = f.positive_number("clip_qkv", 0);
+  c.parameter_free_norm = true;
+  read_rope_scaling(f, c);
   return {};
 }
 
@@ -271,6 +319,12 @@ ModelConfig read_model_config(const std::string& dir, const std::string& archite
     harmless = read_gpt_neox(f, c);
   } else if (c.model_type == "llama") {
     harmless = read_llama(f, c);
+  } else if (c.model_type == "mistral") {
+    harmless = read_mistral(f, c);
+  } else if (c.model_type == "qwen2") {
+    harmless = read_qwen2(f, c);
+  } else if (c.model_type == "olmo") {
+    harmless = read_olmo(f, c);
   } else if (c.model_type == "gpt2") {
     harmless = read_gpt2(f, c);
   } else if (c.model_type == "bloom") {
@@ -280,13 +334,15 @@ ModelConfig read_model_config(const std::string& dir, const std::string& archite
     for (const auto& a : supported_architectures()) supported += (supported.empty() ? "" : ", ") + a;
     f.fail("model_type", "unsupported '" + c.model_type + "' (supported: " + supported + ")");
   }
+  const bool llama_layout = c.model_type == "llama" || c.model_type == "mistral" || c.model_type == "qwen2" || c.model_type == "olmo";
+  c.family = llama_layout ? "llama" : c.model_type;
   if (c.heads % c.kv_heads != 0)
     f.fail("num_key_value_heads", "expected a divisor of num_attention_heads (" + std::to_string(c.heads) + "), got " +
                                      std::to_string(c.kv_heads));
   // head_dim: llama reads an explicit one (heads x head_dim may differ from hidden_size); the other
   // families derive it and accept the field only when it says the same.
   const int explicit_head_dim = f.optional_positive_int("head_dim", 0);
-  if (explicit_head_dim > 0 && c.model_type == "llama") {
+  if (explicit_head_dim > 0 && (c.model_type == "llama" || c.model_type == "mistral")) {
     c.head_dim = explicit_head_dim;
   } else {
     if (c.hidden % c.heads != 0)
@@ -329,7 +385,7 @@ std::vector<std::string> hook_point_names(const ModelConfig& config, const std::
       {"bloom", {"transformer.h.", ".post_attention_layernorm", "transformer.ln_f",
                  "transformer.word_embeddings_layernorm", ".self_attention:branch", ".mlp.gelu_impl"}},
   };
-  const Paths& f = families.at(config.model_type);
+  const Paths& f = families.at(config.family);
   std::vector<std::string> out;
   auto layer = [&](int i) { return std::string(f.layers) + std::to_string(i); };
   if (hook == "post_attention_layernorm") {

@@ -7,7 +7,9 @@ namespace lmtopo::model {
 
 struct ModelConfig {
   std::string dir;
-  std::string model_type;  // gpt_neox | llama | gpt2 | bloom
+  std::string model_type;  // as config.json says: gpt_neox | llama | mistral | qwen2 | olmo | gpt2 | bloom
+  // The module layout the runtime runs: gpt_neox | llama (also mistral, qwen2, olmo) | gpt2 | bloom.
+  std::string family;
   int num_layers = 0;
   int hidden = 0;
   int heads = 0;
@@ -26,6 +28,10 @@ struct ModelConfig {
   int rope_original_max_positions = 8192;
   bool attention_bias = true;
   bool mlp_bias = false;          // llama
+  bool qkv_bias = false;          // qwen2: q, k and v projections have biases, o does not
+  int sliding_window = 0;         // mistral: each token attends to itself and the window - 1 before it; 0: all
+  bool parameter_free_norm = false;  // olmo (OLMo-1): LayerNorm without weight or bias, eps 1e-5
+  double clip_qkv = 0;            // olmo: q, k, v clamped to [-clip, clip] after projection; 0: none
   bool tie_embeddings = false;
   int max_positions = 0;                 // gpt2: learned position embeddings
   bool residual_post_layernorm = false;  // bloom: apply_residual_connection_post_layernorm

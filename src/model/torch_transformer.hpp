@@ -50,11 +50,11 @@ class TorchTransformer final : public Transformer {
   TorchTransformer(ModelConfig c, WeightSource source, std::function<bool(const std::string&)> has, torch::Dtype dtype,
                    torch::Device device = torch::kCPU)
       : c_(std::move(c)), dtype_(dtype), device_(device), source_(std::move(source)), has_(std::move(has)) {
-    if (c_.model_type == "gpt2" || c_.model_type == "bloom") {
+    if (c_.family == "gpt2" || c_.family == "bloom") {
       load_gpt2_or_bloom();
       return;
     }
-    const bool neox = c_.model_type == "gpt_neox";
+    const bool neox = c_.family == "gpt_neox";
     prefix_ = neox ? "gpt_neox." : "model.";
     embed_ = weight(neox ? "gpt_neox.embed_in.weight" : "model.embed_tokens.weight", {c_.vocab, c_.hidden});
     for (int i = 0; i < c_.num_layers; ++i) {
@@ -62,8 +62,10 @@ class TorchTransformer final : public Transformer {
       Layer l;
       const std::int64_t H = c_.hidden, I = c_.intermediate;
       const std::int64_t q = static_cast<std::int64_t>(c_.heads) * c_.head_dim, kv = static_cast<std::int64_t>(c_.kv_heads) * c_.head_dim;
-      l.ln1_w = weight(p + "input_layernorm.weight", {H});
-      l.ln2_w = weight(p + "post_attention_layernorm.weight", {H});
+      if (!c_.parameter_free_norm) {
+        l.ln1_w = weight(p + "input_layernorm.weight", {H});
+        l.ln2_w = weight(p + "post_attention_layernorm.weight", {H});
+      }
       if (neox) {
         l.ln1_b = weight(p + "input_layernorm.bias", {H});
         l.ln2_b = weight(p + "post_attention_layernorm.bias", {H});
@@ -82,12 +84,12 @@ class TorchTransformer final : public Transformer {
         l.k_w = weight(p + "self_attn.k_proj.weight", {kv, H});
         l.v_w = weight(p + "self_attn.v_proj.weight", {kv, H});
         l.o_w = weight(p + "self_attn.o_proj.weight", {H, q});
-        if (c_.attention_bias) {
+        if (c_.attention_bias || c_.qkv_bias) {
           l.q_b = weight(p + "self_attn.q_proj.bias", {q});
           l.k_b = weight(p + "self_attn.k_proj.bias", {kv});
           l.v_b = weight(p + "self_attn.v_proj.bias", {kv});
-          l.o_b = weight(p + "self_attn.o_proj.bias", {H});
         }
+        if (c_.attention_bias) l.o_b = weight(p + "self_attn.o_proj.bias", {H});
         l.gate_w = weight(p + "mlp.gate_proj.weight", {I, H});
         l.up_w = weight(p + "mlp.up_proj.weight", {I, H});
         l.down_w = weight(p + "mlp.down_proj.weight", {H, I});
@@ -99,7 +101,7 @@ class TorchTransformer final : public Transformer {
       }
       layers_.push_back(std::move(l));
     }
-    final_w = weight(neox ? "gpt_neox.final_layer_norm.weight" : "model.norm.weight", {c_.hidden});
+    if (!c_.parameter_free_norm) final_w = weight(neox ? "gpt_neox.final_layer_norm.weight" : "model.norm.weight", {c_.hidden});
     if (neox) final_b = weight("gpt_neox.final_layer_norm.bias", {c_.hidden});
     const std::string head = neox ? "embed_out.weight" : "lm_head.weight";
     // Tied (as transformers ties them): the embedding matrix, whatever a stored head holds (the loader
@@ -132,11 +134,15 @@ class TorchTransformer final : public Transformer {
     // Additive attention bias: causal, and padded keys masked, in float32 (as HF builds it).
     const float neg = std::numeric_limits<float>::lowest();
     Tensor causal = torch::ones({T, T}, on(torch::kBool)).tril();
+    if (c_.sliding_window > 0) {  // key index > query index - window (transformers' sliding_attend_mask)
+      Tensor index = torch::arange(T, on(torch::kInt64));
+      causal = causal & (index.unsqueeze(0) > index.unsqueeze(1) - c_.sliding_window);
+    }
     Tensor allowed = causal.unsqueeze(0) & mask.to(torch::kBool).unsqueeze(1);  // [B, T(query), T(key)]
     Tensor bias = torch::zeros({B, 1, T, T}, on(torch::kFloat32)).masked_fill(~allowed.unsqueeze(1), neg);
 
     // Rotary tables (computed on the CPU in float32, as HF does before moving them).
-    const bool neox = c_.model_type == "gpt_neox";
+    const bool neox = c_.family == "gpt_neox";
     const std::int64_t rot = neox ? static_cast<std::int64_t>(c_.head_dim * c_.rotary_pct) : c_.head_dim;
     Tensor inv_freq = rope_inverse_frequencies(rot).to(ids.device());
     Tensor pos = torch::arange(T, on(torch::kInt64)).to(torch::kFloat32);
@@ -144,7 +150,7 @@ class TorchTransformer final : public Transformer {
     Tensor emb = torch::cat({freqs, freqs}, -1);
     Tensor cos = emb.cos().to(dtype_), sin = emb.sin().to(dtype_);  // [T, rot]
 
-    const bool gpt2 = c_.model_type == "gpt2", bloom = c_.model_type == "bloom";
+    const bool gpt2 = c_.family == "gpt2", bloom = c_.family == "bloom";
     Tensor x = torch::embedding(embed_, ids);
     if (gpt2) x = x + torch::embedding(pos_embed_, torch::arange(T, on(torch::kInt64))).unsqueeze(0);
     if (bloom) x = torch::layer_norm(x, {c_.hidden}, emb_ln_w, emb_ln_b, c_.norm_eps);
@@ -197,11 +203,11 @@ class TorchTransformer final : public Transformer {
           x = torch::linear(act, l.down_w, l.down_b) + mid;
         }
       } else {
-        Tensor h1 = rms_norm(x, l.ln1_w);
+        Tensor h1 = llama_norm(x, l.ln1_w);
         Tensor attn = attention_llama(h1, l, bias, cos, sin);
         keep("attn_output", attn);
         x = x + attn;
-        Tensor h2 = rms_norm(x, l.ln2_w);
+        Tensor h2 = llama_norm(x, l.ln2_w);
         keep("post_attention_layernorm", h2);
         Tensor act = edit_ffn(activation(torch::linear(h2, l.gate_w, l.gate_b)) * torch::linear(h2, l.up_w, l.up_b));
         keep("mlp_act", act);
@@ -209,7 +215,7 @@ class TorchTransformer final : public Transformer {
       }
       keep("block_output", x);
     }
-    Tensor final_h = c_.model_type == "llama" ? rms_norm(x, final_w) : torch::layer_norm(x, {c_.hidden}, final_w, final_b, c_.norm_eps);
+    Tensor final_h = c_.family == "llama" ? llama_norm(x, final_w) : torch::layer_norm(x, {c_.hidden}, final_w, final_b, c_.norm_eps);
     keep("post_attention_layernorm", final_h);
     return final_h;
   }
@@ -270,7 +276,7 @@ class TorchTransformer final : public Transformer {
     if (want_logits) {
       Tensor logits = torch::linear(final_h, head_).to(torch::kCPU, torch::kFloat32).contiguous();
       HookResult r;
-      r.points = {c_.model_type == "gpt_neox" ? "embed_out" : "lm_head"};
+      r.points = {c_.family == "gpt_neox" ? "embed_out" : "lm_head"};
       r.shape.assign(logits.sizes().begin(), logits.sizes().end());
       r.values.assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
       out["logits"] = std::move(r);
@@ -325,7 +331,7 @@ class TorchTransformer final : public Transformer {
   }
 
   void load_gpt2_or_bloom() {
-    const bool gpt2 = c_.model_type == "gpt2";
+    const bool gpt2 = c_.family == "gpt2";
     const std::int64_t H = c_.hidden, I = c_.intermediate;
     prefix_ = "transformer.";
     embed_ = weight(gpt2 ? "transformer.wte.weight" : "transformer.word_embeddings.weight", {c_.vocab, H});
@@ -430,6 +436,12 @@ class TorchTransformer final : public Transformer {
     return w * h.to(x.scalar_type());
   }
 
+  // The llama family's norms: RMSNorm, or OLMo-1's LayerNorm without parameters (in float32).
+  Tensor llama_norm(const Tensor& x, const Tensor& w) const {
+    if (!c_.parameter_free_norm) return rms_norm(x, w);
+    return torch::layer_norm(x.to(torch::kFloat32), {c_.hidden}, {}, {}, c_.norm_eps).to(x.scalar_type());
+  }
+
   Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias) const {
     // q, k, v: [B, heads, T, hd]; softmax in float32 as HF does.
     Tensor scores = torch::matmul(q.to(torch::kFloat32), k.to(torch::kFloat32).transpose(-1, -2)) /
@@ -458,9 +470,12 @@ class TorchTransformer final : public Transformer {
   Tensor attention_llama(const Tensor& h, const Layer& l, const Tensor& bias, const Tensor& cos, const Tensor& sin) const {
     const auto B = h.size(0), T = h.size(1);
     const std::int64_t hd = c_.head_dim;
-    Tensor q = torch::linear(h, l.q_w, l.q_b).view({B, T, c_.heads, hd}).transpose(1, 2);
-    Tensor k = torch::linear(h, l.k_w, l.k_b).view({B, T, c_.kv_heads, hd}).transpose(1, 2);
-    Tensor v = torch::linear(h, l.v_w, l.v_b).view({B, T, c_.kv_heads, hd}).transpose(1, 2);
+    auto project = [&](const Tensor& w, const Tensor& b, int heads) {
+      Tensor t = torch::linear(h, w, b);
+      if (c_.clip_qkv > 0) t = t.clamp(-c_.clip_qkv, c_.clip_qkv);  // OLMo's clip_qkv
+      return t.view({B, T, heads, hd}).transpose(1, 2);
+    };
+    Tensor q = project(l.q_w, l.q_b, c_.heads), k = project(l.k_w, l.k_b, c_.kv_heads), v = project(l.v_w, l.v_b, c_.kv_heads);
     q = q * cos + rotate_half(q) * sin;
     k = k * cos + rotate_half(k) * sin;
     const std::int64_t groups = c_.heads / c_.kv_heads;

@@ -90,11 +90,11 @@ bool ends_with(const std::string& s, const std::string& tail) {
 void refuse_unused_tensors(const io::Checkpoint& ckpt, const ModelConfig& config, const std::set<std::string>& consumed) {
   static const std::vector<std::string> derived = {".attn.bias", ".attn.masked_bias", ".attention.bias",
                                                    ".attention.masked_bias", ".rotary_emb.inv_freq"};
-  const std::string embed = config.model_type == "gpt_neox" ? "gpt_neox.embed_in.weight"
-                            : config.model_type == "llama"  ? "model.embed_tokens.weight"
-                            : config.model_type == "gpt2"   ? "transformer.wte.weight"
+  const std::string embed = config.family == "gpt_neox" ? "gpt_neox.embed_in.weight"
+                            : config.family == "llama"  ? "model.embed_tokens.weight"
+                            : config.family == "gpt2"   ? "transformer.wte.weight"
                                                             : "transformer.word_embeddings.weight";
-  const std::string head = config.model_type == "gpt_neox" ? "embed_out.weight" : "lm_head.weight";
+  const std::string head = config.family == "gpt_neox" ? "embed_out.weight" : "lm_head.weight";
   for (const auto& name : ckpt.names()) {
     if (consumed.count(name)) continue;
     if (std::any_of(derived.begin(), derived.end(), [&](const std::string& d) { return ends_with(name, d); })) continue;

@@ -22,7 +22,7 @@ using torch::Tensor;
 
 model::ModelConfig config_of(const TrainOptions& o) {
   model::ModelConfig c;
-  c.model_type = "gpt_neox";
+  c.model_type = c.family = "gpt_neox";
   c.num_layers = o.layers;
   c.hidden = o.hidden;
   c.heads = o.heads;

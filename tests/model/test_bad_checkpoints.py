@@ -35,11 +35,14 @@ CONFIG_CASES = [
     ("neox_parallel", {"hidden_size": -64}, "hidden_size: expected an integer in [1"),
     ("neox_parallel", {"rotary_pct": "0.25"}, "rotary_pct: expected a positive number"),
     ("neox_parallel", {"use_parallel_residual": "yes"}, "use_parallel_residual: expected true or false"),
-    ("neox_parallel", {"rope_scaling": {"type": "linear", "factor": 2.0}}, "rope_scaling: not implemented by lmtopo"),
+    ("neox_parallel", {"rope_scaling": {"type": "dynamic", "factor": 2.0}}, "rope_scaling.rope_type: unsupported 'dynamic'"),
     ("neox_parallel", {"frobnication_scale": 3}, "frobnication_scale: unknown to lmtopo's gpt_neox runtime"),
     ("neox_parallel", {"num_attention_heads": 5}, "num_attention_heads: expected a divisor of hidden_size"),
     ("llama_gqa", {"sliding_window": 16}, "sliding_window: not implemented by lmtopo (sliding-window attention)"),
     ("llama_gqa", {"model_type": "mistral", "sliding_window": 16}, "sliding_window: not implemented"),
+    ("llama_gqa", {"model_type": "qwen2", "use_sliding_window": True}, "use_sliding_window: not implemented by lmtopo"),
+    ("llama_gqa", {"model_type": "mistral", "attention_bias": ..., "mlp_bias": ..., "pretraining_tp": ...,
+                   "rope_scaling": {"type": "linear", "factor": 2.0}}, "rope_scaling: unknown to lmtopo's mistral"),
     ("llama_gqa", {"num_key_value_heads": 3}, "num_key_value_heads: expected a divisor of num_attention_heads"),
     ("llama_gqa", {"rope_scaling": {"rope_type": "yarn", "factor": 2.0}}, "rope_scaling.rope_type: unsupported 'yarn'"),
     ("llama_gqa", {"attention_bias": True}, "self_attn.q_proj.bias"),
@@ -56,7 +59,7 @@ def test_config_fields_are_refused_by_name(tmp_path, arch, changes, needle):
     assert ok.returncode == 0, ok.stderr  # the checkpoint as transformers saved it loads
     out.unlink()
     edit_config(path, **changes)
-    extra = ["--architecture", "llama"] if changes.get("model_type") == "mistral" else []
+    extra = ["--architecture", "llama"] if changes.get("model_type") == "mistral" and "sliding_window" in changes else []
     proc, out = run_extract(path, tmp_path, *extra)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr

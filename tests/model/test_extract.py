@@ -124,6 +124,20 @@ def test_extract_matches_transformers_at_1_2_4_ranks(tmp_path, arch, pool):
         np.testing.assert_allclose(two_threads[h], data[1][h], rtol=1e-5, atol=1e-5 * scale, err_msg=h)
 
 
+@pytest.mark.parametrize("arch", ["mistral_window", "qwen2_bias", "olmo_clip"])
+def test_extract_llama_layout_families(tmp_path, arch):
+    """Mistral (prompts far longer than its window of 3, in padded batches), Qwen2 and OLMo-1 through
+    `lmtopo extract` on 2 ranks against transformers, each prompt alone."""
+    model, tok, path = make_checkpoint(arch, tmp_path)
+    prompts, rows = prompts_file(tmp_path, n=11)
+    extract(path, prompts, tmp_path / "a.h5", "mean", 2)
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        assert max(f["prompts/n_tokens"][:]) > 3 * 3
+        for h in HOOKS:
+            want = reference(model, tok, rows, h, "mean")
+            np.testing.assert_allclose(f[f"activations/{h}"][:], want, rtol=1e-5, atol=1e-5 * np.abs(want).max(), err_msg=h)
+
+
 def test_bfloat16_output_and_errors(tmp_path):
     model, tok, path = make_checkpoint("neox_parallel", tmp_path)
     prompts, rows = prompts_file(tmp_path, n=6)

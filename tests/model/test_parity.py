@@ -42,6 +42,23 @@ ARCHS = {
     "llama_linear_rope": lambda: transformers.LlamaConfig(
         vocab_size=83, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
         max_position_embeddings=64, rope_scaling={"type": "linear", "factor": 4.0}),
+    # Mistral's sliding window (3) shorter than the longest prompt (7): the window is honoured.
+    "mistral_window": lambda: transformers.MistralConfig(
+        vocab_size=97, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        intermediate_size=96, sliding_window=3, max_position_embeddings=64, rope_theta=10000.0),
+    "qwen2_bias": lambda: transformers.Qwen2Config(
+        vocab_size=97, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        intermediate_size=96, max_position_embeddings=64, tie_word_embeddings=True, use_sliding_window=False),
+    # OLMo-1: parameter-free LayerNorms; clip_qkv small enough to clip random-init projections.
+    "olmo_clip": lambda: transformers.OlmoConfig(
+        vocab_size=97, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96,
+        max_position_embeddings=64, clip_qkv=0.03, tie_word_embeddings=False),
+    "olmo_plain": lambda: transformers.OlmoConfig(
+        vocab_size=89, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=64, tie_word_embeddings=True),
+    "neox_linear_rope": lambda: transformers.GPTNeoXConfig(
+        vocab_size=97, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+        rotary_pct=0.5, max_position_embeddings=64, rope_scaling={"type": "linear", "factor": 2.0}),
     "llama_tied_mha": lambda: transformers.LlamaConfig(
         vocab_size=89, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
         intermediate_size=80, max_position_embeddings=64, tie_word_embeddings=True),
@@ -54,7 +71,9 @@ def build(arch, tmp_path, **overrides):
     for k, v in overrides.items():
         setattr(cfg, k, v)
     cls = {"gpt_neox": transformers.GPTNeoXForCausalLM, "llama": transformers.LlamaForCausalLM,
-           "gpt2": transformers.GPT2LMHeadModel, "bloom": transformers.BloomForCausalLM}[cfg.model_type]
+           "mistral": transformers.MistralForCausalLM, "qwen2": transformers.Qwen2ForCausalLM,
+           "olmo": transformers.OlmoForCausalLM, "gpt2": transformers.GPT2LMHeadModel,
+           "bloom": transformers.BloomForCausalLM}[cfg.model_type]
     model = cls._from_config(cfg, attn_implementation="eager").eval()
     # Non-trivial norms and biases (initialised to 1 and 0 otherwise).
     with torch.no_grad():
@@ -66,8 +85,11 @@ def build(arch, tmp_path, **overrides):
     return model, path
 
 
+LLAMA_LAYOUT = ("mistral", "qwen2", "olmo")  # Llama's module names in transformers
+
+
 def reference(model, ids, mask):
-    kind = model.config.model_type
+    kind = "llama" if model.config.model_type in LLAMA_LAYOUT else model.config.model_type
     base = {"gpt_neox": lambda: model.gpt_neox, "llama": lambda: model.model,
             "gpt2": lambda: model.transformer, "bloom": lambda: model.transformer}[kind]()
     layers = base.h if kind in ("gpt2", "bloom") else base.layers
@@ -372,3 +394,15 @@ def test_more_bad_checkpoints(tmp_path, case, needle):
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_sliding_window_changes_the_states_it_is_checked_on(tmp_path):
+    """The mistral_window case is only a check of the window if the window changes the result: the
+    same weights without a window give other logits for prompts longer than the window."""
+    model, _ = build("mistral_window", tmp_path)
+    ids, mask = batch(model.config.vocab_size, "right")
+    windowed = reference(model, ids, mask)["logits"]
+    model.config.sliding_window = None
+    unwindowed = reference(model, ids, mask)["logits"]
+    m = np.array(mask, dtype=bool)
+    assert np.abs(windowed[m] - unwindowed[m]).max() > 1e-3
