@@ -14,6 +14,7 @@ const std::vector<Command>& commands() {
     t.push_back(make_run_command());      // these need the libtorch runtime
     t.push_back(make_train_command());
     t.push_back(make_extract_command());
+    t.push_back(make_eval_command());
     t.push_back(make_submit_command());
     t.push_back(make_status_command());
 #endif

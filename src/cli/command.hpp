@@ -49,6 +49,7 @@ Command make_prepare_command();
 Command make_zigzag_command();
 Command make_sweep_command();
 Command make_extract_command();
+Command make_eval_command();
 Command make_train_command();
 Command make_run_command();
 Command make_submit_command();

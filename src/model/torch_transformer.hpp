@@ -220,6 +220,23 @@ class TorchTransformer final : public Transformer {
     return final_h;
   }
 
+  std::vector<float> next_token_nll(const Batch& b, const Interventions& iv) override {
+    torch::NoGradGuard no_grad;
+    check_interventions(iv);
+    const auto [ids, mask] = batch_tensors(b);
+    const Tensor final_h = run(ids, mask, iv, [](const char*, const Tensor&) {});
+    const auto B = b.batch, T = b.seq;
+    Tensor nll = torch::zeros({B, T}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+    if (T > 1) {
+      Tensor logp = torch::log_softmax(torch::linear(final_h.slice(1, 0, T - 1), head_).to(torch::kFloat32), -1);
+      Tensor picked = -logp.gather(2, ids.slice(1, 1).unsqueeze(-1)).squeeze(-1);  // [B, T-1]
+      Tensor scored = (mask.slice(1, 1) * mask.slice(1, 0, T - 1)).to(torch::kBool);  // a real token after a real one
+      nll.slice(1, 1).copy_(picked.masked_fill(~scored, 0.0f));
+    }
+    nll = nll.to(torch::kCPU).contiguous();
+    return {nll.data_ptr<float>(), nll.data_ptr<float>() + nll.numel()};
+  }
+
   std::map<std::string, HookResult> forward_requests(const Batch& b, const std::vector<HookRequest>& requests,
                                                      bool want_logits, const Interventions& iv) override {
     torch::NoGradGuard no_grad;
@@ -230,12 +247,7 @@ class TorchTransformer final : public Transformer {
     }
     check_interventions(iv);
     const auto B = b.batch, T = b.seq;
-    if (static_cast<std::int64_t>(b.ids.size()) != B * T || static_cast<std::int64_t>(b.mask.size()) != B * T)
-      throw std::invalid_argument("batch ids/mask do not match batch x seq");
-    for (auto id : b.ids)
-      if (id < 0 || id >= c_.vocab) throw InputError("token id " + std::to_string(id) + " outside the vocabulary of " + c_.dir);
-    const Tensor ids = torch::from_blob(const_cast<std::int64_t*>(b.ids.data()), {B, T}, torch::kInt64).to(device_);
-    const Tensor mask = torch::from_blob(const_cast<std::int64_t*>(b.mask.data()), {B, T}, torch::kInt64).to(device_);
+    const auto [ids, mask] = batch_tensors(b);
     // Pooled on the device as each point is produced, so only [B, W] per point is kept and copied to
     // the host (once per request, after the pass).
     Tensor last_index, weights;
@@ -295,6 +307,17 @@ class TorchTransformer final : public Transformer {
     Tensor t = source_(name, shape).to(device_, dtype_);
     params_.push_back({name, t});
     return t;
+  }
+
+  // ids and mask [B, T] on the device, checked against the batch shape and the vocabulary.
+  std::pair<Tensor, Tensor> batch_tensors(const Batch& b) const {
+    const auto B = b.batch, T = b.seq;
+    if (static_cast<std::int64_t>(b.ids.size()) != B * T || static_cast<std::int64_t>(b.mask.size()) != B * T)
+      throw std::invalid_argument("batch ids/mask do not match batch x seq");
+    for (auto id : b.ids)
+      if (id < 0 || id >= c_.vocab) throw InputError("token id " + std::to_string(id) + " outside the vocabulary of " + c_.dir);
+    return {torch::from_blob(const_cast<std::int64_t*>(b.ids.data()), {B, T}, torch::kInt64).to(device_),
+            torch::from_blob(const_cast<std::int64_t*>(b.mask.data()), {B, T}, torch::kInt64).to(device_)};
   }
 
   void check_interventions(const Interventions& iv) const {

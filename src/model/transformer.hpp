@@ -66,6 +66,10 @@ class Transformer {
   };
   virtual std::map<std::string, HookResult> forward_requests(const Batch& batch, const std::vector<HookRequest>& requests,
                                                              bool logits = false, const Interventions& interventions = {}) = 0;
+  // Negative log-likelihood (natural log, from float32 log-softmax of the logits) of every token given
+  // the tokens before it, [batch, seq] row-major; 0 where nothing is predicted: pads and each row's
+  // first real token.
+  virtual std::vector<float> next_token_nll(const Batch& batch, const Interventions& interventions = {}) = 0;
   // The common case: every hook pooled the same way, keyed by its name.
   std::map<std::string, HookResult> forward(const Batch& batch, const std::vector<std::string>& hooks, Pooling pooling,
                                             bool logits = false, const Interventions& interventions = {}) {

@@ -10,27 +10,11 @@
 #include "io/h5store.hpp"
 #include "model/tokenizer.hpp"
 #include "model/transformer.hpp"
+#include "stages/prompt_batches.hpp"
 #include "mpi/collective.hpp"
 
 namespace lmtopo::stages {
 namespace {
-
-// Splits `n_batches` global batches into contiguous per-rank ranges with about equal token counts.
-// Batches (not prompts) are the unit, so each batch is computed identically at any rank count.
-std::vector<std::size_t> balanced_batch_starts(const std::vector<long long>& batch_tokens, int ranks) {
-  long long total = 0;
-  for (auto t : batch_tokens) total += t;
-  std::vector<std::size_t> starts(static_cast<std::size_t>(ranks) + 1, batch_tokens.size());
-  starts[0] = 0;
-  long long acc = 0;
-  std::size_t b = 0;
-  for (int r = 1; r < ranks; ++r) {
-    const long long target = total * r / ranks;
-    while (b < batch_tokens.size() && acc + batch_tokens[b] / 2 < target) acc += batch_tokens[b++];
-    starts[static_cast<std::size_t>(r)] = b;
-  }
-  return starts;
-}
 
 std::uint16_t to_bf16(float f) {
   std::uint32_t bits;
@@ -70,33 +54,12 @@ ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
     const auto tok = model::Tokenizer::load(o.model_dir);
     net = model::Transformer::load(o.model_dir, o.dtype == "bfloat16" ? model::WeightDType::bfloat16 : model::WeightDType::float32,
                                    o.architecture, o.device);
-    const long long bos = net->config().bos_id;
-    if (o.special_tokens != "post_processor" && o.special_tokens != "none" && o.special_tokens != "bos")
-      throw InputError("--special-tokens: expected post_processor, none or bos, got '" + o.special_tokens + "'");
-    if (o.special_tokens == "bos" && bos < 0)
-      throw InputError(o.model_dir + "/config.json: bos_token_id: needed for --special-tokens bos (--add-bos)");
-    for (std::size_t i = 0; i < prompts.size(); ++i) {
-      auto ids = tok->encode(prompts[i].text);
-      if (o.special_tokens == "post_processor") ids = tok->add_special_tokens(ids);
-      if (o.special_tokens == "bos") ids.insert(ids.begin(), bos);
-      if (ids.empty())
-        throw InputError(o.prompts + ":" + std::to_string(i + 1) + ": prompt '" + prompts[i].id + "' has no tokens");
-      const int max_positions = net->config().max_positions;  // learned positions (gpt2): a hard limit
-      if (max_positions > 0 && ids.size() > static_cast<std::size_t>(max_positions))
-        throw InputError(o.prompts + ":" + std::to_string(i + 1) + ": prompt '" + prompts[i].id + "' has " +
-                         std::to_string(ids.size()) + " tokens, more than the model's n_positions " +
-                         std::to_string(max_positions));
-      tokens.push_back(std::move(ids));
-    }
+    tokens = tokenize_prompts(prompts, o.prompts, *tok, net->config(), o.special_tokens);
   });
   const std::size_t n = prompts.size();
   const std::size_t bs = static_cast<std::size_t>(o.batch);
-  const std::size_t n_batches = (n + bs - 1) / bs;
-  std::vector<long long> batch_tokens(n_batches, 0);
-  for (std::size_t i = 0; i < n; ++i) batch_tokens[i / bs] += static_cast<long long>(tokens[i].size());
-  const auto starts = balanced_batch_starts(batch_tokens, size);
-  const std::size_t lo = std::min(n, starts[static_cast<std::size_t>(rank)] * bs);
-  const std::size_t hi = std::min(n, starts[static_cast<std::size_t>(rank) + 1] * bs);
+  const BatchShare share = share_batches(tokens, bs, rank, size);
+  const std::size_t lo = share.lo, hi = share.hi;
   const std::size_t count = hi - lo;
 
   const model::Pooling pooling = o.pool == "last" ? model::Pooling::last : model::Pooling::mean;
@@ -146,17 +109,7 @@ ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
   mpi::on_all(comm, [&] {
     for (std::size_t b0 = lo; b0 < hi; b0 += bs) {
       const std::size_t b1 = std::min(hi, b0 + bs);
-      model::Batch batch;
-      batch.batch = static_cast<std::int64_t>(b1 - b0);
-      for (std::size_t i = b0; i < b1; ++i) batch.seq = std::max<std::int64_t>(batch.seq, static_cast<std::int64_t>(tokens[i].size()));
-      const std::int64_t pad = std::max<long long>(0, net->config().pad_id);
-      for (std::size_t i = b0; i < b1; ++i) {  // right padding; the mask decides what counts
-        for (std::int64_t t = 0; t < batch.seq; ++t) {
-          const bool real = t < static_cast<std::int64_t>(tokens[i].size());
-          batch.ids.push_back(real ? tokens[i][static_cast<std::size_t>(t)] : pad);
-          batch.mask.push_back(real ? 1 : 0);
-        }
-      }
+      const model::Batch batch = right_padded_batch(tokens, b0, b1, std::max<long long>(0, net->config().pad_id));
       auto batch_requests = requests;
       const bool tokens_here = std::any_of(chosen.begin() + static_cast<std::ptrdiff_t>(b0), chosen.begin() + static_cast<std::ptrdiff_t>(b1),
                                            [](bool c) { return c; });
@@ -284,9 +237,7 @@ ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
   s.prompts = static_cast<long long>(n);
   for (const auto& t : tokens) s.tokens += static_cast<long long>(t.size());
   s.points = static_cast<int>(shapes[o.hooks[0]][0]);
-  for (int r = 0; r < size; ++r)
-    s.prompts_per_rank.push_back(static_cast<long long>(std::min(n, starts[static_cast<std::size_t>(r) + 1] * bs) -
-                                                        std::min(n, starts[static_cast<std::size_t>(r)] * bs)));
+  for (auto c : share.prompts_per_rank) s.prompts_per_rank.push_back(static_cast<long long>(c));
   return s;
 }
 

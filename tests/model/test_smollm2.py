@@ -239,3 +239,34 @@ def test_job_spec_runs_at_reduced_prompt_count(converted, tmp_path):
     from_csv = subprocess.run([LMTOPO, "summarize", str(tmp_path / "bars.csv"), "--layers", "31", "--dim", "1"],
                               capture_output=True, text=True, check=True).stdout
     assert summary.stdout.splitlines()[1:] == from_csv.splitlines()[1:]
+
+
+@pytest.mark.parametrize("skip", ["", "20-27"], ids=["full", "pruned"])
+def test_eval_matches_transformers_loss(converted, tmp_path, skip):
+    """Perplexity of the real model, whole and with blocks 20-27 skipped (the layer-pruning evaluation),
+    against transformers' causal-LM loss of each prompt (blocks dropped from its layer list)."""
+    import copy
+    from tokenizers import Tokenizer
+
+    rows = [{"id": f"p{i}", "lang": lang, "text": text} for i, (lang, text) in enumerate(SCRIPTS[:8])]
+    rows.append({"id": "en2", "lang": "en", "text": ENGLISH})
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    extra = ["--skip-blocks", skip] if skip else []
+    proc = subprocess.run([MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", "2", LMTOPO, "eval", "--model", str(converted),
+                           "--prompts", str(prompts), "--batch", "4", "-o", str(tmp_path / "e.h5"), *extra],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(converted)).eval()
+    if skip:
+        model = copy.deepcopy(model)
+        model.model.layers = torch.nn.ModuleList([l for i, l in enumerate(model.model.layers) if not 20 <= i <= 27])
+    tok = Tokenizer.from_file(str(converted / "tokenizer.json"))
+    with h5py.File(tmp_path / "e.h5", "r") as f:
+        for i, r in enumerate(rows):
+            ids = torch.tensor([tok.encode(r["text"]).ids])
+            with torch.no_grad():
+                loss = model(ids, labels=ids, use_cache=False).loss.item()
+            np.testing.assert_allclose(f["nll/mean"][i], loss, rtol=1e-5, err_msg=r["id"])
+        english = float(f["nll/mean"][len(rows) - 1])
+    assert (english < 4.0) if not skip else (english > 5.0)

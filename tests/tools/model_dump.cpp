@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "model/interventions.hpp"
 #include "model/transformer.hpp"
 
 int main(int argc, char** argv) {
@@ -32,19 +33,7 @@ int main(int argc, char** argv) {
     for (const auto& row : j["mask"])
       for (const auto& v : row) b.mask.push_back(v.get<std::int64_t>());
     lmtopo::model::Interventions iv;
-    if (j.contains("interventions")) {
-      const auto& k = j["interventions"];
-      for (const char* key : {"ffn_set", "ffn_add"})
-        if (k.contains(key))
-          for (auto it = k[key].begin(); it != k[key].end(); ++it)
-            for (const auto& uv : it.value())
-              (std::string(key) == "ffn_set" ? iv.ffn_set : iv.ffn_add)[std::stoi(it.key())].push_back(
-                  {uv[0].get<std::int64_t>(), uv[1].get<float>()});
-      if (k.contains("residual_add"))
-        for (auto it = k["residual_add"].begin(); it != k["residual_add"].end(); ++it)
-          iv.residual_add[std::stoi(it.key())] = it.value().get<std::vector<float>>();
-      if (k.contains("skip_blocks")) iv.skip_blocks = k["skip_blocks"].get<std::vector<int>>();
-    }
+    if (j.contains("interventions")) iv = lmtopo::model::interventions_from_json(j["interventions"], argv[2]);
     std::filesystem::create_directories(argv[3]);
     nlohmann::json meta;
     for (const char* pool : {"none", "last", "mean"}) {
