@@ -79,13 +79,16 @@ void Progress::advance(std::uint64_t items, std::uint64_t amount) {
 void Progress::finish() {
   if (finished_) return;
   finished_ = true;
-  if (enabled_) print(true);
+  // Work too short for a periodic line stays quiet; otherwise the last line says where it ended.
+  const bool printed_any = printed_done_ != ~0ull;
+  if (enabled_ && printed_any && (tty_ || printed_done_ != done_)) print(true);
 }
 
 void Progress::print(bool last) {
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double rate = elapsed > 0 ? static_cast<double>(rate_unit_.empty() ? done_ : amount_) / elapsed : 0;
   const std::string line = format(label_, done_, total_, unit_, rate, rate_unit_, elapsed);
+  printed_done_ = done_;
   if (tty_) std::cerr << "\r\033[K" << line << (last ? "\n" : "") << std::flush;
   else std::cerr << line << "\n" << std::flush;
 }

@@ -1,7 +1,7 @@
 // Progress of long work on stderr: items done of total, the rate of a work quantity (tokens/s, ops/s),
 // elapsed time and ETA. On a terminal, one live line rewritten in place (at most 4 times a second);
 // otherwise (SLURM logs, pipes) a plain line every LMTOPO_PROGRESS_SECONDS seconds (default 30; 0
-// turns progress off) and a last one at the end. Only the reporting rank makes an enabled one.
+// turns progress off) and, if any was printed, a last one at the end (short work stays quiet). Only the reporting rank makes an enabled one.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -29,7 +29,7 @@ class Progress {
   void print(bool last);
   bool enabled_, tty_ = false, finished_ = false;
   std::string label_, unit_, rate_unit_;
-  std::uint64_t total_, done_ = 0, amount_ = 0;
+  std::uint64_t total_, done_ = 0, amount_ = 0, printed_done_ = ~0ull;
   double interval_s_ = 30;
   std::chrono::steady_clock::time_point start_, last_print_;
 };

@@ -135,37 +135,44 @@ EvalSummary run_eval(const EvalOptions& o, MPI_Comm comm) {
     net = model::Transformer::load(o.model_dir, o.dtype == "bfloat16" ? model::WeightDType::bfloat16 : model::WeightDType::float32,
                                    o.architecture, o.device);
     tokens = tokenize_prompts(prompts, o.prompts, *tok, net->config(), o.special_tokens);
-    net->next_token_nll(right_padded_batch(tokens, 0, 1, 0), o.interventions);  // interventions checked on every rank
+    net->next_token_nll(right_padded_batch(tokens, {0}, 0), o.interventions);  // interventions checked on every rank
   });
   const std::size_t n = prompts.size(), bs = static_cast<std::size_t>(o.batch);
   const BatchShare share = share_batches(tokens, bs, rank, size);
   std::vector<double> nll_sum(n, 0.0);
   std::vector<long long> scored(n, 0);
   ScoredTokens mine;
-  core::Progress progress(rank == 0, "eval " + o.model_dir + (size > 1 ? " (rank 0 of " + std::to_string(size) + ")" : ""),
+  // The rank with the largest share reports it; the shares are balanced by tokens, so its ETA is the job's.
+  core::Progress progress(rank == share.reporter, "eval " + o.model_dir + (size > 1 ? " (rank " + std::to_string(share.reporter) + " of " + std::to_string(size) + ")" : ""),
                           share.hi - share.lo, "prompts", "tokens");
+  std::map<std::size_t, std::vector<float>> nll_of;  // prompt of mine -> its scored tokens' NLL
   mpi::on_all(comm, [&] {
-    for (std::size_t b0 = share.lo; b0 < share.hi; b0 += bs) {
-      const std::size_t b1 = std::min(share.hi, b0 + bs);
-      const model::Batch batch = right_padded_batch(tokens, b0, b1, std::max<long long>(0, net->config().pad_id));
+    for (const auto& members : share.batches) {
+      const model::Batch batch = right_padded_batch(tokens, members, std::max<long long>(0, net->config().pad_id));
       const auto nll = net->next_token_nll(batch, o.interventions);
       long long batch_tokens = 0;
-      for (std::size_t i = b0; i < b1; ++i) {
+      for (std::size_t j = 0; j < members.size(); ++j) {
+        const std::size_t i = members[j];
+        auto& values = nll_of[i];
         for (std::size_t t = 1; t < tokens[i].size(); ++t) {
-          const float v = nll[(i - b0) * static_cast<std::size_t>(batch.seq) + t];
+          const float v = nll[j * static_cast<std::size_t>(batch.seq) + t];
           if (!std::isfinite(v)) throw InputError(o.model_dir + ": non-finite log-likelihood for prompt '" + prompts[i].id + "' (corrupt weights?)");
           nll_sum[i] += v;
-          mine.nll.push_back(v);
-          mine.prompt.push_back(static_cast<long long>(i));
-          mine.position.push_back(static_cast<long long>(t));
-          mine.token_id.push_back(tokens[i][t]);
+          values.push_back(v);
         }
         scored[i] = static_cast<long long>(tokens[i].size()) - 1;
         batch_tokens += static_cast<long long>(tokens[i].size());
       }
-      progress.advance(b1 - b0, static_cast<std::uint64_t>(batch_tokens));
+      progress.advance(members.size(), static_cast<std::uint64_t>(batch_tokens));
     }
   });
+  for (const auto& [i, values] : nll_of)  // prompt order
+    for (std::size_t t = 0; t < values.size(); ++t) {
+      mine.nll.push_back(values[t]);
+      mine.prompt.push_back(static_cast<long long>(i));
+      mine.position.push_back(static_cast<long long>(t + 1));
+      mine.token_id.push_back(tokens[i][t + 1]);
+    }
   progress.finish();
   mpi::check(MPI_Allreduce(MPI_IN_PLACE, nll_sum.data(), static_cast<int>(n), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
   mpi::check(MPI_Allreduce(MPI_IN_PLACE, scored.data(), static_cast<int>(n), MPI_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");

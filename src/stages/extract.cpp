@@ -103,34 +103,29 @@ ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
   for (const auto& [key, hook] : hook_of) point_names[key] = net->point_names(hook);
   const auto ffn_points = static_cast<std::size_t>(net->point_names("mlp_act").size());
   const auto ffn_width = static_cast<std::size_t>(net->config().intermediate);
-  // Rank 0 reports its share; the shares are balanced by tokens, so its ETA is the job's.
-  core::Progress progress(rank == 0, "extract " + o.model_dir + (size > 1 ? " (rank 0 of " + std::to_string(size) + ")" : ""),
-                          count, "prompts", "tokens");
+  // The rank with the largest share reports it; the shares are balanced by tokens, so its ETA is the job's.
+  core::Progress progress(rank == share.reporter, "extract " + o.model_dir + (size > 1 ? " (rank " + std::to_string(share.reporter) + " of " + std::to_string(size) + ")" : ""),
+                          share.hi - share.lo, "prompts", "tokens");
+  std::map<std::size_t, std::vector<float>> token_rows_of;  // chosen prompt of mine -> [points, n_tokens, intermediate]
   mpi::on_all(comm, [&] {
-    for (std::size_t b0 = lo; b0 < hi; b0 += bs) {
-      const std::size_t b1 = std::min(hi, b0 + bs);
-      const model::Batch batch = right_padded_batch(tokens, b0, b1, std::max<long long>(0, net->config().pad_id));
+    for (const auto& members : share.batches) {
+      const std::size_t B = members.size();
+      const model::Batch batch = right_padded_batch(tokens, members, std::max<long long>(0, net->config().pad_id));
       auto batch_requests = requests;
-      const bool tokens_here = std::any_of(chosen.begin() + static_cast<std::ptrdiff_t>(b0), chosen.begin() + static_cast<std::ptrdiff_t>(b1),
-                                           [](bool c) { return c; });
+      const bool tokens_here = std::any_of(members.begin(), members.end(), [&](std::size_t i) { return chosen[i]; });
       if (tokens_here) batch_requests.push_back({"mlp_act", model::Pooling::none, "ffn_tokens"});
       const auto out = net->forward_requests(batch, batch_requests);
       if (tokens_here) {
         const auto& r = out.at("ffn_tokens");  // [points, B, T, I]
         const auto T = static_cast<std::size_t>(r.shape[2]), I = static_cast<std::size_t>(r.shape[3]);
-        for (std::size_t i = b0; i < b1; ++i) {
+        for (std::size_t j = 0; j < B; ++j) {
+          const std::size_t i = members[j];
           if (!chosen[i]) continue;
           std::vector<float> rows(ffn_points * tokens[i].size() * I);
           for (std::size_t p = 0; p < ffn_points; ++p)
             for (std::size_t t = 0; t < tokens[i].size(); ++t)
-              std::memcpy(rows.data() + (p * tokens[i].size() + t) * I,
-                          r.values.data() + ((p * (b1 - b0) + (i - b0)) * T + t) * I, I * sizeof(float));
-          token_rows.push_back(std::move(rows));
-          for (std::size_t t = 0; t < tokens[i].size(); ++t) {
-            token_prompt.push_back(static_cast<long long>(i));
-            token_position.push_back(static_cast<long long>(t));
-            token_id.push_back(tokens[i][t]);
-          }
+              std::memcpy(rows.data() + (p * tokens[i].size() + t) * I, r.values.data() + ((p * B + j) * T + t) * I, I * sizeof(float));
+          token_rows_of[i] = std::move(rows);
         }
       }
       for (const auto& req : requests) {
@@ -143,20 +138,29 @@ ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
           shapes[h] = {r.shape[0], static_cast<std::int64_t>(n), r.shape[2]};
         }
         for (std::size_t p = 0; p < points; ++p)
-          for (std::size_t i = 0; i < b1 - b0; ++i) {
-            const float* src = r.values.data() + (p * (b1 - b0) + i) * width;
+          for (std::size_t j = 0; j < B; ++j) {
+            const float* src = r.values.data() + (p * B + j) * width;
             for (std::size_t w = 0; w < width; ++w)
               if (!std::isfinite(src[w]))
                 throw InputError(o.model_dir + ": non-finite activation in hook " + h + " point " + std::to_string(p) +
-                                 " for prompt '" + prompts[b0 + i].id + "' (corrupt weights?)");
-            std::memcpy(slab.data() + (p * count + (b0 - lo + i)) * width, src, width * sizeof(float));
+                                 " for prompt '" + prompts[members[j]].id + "' (corrupt weights?)");
+            std::memcpy(slab.data() + (p * count + (members[j] - lo)) * width, src, width * sizeof(float));
           }
       }
       long long batch_real_tokens = 0;
-      for (std::size_t i = b0; i < b1; ++i) batch_real_tokens += static_cast<long long>(tokens[i].size());
-      progress.advance(b1 - b0, static_cast<std::uint64_t>(batch_real_tokens));
+      for (auto i : members) batch_real_tokens += static_cast<long long>(tokens[i].size());
+      progress.advance(B, static_cast<std::uint64_t>(batch_real_tokens));
     }
   });
+  // Chosen prompts' tokens in prompt order (batches visit a window's prompts sorted by length).
+  for (auto& [i, rows] : token_rows_of) {
+    token_rows.push_back(std::move(rows));
+    for (std::size_t t = 0; t < tokens[i].size(); ++t) {
+      token_prompt.push_back(static_cast<long long>(i));
+      token_position.push_back(static_cast<long long>(t));
+      token_id.push_back(tokens[i][t]);
+    }
+  }
   progress.finish();
   // Ranks without prompts still need the shapes: take them from the model config.
   for (const auto& req : requests) {

@@ -7,20 +7,32 @@
 namespace lmtopo::stages {
 namespace {
 
-// Splits global batches into contiguous per-rank ranges with about equal token counts.
-std::vector<std::size_t> balanced_batch_starts(const std::vector<long long>& batch_tokens, int ranks) {
+// Splits `units` (with token counts) into contiguous per-rank runs of about equal token counts.
+std::vector<std::size_t> balanced_starts(const std::vector<long long>& unit_tokens, int ranks) {
   long long total = 0;
-  for (auto t : batch_tokens) total += t;
-  std::vector<std::size_t> starts(static_cast<std::size_t>(ranks) + 1, batch_tokens.size());
+  for (auto t : unit_tokens) total += t;
+  std::vector<std::size_t> starts(static_cast<std::size_t>(ranks) + 1, unit_tokens.size());
   starts[0] = 0;
   long long acc = 0;
-  std::size_t b = 0;
+  std::size_t u = 0;
   for (int r = 1; r < ranks; ++r) {
     const long long target = total * r / ranks;
-    while (b < batch_tokens.size() && acc + batch_tokens[b] / 2 < target) acc += batch_tokens[b++];
-    starts[static_cast<std::size_t>(r)] = b;
+    while (u < unit_tokens.size() && acc + unit_tokens[u] / 2 < target) acc += unit_tokens[u++];
+    starts[static_cast<std::size_t>(r)] = u;
   }
   return starts;
+}
+
+// The batches of the window [w0, w1): its prompts stably sorted by length, cut every `batch`.
+std::vector<std::vector<std::size_t>> window_batches(const std::vector<std::vector<std::int64_t>>& tokens, std::size_t w0,
+                                                     std::size_t w1, std::size_t batch) {
+  std::vector<std::size_t> order(w1 - w0);
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = w0 + i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return tokens[a].size() < tokens[b].size(); });
+  std::vector<std::vector<std::size_t>> out;
+  for (std::size_t b = 0; b < order.size(); b += batch)
+    out.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(b), order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), b + batch)));
+  return out;
 }
 
 }  // namespace
@@ -48,26 +60,30 @@ std::vector<std::vector<std::int64_t>> tokenize_prompts(const std::vector<io::Co
 }
 
 BatchShare share_batches(const std::vector<std::vector<std::int64_t>>& tokens, std::size_t batch, int rank, int ranks) {
-  const std::size_t n = tokens.size();
-  std::vector<long long> batch_tokens((n + batch - 1) / batch, 0);
-  for (std::size_t i = 0; i < n; ++i) batch_tokens[i / batch] += static_cast<long long>(tokens[i].size());
-  const auto starts = balanced_batch_starts(batch_tokens, ranks);
+  const std::size_t n = tokens.size(), window = batch * kSortWindowBatches;
+  std::vector<long long> window_tokens((n + window - 1) / window, 0);
+  for (std::size_t i = 0; i < n; ++i) window_tokens[i / window] += static_cast<long long>(tokens[i].size());
+  const auto starts = balanced_starts(window_tokens, ranks);
   BatchShare s;
   for (int r = 0; r < ranks; ++r) {
-    const std::size_t lo = std::min(n, starts[static_cast<std::size_t>(r)] * batch);
-    const std::size_t hi = std::min(n, starts[static_cast<std::size_t>(r) + 1] * batch);
+    const std::size_t lo = std::min(n, starts[static_cast<std::size_t>(r)] * window);
+    const std::size_t hi = std::min(n, starts[static_cast<std::size_t>(r) + 1] * window);
     s.prompts_per_rank.push_back(hi - lo);
-    if (r == rank) s.lo = lo, s.hi = hi;
+    if (r != rank) continue;
+    s.lo = lo, s.hi = hi;
+    for (std::size_t w0 = lo; w0 < hi; w0 += window)
+      for (auto& b : window_batches(tokens, w0, std::min(hi, w0 + window), batch)) s.batches.push_back(std::move(b));
   }
+  s.reporter = static_cast<int>(std::max_element(s.prompts_per_rank.begin(), s.prompts_per_rank.end()) - s.prompts_per_rank.begin());
   return s;
 }
 
-model::Batch right_padded_batch(const std::vector<std::vector<std::int64_t>>& tokens, std::size_t b0, std::size_t b1,
+model::Batch right_padded_batch(const std::vector<std::vector<std::int64_t>>& tokens, const std::vector<std::size_t>& prompts,
                                 std::int64_t pad) {
   model::Batch batch;
-  batch.batch = static_cast<std::int64_t>(b1 - b0);
-  for (std::size_t i = b0; i < b1; ++i) batch.seq = std::max<std::int64_t>(batch.seq, static_cast<std::int64_t>(tokens[i].size()));
-  for (std::size_t i = b0; i < b1; ++i)
+  batch.batch = static_cast<std::int64_t>(prompts.size());
+  for (auto i : prompts) batch.seq = std::max<std::int64_t>(batch.seq, static_cast<std::int64_t>(tokens[i].size()));
+  for (auto i : prompts)
     for (std::int64_t t = 0; t < batch.seq; ++t) {
       const bool real = t < static_cast<std::int64_t>(tokens[i].size());
       batch.ids.push_back(real ? tokens[i][static_cast<std::size_t>(t)] : pad);

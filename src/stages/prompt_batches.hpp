@@ -1,7 +1,6 @@
 // Prompts as the model stages (extract, eval) feed them: tokenized with the special tokens asked for,
-// grouped into global batches of `batch` prompts in file order, and split over the ranks as
-// contiguous runs of batches with about equal token counts. Batches (not prompts) are the unit, so
-// each batch is computed the same way at any rank count.
+// grouped into global batches of similar lengths, and split over the ranks with about equal token
+// counts. Batches (not prompts) are the unit, so each batch is computed the same way at any rank count.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -20,14 +19,22 @@ std::vector<std::vector<std::int64_t>> tokenize_prompts(const std::vector<io::Co
                                                         const std::string& prompts_path, const model::Tokenizer& tokenizer,
                                                         const model::ModelConfig& config, const std::string& special_tokens);
 
+// Global batches: prompts in windows of `batch` x kSortWindowBatches in file order; within a window,
+// stably sorted by token count and cut into batches of `batch` (little padding, and a batch's
+// composition does not depend on the rank count). Ranks take contiguous runs of whole windows with
+// about equal token counts, so a rank's prompts are the contiguous rows [lo, hi).
+constexpr std::size_t kSortWindowBatches = 4;
+
 struct BatchShare {
-  std::size_t lo = 0, hi = 0;                  // this rank's prompts [lo, hi)
-  std::vector<std::size_t> prompts_per_rank;   // every rank's count
+  std::size_t lo = 0, hi = 0;                       // this rank's prompts [lo, hi)
+  std::vector<std::vector<std::size_t>> batches;    // this rank's batches (prompt indices)
+  std::vector<std::size_t> prompts_per_rank;        // every rank's count
+  int reporter = 0;                                 // the rank with the largest share: it shows progress
 };
 BatchShare share_batches(const std::vector<std::vector<std::int64_t>>& tokens, std::size_t batch, int rank, int ranks);
 
-// Prompts [b0, b1) right-padded with `pad` (the mask decides what counts).
-model::Batch right_padded_batch(const std::vector<std::vector<std::int64_t>>& tokens, std::size_t b0, std::size_t b1,
+// The given prompts right-padded with `pad` (the mask decides what counts).
+model::Batch right_padded_batch(const std::vector<std::vector<std::int64_t>>& tokens, const std::vector<std::size_t>& prompts,
                                 std::int64_t pad);
 
 }  // namespace lmtopo::stages

@@ -167,7 +167,7 @@ def test_extract_matches_transformers_in_8_scripts(converted, tmp_path, pool):
     env = dict(os.environ, LMTOPO_PROGRESS_SECONDS="0.001")  # a progress line after every batch
     proc = subprocess.run(cmd + sum((["--hook", h] for h in HOOKS), []), capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
-    progress = [l for l in proc.stderr.splitlines() if l.startswith(f"extract {converted} (rank 0 of 2): ")]
+    progress = [l for l in proc.stderr.splitlines() if l.startswith(f"extract {converted} (rank ") and " of 2): " in l]
     assert len(progress) >= 2 and all("tokens/s" in l and "ETA" in l for l in progress), proc.stderr
     assert " prompts (100%)" in progress[-1] and progress[-1].endswith("ETA 0:00"), progress
     tok = Tokenizer.from_file(str(converted / "tokenizer.json"))
