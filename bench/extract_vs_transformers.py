@@ -1,9 +1,10 @@
 """Extraction throughput of `lmtopo extract` against transformers on a real model (SmolLM2-135M as
 ./scripts/smollm2.sh converts it) and the corpus of jobs/smollm2.yaml, in one run:
 - lmtopo at 1 rank x T threads and at T ranks x 1 thread, batch B, file order, last-token
-  post_attention_layernorm at every block (31 points);
-- transformers (eager attention, torch.set_num_threads(T)) on the same prompts in the same batches,
-  right-padded, the same hooks pooled the same way and copied to the host;
+  post_attention_layernorm at every block (31 points); each run includes its start-up and model load;
+- transformers (eager attention, torch.set_num_threads(T)) on the same prompts in the same batches
+  (lmtopo's: windows of 4 batches sorted by length), right-padded, the same hooks pooled the same way
+  and copied to the host;
 - the achieved FLOP/s, 2 x non-embedding parameters x real (unpadded) tokens / seconds, as a share of
   the sgemm peak of the same cores measured here (torch.mm 2048^2 float32 at T threads, OpenBLAS).
 Prints a table; each side's peak RSS is the largest process's (GNU time / getrusage).
@@ -67,9 +68,14 @@ def hf_worker(a):
     base.norm.register_forward_hook(lambda m, i, o: cap.append(o))
     t0 = time.perf_counter()
     kept = []
+    # The batches lmtopo forms (stages/prompt_batches): windows of 4 batches, sorted by length inside.
+    batches, window = [], 4 * a.batch
+    for w0 in range(0, len(ids), window):
+        order = sorted(range(w0, min(len(ids), w0 + window)), key=lambda i: len(ids[i]))
+        batches += [order[b:b + a.batch] for b in range(0, len(order), a.batch)]
     with torch.no_grad():
-        for b0 in range(0, len(ids), a.batch):
-            rows = ids[b0:b0 + a.batch]
+        for members in batches:
+            rows = [ids[i] for i in members]
             T = max(len(r) for r in rows)
             x = torch.tensor([r + [0] * (T - len(r)) for r in rows])
             m = torch.tensor([[1] * len(r) + [0] * (T - len(r)) for r in rows])
