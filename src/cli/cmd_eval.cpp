@@ -11,17 +11,6 @@
 namespace lmtopo::cli {
 namespace {
 
-model::Interventions interventions_of(const po::variables_map& vm) {
-  model::Interventions iv;
-  if (vm.count("interventions")) iv = model::read_interventions_file(vm["interventions"].as<std::string>());
-  for (const auto& list : vm.count("skip-blocks") ? vm["skip-blocks"].as<std::vector<std::string>>() : std::vector<std::string>{})
-    model::add_skip_blocks(iv, list, "--skip-blocks");
-  for (const char* option : {"ffn-set", "ffn-add"})
-    for (const auto& edit : vm.count(option) ? vm[option].as<std::vector<std::string>>() : std::vector<std::string>{})
-      model::add_ffn_edit(iv, edit, std::string(option) == "ffn-set", std::string("--") + option);
-  return iv;
-}
-
 int run_eval_cmd(const po::variables_map& vm, const std::vector<std::string>&) {
   require_options(vm, {"model", "prompts", "output"});
   stages::EvalOptions o;
@@ -34,7 +23,7 @@ int run_eval_cmd(const po::variables_map& vm, const std::vector<std::string>&) {
   o.device = vm["device"].as<std::string>();
   o.special_tokens = vm["special-tokens"].as<std::string>();
   o.architecture = vm["architecture"].as<std::string>();
-  o.interventions = interventions_of(vm);
+  o.interventions = interventions_from_options(vm);
   o.config = {{"model", o.model_dir}, {"prompts", o.prompts}, {"dtype", o.dtype}, {"batch", o.batch}, {"threads", o.threads},
               {"device", o.device}, {"special_tokens", o.special_tokens}, {"architecture", o.architecture},
               {"interventions", model::interventions_to_json(o.interventions)}};
@@ -71,11 +60,9 @@ Command make_eval_command() {
       "interventions as the root attribute interventions (JSON).";
   c.add_options = [](po::options_description& d) {
     d.add_options()("model", po::value<std::string>(), "checkpoint folder (Hugging Face layout)")(
-        "prompts", po::value<std::string>(), "JSONL prompts (text, optional id, lang, group)")(
-        "skip-blocks", po::value<std::vector<std::string>>(), "blocks to skip, e.g. 20-27,29 (repeatable)")(
-        "ffn-set", po::value<std::vector<std::string>>(), "LAYER:UNIT=VALUE: set an FFN unit (repeatable)")(
-        "ffn-add", po::value<std::vector<std::string>>(), "LAYER:UNIT=VALUE: add to an FFN unit (repeatable)")(
-        "interventions", po::value<std::string>(), "JSON file of ffn_set, ffn_add, residual_add, skip_blocks")(
+        "prompts", po::value<std::string>(), "JSONL prompts (text, optional id, lang, group)");
+    add_intervention_options(d);
+    d.add_options()(
         "dtype", po::value<std::string>()->default_value("float32"), "weights: float32 or bfloat16")(
         "batch", po::value<int>()->default_value(16), "prompts per forward pass")(
         "threads", po::value<int>()->default_value(0), "compute threads per rank; 0: the CPUs the rank is bound to")(

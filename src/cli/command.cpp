@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
+#include "model/interventions.hpp"
 
 namespace lmtopo::cli {
 
@@ -15,6 +16,7 @@ const std::vector<Command>& commands() {
     t.push_back(make_train_command());
     t.push_back(make_extract_command());
     t.push_back(make_eval_command());
+    t.push_back(make_generate_command());
     t.push_back(make_submit_command());
     t.push_back(make_status_command());
 #endif
@@ -73,6 +75,28 @@ std::vector<std::string> comma_separated(const std::vector<std::string>& values)
       if (!item.empty()) out.push_back(item);
   }
   return out;
+}
+
+}  // namespace lmtopo::cli
+
+namespace lmtopo::cli {
+
+void add_intervention_options(po::options_description& d) {
+  d.add_options()("skip-blocks", po::value<std::vector<std::string>>(), "blocks to skip, e.g. 20-27,29 (repeatable)")(
+      "ffn-set", po::value<std::vector<std::string>>(), "LAYER:UNIT=VALUE: set an FFN unit (repeatable)")(
+      "ffn-add", po::value<std::vector<std::string>>(), "LAYER:UNIT=VALUE: add to an FFN unit (repeatable)")(
+      "interventions", po::value<std::string>(), "JSON file of ffn_set, ffn_add, residual_add, skip_blocks");
+}
+
+model::Interventions interventions_from_options(const po::variables_map& vm) {
+  model::Interventions iv;
+  if (vm.count("interventions")) iv = model::read_interventions_file(vm["interventions"].as<std::string>());
+  for (const auto& list : vm.count("skip-blocks") ? vm["skip-blocks"].as<std::vector<std::string>>() : std::vector<std::string>{})
+    model::add_skip_blocks(iv, list, "--skip-blocks");
+  for (const char* option : {"ffn-set", "ffn-add"})
+    for (const auto& edit : vm.count(option) ? vm[option].as<std::vector<std::string>>() : std::vector<std::string>{})
+      model::add_ffn_edit(iv, edit, std::string(option) == "ffn-set", std::string("--") + option);
+  return iv;
 }
 
 }  // namespace lmtopo::cli

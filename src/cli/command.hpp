@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "model/transformer.hpp"
+
 namespace lmtopo::cli {
 
 namespace po = boost::program_options;
@@ -50,6 +52,7 @@ Command make_zigzag_command();
 Command make_sweep_command();
 Command make_extract_command();
 Command make_eval_command();
+Command make_generate_command();
 Command make_train_command();
 Command make_run_command();
 Command make_submit_command();
@@ -61,6 +64,11 @@ void require_options(const po::variables_map& vm, std::initializer_list<const ch
 
 // The non-empty items of comma-separated option values ("a,b" or repeated options, or both).
 std::vector<std::string> comma_separated(const std::vector<std::string>& values);
+
+// The intervention options of eval and generate (--skip-blocks, --ffn-set, --ffn-add, --interventions)
+// and the interventions they give.
+void add_intervention_options(po::options_description& d);
+model::Interventions interventions_from_options(const po::variables_map& vm);
 
 // The job-spec form of a single stage (every item, or --item K).
 int run_job_stage(const po::variables_map& vm, const std::string& stage);

@@ -270,3 +270,22 @@ def test_eval_matches_transformers_loss(converted, tmp_path, skip):
             np.testing.assert_allclose(f["nll/mean"][i], loss, rtol=1e-5, err_msg=r["id"])
         english = float(f["nll/mean"][len(rows) - 1])
     assert (english < 4.0) if not skip else (english > 5.0)
+
+
+def test_greedy_generation_matches_transformers(converted, tmp_path):
+    prompts = ["The capital of France is", "Once upon a time", "Die Hauptstadt von Deutschland ist"]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in prompts))
+    proc = subprocess.run([MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", "2", LMTOPO, "generate", "--model", str(converted),
+                           "--prompts", str(tmp_path / "p.jsonl"), "--max-new-tokens", "12", "-o", str(tmp_path / "g.jsonl")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    got = [json.loads(l) for l in (tmp_path / "g.jsonl").read_text().splitlines()]
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(converted)).eval()
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_file=str(converted / "tokenizer.json"))
+    for text, g in zip(prompts, got):
+        ids = torch.tensor([tok(text)["input_ids"]])
+        with torch.no_grad():
+            seq = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=12,
+                                 pad_token_id=2, synced_gpus=False)
+        assert g["generated_ids"] == seq[0, ids.shape[1]:].tolist(), text
+    assert "Paris" in got[0]["text"]

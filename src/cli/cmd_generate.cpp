@@ -1,0 +1,72 @@
+// `lmtopo generate`: continuations of prompts, greedy or seeded sampling, with interventions.
+#include <iostream>
+
+#include "cli/command.hpp"
+#include "core/error.hpp"
+#include "model/interventions.hpp"
+#include "mpi/collective.hpp"
+#include "stages/generate.hpp"
+
+namespace lmtopo::cli {
+namespace {
+
+int run_generate_cmd(const po::variables_map& vm, const std::vector<std::string>&) {
+  require_options(vm, {"model", "prompts", "output"});
+  stages::GenerateOptions o;
+  o.model_dir = vm["model"].as<std::string>();
+  o.prompts = vm["prompts"].as<std::string>();
+  o.output = vm["output"].as<std::string>();
+  o.max_new_tokens = vm["max-new-tokens"].as<int>();
+  o.temperature = vm["temperature"].as<double>();
+  o.seed = vm["seed"].as<std::uint64_t>();
+  o.stop_at_eos = !vm.count("no-eos-stop");
+  o.threads = vm["threads"].as<int>();
+  o.device = vm["device"].as<std::string>();
+  o.special_tokens = vm["special-tokens"].as<std::string>();
+  o.architecture = vm["architecture"].as<std::string>();
+  o.interventions = interventions_from_options(vm);
+#ifdef LMTOPO_TORCH_HELPER
+  const auto s = stages::run_generate(o, MPI_COMM_WORLD);
+#else
+  stages::GenerateSummary s;  // not reached: main() hands `generate` to lmtopo-torch
+  throw RuntimeFailure("generate runs in lmtopo-torch");
+#endif
+  if (mpi::rank() == 0) std::cout << "generate: " << s.prompts << " prompts, " << s.generated_tokens << " tokens -> " << o.output << "\n";
+  return 0;
+}
+
+}  // namespace
+
+Command make_generate_command() {
+  Command c;
+  c.name = "generate";
+  c.summary = "continuations of prompts (greedy or seeded sampling) with interventions, rank-parallel";
+  c.usage = "[mpirun -n P] lmtopo generate --model DIR --prompts FILE.jsonl [--max-new-tokens 32] [--temperature T --seed S] "
+            "[--skip-blocks ...] [--ffn-set L:U=V] [--interventions FILE.json] -o OUT.jsonl";
+  c.description =
+      "Continues every prompt (tokenized as extract does) by up to --max-new-tokens tokens: the argmax of the "
+      "last position's logits (the first of equal ones), or with --temperature T > 0 a draw from softmax(logits/T) "
+      "by a generator seeded with (--seed, prompt index), so the draws do not depend on the rank count. Stops after "
+      "the model's EOS token unless --no-eos-stop. The interventions of eval apply at every position of every step. "
+      "Each step recomputes the whole sequence (no KV cache yet): the greedy ids are those of transformers' "
+      "generate(do_sample=False), at a cost quadratic in the length. Rank 0 writes OUT.jsonl, one line a prompt in "
+      "file order: id, lang, prompt_ids, generated_ids, text (decoded without special tokens).";
+  c.add_options = [](po::options_description& d) {
+    d.add_options()("model", po::value<std::string>(), "checkpoint folder (Hugging Face layout)")(
+        "prompts", po::value<std::string>(), "JSONL prompts (text, optional id, lang, group)")(
+        "max-new-tokens", po::value<int>()->default_value(32), "tokens to generate at most per prompt")(
+        "temperature", po::value<double>()->default_value(0.0), "0: greedy; > 0: sampling at this temperature")(
+        "seed", po::value<std::uint64_t>()->default_value(0), "sampling seed")(
+        "no-eos-stop", "keep generating after the EOS token");
+    add_intervention_options(d);
+    d.add_options()("threads", po::value<int>()->default_value(0), "compute threads per rank; 0: the CPUs the rank is bound to")(
+        "device", po::value<std::string>()->default_value("cpu"), "cpu, cuda or cuda:N")(
+        "special-tokens", po::value<std::string>()->default_value("post_processor"), "post_processor, none or bos")(
+        "architecture", po::value<std::string>()->default_value(""), "override config.json's model_type")(
+        "output,o", po::value<std::string>(), "JSONL file to write");
+  };
+  c.run = run_generate_cmd;
+  return c;
+}
+
+}  // namespace lmtopo::cli

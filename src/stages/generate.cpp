@@ -1,0 +1,105 @@
+#include "stages/generate.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "core/error.hpp"
+#include "core/progress.hpp"
+#include "io/corpus.hpp"
+#include "io/work_manifest.hpp"
+#include "model/interventions.hpp"
+#include "model/tokenizer.hpp"
+#include "mpi/collective.hpp"
+#include "stages/prompt_batches.hpp"
+
+namespace lmtopo::stages {
+namespace {
+
+// The next token from the last position's logits: argmax, or a draw from softmax(logits / T).
+std::int64_t next_token(const float* logits, std::int64_t vocab, double temperature, std::mt19937_64& rng) {
+  if (temperature <= 0) return std::max_element(logits, logits + vocab) - logits;
+  const float top = *std::max_element(logits, logits + vocab);
+  std::vector<double> weights(static_cast<std::size_t>(vocab));
+  for (std::int64_t v = 0; v < vocab; ++v) weights[static_cast<std::size_t>(v)] = std::exp((logits[v] - top) / temperature);
+  std::discrete_distribution<std::int64_t> pick(weights.begin(), weights.end());
+  return pick(rng);
+}
+
+std::vector<std::int64_t> continue_prompt(model::Transformer& net, std::vector<std::int64_t> ids, const GenerateOptions& o,
+                                          std::mt19937_64& rng) {
+  const auto& c = net.config();
+  std::vector<std::int64_t> out;
+  for (int step = 0; step < o.max_new_tokens; ++step) {
+    if (c.max_positions > 0 && ids.size() >= static_cast<std::size_t>(c.max_positions)) break;  // learned positions end
+    const model::Batch batch = right_padded_batch({ids}, {0}, 0);
+    const auto r = net.forward_requests(batch, {}, true, o.interventions).at("logits");  // [1, T, vocab]
+    const std::int64_t vocab = r.shape[2];
+    const float* last = r.values.data() + (ids.size() - 1) * static_cast<std::size_t>(vocab);
+    const std::int64_t token = next_token(last, vocab, o.temperature, rng);
+    out.push_back(token);
+    ids.push_back(token);
+    if (o.stop_at_eos && token == c.eos_id) break;
+  }
+  return out;
+}
+
+}  // namespace
+
+GenerateSummary run_generate(const GenerateOptions& o, MPI_Comm comm) {
+  mpi::ensure_initialized();
+  const int rank = mpi::rank(comm), size = mpi::size(comm);
+  if (o.max_new_tokens < 1) throw InputError("--max-new-tokens: expected at least 1, got " + std::to_string(o.max_new_tokens));
+  if (!(o.temperature >= 0) || !std::isfinite(o.temperature)) throw InputError("--temperature: expected a number >= 0");
+  std::vector<io::CorpusRecord> prompts;
+  std::vector<std::vector<std::int64_t>> tokens;
+  std::unique_ptr<model::Transformer> net;
+  std::unique_ptr<model::Tokenizer> tok;
+  mpi::on_all(comm, [&] {
+    if (o.threads < 0) throw InputError("--threads: expected 0 (the rank's CPUs) or a positive count");
+    model::configure_compute_threads(o.threads);
+    prompts = io::read_corpus_records(o.prompts);
+    if (prompts.empty()) throw InputError(o.prompts + ": no prompts");
+    tok = model::Tokenizer::load(o.model_dir);
+    net = model::Transformer::load(o.model_dir, model::WeightDType::float32, o.architecture, o.device);
+    tokens = tokenize_prompts(prompts, o.prompts, *tok, net->config(), o.special_tokens);
+    net->next_token_nll(right_padded_batch(tokens, {0}, 0), o.interventions);  // interventions checked on every rank
+  });
+  const std::size_t n = prompts.size();
+  const BatchShare share = share_batches(tokens, 1, rank, size);
+  std::vector<long long> counts(n, 0);
+  std::vector<std::vector<std::int64_t>> generated(n);
+  core::Progress progress(rank == share.reporter, "generate " + o.model_dir, share.hi - share.lo, "prompts", "tokens");
+  mpi::on_all(comm, [&] {
+    for (std::size_t i = share.lo; i < share.hi; ++i) {
+      std::mt19937_64 rng(o.seed * 1000003ull + i);
+      generated[i] = continue_prompt(*net, tokens[i], o, rng);
+      counts[i] = static_cast<long long>(generated[i].size());
+      progress.advance(1, generated[i].size());
+    }
+  });
+  progress.finish();
+  // Every rank's ids to rank 0, which decodes and writes the file (temporary name + rename).
+  mpi::check(MPI_Allreduce(MPI_IN_PLACE, counts.data(), static_cast<int>(n), MPI_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
+  std::vector<std::int64_t> mine, all;
+  for (std::size_t i = share.lo; i < share.hi; ++i) mine.insert(mine.end(), generated[i].begin(), generated[i].end());
+  all = mpi::gather_to_root(comm, mine, MPI_INT64_T);
+  GenerateSummary s;
+  s.prompts = static_cast<long long>(n);
+  for (auto c : counts) s.generated_tokens += c;
+  mpi::on_root(comm, [&] {
+    std::string text;
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::vector<std::int64_t> ids(all.begin() + static_cast<std::ptrdiff_t>(at), all.begin() + static_cast<std::ptrdiff_t>(at + counts[i]));
+      at += static_cast<std::size_t>(counts[i]);
+      nlohmann::json line = {{"id", prompts[i].id}, {"lang", prompts[i].lang}, {"prompt_ids", tokens[i]},
+                             {"generated_ids", ids}, {"text", tok->decode(ids, true)}};
+      text += line.dump() + "\n";
+    }
+    io::write_file_atomically(o.output, text);
+  });
+  return s;
+}
+
+}  // namespace lmtopo::stages
