@@ -4,6 +4,7 @@
 #include "cli/command.hpp"
 #include "core/error.hpp"
 #include "model/interventions.hpp"
+#include "model/interventions.hpp"
 #include "mpi/collective.hpp"
 #include "stages/generate.hpp"
 
@@ -25,6 +26,9 @@ int run_generate_cmd(const po::variables_map& vm, const std::vector<std::string>
   o.special_tokens = vm["special-tokens"].as<std::string>();
   o.architecture = vm["architecture"].as<std::string>();
   o.interventions = interventions_from_options(vm);
+  o.config = {{"model", o.model_dir}, {"prompts", o.prompts}, {"max_new_tokens", o.max_new_tokens}, {"temperature", o.temperature},
+              {"seed", o.seed}, {"stop_at_eos", o.stop_at_eos}, {"threads", o.threads}, {"device", o.device},
+              {"special_tokens", o.special_tokens}, {"architecture", o.architecture}, {"dtype", "float32"}};
 #ifdef LMTOPO_TORCH_HELPER
   const auto s = stages::run_generate(o, MPI_COMM_WORLD);
 #else
@@ -50,7 +54,8 @@ Command make_generate_command() {
       "the model's EOS token unless --no-eos-stop. The interventions of eval apply at every position of every step. "
       "Each step recomputes the whole sequence (no KV cache yet): the greedy ids are those of transformers' "
       "generate(do_sample=False), at a cost quadratic in the length. Rank 0 writes OUT.jsonl, one line a prompt in "
-      "file order: id, lang, prompt_ids, generated_ids, text (decoded without special tokens).";
+      "file order: id, lang, prompt_ids, generated_ids, text (decoded without special tokens), and OUT.jsonl.provenance.json "
+      "(schema generation/1, lmtopo version, git SHA and dirty flag, the effective config, interventions, created_by).";
   c.add_options = [](po::options_description& d) {
     d.add_options()("model", po::value<std::string>(), "checkpoint folder (Hugging Face layout)")(
         "prompts", po::value<std::string>(), "JSONL prompts (text, optional id, lang, group)")(

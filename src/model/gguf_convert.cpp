@@ -374,7 +374,7 @@ ConvertResult convert_gguf(const std::string& gguf_path, const std::string& out_
                        {"gguf_version", f.version()}, {"general.name", keys.text_or("general.name", "")},
                        {"source_types", r.source_types}, {"dtype", "float32"}, {"tie_word_embeddings", tied},
                        {"lmtopo_version", core::lmtopo_version()}, {"git_sha", core::git_sha()}, {"git_dirty", core::git_dirty()},
-                       {"created_at", static_cast<std::int64_t>(std::time(nullptr))}};
+                       {"created_at", static_cast<std::int64_t>(std::time(nullptr))}, {"created_by", core::created_by(1)}};
   write_json(partial / kProvenanceFile, prov);
   fs::rename(partial, out_dir);
   return r;

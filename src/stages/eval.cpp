@@ -123,20 +123,16 @@ EvalSummary run_eval(const EvalOptions& o, MPI_Comm comm) {
   const int rank = mpi::rank(comm), size = mpi::size(comm);
   if (o.dtype != "float32" && o.dtype != "bfloat16") throw InputError("--dtype: expected float32 or bfloat16, got '" + o.dtype + "'");
   if (o.batch < 1) throw InputError("--batch: expected at least 1, got " + std::to_string(o.batch));
-  std::vector<io::CorpusRecord> prompts;
-  std::vector<std::vector<std::int64_t>> tokens;
-  std::unique_ptr<model::Transformer> net;
+  PromptsAndModel loaded;
   mpi::on_all(comm, [&] {
-    if (o.threads < 0) throw InputError("--threads: expected 0 (the rank's CPUs) or a positive count");
-    model::configure_compute_threads(o.threads);
-    prompts = io::read_corpus_records(o.prompts);
-    if (prompts.empty()) throw InputError(o.prompts + ": no prompts");
-    const auto tok = model::Tokenizer::load(o.model_dir);
-    net = model::Transformer::load(o.model_dir, o.dtype == "bfloat16" ? model::WeightDType::bfloat16 : model::WeightDType::float32,
-                                   o.architecture, o.device);
-    tokens = tokenize_prompts(prompts, o.prompts, *tok, net->config(), o.special_tokens);
-    net->next_token_nll(right_padded_batch(tokens, {0}, 0), o.interventions);  // interventions checked on every rank
+    loaded = load_prompts_and_model(o.prompts, {o.model_dir, o.architecture, o.device,
+                                                o.dtype == "bfloat16" ? model::WeightDType::bfloat16 : model::WeightDType::float32, o.threads},
+                                    o.special_tokens);
+    loaded.net->next_token_nll(right_padded_batch(loaded.tokens, {0}, 0), o.interventions);  // interventions checked on every rank
   });
+  const auto& prompts = loaded.prompts;
+  const auto& tokens = loaded.tokens;
+  auto& net = loaded.net;
   const std::size_t n = prompts.size(), bs = static_cast<std::size_t>(o.batch);
   const BatchShare share = share_batches(tokens, bs, rank, size);
   std::vector<double> nll_sum(n, 0.0);

@@ -41,21 +41,15 @@ ExtractSummary run_extract(const ExtractOptions& o, MPI_Comm comm) {
       throw InputError("--hook: unknown hook '" + h + "' (expected one of: " + names + ")");
     }
 
-  // Every rank reads and tokenizes all prompts (cheap next to the forward passes), so all agree on
-  // token counts and on the batch split without communication.
-  std::vector<io::CorpusRecord> prompts;
-  std::vector<std::vector<std::int64_t>> tokens;
-  std::unique_ptr<model::Transformer> net;
+  PromptsAndModel loaded;
   mpi::on_all(comm, [&] {
-    if (o.threads < 0) throw InputError("--threads: expected 0 (the rank's CPUs) or a positive count");
-    model::configure_compute_threads(o.threads);
-    prompts = io::read_corpus_records(o.prompts);
-    if (prompts.empty()) throw InputError(o.prompts + ": no prompts");
-    const auto tok = model::Tokenizer::load(o.model_dir);
-    net = model::Transformer::load(o.model_dir, o.dtype == "bfloat16" ? model::WeightDType::bfloat16 : model::WeightDType::float32,
-                                   o.architecture, o.device);
-    tokens = tokenize_prompts(prompts, o.prompts, *tok, net->config(), o.special_tokens);
+    loaded = load_prompts_and_model(o.prompts, {o.model_dir, o.architecture, o.device,
+                                                o.dtype == "bfloat16" ? model::WeightDType::bfloat16 : model::WeightDType::float32, o.threads},
+                                    o.special_tokens);
   });
+  const auto& prompts = loaded.prompts;
+  const auto& tokens = loaded.tokens;
+  auto& net = loaded.net;
   const std::size_t n = prompts.size();
   const std::size_t bs = static_cast<std::size_t>(o.batch);
   const BatchShare share = share_batches(tokens, bs, rank, size);

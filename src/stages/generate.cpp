@@ -6,6 +6,7 @@
 
 #include "core/error.hpp"
 #include "core/progress.hpp"
+#include "core/provenance.hpp"
 #include "io/corpus.hpp"
 #include "io/work_manifest.hpp"
 #include "model/interventions.hpp"
@@ -51,20 +52,16 @@ GenerateSummary run_generate(const GenerateOptions& o, MPI_Comm comm) {
   const int rank = mpi::rank(comm), size = mpi::size(comm);
   if (o.max_new_tokens < 1) throw InputError("--max-new-tokens: expected at least 1, got " + std::to_string(o.max_new_tokens));
   if (!(o.temperature >= 0) || !std::isfinite(o.temperature)) throw InputError("--temperature: expected a number >= 0");
-  std::vector<io::CorpusRecord> prompts;
-  std::vector<std::vector<std::int64_t>> tokens;
-  std::unique_ptr<model::Transformer> net;
-  std::unique_ptr<model::Tokenizer> tok;
+  PromptsAndModel loaded;
   mpi::on_all(comm, [&] {
-    if (o.threads < 0) throw InputError("--threads: expected 0 (the rank's CPUs) or a positive count");
-    model::configure_compute_threads(o.threads);
-    prompts = io::read_corpus_records(o.prompts);
-    if (prompts.empty()) throw InputError(o.prompts + ": no prompts");
-    tok = model::Tokenizer::load(o.model_dir);
-    net = model::Transformer::load(o.model_dir, model::WeightDType::float32, o.architecture, o.device);
-    tokens = tokenize_prompts(prompts, o.prompts, *tok, net->config(), o.special_tokens);
-    net->next_token_nll(right_padded_batch(tokens, {0}, 0), o.interventions);  // interventions checked on every rank
+    loaded = load_prompts_and_model(o.prompts, {o.model_dir, o.architecture, o.device, model::WeightDType::float32, o.threads},
+                                    o.special_tokens);
+    loaded.net->next_token_nll(right_padded_batch(loaded.tokens, {0}, 0), o.interventions);  // interventions checked on every rank
   });
+  const auto& prompts = loaded.prompts;
+  const auto& tokens = loaded.tokens;
+  auto& net = loaded.net;
+  const auto& tok = loaded.tokenizer;
   const std::size_t n = prompts.size();
   const BatchShare share = share_batches(tokens, 1, rank, size);
   std::vector<long long> counts(n, 0);
@@ -87,7 +84,16 @@ GenerateSummary run_generate(const GenerateOptions& o, MPI_Comm comm) {
   GenerateSummary s;
   s.prompts = static_cast<long long>(n);
   for (auto c : counts) s.generated_tokens += c;
+  std::vector<int> threads(static_cast<std::size_t>(size));
+  const int my_threads = core::compute_threads();
+  mpi::check(MPI_Allgather(&my_threads, 1, MPI_INT, threads.data(), 1, MPI_INT, comm), "MPI_Allgather");
   mpi::on_root(comm, [&] {
+    nlohmann::json created = core::created_by(size);
+    created["threads_per_rank"] = threads;
+    const nlohmann::json provenance = {{"lmtopo_schema", "generation/1"}, {"lmtopo_version", core::lmtopo_version()},
+                                       {"git_sha", core::git_sha()}, {"git_dirty", core::git_dirty()}, {"config", o.config},
+                                       {"interventions", model::interventions_to_json(o.interventions)}, {"created_by", created}};
+    io::write_file_atomically(o.output + ".provenance.json", provenance.dump(2) + "\n");
     std::string text;
     std::size_t at = 0;
     for (std::size_t i = 0; i < n; ++i) {

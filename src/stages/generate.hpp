@@ -1,11 +1,14 @@
 // The generate stage: continuations of prompts, greedy or sampled with a seed, with interventions at
-// every position, rank-parallel; rank 0 writes one JSONL line a prompt, in file order.
+// every position, rank-parallel; rank 0 writes one JSONL line a prompt, in file order, and beside it
+// OUT.provenance.json (schema generation/1, lmtopo version, git SHA and dirty flag, the effective
+// config, created_by with every rank's threads).
 // Each step runs the whole sequence again (no KV cache yet): the ids are those of transformers'
 // generate() on the same prompt, at a cost quadratic in the generated length.
 #pragma once
 #include <mpi.h>
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "model/transformer.hpp"
@@ -25,6 +28,7 @@ struct GenerateOptions {
   std::uint64_t seed = 0;  // sampling: prompt i draws from a generator seeded with (seed, i)
   bool stop_at_eos = true;
   model::Interventions interventions;
+  nlohmann::json config;  // recorded as the effective config
 };
 
 struct GenerateSummary {

@@ -37,6 +37,18 @@ std::vector<std::vector<std::size_t>> window_batches(const std::vector<std::vect
 
 }  // namespace
 
+PromptsAndModel load_prompts_and_model(const std::string& prompts_path, const ModelChoice& m, const std::string& special_tokens) {
+  if (m.threads < 0) throw InputError("--threads: expected 0 (the rank's CPUs) or a positive count");
+  model::configure_compute_threads(m.threads);
+  PromptsAndModel p;
+  p.prompts = io::read_corpus_records(prompts_path);
+  if (p.prompts.empty()) throw InputError(prompts_path + ": no prompts");
+  p.tokenizer = model::Tokenizer::load(m.dir);
+  p.net = model::Transformer::load(m.dir, m.dtype, m.architecture, m.device);
+  p.tokens = tokenize_prompts(p.prompts, prompts_path, *p.tokenizer, p.net->config(), special_tokens);
+  return p;
+}
+
 std::vector<std::vector<std::int64_t>> tokenize_prompts(const std::vector<io::CorpusRecord>& prompts,
                                                         const std::string& prompts_path, const model::Tokenizer& tokenizer,
                                                         const model::ModelConfig& config, const std::string& special_tokens) {

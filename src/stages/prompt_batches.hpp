@@ -3,6 +3,7 @@
 // counts. Batches (not prompts) are the unit, so each batch is computed the same way at any rank count.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,22 @@
 #include "model/transformer.hpp"
 
 namespace lmtopo::stages {
+
+// What extract, eval and generate start from, on every rank (reading and tokenizing all prompts is
+// cheap next to the forward passes, and every rank then agrees on the batches without communication).
+struct PromptsAndModel {
+  std::vector<io::CorpusRecord> prompts;
+  std::unique_ptr<model::Tokenizer> tokenizer;
+  std::unique_ptr<model::Transformer> net;
+  std::vector<std::vector<std::int64_t>> tokens;
+};
+struct ModelChoice {
+  std::string dir, architecture, device = "cpu";
+  model::WeightDType dtype = model::WeightDType::float32;
+  int threads = 0;  // compute threads per rank; 0: the rank's CPUs
+};
+PromptsAndModel load_prompts_and_model(const std::string& prompts_path, const ModelChoice& model,
+                                       const std::string& special_tokens);
 
 // `special_tokens`: post_processor (what tokenizer.json's post-processor adds), none, or bos. Every
 // prompt must have a token and fit learned positions (gpt2); errors name the file and line.

@@ -50,6 +50,9 @@ def test_greedy_ids_match_transformers(tmp_path, arch):
     got = generate(path, tmp_path)
     assert [g["generated_ids"] for g in got] == reference(model, tok)
     assert [g["prompt_ids"] for g in got] == [tok.encode(t).ids for t in PROMPTS]
+    prov = json.loads((tmp_path / "g.jsonl.provenance.json").read_text())
+    assert prov["lmtopo_schema"] == "generation/1" and prov["created_by"]["threads_per_rank"] == [1, 1]
+    assert prov["config"]["max_new_tokens"] == 8 and "git_sha" in prov
 
 
 @pytest.mark.parametrize("arch", ["llama_gqa", "gpt2"])

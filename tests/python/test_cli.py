@@ -5,8 +5,8 @@ import pytest
 
 from conftest import SOURCE, run_lmtopo
 
-SUBCOMMANDS = ["prepare", "plan", "validate", "inspect", "run", "train", "extract", "submit", "status", "zigzag", "sweep",
-               "barcode", "summarize"]
+SUBCOMMANDS = ["prepare", "plan", "validate", "inspect", "convert", "run", "train", "extract", "eval", "generate", "submit",
+               "status", "zigzag", "sweep", "barcode", "summarize"]
 
 
 def test_top_level_help_lists_the_working_subcommands():
