@@ -1,10 +1,5 @@
 #include "io/gguf.hpp"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
 
@@ -102,24 +97,12 @@ std::int64_t GgufTensor::numel() const {
   return n;
 }
 
-GgufFile::GgufFile(const std::string& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw InputError(path + ": cannot open the GGUF file");
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || st.st_size == 0) {
-    ::close(fd);
-    throw InputError(path + ": empty or unreadable GGUF file");
-  }
-  size_ = static_cast<std::size_t>(st.st_size);
-  map_ = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (map_ == MAP_FAILED) {
-    map_ = nullptr;
-    throw RuntimeFailure(path + ": mmap failed");
-  }
-  const auto* bytes = static_cast<const unsigned char*>(map_);
-  Cursor c(bytes, size_, path_);
-  if (size_ < 4 || std::memcmp(bytes, "GGUF", 4) != 0) c.fail("not a GGUF file (magic)");
+GgufFile::GgufFile(const std::string& path) : path_(path), file_(path, "GGUF file") {
+  if (file_.size() == 0) throw InputError(path + ": empty GGUF file");
+  const auto* bytes = file_.data();
+  const std::size_t size = file_.size();
+  Cursor c(bytes, size, path_);
+  if (size < 4 || std::memcmp(bytes, "GGUF", 4) != 0) c.fail("not a GGUF file (magic)");
   c.scalar<std::uint32_t>("magic");
   version_ = c.scalar<std::uint32_t>("version");
   if (version_ != 2 && version_ != 3) c.fail("GGUF version " + std::to_string(version_) + " is not supported (2, 3)");
@@ -170,7 +153,7 @@ GgufFile::GgufFile(const std::string& path) : path_(path) {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
   for (std::size_t i = 0; i < tensors_.size(); ++i) {
     auto& t = tensors_[i];
-    if (data_start > size_ || offsets[i] > size_ - data_start || t.bytes > size_ - data_start - offsets[i])
+    if (data_start > size || offsets[i] > size - data_start || t.bytes > size - data_start - offsets[i])
       c.fail("tensor " + t.name + ": data outside the file (truncated?)");
     t.data = bytes + data_start + offsets[i];
     ranges.push_back({offsets[i], offsets[i] + t.bytes});
@@ -178,10 +161,6 @@ GgufFile::GgufFile(const std::string& path) : path_(path) {
   std::sort(ranges.begin(), ranges.end());
   for (std::size_t i = 1; i < ranges.size(); ++i)
     if (ranges[i].first < ranges[i - 1].second) c.fail("corrupt GGUF file (tensor data overlap)");
-}
-
-GgufFile::~GgufFile() {
-  if (map_) munmap(map_, size_);
 }
 
 const GgufTensor* GgufFile::find(const std::string& name) const {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "io/mapped_file.hpp"
+
 namespace lmtopo::io {
 
 struct GgufTensor {
@@ -23,7 +25,6 @@ struct GgufTensor {
 class GgufFile {
  public:
   explicit GgufFile(const std::string& path);
-  ~GgufFile();
   GgufFile(const GgufFile&) = delete;
   GgufFile& operator=(const GgufFile&) = delete;
 
@@ -35,8 +36,7 @@ class GgufFile {
 
  private:
   std::string path_;
-  void* map_ = nullptr;
-  std::size_t size_ = 0;
+  MappedFile file_;
   std::uint32_t version_ = 0;
   nlohmann::json metadata_ = nlohmann::json::object();
   std::vector<GgufTensor> tensors_;

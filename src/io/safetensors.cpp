@@ -1,10 +1,5 @@
 #include "io/safetensors.hpp"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -26,29 +21,13 @@ std::int64_t TensorView::numel() const {
   return n;
 }
 
-SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw InputError(path + ": cannot open the safetensors file");
-  struct stat st {};
-  if (fstat(fd, &st) != 0) {
-    ::close(fd);
-    throw InputError(path + ": cannot stat the safetensors file");
-  }
-  size_ = static_cast<std::size_t>(st.st_size);
-  if (size_ < 8) {
-    ::close(fd);
-    throw InputError(path + ": truncated safetensors file (no header length)");
-  }
-  map_ = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (map_ == MAP_FAILED) {
-    map_ = nullptr;
-    throw RuntimeFailure(path + ": mmap failed");
-  }
-  const auto* bytes = static_cast<const unsigned char*>(map_);
+SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), file_(path, "safetensors file") {
+  if (file_.size() < 8) throw InputError(path + ": truncated safetensors file (no header length)");
+  const std::size_t size = file_.size();
+  const auto* bytes = file_.data();
   std::uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];
-  if (header_len > size_ - 8) throw InputError(path + ": corrupt safetensors header length " + std::to_string(header_len));
+  if (header_len > size - 8) throw InputError(path + ": corrupt safetensors header length " + std::to_string(header_len));
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(std::string(reinterpret_cast<const char*>(bytes + 8), header_len));
@@ -56,7 +35,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     throw InputError(path + ": corrupt safetensors header (not JSON)");
   }
   if (!header.is_object()) throw InputError(path + ": corrupt safetensors header (expected an object)");
-  const std::size_t base = 8 + header_len, data_size = size_ - base;
+  const std::size_t base = 8 + header_len, data_size = size - base;
   std::vector<std::pair<std::size_t, std::size_t>> ranges;
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") continue;
@@ -95,10 +74,6 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   std::sort(ranges.begin(), ranges.end());
   for (std::size_t i = 1; i < ranges.size(); ++i)
     if (ranges[i].first < ranges[i - 1].second) throw InputError(path + ": corrupt safetensors file (tensors overlap)");
-}
-
-SafetensorsFile::~SafetensorsFile() {
-  if (map_) munmap(map_, size_);
 }
 
 Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "io/mapped_file.hpp"
+
 namespace lmtopo::io {
 
 enum class TensorDType { f32, f16, bf16 };
@@ -29,15 +31,13 @@ struct TensorView {
 class SafetensorsFile {
  public:
   explicit SafetensorsFile(const std::string& path);
-  ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
 
  private:
   std::string path_;
-  void* map_ = nullptr;
-  std::size_t size_ = 0;
+  MappedFile file_;
   std::map<std::string, TensorView> tensors_;
 };
 

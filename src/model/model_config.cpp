@@ -194,14 +194,19 @@ std::set<std::string> read_gpt_neox(ConfigFields& f, ModelConfig& c) {
   return {"layer_norm_epsilon"};
 }
 
-// Returns the fields of this family that are harmless when left unread.
-std::set<std::string> read_llama(ConfigFields& f, ModelConfig& c) {
+// The sizes, activation and rotary base every family in Llama's module layout reads alike.
+void read_llama_layout(ConfigFields& f, ModelConfig& c) {
   read_sizes(f, c, "num_hidden_layers", "hidden_size", "num_attention_heads");
   c.kv_heads = f.optional_positive_int("num_key_value_heads", c.heads);
   c.intermediate = f.positive_int("intermediate_size");
-  c.norm_eps = f.positive_number("rms_norm_eps", 1e-6);
   c.activation = f.string("hidden_act", "silu");
   c.rope_theta = f.positive_number("rope_theta", 10000.0);
+}
+
+// Returns the fields of this family that are harmless when left unread.
+std::set<std::string> read_llama(ConfigFields& f, ModelConfig& c) {
+  read_llama_layout(f, c);
+  c.norm_eps = f.positive_number("rms_norm_eps", 1e-6);
   c.attention_bias = f.boolean("attention_bias", false);
   c.mlp_bias = f.boolean("mlp_bias", false);
   c.tie_embeddings = f.boolean("tie_word_embeddings", false);
@@ -214,12 +219,8 @@ std::set<std::string> read_llama(ConfigFields& f, ModelConfig& c) {
 
 // Mistral: Llama's layout with sliding-window attention (a window of null: none).
 std::set<std::string> read_mistral(ConfigFields& f, ModelConfig& c) {
-  read_sizes(f, c, "num_hidden_layers", "hidden_size", "num_attention_heads");
-  c.kv_heads = f.optional_positive_int("num_key_value_heads", c.heads);
-  c.intermediate = f.positive_int("intermediate_size");
+  read_llama_layout(f, c);
   c.norm_eps = f.positive_number("rms_norm_eps", 1e-6);
-  c.activation = f.string("hidden_act", "silu");
-  c.rope_theta = f.positive_number("rope_theta", 10000.0);
   c.tie_embeddings = f.boolean("tie_word_embeddings", false);
   c.attention_bias = false;
   c.sliding_window = f.optional_positive_int("sliding_window", 0);
@@ -229,12 +230,8 @@ std::set<std::string> read_mistral(ConfigFields& f, ModelConfig& c) {
 // Qwen2: Llama's layout with q/k/v biases. Its sliding window (use_sliding_window, applied from layer
 // max_window_layers on) is not implemented: refused when on, and its sizes are inert when off.
 std::set<std::string> read_qwen2(ConfigFields& f, ModelConfig& c) {
-  read_sizes(f, c, "num_hidden_layers", "hidden_size", "num_attention_heads");
-  c.kv_heads = f.optional_positive_int("num_key_value_heads", c.heads);
-  c.intermediate = f.positive_int("intermediate_size");
+  read_llama_layout(f, c);
   c.norm_eps = f.positive_number("rms_norm_eps", 1e-6);
-  c.activation = f.string("hidden_act", "silu");
-  c.rope_theta = f.positive_number("rope_theta", 10000.0);
   c.tie_embeddings = f.boolean("tie_word_embeddings", false);
   c.attention_bias = false;
   c.qkv_bias = true;
@@ -245,12 +242,8 @@ std::set<std::string> read_qwen2(ConfigFields& f, ModelConfig& c) {
 
 // OLMo-1: Llama's layout with parameter-free LayerNorms and optional clipping of q, k, v.
 std::set<std::string> read_olmo(ConfigFields& f, ModelConfig& c) {
-  read_sizes(f, c, "num_hidden_layers", "hidden_size", "num_attention_heads");
-  c.kv_heads = f.optional_positive_int("num_key_value_heads", c.heads);
-  c.intermediate = f.positive_int("intermediate_size");
+  read_llama_layout(f, c);
   c.norm_eps = 1e-5;  // OlmoLayerNorm's, fixed
-  c.activation = f.string("hidden_act", "silu");
-  c.rope_theta = f.positive_number("rope_theta", 10000.0);
   c.attention_bias = f.boolean("attention_bias", false);
   c.tie_embeddings = f.boolean("tie_word_embeddings", false);
   c.clip_qkv = f.positive_number("clip_qkv", 0);
