@@ -35,7 +35,7 @@ int run_eval_cmd(const po::variables_map& vm, const std::vector<std::string>&) {
 #endif
   if (mpi::rank() == 0)
     std::cout << "eval: " << s.prompts << " prompts, " << s.scored_tokens << " scored tokens, mean NLL " << std::setprecision(6)
-              << s.mean_nll << " nats, perplexity " << s.perplexity << " -> " << o.output << "\n";
+              << s.mean_nll << " nats, perplexity " << s.perplexity << ", " << std::setprecision(3) << s.seconds << " s -> " << o.output << "\n";
   return 0;
 }
 

@@ -1,9 +1,9 @@
 // `lmtopo generate`: continuations of prompts, greedy or seeded sampling, with interventions.
+#include <iomanip>
 #include <iostream>
 
 #include "cli/command.hpp"
 #include "core/error.hpp"
-#include "model/interventions.hpp"
 #include "model/interventions.hpp"
 #include "mpi/collective.hpp"
 #include "stages/generate.hpp"
@@ -18,16 +18,18 @@ int run_generate_cmd(const po::variables_map& vm, const std::vector<std::string>
   o.prompts = vm["prompts"].as<std::string>();
   o.output = vm["output"].as<std::string>();
   o.max_new_tokens = vm["max-new-tokens"].as<int>();
+  o.batch = vm["batch"].as<int>();
   o.temperature = vm["temperature"].as<double>();
   o.seed = vm["seed"].as<std::uint64_t>();
   o.stop_at_eos = !vm.count("no-eos-stop");
+  o.kv_cache = !vm.count("no-kv-cache");
   o.threads = vm["threads"].as<int>();
   o.device = vm["device"].as<std::string>();
   o.special_tokens = vm["special-tokens"].as<std::string>();
   o.architecture = vm["architecture"].as<std::string>();
   o.interventions = interventions_from_options(vm);
-  o.config = {{"model", o.model_dir}, {"prompts", o.prompts}, {"max_new_tokens", o.max_new_tokens}, {"temperature", o.temperature},
-              {"seed", o.seed}, {"stop_at_eos", o.stop_at_eos}, {"threads", o.threads}, {"device", o.device},
+  o.config = {{"model", o.model_dir}, {"prompts", o.prompts}, {"max_new_tokens", o.max_new_tokens}, {"batch", o.batch}, {"temperature", o.temperature},
+              {"seed", o.seed}, {"stop_at_eos", o.stop_at_eos}, {"kv_cache", o.kv_cache}, {"threads", o.threads}, {"device", o.device},
               {"special_tokens", o.special_tokens}, {"architecture", o.architecture}, {"dtype", "float32"}};
 #ifdef LMTOPO_TORCH_HELPER
   const auto s = stages::run_generate(o, MPI_COMM_WORLD);
@@ -35,7 +37,10 @@ int run_generate_cmd(const po::variables_map& vm, const std::vector<std::string>
   stages::GenerateSummary s;  // not reached: main() hands `generate` to lmtopo-torch
   throw RuntimeFailure("generate runs in lmtopo-torch");
 #endif
-  if (mpi::rank() == 0) std::cout << "generate: " << s.prompts << " prompts, " << s.generated_tokens << " tokens -> " << o.output << "\n";
+  if (mpi::rank() == 0)
+    std::cout << "generate: " << s.prompts << " prompts, " << s.generated_tokens << " tokens in " << std::fixed << std::setprecision(2)
+              << s.seconds << " s (" << std::setprecision(1) << (s.seconds > 0 ? static_cast<double>(s.generated_tokens) / s.seconds : 0.0)
+              << " tokens/s) -> " << o.output << "\n";
   return 0;
 }
 
@@ -52,17 +57,22 @@ Command make_generate_command() {
       "last position's logits (the first of equal ones), or with --temperature T > 0 a draw from softmax(logits/T) "
       "by a generator seeded with (--seed, prompt index), so the draws do not depend on the rank count. Stops after "
       "the model's EOS token unless --no-eos-stop. The interventions of eval apply at every position of every step. "
-      "Each step recomputes the whole sequence (no KV cache yet): the greedy ids are those of transformers' "
-      "generate(do_sample=False), at a cost quadratic in the length. Rank 0 writes OUT.jsonl, one line a prompt in "
+      "Prompts are decoded --batch at a time (batches formed as extract forms them, left-padded, each row's positions "
+      "counted from its first token as transformers' generate numbers them); each step runs only the newest tokens, "
+      "attending to a key/value cache of the ones before; --no-kv-cache recomputes the whole sequences instead (a "
+      "check; quadratic cost). The greedy ids are those of transformers' generate(do_sample=False) on each prompt "
+      "alone (up to float rounding between batch shapes, which can flip a near tie). Rank 0 writes OUT.jsonl, one line a prompt in "
       "file order: id, lang, prompt_ids, generated_ids, text (decoded without special tokens), and OUT.jsonl.provenance.json "
       "(schema generation/1, lmtopo version, git SHA and dirty flag, the effective config, interventions, created_by).";
   c.add_options = [](po::options_description& d) {
     d.add_options()("model", po::value<std::string>(), "checkpoint folder (Hugging Face layout)")(
         "prompts", po::value<std::string>(), "JSONL prompts (text, optional id, lang, group)")(
         "max-new-tokens", po::value<int>()->default_value(32), "tokens to generate at most per prompt")(
+        "batch", po::value<int>()->default_value(8), "prompts decoded together (left-padded)")(
         "temperature", po::value<double>()->default_value(0.0), "0: greedy; > 0: sampling at this temperature")(
         "seed", po::value<std::uint64_t>()->default_value(0), "sampling seed")(
-        "no-eos-stop", "keep generating after the EOS token");
+        "no-eos-stop", "keep generating after the EOS token")(
+        "no-kv-cache", "recompute the whole sequence at every step instead of caching keys and values");
     add_intervention_options(d);
     d.add_options()("threads", po::value<int>()->default_value(0), "compute threads per rank; 0: the CPUs the rank is bound to")(
         "device", po::value<std::string>()->default_value("cpu"), "cpu, cuda or cuda:N")(

@@ -42,6 +42,14 @@ inline Tensor rotate_half(const Tensor& x) {
   return torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
 }
 
+// Per block: keys (after rotary) and values before grouped-query repetition, [B, kv_heads, T, hd];
+// and the mask of every cached position [B, T].
+struct KVCache final : DecodingCache {
+  std::vector<Tensor> k, v;
+  Tensor mask;
+  std::int64_t length() const override { return mask.defined() ? mask.size(1) : 0; }
+};
+
 class TorchTransformer final : public Transformer {
  public:
   // Tensors come from `source` by Hugging Face name and expected shape (a checkpoint, or a fresh
@@ -125,40 +133,52 @@ class TorchTransformer final : public Transformer {
   std::vector<std::string> point_names(const std::string& hook) const override { return hook_point_names(c_, hook); }
 
   // The forward pass shared by inference and training: ids/mask [B, T]; `keep(name, tensor)` is
-  // called at every hook point; returns the final norm's output [B, T, hidden].
+  // called at every hook point; returns the final norm's output [B, T, hidden]. With a cache the
+  // tokens take positions cache->length() onward and attend to the cached keys too.
   Tensor run(const Tensor& ids, const Tensor& mask, const Interventions& iv,
-             const std::function<void(const char*, const Tensor&)>& keep) const {
+             const std::function<void(const char*, const Tensor&)>& keep, KVCache* cache = nullptr,
+             const Tensor& positions = {}) const {
     const auto B = ids.size(0), T = ids.size(1);
     const auto on = [&](torch::Dtype t) { return torch::TensorOptions().dtype(t).device(ids.device()); };
     const std::set<int> skip(iv.skip_blocks.begin(), iv.skip_blocks.end());
+    const std::int64_t past = cache ? cache->length() : 0;
+    if (cache && past > 0 && cache->mask.size(0) != B)
+      throw std::invalid_argument("decoding cache holds " + std::to_string(cache->mask.size(0)) + " rows, batch has " + std::to_string(B));
+    const Tensor key_mask = past > 0 ? torch::cat({cache->mask, mask}, 1) : mask;  // [B, past + T]
+    const std::int64_t K = past + T;
     // Additive attention bias: causal, and padded keys masked, in float32 (as HF builds it).
     const float neg = std::numeric_limits<float>::lowest();
-    Tensor causal = torch::ones({T, T}, on(torch::kBool)).tril();
-    if (c_.sliding_window > 0) {  // key index > query index - window (transformers' sliding_attend_mask)
-      Tensor index = torch::arange(T, on(torch::kInt64));
-      causal = causal & (index.unsqueeze(0) > index.unsqueeze(1) - c_.sliding_window);
-    }
-    Tensor allowed = causal.unsqueeze(0) & mask.to(torch::kBool).unsqueeze(1);  // [B, T(query), T(key)]
-    Tensor bias = torch::zeros({B, 1, T, T}, on(torch::kFloat32)).masked_fill(~allowed.unsqueeze(1), neg);
+    Tensor query_pos = torch::arange(past, K, on(torch::kInt64)).unsqueeze(1), key_pos = torch::arange(K, on(torch::kInt64)).unsqueeze(0);
+    Tensor causal = key_pos <= query_pos;  // [T, K]
+    if (c_.sliding_window > 0)  // key index > query index - window (transformers' sliding_attend_mask)
+      causal = causal & (key_pos > query_pos - c_.sliding_window);
+    Tensor allowed = causal.unsqueeze(0) & key_mask.to(torch::kBool).unsqueeze(1);  // [B, T(query), K(key)]
+    Tensor bias = torch::zeros({B, 1, T, K}, on(torch::kFloat32)).masked_fill(~allowed.unsqueeze(1), neg);
 
     // Rotary tables (computed on the CPU in float32, as HF does before moving them).
     const bool neox = c_.family == "gpt_neox";
     const std::int64_t rot = neox ? static_cast<std::int64_t>(c_.head_dim * c_.rotary_pct) : c_.head_dim;
     Tensor inv_freq = rope_inverse_frequencies(rot).to(ids.device());
-    Tensor pos = torch::arange(T, on(torch::kInt64)).to(torch::kFloat32);
-    Tensor freqs = torch::outer(pos, inv_freq);
+    // Token positions [B, T] (or [1, T] when they are the columns).
+    const Tensor pos = positions.defined() ? positions : torch::arange(past, K, on(torch::kInt64)).unsqueeze(0);
+    Tensor freqs = pos.to(torch::kFloat32).unsqueeze(-1) * inv_freq;
     Tensor emb = torch::cat({freqs, freqs}, -1);
-    Tensor cos = emb.cos().to(dtype_), sin = emb.sin().to(dtype_);  // [T, rot]
+    Tensor cos = emb.cos().to(dtype_).unsqueeze(1), sin = emb.sin().to(dtype_).unsqueeze(1);  // [B or 1, 1, T, rot]
 
     const bool gpt2 = c_.family == "gpt2", bloom = c_.family == "bloom";
     Tensor x = torch::embedding(embed_, ids);
-    if (gpt2) x = x + torch::embedding(pos_embed_, torch::arange(T, on(torch::kInt64))).unsqueeze(0);
+    if (gpt2) x = x + torch::embedding(pos_embed_, pos);
     if (bloom) x = torch::layer_norm(x, {c_.hidden}, emb_ln_w, emb_ln_b, c_.norm_eps);
     Tensor alibi;  // BLOOM: slope_h * (position of the key among the row's real tokens)
     if (bloom) {
-      Tensor positions = ((mask.cumsum(-1) - 1) * mask).to(torch::kFloat32);  // [B, T]
-      alibi = alibi_slopes().to(ids.device()).view({1, c_.heads, 1, 1}) * positions.view({B, 1, 1, T});
+      Tensor key_rank = ((key_mask.cumsum(-1) - 1) * key_mask).to(torch::kFloat32);  // [B, K]
+      alibi = alibi_slopes().to(ids.device()).view({1, c_.heads, 1, 1}) * key_rank.view({B, 1, 1, K});
     }
+    if (cache && past == 0) {
+      cache->k.assign(static_cast<std::size_t>(c_.num_layers), Tensor());
+      cache->v.assign(static_cast<std::size_t>(c_.num_layers), Tensor());
+    }
+    const auto remember = [cache](int layer) { return cache ? KVSlot{&cache->k[static_cast<std::size_t>(layer)], &cache->v[static_cast<std::size_t>(layer)]} : KVSlot{}; };
     keep("block_output", x);
     for (int i = 0; i < c_.num_layers; ++i) {
       const Layer& l = layers_[static_cast<std::size_t>(i)];
@@ -176,7 +196,7 @@ class TorchTransformer final : public Transformer {
       auto edit_ffn = [&](Tensor act) { return apply_ffn_interventions(std::move(act), iv, i); };
       if (gpt2 || bloom) {
         Tensor h1 = torch::layer_norm(x, {c_.hidden}, l.ln1_w, l.ln1_b, c_.norm_eps);
-        Tensor attn = attention_fused(h1, l, bloom ? bias + alibi : bias, bloom);
+        Tensor attn = attention_fused(h1, l, bloom ? bias + alibi : bias, bloom, remember(i));
         keep("attn_output", attn);
         Tensor mid = attn + (bloom && c_.residual_post_layernorm ? h1 : x);
         Tensor h2 = torch::layer_norm(mid, {c_.hidden}, l.ln2_w, l.ln2_b, c_.norm_eps);
@@ -186,7 +206,7 @@ class TorchTransformer final : public Transformer {
         x = torch::linear(act, l.down_w, l.down_b) + (bloom && c_.residual_post_layernorm ? h2 : mid);
       } else if (neox) {
         Tensor h1 = torch::layer_norm(x, {c_.hidden}, l.ln1_w, l.ln1_b, c_.norm_eps);
-        Tensor attn = attention_neox(h1, l, bias, cos, sin, rot);
+        Tensor attn = attention_neox(h1, l, bias, cos, sin, rot, remember(i));
         keep("attn_output", attn);
         if (c_.parallel_residual) {
           Tensor h2 = torch::layer_norm(x, {c_.hidden}, l.ln2_w, l.ln2_b, c_.norm_eps);
@@ -204,7 +224,7 @@ class TorchTransformer final : public Transformer {
         }
       } else {
         Tensor h1 = llama_norm(x, l.ln1_w);
-        Tensor attn = attention_llama(h1, l, bias, cos, sin);
+        Tensor attn = attention_llama(h1, l, bias, cos, sin, remember(i));
         keep("attn_output", attn);
         x = x + attn;
         Tensor h2 = llama_norm(x, l.ln2_w);
@@ -217,14 +237,15 @@ class TorchTransformer final : public Transformer {
     }
     Tensor final_h = c_.family == "llama" ? llama_norm(x, final_w) : torch::layer_norm(x, {c_.hidden}, final_w, final_b, c_.norm_eps);
     keep("post_attention_layernorm", final_h);
+    if (cache) cache->mask = past > 0 ? key_mask : mask.clone();  // `mask` may view the caller's memory
     return final_h;
   }
 
   std::vector<float> next_token_nll(const Batch& b, const Interventions& iv) override {
     torch::NoGradGuard no_grad;
     check_interventions(iv);
-    const auto [ids, mask] = batch_tensors(b);
-    const Tensor final_h = run(ids, mask, iv, [](const char*, const Tensor&) {});
+    const auto [ids, mask, positions] = batch_tensors(b);
+    const Tensor final_h = run(ids, mask, iv, [](const char*, const Tensor&) {}, nullptr, positions);
     const auto B = b.batch, T = b.seq;
     Tensor nll = torch::zeros({B, T}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
     if (T > 1) {
@@ -237,8 +258,10 @@ class TorchTransformer final : public Transformer {
     return {nll.data_ptr<float>(), nll.data_ptr<float>() + nll.numel()};
   }
 
+  std::unique_ptr<DecodingCache> new_decoding_cache() const override { return std::make_unique<KVCache>(); }
+
   std::map<std::string, HookResult> forward_requests(const Batch& b, const std::vector<HookRequest>& requests,
-                                                     bool want_logits, const Interventions& iv) override {
+                                                     bool want_logits, const Interventions& iv, DecodingCache* cache) override {
     torch::NoGradGuard no_grad;
     std::set<std::string> want;
     for (const auto& r : requests) {
@@ -247,7 +270,7 @@ class TorchTransformer final : public Transformer {
     }
     check_interventions(iv);
     const auto B = b.batch, T = b.seq;
-    const auto [ids, mask] = batch_tensors(b);
+    const auto [ids, mask, positions] = batch_tensors(b);
     // Pooled on the device as each point is produced, so only [B, W] per point is kept and copied to
     // the host (once per request, after the pass).
     Tensor last_index, weights;
@@ -255,8 +278,8 @@ class TorchTransformer final : public Transformer {
     const bool any_mean = std::any_of(requests.begin(), requests.end(), [](const HookRequest& r) { return r.pooling == Pooling::mean; });
     if (any_last) {
       // The last non-pad position of each row, whatever the padding side.
-      Tensor positions = torch::arange(T, torch::TensorOptions().dtype(torch::kInt64).device(device_)).unsqueeze(0).expand({B, T});
-      last_index = (positions * mask).argmax(1);  // [B]
+      Tensor columns = torch::arange(T, torch::TensorOptions().dtype(torch::kInt64).device(device_)).unsqueeze(0).expand({B, T});
+      last_index = (columns * mask).argmax(1);  // [B]
     }
     if (any_mean) weights = mask.to(torch::kFloat32).unsqueeze(-1);  // [B, T, 1]
     std::map<std::string, std::vector<Tensor>> captured;
@@ -273,7 +296,9 @@ class TorchTransformer final : public Transformer {
         captured[r.key].push_back(v);
       }
     };
-    const Tensor final_h = run(ids, mask, iv, keep);
+    auto* kv = dynamic_cast<KVCache*>(cache);
+    if (cache && !kv) throw std::invalid_argument("decoding cache from another model implementation");
+    const Tensor final_h = run(ids, mask, iv, keep, kv, positions);
 
     std::map<std::string, HookResult> out;
     for (const auto& req : requests) {
@@ -297,6 +322,22 @@ class TorchTransformer final : public Transformer {
   }
 
  private:
+  // Where a block's keys and values accumulate during incremental decoding (null: no cache).
+  struct KVSlot {
+    Tensor* k = nullptr;
+    Tensor* v = nullptr;
+  };
+  // k, v [B, heads, T, hd] of the new tokens -> the cached ones followed by them, kept in the slot.
+  static void extend(const KVSlot& slot, Tensor& k, Tensor& v) {
+    if (!slot.k) return;
+    if (slot.k->defined()) {
+      k = torch::cat({*slot.k, k}, 2);
+      v = torch::cat({*slot.v, v}, 2);
+    }
+    *slot.k = k;
+    *slot.v = v;
+  }
+
   struct Layer {
     Tensor ln1_w, ln1_b, ln2_w, ln2_b;
     Tensor qkv_w, qkv_b, q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b;
@@ -309,15 +350,22 @@ class TorchTransformer final : public Transformer {
     return t;
   }
 
-  // ids and mask [B, T] on the device, checked against the batch shape and the vocabulary.
-  std::pair<Tensor, Tensor> batch_tensors(const Batch& b) const {
+  // ids, mask and positions (undefined when not given) [B, T] on the device, checked against the batch
+  // shape, the vocabulary and the learned positions. On the CPU they may view the batch's memory.
+  std::tuple<Tensor, Tensor, Tensor> batch_tensors(const Batch& b) const {
     const auto B = b.batch, T = b.seq;
-    if (static_cast<std::int64_t>(b.ids.size()) != B * T || static_cast<std::int64_t>(b.mask.size()) != B * T)
-      throw std::invalid_argument("batch ids/mask do not match batch x seq");
+    if (static_cast<std::int64_t>(b.ids.size()) != B * T || static_cast<std::int64_t>(b.mask.size()) != B * T ||
+        (!b.positions.empty() && static_cast<std::int64_t>(b.positions.size()) != B * T))
+      throw std::invalid_argument("batch ids/mask/positions do not match batch x seq");
     for (auto id : b.ids)
       if (id < 0 || id >= c_.vocab) throw InputError("token id " + std::to_string(id) + " outside the vocabulary of " + c_.dir);
-    return {torch::from_blob(const_cast<std::int64_t*>(b.ids.data()), {B, T}, torch::kInt64).to(device_),
-            torch::from_blob(const_cast<std::int64_t*>(b.mask.data()), {B, T}, torch::kInt64).to(device_)};
+    for (auto p : b.positions)
+      if (p < 0 || (c_.max_positions > 0 && p >= c_.max_positions))
+        throw InputError("token position " + std::to_string(p) + " outside the learned positions of " + c_.dir);
+    auto on_device = [&](const std::vector<std::int64_t>& v) {
+      return torch::from_blob(const_cast<std::int64_t*>(v.data()), {B, T}, torch::kInt64).to(device_);
+    };
+    return {on_device(b.ids), on_device(b.mask), b.positions.empty() ? Tensor() : on_device(b.positions)};
   }
 
   void check_interventions(const Interventions& iv) const {
@@ -427,7 +475,7 @@ class TorchTransformer final : public Transformer {
 
   // Fused-QKV attention without rotary: GPT-2 ([q | k | v] along the features) and BLOOM (per head
   // [q, k, v] interleaved). Returns the attention branch (projection included, residual excluded).
-  Tensor attention_fused(const Tensor& h, const Layer& l, const Tensor& bias, bool bloom) const {
+  Tensor attention_fused(const Tensor& h, const Layer& l, const Tensor& bias, bool bloom, const KVSlot& slot) const {
     const auto B = h.size(0), T = h.size(1);
     const std::int64_t hd = c_.head_dim, H = c_.hidden;
     Tensor fused = torch::linear(h, l.qkv_w, l.qkv_b);
@@ -442,6 +490,7 @@ class TorchTransformer final : public Transformer {
       k = fused.slice(-1, H, 2 * H).view({B, T, c_.heads, hd}).transpose(1, 2);
       v = fused.slice(-1, 2 * H).view({B, T, c_.heads, hd}).transpose(1, 2);
     }
+    extend(slot, k, v);
     Tensor ctx = attend(q, k, v, bias).transpose(1, 2).reshape({B, T, H});
     return torch::linear(ctx, l.o_w, l.o_b);
   }
@@ -475,7 +524,7 @@ class TorchTransformer final : public Transformer {
   }
 
   Tensor attention_neox(const Tensor& h, const Layer& l, const Tensor& bias, const Tensor& cos, const Tensor& sin,
-                        std::int64_t rot) const {
+                        std::int64_t rot, const KVSlot& slot) const {
     const auto B = h.size(0), T = h.size(1);
     const std::int64_t hd = c_.head_dim;
     Tensor qkv = torch::linear(h, l.qkv_w, l.qkv_b).view({B, T, c_.heads, 3 * hd}).permute({0, 2, 1, 3});
@@ -486,11 +535,13 @@ class TorchTransformer final : public Transformer {
     };
     q = rope(q);
     k = rope(k);
+    extend(slot, k, v);
     Tensor ctx = attend(q, k, v, bias).permute({0, 2, 1, 3}).reshape({B, T, c_.heads * hd});
     return torch::linear(ctx, l.o_w, l.o_b);
   }
 
-  Tensor attention_llama(const Tensor& h, const Layer& l, const Tensor& bias, const Tensor& cos, const Tensor& sin) const {
+  Tensor attention_llama(const Tensor& h, const Layer& l, const Tensor& bias, const Tensor& cos, const Tensor& sin,
+                         const KVSlot& slot) const {
     const auto B = h.size(0), T = h.size(1);
     const std::int64_t hd = c_.head_dim;
     auto project = [&](const Tensor& w, const Tensor& b, int heads) {
@@ -501,6 +552,7 @@ class TorchTransformer final : public Transformer {
     Tensor q = project(l.q_w, l.q_b, c_.heads), k = project(l.k_w, l.k_b, c_.kv_heads), v = project(l.v_w, l.v_b, c_.kv_heads);
     q = q * cos + rotate_half(q) * sin;
     k = k * cos + rotate_half(k) * sin;
+    extend(slot, k, v);
     const std::int64_t groups = c_.heads / c_.kv_heads;
     if (groups > 1) {
       k = k.repeat_interleave(groups, 1);

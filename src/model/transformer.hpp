@@ -20,6 +20,10 @@ struct Batch {
   std::int64_t batch = 0, seq = 0;
   std::vector<std::int64_t> ids;   // [batch, seq], padded
   std::vector<std::int64_t> mask;  // [batch, seq], 1 = token, 0 = pad (right or left padding)
+  // Optional [batch, seq]: each token's position (rotary angle, learned position). Empty: its column
+  // (continuing from a decoding cache's length). Left-padded generation numbers each row from its first
+  // real token, as transformers' generate() does.
+  std::vector<std::int64_t> positions;
 };
 
 struct HookResult {
@@ -42,6 +46,15 @@ struct Interventions {
   bool empty() const { return ffn_set.empty() && ffn_add.empty() && residual_add.empty() && skip_blocks.empty(); }
 };
 
+// Keys and values of the tokens a model has already seen, per block, for incremental decoding: a
+// forward pass given a cache runs only the new tokens, attends to the cached ones, and appends its own.
+class DecodingCache {
+ public:
+  virtual ~DecodingCache() = default;
+  // Positions held (padding included), i.e. the position of the next token.
+  virtual std::int64_t length() const = 0;
+};
+
 class Transformer {
  public:
   // Loads DIR (config.json + safetensors); weights cast to `dtype` and placed on `device` ("cpu",
@@ -58,14 +71,19 @@ class Transformer {
   virtual std::vector<std::string> point_names(const std::string& hook) const = 0;
   // Runs the batch and returns each requested hook pooled as that request asks, under the request's
   // key (several requests may read the same hook), and, if `logits`, the logits under the key
-  // "logits" ([batch, seq, vocab]).
+  // "logits" ([batch, seq, vocab]). With a `cache` (from new_decoding_cache(), same batch size),
+  // `batch` continues the sequences the cache holds: its tokens take positions cache.length() onward,
+  // attend to the cached keys (under the mask they were given with) and are appended to the cache;
+  // hooks and logits cover the new tokens only.
   struct HookRequest {
     std::string hook;
     Pooling pooling;
     std::string key;
   };
   virtual std::map<std::string, HookResult> forward_requests(const Batch& batch, const std::vector<HookRequest>& requests,
-                                                             bool logits = false, const Interventions& interventions = {}) = 0;
+                                                             bool logits = false, const Interventions& interventions = {},
+                                                             DecodingCache* cache = nullptr) = 0;
+  virtual std::unique_ptr<DecodingCache> new_decoding_cache() const = 0;
   // Negative log-likelihood (natural log, from float32 log-softmax of the logits) of every token given
   // the tokens before it, [batch, seq] row-major; 0 where nothing is predicted: pads and each row's
   // first real token.

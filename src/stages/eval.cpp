@@ -1,5 +1,6 @@
 #include "stages/eval.hpp"
 
+#include <chrono>
 #include <cmath>
 #include <map>
 
@@ -142,6 +143,7 @@ EvalSummary run_eval(const EvalOptions& o, MPI_Comm comm) {
   core::Progress progress(rank == share.reporter, "eval " + o.model_dir + (size > 1 ? " (rank " + std::to_string(share.reporter) + " of " + std::to_string(size) + ")" : ""),
                           share.hi - share.lo, "prompts", "tokens");
   std::map<std::size_t, std::vector<float>> nll_of;  // prompt of mine -> its scored tokens' NLL
+  const auto started = std::chrono::steady_clock::now();
   mpi::on_all(comm, [&] {
     for (const auto& members : share.batches) {
       const model::Batch batch = right_padded_batch(tokens, members, std::max<long long>(0, net->config().pad_id));
@@ -170,6 +172,8 @@ EvalSummary run_eval(const EvalOptions& o, MPI_Comm comm) {
       mine.token_id.push_back(tokens[i][t + 1]);
     }
   progress.finish();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  mpi::check(MPI_Allreduce(MPI_IN_PLACE, &seconds, 1, MPI_DOUBLE, MPI_MAX, comm), "MPI_Allreduce");
   mpi::check(MPI_Allreduce(MPI_IN_PLACE, nll_sum.data(), static_cast<int>(n), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
   mpi::check(MPI_Allreduce(MPI_IN_PLACE, scored.data(), static_cast<int>(n), MPI_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
 
@@ -180,6 +184,7 @@ EvalSummary run_eval(const EvalOptions& o, MPI_Comm comm) {
   out.set_attribute("/", "log_base", std::string("e"));
   EvalSummary s;
   s.prompts = static_cast<long long>(n);
+  s.seconds = seconds;
   write_prompt_table(out, prompts, tokens, nll_sum, scored, share.lo, share.hi);
   write_language_table(out, prompts, nll_sum, scored, rank == 0, s);
   write_token_table(out, mine, scored, share.lo);

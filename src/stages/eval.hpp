@@ -29,6 +29,7 @@ struct EvalOptions {
 struct EvalSummary {
   long long prompts = 0, scored_tokens = 0;
   double mean_nll = 0, perplexity = 0;
+  double seconds = 0;  // the forward passes on the slowest rank (model load and writing excluded)
 };
 
 EvalSummary run_eval(const EvalOptions& options, MPI_Comm comm);

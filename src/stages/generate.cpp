@@ -1,6 +1,7 @@
 #include "stages/generate.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <random>
 
@@ -27,20 +28,39 @@ std::int64_t next_token(const float* logits, std::int64_t vocab, double temperat
   return pick(rng);
 }
 
-std::vector<std::int64_t> continue_prompt(model::Transformer& net, std::vector<std::int64_t> ids, const GenerateOptions& o,
-                                          std::mt19937_64& rng) {
+// Continues the prompts `members` together, left-padded so that each row's newest token is in the last
+// column, numbered from its first real token. A row stops at EOS or at the model's learned positions;
+// until every row has, stopped rows run along (their tokens are ignored).
+std::vector<std::vector<std::int64_t>> continue_batch(model::Transformer& net, const std::vector<std::vector<std::int64_t>>& tokens,
+                                                      const std::vector<std::size_t>& members, const GenerateOptions& o,
+                                                      std::vector<std::mt19937_64>& rngs) {
   const auto& c = net.config();
-  std::vector<std::int64_t> out;
-  for (int step = 0; step < o.max_new_tokens; ++step) {
-    if (c.max_positions > 0 && ids.size() >= static_cast<std::size_t>(c.max_positions)) break;  // learned positions end
-    const model::Batch batch = right_padded_batch({ids}, {0}, 0);
-    const auto r = net.forward_requests(batch, {}, true, o.interventions).at("logits");  // [1, T, vocab]
-    const std::int64_t vocab = r.shape[2];
-    const float* last = r.values.data() + (ids.size() - 1) * static_cast<std::size_t>(vocab);
-    const std::int64_t token = next_token(last, vocab, o.temperature, rng);
-    out.push_back(token);
-    ids.push_back(token);
-    if (o.stop_at_eos && token == c.eos_id) break;
+  const std::int64_t pad = std::max<std::int64_t>(0, c.pad_id);
+  std::vector<std::vector<std::int64_t>> sequences, out(members.size());
+  for (auto i : members) sequences.push_back(tokens[i]);
+  auto at_limit = [&](std::size_t r) { return c.max_positions > 0 && sequences[r].size() >= static_cast<std::size_t>(c.max_positions); };
+  std::vector<bool> stopped(members.size());
+  for (std::size_t r = 0; r < members.size(); ++r) stopped[r] = at_limit(r);
+  // With the cache, the first step runs the prompts and every later one only the newest tokens.
+  const auto cache = o.kv_cache ? net.new_decoding_cache() : nullptr;
+  model::Batch batch = left_padded_batch(sequences, pad);
+  for (int step = 0; step < o.max_new_tokens && std::count(stopped.begin(), stopped.end(), false) > 0; ++step) {
+    const auto r = net.forward_requests(batch, {}, true, o.interventions, cache.get()).at("logits");  // [B, T, vocab]
+    const std::int64_t T = r.shape[1], vocab = r.shape[2];
+    model::Batch next{batch.batch, 1, {}, std::vector<std::int64_t>(members.size(), 1), {}};
+    for (std::size_t row = 0; row < members.size(); ++row) {
+      if (!stopped[row]) {
+        const float* last = r.values.data() + (static_cast<std::size_t>(row) * static_cast<std::size_t>(T) + static_cast<std::size_t>(T - 1)) *
+                                                  static_cast<std::size_t>(vocab);
+        const std::int64_t token = next_token(last, vocab, o.temperature, rngs[row]);
+        out[row].push_back(token);
+        sequences[row].push_back(token);
+        stopped[row] = (o.stop_at_eos && token == c.eos_id) || at_limit(row);
+      }
+      next.ids.push_back(stopped[row] ? pad : sequences[row].back());
+      next.positions.push_back(stopped[row] ? 0 : static_cast<std::int64_t>(sequences[row].size()) - 1);
+    }
+    batch = cache ? std::move(next) : left_padded_batch(sequences, pad);
   }
   return out;
 }
@@ -50,6 +70,7 @@ std::vector<std::int64_t> continue_prompt(model::Transformer& net, std::vector<s
 GenerateSummary run_generate(const GenerateOptions& o, MPI_Comm comm) {
   mpi::ensure_initialized();
   const int rank = mpi::rank(comm), size = mpi::size(comm);
+  if (o.batch < 1) throw InputError("--batch: expected at least 1, got " + std::to_string(o.batch));
   if (o.max_new_tokens < 1) throw InputError("--max-new-tokens: expected at least 1, got " + std::to_string(o.max_new_tokens));
   if (!(o.temperature >= 0) || !std::isfinite(o.temperature)) throw InputError("--temperature: expected a number >= 0");
   PromptsAndModel loaded;
@@ -63,19 +84,28 @@ GenerateSummary run_generate(const GenerateOptions& o, MPI_Comm comm) {
   auto& net = loaded.net;
   const auto& tok = loaded.tokenizer;
   const std::size_t n = prompts.size();
-  const BatchShare share = share_batches(tokens, 1, rank, size);
+  const BatchShare share = share_batches(tokens, static_cast<std::size_t>(o.batch), rank, size);
   std::vector<long long> counts(n, 0);
   std::vector<std::vector<std::int64_t>> generated(n);
   core::Progress progress(rank == share.reporter, "generate " + o.model_dir, share.hi - share.lo, "prompts", "tokens");
+  const auto started = std::chrono::steady_clock::now();
   mpi::on_all(comm, [&] {
-    for (std::size_t i = share.lo; i < share.hi; ++i) {
-      std::mt19937_64 rng(o.seed * 1000003ull + i);
-      generated[i] = continue_prompt(*net, tokens[i], o, rng);
-      counts[i] = static_cast<long long>(generated[i].size());
-      progress.advance(1, generated[i].size());
+    for (const auto& members : share.batches) {
+      std::vector<std::mt19937_64> rngs;
+      for (auto i : members) rngs.emplace_back(o.seed * 1000003ull + i);  // per prompt: draws independent of batching
+      auto continuations = continue_batch(*net, tokens, members, o, rngs);
+      std::uint64_t made = 0;
+      for (std::size_t row = 0; row < members.size(); ++row) {
+        made += continuations[row].size();
+        counts[members[row]] = static_cast<long long>(continuations[row].size());
+        generated[members[row]] = std::move(continuations[row]);
+      }
+      progress.advance(members.size(), made);
     }
   });
   progress.finish();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  mpi::check(MPI_Allreduce(MPI_IN_PLACE, &seconds, 1, MPI_DOUBLE, MPI_MAX, comm), "MPI_Allreduce");
   // Every rank's ids to rank 0, which decodes and writes the file (temporary name + rename).
   mpi::check(MPI_Allreduce(MPI_IN_PLACE, counts.data(), static_cast<int>(n), MPI_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
   std::vector<std::int64_t> mine, all;
@@ -83,6 +113,7 @@ GenerateSummary run_generate(const GenerateOptions& o, MPI_Comm comm) {
   all = mpi::gather_to_root(comm, mine, MPI_INT64_T);
   GenerateSummary s;
   s.prompts = static_cast<long long>(n);
+  s.seconds = seconds;
   for (auto c : counts) s.generated_tokens += c;
   std::vector<int> threads(static_cast<std::size_t>(size));
   const int my_threads = core::compute_threads();

@@ -104,4 +104,20 @@ model::Batch right_padded_batch(const std::vector<std::vector<std::int64_t>>& to
   return batch;
 }
 
+model::Batch left_padded_batch(const std::vector<std::vector<std::int64_t>>& sequences, std::int64_t pad) {
+  model::Batch batch;
+  batch.batch = static_cast<std::int64_t>(sequences.size());
+  for (const auto& s : sequences) batch.seq = std::max<std::int64_t>(batch.seq, static_cast<std::int64_t>(s.size()));
+  for (const auto& s : sequences) {
+    const std::int64_t pads = batch.seq - static_cast<std::int64_t>(s.size());
+    for (std::int64_t t = 0; t < batch.seq; ++t) {
+      const bool real = t >= pads;
+      batch.ids.push_back(real ? s[static_cast<std::size_t>(t - pads)] : pad);
+      batch.mask.push_back(real ? 1 : 0);
+      batch.positions.push_back(real ? t - pads : 0);
+    }
+  }
+  return batch;
+}
+
 }  // namespace lmtopo::stages

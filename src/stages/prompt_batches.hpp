@@ -53,5 +53,8 @@ BatchShare share_batches(const std::vector<std::vector<std::int64_t>>& tokens, s
 // The given prompts right-padded with `pad` (the mask decides what counts).
 model::Batch right_padded_batch(const std::vector<std::vector<std::int64_t>>& tokens, const std::vector<std::size_t>& prompts,
                                 std::int64_t pad);
+// The given sequences left-padded with `pad`, each row's positions counted from its first real token
+// (pads at 0), so that every row's last token is in the last column (generation).
+model::Batch left_padded_batch(const std::vector<std::vector<std::int64_t>>& sequences, std::int64_t pad);
 
 }  // namespace lmtopo::stages

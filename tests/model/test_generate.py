@@ -16,11 +16,11 @@ from test_parity import ARCHS
 PROMPTS = ["Guten Morgen", "Le fichier n'existe pas", "Файл не найден"]
 
 
-def generate(path, tmp_path, *extra, ranks=2, name="g.jsonl"):
+def generate(path, tmp_path, *extra, ranks=2, name="g.jsonl", new_tokens=8):
     (tmp_path / "p.jsonl").write_text("".join(json.dumps({"id": f"p{i}", "text": t}, ensure_ascii=False) + "\n"
                                               for i, t in enumerate(PROMPTS)))
     cmd = [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", str(ranks), LMTOPO, "generate", "--model", str(path),
-           "--prompts", str(tmp_path / "p.jsonl"), "--max-new-tokens", "8", "--threads", "1", "-o", str(tmp_path / name), *extra]
+           "--prompts", str(tmp_path / "p.jsonl"), "--max-new-tokens", str(new_tokens), "--threads", "1", "-o", str(tmp_path / name), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return [json.loads(l) for l in (tmp_path / name).read_text().splitlines()]
@@ -69,3 +69,21 @@ def test_seeded_sampling_is_reproducible_across_ranks(tmp_path):
     other = generate(path, tmp_path, "--temperature", "1.0", "--seed", "8", "--no-eos-stop", ranks=2, name="c.jsonl")
     assert one == two and all(len(g["generated_ids"]) == 8 for g in one)
     assert [g["generated_ids"] for g in other] != [g["generated_ids"] for g in one]
+
+
+@pytest.mark.parametrize("how", [("--batch", "1"), ("--batch", "2", "--no-kv-cache")])
+@pytest.mark.parametrize("arch", ["llama_gqa", "gpt2", "bloom"])
+def test_greedy_ids_at_other_batchings_match_transformers(tmp_path, arch, how):
+    """One prompt at a time, and 2 at a time recomputing every step (no cache): the same ids as
+    transformers on each prompt alone (the default, batch 8 with the cache, is tested above)."""
+    model, tok, path = make_checkpoint(arch, tmp_path)
+    got = generate(path, tmp_path, *how, ranks=1)
+    assert [g["generated_ids"] for g in got] == reference(model, tok)
+
+
+def test_rows_stop_at_the_learned_positions(tmp_path):
+    """gpt2's 32 learned positions: each row of a batch stops where its own sequence fills them."""
+    _, tok, path = make_checkpoint("gpt2", tmp_path)
+    got = generate(path, tmp_path, "--no-eos-stop", ranks=1, new_tokens=40)
+    assert [len(g["prompt_ids"]) + len(g["generated_ids"]) for g in got] == [32] * len(PROMPTS)
+    assert len({len(g["prompt_ids"]) for g in got}) > 1  # rows of different lengths in one batch

@@ -211,6 +211,27 @@ def test_half_precision_weights_stay_close(tmp_path, arch, dtype):
         assert err < HALF_TOLERANCE[dtype], (hook, err)
 
 
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_incremental_decoding_matches_the_full_forward_of_transformers(tmp_path, arch):
+    """The key/value cache of generation: 3 columns of a left-padded batch, then one column at a time
+    against the cache (the longest row, 7 tokens, outgrows mistral_window's window of 3, and gpt2's
+    learned and BLOOM's ALiBi positions continue), equal to transformers' forward over the whole batch."""
+    model, path = build(arch, tmp_path)
+    ids, mask = batch(model.config.vocab_size, "left")
+    ref = reference(model, ids, mask)
+    out = tmp_path / "out"
+    (tmp_path / "batch.json").write_text(json.dumps({"ids": ids, "mask": mask, "decode_from": 3}))
+    subprocess.run([MODEL_DUMP, str(path), str(tmp_path / "batch.json"), str(out), "float32", DEVICE], check=True)
+    meta = json.loads((out / "meta.json").read_text())
+    m = np.array(mask, dtype=bool)
+    assert set(meta) == {"none." + h for h in ref}
+    for hook, want in ref.items():
+        have = np.fromfile(out / meta["none." + hook]["file"], dtype=np.float32).reshape(meta["none." + hook]["shape"])
+        assert have.shape == want.shape, hook
+        np.testing.assert_allclose(have[m] if hook == "logits" else have[:, m], want[m] if hook == "logits" else want[:, m],
+                                   rtol=1e-5, atol=1e-5, err_msg=hook)
+
+
 @pytest.mark.parametrize("corruption", ["truncate", "header", "shape", "missing"])
 def test_bad_checkpoints_are_clear_errors(tmp_path, corruption):
     model, path = build("llama_tied_mha", tmp_path)
