@@ -53,6 +53,7 @@ Command make_sweep_command();
 Command make_extract_command();
 Command make_eval_command();
 Command make_generate_command();
+Command make_neurons_command();
 Command make_train_command();
 Command make_run_command();
 Command make_submit_command();

@@ -218,14 +218,22 @@ JobSpec load_job_spec(const std::string& path) {
         field_error(path, "sweep.pairs[" + std::to_string(i) + "]", "model_model needs two or more models");
     if (!doc.contains("extract")) field_error(path, "sweep", "needs an extract section (sweeps read the extracted activations)");
   }
-  // A stage that is accepted must run: the schema knows these sections, this version computes none.
-  for (const char* stage : {"neurons", "aggregate"})
+  if (doc.contains("neurons")) {
+    // A study that is accepted must run: the schema lists the planned ones, this version computes one.
+    const auto& studies = doc["neurons"]["studies"];
+    for (std::size_t i = 0; i < studies.size(); ++i)
+      if (studies[i] != "key_linguistic")
+        field_error(path, "neurons.studies[" + std::to_string(i) + "]",
+                    "'" + studies[i].get<std::string>() + "' is not implemented in lmtopo " + lmtopo_version() + " (key_linguistic is)");
+  }
+  // A stage that is accepted must run: the schema knows this section, this version computes nothing for it.
+  for (const char* stage : {"aggregate"})
     if (doc.contains(stage))
       field_error(path, stage, "this stage is not implemented in lmtopo " + lmtopo_version() +
                                    " (remove the section; it would otherwise be accepted and do nothing)");
   // Stages that work on checkpoints need models; without any they would silently have no work.
   if (spec.models.empty())
-    for (const char* stage : {"extract", "zigzag", "sweep"})
+    for (const char* stage : {"extract", "zigzag", "sweep", "neurons"})
       if (doc.contains(stage))
         field_error(path, "models", std::string("expected at least one model: the ") + stage +
                                         " stage works on model checkpoints and would have nothing to do");

@@ -23,7 +23,13 @@ double interval_from_environment() {
   return s;
 }
 
+// Rates below 10 keep two significant digits ("0.08 evaluations/s"), larger ones are whole numbers.
 std::string with_thousands(double x) {
+  if (x > 0 && x < 10) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2g", x);
+    return buf;
+  }
   std::string digits = std::to_string(static_cast<long long>(std::llround(x)));
   for (int i = static_cast<int>(digits.size()) - 3; i > 0; i -= 3) digits.insert(static_cast<std::size_t>(i), ",");
   return digits;

@@ -46,7 +46,10 @@ std::optional<LayoutError> check_layout(const std::string& path) {
   if (schema.contains("datasets"))
     for (const auto& spec : schema["datasets"]) {
       const std::string p = spec["path"].get<std::string>();
-      if (!in.has_dataset(p)) return LayoutError{p, "missing dataset"};
+      if (!in.has_dataset(p)) {
+        if (spec.value("optional", false)) continue;  // a part the run may leave out (checked when present)
+        return LayoutError{p, "missing dataset"};
+      }
       if (auto e = check_dataset(in.dataset(p), spec)) return e;
     }
   if (schema.contains("attributes"))

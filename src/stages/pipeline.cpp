@@ -22,6 +22,7 @@
 #include "stages/extract.hpp"
 #include "stages/prepare.hpp"
 #include "stages/sweep.hpp"
+#include "stages/neurons.hpp"
 #include "stages/zigzag.hpp"
 #include "train/trainer.hpp"
 
@@ -63,7 +64,7 @@ std::vector<Item> items_of(const core::JobSpec& spec, const std::string& stage) 
   }
   for (const auto& m : spec.models)
     for (const auto& c : core::trained_checkpoints(spec, m)) {
-      if (stage == "extract") out.push_back({m.name + "/" + c.label, m.name, c, ""});
+      if (stage == "extract" || stage == "neurons") out.push_back({m.name + "/" + c.label, m.name, c, ""});
       if (stage == "zigzag")
         for (const auto& h : spec.config["extract"]["hooks"])
           out.push_back({m.name + "/" + c.label + "/" + h.get<std::string>(), m.name, c, h.get<std::string>()});
@@ -115,6 +116,10 @@ nlohmann::json item_config(const core::JobSpec& spec, const std::string& stage, 
     // these (e.g. moving a study to GPU nodes) does not make finished items stale.
     for (const char* key : {"reducer", "dualize", "threads", "knn_precision", "knn_device"}) c["zigzag"].erase(key);
   }
+  if (stage == "neurons") {
+    c["neurons"] = section("neurons");
+    c["checkpoint"] = it.checkpoint.dir;
+  }
   if (stage == "sweep") {
     c["extract"] = section("extract");
     c["sweep"] = section("sweep");
@@ -141,6 +146,12 @@ nlohmann::json item_config(const core::JobSpec& spec, const std::string& stage, 
 // Output files of an extract or zigzag item (where run_item writes them).
 std::vector<std::string> item_outputs(const core::JobSpec& spec, const std::string& stage, const Item& it) {
   if (stage == "extract") return {activations_path(spec, it)};
+  if (stage == "neurons") {
+    const fs::path base = fs::path(spec.output) / "neurons" / it.model / it.checkpoint.label;
+    std::vector<std::string> out{base.string() + ".h5", base.string() + ".key_neurons.csv"};
+    if (spec.config["neurons"]["held_out"].get<double>() > 0) out.push_back(base.string() + ".ablation.csv");
+    return out;
+  }
   if (stage == "sweep") {
     const fs::path base = it.model.empty() ? fs::path(spec.output) / "sweep" / "models"
                                            : fs::path(spec.output) / "sweep" / it.model / (it.checkpoint.dir.empty() ? "checkpoints" : it.checkpoint.label);
@@ -172,7 +183,7 @@ std::optional<std::vector<std::string>> link_duplicate(const core::JobSpec& spec
                                                        const std::vector<Item>& items,
                                                        const std::map<std::string, std::string>& duplicates,
                                                        const io::WorkManifest& manifest, std::string& original_id) {
-  if ((stage != "extract" && stage != "zigzag" && stage != "sweep") || it.checkpoint.dir.empty()) return std::nullopt;
+  if ((stage != "extract" && stage != "zigzag" && stage != "sweep" && stage != "neurons") || it.checkpoint.dir.empty()) return std::nullopt;
   const auto dup = duplicates.find(it.model + "/" + it.checkpoint.label);
   if (dup == duplicates.end()) return std::nullopt;
   for (const auto& o : items) {
@@ -194,10 +205,34 @@ std::optional<std::vector<std::string>> link_duplicate(const core::JobSpec& spec
   return std::nullopt;
 }
 
+std::vector<std::string> run_neurons_item(const core::JobSpec& spec, const Item& it, const std::string& corpus, MPI_Comm comm) {
+  const auto& n = spec.config["neurons"];
+  NeuronsOptions o;
+  o.study = "key_linguistic";  // the only study the spec accepts today (core/jobspec.cpp)
+  o.model_dir = it.checkpoint.dir;
+  o.prompts = corpus;
+  o.output = item_outputs(spec, "neurons", it)[0];
+  o.threshold = n["threshold"];
+  o.held_out = n["held_out"];
+  o.ablation = n["ablation"];
+  o.control_draws = n["control_draws"];
+  o.seed = n["seed"];
+  o.batch = n["batch"];
+  o.threads = n["threads"];
+  o.device = n["device"];
+  o.special_tokens = n["special_tokens"];
+  o.config = spec.config;
+  for (const auto& m : spec.models)
+    if (m.name == it.model) o.architecture = m.architecture;
+  mpi::on_root(comm, [&] { fs::create_directories(fs::path(o.output).parent_path()); });
+  run_neurons(o, comm);
+  return item_outputs(spec, "neurons", it);
+}
+
 std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& stage, const Item& it, MPI_Comm comm) {
   const auto& cfg = spec.config;
   const std::string corpus = (fs::path(spec.output) / "corpus.h5").string();
-  if (stage == "extract" || stage == "train")
+  if (stage == "extract" || stage == "train" || stage == "neurons")
     if (!fs::exists(corpus)) throw InputError(spec.file + ": " + stage + " needs the prepare stage's " + corpus);
   if (stage == "train") {
     const auto& t = cfg["train"];
@@ -244,6 +279,7 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
     run_extract(o, comm);
     return {o.output};
   }
+  if (stage == "neurons") return run_neurons_item(spec, it, corpus, comm);
   if (stage == "sweep") {
     const auto& w = cfg["sweep"];
     SweepOptions o;
@@ -326,6 +362,7 @@ std::vector<std::string> pipeline_stages(const core::JobSpec& spec) {
   if (spec.has_stage("extract")) out.push_back("extract");
   if (spec.has_stage("zigzag") && spec.has_stage("extract")) out.push_back("zigzag");
   if (spec.has_stage("sweep") && spec.has_stage("extract")) out.push_back("sweep");
+  if (spec.has_stage("neurons")) out.push_back("neurons");
   return out;
 }
 

@@ -18,6 +18,7 @@ train: {steps: 4, batch: 4, layers: 2, hidden: 32, heads: 2, intermediate: 64, v
 extract: {hooks: [post_attention_layernorm, block_output], pool: mean, batch: 8}
 zigzag: {k: 3, max_dim: 2}
 sweep: {metrics: [cka_linear_unbiased, sads, retrieval], pairs: [layer_layer, language_language, checkpoint_checkpoint], knn: 3}
+neurons: {studies: [key_linguistic], threshold: 1.0, control_draws: 2, batch: 8}
 """
 
 
@@ -36,6 +37,7 @@ def test_run_resume_and_items(tmp_path):
     assert "run: extract: 4 item(s) computed" in out  # steps 0, 1, 2, 4
     assert "run: zigzag: 8 item(s) computed" in out   # x 2 hooks
     assert "run: sweep: 10 item(s) computed" in out   # 4 checkpoints x 2 hooks + 2 hooks across checkpoints
+    assert "run: neurons: 4 item(s) computed" in out  # key_linguistic per checkpoint
     root = tmp_path / "out"
     for step in (0, 1, 2, 4):
         act = root / "activations" / "tiny" / f"step{step}.h5"
@@ -54,11 +56,19 @@ def test_run_resume_and_items(tmp_path):
         assert (root / "sweep" / "tiny" / "checkpoints" / f"{hook}.csv").exists()
     with h5py.File(root / "sweep" / "tiny" / "step4" / "block_output.h5", "r") as f:
         assert f["language_language/sads"].shape == (3,) and f["language_language/retrieval_top1"].shape == (3, 3, 3)
+    for step in (0, 4):
+        neurons = root / "neurons" / "tiny" / f"step{step}.h5"
+        subprocess.run([LMTOPO, "validate", str(neurons)], check=True, capture_output=True)
+        with h5py.File(neurons, "r") as f:
+            assert f["key_linguistic/z"].shape == (2, 3, 64) and f["ablation/delta"].shape == (3, 3)
+            assert f["prompts/held_out"][:].sum() == 30  # a quarter of each language's 40 prompts
+        assert (root / "neurons" / "tiny" / f"step{step}.ablation.csv").exists()
     again = lmtopo("run", spec)
     assert "run: train: 0 item(s) computed, 1 already complete" in again
     assert "run: extract: 0 item(s) computed, 4 already complete" in again
     assert "run: zigzag: 0 item(s) computed, 8 already complete" in again
     assert "run: sweep: 0 item(s) computed, 10 already complete" in again
+    assert "run: neurons: 0 item(s) computed, 4 already complete" in again
     # Settings that cannot change a result (reducer, dualize, threads, the k-NN filter's precision and
     # device) leave complete items complete; a setting that can (k) makes them stale.
     neutral = tmp_path / "neutral.yaml"
@@ -153,6 +163,13 @@ def test_killed_extract_resumes_and_duplicates_are_linked(tmp_path):
     assert (out / "activations/a/step1.h5").exists()
     assert not (out / "activations/a/step2.h5").exists()
     assert not (out / "manifest/items/extract").joinpath("a", "step2.json").exists()
+    for step in (0, 4):
+        neurons = root / "neurons" / "tiny" / f"step{step}.h5"
+        subprocess.run([LMTOPO, "validate", str(neurons)], check=True, capture_output=True)
+        with h5py.File(neurons, "r") as f:
+            assert f["key_linguistic/z"].shape == (2, 3, 64) and f["ablation/delta"].shape == (3, 3)
+            assert f["prompts/held_out"][:].sum() == 30  # a quarter of each language's 40 prompts
+        assert (root / "neurons" / "tiny" / f"step{step}.ablation.csv").exists()
     again = lmtopo("run", spec)
     assert "run: extract: 1 item(s) computed, 1 already complete, 1 linked (byte-identical checkpoints)" in again
     assert "run: zigzag: 2 item(s) computed, 0 already complete, 1 linked (byte-identical checkpoints)" in again

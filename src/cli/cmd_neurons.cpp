@@ -1,0 +1,91 @@
+// `lmtopo neurons`: neuron-level studies on a model and a parallel corpus (key_linguistic for now).
+#include <iomanip>
+#include <iostream>
+
+#include "cli/command.hpp"
+#include "core/error.hpp"
+#include "mpi/collective.hpp"
+#include "stages/neurons.hpp"
+
+namespace lmtopo::cli {
+namespace {
+
+int run_neurons_cmd(const po::variables_map& vm, const std::vector<std::string>&) {
+  if (vm.count("job")) return run_job_stage(vm, "neurons");
+  require_options(vm, {"model", "prompts", "output"});
+  stages::NeuronsOptions o;
+  o.study = vm["study"].as<std::string>();
+  o.model_dir = vm["model"].as<std::string>();
+  o.prompts = vm["prompts"].as<std::string>();
+  o.output = vm["output"].as<std::string>();
+  o.batch = vm["batch"].as<int>();
+  o.threshold = vm["threshold"].as<double>();
+  o.held_out = vm["held-out"].as<double>();
+  o.ablation = vm["ablation"].as<std::string>();
+  o.control_draws = vm["control-draws"].as<int>();
+  o.seed = vm["seed"].as<std::uint64_t>();
+  o.threads = vm["threads"].as<int>();
+  o.device = vm["device"].as<std::string>();
+  o.special_tokens = vm["special-tokens"].as<std::string>();
+  o.architecture = vm["architecture"].as<std::string>();
+  o.config = {{"study", o.study}, {"model", o.model_dir}, {"prompts", o.prompts}, {"batch", o.batch}, {"threshold", o.threshold},
+              {"held_out", o.held_out}, {"ablation", o.ablation}, {"control_draws", o.control_draws}, {"seed", o.seed},
+              {"threads", o.threads}, {"device", o.device}, {"special_tokens", o.special_tokens}, {"architecture", o.architecture},
+              {"hook", "mlp_act"}, {"pooling", "mean"}, {"dtype", "float32"}};
+#ifdef LMTOPO_TORCH_HELPER
+  const auto s = stages::run_neurons(o, MPI_COMM_WORLD);
+#else
+  stages::NeuronsSummary s;  // not reached: main() hands `neurons` to lmtopo-torch
+  throw RuntimeFailure("neurons runs in lmtopo-torch");
+#endif
+  if (mpi::rank() == 0)
+    std::cout << "neurons " << o.study << ": " << s.layers << " blocks, " << s.languages << " languages, " << s.analysis_prompts
+              << " prompts analysed, " << s.held_out_prompts << " held out; " << s.key_units << " key units; activations "
+              << std::fixed << std::setprecision(1) << s.activation_seconds << " s, ablation " << s.ablation_seconds << " s -> " << o.output << "\n";
+  return 0;
+}
+
+}  // namespace
+
+Command make_neurons_command() {
+  Command c;
+  c.name = "neurons";
+  c.summary = "neuron-level studies: key linguistic neurons with ablation (rank-parallel)";
+  c.usage = "[mpirun -n P] lmtopo neurons JOB.yaml [--item K] [--force]\n   or: [mpirun -n P] lmtopo neurons --study key_linguistic --model DIR --prompts FILE.jsonl [--threshold 2] "
+            "[--held-out 0.25] [--ablation zero|mean] [--control-draws 5] [--seed S] -o OUT.h5";
+  c.description =
+      "key_linguistic (science.md §4, docs/neurons.md): every block's FFN units (mlp_act) mean-pooled over each "
+      "prompt's tokens; per block and language (prompts need `lang`) each unit's share of the mean pairwise cosine "
+      "among the language's prompts, z-scored across languages (population sd); key units have z > --threshold. "
+      "Each language's last --held-out share of prompts (file order) is kept out of that analysis and evaluated: "
+      "per-language perplexity with each language's key units set to 0 (--ablation zero) or to their mean over the "
+      "analysed prompts (mean) at every block, against --control-draws seeded draws of as many random units per block, "
+      "and against no ablation. Writes OUT.h5 (neurons/1, schemas/hdf5/neurons.json) and OUT.key_neurons.csv, "
+      "OUT.ablation.csv beside it. The job-spec form runs one work item per model checkpoint on the prepared corpus "
+      "(section neurons of the spec) into OUTPUT/neurons/<model>/<checkpoint>.h5.";
+  c.add_options = [](po::options_description& d) {
+    d.add_options()("job", po::value<std::string>(), "job spec: every checkpoint of the study (or --item K)")(
+        "item", po::value<int>(), "job-spec form: only work item K (0-based, as `lmtopo plan` lists them)")(
+        "item-id", po::value<std::string>(), "job-spec form: only the work item with this id (as `lmtopo plan` lists it)")(
+        "force", "job-spec form: redo complete items")(
+        "study", po::value<std::string>()->default_value("key_linguistic"), "key_linguistic")(
+        "model", po::value<std::string>(), "checkpoint folder (Hugging Face layout)")(
+        "prompts", po::value<std::string>(), "JSONL prompts with lang (and group for parallel sentences), or a corpus.h5")(
+        "batch", po::value<int>()->default_value(16), "prompts per forward pass")(
+        "threshold", po::value<double>()->default_value(2.0), "key if the z-score across languages exceeds this")(
+        "held-out", po::value<double>()->default_value(0.25), "share of each language's prompts held out for the ablation; 0: no ablation")(
+        "ablation", po::value<std::string>()->default_value("zero"), "zero or mean: the value the ablated units are set to")(
+        "control-draws", po::value<int>()->default_value(5), "random unit sets of the same size per block (seeded)")(
+        "seed", po::value<std::uint64_t>()->default_value(0), "seed of the control draws")(
+        "threads", po::value<int>()->default_value(0), "compute threads per rank; 0: the CPUs the rank is bound to")(
+        "device", po::value<std::string>()->default_value("cpu"), "cpu, cuda or cuda:N")(
+        "special-tokens", po::value<std::string>()->default_value("post_processor"), "post_processor, none or bos")(
+        "architecture", po::value<std::string>()->default_value(""), "override config.json's model_type")(
+        "output,o", po::value<std::string>(), "HDF5 file to write (neurons/1)");
+  };
+  c.positionals = {{"job", 1}};
+  c.run = run_neurons_cmd;
+  return c;
+}
+
+}  // namespace lmtopo::cli
