@@ -91,4 +91,21 @@ std::vector<std::int64_t> random_units(std::int64_t units, std::size_t count, st
   return all;
 }
 
+AblationDeltas ablation_deltas(const std::vector<double>& base, const std::vector<double>& ablated, const std::vector<double>& control,
+                               std::size_t draws) {
+  const std::size_t L = base.size(), cells = L * L;
+  if (ablated.size() != cells || control.size() != draws * cells) throw std::invalid_argument("ablation tables of inconsistent sizes");
+  AblationDeltas d{std::vector<double>(cells), std::vector<double>(cells, 0.0), std::vector<double>(cells, 0.0)};
+  for (std::size_t i = 0; i < cells; ++i) {
+    const double b = base[i % L];
+    d.delta[i] = ablated[i] - b;
+    for (std::size_t k = 0; k < draws; ++k) d.control_mean[i] += (control[k * cells + i] - b) / static_cast<double>(draws);
+    if (draws < 2) continue;
+    double ss = 0;
+    for (std::size_t k = 0; k < draws; ++k) ss += (control[k * cells + i] - b - d.control_mean[i]) * (control[k * cells + i] - b - d.control_mean[i]);
+    d.control_sd[i] = std::sqrt(ss / static_cast<double>(draws - 1));
+  }
+  return d;
+}
+
 }  // namespace lmtopo::neurons

@@ -37,4 +37,13 @@ std::vector<std::vector<std::int64_t>> key_units(const std::vector<double>& z, i
 // `count` distinct units of [0, units), drawn uniformly by a generator seeded with `seed`, increasing.
 std::vector<std::int64_t> random_units(std::int64_t units, std::size_t count, std::uint64_t seed);
 
+// Ablation effects over [ablated, evaluated] languages (L x L, row-major): delta = perplexity with the
+// ablated language's units set minus the base perplexity of the evaluated language, and the same for
+// each of `draws` control draws ([draws, L, L]) summarised as mean and sample sd (ddof 1; 0 for one draw).
+struct AblationDeltas {
+  std::vector<double> delta, control_mean, control_sd;
+};
+AblationDeltas ablation_deltas(const std::vector<double>& base, const std::vector<double>& ablated, const std::vector<double>& control,
+                               std::size_t draws);
+
 }  // namespace lmtopo::neurons

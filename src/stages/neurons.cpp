@@ -223,28 +223,24 @@ std::string csv_base(const std::string& output) {
   return output.size() > 3 && output.compare(output.size() - 3, 3, ".h5") == 0 ? output.substr(0, output.size() - 3) : output;
 }
 
-// Rank 0's rows; the others take part in the collective calls with none.
-void write_outputs(const NeuronsOptions& o, const PromptSplit& split, const std::vector<io::CorpusRecord>& prompts,
-                   const std::vector<std::vector<std::int64_t>>& tokens, const KeyNeurons& k, const AblationResult& a, MPI_Comm comm) {
-  const bool w = mpi::rank(comm) == 0;
-  const std::size_t Lg = k.languages, D = static_cast<std::size_t>(o.control_draws);
-  io::H5Output out(o.output, comm, "neurons/1", o.config);
-  out.set_attribute("/", "study", o.study);
-  out.set_attribute("/", "hook", std::string("mlp_act"));
-  out.set_attribute("/", "pooling", std::string("mean"));
-  out.set_attribute("/", "special_tokens", o.special_tokens);
-  out.set_attribute("/", "ablation", o.ablation);
-  auto strings = [&](const std::string& name, const std::vector<std::string>& v) {
+// Datasets whose rows rank 0 writes; the other ranks take part in the collective calls with none.
+struct RootWriter {
+  io::H5Output& out;
+  bool root;
+  void strings(const std::string& name, const std::vector<std::string>& v) {
     std::size_t width = 1;
     for (const auto& s : v) width = std::max(width, s.size());
     out.create_strings(name, v.size(), width, false);
-    out.write_string_rows(name, 0, w ? v : std::vector<std::string>{});
-  };
-  auto numbers = [&](const std::string& name, io::DType t, const std::vector<std::uint64_t>& shape, const void* data) {
+    out.write_string_rows(name, 0, root ? v : std::vector<std::string>{});
+  }
+  void numbers(const std::string& name, io::DType t, const std::vector<std::uint64_t>& shape, const void* data) {
     out.create_numeric(name, t, shape, false);
-    out.write_rows(name, 0, w ? shape[0] : 0, data);
-  };
-  strings("/languages/name", split.languages);
+    out.write_rows(name, 0, root ? shape[0] : 0, data);
+  }
+};
+
+void write_prompts(RootWriter& w, const PromptSplit& split, const std::vector<io::CorpusRecord>& prompts,
+                   const std::vector<std::vector<std::int64_t>>& tokens) {
   std::vector<std::string> ids, langs;
   std::vector<long long> groups, ntok, held(prompts.size(), 0);
   for (auto i : split.held_out) held[i] = 1;
@@ -254,19 +250,28 @@ void write_outputs(const NeuronsOptions& o, const PromptSplit& split, const std:
     groups.push_back(prompts[i].group);
     ntok.push_back(static_cast<long long>(tokens[i].size()));
   }
-  strings("/prompts/id", ids);
-  strings("/prompts/lang", langs);
-  numbers("/prompts/group", io::DType::i64, {ids.size()}, groups.data());
-  numbers("/prompts/n_tokens", io::DType::i64, {ids.size()}, ntok.data());
-  numbers("/prompts/held_out", io::DType::i64, {ids.size()}, held.data());
-  numbers("/key_linguistic/mean_cosine", io::DType::f64, {k.layers, Lg}, k.mean_cosine.data());
-  numbers("/key_linguistic/share", io::DType::f32, {k.layers, Lg, k.units}, k.share.data());
-  numbers("/key_linguistic/z", io::DType::f32, {k.layers, Lg, k.units}, k.z.data());
+  w.strings("/languages/name", split.languages);
+  w.strings("/prompts/id", ids);
+  w.strings("/prompts/lang", langs);
+  w.numbers("/prompts/group", io::DType::i64, {ids.size()}, groups.data());
+  w.numbers("/prompts/n_tokens", io::DType::i64, {ids.size()}, ntok.data());
+  w.numbers("/prompts/held_out", io::DType::i64, {ids.size()}, held.data());
+}
+
+// The key_linguistic group; returns its CSV table.
+std::string write_key_neurons(RootWriter& w, const KeyNeurons& k, const std::vector<std::string>& languages) {
+  const std::size_t Lg = k.languages;
+  w.numbers("/key_linguistic/mean_cosine", io::DType::f64, {k.layers, Lg}, k.mean_cosine.data());
+  w.numbers("/key_linguistic/share", io::DType::f32, {k.layers, Lg, k.units}, k.share.data());
+  w.numbers("/key_linguistic/z", io::DType::f32, {k.layers, Lg, k.units}, k.z.data());
   std::vector<long long> counts, key_layer, key_lang, key_unit;
   std::vector<double> key_z;
+  std::ostringstream csv;
+  csv << "layer,language,key_units,mean_cosine\n";
   for (std::size_t layer = 0; layer < k.layers; ++layer)
     for (std::size_t l = 0; l < Lg; ++l) {
       counts.push_back(static_cast<long long>(k.keys[layer][l].size()));
+      csv << layer << "," << csv_field(languages[l]) << "," << counts.back() << "," << k.mean_cosine[layer * Lg + l] << "\n";
       for (auto u : k.keys[layer][l]) {
         key_layer.push_back(static_cast<long long>(layer));
         key_lang.push_back(static_cast<long long>(l));
@@ -274,44 +279,51 @@ void write_outputs(const NeuronsOptions& o, const PromptSplit& split, const std:
         key_z.push_back(k.z[(layer * Lg + l) * k.units + static_cast<std::size_t>(u)]);
       }
     }
-  numbers("/key_linguistic/count", io::DType::i64, {k.layers, Lg}, counts.data());
-  numbers("/key_linguistic/units/layer", io::DType::i64, {key_layer.size()}, key_layer.data());
-  numbers("/key_linguistic/units/language", io::DType::i64, {key_lang.size()}, key_lang.data());
-  numbers("/key_linguistic/units/unit", io::DType::i64, {key_unit.size()}, key_unit.data());
-  numbers("/key_linguistic/units/z", io::DType::f64, {key_z.size()}, key_z.data());
-  std::ostringstream key_csv, ablation_csv;
-  key_csv << "layer,language,key_units,mean_cosine\n";
-  for (std::size_t layer = 0; layer < k.layers; ++layer)
-    for (std::size_t l = 0; l < Lg; ++l)
-      key_csv << layer << "," << csv_field(split.languages[l]) << "," << k.keys[layer][l].size() << "," << k.mean_cosine[layer * Lg + l] << "\n";
-  if (!a.base.empty()) {
-    std::vector<double> delta(Lg * Lg), control_mean(Lg * Lg, 0.0), control_sd(Lg * Lg, 0.0);
-    for (std::size_t i = 0; i < Lg * Lg; ++i) {
-      delta[i] = a.ablated[i] - a.base[i % Lg];
-      for (std::size_t d = 0; d < D; ++d) control_mean[i] += (a.control[d * Lg * Lg + i] - a.base[i % Lg]) / static_cast<double>(D);
-      for (std::size_t d = 0; d < D && D > 1; ++d) {
-        const double dev = a.control[d * Lg * Lg + i] - a.base[i % Lg] - control_mean[i];
-        control_sd[i] += dev * dev / static_cast<double>(D - 1);
-      }
-      control_sd[i] = std::sqrt(control_sd[i]);
-    }
-    numbers("/ablation/perplexity_base", io::DType::f64, {Lg}, a.base.data());
-    numbers("/ablation/perplexity", io::DType::f64, {Lg, Lg}, a.ablated.data());
-    numbers("/ablation/delta", io::DType::f64, {Lg, Lg}, delta.data());
-    numbers("/ablation/ablated_units", io::DType::i64, {Lg}, a.units.data());
-    numbers("/ablation/control_perplexity", io::DType::f64, {D, Lg, Lg}, a.control.data());
-    numbers("/ablation/control_delta_mean", io::DType::f64, {Lg, Lg}, control_mean.data());
-    numbers("/ablation/control_delta_sd", io::DType::f64, {Lg, Lg}, control_sd.data());
-    ablation_csv.precision(10);
-    ablation_csv << "ablated,evaluated,ablated_units,perplexity_base,perplexity_ablated,delta,control_delta_mean,control_delta_sd\n";
-    for (std::size_t i = 0; i < Lg * Lg; ++i)
-      ablation_csv << csv_field(split.languages[i / Lg]) << "," << csv_field(split.languages[i % Lg]) << "," << a.units[i / Lg] << ","
-                   << a.base[i % Lg] << "," << a.ablated[i] << "," << delta[i] << "," << control_mean[i] << "," << control_sd[i] << "\n";
-  }
+  w.numbers("/key_linguistic/count", io::DType::i64, {k.layers, Lg}, counts.data());
+  w.numbers("/key_linguistic/units/layer", io::DType::i64, {key_layer.size()}, key_layer.data());
+  w.numbers("/key_linguistic/units/language", io::DType::i64, {key_lang.size()}, key_lang.data());
+  w.numbers("/key_linguistic/units/unit", io::DType::i64, {key_unit.size()}, key_unit.data());
+  w.numbers("/key_linguistic/units/z", io::DType::f64, {key_z.size()}, key_z.data());
+  return csv.str();
+}
+
+// The ablation group; returns its CSV table.
+std::string write_ablation(RootWriter& w, const AblationResult& a, const std::vector<std::string>& languages, std::size_t draws) {
+  const std::size_t Lg = languages.size();
+  const auto d = neurons::ablation_deltas(a.base, a.ablated, a.control, draws);
+  w.numbers("/ablation/perplexity_base", io::DType::f64, {Lg}, a.base.data());
+  w.numbers("/ablation/perplexity", io::DType::f64, {Lg, Lg}, a.ablated.data());
+  w.numbers("/ablation/delta", io::DType::f64, {Lg, Lg}, d.delta.data());
+  w.numbers("/ablation/ablated_units", io::DType::i64, {Lg}, a.units.data());
+  w.numbers("/ablation/control_perplexity", io::DType::f64, {draws, Lg, Lg}, a.control.data());
+  w.numbers("/ablation/control_delta_mean", io::DType::f64, {Lg, Lg}, d.control_mean.data());
+  w.numbers("/ablation/control_delta_sd", io::DType::f64, {Lg, Lg}, d.control_sd.data());
+  std::ostringstream csv;
+  csv.precision(10);
+  csv << "ablated,evaluated,ablated_units,perplexity_base,perplexity_ablated,delta,control_delta_mean,control_delta_sd\n";
+  for (std::size_t i = 0; i < Lg * Lg; ++i)
+    csv << csv_field(languages[i / Lg]) << "," << csv_field(languages[i % Lg]) << "," << a.units[i / Lg] << "," << a.base[i % Lg] << ","
+        << a.ablated[i] << "," << d.delta[i] << "," << d.control_mean[i] << "," << d.control_sd[i] << "\n";
+  return csv.str();
+}
+
+// neurons/1, committed before the CSV tables beside it (rank 0) are written.
+void write_outputs(const NeuronsOptions& o, const PromptSplit& split, const std::vector<io::CorpusRecord>& prompts,
+                   const std::vector<std::vector<std::int64_t>>& tokens, const KeyNeurons& k, const AblationResult& a, MPI_Comm comm) {
+  io::H5Output out(o.output, comm, "neurons/1", o.config);
+  out.set_attribute("/", "study", o.study);
+  out.set_attribute("/", "hook", std::string("mlp_act"));
+  out.set_attribute("/", "pooling", std::string("mean"));
+  out.set_attribute("/", "special_tokens", o.special_tokens);
+  out.set_attribute("/", "ablation", o.ablation);
+  RootWriter w{out, mpi::rank(comm) == 0};
+  write_prompts(w, split, prompts, tokens);
+  const std::string key_csv = write_key_neurons(w, k, split.languages);
+  const std::string ablation_csv = a.base.empty() ? "" : write_ablation(w, a, split.languages, static_cast<std::size_t>(o.control_draws));
   out.commit();
   mpi::on_root(comm, [&] {
-    io::write_file_atomically(csv_base(o.output) + ".key_neurons.csv", key_csv.str());
-    if (!a.base.empty()) io::write_file_atomically(csv_base(o.output) + ".ablation.csv", ablation_csv.str());
+    io::write_file_atomically(csv_base(o.output) + ".key_neurons.csv", key_csv);
+    if (!a.base.empty()) io::write_file_atomically(csv_base(o.output) + ".ablation.csv", ablation_csv);
   });
 }
 

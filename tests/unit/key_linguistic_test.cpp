@@ -80,5 +80,16 @@ TEST(KeyLinguistic, RandomUnitsAreDistinctSortedAndSeeded) {
   EXPECT_THROW(random_units(5, 6, 1), std::invalid_argument);
 }
 
+TEST(KeyLinguistic, AblationDeltasByHand) {
+  // 2 languages, base perplexities 10 and 20; two control draws.
+  const auto d = ablation_deltas({10, 20}, {12, 21, 10, 25}, {11, 20, 10, 22, 13, 22, 10, 24}, 2);
+  EXPECT_EQ(d.delta, std::vector<double>({2, 1, 0, 5}));
+  EXPECT_EQ(d.control_mean, std::vector<double>({2, 1, 0, 3}));
+  for (std::size_t i : {0u, 1u, 3u}) EXPECT_NEAR(d.control_sd[i], std::sqrt(2.0), 1e-12);
+  EXPECT_EQ(d.control_sd[2], 0.0);
+  EXPECT_EQ(ablation_deltas({10, 20}, {12, 21, 10, 25}, {11, 20, 10, 22}, 1).control_sd, std::vector<double>(4, 0.0));
+  EXPECT_THROW(ablation_deltas({10, 20}, {12, 21, 10}, {}, 0), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace lmtopo::neurons
