@@ -65,11 +65,8 @@ Command make_eval_command() {
     d.add_options()(
         "dtype", po::value<std::string>()->default_value("float32"), "weights: float32 or bfloat16")(
         "batch", po::value<int>()->default_value(16), "prompts per forward pass")(
-        "threads", po::value<int>()->default_value(0), "compute threads per rank; 0: the CPUs the rank is bound to")(
-        "device", po::value<std::string>()->default_value("cpu"), "cpu, cuda or cuda:N")(
-        "special-tokens", po::value<std::string>()->default_value("post_processor"), "post_processor, none or bos")(
-        "architecture", po::value<std::string>()->default_value(""), "override config.json's model_type")(
         "output,o", po::value<std::string>(), "eval/1 file to write");
+    add_runtime_options(d);
   };
   c.run = run_eval_cmd;
   return c;

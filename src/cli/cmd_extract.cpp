@@ -87,19 +87,12 @@ Command make_extract_command() {
         "pool", po::value<std::string>()->default_value("last"), "last or mean (over non-pad tokens)")(
         "dtype", po::value<std::string>()->default_value("float32"), "float32 or bfloat16 (weights and stored activations)")(
         "batch", po::value<int>()->default_value(16), "prompts per forward pass")(
-        "threads", po::value<int>()->default_value(0),
-        "compute threads per rank (libtorch, OpenBLAS); 0: the CPUs the rank is bound to")(
-        "device", po::value<std::string>()->default_value("cpu"),
-        "cpu, cuda (each rank its node-local GPU) or cuda:N; results are copied back to the host")(
-        "special-tokens", po::value<std::string>()->default_value("post_processor"),
-        "post_processor (what tokenizer.json's post-processor adds, as transformers' add_special_tokens=True), none, "
-        "or bos (only the model's BOS token)")(
         "add-bos", "the same as --special-tokens bos (older name)")(
         "ffn-mean", "also write /ffn/mean: the FFN units (mlp_act) mean-pooled over each prompt's tokens")(
         "ffn-tokens", po::value<std::vector<std::string>>(),
         "prompt id, repeatable: also write every token's FFN units of these prompts (/ffn/tokens/*)")(
-        "architecture", po::value<std::string>()->default_value(""), "override config.json's model_type")(
         "output,o", po::value<std::string>(), "activations/1 file to write");
+    add_runtime_options(d);
   };
   c.positionals = {{"job", 1}};
   c.run = run_extract_cmd;

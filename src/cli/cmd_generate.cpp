@@ -74,11 +74,8 @@ Command make_generate_command() {
         "no-eos-stop", "keep generating after the EOS token")(
         "no-kv-cache", "recompute the whole sequence at every step instead of caching keys and values");
     add_intervention_options(d);
-    d.add_options()("threads", po::value<int>()->default_value(0), "compute threads per rank; 0: the CPUs the rank is bound to")(
-        "device", po::value<std::string>()->default_value("cpu"), "cpu, cuda or cuda:N")(
-        "special-tokens", po::value<std::string>()->default_value("post_processor"), "post_processor, none or bos")(
-        "architecture", po::value<std::string>()->default_value(""), "override config.json's model_type")(
-        "output,o", po::value<std::string>(), "JSONL file to write");
+    d.add_options()("output,o", po::value<std::string>(), "JSONL file to write");
+    add_runtime_options(d);
   };
   c.run = run_generate_cmd;
   return c;

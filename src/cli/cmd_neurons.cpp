@@ -77,11 +77,8 @@ Command make_neurons_command() {
         "ablation", po::value<std::string>()->default_value("zero"), "zero or mean: the value the ablated units are set to")(
         "control-draws", po::value<int>()->default_value(5), "random unit sets of the same size per block (seeded)")(
         "seed", po::value<std::uint64_t>()->default_value(0), "seed of the control draws")(
-        "threads", po::value<int>()->default_value(0), "compute threads per rank; 0: the CPUs the rank is bound to")(
-        "device", po::value<std::string>()->default_value("cpu"), "cpu, cuda or cuda:N")(
-        "special-tokens", po::value<std::string>()->default_value("post_processor"), "post_processor, none or bos")(
-        "architecture", po::value<std::string>()->default_value(""), "override config.json's model_type")(
         "output,o", po::value<std::string>(), "HDF5 file to write (neurons/1)");
+    add_runtime_options(d);
   };
   c.positionals = {{"job", 1}};
   c.run = run_neurons_cmd;

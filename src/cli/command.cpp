@@ -82,6 +82,17 @@ std::vector<std::string> comma_separated(const std::vector<std::string>& values)
 
 namespace lmtopo::cli {
 
+void add_runtime_options(po::options_description& d) {
+  d.add_options()("threads", po::value<int>()->default_value(0),
+                  "compute threads per rank (libtorch, OpenBLAS); 0: the CPUs the rank is bound to")(
+      "device", po::value<std::string>()->default_value("cpu"),
+      "cpu, cuda (each rank its node-local GPU) or cuda:N; results are copied back to the host")(
+      "special-tokens", po::value<std::string>()->default_value("post_processor"),
+      "post_processor (what tokenizer.json's post-processor adds, as transformers' add_special_tokens=True), none, "
+      "or bos (only the model's BOS token)")(
+      "architecture", po::value<std::string>()->default_value(""), "override config.json's model_type");
+}
+
 void add_intervention_options(po::options_description& d) {
   d.add_options()("skip-blocks", po::value<std::vector<std::string>>(), "blocks to skip, e.g. 20-27,29 (repeatable)")(
       "ffn-set", po::value<std::vector<std::string>>(), "LAYER:UNIT=VALUE: set an FFN unit (repeatable)")(

@@ -66,6 +66,10 @@ void require_options(const po::variables_map& vm, std::initializer_list<const ch
 // The non-empty items of comma-separated option values ("a,b" or repeated options, or both).
 std::vector<std::string> comma_separated(const std::vector<std::string>& values);
 
+// The model runtime's options of extract, eval, generate and neurons: --threads, --device,
+// --special-tokens, --architecture.
+void add_runtime_options(po::options_description& d);
+
 // The intervention options of eval and generate (--skip-blocks, --ffn-set, --ffn-add, --interventions)
 // and the interventions they give.
 void add_intervention_options(po::options_description& d);
