@@ -361,7 +361,13 @@ NeuronsSummary run_neurons(const NeuronsOptions& o, MPI_Comm comm) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto pooled = pooled_ffn(net, pick(loaded.tokens, split.analysis), static_cast<std::size_t>(o.batch), "key_linguistic mlp_act " + o.model_dir, comm);
   KeyNeurons k;
-  mpi::on_all(comm, [&] { k = find_key_neurons(pooled, split.analysis.size(), L, U, analysis_lang, split.languages.size(), o.threshold); });
+  mpi::on_all(comm, [&] {
+    try {
+      k = find_key_neurons(pooled, split.analysis.size(), L, U, analysis_lang, split.languages.size(), o.threshold);
+    } catch (const InputError& e) {
+      throw InputError(o.model_dir + ": " + e.what());
+    }
+  });
   const auto t1 = std::chrono::steady_clock::now();
   AblationResult a;
   if (!split.held_out.empty()) a = ablate(net, pick(loaded.tokens, split.held_out), held_lang, k, o, comm);

@@ -52,12 +52,24 @@ CONFIG_CASES = [
 ]
 
 
+# Whether each architecture's checkpoint, as transformers saved it, loads: checked once per architecture
+# (make_checkpoint is seeded, so every case of an architecture starts from the same files).
+_UNEDITED_LOADS = {}
+
+
+def unedited_checkpoint_loads(arch, path, tmp_path):
+    if arch not in _UNEDITED_LOADS:
+        ok, out = run_extract(path, tmp_path)
+        _UNEDITED_LOADS[arch] = (ok.returncode, ok.stderr)
+        out.unlink(missing_ok=True)
+    return _UNEDITED_LOADS[arch]
+
+
 @pytest.mark.parametrize("arch,changes,needle", CONFIG_CASES, ids=[f"{a}-{next(iter(c))}" for a, c, _ in CONFIG_CASES])
 def test_config_fields_are_refused_by_name(tmp_path, arch, changes, needle):
     _, _, path = make_checkpoint(arch, tmp_path)
-    ok, out = run_extract(path, tmp_path)
-    assert ok.returncode == 0, ok.stderr  # the checkpoint as transformers saved it loads
-    out.unlink()
+    rc, stderr = unedited_checkpoint_loads(arch, path, tmp_path)
+    assert rc == 0, stderr  # the checkpoint as transformers saved it loads
     edit_config(path, **changes)
     extra = ["--architecture", "llama"] if changes.get("model_type") == "mistral" and "sliding_window" in changes else []
     proc, out = run_extract(path, tmp_path, *extra)

@@ -187,9 +187,14 @@ def test_a_planted_unit_is_the_key_neuron_of_its_language_only(tmp_path):
     ("one_language", [], "compares languages; found only 'de'"),
     ("study", ["--study", "repetition"], "--study: 'repetition' is not implemented yet"),
     ("ablation", ["--ablation", "half"], "--ablation: expected zero or mean"),
+    ("nan", [], "mlp_act of block 1 is not finite"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, case, args, message):
-    _, _, path = make_checkpoint("neox_parallel", tmp_path)
+    model, _, path = make_checkpoint("neox_parallel", tmp_path)
+    if case == "nan":  # one NaN weight in block 1's FFN input projection: its units' activations are NaN
+        with torch.no_grad():
+            model.gpt_neox.layers[1].mlp.dense_h_to_4h.weight[3, 0] = float("nan")
+        model.save_pretrained(path, safe_serialization=True)
     if case == "one_language":
         prompt_file, _ = prompts(tmp_path, langs=["de"])
     else:

@@ -163,13 +163,6 @@ def test_killed_extract_resumes_and_duplicates_are_linked(tmp_path):
     assert (out / "activations/a/step1.h5").exists()
     assert not (out / "activations/a/step2.h5").exists()
     assert not (out / "manifest/items/extract").joinpath("a", "step2.json").exists()
-    for step in (0, 4):
-        neurons = root / "neurons" / "tiny" / f"step{step}.h5"
-        subprocess.run([LMTOPO, "validate", str(neurons)], check=True, capture_output=True)
-        with h5py.File(neurons, "r") as f:
-            assert f["key_linguistic/z"].shape == (2, 3, 64) and f["ablation/delta"].shape == (3, 3)
-            assert f["prompts/held_out"][:].sum() == 30  # a quarter of each language's 40 prompts
-        assert (root / "neurons" / "tiny" / f"step{step}.ablation.csv").exists()
     again = lmtopo("run", spec)
     assert "run: extract: 1 item(s) computed, 1 already complete, 1 linked (byte-identical checkpoints)" in again
     assert "run: zigzag: 2 item(s) computed, 0 already complete, 1 linked (byte-identical checkpoints)" in again

@@ -132,33 +132,40 @@ def test_tokenizer_matches_tokenizers_and_transformers_gguf(converted, tmp_path)
         assert got[0] == 1 and got[1:] == ids, text
 
 
-def reference(model, ids, hook):
-    """[points, T, W] states of one prompt alone (no padding) through forward hooks."""
-    base, cap, hs = model.model, [], []
-    if hook == "post_attention_layernorm":
-        hs += [l.post_attention_layernorm.register_forward_hook(lambda m, i, o: cap.append(o)) for l in base.layers]
-        hs.append(base.norm.register_forward_hook(lambda m, i, o: cap.append(o)))
-    elif hook == "block_output":
-        hs.append(base.embed_tokens.register_forward_hook(lambda m, i, o: cap.append(o)))
-        hs += [l.register_forward_hook(lambda m, i, o: cap.append(o[0])) for l in base.layers]
-    elif hook == "block_input":
-        hs += [l.register_forward_pre_hook(lambda m, a: cap.append(a[0])) for l in base.layers]
-    elif hook == "attn_output":
-        hs += [l.self_attn.register_forward_hook(lambda m, i, o: cap.append(o[0])) for l in base.layers]
-    else:
-        hs += [l.mlp.down_proj.register_forward_pre_hook(lambda m, a: cap.append(a[0])) for l in base.layers]
+def reference(model, ids):
+    """{hook: [points, T, W]} states of one prompt alone (no padding), every hook from one forward pass."""
+    base, hs = model.model, []
+    cap = {h: [] for h in HOOKS}
+    hs += [l.post_attention_layernorm.register_forward_hook(lambda m, i, o: cap["post_attention_layernorm"].append(o))
+           for l in base.layers]
+    hs.append(base.norm.register_forward_hook(lambda m, i, o: cap["post_attention_layernorm"].append(o)))
+    hs.append(base.embed_tokens.register_forward_hook(lambda m, i, o: cap["block_output"].append(o)))
+    hs += [l.register_forward_hook(lambda m, i, o: cap["block_output"].append(o[0])) for l in base.layers]
+    hs += [l.register_forward_pre_hook(lambda m, a: cap["block_input"].append(a[0])) for l in base.layers]
+    hs += [l.self_attn.register_forward_hook(lambda m, i, o: cap["attn_output"].append(o[0])) for l in base.layers]
+    hs += [l.mlp.down_proj.register_forward_pre_hook(lambda m, a: cap["mlp_act"].append(a[0])) for l in base.layers]
     with torch.no_grad():
         model(input_ids=torch.tensor([ids]))
     for h in hs:
         h.remove()
-    return torch.stack(cap)[:, 0].numpy()
+    return {h: torch.stack(v)[:, 0].numpy() for h, v in cap.items()}
+
+
+@pytest.fixture(scope="module")
+def script_prompts(converted):
+    """The prompts in 8 scripts, their token ids and transformers' states of every hook (computed once
+    for both poolings)."""
+    from tokenizers import Tokenizer
+    rows = [{"id": f"p{i}", "lang": lang, "group": i, "text": text} for i, (lang, text) in enumerate(SCRIPTS)]
+    tok = Tokenizer.from_file(str(converted / "tokenizer.json"))
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(converted), attn_implementation="eager").eval()
+    ids = [tok.encode(r["text"]).ids for r in rows]
+    return rows, ids, [reference(model, i) for i in ids]
 
 
 @pytest.mark.parametrize("pool", ["last", "mean"])
-def test_extract_matches_transformers_in_8_scripts(converted, tmp_path, pool):
-    from tokenizers import Tokenizer
-
-    rows = [{"id": f"p{i}", "lang": lang, "group": i, "text": text} for i, (lang, text) in enumerate(SCRIPTS)]
+def test_extract_matches_transformers_in_8_scripts(converted, script_prompts, tmp_path, pool):
+    rows, ids, states = script_prompts
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
     out = tmp_path / "act.h5"
@@ -170,16 +177,12 @@ def test_extract_matches_transformers_in_8_scripts(converted, tmp_path, pool):
     progress = [l for l in proc.stderr.splitlines() if l.startswith(f"extract {converted} (rank ") and " of 2): " in l]
     assert len(progress) >= 2 and all("tokens/s" in l and "ETA" in l for l in progress), proc.stderr
     assert " prompts (100%)" in progress[-1] and progress[-1].endswith("ETA 0:00"), progress
-    tok = Tokenizer.from_file(str(converted / "tokenizer.json"))
-    model = transformers.AutoModelForCausalLM.from_pretrained(str(converted), attn_implementation="eager").eval()
     worst = {}
     with h5py.File(out, "r") as f:
         assert f["activations/block_output"].attrs["special_tokens"].decode() == "post_processor"
-        ids = [tok.encode(r["text"]).ids for r in rows]
         assert list(f["prompts/n_tokens"][:]) == [len(i) for i in ids]
         for hook in HOOKS:
-            states = [reference(model, i, hook) for i in ids]
-            want = np.stack([s[:, -1] if pool == "last" else s.mean(1) for s in states], axis=1)
+            want = np.stack([s[hook][:, -1] if pool == "last" else s[hook].mean(1) for s in states], axis=1)
             have = f[f"activations/{hook}"][:]
             assert have.shape == want.shape, hook
             worst[hook] = float(np.abs(have - want).max() / np.abs(want).max())
