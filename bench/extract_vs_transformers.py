@@ -51,6 +51,15 @@ def run_lmtopo(a, prompts, ranks, threads, out):
     return seconds, tokens, rss
 
 
+def lmtopo_batches(ids, batch):
+    """The batches lmtopo forms (stages/prompt_batches): windows of 4 batches, stably sorted by length inside."""
+    batches, window = [], 4 * batch
+    for w0 in range(0, len(ids), window):
+        order = sorted(range(w0, min(len(ids), w0 + window)), key=lambda i: len(ids[i]))
+        batches += [order[b:b + batch] for b in range(0, len(order), batch)]
+    return batches
+
+
 def hf_worker(a):
     import resource
     import torch
@@ -68,11 +77,7 @@ def hf_worker(a):
     base.norm.register_forward_hook(lambda m, i, o: cap.append(o))
     t0 = time.perf_counter()
     kept = []
-    # The batches lmtopo forms (stages/prompt_batches): windows of 4 batches, sorted by length inside.
-    batches, window = [], 4 * a.batch
-    for w0 in range(0, len(ids), window):
-        order = sorted(range(w0, min(len(ids), w0 + window)), key=lambda i: len(ids[i]))
-        batches += [order[b:b + a.batch] for b in range(0, len(order), a.batch)]
+    batches = lmtopo_batches(ids, a.batch)
     with torch.no_grad():
         for members in batches:
             rows = [ids[i] for i in members]

@@ -28,7 +28,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from extract_vs_transformers import prompts_jsonl  # noqa: E402
+from extract_vs_transformers import lmtopo_batches, prompts_jsonl  # noqa: E402
 
 ENV = dict(os.environ, LMTOPO_PROGRESS_SECONDS="0", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
 
@@ -79,10 +79,7 @@ def hf_worker(a):
         seconds = time.perf_counter() - t0
         print(json.dumps({"seconds": seconds, "tokens": sum(len(o) for o in out), "ids": out}))
         return
-    batches, window = [], 4 * a.batch  # lmtopo's batches (stages/prompt_batches)
-    for w0 in range(0, len(ids), window):
-        order = sorted(range(w0, min(len(ids), w0 + window)), key=lambda i: len(ids[i]))
-        batches += [order[b:b + a.batch] for b in range(0, len(order), a.batch)]
+    batches = lmtopo_batches(ids, a.batch)
     total, scored, t0 = 0.0, 0, time.perf_counter()
     with torch.no_grad():
         for members in batches:
