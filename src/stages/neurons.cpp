@@ -12,6 +12,7 @@
 #include "io/work_manifest.hpp"
 #include "model/interventions.hpp"
 #include "mpi/collective.hpp"
+#include "mpi/large_count.hpp"
 #include "neurons/key_linguistic.hpp"
 #include "stages/prompt_batches.hpp"
 
@@ -61,9 +62,9 @@ std::vector<std::vector<std::int64_t>> pick(const std::vector<std::vector<std::i
   return out;
 }
 
-// Element-wise sum over the ranks, in pieces that fit an int count.
+// Element-wise sum over the ranks, in pieces of the project's message limit (mpi/large_count).
 void sum_over_ranks(std::vector<float>& values, MPI_Comm comm) {
-  const std::size_t piece = std::size_t{1} << 28;
+  const std::size_t piece = std::max<std::size_t>(1, mpi::max_message_elements());
   for (std::size_t at = 0; at < values.size(); at += piece)
     mpi::check(MPI_Allreduce(MPI_IN_PLACE, values.data() + at, static_cast<int>(std::min(piece, values.size() - at)), MPI_FLOAT, MPI_SUM, comm),
                "MPI_Allreduce");
