@@ -1,4 +1,4 @@
-// `lmtopo neurons`: neuron-level studies on a model and a parallel corpus (key_linguistic for now).
+// `lmtopo neurons`: neuron-level studies on a model and a corpus (key_linguistic, repetition).
 #include <iomanip>
 #include <iostream>
 
@@ -28,17 +28,39 @@ int run_neurons_cmd(const po::variables_map& vm, const std::vector<std::string>&
   o.device = vm["device"].as<std::string>();
   o.special_tokens = vm["special-tokens"].as<std::string>();
   o.architecture = vm["architecture"].as<std::string>();
+  auto& r = o.repetition;
+  r.texts = vm["texts"].as<int>();
+  r.prefix_tokens = vm["prefix-tokens"].as<int>();
+  r.new_tokens = vm["new-tokens"].as<int>();
+  r.ngram = vm["ngram"].as<int>();
+  r.min_occurrences = vm["min-occurrences"].as<int>();
+  r.window = vm["window"].as<int>();
+  r.min_second = vm["min-second"].as<int>();
+  r.span = vm["span"].as<int>();
+  r.top_k = vm["top-k"].as<long long>();
+  r.activate_value = vm["activate-value"].as<double>();
   o.config = {{"study", o.study}, {"model", o.model_dir}, {"prompts", o.prompts}, {"batch", o.batch}, {"threshold", o.threshold},
               {"held_out", o.held_out}, {"ablation", o.ablation}, {"control_draws", o.control_draws}, {"seed", o.seed},
               {"threads", o.threads}, {"device", o.device}, {"special_tokens", o.special_tokens}, {"architecture", o.architecture},
-              {"hook", "mlp_act"}, {"pooling", "mean"}, {"dtype", "float32"}};
+              {"hook", "mlp_act"}, {"dtype", "float32"}};
+  if (o.study == "key_linguistic") o.config["pooling"] = "mean";
+  if (o.study == "repetition")
+    o.config["repetition"] = {{"texts", r.texts}, {"prefix_tokens", r.prefix_tokens}, {"new_tokens", r.new_tokens}, {"ngram", r.ngram},
+                              {"min_occurrences", r.min_occurrences}, {"window", r.window}, {"min_second", r.min_second},
+                              {"span", r.span}, {"top_k", r.top_k}, {"activate_value", r.activate_value}};
 #ifdef LMTOPO_TORCH_HELPER
   const auto s = stages::run_neurons(o, MPI_COMM_WORLD);
 #else
   stages::NeuronsSummary s;  // not reached: main() hands `neurons` to lmtopo-torch
   throw RuntimeFailure("neurons runs in lmtopo-torch");
 #endif
-  if (mpi::rank() == 0)
+  if (mpi::rank() == 0 && o.study == "repetition")
+    std::cout << "neurons repetition: " << s.texts << " texts (" << s.generated_tokens << " tokens generated in all conditions), " << s.kept_texts
+              << " kept; top " << s.top_k << " units of " << s.layers << " blocks; repetition rate " << std::setprecision(3) << s.base_rate
+              << ", deactivated " << s.deactivated_rate << ", activated " << s.activated_rate << "; generation " << std::fixed
+              << std::setprecision(1) << s.generation_seconds << " s, rise " << s.rise_seconds << " s, interventions "
+              << s.intervention_seconds << " s -> " << o.output << "\n";
+  if (mpi::rank() == 0 && o.study == "key_linguistic")
     std::cout << "neurons " << o.study << ": " << s.layers << " blocks, " << s.languages << " languages, " << s.analysis_prompts
               << " prompts analysed, " << s.held_out_prompts << " held out; " << s.key_units << " key units; activations "
               << std::fixed << std::setprecision(1) << s.activation_seconds << " s, ablation " << s.ablation_seconds << " s -> " << o.output << "\n";
@@ -50,9 +72,10 @@ int run_neurons_cmd(const po::variables_map& vm, const std::vector<std::string>&
 Command make_neurons_command() {
   Command c;
   c.name = "neurons";
-  c.summary = "neuron-level studies: key linguistic neurons with ablation (rank-parallel)";
+  c.summary = "neuron-level studies: key linguistic neurons with ablation, repetition neurons with interventions (rank-parallel)";
   c.usage = "[mpirun -n P] lmtopo neurons JOB.yaml [--item K] [--force]\n   or: [mpirun -n P] lmtopo neurons --study key_linguistic --model DIR --prompts FILE.jsonl [--threshold 2] "
-            "[--held-out 0.25] [--ablation zero|mean] [--control-draws 5] [--seed S] -o OUT.h5";
+            "[--held-out 0.25] [--ablation zero|mean] [--control-draws 5] [--seed S] -o OUT.h5\n   or: [mpirun -n P] lmtopo neurons --study repetition --model DIR --prompts FILE.jsonl [--texts 200] "
+            "[--prefix-tokens 10] [--new-tokens 200] [--top-k K] [--control-draws 5] [--seed S] -o OUT.h5";
   c.description =
       "key_linguistic (science.md §4, docs/neurons.md): every block's FFN units (mlp_act) mean-pooled over each "
       "prompt's tokens; per block and language (prompts need `lang`) each unit's share of the mean pairwise cosine "
@@ -62,13 +85,21 @@ Command make_neurons_command() {
       "analysed prompts (mean) at every block, against --control-draws seeded draws of as many random units per block, "
       "and against no ablation. Writes OUT.h5 (neurons/1, schemas/hdf5/neurons.json) and OUT.key_neurons.csv, "
       "OUT.ablation.csv beside it. The job-spec form runs one work item per model checkpoint on the prepared corpus "
-      "(section neurons of the spec) into OUTPUT/neurons/<model>/<checkpoint>.h5.";
+      "(section neurons of the spec) into OUTPUT/neurons/<model>/<checkpoint>.h5. "
+      "repetition (science.md §6): --texts prefixes of --prefix-tokens tokens sampled from the tokenized prompts (--seed), each "
+      "continued greedily for --new-tokens tokens (EOS included); a text repeats when an --ngram occurs --min-occurrences "
+      "times at equal spacing within --window tokens, and is kept when its second occurrence starts at --min-second or later "
+      "with --span tokens after it. Per FFN unit, the mean over kept texts of its activation over the --span tokens from the "
+      "second occurrence minus the --span before; the --top-k largest (default 0.5% of all units) are repetition neurons. "
+      "Every prefix is continued again with them set to 0 (deactivate) and raised by --activate-value (activate), and with as "
+      "many random units per block (--control-draws draws); the repetition rate of each condition. Writes OUT.h5 and "
+      "OUT.repetition_neurons.csv, OUT.repetition_rate.csv.";
   c.add_options = [](po::options_description& d) {
     d.add_options()("job", po::value<std::string>(), "job spec: every checkpoint of the study (or --item K)")(
         "item", po::value<int>(), "job-spec form: only work item K (0-based, as `lmtopo plan` lists them)")(
         "item-id", po::value<std::string>(), "job-spec form: only the work item with this id (as `lmtopo plan` lists it)")(
         "force", "job-spec form: redo complete items")(
-        "study", po::value<std::string>()->default_value("key_linguistic"), "key_linguistic")(
+        "study", po::value<std::string>()->default_value("key_linguistic"), "key_linguistic or repetition")(
         "model", po::value<std::string>(), "checkpoint folder (Hugging Face layout)")(
         "prompts", po::value<std::string>(), "JSONL prompts with lang (and group for parallel sentences), or a corpus.h5")(
         "batch", po::value<int>()->default_value(16), "prompts per forward pass")(
@@ -76,7 +107,17 @@ Command make_neurons_command() {
         "held-out", po::value<double>()->default_value(0.25), "share of each language's prompts held out for the ablation; 0: no ablation")(
         "ablation", po::value<std::string>()->default_value("zero"), "zero or mean: the value the ablated units are set to")(
         "control-draws", po::value<int>()->default_value(5), "random unit sets of the same size per block (seeded)")(
-        "seed", po::value<std::uint64_t>()->default_value(0), "seed of the control draws")(
+        "seed", po::value<std::uint64_t>()->default_value(0), "seed of the control draws (repetition: and of the prefixes)")(
+        "texts", po::value<int>()->default_value(200), "repetition: continuations studied")(
+        "prefix-tokens", po::value<int>()->default_value(10), "repetition: tokens of each sampled prefix")(
+        "new-tokens", po::value<int>()->default_value(200), "repetition: greedy tokens after each prefix")(
+        "ngram", po::value<int>()->default_value(10), "repetition: length of the repeated n-gram")(
+        "min-occurrences", po::value<int>()->default_value(3), "repetition: occurrences at equal spacing")(
+        "window", po::value<int>()->default_value(100), "repetition: tokens that hold all the occurrences")(
+        "min-second", po::value<int>()->default_value(50), "repetition: earliest start of the second occurrence of a kept text")(
+        "span", po::value<int>()->default_value(30), "repetition: tokens after (and before) the second occurrence compared")(
+        "top-k", po::value<long long>()->default_value(0), "repetition: repetition neurons; 0: 0.5% of all FFN units")(
+        "activate-value", po::value<double>()->default_value(1.0), "repetition: added to the top-K units in the activate condition")(
         "output,o", po::value<std::string>(), "HDF5 file to write (neurons/1)");
     add_runtime_options(d);
   };

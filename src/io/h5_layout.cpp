@@ -40,18 +40,35 @@ std::optional<LayoutError> check_layout(const std::string& path) {
     return std::nullopt;
   };
 
-  if (schema.contains("root_attributes"))
-    for (const auto& a : schema["root_attributes"])
-      if (!in.has_attribute("/", a.get<std::string>())) return LayoutError{"/@" + a.get<std::string>(), "missing root attribute"};
-  if (schema.contains("datasets"))
-    for (const auto& spec : schema["datasets"]) {
-      const std::string p = spec["path"].get<std::string>();
-      if (!in.has_dataset(p)) {
-        if (spec.value("optional", false)) continue;  // a part the run may leave out (checked when present)
-        return LayoutError{p, "missing dataset"};
+  // Root attributes and datasets of the schema, or of one variant of it.
+  auto check_part = [&](const nlohmann::json& part) -> std::optional<LayoutError> {
+    if (part.contains("root_attributes"))
+      for (const auto& a : part["root_attributes"])
+        if (!in.has_attribute("/", a.get<std::string>())) return LayoutError{"/@" + a.get<std::string>(), "missing root attribute"};
+    if (part.contains("datasets"))
+      for (const auto& spec : part["datasets"]) {
+        const std::string p = spec["path"].get<std::string>();
+        if (!in.has_dataset(p)) {
+          if (spec.value("optional", false)) continue;  // a part the run may leave out (checked when present)
+          return LayoutError{p, "missing dataset"};
+        }
+        if (auto e = check_dataset(in.dataset(p), spec)) return e;
       }
-      if (auto e = check_dataset(in.dataset(p), spec)) return e;
+    return std::nullopt;
+  };
+  if (auto e = check_part(schema)) return e;
+  // A kind whose content depends on a root attribute (neurons/1: the study) lists its variants.
+  if (schema.contains("variant_attribute")) {
+    const std::string attr = schema["variant_attribute"].get<std::string>();
+    if (!in.has_attribute("/", attr)) return LayoutError{"/@" + attr, "missing root attribute"};
+    const std::string variant = in.string_attribute("/", attr);
+    if (!schema["variants"].contains(variant)) {
+      std::string names;
+      for (const auto& [name, part] : schema["variants"].items()) names += (names.empty() ? "" : ", ") + name;
+      return LayoutError{"/@" + attr, "unknown value '" + variant + "' (expected one of " + names + ")"};
     }
+    if (auto e = check_part(schema["variants"][variant])) return e;
+  }
   if (schema.contains("attributes"))
     for (const auto& a : schema["attributes"])
       if (!in.has_attribute(a["object"].get<std::string>(), a["name"].get<std::string>()))

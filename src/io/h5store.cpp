@@ -449,6 +449,16 @@ void H5Output::set_attribute(const std::string& object, const std::string& name,
   checked_status(H5Awrite(attr.get(), H5T_NATIVE_LLONG, &value), "H5Awrite", path_);
 }
 
+void H5Output::set_attribute(const std::string& object, const std::string& name, double value) {
+  const hid_t obj = object_of(state_->file.get(), state_->datasets, object);
+  Handle space(checked(H5Screate(H5S_SCALAR), "H5Screate", path_), H5Sclose);
+  if (H5Aexists(obj, name.c_str()) > 0) checked_status(H5Adelete(obj, name.c_str()), "H5Adelete", path_);
+  Handle attr(checked(H5Acreate2(obj, name.c_str(), H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), "H5Acreate2",
+                      path_),
+              H5Aclose);
+  checked_status(H5Awrite(attr.get(), H5T_NATIVE_DOUBLE, &value), "H5Awrite", path_);
+}
+
 std::string H5Output::commit() {
   const auto shapes = state_->shapes;
   state_->datasets.clear();

@@ -59,6 +59,7 @@ class H5Output {
   // Collective; every rank passes the same value. `object` is "/" or a dataset/group path.
   void set_attribute(const std::string& object, const std::string& name, const std::string& value);
   void set_attribute(const std::string& object, const std::string& name, long long value);
+  void set_attribute(const std::string& object, const std::string& name, double value);
   void set_attribute(const std::string& object, const std::string& name, const std::vector<std::string>& values);
 
   // Collective: closes, verifies the file from rank 0 (opens, checks the schema attribute and every

@@ -1,11 +1,24 @@
-// The neurons stage. Study `key_linguistic` (science.md §4): FFN units (mlp_act, mean-pooled over each
-// sentence's tokens) of every block on the analysis share of a parallel corpus -> per block and
-// language the units' shares of the mean pairwise cosine, their z-scores across languages and the key
-// units (neurons/key_linguistic.hpp); then, on the held-out share, the per-language perplexity with
-// each language's key units ablated (set to 0, or to the unit's mean over all analysis sentences)
-// against the same number of random units per block (control_draws seeded draws) and against no
-// ablation. Rank-parallel (prompts split by batches as extract splits them); writes neurons/1 HDF5
-// (schemas/hdf5/neurons.json) and two CSV tables beside it.
+// The neurons stage: one study of a model's FFN units (mlp_act) per run, rank-parallel, writing neurons/1
+// HDF5 (schemas/hdf5/neurons.json; root attribute `study`) and CSV tables beside it.
+//
+// key_linguistic (science.md §4): units mean-pooled over each sentence's tokens of every block on the
+// analysis share of a parallel corpus -> per block and language the units' shares of the mean pairwise
+// cosine, their z-scores across languages and the key units (neurons/key_linguistic.hpp); then, on the
+// held-out share, the per-language perplexity with each language's key units ablated (set to 0, or to
+// the unit's mean over all analysis sentences) against the same number of random units per block
+// (control_draws seeded draws) and against no ablation. Tables OUT.key_neurons.csv, OUT.ablation.csv.
+//
+// repetition (science.md §6): `texts` prefixes of `prefix_tokens` tokens sampled from the tokenized
+// corpus (seeded), each continued greedily for `new_tokens` tokens (EOS is a token like any other);
+// the repetition in each text (neurons/repetition.hpp); over the texts whose second occurrence starts at
+// `min_second` or later (and has `span` tokens either side), every unit's mean activation over the span
+// after it minus the span before it; the top-K units by that rise; then every prefix continued again
+// with the top-K deactivated (0) and activated (+activate_value), and with as many random units per
+// block (control_draws draws), and the repetition rate of each condition. Tables
+// OUT.repetition_neurons.csv, OUT.repetition_rate.csv.
+//
+// Work is split by batches as extract splits them, so results do not depend on the rank count beyond
+// float rounding.
 #pragma once
 #include <mpi.h>
 
@@ -14,6 +27,14 @@
 #include <string>
 
 namespace lmtopo::stages {
+
+struct RepetitionOptions {
+  int texts = 200, prefix_tokens = 10, new_tokens = 200;
+  int ngram = 10, min_occurrences = 3, window = 100;  // neurons::RepetitionRule
+  int min_second = 50, span = 30;
+  long long top_k = 0;  // 0: 0.5% of all FFN units (at least 1)
+  double activate_value = 1.0;
+};
 
 struct NeuronsOptions {
   std::string study = "key_linguistic";
@@ -27,14 +48,21 @@ struct NeuronsOptions {
   double held_out = 0.25;   // share of each language's prompts (its last ones in file order) for the ablation; 0: none
   std::string ablation = "zero";  // zero | mean
   int control_draws = 5;
-  std::uint64_t seed = 0;
+  std::uint64_t seed = 0;  // control draws; repetition: also the prefixes
+  RepetitionOptions repetition;
   nlohmann::json config;
 };
 
 struct NeuronsSummary {
-  int layers = 0, languages = 0;
+  int layers = 0;
+  // key_linguistic
+  int languages = 0;
   long long analysis_prompts = 0, held_out_prompts = 0, key_units = 0;
   double activation_seconds = 0, ablation_seconds = 0;  // the two phases, wall time on rank 0
+  // repetition
+  long long texts = 0, kept_texts = 0, top_k = 0, generated_tokens = 0;
+  double generation_seconds = 0, rise_seconds = 0, intervention_seconds = 0;
+  double base_rate = 0, deactivated_rate = 0, activated_rate = 0;
 };
 
 NeuronsSummary run_neurons(const NeuronsOptions& options, MPI_Comm comm);

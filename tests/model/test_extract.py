@@ -24,8 +24,8 @@ MPIRUN = os.environ.get("MPIRUN", "mpirun")
 HOOKS = ["post_attention_layernorm", "block_output", "mlp_act"]
 
 
-def make_checkpoint(arch, tmp_path):
-    model, path = build(arch, tmp_path, vocab_size=420)  # room for the 256 byte symbols and merges
+def make_checkpoint(arch, tmp_path, **overrides):
+    model, path = build(arch, tmp_path, vocab_size=420, **overrides)  # room for the 256 byte symbols and merges
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
