@@ -143,13 +143,24 @@ nlohmann::json item_config(const core::JobSpec& spec, const std::string& stage, 
   return c;
 }
 
+// A neurons study's HDF5 file: key_linguistic's keeps the checkpoint's name, the others add theirs.
+std::string neurons_output(const core::JobSpec& spec, const Item& it, const std::string& study) {
+  const std::string base = (fs::path(spec.output) / "neurons" / it.model / it.checkpoint.label).string();
+  return base + (study == "key_linguistic" ? "" : "." + study) + ".h5";
+}
+
 // Output files of an extract or zigzag item (where run_item writes them).
 std::vector<std::string> item_outputs(const core::JobSpec& spec, const std::string& stage, const Item& it) {
   if (stage == "extract") return {activations_path(spec, it)};
   if (stage == "neurons") {
-    const fs::path base = fs::path(spec.output) / "neurons" / it.model / it.checkpoint.label;
-    std::vector<std::string> out{base.string() + ".h5", base.string() + ".key_neurons.csv"};
-    if (spec.config["neurons"]["held_out"].get<double>() > 0) out.push_back(base.string() + ".ablation.csv");
+    std::vector<std::string> out;
+    for (const auto& study : spec.config["neurons"]["studies"]) {
+      const std::string h5 = neurons_output(spec, it, study), base = h5.substr(0, h5.size() - 3);
+      out.push_back(h5);
+      if (study == "key_linguistic") out.push_back(base + ".key_neurons.csv");
+      if (study == "key_linguistic" && spec.config["neurons"]["held_out"].get<double>() > 0) out.push_back(base + ".ablation.csv");
+      if (study == "repetition") out.insert(out.end(), {base + ".repetition_neurons.csv", base + ".repetition_rate.csv"});
+    }
     return out;
   }
   if (stage == "sweep") {
@@ -205,28 +216,35 @@ std::optional<std::vector<std::string>> link_duplicate(const core::JobSpec& spec
   return std::nullopt;
 }
 
+// Each study of the section in turn, into its own file (the first file of each study's outputs).
 std::vector<std::string> run_neurons_item(const core::JobSpec& spec, const Item& it, const std::string& corpus, MPI_Comm comm) {
   const auto& n = spec.config["neurons"];
-  NeuronsOptions o;
-  o.study = "key_linguistic";  // the only study the spec accepts today (core/jobspec.cpp)
-  o.model_dir = it.checkpoint.dir;
-  o.prompts = corpus;
-  o.output = item_outputs(spec, "neurons", it)[0];
-  o.threshold = n["threshold"];
-  o.held_out = n["held_out"];
-  o.ablation = n["ablation"];
-  o.control_draws = n["control_draws"];
-  o.seed = n["seed"];
-  o.batch = n["batch"];
-  o.threads = n["threads"];
-  o.device = n["device"];
-  o.special_tokens = n["special_tokens"];
-  o.config = spec.config;
-  for (const auto& m : spec.models)
-    if (m.name == it.model) o.architecture = m.architecture;
-  mpi::on_root(comm, [&] { fs::create_directories(fs::path(o.output).parent_path()); });
-  run_neurons(o, comm);
-  return item_outputs(spec, "neurons", it);
+  const auto outputs = item_outputs(spec, "neurons", it);
+  mpi::on_root(comm, [&] { fs::create_directories(fs::path(outputs[0]).parent_path()); });
+  for (const auto& study : n["studies"]) {
+    NeuronsOptions o;
+    o.study = study.get<std::string>();
+    o.model_dir = it.checkpoint.dir;
+    o.prompts = corpus;
+    o.output = neurons_output(spec, it, o.study);
+    o.threshold = n["threshold"];
+    o.held_out = n["held_out"];
+    o.ablation = n["ablation"];
+    o.control_draws = n["control_draws"];
+    o.seed = n["seed"];
+    o.batch = n["batch"];
+    o.threads = n["threads"];
+    o.device = n["device"];
+    o.special_tokens = n["special_tokens"];
+    const auto& r = n["repetition"];
+    o.repetition = {r["texts"], r["prefix_tokens"], r["new_tokens"], r["ngram"], r["min_occurrences"], r["window"],
+                    r["min_second"], r["span"], r["top_k"], r["activate_value"]};
+    o.config = spec.config;
+    for (const auto& m : spec.models)
+      if (m.name == it.model) o.architecture = m.architecture;
+    run_neurons(o, comm);
+  }
+  return outputs;
 }
 
 std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& stage, const Item& it, MPI_Comm comm) {
