@@ -18,6 +18,7 @@ APT_PACKAGES=(
   libgtest-dev
   libpcre2-dev libicu-dev        # tokenizer pre-tokenizer regexes (\\p{L}) and NFC
   libblas-dev                   # cblas.h
+  liblapack-dev                 # dpotrf (sensitive directions)
   libopenblas0-pthread          # so libtorch, PETSc and numpy do not use the reference BLAS
   gettext                       # msgunfmt, for the multilingual corpus
   python3-venv

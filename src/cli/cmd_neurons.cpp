@@ -10,6 +10,26 @@
 namespace lmtopo::cli {
 namespace {
 
+// "a,b,c" -> items converted by `convert`; an empty or malformed item is an error naming the option.
+template <typename T, typename Convert>
+std::vector<T> comma_list(const std::string& text, const std::string& option, Convert convert) {
+  std::vector<T> out;
+  std::size_t from = 0;
+  while (from <= text.size() && !text.empty()) {
+    const std::size_t comma = std::min(text.find(',', from), text.size());
+    const std::string item = text.substr(from, comma - from);
+    try {
+      std::size_t used = 0;
+      out.push_back(convert(item, used));
+      if (used != item.size()) throw std::invalid_argument(item);
+    } catch (const std::logic_error&) {
+      throw InputError(option + ": '" + item + "' in '" + text + "' is not a valid item");
+    }
+    from = comma + 1;
+  }
+  return out;
+}
+
 int run_neurons_cmd(const po::variables_map& vm, const std::vector<std::string>&) {
   if (vm.count("job")) return run_job_stage(vm, "neurons");
   require_options(vm, {"model", "prompts", "output"});
@@ -39,6 +59,17 @@ int run_neurons_cmd(const po::variables_map& vm, const std::vector<std::string>&
   r.span = vm["span"].as<int>();
   r.top_k = vm["top-k"].as<long long>();
   r.activate_value = vm["activate-value"].as<double>();
+  auto& sd = o.sensitive;
+  if (vm.count("blocks"))
+    sd.blocks = comma_list<int>(vm["blocks"].as<std::string>(), "--blocks", [](const std::string& x, std::size_t& n) { return std::stoi(x, &n); });
+  sd.lengths = comma_list<double>(vm["lengths"].as<std::string>(), "--lengths", [](const std::string& x, std::size_t& n) { return std::stod(x, &n); });
+  sd.families = comma_list<std::string>(vm["families"].as<std::string>(), "--families", [](const std::string& x, std::size_t& n) {
+    n = x.size();
+    if (x.empty()) throw std::invalid_argument("empty");
+    return x;
+  });
+  sd.ridge = vm["ridge"].as<double>();
+  sd.kl_threshold = vm["kl-threshold"].as<double>();
   o.config = {{"study", o.study}, {"model", o.model_dir}, {"prompts", o.prompts}, {"batch", o.batch}, {"threshold", o.threshold},
               {"held_out", o.held_out}, {"ablation", o.ablation}, {"control_draws", o.control_draws}, {"seed", o.seed},
               {"threads", o.threads}, {"device", o.device}, {"special_tokens", o.special_tokens}, {"architecture", o.architecture},
@@ -48,6 +79,9 @@ int run_neurons_cmd(const po::variables_map& vm, const std::vector<std::string>&
     o.config["repetition"] = {{"texts", r.texts}, {"prefix_tokens", r.prefix_tokens}, {"new_tokens", r.new_tokens}, {"ngram", r.ngram},
                               {"min_occurrences", r.min_occurrences}, {"window", r.window}, {"min_second", r.min_second},
                               {"span", r.span}, {"top_k", r.top_k}, {"activate_value", r.activate_value}};
+  if (o.study == "sensitive_directions")
+    o.config["sensitive_directions"] = {{"blocks", sd.blocks}, {"lengths", sd.lengths}, {"families", sd.families}, {"ridge", sd.ridge},
+                                        {"kl_threshold", sd.kl_threshold}, {"position", "last"}};
 #ifdef LMTOPO_TORCH_HELPER
   const auto s = stages::run_neurons(o, MPI_COMM_WORLD);
 #else
@@ -60,6 +94,10 @@ int run_neurons_cmd(const po::variables_map& vm, const std::vector<std::string>&
               << ", deactivated " << s.deactivated_rate << ", activated " << s.activated_rate << "; generation " << std::fixed
               << std::setprecision(1) << s.generation_seconds << " s, rise " << s.rise_seconds << " s, interventions "
               << s.intervention_seconds << " s -> " << o.output << "\n";
+  if (mpi::rank() == 0 && o.study == "sensitive_directions")
+    std::cout << "neurons sensitive_directions: " << s.prompts << " prompts, " << s.perturbed_rows << " perturbed forward rows; activations "
+              << std::fixed << std::setprecision(1) << s.activation_seconds << " s, perturbations " << s.perturbation_seconds << " s -> "
+              << o.output << "\n";
   if (mpi::rank() == 0 && o.study == "key_linguistic")
     std::cout << "neurons " << o.study << ": " << s.layers << " blocks, " << s.languages << " languages, " << s.analysis_prompts
               << " prompts analysed, " << s.held_out_prompts << " held out; " << s.key_units << " key units; activations "
@@ -72,10 +110,11 @@ int run_neurons_cmd(const po::variables_map& vm, const std::vector<std::string>&
 Command make_neurons_command() {
   Command c;
   c.name = "neurons";
-  c.summary = "neuron-level studies: key linguistic neurons with ablation, repetition neurons with interventions (rank-parallel)";
+  c.summary = "neuron-level studies: key linguistic neurons with ablation, repetition neurons with interventions, sensitive directions (rank-parallel)";
   c.usage = "[mpirun -n P] lmtopo neurons JOB.yaml [--item K] [--force]\n   or: [mpirun -n P] lmtopo neurons --study key_linguistic --model DIR --prompts FILE.jsonl [--threshold 2] "
             "[--held-out 0.25] [--ablation zero|mean] [--control-draws 5] [--seed S] -o OUT.h5\n   or: [mpirun -n P] lmtopo neurons --study repetition --model DIR --prompts FILE.jsonl [--texts 200] "
-            "[--prefix-tokens 10] [--new-tokens 200] [--top-k K] [--control-draws 5] [--seed S] -o OUT.h5";
+            "[--prefix-tokens 10] [--new-tokens 200] [--top-k K] [--control-draws 5] [--seed S] -o OUT.h5\n   or: [mpirun -n P] lmtopo neurons --study sensitive_directions --model DIR --prompts FILE.jsonl [--blocks B,...] "
+            "[--lengths 0,1,2,...] [--families random,towards_other,gaussian] [--kl-threshold 0.1] [--seed S] -o OUT.h5";
   c.description =
       "key_linguistic (science.md §4, docs/neurons.md): every block's FFN units (mlp_act) mean-pooled over each "
       "prompt's tokens; per block and language (prompts need `lang`) each unit's share of the mean pairwise cosine "
@@ -93,13 +132,19 @@ Command make_neurons_command() {
       "second occurrence minus the --span before; the --top-k largest (default 0.5% of all units) are repetition neurons. "
       "Every prefix is continued again with them set to 0 (deactivate) and raised by --activate-value (activate), and with as "
       "many random units per block (--control-draws draws); the repetition rate of each condition. Writes OUT.h5 and "
-      "OUT.repetition_neurons.csv, OUT.repetition_rate.csv.";
+      "OUT.repetition_neurons.csv, OUT.repetition_rate.csv. "
+      "sensitive_directions (science.md §7): each prompt's residual stream before each of --blocks (default the middle one), "
+      "at its last token, pushed x + L u/|u| for each L of --lengths along a direction of each of --families: random "
+      "(isotropic), towards_other (another prompt's activation there minus this one's), gaussian (v1 - v2 drawn from a "
+      "Gaussian fitted to the block's activations, covariance + --ridge I); KL(p_orig || p_perturbed) of that token's "
+      "next-token distribution, mean and quantiles over prompts, and the length where the mean reaches --kl-threshold. "
+      "Writes OUT.h5 and OUT.sensitivity.csv, OUT.crossing.csv.";
   c.add_options = [](po::options_description& d) {
     d.add_options()("job", po::value<std::string>(), "job spec: every checkpoint of the study (or --item K)")(
         "item", po::value<int>(), "job-spec form: only work item K (0-based, as `lmtopo plan` lists them)")(
         "item-id", po::value<std::string>(), "job-spec form: only the work item with this id (as `lmtopo plan` lists it)")(
         "force", "job-spec form: redo complete items")(
-        "study", po::value<std::string>()->default_value("key_linguistic"), "key_linguistic or repetition")(
+        "study", po::value<std::string>()->default_value("key_linguistic"), "key_linguistic, repetition or sensitive_directions")(
         "model", po::value<std::string>(), "checkpoint folder (Hugging Face layout)")(
         "prompts", po::value<std::string>(), "JSONL prompts with lang (and group for parallel sentences), or a corpus.h5")(
         "batch", po::value<int>()->default_value(16), "prompts per forward pass")(
@@ -107,7 +152,7 @@ Command make_neurons_command() {
         "held-out", po::value<double>()->default_value(0.25), "share of each language's prompts held out for the ablation; 0: no ablation")(
         "ablation", po::value<std::string>()->default_value("zero"), "zero or mean: the value the ablated units are set to")(
         "control-draws", po::value<int>()->default_value(5), "random unit sets of the same size per block (seeded)")(
-        "seed", po::value<std::uint64_t>()->default_value(0), "seed of the control draws (repetition: and of the prefixes)")(
+        "seed", po::value<std::uint64_t>()->default_value(0), "seed of the control draws (repetition: and of the prefixes; sensitive_directions: of the directions)")(
         "texts", po::value<int>()->default_value(200), "repetition: continuations studied")(
         "prefix-tokens", po::value<int>()->default_value(10), "repetition: tokens of each sampled prefix")(
         "new-tokens", po::value<int>()->default_value(200), "repetition: greedy tokens after each prefix")(
@@ -118,6 +163,11 @@ Command make_neurons_command() {
         "span", po::value<int>()->default_value(30), "repetition: tokens after (and before) the second occurrence compared")(
         "top-k", po::value<long long>()->default_value(0), "repetition: repetition neurons; 0: 0.5% of all FFN units")(
         "activate-value", po::value<double>()->default_value(1.0), "repetition: added to the top-K units in the activate condition")(
+        "blocks", po::value<std::string>(), "sensitive_directions: blocks before which the residual stream is perturbed (default: the middle one)")(
+        "lengths", po::value<std::string>()->default_value("0,1,2,4,8,16,32,64,128"), "sensitive_directions: perturbation lengths L, increasing")(
+        "families", po::value<std::string>()->default_value("random,towards_other,gaussian"), "sensitive_directions: direction families")(
+        "ridge", po::value<double>()->default_value(0.01), "sensitive_directions: added to the fitted covariance's diagonal")(
+        "kl-threshold", po::value<double>()->default_value(0.1), "sensitive_directions: KL whose crossing length is reported")(
         "output,o", po::value<std::string>(), "HDF5 file to write (neurons/1)");
     add_runtime_options(d);
   };

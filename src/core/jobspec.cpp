@@ -222,15 +222,19 @@ JobSpec load_job_spec(const std::string& path) {
     // A study that is accepted must run: the schema lists the planned ones, this version computes two.
     const auto& studies = doc["neurons"]["studies"];
     for (std::size_t i = 0; i < studies.size(); ++i) {
-      if (studies[i] != "key_linguistic" && studies[i] != "repetition")
+      if (studies[i] == "spatial")
         field_error(path, "neurons.studies[" + std::to_string(i) + "]",
-                    "'" + studies[i].get<std::string>() + "' is not implemented in lmtopo " + lmtopo_version() + " (key_linguistic and repetition are)");
+                    "'spatial' is not implemented in lmtopo " + lmtopo_version() + " (key_linguistic, repetition and sensitive_directions are)");
       for (std::size_t j = 0; j < i; ++j)
         if (studies[j] == studies[i]) field_error(path, "neurons.studies[" + std::to_string(i) + "]", "'" + studies[i].get<std::string>() + "' is listed twice");
     }
     const auto& r = doc["neurons"]["repetition"];
     if (r["window"] < r["ngram"]) field_error(path, "neurons.repetition.window", "must be at least ngram (" + r["ngram"].dump() + ")");
     if (r["min_second"] < r["span"]) field_error(path, "neurons.repetition.min_second", "must be at least span (" + r["span"].dump() + ")");
+    const auto& lengths = doc["neurons"]["sensitive_directions"]["lengths"];
+    for (std::size_t i = 1; i < lengths.size(); ++i)
+      if (!(lengths[i] > lengths[i - 1]))
+        field_error(path, "neurons.sensitive_directions.lengths[" + std::to_string(i) + "]", "lengths must increase");
   }
   // A stage that is accepted must run: the schema knows this section, this version computes nothing for it.
   for (const char* stage : {"aggregate"})

@@ -14,7 +14,8 @@ namespace fs = std::filesystem;
 namespace lmtopo::io {
 
 void write_file_atomically(const std::string& path, const std::string& text) {
-  fs::create_directories(fs::path(path).parent_path());
+  // A bare file name has no parent to create (and create_directories("") throws).
+  if (const fs::path parent = fs::path(path).parent_path(); !parent.empty()) fs::create_directories(parent);
   const std::string tmp = path + ".tmp." + std::to_string(getpid());
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);

@@ -80,6 +80,8 @@ json interventions_to_json(const Interventions& iv) {
       for (const auto& [unit, value] : list) j[name][std::to_string(block)].push_back({unit, value});
   for (const auto& [block, vec] : iv.residual_add) j["residual_add"][std::to_string(block)] = vec;
   if (!iv.skip_blocks.empty()) j["skip_blocks"] = iv.skip_blocks;
+  // Per-row edits are a study's internal probes (their vectors are in its output), not user input.
+  for (const auto& [block, edit] : iv.residual_add_at) j["residual_add_at"][std::to_string(block)] = {{"rows", edit.position.size()}};
   return j;
 }
 

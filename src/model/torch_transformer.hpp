@@ -184,6 +184,7 @@ class TorchTransformer final : public Transformer {
       const Layer& l = layers_[static_cast<std::size_t>(i)];
       if (auto r = iv.residual_add.find(i); r != iv.residual_add.end())
         x = x + torch::from_blob(const_cast<float*>(r->second.data()), {c_.hidden}, torch::kFloat32).to(x.device(), x.scalar_type());
+      if (auto r = iv.residual_add_at.find(i); r != iv.residual_add_at.end()) x = add_at_rows(x, r->second);
       keep("block_input", x);
       if (skip.count(i)) {
         const Tensor zero = torch::zeros_like(x);
@@ -387,6 +388,22 @@ class TorchTransformer final : public Transformer {
                          std::to_string(vec.size()));
     }
     for (int i : iv.skip_blocks) block(i, "skip_blocks");
+    for (const auto& [i, edit] : iv.residual_add_at) block(i, "residual intervention");
+  }
+
+  // x [B, T, hidden] plus edit.vectors[r] at (r, edit.position[r]) for every row r.
+  Tensor add_at_rows(const Tensor& x, const RowResidualEdit& edit) const {
+    const auto B = x.size(0), T = x.size(1);
+    if (static_cast<std::int64_t>(edit.position.size()) != B || static_cast<std::int64_t>(edit.vectors.size()) != B * c_.hidden)
+      throw std::invalid_argument("residual_add_at: expected a position and " + std::to_string(c_.hidden) + " values per row of " + std::to_string(B));
+    Tensor delta = torch::zeros({B, T, c_.hidden}, torch::kFloat32);
+    const Tensor rows = torch::from_blob(const_cast<float*>(edit.vectors.data()), {B, c_.hidden}, torch::kFloat32);
+    for (std::int64_t r = 0; r < B; ++r) {
+      const auto t = edit.position[static_cast<std::size_t>(r)];
+      if (t < 0 || t >= T) throw std::invalid_argument("residual_add_at: position " + std::to_string(t) + " outside the batch's " + std::to_string(T) + " columns");
+      delta[r][t].copy_(rows[r]);
+    }
+    return x + delta.to(x.device(), x.scalar_type());
   }
 
   Tensor apply_ffn_interventions(Tensor act, const Interventions& iv, int layer) const {

@@ -37,13 +37,23 @@ struct HookResult {
 //   iv.ffn_add[3] = {{17, 1.0f}};          // add +1 to it
 //   iv.residual_add[5] = direction;        // add a vector to the residual stream before block 5
 //   iv.skip_blocks = {20, 21};             // drop blocks (layer-pruning evaluation)
+//   iv.residual_add_at[5] = {{3, 7}, v};   // add row r of v [batch, hidden] at token column position[r] of
+//                                          // row r only, before block 5 (sensitive directions)
 // Hooks of a skipped block repeat its input (block_output) and are zero elsewhere.
+struct RowResidualEdit {
+  std::vector<std::int64_t> position;  // [batch]: the token column of each row (of the tokens this pass runs)
+  std::vector<float> vectors;          // [batch, hidden]
+};
+
 struct Interventions {
   std::map<int, std::vector<std::pair<std::int64_t, float>>> ffn_set;
   std::map<int, std::vector<std::pair<std::int64_t, float>>> ffn_add;
   std::map<int, std::vector<float>> residual_add;
   std::vector<int> skip_blocks;
-  bool empty() const { return ffn_set.empty() && ffn_add.empty() && residual_add.empty() && skip_blocks.empty(); }
+  std::map<int, RowResidualEdit> residual_add_at;
+  bool empty() const {
+    return ffn_set.empty() && ffn_add.empty() && residual_add.empty() && skip_blocks.empty() && residual_add_at.empty();
+  }
 };
 
 // Keys and values of the tokens a model has already seen, per block, for incremental decoding: a

@@ -15,7 +15,8 @@ NeuronsSummary run_neurons(const NeuronsOptions& o, MPI_Comm comm) {
   if (o.control_draws < 1 || o.control_draws > 1000) throw InputError("--control-draws: expected 1 to 1000");
   if (o.study == "key_linguistic") return neurons_common::run_key_linguistic(o, comm);
   if (o.study == "repetition") return neurons_common::run_repetition(o, comm);
-  throw InputError("--study: '" + o.study + "' is not implemented yet (key_linguistic and repetition are; sensitive_directions is planned)");
+  if (o.study == "sensitive_directions") return neurons_common::run_sensitive_directions(o, comm);
+  throw InputError("--study: '" + o.study + "' is not implemented yet (key_linguistic, repetition and sensitive_directions are; spatial is planned)");
 }
 
 }  // namespace lmtopo::stages

@@ -17,6 +17,13 @@
 // block (control_draws draws), and the repetition rate of each condition. Tables
 // OUT.repetition_neurons.csv, OUT.repetition_rate.csv.
 //
+// sensitive_directions (science.md §7): every prompt's residual stream before each block of `blocks`,
+// at its last token, pushed a length L (each of `lengths`) along a unit direction of each family
+// (neurons/sensitive_directions.hpp: random, towards_other, gaussian); KL(p_orig || p_perturbed) of
+// that token's next-token distribution per prompt, its mean and quantiles over prompts per family,
+// block and length, and the length at which the mean crosses `kl_threshold`. Table
+// OUT.sensitivity.csv.
+//
 // Work is split by batches as extract splits them, so results do not depend on the rank count beyond
 // float rounding.
 #pragma once
@@ -25,6 +32,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace lmtopo::stages {
 
@@ -34,6 +42,13 @@ struct RepetitionOptions {
   int min_second = 50, span = 30;
   long long top_k = 0;  // 0: 0.5% of all FFN units (at least 1)
   double activate_value = 1.0;
+};
+
+struct SensitiveOptions {
+  std::vector<int> blocks;  // empty: the middle block, num_layers / 2
+  std::vector<double> lengths{0, 1, 2, 4, 8, 16, 32, 64, 128};
+  std::vector<std::string> families{"random", "towards_other", "gaussian"};
+  double ridge = 0.01, kl_threshold = 0.1;
 };
 
 struct NeuronsOptions {
@@ -50,6 +65,7 @@ struct NeuronsOptions {
   int control_draws = 5;
   std::uint64_t seed = 0;  // control draws; repetition: also the prefixes
   RepetitionOptions repetition;
+  SensitiveOptions sensitive;
   nlohmann::json config;
 };
 
@@ -63,6 +79,9 @@ struct NeuronsSummary {
   long long texts = 0, kept_texts = 0, top_k = 0, generated_tokens = 0;
   double generation_seconds = 0, rise_seconds = 0, intervention_seconds = 0;
   double base_rate = 0, deactivated_rate = 0, activated_rate = 0;
+  // sensitive_directions
+  long long prompts = 0, perturbed_rows = 0;
+  double perturbation_seconds = 0;
 };
 
 NeuronsSummary run_neurons(const NeuronsOptions& options, MPI_Comm comm);

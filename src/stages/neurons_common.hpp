@@ -33,5 +33,6 @@ struct RootWriter {
 // The studies (options checked in common by run_neurons).
 NeuronsSummary run_key_linguistic(const NeuronsOptions& options, MPI_Comm comm);
 NeuronsSummary run_repetition(const NeuronsOptions& options, MPI_Comm comm);
+NeuronsSummary run_sensitive_directions(const NeuronsOptions& options, MPI_Comm comm);
 
 }  // namespace lmtopo::stages::neurons_common

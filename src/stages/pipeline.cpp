@@ -160,6 +160,7 @@ std::vector<std::string> item_outputs(const core::JobSpec& spec, const std::stri
       if (study == "key_linguistic") out.push_back(base + ".key_neurons.csv");
       if (study == "key_linguistic" && spec.config["neurons"]["held_out"].get<double>() > 0) out.push_back(base + ".ablation.csv");
       if (study == "repetition") out.insert(out.end(), {base + ".repetition_neurons.csv", base + ".repetition_rate.csv"});
+      if (study == "sensitive_directions") out.insert(out.end(), {base + ".sensitivity.csv", base + ".crossing.csv"});
     }
     return out;
   }
@@ -239,6 +240,9 @@ std::vector<std::string> run_neurons_item(const core::JobSpec& spec, const Item&
     const auto& r = n["repetition"];
     o.repetition = {r["texts"], r["prefix_tokens"], r["new_tokens"], r["ngram"], r["min_occurrences"], r["window"],
                     r["min_second"], r["span"], r["top_k"], r["activate_value"]};
+    const auto& sd = n["sensitive_directions"];
+    o.sensitive = {sd["blocks"].get<std::vector<int>>(), sd["lengths"].get<std::vector<double>>(), sd["families"].get<std::vector<std::string>>(),
+                   sd["ridge"], sd["kl_threshold"]};
     o.config = spec.config;
     for (const auto& m : spec.models)
       if (m.name == it.model) o.architecture = m.architecture;

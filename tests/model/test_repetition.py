@@ -20,14 +20,14 @@ SMALL = {"--texts": "10", "--prefix-tokens": "4", "--new-tokens": "40", "--ngram
          "--window": "30", "--min-second": "8", "--span": "4"}
 
 
-def repetition(path, prompt_file, out, *extra, ranks=1, check=True):
+def repetition(path, prompt_file, out, *extra, ranks=1, check=True, cwd=None):
     given = dict(zip(extra[::2], extra[1::2]))  # options as pairs; these override SMALL's
     options = [x for k, v in {**SMALL, **given}.items() for x in (k, v)]
     cmd = [LMTOPO, "neurons", "--study", "repetition", "--model", str(path), "--prompts", str(prompt_file),
            "--threads", "1", "--batch", "4", "-o", str(out), *options]
     if ranks > 1:
         cmd = [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", str(ranks)] + cmd
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -193,7 +193,9 @@ def test_a_unit_that_grows_with_the_position_is_the_top_repetition_neuron(tmp_pa
     prompt_file, _ = prompts(tmp_path)
     out = tmp_path / "p.h5"
     # The edits make this model loop from about its fifth token: repetitions kept from position 4 on.
-    repetition(path, prompt_file, out, "--top-k", "3", "--control-draws", "1", "--min-second", "4")
+    # A bare output name (no folder) in the working directory: the CSVs beside it are written too.
+    repetition(path, prompt_file, "p.h5", "--top-k", "3", "--control-draws", "1", "--min-second", "4", cwd=tmp_path)
+    assert (tmp_path / "p.repetition_rate.csv").exists() and (tmp_path / "p.repetition_neurons.csv").exists()
     with h5py.File(out, "r") as f:
         top = list(zip(f["repetition/units/layer"][:], f["repetition/units/unit"][:]))
         delta = f["repetition/delta"][:]

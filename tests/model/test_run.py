@@ -18,8 +18,9 @@ train: {steps: 4, batch: 4, layers: 2, hidden: 32, heads: 2, intermediate: 64, v
 extract: {hooks: [post_attention_layernorm, block_output], pool: mean, batch: 8}
 zigzag: {k: 3, max_dim: 2}
 sweep: {metrics: [cka_linear_unbiased, sads, retrieval], pairs: [layer_layer, language_language, checkpoint_checkpoint], knn: 3}
-neurons: {studies: [key_linguistic, repetition], threshold: 1.0, control_draws: 2, batch: 8,
-          repetition: {texts: 6, prefix_tokens: 4, new_tokens: 24, ngram: 2, min_occurrences: 2, window: 24, min_second: 4, span: 2, top_k: 4}}
+neurons: {studies: [key_linguistic, repetition, sensitive_directions], threshold: 1.0, control_draws: 2, batch: 8,
+          repetition: {texts: 6, prefix_tokens: 4, new_tokens: 24, ngram: 2, min_occurrences: 2, window: 24, min_second: 4, span: 2, top_k: 4},
+          sensitive_directions: {lengths: [0, 1, 4], families: [random, gaussian]}}
 """
 
 
@@ -38,7 +39,7 @@ def test_run_resume_and_items(tmp_path):
     assert "run: extract: 4 item(s) computed" in out  # steps 0, 1, 2, 4
     assert "run: zigzag: 8 item(s) computed" in out   # x 2 hooks
     assert "run: sweep: 10 item(s) computed" in out   # 4 checkpoints x 2 hooks + 2 hooks across checkpoints
-    assert "run: neurons: 4 item(s) computed" in out  # key_linguistic and repetition per checkpoint
+    assert "run: neurons: 4 item(s) computed" in out  # the three studies per checkpoint
     root = tmp_path / "out"
     for step in (0, 1, 2, 4):
         act = root / "activations" / "tiny" / f"step{step}.h5"
@@ -70,6 +71,11 @@ def test_run_resume_and_items(tmp_path):
             assert f.attrs["study"].decode() == "repetition" and f["repetition/delta"].shape == (2, 64)
             assert f["repetition/units/unit"].shape == (4,) and f["repetition/conditions/second"].shape == (7, 6)
         assert (root / "neurons" / "tiny" / f"step{step}.repetition.repetition_rate.csv").exists()
+        sensitive = root / "neurons" / "tiny" / f"step{step}.sensitive_directions.h5"
+        subprocess.run([LMTOPO, "validate", str(sensitive)], check=True, capture_output=True)
+        with h5py.File(sensitive, "r") as f:
+            assert f["sensitive/kl"].shape == (1, 2, 120, 3) and f["sensitive/blocks"][:].tolist() == [1]
+        assert (root / "neurons" / "tiny" / f"step{step}.sensitive_directions.crossing.csv").exists()
     again = lmtopo("run", spec)
     assert "run: train: 0 item(s) computed, 1 already complete" in again
     assert "run: extract: 0 item(s) computed, 4 already complete" in again
