@@ -1,6 +1,9 @@
 // `lmtopo neurons`: neuron-level studies on a model and a corpus (key_linguistic, repetition).
 #include <iomanip>
 #include <iostream>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "cli/command.hpp"
 #include "core/error.hpp"
@@ -10,22 +13,19 @@
 namespace lmtopo::cli {
 namespace {
 
-// "a,b,c" -> items converted by `convert`; an empty or malformed item is an error naming the option.
+// The items of a comma-separated option (command.hpp's comma_separated), each converted by
+// std::sto*; an item that does not convert whole is an error naming the option.
 template <typename T, typename Convert>
-std::vector<T> comma_list(const std::string& text, const std::string& option, Convert convert) {
+std::vector<T> converted_items(const std::string& text, const std::string& option, Convert convert) {
   std::vector<T> out;
-  std::size_t from = 0;
-  while (from <= text.size() && !text.empty()) {
-    const std::size_t comma = std::min(text.find(',', from), text.size());
-    const std::string item = text.substr(from, comma - from);
+  for (const auto& item : comma_separated({text})) {
+    std::size_t used = 0;
     try {
-      std::size_t used = 0;
       out.push_back(convert(item, used));
-      if (used != item.size()) throw std::invalid_argument(item);
     } catch (const std::logic_error&) {
-      throw InputError(option + ": '" + item + "' in '" + text + "' is not a valid item");
+      used = 0;
     }
-    from = comma + 1;
+    if (used != item.size()) throw InputError(option + ": '" + item + "' in '" + text + "' is not a valid item");
   }
   return out;
 }
@@ -61,13 +61,9 @@ int run_neurons_cmd(const po::variables_map& vm, const std::vector<std::string>&
   r.activate_value = vm["activate-value"].as<double>();
   auto& sd = o.sensitive;
   if (vm.count("blocks"))
-    sd.blocks = comma_list<int>(vm["blocks"].as<std::string>(), "--blocks", [](const std::string& x, std::size_t& n) { return std::stoi(x, &n); });
-  sd.lengths = comma_list<double>(vm["lengths"].as<std::string>(), "--lengths", [](const std::string& x, std::size_t& n) { return std::stod(x, &n); });
-  sd.families = comma_list<std::string>(vm["families"].as<std::string>(), "--families", [](const std::string& x, std::size_t& n) {
-    n = x.size();
-    if (x.empty()) throw std::invalid_argument("empty");
-    return x;
-  });
+    sd.blocks = converted_items<int>(vm["blocks"].as<std::string>(), "--blocks", [](const std::string& x, std::size_t& n) { return std::stoi(x, &n); });
+  sd.lengths = converted_items<double>(vm["lengths"].as<std::string>(), "--lengths", [](const std::string& x, std::size_t& n) { return std::stod(x, &n); });
+  sd.families = comma_separated({vm["families"].as<std::string>()});
   sd.ridge = vm["ridge"].as<double>();
   sd.kl_threshold = vm["kl-threshold"].as<double>();
   o.config = {{"study", o.study}, {"model", o.model_dir}, {"prompts", o.prompts}, {"batch", o.batch}, {"threshold", o.threshold},

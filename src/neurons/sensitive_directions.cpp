@@ -34,13 +34,13 @@ GaussianFit fit_gaussian(const std::vector<double>& sum, const std::vector<doubl
   return f;
 }
 
-void accumulate_moments(const float* x, std::int64_t rows, std::int64_t dim, std::vector<double>& sum, std::vector<double>& sum_outer) {
+void accumulate_moments(const float* x, std::int64_t rows, std::int64_t dim, double* sum, double* sum_outer) {
   const auto d = static_cast<std::size_t>(dim);
   std::vector<double> rows_d(x, x + rows * dim);
   for (std::int64_t r = 0; r < rows; ++r)
     for (std::size_t i = 0; i < d; ++i) sum[i] += rows_d[static_cast<std::size_t>(r) * d + i];
   cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<int>(dim), static_cast<int>(rows), 1.0, rows_d.data(), static_cast<int>(dim), 1.0,
-              sum_outer.data(), static_cast<int>(dim));
+              sum_outer, static_cast<int>(dim));
 }
 
 void symmetric_from_upper(std::vector<double>& matrix, std::int64_t dim) {

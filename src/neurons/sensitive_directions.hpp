@@ -27,7 +27,7 @@ GaussianFit fit_gaussian(const std::vector<double>& sum, const std::vector<doubl
 
 // Adds the rows of x [rows, dim] (float32) to `sum` [dim] and their outer products to the upper
 // triangle of `sum_outer` [dim, dim] (BLAS dsyrk); symmetric_from_upper() completes it.
-void accumulate_moments(const float* x, std::int64_t rows, std::int64_t dim, std::vector<double>& sum, std::vector<double>& sum_outer);
+void accumulate_moments(const float* x, std::int64_t rows, std::int64_t dim, double* sum, double* sum_outer);
 void symmetric_from_upper(std::vector<double>& matrix, std::int64_t dim);
 
 std::vector<double> isotropic_direction(std::int64_t dim, std::mt19937_64& rng);

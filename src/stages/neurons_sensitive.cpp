@@ -69,10 +69,7 @@ BlockActivations block_activations(model::Transformer& net, const std::vector<Id
           const float* rows = r.values.data() + ((static_cast<std::size_t>(blocks[k]) * members.size() + j) * T) * H;
           for (std::size_t i = 0; i < H * n; ++i)
             if (!std::isfinite(rows[i])) throw InputError(o.model_dir + ": the residual stream before block " + std::to_string(blocks[k]) + " is not finite (NaN or inf; corrupt weights?)");
-          std::vector<double> sum(H, 0.0), outer(H * H, 0.0);
-          neurons::accumulate_moments(rows, static_cast<std::int64_t>(n), static_cast<std::int64_t>(H), sum, outer);
-          for (std::size_t i = 0; i < H; ++i) a.sum[k * H + i] += sum[i];
-          for (std::size_t i = 0; i < H * H; ++i) a.sum_outer[k * H * H + i] += outer[i];
+          neurons::accumulate_moments(rows, static_cast<std::int64_t>(n), static_cast<std::int64_t>(H), a.sum.data() + k * H, a.sum_outer.data() + k * H * H);
           std::copy(rows + (n - 1) * H, rows + n * H, a.last.begin() + static_cast<std::ptrdiff_t>((k * P + members[j]) * H));
           if (k == 0) {
             a.tokens += static_cast<double>(n);

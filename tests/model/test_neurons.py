@@ -185,7 +185,7 @@ def test_a_planted_unit_is_the_key_neuron_of_its_language_only(tmp_path):
 @pytest.mark.parametrize("case,args,message", [
     ("too_few", ["--held-out", "0.5"], "language 'en': 3 prompt(s); the study needs at least 2 to analyse and 1 held out"),
     ("one_language", [], "compares languages; found only 'de'"),
-    ("study", ["--study", "sensitive_directions"], "--study: 'sensitive_directions' is not implemented yet"),
+    ("study", ["--study", "spatial"], "--study: 'spatial' is not implemented yet"),
     ("ablation", ["--ablation", "half"], "--ablation: expected zero or mean"),
     ("nan", [], "mlp_act of block 1 is not finite"),
 ])

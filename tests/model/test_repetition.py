@@ -108,7 +108,7 @@ def test_repetition_neurons_match_transformers_and_numpy(tmp_path, arch, ranks):
     model, tok, path = looping_checkpoint(arch, tmp_path)
     prompt_file, rows = prompts(tmp_path)
     out = tmp_path / "r.h5"
-    repetition(path, prompt_file, out, "--top-k", "6", "--control-draws", "2", "--activate-value", "2.5", ranks=ranks)
+    repetition(path, prompt_file, out, "--top-k", "6", "--control-draws", "1", "--activate-value", "2.5", ranks=ranks)
     with h5py.File(out, "r") as f:
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
         texts, length = f["repetition/texts/ids"][:], f["repetition/texts/length"][:]
@@ -121,7 +121,7 @@ def test_repetition_neurons_match_transformers_and_numpy(tmp_path, arch, ranks):
         cond_units, cond_second = f["repetition/conditions/units"][:], f["repetition/conditions/second"][:]
         rate = f["repetition/conditions/rate"][:]
     assert attrs["lmtopo_schema"] == "neurons/1" and attrs["study"] == "repetition" and attrs["top_k"] == 6
-    assert names == ["none", "deactivate", "activate"] + ["random_deactivate", "random_activate"] * 2
+    assert names == ["none", "deactivate", "activate", "random_deactivate", "random_activate"]
     units = delta.shape[1]
     # Prefixes are 4-token windows of the tokenized prompts; the texts are transformers' greedy ones.
     for i in range(len(texts)):

@@ -20,8 +20,8 @@ TEST(SensitiveDirections, GaussianFitMatchesTheDefinitionAndItsFactor) {
   std::vector<float> x(static_cast<std::size_t>(n * d));
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = normal(rng) * static_cast<float>(1 + i % d) + 5.0f;
   std::vector<double> sum(d, 0.0), outer(d * d, 0.0);
-  accumulate_moments(x.data(), 20, d, sum, outer);  // in two pieces, as batches are
-  accumulate_moments(x.data() + 20 * d, n - 20, d, sum, outer);
+  accumulate_moments(x.data(), 20, d, sum.data(), outer.data());  // in two pieces, as batches are
+  accumulate_moments(x.data() + 20 * d, n - 20, d, sum.data(), outer.data());
   symmetric_from_upper(outer, d);
   const auto fit = fit_gaussian(sum, outer, static_cast<double>(n), d, 0.5);
   std::vector<double> mean(d, 0.0);
