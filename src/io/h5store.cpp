@@ -191,6 +191,16 @@ void write_string_attribute(hid_t obj, const std::string& name, const std::vecto
   checked_status(H5Awrite(attr.get(), type.get(), buf.data()), "H5Awrite", file);
 }
 
+// A scalar numeric attribute stored as `file_type`, written from `value` of `memory_type`.
+void write_scalar_attribute(hid_t obj, const std::string& name, hid_t file_type, hid_t memory_type, const void* value,
+                            const std::string& file) {
+  Handle space(checked(H5Screate(H5S_SCALAR), "H5Screate", file), H5Sclose);
+  if (H5Aexists(obj, name.c_str()) > 0) checked_status(H5Adelete(obj, name.c_str()), "H5Adelete", file);
+  Handle attr(checked(H5Acreate2(obj, name.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT), "H5Acreate2", file),
+              H5Aclose);
+  checked_status(H5Awrite(attr.get(), memory_type, value), "H5Awrite", file);
+}
+
 }  // namespace
 
 std::string dtype_name(DType t) {
@@ -440,23 +450,11 @@ void H5Output::set_attribute(const std::string& object, const std::string& name,
 }
 
 void H5Output::set_attribute(const std::string& object, const std::string& name, long long value) {
-  const hid_t obj = object_of(state_->file.get(), state_->datasets, object);
-  Handle space(checked(H5Screate(H5S_SCALAR), "H5Screate", path_), H5Sclose);
-  if (H5Aexists(obj, name.c_str()) > 0) checked_status(H5Adelete(obj, name.c_str()), "H5Adelete", path_);
-  Handle attr(checked(H5Acreate2(obj, name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), "H5Acreate2",
-                      path_),
-              H5Aclose);
-  checked_status(H5Awrite(attr.get(), H5T_NATIVE_LLONG, &value), "H5Awrite", path_);
+  write_scalar_attribute(object_of(state_->file.get(), state_->datasets, object), name, H5T_STD_I64LE, H5T_NATIVE_LLONG, &value, path_);
 }
 
 void H5Output::set_attribute(const std::string& object, const std::string& name, double value) {
-  const hid_t obj = object_of(state_->file.get(), state_->datasets, object);
-  Handle space(checked(H5Screate(H5S_SCALAR), "H5Screate", path_), H5Sclose);
-  if (H5Aexists(obj, name.c_str()) > 0) checked_status(H5Adelete(obj, name.c_str()), "H5Adelete", path_);
-  Handle attr(checked(H5Acreate2(obj, name.c_str(), H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), "H5Acreate2",
-                      path_),
-              H5Aclose);
-  checked_status(H5Awrite(attr.get(), H5T_NATIVE_DOUBLE, &value), "H5Awrite", path_);
+  write_scalar_attribute(object_of(state_->file.get(), state_->datasets, object), name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value, path_);
 }
 
 std::string H5Output::commit() {
