@@ -1,5 +1,6 @@
-// The k-NN's Gram rows from cuBLAS (knn_cuda.hpp). The points stay on the device for the whole call;
-// each block of rows is one sgemm and one copy back.
+// The k-NN's Gram rows from cuBLAS (knn_cuda.hpp), behind the CUDA plugin's entry point
+// (cuda_plugin.hpp). The points stay on the device for the whole call; each block of rows is one sgemm
+// and one copy back.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -7,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "topology/knn_cuda.hpp"
+#include "topology/cuda_plugin.hpp"
 
 namespace lmtopo::topology {
 namespace {
@@ -79,14 +80,17 @@ class CublasGramRows final : public GramRowSource<float> {
   std::size_t n_ = 0, dim_ = 0, out_rows_ = 0;
 };
 
-}  // namespace
-
-bool knn_cuda_built() { return true; }
-
-std::vector<std::vector<std::uint32_t>> knn_lists_cuda(const float* points, std::size_t n, std::size_t dim, std::size_t k,
-                                                       const KnnOptions& options) {
+std::vector<std::vector<std::uint32_t>> knn_lists_on_device(const float* points, std::size_t n, std::size_t dim,
+                                                            std::size_t k, const KnnOptions& options) {
   CublasGramRows source;
   return knn_lists_with(source, points, n, dim, k, options);
 }
 
+}  // namespace
 }  // namespace lmtopo::topology
+
+extern "C" const lmtopo::topology::CudaPlugin* lmtopo_cuda_plugin() {
+  static const lmtopo::topology::CudaPlugin plugin{lmtopo::topology::kCudaPluginVersion,
+                                                   &lmtopo::topology::knn_lists_on_device};
+  return &plugin;
+}
