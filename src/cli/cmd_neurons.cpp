@@ -66,6 +66,8 @@ int run_neurons_cmd(const po::variables_map& vm, const std::vector<std::string>&
   sd.families = comma_separated({vm["families"].as<std::string>()});
   sd.ridge = vm["ridge"].as<double>();
   sd.kl_threshold = vm["kl-threshold"].as<double>();
+  if (vm.count("sae-decoders")) sd.sae_decoders = comma_separated({vm["sae-decoders"].as<std::string>()});
+  sd.sae_tensor = vm["sae-tensor"].as<std::string>();
   o.config = {{"study", o.study}, {"model", o.model_dir}, {"prompts", o.prompts}, {"batch", o.batch}, {"threshold", o.threshold},
               {"held_out", o.held_out}, {"ablation", o.ablation}, {"control_draws", o.control_draws}, {"seed", o.seed},
               {"threads", o.threads}, {"device", o.device}, {"special_tokens", o.special_tokens}, {"architecture", o.architecture},
@@ -77,7 +79,8 @@ int run_neurons_cmd(const po::variables_map& vm, const std::vector<std::string>&
                               {"span", r.span}, {"top_k", r.top_k}, {"activate_value", r.activate_value}};
   if (o.study == "sensitive_directions")
     o.config["sensitive_directions"] = {{"blocks", sd.blocks}, {"lengths", sd.lengths}, {"families", sd.families}, {"ridge", sd.ridge},
-                                        {"kl_threshold", sd.kl_threshold}, {"position", "last"}};
+                                        {"kl_threshold", sd.kl_threshold}, {"position", "last"}, {"sae_decoders", sd.sae_decoders},
+                                        {"sae_tensor", sd.sae_tensor}};
 #ifdef LMTOPO_TORCH_HELPER
   const auto s = stages::run_neurons(o, MPI_COMM_WORLD);
 #else
@@ -110,7 +113,7 @@ Command make_neurons_command() {
   c.usage = "[mpirun -n P] lmtopo neurons JOB.yaml [--item K] [--force]\n   or: [mpirun -n P] lmtopo neurons --study key_linguistic --model DIR --prompts FILE.jsonl [--threshold 2] "
             "[--held-out 0.25] [--ablation zero|mean] [--control-draws 5] [--seed S] -o OUT.h5\n   or: [mpirun -n P] lmtopo neurons --study repetition --model DIR --prompts FILE.jsonl [--texts 200] "
             "[--prefix-tokens 10] [--new-tokens 200] [--top-k K] [--control-draws 5] [--seed S] -o OUT.h5\n   or: [mpirun -n P] lmtopo neurons --study sensitive_directions --model DIR --prompts FILE.jsonl [--blocks B,...] "
-            "[--lengths 0,1,2,...] [--families random,towards_other,gaussian] [--kl-threshold 0.1] [--seed S] -o OUT.h5";
+            "[--lengths 0,1,2,...] [--families random,towards_other,gaussian,sae] [--sae-decoders F.safetensors,...] [--kl-threshold 0.1] [--seed S] -o OUT.h5";
   c.description =
       "key_linguistic (science.md §4, docs/neurons.md): every block's FFN units (mlp_act) mean-pooled over each "
       "prompt's tokens; per block and language (prompts need `lang`) each unit's share of the mean pairwise cosine "
@@ -132,7 +135,8 @@ Command make_neurons_command() {
       "sensitive_directions (science.md §7): each prompt's residual stream before each of --blocks (default the middle one), "
       "at its last token, pushed x + L u/|u| for each L of --lengths along a direction of each of --families: random "
       "(isotropic), towards_other (another prompt's activation there minus this one's), gaussian (v1 - v2 drawn from a "
-      "Gaussian fitted to the block's activations, covariance + --ridge I); KL(p_orig || p_perturbed) of that token's "
+      "Gaussian fitted to the block's activations, covariance + --ridge I), sae (a row, drawn uniformly among the non-zero ones, "
+      "of an SAE decoder [features, hidden]: tensor --sae-tensor of one --sae-decoders file per block); KL(p_orig || p_perturbed) of that token's "
       "next-token distribution, mean and quantiles over prompts, and the length where the mean reaches --kl-threshold. "
       "Writes OUT.h5 and OUT.sensitivity.csv, OUT.crossing.csv.";
   c.add_options = [](po::options_description& d) {
@@ -164,6 +168,8 @@ Command make_neurons_command() {
         "families", po::value<std::string>()->default_value("random,towards_other,gaussian"), "sensitive_directions: direction families")(
         "ridge", po::value<double>()->default_value(0.01), "sensitive_directions: added to the fitted covariance's diagonal")(
         "kl-threshold", po::value<double>()->default_value(0.1), "sensitive_directions: KL whose crossing length is reported")(
+        "sae-decoders", po::value<std::string>(), "sensitive_directions, family sae: SAE decoder safetensors files, one per block of --blocks, in order")(
+        "sae-tensor", po::value<std::string>()->default_value("W_dec"), "sensitive_directions, family sae: the decoder tensor's name ([features, hidden])")(
         "output,o", po::value<std::string>(), "HDF5 file to write (neurons/1)");
     add_runtime_options(d);
   };

@@ -147,6 +147,39 @@ json yaml_file_to_json(const std::string& path) {
   return node_to_json(root, path);
 }
 
+namespace {
+
+// neurons.sensitive_directions.sae_decoders: one existing file per studied block for every model when
+// the family sae is listed (none otherwise), each resolved against the spec's folder in spec.config.
+void check_sae_decoders(JobSpec& spec, const std::string& path) {
+  json& sd = spec.config["neurons"]["sensitive_directions"];
+  const bool sae = std::count(sd["families"].begin(), sd["families"].end(), "sae") > 0;
+  const std::string field = "neurons.sensitive_directions.sae_decoders";
+  const std::size_t blocks = sd["blocks"].empty() ? 1 : sd["blocks"].size();
+  const bool listed = std::count(spec.config["neurons"]["studies"].begin(), spec.config["neurons"]["studies"].end(), "sensitive_directions") > 0;
+  if (!sae || !listed) {
+    if (!sd["sae_decoders"].empty()) field_error(path, field, "given, but family sae of study sensitive_directions is not run");
+    return;
+  }
+  std::set<std::string> models;
+  for (const auto& m : spec.models) {
+    models.insert(m.name);
+    if (!sd["sae_decoders"].contains(m.name)) field_error(path, field + "." + m.name, "family sae needs this model's decoders");
+  }
+  for (auto& [name, files] : sd["sae_decoders"].items()) {
+    if (!models.count(name)) field_error(path, field + "." + name, "no model of this name");
+    if (files.size() != blocks)
+      field_error(path, field + "." + name, "expected one decoder per studied block (" + std::to_string(blocks) + "), got " + std::to_string(files.size()));
+    for (std::size_t i = 0; i < files.size(); ++i) {
+      files[i] = resolve_path(spec.base_dir, files[i].get<std::string>());
+      if (!fs::exists(files[i].get<std::string>()))
+        field_error(path, field + "." + name + "[" + std::to_string(i) + "]", "'" + files[i].get<std::string>() + "' does not exist");
+    }
+  }
+}
+
+}  // namespace
+
 JobSpec load_job_spec(const std::string& path) {
   JobSpec spec;
   spec.file = path;
@@ -235,6 +268,7 @@ JobSpec load_job_spec(const std::string& path) {
     for (std::size_t i = 1; i < lengths.size(); ++i)
       if (!(lengths[i] > lengths[i - 1]))
         field_error(path, "neurons.sensitive_directions.lengths[" + std::to_string(i) + "]", "lengths must increase");
+    check_sae_decoders(spec, path);
   }
   // A stage that is accepted must run: the schema knows this section, this version computes nothing for it.
   for (const char* stage : {"aggregate"})

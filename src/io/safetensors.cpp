@@ -1,12 +1,14 @@
 #include "io/safetensors.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "core/error.hpp"
+#include "io/ggml_quant.hpp"
 
 namespace fs = std::filesystem;
 
@@ -19,6 +21,19 @@ std::int64_t TensorView::numel() const {
   std::int64_t n = 1;
   for (auto d : shape) n *= d;
   return n;
+}
+
+std::vector<float> tensor_as_float(const TensorView& t) {
+  const auto n = static_cast<std::size_t>(t.numel());
+  std::vector<float> out(n);
+  const auto* bytes = static_cast<const unsigned char*>(t.data);
+  auto u16 = [&](std::size_t i) { return static_cast<std::uint16_t>(bytes[2 * i] | (bytes[2 * i + 1] << 8)); };
+  if (t.dtype == TensorDType::f32) std::memcpy(out.data(), t.data, n * sizeof(float));  // little-endian, as the format
+  if (t.dtype == TensorDType::f16)
+    for (std::size_t i = 0; i < n; ++i) out[i] = half_to_float(u16(i));
+  if (t.dtype == TensorDType::bf16)
+    for (std::size_t i = 0; i < n; ++i) out[i] = bfloat16_to_float(u16(i));
+  return out;
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), file_(path, "safetensors file") {

@@ -28,6 +28,9 @@ struct TensorView {
   std::int64_t numel() const;
 };
 
+// A tensor's values as float32 (F16 and BF16 widened exactly).
+std::vector<float> tensor_as_float(const TensorView& t);
+
 class SafetensorsFile {
  public:
   explicit SafetensorsFile(const std::string& path);

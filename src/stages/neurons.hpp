@@ -49,6 +49,10 @@ struct SensitiveOptions {
   std::vector<double> lengths{0, 1, 2, 4, 8, 16, 32, 64, 128};
   std::vector<std::string> families{"random", "towards_other", "gaussian"};
   double ridge = 0.01, kl_threshold = 0.1;
+  // Family `sae`: one SAE decoder per studied block (safetensors, in --blocks order), the tensor named
+  // `sae_tensor` of shape [features, hidden]; each prompt's direction is one of its (non-zero) rows.
+  std::vector<std::string> sae_decoders;
+  std::string sae_tensor = "W_dec";
 };
 
 struct NeuronsOptions {

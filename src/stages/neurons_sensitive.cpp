@@ -10,6 +10,7 @@
 
 #include "core/error.hpp"
 #include "core/progress.hpp"
+#include "io/safetensors.hpp"
 #include "io/work_manifest.hpp"
 #include "mpi/collective.hpp"
 #include "neurons/sensitive_directions.hpp"
@@ -24,10 +25,10 @@ constexpr double kQuantiles[] = {0.1, 0.25, 0.5, 0.75, 0.9};
 constexpr std::size_t kNumQuantiles = sizeof(kQuantiles) / sizeof(kQuantiles[0]);
 
 std::vector<int> checked_blocks(const SensitiveOptions& s, int layers) {
-  const std::set<std::string> known{"random", "towards_other", "gaussian"};
-  if (s.families.empty()) throw InputError("--families: expected at least one of random, towards_other, gaussian");
+  const std::set<std::string> known{"random", "towards_other", "gaussian", "sae"};
+  if (s.families.empty()) throw InputError("--families: expected at least one of random, towards_other, gaussian, sae");
   for (const auto& f : s.families)
-    if (!known.count(f)) throw InputError("--families: unknown family '" + f + "' (expected random, towards_other, gaussian)");
+    if (!known.count(f)) throw InputError("--families: unknown family '" + f + "' (expected random, towards_other, gaussian, sae)");
   if (std::set<std::string>(s.families.begin(), s.families.end()).size() != s.families.size()) throw InputError("--families: a family is listed twice");
   if (s.lengths.empty()) throw InputError("--lengths: expected at least one length");
   for (std::size_t i = 0; i < s.lengths.size(); ++i)
@@ -39,7 +40,42 @@ std::vector<int> checked_blocks(const SensitiveOptions& s, int layers) {
   for (int b : blocks)
     if (b < 0 || b >= layers) throw InputError("--blocks: block " + std::to_string(b) + " outside 0.." + std::to_string(layers - 1));
   if (std::set<int>(blocks.begin(), blocks.end()).size() != blocks.size()) throw InputError("--blocks: a block is listed twice");
+  const bool sae = std::count(s.families.begin(), s.families.end(), "sae") > 0;
+  if (sae && s.sae_decoders.size() != blocks.size())
+    throw InputError("--sae-decoders: family sae needs one decoder per studied block (" + std::to_string(blocks.size()) + "), got " +
+                     std::to_string(s.sae_decoders.size()));
+  if (!sae && !s.sae_decoders.empty()) throw InputError("--sae-decoders: given, but --families does not list sae");
   return blocks;
+}
+
+// An SAE decoder [features, hidden] as float, read from `path` (safetensors: F32, F16 or BF16), and the
+// indices of its non-zero rows (dead features have none to point along).
+struct SaeDecoder {
+  std::vector<float> rows;
+  std::vector<std::size_t> live;
+};
+
+SaeDecoder read_sae_decoder(const std::string& path, const std::string& tensor, std::size_t H) {
+  const io::SafetensorsFile file(path);
+  const auto it = file.tensors().find(tensor);
+  if (it == file.tensors().end()) throw InputError(path + ": no tensor '" + tensor + "' (--sae-tensor)");
+  const io::TensorView& t = it->second;
+  if (t.shape.size() != 2 || static_cast<std::size_t>(t.shape[1]) != H)
+    throw InputError(path + ": " + tensor + ": expected shape [features, " + std::to_string(H) + "] (the model's hidden size)" +
+                     (t.shape.size() == 2 && static_cast<std::size_t>(t.shape[0]) == H ? ", got [hidden, features]: transpose it" : ""));
+  SaeDecoder d{io::tensor_as_float(t), {}};
+  const std::size_t F = static_cast<std::size_t>(t.shape[0]);
+  for (std::size_t f = 0; f < F; ++f) {
+    double sq = 0;
+    for (std::size_t h = 0; h < H; ++h) {
+      const float v = d.rows[f * H + h];
+      if (!std::isfinite(v)) throw InputError(path + ": " + tensor + ": row " + std::to_string(f) + " is not finite (NaN or inf)");
+      sq += static_cast<double>(v) * v;
+    }
+    if (sq > 0) d.live.push_back(f);
+  }
+  if (d.live.empty()) throw InputError(path + ": " + tensor + ": every row is zero");
+  return d;
 }
 
 // Each prompt's residual stream before each studied block at its last token, and the moments of every
@@ -99,7 +135,8 @@ BlockActivations block_activations(model::Transformer& net, const std::vector<Id
 // asked for).
 struct Directions {
   std::vector<float> unit;
-  std::vector<long long> other;  // [blocks, prompts]
+  std::vector<long long> other;        // [blocks, prompts]
+  std::vector<long long> sae_feature;  // [blocks, prompts]: the decoder row of family sae
   std::vector<neurons::GaussianFit> fits;
 };
 
@@ -123,10 +160,13 @@ long long other_prompt(const std::vector<double>& last, std::size_t k, std::size
 
 Directions directions(const BlockActivations& a, const std::vector<int>& blocks, std::size_t P, std::size_t H, const NeuronsOptions& o) {
   const auto& fam = o.sensitive.families;
-  Directions d{std::vector<float>(blocks.size() * fam.size() * P * H), std::vector<long long>(blocks.size() * P, -1), {}};
+  Directions d{std::vector<float>(blocks.size() * fam.size() * P * H), std::vector<long long>(blocks.size() * P, -1),
+               std::vector<long long>(blocks.size() * P, -1), {}};
   const bool towards = std::count(fam.begin(), fam.end(), "towards_other") > 0;
   if (towards && P < 2) throw InputError(o.prompts + ": towards_other needs at least 2 prompts");
   for (std::size_t k = 0; k < blocks.size(); ++k) {
+    SaeDecoder sae;
+    if (!o.sensitive.sae_decoders.empty()) sae = read_sae_decoder(o.sensitive.sae_decoders[k], o.sensitive.sae_tensor, H);
     if (std::count(fam.begin(), fam.end(), "gaussian")) {
       const std::vector<double> sum(a.sum.begin() + static_cast<std::ptrdiff_t>(k * H), a.sum.begin() + static_cast<std::ptrdiff_t>((k + 1) * H));
       const std::vector<double> outer(a.sum_outer.begin() + static_cast<std::ptrdiff_t>(k * H * H), a.sum_outer.begin() + static_cast<std::ptrdiff_t>((k + 1) * H * H));
@@ -148,6 +188,11 @@ Directions directions(const BlockActivations& a, const std::vector<int>& blocks,
             throw InputError(o.prompts + ": prompt row " + std::to_string(p) + ": towards_other found no prompt with another activation at block " +
                              std::to_string(blocks[k]) + " in 64 draws");
           for (std::size_t i = 0; i < H; ++i) u[i] = a.last[(k * P + static_cast<std::size_t>(d.other[k * P + p])) * H + i] - a.last[(k * P + p) * H + i];
+        }
+        if (fam[f] == "sae") {
+          const std::size_t row = sae.live[std::uniform_int_distribution<std::size_t>(0, sae.live.size() - 1)(rng)];
+          d.sae_feature[k * P + p] = static_cast<long long>(row);
+          for (std::size_t i = 0; i < H; ++i) u[i] = sae.rows[row * H + i];
         }
         double norm = 0;
         for (double x : u) norm += x * x;
@@ -285,6 +330,10 @@ void write_outputs(const NeuronsOptions& o, const std::vector<io::CorpusRecord>&
   w.numbers("/sensitive/quantile_levels", io::DType::f64, {kNumQuantiles}, quantile_levels.data());
   w.numbers("/sensitive/position", io::DType::i64, {P}, position.data());
   w.numbers("/sensitive/other", io::DType::i64, {nb, P}, d.other.data());
+  if (!s.sae_decoders.empty()) {
+    w.numbers("/sensitive/sae/feature", io::DType::i64, {nb, P}, d.sae_feature.data());
+    w.strings("/sensitive/sae/decoder", s.sae_decoders);
+  }
   w.numbers("/sensitive/residual_norm", io::DType::f64, {nb, P}, norm.data());
   w.numbers("/sensitive/directions", io::DType::f32, {nb, nf, P, H}, d.unit.data());
   w.numbers("/sensitive/kl", io::DType::f64, {nb, nf, P, nl}, kl.data());

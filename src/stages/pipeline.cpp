@@ -242,7 +242,9 @@ std::vector<std::string> run_neurons_item(const core::JobSpec& spec, const Item&
                     r["min_second"], r["span"], r["top_k"], r["activate_value"]};
     const auto& sd = n["sensitive_directions"];
     o.sensitive = {sd["blocks"].get<std::vector<int>>(), sd["lengths"].get<std::vector<double>>(), sd["families"].get<std::vector<std::string>>(),
-                   sd["ridge"], sd["kl_threshold"]};
+                   sd["ridge"], sd["kl_threshold"], {}, sd["sae_tensor"]};
+    if (sd["sae_decoders"].contains(it.model) && o.study == "sensitive_directions")
+      o.sensitive.sae_decoders = sd["sae_decoders"][it.model].get<std::vector<std::string>>();
     o.config = spec.config;
     for (const auto& m : spec.models)
       if (m.name == it.model) o.architecture = m.architecture;

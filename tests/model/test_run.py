@@ -4,6 +4,8 @@ import os
 import subprocess
 
 import h5py
+import numpy as np
+from safetensors.numpy import save_file
 
 LMTOPO = os.environ["LMTOPO"]
 MPIRUN = os.environ.get("MPIRUN", "mpirun")
@@ -20,7 +22,7 @@ zigzag: {k: 3, max_dim: 2}
 sweep: {metrics: [cka_linear_unbiased, sads, retrieval], pairs: [layer_layer, language_language, checkpoint_checkpoint], knn: 3}
 neurons: {studies: [key_linguistic, repetition, sensitive_directions], threshold: 1.0, control_draws: 2, batch: 8,
           repetition: {texts: 6, prefix_tokens: 4, new_tokens: 24, ngram: 2, min_occurrences: 2, window: 24, min_second: 4, span: 2, top_k: 4},
-          sensitive_directions: {lengths: [0, 1, 4], families: [random, gaussian]}}
+          sensitive_directions: {lengths: [0, 1, 4], families: [random, gaussian, sae], sae_decoders: {tiny: [sae.safetensors]}}}
 """
 
 
@@ -34,6 +36,7 @@ def lmtopo(*args, ranks=2):
 def test_run_resume_and_items(tmp_path):
     spec = tmp_path / "study.yaml"
     spec.write_text(SPEC)
+    save_file({"W_dec": np.random.default_rng(4).standard_normal((10, 32)).astype(np.float32)}, str(tmp_path / "sae.safetensors"))
     out = lmtopo("run", spec)
     assert "run: train: 1 item(s) computed" in out
     assert "run: extract: 4 item(s) computed" in out  # steps 0, 1, 2, 4
@@ -74,7 +77,9 @@ def test_run_resume_and_items(tmp_path):
         sensitive = root / "neurons" / "tiny" / f"step{step}.sensitive_directions.h5"
         subprocess.run([LMTOPO, "validate", str(sensitive)], check=True, capture_output=True)
         with h5py.File(sensitive, "r") as f:
-            assert f["sensitive/kl"].shape == (1, 2, 120, 3) and f["sensitive/blocks"][:].tolist() == [1]
+            assert f["sensitive/kl"].shape == (1, 3, 120, 3) and f["sensitive/blocks"][:].tolist() == [1]
+            assert f["sensitive/sae/decoder"][0].decode() == str(tmp_path / "sae.safetensors")
+            assert 0 <= f["sensitive/sae/feature"][:].min() and f["sensitive/sae/feature"][:].max() < 10
         assert (root / "neurons" / "tiny" / f"step{step}.sensitive_directions.crossing.csv").exists()
     again = lmtopo("run", spec)
     assert "run: train: 0 item(s) computed, 1 already complete" in again
@@ -91,7 +96,6 @@ def test_run_resume_and_items(tmp_path):
     # The same checkpoint x checkpoint sweep in blocks of 3 checkpoints (groups {0,1,2}, {4}: blocks
     # 0-0, 0-1, 1-1 per hook, one work item each); the last block's task merges them into the file
     # the unblocked item wrote, with the same values; a lost merged file is rebuilt by a rerun.
-    import numpy as np
     whole = {}
     for hook in ("post_attention_layernorm", "block_output"):
         with h5py.File(root / "sweep" / "tiny" / "checkpoints" / f"{hook}.h5", "r") as f:
@@ -159,7 +163,6 @@ def test_killed_extract_resumes_and_duplicates_are_linked(tmp_path):
     half-written looks complete, the rerun computes only what is missing and its files equal an
     uninterrupted run's. A byte-identical copy of a checkpoint is linked, not recomputed."""
     import shutil
-    import numpy as np
     from test_extract import make_checkpoint
     _, _, path = make_checkpoint("neox_parallel", tmp_path)
     _, _, other = make_checkpoint("llama_gqa", tmp_path)
