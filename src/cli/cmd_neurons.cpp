@@ -13,23 +13,6 @@
 namespace lmtopo::cli {
 namespace {
 
-// The items of a comma-separated option (command.hpp's comma_separated), each converted by
-// std::sto*; an item that does not convert whole is an error naming the option.
-template <typename T, typename Convert>
-std::vector<T> converted_items(const std::string& text, const std::string& option, Convert convert) {
-  std::vector<T> out;
-  for (const auto& item : comma_separated({text})) {
-    std::size_t used = 0;
-    try {
-      out.push_back(convert(item, used));
-    } catch (const std::logic_error&) {
-      used = 0;
-    }
-    if (used != item.size()) throw InputError(option + ": '" + item + "' in '" + text + "' is not a valid item");
-  }
-  return out;
-}
-
 int run_neurons_cmd(const po::variables_map& vm, const std::vector<std::string>&) {
   if (vm.count("job")) return run_job_stage(vm, "neurons");
   require_options(vm, {"model", "prompts", "output"});

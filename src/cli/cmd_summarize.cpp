@@ -6,7 +6,6 @@
 #include "cli/command.hpp"
 #include "core/error.hpp"
 #include "io/barcode_csv.hpp"
-#include "io/h5store.hpp"
 #include "mpi/collective.hpp"
 #include "topology/layer_summaries.hpp"
 
@@ -26,59 +25,13 @@ std::string ranges(const std::vector<int>& layers) {
   return out.empty() ? "none" : out;
 }
 
-// L from --layers, or from the barcode itself: the last layer's complex is not empty (every prompt is
-// a vertex of every layer), so some H0 bar is alive at the last position 2L-1 and dies at 2L, and no
-// bar dies later. Without H0 bars nothing in the file pins L down (a largest death of 2L-2 looks the
-// same as one of 2L), so L must be given.
-int number_of_layers(const po::variables_map& vm, const std::vector<topology::PositionBar>& bars, const std::string& input) {
-  int L = vm["layers"].as<int>();
-  if (L == 0) L = vm["num-layers"].as<int>();
-  int max_death = 0, max_h0_death = 0;
-  for (const auto& b : bars) {
-    max_death = std::max(max_death, b.death);
-    if (b.dim == 0) max_h0_death = std::max(max_h0_death, b.death);
-  }
-  if (L == 0) {
-    if (max_h0_death == 0)
-      throw InputError(input + ": dimension: no H0 bars, so the number of layers cannot be read from the file; pass --layers L");
-    if (max_h0_death % 2 != 0 || max_h0_death < max_death)
-      throw InputError(input + ": death: the longest H0 bar dies at " + std::to_string(max_h0_death) + " and the latest bar at " +
-                       std::to_string(max_death) + ", not both at 2L as an intersection zigzag ends; pass --layers L");
-    L = max_h0_death / 2;
-  }
-  if (L < 2) throw InputError("--layers: expected at least 2, got " + std::to_string(L));
-  if (max_death > 2 * L)
-    throw InputError(input + ": death: a bar dies at position " + std::to_string(max_death) + ", after 2L = " +
-                     std::to_string(2 * L) + " (L = " + std::to_string(L) + ")");
-  return L;
-}
-
-bool is_hdf5(const std::string& path) {
-  const auto dot = path.rfind('.');
-  return dot != std::string::npos && (path.substr(dot) == ".h5" || path.substr(dot) == ".hdf5");
-}
-
-// The bars of a `lmtopo zigzag` output (layer-summaries/1: /bars/position, L in @num_layers).
-std::vector<topology::PositionBar> read_position_bars_h5(const std::string& path, int& layers) {
-  const io::H5Input in(path);
-  if (!in.has_attribute("/", "lmtopo_schema") || in.string_attribute("/", "lmtopo_schema") != "layer-summaries/1")
-    throw InputError(path + ": lmtopo_schema: expected a layer-summaries/1 file (the output of lmtopo zigzag)");
-  const auto flat = in.read_i64("/bars/position");
-  std::vector<topology::PositionBar> bars;
-  for (std::size_t i = 0; i + 2 < flat.size(); i += 3)
-    bars.push_back({static_cast<int>(flat[i]), static_cast<int>(flat[i + 1]), static_cast<int>(flat[i + 2])});
-  layers = std::stoi(in.string_attribute("/", "num_layers"));
-  return bars;
-}
-
 int run_summarize(const po::variables_map& vm, const std::vector<std::string>&) {
   if (mpi::rank() != 0) return 0;
   const std::string input = vm["input"].as<std::string>();
-  int file_layers = 0;
-  const auto bars = is_hdf5(input) ? read_position_bars_h5(input, file_layers) : io::read_position_bars_csv(input);
-  const int L = file_layers > 0 && vm["layers"].as<int>() == 0 && vm["num-layers"].as<int>() == 0
-                    ? file_layers
-                    : number_of_layers(vm, bars, input);
+  const int given = vm["layers"].as<int>() ? vm["layers"].as<int>() : vm["num-layers"].as<int>();
+  const io::BarcodeFile file = io::read_barcode_file(input, given);
+  const auto& bars = file.bars;
+  const int L = file.num_layers;
   const int dim = vm["dim"].as<int>();
   const std::string score_name = vm["score"].as<std::string>();
   std::vector<topology::LayerBar> layer_bars;

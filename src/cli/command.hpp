@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+#include <stdexcept>
+
+#include "core/error.hpp"
 #include "model/transformer.hpp"
 
 namespace lmtopo::cli {
@@ -54,6 +57,7 @@ Command make_extract_command();
 Command make_eval_command();
 Command make_generate_command();
 Command make_neurons_command();
+Command make_aggregate_command();
 Command make_train_command();
 Command make_run_command();
 Command make_submit_command();
@@ -65,6 +69,23 @@ void require_options(const po::variables_map& vm, std::initializer_list<const ch
 
 // The non-empty items of comma-separated option values ("a,b" or repeated options, or both).
 std::vector<std::string> comma_separated(const std::vector<std::string>& values);
+
+// The items of a comma-separated option, each converted by std::sto* (`convert(item, used)`); an item
+// that does not convert whole is an error naming the option.
+template <typename T, typename Convert>
+std::vector<T> converted_items(const std::string& text, const std::string& option, Convert convert) {
+  std::vector<T> out;
+  for (const auto& item : comma_separated({text})) {
+    std::size_t used = 0;
+    try {
+      out.push_back(convert(item, used));
+    } catch (const std::logic_error&) {
+      used = 0;
+    }
+    if (used != item.size()) throw InputError(option + ": '" + item + "' in '" + text + "' is not a valid item");
+  }
+  return out;
+}
 
 // The model runtime's options of extract, eval, generate and neurons: --threads, --device,
 // --special-tokens, --architecture.

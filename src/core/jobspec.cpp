@@ -273,8 +273,9 @@ JobSpec load_job_spec(const std::string& path) {
   // A stage that is accepted must run: the schema knows this section, this version computes nothing for it.
   for (const char* stage : {"aggregate"})
     if (doc.contains(stage))
-      field_error(path, stage, "this stage is not implemented in lmtopo " + lmtopo_version() +
-                                   " (remove the section; it would otherwise be accepted and do nothing)");
+      field_error(path, stage, "this job stage is not implemented in lmtopo " + lmtopo_version() +
+                                   " (remove the section; it would otherwise be accepted and do nothing; the one-off "
+                                   "`lmtopo aggregate --input ...` works)");
   // Stages that work on checkpoints need models; without any they would silently have no work.
   if (spec.models.empty())
     for (const char* stage : {"extract", "zigzag", "sweep", "neurons"})

@@ -1,9 +1,11 @@
 #include "io/barcode_csv.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
 #include "core/error.hpp"
+#include "io/h5store.hpp"
 
 namespace lmtopo::io {
 
@@ -43,6 +45,56 @@ std::vector<topology::PositionBar> read_position_bars_csv(const std::string& pat
     }
   }
   return bars;
+}
+
+namespace {
+
+int number_of_layers(int given, const std::vector<topology::PositionBar>& bars, const std::string& path) {
+  int L = given, max_death = 0, max_h0_death = 0;
+  for (const auto& b : bars) {
+    max_death = std::max(max_death, b.death);
+    if (b.dim == 0) max_h0_death = std::max(max_h0_death, b.death);
+  }
+  if (L == 0) {
+    if (max_h0_death == 0)
+      throw InputError(path + ": dimension: no H0 bars, so the number of layers cannot be read from the file; pass --layers L");
+    if (max_h0_death % 2 != 0 || max_h0_death < max_death)
+      throw InputError(path + ": death: the longest H0 bar dies at " + std::to_string(max_h0_death) + " and the latest bar at " +
+                       std::to_string(max_death) + ", not both at 2L as an intersection zigzag ends; pass --layers L");
+    L = max_h0_death / 2;
+  }
+  if (L < 2) throw InputError("--layers: expected at least 2, got " + std::to_string(L));
+  if (max_death > 2 * L)
+    throw InputError(path + ": death: a bar dies at position " + std::to_string(max_death) + ", after 2L = " + std::to_string(2 * L) +
+                     " (L = " + std::to_string(L) + ")");
+  return L;
+}
+
+bool is_hdf5(const std::string& path) {
+  const auto dot = path.rfind('.');
+  return dot != std::string::npos && (path.substr(dot) == ".h5" || path.substr(dot) == ".hdf5");
+}
+
+std::vector<topology::PositionBar> read_position_bars_h5(const std::string& path, int& layers) {
+  const H5Input in(path);
+  if (!in.has_attribute("/", "lmtopo_schema") || in.string_attribute("/", "lmtopo_schema") != "layer-summaries/1")
+    throw InputError(path + ": lmtopo_schema: expected a layer-summaries/1 file (the output of lmtopo zigzag)");
+  const auto flat = in.read_i64("/bars/position");
+  std::vector<topology::PositionBar> bars;
+  for (std::size_t i = 0; i + 2 < flat.size(); i += 3)
+    bars.push_back({static_cast<int>(flat[i]), static_cast<int>(flat[i + 1]), static_cast<int>(flat[i + 2])});
+  layers = std::stoi(in.string_attribute("/", "num_layers"));
+  return bars;
+}
+
+}  // namespace
+
+BarcodeFile read_barcode_file(const std::string& path, int layers) {
+  BarcodeFile f;
+  int file_layers = 0;
+  f.bars = is_hdf5(path) ? read_position_bars_h5(path, file_layers) : read_position_bars_csv(path);
+  f.num_layers = number_of_layers(layers > 0 ? layers : file_layers, f.bars, path);
+  return f;
 }
 
 }  // namespace lmtopo::io

@@ -642,4 +642,16 @@ std::vector<std::string> H5Input::read_strings(const std::string& name) const {
   return out;
 }
 
+void RootWriter::strings(const std::string& name, const std::vector<std::string>& v) {
+  std::size_t width = 1;
+  for (const auto& s : v) width = std::max(width, s.size());
+  out.create_strings(name, v.size(), width, false);
+  out.write_string_rows(name, 0, root ? v : std::vector<std::string>{});
+}
+
+void RootWriter::numbers(const std::string& name, DType t, const std::vector<std::uint64_t>& shape, const void* data) {
+  out.create_numeric(name, t, shape, false);
+  out.write_rows(name, 0, root ? shape[0] : 0, data);
+}
+
 }  // namespace lmtopo::io

@@ -86,6 +86,15 @@ struct DatasetInfo {
   std::map<std::string, std::string> attributes;  // string/integer attributes rendered as text
 };
 
+// Datasets written whole by one rank (`root`); the other ranks take part in the collective calls with
+// no rows.
+struct RootWriter {
+  H5Output& out;
+  bool root;
+  void strings(const std::string& name, const std::vector<std::string>& v);
+  void numbers(const std::string& name, DType t, const std::vector<std::uint64_t>& shape, const void* data);
+};
+
 // Serial read access (any rank, no MPI needed).
 class H5Input {
  public:

@@ -22,27 +22,4 @@ void sum_over_ranks(std::vector<float>& values, MPI_Comm comm) { sum_pieces(valu
 void sum_over_ranks(std::vector<double>& values, MPI_Comm comm) { sum_pieces(values, MPI_DOUBLE, comm); }
 void sum_over_ranks(std::vector<long long>& values, MPI_Comm comm) { sum_pieces(values, MPI_LONG_LONG, comm); }
 
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
-}
-
-std::string csv_base(const std::string& output) {
-  return output.size() > 3 && output.compare(output.size() - 3, 3, ".h5") == 0 ? output.substr(0, output.size() - 3) : output;
-}
-
-void RootWriter::strings(const std::string& name, const std::vector<std::string>& v) {
-  std::size_t width = 1;
-  for (const auto& s : v) width = std::max(width, s.size());
-  out.create_strings(name, v.size(), width, false);
-  out.write_string_rows(name, 0, root ? v : std::vector<std::string>{});
-}
-
-void RootWriter::numbers(const std::string& name, io::DType t, const std::vector<std::uint64_t>& shape, const void* data) {
-  out.create_numeric(name, t, shape, false);
-  out.write_rows(name, 0, root ? shape[0] : 0, data);
-}
-
 }  // namespace lmtopo::stages::neurons_common

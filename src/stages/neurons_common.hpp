@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "io/csv_table.hpp"
 #include "io/h5store.hpp"
 #include "stages/neurons.hpp"
 
@@ -17,18 +18,9 @@ void sum_over_ranks(std::vector<float>& values, MPI_Comm comm);
 void sum_over_ranks(std::vector<double>& values, MPI_Comm comm);
 void sum_over_ranks(std::vector<long long>& values, MPI_Comm comm);
 
-// A CSV field, quoted when it holds a comma, quote or newline.
-std::string csv_field(const std::string& s);
-// OUT.h5 -> OUT (the CSV tables are OUT.<table>.csv).
-std::string csv_base(const std::string& output);
-
-// Datasets whose rows rank 0 writes; the other ranks take part in the collective calls with none.
-struct RootWriter {
-  io::H5Output& out;
-  bool root;
-  void strings(const std::string& name, const std::vector<std::string>& v);
-  void numbers(const std::string& name, io::DType t, const std::vector<std::uint64_t>& shape, const void* data);
-};
+using io::csv_base;
+using io::csv_field;
+using io::RootWriter;
 
 // The studies (options checked in common by run_neurons).
 NeuronsSummary run_key_linguistic(const NeuronsOptions& options, MPI_Comm comm);

@@ -289,13 +289,7 @@ Curves summarise(const std::vector<double>& kl, std::size_t nb, std::size_t nf, 
   return c;
 }
 
-std::string number(double v) {
-  if (std::isnan(v)) return "";
-  std::ostringstream out;
-  out.precision(10);
-  out << v;
-  return out.str();
-}
+std::string number(double v) { return io::csv_number(v); }
 
 void write_outputs(const NeuronsOptions& o, const std::vector<io::CorpusRecord>& prompts, const std::vector<Ids>& tokens, const std::vector<int>& blocks,
                    const BlockActivations& a, const Directions& d, const std::vector<double>& kl, const Curves& c, std::size_t H, MPI_Comm comm) {

@@ -1,0 +1,322 @@
+// The aggregate stage (aggregate.hpp). Every rank reads and computes (the inputs are barcodes: small);
+// rank 0 writes.
+#include "stages/aggregate.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "core/error.hpp"
+#include "io/barcode_csv.hpp"
+#include "io/csv_table.hpp"
+#include "io/h5store.hpp"
+#include "io/work_manifest.hpp"
+#include "mpi/collective.hpp"
+#include "stats/correlation.hpp"
+#include "stats/depth_curves.hpp"
+#include "stats/phases.hpp"
+#include "topology/layer_summaries.hpp"
+
+namespace lmtopo::stages {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// One input summarised: per-layer S̄ and Betti of the chosen dimension, the prompt subsets' S̄ curves
+// when the zigzag ran on subsets, and all of them on the depth grid.
+struct Series {
+  SeriesInput input;
+  int layers = 0;
+  std::vector<double> avg_similarity, betti;  // [L]
+  std::vector<double> replicates;             // [n_replicates, L]
+  std::size_t n_replicates = 0;
+  std::vector<double> curve, betti_curve, sd_curve, replicate_curves;  // on the grid
+  stats::Phase phase;
+};
+
+bool is_hdf5(const std::string& path) {
+  return path.size() > 3 && (path.compare(path.size() - 3, 3, ".h5") == 0 ||
+                             (path.size() > 5 && path.compare(path.size() - 5, 5, ".hdf5") == 0));
+}
+
+// The zigzag's S̄ per prompt subset, [subsets, L], when it ran on two or more subsets.
+void read_replicates(Series& s, int dim) {
+  if (!is_hdf5(s.input.path)) return;
+  const io::H5Input in(s.input.path);
+  const std::string name = "/subsets/h" + std::to_string(dim) + "/avg_similarity";
+  if (!in.has_dataset(name)) return;
+  const auto info = in.dataset(name);
+  if (info.shape.size() != 2 || info.shape[1] != static_cast<std::uint64_t>(s.layers))
+    throw InputError(s.input.path + ": " + name + ": expected [subsets, " + std::to_string(s.layers) + "]");
+  s.replicates = in.read_f64(name);
+  s.n_replicates = static_cast<std::size_t>(info.shape[0]);
+}
+
+Series load_series(const SeriesInput& input, const AggregateOptions& o) {
+  Series s;
+  s.input = input;
+  const io::BarcodeFile file = io::read_barcode_file(input.path, input.layers);
+  s.layers = file.num_layers;
+  std::vector<topology::LayerBar> bars;
+  try {
+    bars = topology::to_layer_bars(file.bars, s.layers, o.dim);
+  } catch (const std::invalid_argument& e) {
+    throw InputError(input.path + ": " + e.what());
+  }
+  const auto summary = topology::summarize_layers(bars, s.layers, o.dim);
+  s.avg_similarity = summary.avg_similarity;
+  s.betti.assign(summary.betti.begin(), summary.betti.end());
+  read_replicates(s, o.dim);
+  return s;
+}
+
+void place_on_grid(Series& s, const std::vector<double>& grid, const std::vector<double>& thresholds) {
+  s.curve = stats::resample_to_depth(s.avg_similarity, grid);
+  s.betti_curve = stats::resample_to_depth(s.betti, grid);
+  s.sd_curve.assign(grid.size(), kNaN);
+  const auto L = static_cast<std::size_t>(s.layers), G = grid.size();
+  for (std::size_t r = 0; r < s.n_replicates; ++r) {
+    const std::vector<double> one(s.replicates.begin() + static_cast<std::ptrdiff_t>(r * L), s.replicates.begin() + static_cast<std::ptrdiff_t>((r + 1) * L));
+    const auto c = stats::resample_to_depth(one, grid);
+    s.replicate_curves.insert(s.replicate_curves.end(), c.begin(), c.end());
+  }
+  if (s.n_replicates >= 2)
+    for (std::size_t g = 0; g < G; ++g) {
+      double mean = 0, sq = 0;
+      for (std::size_t r = 0; r < s.n_replicates; ++r) mean += s.replicate_curves[r * G + g];
+      mean /= static_cast<double>(s.n_replicates);
+      for (std::size_t r = 0; r < s.n_replicates; ++r) sq += std::pow(s.replicate_curves[r * G + g] - mean, 2);
+      s.sd_curve[g] = std::sqrt(sq / static_cast<double>(s.n_replicates - 1));
+    }
+  s.phase = stats::phase_of(s.avg_similarity, thresholds);
+}
+
+// A model's checkpoints: its series in step order, the final (largest step) and step 0's if present.
+struct Model {
+  std::string name;
+  std::vector<std::size_t> by_step;
+  long long settled_step = -1;  // the first checkpoint from which the argmax stays put (-1: one checkpoint)
+  std::size_t final() const { return by_step.back(); }
+};
+
+std::vector<Model> models_of(const std::vector<Series>& series, int tolerance) {
+  std::vector<Model> models;
+  for (std::size_t i = 0; i < series.size(); ++i) {
+    auto it = std::find_if(models.begin(), models.end(), [&](const Model& m) { return m.name == series[i].input.model; });
+    if (it == models.end()) it = models.insert(models.end(), Model{series[i].input.model, {}, -1});
+    it->by_step.push_back(i);
+  }
+  for (auto& m : models) {
+    std::stable_sort(m.by_step.begin(), m.by_step.end(), [&](std::size_t a, std::size_t b) { return series[a].input.step < series[b].input.step; });
+    if (m.by_step.size() < 2) continue;
+    std::vector<int> argmax;
+    for (std::size_t i : m.by_step) argmax.push_back(series[i].phase.argmax_layer);
+    m.settled_step = series[m.by_step[stats::settled_from(argmax, tolerance)]].input.step;
+  }
+  return models;
+}
+
+// The comparison of two models' final S̄ curves.
+struct Pair {
+  std::size_t a = 0, b = 0;  // models
+  double pearson = kNaN, spearman = kNaN, ci_low = kNaN, ci_high = kNaN, shuffle_p = kNaN, null_step0 = kNaN;
+  long long shared = 0;  // 1 shared, 0 not, -1 not decidable (no step-0 checkpoint for the second null)
+};
+
+const Series* step0_of(const Model& m, const std::vector<Series>& series) {
+  for (std::size_t i : m.by_step)
+    if (series[i].input.step == 0 && i != m.final()) return &series[i];
+  return nullptr;
+}
+
+Pair compare(std::size_t a, std::size_t b, const std::vector<Model>& models, const std::vector<Series>& series,
+             const std::vector<double>& grid, const AggregateOptions& o, std::uint64_t seed) {
+  Pair p{a, b};
+  const Series& sa = series[models[a].final()];
+  const Series& sb = series[models[b].final()];
+  p.pearson = stats::pearson(sa.curve, sb.curve);
+  p.spearman = stats::spearman(sa.curve, sb.curve);
+  if (sa.n_replicates >= 2 && sb.n_replicates >= 2 && o.bootstrap > 0) {
+    const auto ci = stats::bootstrap_pearson(sa.replicate_curves, sa.n_replicates, sb.replicate_curves, sb.n_replicates, o.bootstrap, 0.95, seed);
+    p.ci_low = ci.low;
+    p.ci_high = ci.high;
+  }
+  p.shuffle_p = stats::layer_shuffle_p_value(sa.curve, sb.avg_similarity, grid, p.pearson, o.permutations, seed + 1);
+  const Series* za = step0_of(models[a], series);
+  const Series* zb = step0_of(models[b], series);
+  std::vector<double> nulls;
+  if (za) nulls.push_back(stats::pearson(za->curve, sb.curve));
+  if (zb) nulls.push_back(stats::pearson(sa.curve, zb->curve));
+  for (double r : nulls)
+    if (!std::isnan(r)) p.null_step0 = std::isnan(p.null_step0) ? r : std::max(p.null_step0, r);
+  const bool beats_shuffle = !std::isnan(p.pearson) && p.shuffle_p < o.alpha;
+  if (!beats_shuffle) p.shared = 0;
+  else if (nulls.empty()) p.shared = -1;
+  else p.shared = (std::isnan(p.null_step0) || p.pearson > p.null_step0) && (std::isnan(p.ci_low) || std::isnan(p.null_step0) || p.ci_low > p.null_step0) ? 1 : 0;
+  return p;
+}
+
+std::string layer_ranges(const std::vector<int>& layers) {
+  std::string out;
+  for (std::size_t i = 0; i < layers.size();) {
+    std::size_t j = i;
+    while (j + 1 < layers.size() && layers[j + 1] == layers[j] + 1) ++j;
+    out += (out.empty() ? "" : " ") + std::to_string(layers[i]) + (j > i ? "-" + std::to_string(layers[j]) : "");
+    i = j + 1;
+  }
+  return out;
+}
+
+void write_tables(const AggregateOptions& o, const std::vector<Series>& series, const std::vector<Model>& models,
+                  const std::vector<Pair>& pairs, const std::vector<double>& grid) {
+  using io::csv_field;
+  using io::csv_number;
+  std::ostringstream curves, phases, universality;
+  curves << "model,step,depth,avg_similarity,avg_similarity_sd,betti\n";
+  phases << "model,step,num_layers,argmax_layer,argmax_depth,threshold,candidates,first_depth,last_depth,settled_step\n";
+  universality << "model_a,model_b,step_a,step_b,pearson,spearman,ci_low,ci_high,shuffle_p,null_step0,shared\n";
+  for (const auto& m : models)
+    for (std::size_t i : m.by_step) {
+      const Series& s = series[i];
+      const std::string head = csv_field(s.input.model) + "," + std::to_string(s.input.step) + ",";
+      for (std::size_t g = 0; g < grid.size(); ++g)
+        curves << head << csv_number(grid[g]) << "," << csv_number(s.curve[g]) << "," << csv_number(s.sd_curve[g]) << ","
+               << csv_number(s.betti_curve[g]) << "\n";
+      for (const auto& b : s.phase.bands)
+        phases << head << s.layers << "," << s.phase.argmax_layer << "," << csv_number(s.phase.argmax_depth) << "," << csv_number(b.threshold)
+               << "," << layer_ranges(b.layers) << "," << csv_number(b.first_depth) << "," << csv_number(b.last_depth) << ","
+               << (m.settled_step >= 0 ? std::to_string(m.settled_step) : "") << "\n";
+    }
+  for (const auto& p : pairs)
+    universality << csv_field(models[p.a].name) << "," << csv_field(models[p.b].name) << "," << series[models[p.a].final()].input.step << ","
+                 << series[models[p.b].final()].input.step << "," << csv_number(p.pearson) << "," << csv_number(p.spearman) << ","
+                 << csv_number(p.ci_low) << "," << csv_number(p.ci_high) << "," << csv_number(p.shuffle_p) << "," << csv_number(p.null_step0)
+                 << "," << p.shared << "\n";
+  const std::string base = io::csv_base(o.output);
+  io::write_file_atomically(base + ".curves.csv", curves.str());
+  io::write_file_atomically(base + ".phases.csv", phases.str());
+  io::write_file_atomically(base + ".universality.csv", universality.str());
+}
+
+void write_h5(const AggregateOptions& o, const std::vector<Series>& series, const std::vector<Model>& models, const std::vector<Pair>& pairs,
+              const std::vector<double>& grid, MPI_Comm comm) {
+  io::H5Output out(o.output, comm, "aggregate/1", o.config);
+  out.set_attribute("/", "dim", static_cast<long long>(o.dim));
+  out.set_attribute("/", "alpha", o.alpha);
+  out.set_attribute("/", "tolerance", static_cast<long long>(o.tolerance));
+  io::RootWriter w{out, mpi::rank(comm) == 0};
+  const std::size_t S = series.size(), G = grid.size(), T = o.thresholds.size(), P = pairs.size(), M = models.size();
+  std::vector<std::string> model, source, pair_a, pair_b, model_names;
+  std::vector<long long> step, layers, replicates, argmax, first(S * T), last(S * T), settled;
+  std::vector<double> curve, sd, betti, argmax_depth, first_depth(S * T), last_depth(S * T);
+  for (std::size_t i = 0; i < S; ++i) {
+    const Series& s = series[i];
+    model.push_back(s.input.model);
+    source.push_back(s.input.path);
+    step.push_back(s.input.step);
+    layers.push_back(s.layers);
+    replicates.push_back(static_cast<long long>(s.n_replicates));
+    curve.insert(curve.end(), s.curve.begin(), s.curve.end());
+    sd.insert(sd.end(), s.sd_curve.begin(), s.sd_curve.end());
+    betti.insert(betti.end(), s.betti_curve.begin(), s.betti_curve.end());
+    argmax.push_back(s.phase.argmax_layer);
+    argmax_depth.push_back(s.phase.argmax_depth);
+    for (std::size_t t = 0; t < T; ++t) {
+      const auto& b = s.phase.bands[t];
+      first[i * T + t] = b.layers.empty() ? -1 : b.layers.front();
+      last[i * T + t] = b.layers.empty() ? -1 : b.layers.back();
+      first_depth[i * T + t] = b.first_depth;
+      last_depth[i * T + t] = b.last_depth;
+    }
+  }
+  for (const auto& m : models) {
+    model_names.push_back(m.name);
+    settled.push_back(m.settled_step);
+  }
+  std::vector<double> pearson, spearman, ci(P * 2), shuffle_p, null_step0;
+  std::vector<long long> shared;
+  for (std::size_t k = 0; k < P; ++k) {
+    const auto& p = pairs[k];
+    pair_a.push_back(models[p.a].name);
+    pair_b.push_back(models[p.b].name);
+    pearson.push_back(p.pearson);
+    spearman.push_back(p.spearman);
+    ci[2 * k] = p.ci_low;
+    ci[2 * k + 1] = p.ci_high;
+    shuffle_p.push_back(p.shuffle_p);
+    null_step0.push_back(p.null_step0);
+    shared.push_back(p.shared);
+  }
+  w.strings("/series/model", model);
+  w.numbers("/series/step", io::DType::i64, {S}, step.data());
+  w.strings("/series/source", source);
+  w.numbers("/series/num_layers", io::DType::i64, {S}, layers.data());
+  w.numbers("/series/replicates", io::DType::i64, {S}, replicates.data());
+  w.numbers("/grid/depth", io::DType::f64, {G}, grid.data());
+  w.numbers("/curves/avg_similarity", io::DType::f64, {S, G}, curve.data());
+  w.numbers("/curves/avg_similarity_sd", io::DType::f64, {S, G}, sd.data());
+  w.numbers("/curves/betti", io::DType::f64, {S, G}, betti.data());
+  w.numbers("/phases/thresholds", io::DType::f64, {T}, o.thresholds.data());
+  w.numbers("/phases/argmax_layer", io::DType::i64, {S}, argmax.data());
+  w.numbers("/phases/argmax_depth", io::DType::f64, {S}, argmax_depth.data());
+  w.numbers("/phases/first_layer", io::DType::i64, {S, T}, first.data());
+  w.numbers("/phases/last_layer", io::DType::i64, {S, T}, last.data());
+  w.numbers("/phases/first_depth", io::DType::f64, {S, T}, first_depth.data());
+  w.numbers("/phases/last_depth", io::DType::f64, {S, T}, last_depth.data());
+  w.strings("/models/name", model_names);
+  w.numbers("/models/settled_step", io::DType::i64, {M}, settled.data());
+  if (P > 0) {
+    w.strings("/universality/model_a", pair_a);
+    w.strings("/universality/model_b", pair_b);
+    w.numbers("/universality/pearson", io::DType::f64, {P}, pearson.data());
+    w.numbers("/universality/spearman", io::DType::f64, {P}, spearman.data());
+    w.numbers("/universality/pearson_ci", io::DType::f64, {P, 2}, ci.data());
+    w.numbers("/universality/shuffle_p", io::DType::f64, {P}, shuffle_p.data());
+    w.numbers("/universality/null_step0", io::DType::f64, {P}, null_step0.data());
+    w.numbers("/universality/shared", io::DType::i64, {P}, shared.data());
+  }
+  out.commit();
+}
+
+void check_options(const AggregateOptions& o) {
+  if (o.series.empty()) throw InputError("--input: expected at least one barcode (MODEL[@STEP]=FILE)");
+  if (o.dim < 0) throw InputError("--dim: expected a homology dimension >= 0");
+  if (o.grid < 2) throw InputError("--grid: expected at least 2 depth points");
+  for (double t : o.thresholds)
+    if (!(t > 0 && t <= 1)) throw InputError("--thresholds: expected values in (0, 1]");
+  if (!(o.alpha > 0 && o.alpha < 1)) throw InputError("--alpha: expected a value in (0, 1)");
+  if (o.tolerance < 0) throw InputError("--tolerance: expected a number of layers >= 0");
+  std::set<std::pair<std::string, long long>> seen;
+  for (const auto& s : o.series)
+    if (!seen.insert({s.model, s.step}).second)
+      throw InputError(s.path + ": model " + s.model + " step " + std::to_string(s.step) + " is given twice (--input)");
+}
+
+}  // namespace
+
+AggregateSummary run_aggregate(const AggregateOptions& o, MPI_Comm comm) {
+  std::vector<Series> series;
+  std::vector<Model> models;
+  std::vector<Pair> pairs;
+  const auto grid = stats::depth_grid(std::max<std::size_t>(o.grid, 2));
+  mpi::on_all(comm, [&] {
+    check_options(o);
+    for (const auto& in : o.series) series.push_back(load_series(in, o));
+    for (auto& s : series) place_on_grid(s, grid, o.thresholds);
+    models = models_of(series, o.tolerance);
+    for (std::size_t a = 0; a < models.size(); ++a)
+      for (std::size_t b = a + 1; b < models.size(); ++b)
+        pairs.push_back(compare(a, b, models, series, grid, o, o.seed + 1000003ull * pairs.size()));
+  });
+  write_h5(o, series, models, pairs, grid, comm);
+  mpi::on_root(comm, [&] { write_tables(o, series, models, pairs, grid); });
+  AggregateSummary s{series.size(), models.size(), pairs.size(), 0};
+  for (const auto& p : pairs) s.shared += p.shared == 1;
+  return s;
+}
+
+}  // namespace lmtopo::stages

@@ -1,0 +1,176 @@
+"""`lmtopo aggregate` against independent numpy/scipy computations: S̄ and Betti curves from the bars
+by a direct numpy implementation of science.md §1, resampled with numpy.interp; Pearson and Spearman
+from scipy.stats; subset sd from numpy (ddof 1). Known answers: paper 1's released barcodes give the
+pruning blocks and argmax of the data's README; two models with the same final barcode correlate at
+exactly 1 and are shared, one whose S̄ peaks elsewhere is not; the argmax's settling over training;
+bad input is one line, exit 2."""
+import csv
+import re
+
+import h5py
+import numpy as np
+import pytest
+from scipy import stats
+
+from conftest import SHARED, run_lmtopo
+from test_zigzag_subsets import write as write_activations
+
+DATA = SHARED / "data" / "paper1-pile-barcodes"
+GRID = 101
+
+
+def readme_table():
+    rows = {}
+    for line in (DATA / "README.md").read_text().splitlines():
+        m = re.match(r"\|\s*(\S+)\.csv[^|]*\|\s*(\d+)\s*\|\s*(\d+)–(\d+)\s*\|\s*(\d+)–(\d+)\s*\|\s*(\d+)\s*\|", line)
+        if m:
+            rows[m.group(1)] = tuple(int(m.group(i)) for i in range(2, 8))
+    return rows
+
+
+def read_csv_bars(path):
+    with open(path) as fh:
+        return [(int(r["dimension"]), int(r["birth"]), int(r["death"])) for r in csv.DictReader(fh)]
+
+
+def summaries(bars, L, dim=1):
+    """S̄ and Betti per layer, straight from the definitions (effective layer = position // 2)."""
+    lb = [(b // 2, d // 2) for p, b, d in bars if p == dim and b // 2 != d // 2]
+    alive = np.array([[b <= l < d for l in range(L)] for b, d in lb], dtype=bool).reshape(len(lb), L)
+    phsim = (alive[:, :, None] & alive[:, None, :]).sum(0)
+    betti = np.diag(phsim).astype(float)
+    ratio = np.divide(phsim, betti[None, :], out=np.zeros((L, L)), where=betti[None, :] > 0)
+    return ratio.mean(axis=1), betti
+
+
+def on_grid(per_layer):
+    L = len(per_layer)
+    return np.interp(np.linspace(0, 1, GRID), np.arange(L) / (L - 1), per_layer)
+
+
+def aggregate(tmp_path, inputs, *extra, check=True):
+    args = ["aggregate", "-o", tmp_path / "agg.h5", "--permutations", "200", *extra]
+    for i in inputs:
+        args += ["--input", i]
+    return run_lmtopo(*args, check=check)
+
+
+def test_released_barcodes_phases_curves_and_correlations(tmp_path):
+    table = readme_table()
+    assert len(table) == 5
+    aggregate(tmp_path, [f"{name}={DATA / name}.csv" for name in table])
+    run_lmtopo("validate", tmp_path / "agg.h5")
+    with h5py.File(tmp_path / "agg.h5", "r") as f:
+        models = [m.decode() for m in f["series/model"][:]]
+        curves, betti = f["curves/avg_similarity"][:], f["curves/betti"][:]
+        first, last, argmax = f["phases/first_layer"][:], f["phases/last_layer"][:], f["phases/argmax_layer"][:]
+        assert f["phases/thresholds"][:].tolist() == [0.9, 0.8] and (f["series/step"][:] == -1).all()
+        pairs = list(zip([m.decode() for m in f["universality/model_a"][:]], [m.decode() for m in f["universality/model_b"][:]]))
+        pearson, spearman = f["universality/pearson"][:], f["universality/spearman"][:]
+        shared, p = f["universality/shared"][:], f["universality/shuffle_p"][:]
+        assert np.isnan(f["universality/null_step0"][:]).all() and np.isnan(f["universality/pearson_ci"][:]).all()
+    ref = {}
+    for i, name in enumerate(models):
+        L, lo9, hi9, lo8, hi8, top = table[name]
+        assert (first[i].tolist(), last[i].tolist(), argmax[i]) == ([lo9, lo8], [hi9, hi8], top), name
+        sbar, b = summaries(read_csv_bars(DATA / f"{name}.csv"), L)
+        ref[name] = on_grid(sbar)
+        np.testing.assert_allclose(curves[i], ref[name], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(betti[i], on_grid(b), rtol=1e-12)
+    assert len(pairs) == 10
+    for k, (a, b) in enumerate(pairs):
+        assert pearson[k] == pytest.approx(stats.pearsonr(ref[a], ref[b])[0], rel=1e-10)
+        assert spearman[k] == pytest.approx(stats.spearmanr(ref[a], ref[b])[0], rel=1e-10)
+    # Without step-0 checkpoints the second null cannot be decided.
+    assert set(shared.tolist()) <= {-1, 0} and ((p > 0) & (p <= 1)).all()
+    with open(tmp_path / "agg.phases.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 10 and rows[0]["candidates"] == "{}-{}".format(*table[models[0]][1:3])
+
+
+def barcode(path, L, peak, width, count=12):
+    """H1 bars alive on layers around `peak` (their overlap makes S̄ peak there), and the H0 bar that
+    pins L (it dies at 2L)."""
+    bars = [(0, 1, 2 * L)]
+    for i in range(count):
+        lo = max(0, peak - width + i % 3)
+        hi = min(L, peak + width - (i % 2) + 1)
+        bars.append((1, 2 * lo + 1, 2 * hi))
+    bars += [(1, 2 * l + 1, 2 * l + 4) for l in range(0, L - 2, 2)]  # short bars everywhere
+    path.write_text("dimension,birth,death\n" + "".join(f"{p},{b},{d}\n" for p, b, d in bars))
+    return path
+
+
+def test_checkpoint_series_nulls_and_settling(tmp_path):
+    L = 12
+    final = barcode(tmp_path / "final.csv", L, 8, 2)
+    early = barcode(tmp_path / "early.csv", L, 2, 2)
+    mid = barcode(tmp_path / "mid.csv", L, 7, 2)
+    other = barcode(tmp_path / "other.csv", 16, 3, 2)
+    inputs = [f"a@0={early}", f"a@100={mid}", f"a@200={final}", f"b@0={early}", f"b@300={final}", f"c@0={early}", f"c@50={other}"]
+    out = aggregate(tmp_path, inputs).stdout
+    assert "7 barcode(s) of 3 model(s); 3 model pair(s), 1 with a shared" in out
+    with h5py.File(tmp_path / "agg.h5", "r") as f:
+        names = [m.decode() for m in f["models/name"][:]]
+        settled = dict(zip(names, f["models/settled_step"][:].tolist()))
+        pairs = list(zip([m.decode() for m in f["universality/model_a"][:]], [m.decode() for m in f["universality/model_b"][:]]))
+        res = {pq: (f["universality/pearson"][k], f["universality/shared"][k], f["universality/null_step0"][k])
+               for k, pq in enumerate(pairs)}
+        argmax = f["phases/argmax_layer"][:].tolist()
+    assert names == ["a", "b", "c"]
+    assert argmax[0] != argmax[2] and abs(argmax[1] - argmax[2]) <= 1
+    assert settled == {"a": 100, "b": 300, "c": 50}
+    r_ab, shared_ab, null_ab = res[("a", "b")]
+    assert r_ab == pytest.approx(1.0, abs=1e-12) and shared_ab == 1
+    fin, ear = summaries(read_csv_bars(final), L)[0], summaries(read_csv_bars(early), L)[0]
+    assert null_ab == pytest.approx(stats.pearsonr(on_grid(fin), on_grid(ear))[0], rel=1e-10)
+    assert res[("a", "c")][1] == 0 and res[("b", "c")][1] == 0  # c peaks early, as a's and b's step 0 do
+    # Identical curves beat the layer-shuffle null: few shuffles of 12 layers come near r = 1.
+    with h5py.File(tmp_path / "agg.h5", "r") as f:
+        assert f["universality/shuffle_p"][0] < 0.05
+
+
+def test_zigzag_outputs_with_subsets_give_sd_and_intervals(tmp_path):
+    g = np.random.default_rng(4)
+    x = [g.normal(size=(90, 6))]
+    for _ in range(4):
+        x.append(x[-1] + 0.4 * g.normal(size=(90, 6)))
+    files = []
+    for i, scale in enumerate((0.4, 0.6)):
+        layers = np.stack([x[0]] + [x[0] + scale * (j + 1) * g.normal(size=(90, 6)) for j in range(4)])
+        act = write_activations(tmp_path / f"a{i}.h5", layers)
+        run_lmtopo("zigzag", "--activations", act, "--hook", "h", "-o", tmp_path / f"z{i}.h5", "-k", "4", "--dims", "0,1",
+                   "--subsets", "3", "--subset-size", "30", "--subset-seed", "7")
+        files.append(tmp_path / f"z{i}.h5")
+    aggregate(tmp_path, [f"m{i}@10={p}" for i, p in enumerate(files)], "--dim", "1", "--bootstrap", "300")
+    with h5py.File(tmp_path / "agg.h5", "r") as f:
+        sd, reps = f["curves/avg_similarity_sd"][:], f["series/replicates"][:]
+        ci, r = f["universality/pearson_ci"][0], f["universality/pearson"][0]
+        # Without step 0 the pair is undecidable, unless the layer-shuffle null already fails it.
+        assert f["universality/shared"][0] == (-1 if f["universality/shuffle_p"][0] < 0.05 else 0)
+    assert reps.tolist() == [3, 3]
+    for i, p in enumerate(files):
+        with h5py.File(p, "r") as z:
+            sub = z["subsets/h1/avg_similarity"][:]
+        np.testing.assert_allclose(sd[i], np.std([on_grid(s) for s in sub], axis=0, ddof=1), rtol=1e-10, atol=1e-14)
+    assert np.isfinite(ci).all() and -1 <= ci[0] <= ci[1] <= 1 and np.isfinite(r)
+
+
+@pytest.mark.parametrize("inputs,extra,message", [
+    (["a"], [], "--input: expected MODEL[@STEP]=FILE, got 'a'"),
+    (["a@x=F"], [], "--input: 'x' in 'a@x="),
+    (["a@1=F", "a@1=F"], [], "model a step 1 is given twice"),
+    (["a=MISSING"], [], "missing.csv: cannot open the barcode CSV"),
+    (["a=H1ONLY"], [], "no H0 bars"),
+    (["a=F"], ["--grid", "1"], "--grid: expected at least 2"),
+    (["a=F"], ["--thresholds", "0.9,1.5"], "--thresholds: expected values in (0, 1]"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, inputs, extra, message):
+    f = barcode(tmp_path / "f.csv", 6, 3, 1)
+    (tmp_path / "h1.csv").write_text("dimension,birth,death\n1,3,8\n")
+    sub = {"F": str(f), "MISSING": str(tmp_path / "missing.csv"), "H1ONLY": str(tmp_path / "h1.csv")}
+    inputs = [re.sub(r"(?<==)(F|MISSING|H1ONLY)$", lambda m: sub[m.group(1)], i) for i in inputs]
+    proc = aggregate(tmp_path, inputs, *extra, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "agg.h5").exists()
