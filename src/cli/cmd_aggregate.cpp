@@ -34,6 +34,7 @@ stages::SeriesInput series_input(const std::string& text) {
 }
 
 int run_aggregate_cmd(const po::variables_map& vm, const std::vector<std::string>&) {
+  if (vm.count("job")) return run_job_stage(vm, "aggregate");
   require_options(vm, {"input", "output"});
   stages::AggregateOptions o;
   for (const auto& text : vm["input"].as<std::vector<std::string>>()) o.series.push_back(series_input(text));
@@ -67,7 +68,7 @@ Command make_aggregate_command() {
   Command c;
   c.name = "aggregate";
   c.summary = "barcodes of many models and checkpoints on one relative-depth axis: S̄ and Betti curves, phases, universality against nulls";
-  c.usage = "lmtopo aggregate --input MODEL[@STEP]=BARS.csv|ZIGZAG.h5 [--input ...] [--dim 1] [--grid 101] [--thresholds 0.9,0.8] "
+  c.usage = "lmtopo aggregate JOB.yaml [--item K] [--force]\n   or: lmtopo aggregate --input MODEL[@STEP]=BARS.csv|ZIGZAG.h5 [--input ...] [--dim 1] [--grid 101] [--thresholds 0.9,0.8] "
             "[--bootstrap 1000] [--permutations 1000] [--seed S] -o AGG.h5";
   c.description =
       "docs/aggregate.md. Each --input is one barcode: a `lmtopo zigzag` output or a CSV of intersection-zigzag bars "
@@ -82,9 +83,15 @@ Command make_aggregate_command() {
       "step-0 null (each model's step-0 checkpoint against the other's final one, when given). shared = 1 when both "
       "nulls are beaten (the correlation and its interval's lower end above the step-0 null), 0 when one is not, -1 "
       "when there is no step-0 checkpoint to decide. Writes AGG.h5 (aggregate/1) and AGG.curves.csv, AGG.phases.csv, "
-      "AGG.universality.csv.";
+      "AGG.universality.csv. The job-spec form runs one item per extracted hook over every model's checkpoints (their "
+      "zigzag outputs, which must be complete and current) and the section's imported barcodes, into "
+      "OUTPUT/aggregate/<hook>.h5.";
   c.add_options = [](po::options_description& d) {
-    d.add_options()("input", po::value<std::vector<std::string>>()->composing(), "MODEL[@STEP]=FILE: a barcode (repeat for each)")(
+    d.add_options()("job", po::value<std::string>(), "job spec: every hook of the study (or --item K)")(
+        "item", po::value<int>(), "job-spec form: only work item K (0-based, as `lmtopo plan` lists them)")(
+        "item-id", po::value<std::string>(), "job-spec form: only the work item with this id (as `lmtopo plan` lists it)")(
+        "force", "job-spec form: redo complete items")(
+        "input", po::value<std::vector<std::string>>()->composing(), "MODEL[@STEP]=FILE: a barcode (repeat for each)")(
         "dim", po::value<int>()->default_value(1), "homology dimension of S̄ and Betti")(
         "grid", po::value<int>()->default_value(101), "relative-depth points")(
         "thresholds", po::value<std::string>()->default_value("0.9,0.8"), "pruning-candidate thresholds (fractions of max S̄)")(
@@ -95,6 +102,7 @@ Command make_aggregate_command() {
         "seed", po::value<std::uint64_t>()->default_value(0), "seed of the bootstrap and the permutations")(
         "output,o", po::value<std::string>(), "HDF5 file to write (aggregate/1)");
   };
+  c.positionals = {{"job", 1}};
   c.run = run_aggregate_cmd;
   return c;
 }

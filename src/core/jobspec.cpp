@@ -178,6 +178,27 @@ void check_sae_decoders(JobSpec& spec, const std::string& path) {
   }
 }
 
+// aggregate reads the zigzag outputs of dimension `dim`; imported barcodes exist and are named apart
+// from the study's models (resolved against the spec's folder in spec.config).
+void check_aggregate(JobSpec& spec, const std::string& path) {
+  json& a = spec.config["aggregate"];
+  if (!spec.config.contains("zigzag") || !spec.config.contains("extract"))
+    field_error(path, "aggregate", "needs extract and zigzag sections (it reads the zigzag outputs)");
+  const auto& dims = spec.config["zigzag"]["homology_dims"];
+  if (std::find(dims.begin(), dims.end(), a["dim"]) == dims.end())
+    field_error(path, "aggregate.dim", "homology dimension " + a["dim"].dump() + " is not in zigzag.homology_dims " + dims.dump());
+  std::set<std::string> names;
+  for (const auto& m : spec.models) names.insert(m.name);
+  for (std::size_t i = 0; i < a["barcodes"].size(); ++i) {
+    json& b = a["barcodes"][i];
+    const std::string field = "aggregate.barcodes[" + std::to_string(i) + "]";
+    if (!names.insert(b["model"].get<std::string>()).second)
+      field_error(path, field + ".model", "'" + b["model"].get<std::string>() + "' is already a model of the study or an earlier barcode");
+    b["path"] = resolve_path(spec.base_dir, b["path"].get<std::string>());
+    if (!fs::exists(b["path"].get<std::string>())) field_error(path, field + ".path", "'" + b["path"].get<std::string>() + "' does not exist");
+  }
+}
+
 }  // namespace
 
 JobSpec load_job_spec(const std::string& path) {
@@ -271,11 +292,7 @@ JobSpec load_job_spec(const std::string& path) {
     check_sae_decoders(spec, path);
   }
   // A stage that is accepted must run: the schema knows this section, this version computes nothing for it.
-  for (const char* stage : {"aggregate"})
-    if (doc.contains(stage))
-      field_error(path, stage, "this job stage is not implemented in lmtopo " + lmtopo_version() +
-                                   " (remove the section; it would otherwise be accepted and do nothing; the one-off "
-                                   "`lmtopo aggregate --input ...` works)");
+  if (doc.contains("aggregate")) check_aggregate(spec, path);
   // Stages that work on checkpoints need models; without any they would silently have no work.
   if (spec.models.empty())
     for (const char* stage : {"extract", "zigzag", "sweep", "neurons"})

@@ -19,6 +19,8 @@
 #include "io/h5store.hpp"
 #include "io/work_manifest.hpp"
 #include "mpi/collective.hpp"
+#include "core/hashing.hpp"
+#include "stages/aggregate.hpp"
 #include "stages/extract.hpp"
 #include "stages/prepare.hpp"
 #include "stages/sweep.hpp"
@@ -60,6 +62,10 @@ std::vector<Item> items_of(const core::JobSpec& spec, const std::string& stage) 
   if (stage == "train") {
     for (const auto& m : spec.models)
       if (m.from_train) out.push_back({m.name, m.name, {}, ""});
+    return out;
+  }
+  if (stage == "aggregate") {  // one item per hook, over every model and checkpoint
+    for (const auto& h : spec.config["extract"]["hooks"]) out.push_back({h.get<std::string>(), "", {}, h.get<std::string>()});
     return out;
   }
   for (const auto& m : spec.models)
@@ -120,6 +126,14 @@ nlohmann::json item_config(const core::JobSpec& spec, const std::string& stage, 
     c["neurons"] = section("neurons");
     c["checkpoint"] = it.checkpoint.dir;
   }
+  if (stage == "aggregate") {
+    // Its inputs: every zigzag item of the hook by its own configuration (a changed or added
+    // checkpoint makes the aggregate stale), and the imported barcodes by content.
+    c["aggregate"] = section("aggregate");
+    for (const auto& z : items_of(spec, "zigzag"))
+      if (z.hook == it.hook) c["zigzag_items"][z.id] = core::config_hash(item_config(spec, "zigzag", z));
+    for (const auto& b : spec.config["aggregate"]["barcodes"]) c["barcodes"][b["model"].get<std::string>()] = core::sha256_file(b["path"]);
+  }
   if (stage == "sweep") {
     c["extract"] = section("extract");
     c["sweep"] = section("sweep");
@@ -149,9 +163,13 @@ std::string neurons_output(const core::JobSpec& spec, const Item& it, const std:
   return base + (study == "key_linguistic" ? "" : "." + study) + ".h5";
 }
 
-// Output files of an extract or zigzag item (where run_item writes them).
+// Output files of an item (where run_item writes them).
 std::vector<std::string> item_outputs(const core::JobSpec& spec, const std::string& stage, const Item& it) {
   if (stage == "extract") return {activations_path(spec, it)};
+  if (stage == "aggregate") {
+    const std::string base = (fs::path(spec.output) / "aggregate" / it.hook).string();
+    return {base + ".h5", base + ".curves.csv", base + ".phases.csv", base + ".universality.csv"};
+  }
   if (stage == "neurons") {
     std::vector<std::string> out;
     for (const auto& study : spec.config["neurons"]["studies"]) {
@@ -253,6 +271,54 @@ std::vector<std::string> run_neurons_item(const core::JobSpec& spec, const Item&
   return outputs;
 }
 
+// A checkpoint's training step for aggregate: known from a template, else read from a "stepN" label,
+// else its place in the model's checkpoint list (the list is in training order).
+long long training_step(const core::CheckpointRef& c, std::size_t index) {
+  if (c.step >= 0) return c.step;
+  std::size_t used = 0;
+  if (c.label.rfind("step", 0) == 0 && c.label.size() > 4) {
+    try {
+      const long long s = std::stoll(c.label.substr(4), &used);
+      if (used == c.label.size() - 4 && s >= 0) return s;
+    } catch (const std::logic_error&) {
+    }
+  }
+  return static_cast<long long>(index);
+}
+
+// One hook's aggregate: every model's checkpoints (their zigzag outputs, complete and current; a
+// missing or stale one is refused by name) and the imported barcodes.
+std::vector<std::string> run_aggregate_item(const core::JobSpec& spec, const Item& it, MPI_Comm comm) {
+  const auto& a = spec.config["aggregate"];
+  AggregateOptions o;
+  io::WorkManifest manifest(spec.output);
+  for (const auto& m : spec.models) {
+    const auto checkpoints = core::trained_checkpoints(spec, m);
+    for (std::size_t i = 0; i < checkpoints.size(); ++i) {
+      const Item z{m.name + "/" + checkpoints[i].label + "/" + it.hook, m.name, checkpoints[i], it.hook};
+      if (!manifest.is_complete("zigzag", z.id, core::config_hash(item_config(spec, "zigzag", z))))
+        throw InputError(spec.file + ": aggregate item " + it.id + " needs zigzag item " + z.id +
+                         ", which is not complete or is stale (run the zigzag stage first)");
+      o.series.push_back({m.name, training_step(checkpoints[i], i), item_outputs(spec, "zigzag", z)[0], 0});
+    }
+  }
+  for (const auto& b : a["barcodes"])
+    o.series.push_back({b["model"], b.value("step", -1LL), b["path"], b.value("layers", 0)});
+  o.dim = a["dim"];
+  o.grid = a["grid"];
+  o.thresholds = a["pruning_thresholds"].get<std::vector<double>>();
+  o.bootstrap = a["bootstrap"];
+  o.permutations = a["permutations"];
+  o.alpha = a["alpha"];
+  o.tolerance = a["tolerance"];
+  o.seed = a["seed"];
+  o.output = item_outputs(spec, "aggregate", it)[0];
+  o.config = spec.config;
+  mpi::on_root(comm, [&] { fs::create_directories(fs::path(o.output).parent_path()); });
+  run_aggregate(o, comm);
+  return item_outputs(spec, "aggregate", it);
+}
+
 std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& stage, const Item& it, MPI_Comm comm) {
   const auto& cfg = spec.config;
   const std::string corpus = (fs::path(spec.output) / "corpus.h5").string();
@@ -304,6 +370,7 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
     return {o.output};
   }
   if (stage == "neurons") return run_neurons_item(spec, it, corpus, comm);
+  if (stage == "aggregate") return run_aggregate_item(spec, it, comm);
   if (stage == "sweep") {
     const auto& w = cfg["sweep"];
     SweepOptions o;
@@ -387,6 +454,7 @@ std::vector<std::string> pipeline_stages(const core::JobSpec& spec) {
   if (spec.has_stage("zigzag") && spec.has_stage("extract")) out.push_back("zigzag");
   if (spec.has_stage("sweep") && spec.has_stage("extract")) out.push_back("sweep");
   if (spec.has_stage("neurons")) out.push_back("neurons");
+  if (spec.has_stage("aggregate")) out.push_back("aggregate");
   return out;
 }
 

@@ -23,7 +23,17 @@ sweep: {metrics: [cka_linear_unbiased, sads, retrieval], pairs: [layer_layer, la
 neurons: {studies: [key_linguistic, repetition, sensitive_directions], threshold: 1.0, control_draws: 2, batch: 8,
           repetition: {texts: 6, prefix_tokens: 4, new_tokens: 24, ngram: 2, min_occurrences: 2, window: 24, min_second: 4, span: 2, top_k: 4},
           sensitive_directions: {lengths: [0, 1, 4], families: [random, gaussian, sae], sae_decoders: {tiny: [sae.safetensors]}}}
+aggregate: {bootstrap: 50, permutations: 100, barcodes: [{model: imported, path: imported.csv}]}
 """
+
+
+def write_study(folder, text=SPEC, name="study.yaml"):
+    """The spec and the files it names beside it: an SAE decoder [10, hidden 32] for the sae family,
+    and an imported barcode over 4 layers (the H0 bar dying at 2L = 8 pins L)."""
+    save_file({"W_dec": np.random.default_rng(4).standard_normal((10, 32)).astype(np.float32)}, str(folder / "sae.safetensors"))
+    (folder / "imported.csv").write_text("dimension,birth,death\n0,1,8\n1,3,6\n1,2,7\n1,5,8\n")
+    (folder / name).write_text(text)
+    return folder / name
 
 
 def lmtopo(*args, ranks=2):
@@ -34,15 +44,14 @@ def lmtopo(*args, ranks=2):
 
 
 def test_run_resume_and_items(tmp_path):
-    spec = tmp_path / "study.yaml"
-    spec.write_text(SPEC)
-    save_file({"W_dec": np.random.default_rng(4).standard_normal((10, 32)).astype(np.float32)}, str(tmp_path / "sae.safetensors"))
+    spec = write_study(tmp_path)
     out = lmtopo("run", spec)
     assert "run: train: 1 item(s) computed" in out
     assert "run: extract: 4 item(s) computed" in out  # steps 0, 1, 2, 4
     assert "run: zigzag: 8 item(s) computed" in out   # x 2 hooks
     assert "run: sweep: 10 item(s) computed" in out   # 4 checkpoints x 2 hooks + 2 hooks across checkpoints
     assert "run: neurons: 4 item(s) computed" in out  # the three studies per checkpoint
+    assert "run: aggregate: 2 item(s) computed" in out  # one per hook
     root = tmp_path / "out"
     for step in (0, 1, 2, 4):
         act = root / "activations" / "tiny" / f"step{step}.h5"
@@ -81,18 +90,32 @@ def test_run_resume_and_items(tmp_path):
             assert f["sensitive/sae/decoder"][0].decode() == str(tmp_path / "sae.safetensors")
             assert 0 <= f["sensitive/sae/feature"][:].min() and f["sensitive/sae/feature"][:].max() < 10
         assert (root / "neurons" / "tiny" / f"step{step}.sensitive_directions.crossing.csv").exists()
+    for hook in ("post_attention_layernorm", "block_output"):
+        agg = root / "aggregate" / f"{hook}.h5"
+        subprocess.run([LMTOPO, "validate", str(agg)], check=True, capture_output=True)
+        with h5py.File(agg, "r") as f:
+            assert [m.decode() for m in f["series/model"][:]] == ["tiny"] * 4 + ["imported"]
+            assert f["series/step"][:].tolist() == [0, 1, 2, 4, -1] and f["series/num_layers"][:].tolist() == [3, 3, 3, 3, 4]
+            assert [m.decode() for m in f["universality/model_a"][:]] == ["tiny"]
+        assert (root / "aggregate" / f"{hook}.universality.csv").exists()
     again = lmtopo("run", spec)
     assert "run: train: 0 item(s) computed, 1 already complete" in again
     assert "run: extract: 0 item(s) computed, 4 already complete" in again
     assert "run: zigzag: 0 item(s) computed, 8 already complete" in again
     assert "run: sweep: 0 item(s) computed, 10 already complete" in again
     assert "run: neurons: 0 item(s) computed, 4 already complete" in again
+    assert "run: aggregate: 0 item(s) computed, 2 already complete" in again
     # Settings that cannot change a result (reducer, dualize, threads, the k-NN filter's precision and
     # device) leave complete items complete; a setting that can (k) makes them stale.
     neutral = tmp_path / "neutral.yaml"
     neutral.write_text(SPEC.replace("zigzag: {k: 3, max_dim: 2}", "zigzag: {k: 3, max_dim: 2, reducer: twist, dualize: false, "
                                     "threads: 1, knn_precision: float64, knn_device: cpu}"))
     assert "run: zigzag: 0 item(s) computed, 8 already complete" in lmtopo("run", neutral, "--stages", "zigzag")
+    # aggregate reads only complete, current zigzag outputs: with k changed they are stale, and it says which.
+    stale = tmp_path / "stale.yaml"
+    stale.write_text(SPEC.replace("zigzag: {k: 3, max_dim: 2}", "zigzag: {k: 4, max_dim: 2}"))
+    proc = subprocess.run([LMTOPO, "aggregate", str(stale)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "needs zigzag item tiny/step0/post_attention_layernorm, which is not complete or is stale" in proc.stderr, proc.stderr
     # The same checkpoint x checkpoint sweep in blocks of 3 checkpoints (groups {0,1,2}, {4}: blocks
     # 0-0, 0-1, 1-1 per hook, one work item each); the last block's task merges them into the file
     # the unblocked item wrote, with the same values; a lost merged file is rebuilt by a rerun.

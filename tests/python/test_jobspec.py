@@ -39,10 +39,11 @@ def test_examples_are_valid_for_both_validators(spec, tmp_path):
         for m in doc["models"]:
             for c in m.get("checkpoints", []) if isinstance(m.get("checkpoints"), list) else []:
                 (copy.parent / c).mkdir(parents=True, exist_ok=True)
-        for files in doc.get("neurons", {}).get("sensitive_directions", {}).get("sae_decoders", {}).values():
-            for f in files:  # stand-in decoder files (lmtopo validate checks that they exist)
-                (copy.parent / f).parent.mkdir(parents=True, exist_ok=True)
-                (copy.parent / f).touch()
+        files = [f for fs in doc.get("neurons", {}).get("sensitive_directions", {}).get("sae_decoders", {}).values() for f in fs]
+        files += [b["path"] for b in doc.get("aggregate", {}).get("barcodes", [])]
+        for f in files:  # stand-in decoder and barcode files (lmtopo validate checks that they exist)
+            (copy.parent / f).parent.mkdir(parents=True, exist_ok=True)
+            (copy.parent / f).touch()
         spec = copy
     proc = run_lmtopo("validate", spec)
     assert ": valid" in proc.stdout
