@@ -49,6 +49,8 @@ int run_zigzag_cmd(const po::variables_map& vm, const std::vector<std::string>&)
   o.subsets = vm["subsets"].as<int>();
   o.subset_size = vm["subset-size"].as<long long>();
   o.subset_seed = vm["subset-seed"].as<unsigned long long>();
+  o.null_draws = vm["null-draws"].as<int>();
+  o.null_seed = vm["null-seed"].as<unsigned long long>();
   const auto& names = topology::reducer_names();
   if (std::find(names.begin(), names.end(), o.reducer) == names.end())
     throw InputError("--reducer: expected twist, chunk or distributed, got '" + o.reducer + "'");
@@ -102,7 +104,9 @@ Command make_zigzag_command() {
         "benchmark", "print the reducer's per-rank table")(
         "subsets", po::value<int>()->default_value(1), "disjoint random prompt subsets, each its own zigzag (mean ± std)")(
         "subset-size", po::value<long long>()->default_value(0), "prompts per subset (0: all prompts / --subsets)")(
-        "subset-seed", po::value<unsigned long long>()->default_value(0), "seed of the subsets' permutation");
+        "subset-seed", po::value<unsigned long long>()->default_value(0), "seed of the subsets' permutation")(
+        "null-draws", po::value<int>()->default_value(0), "permuted-prompts null: zigzags of subset 0 with every layer's prompts permuted independently (/null)")(
+        "null-seed", po::value<unsigned long long>()->default_value(0), "seed of the null's permutations");
   };
   c.positionals = {{"job", 1}};
   c.run = run_zigzag_cmd;

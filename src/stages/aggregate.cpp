@@ -34,7 +34,9 @@ struct Series {
   std::vector<double> avg_similarity, betti;  // [L]
   std::vector<double> replicates;             // [n_replicates, L]
   std::size_t n_replicates = 0;
-  std::vector<double> curve, betti_curve, sd_curve, replicate_curves;  // on the grid
+  std::vector<double> nulls;                  // [n_nulls, L]: the zigzag's permuted-prompts null draws
+  std::size_t n_nulls = 0;
+  std::vector<double> curve, betti_curve, sd_curve, replicate_curves, null_curves;  // on the grid
   stats::Phase phase;
 };
 
@@ -43,17 +45,33 @@ bool is_hdf5(const std::string& path) {
                              (path.size() > 5 && path.compare(path.size() - 5, 5, ".hdf5") == 0));
 }
 
-// The zigzag's S̄ per prompt subset, [subsets, L], when it ran on two or more subsets.
+// A zigzag output's stack of S̄ curves [rows, L] (`group` subsets or null), when it has one.
+std::size_t read_curves(const io::H5Input& in, const Series& s, const std::string& group, int dim, std::vector<double>& out) {
+  const std::string name = "/" + group + "/h" + std::to_string(dim) + "/avg_similarity";
+  if (!in.has_dataset(name)) return 0;
+  const auto info = in.dataset(name);
+  if (info.shape.size() != 2 || info.shape[1] != static_cast<std::uint64_t>(s.layers))
+    throw InputError(s.input.path + ": " + name + ": expected [" + group + ", " + std::to_string(s.layers) + "]");
+  out = in.read_f64(name);
+  return static_cast<std::size_t>(info.shape[0]);
+}
+
+// The zigzag's S̄ per prompt subset (when it ran on two or more) and per permuted-prompts null draw.
 void read_replicates(Series& s, int dim) {
   if (!is_hdf5(s.input.path)) return;
   const io::H5Input in(s.input.path);
-  const std::string name = "/subsets/h" + std::to_string(dim) + "/avg_similarity";
-  if (!in.has_dataset(name)) return;
-  const auto info = in.dataset(name);
-  if (info.shape.size() != 2 || info.shape[1] != static_cast<std::uint64_t>(s.layers))
-    throw InputError(s.input.path + ": " + name + ": expected [subsets, " + std::to_string(s.layers) + "]");
-  s.replicates = in.read_f64(name);
-  s.n_replicates = static_cast<std::size_t>(info.shape[0]);
+  s.n_replicates = read_curves(in, s, "subsets", dim, s.replicates);
+  s.n_nulls = read_curves(in, s, "null", dim, s.nulls);
+}
+
+std::vector<double> rows_on_grid(const std::vector<double>& rows, std::size_t n, std::size_t L, const std::vector<double>& grid) {
+  std::vector<double> out;
+  for (std::size_t r = 0; r < n; ++r) {
+    const auto c = stats::resample_to_depth(std::vector<double>(rows.begin() + static_cast<std::ptrdiff_t>(r * L),
+                                                                rows.begin() + static_cast<std::ptrdiff_t>((r + 1) * L)), grid);
+    out.insert(out.end(), c.begin(), c.end());
+  }
+  return out;
 }
 
 Series load_series(const SeriesInput& input, const AggregateOptions& o) {
@@ -79,11 +97,8 @@ void place_on_grid(Series& s, const std::vector<double>& grid, const std::vector
   s.betti_curve = stats::resample_to_depth(s.betti, grid);
   s.sd_curve.assign(grid.size(), kNaN);
   const auto L = static_cast<std::size_t>(s.layers), G = grid.size();
-  for (std::size_t r = 0; r < s.n_replicates; ++r) {
-    const std::vector<double> one(s.replicates.begin() + static_cast<std::ptrdiff_t>(r * L), s.replicates.begin() + static_cast<std::ptrdiff_t>((r + 1) * L));
-    const auto c = stats::resample_to_depth(one, grid);
-    s.replicate_curves.insert(s.replicate_curves.end(), c.begin(), c.end());
-  }
+  s.replicate_curves = rows_on_grid(s.replicates, s.n_replicates, L, grid);
+  s.null_curves = rows_on_grid(s.nulls, s.n_nulls, L, grid);
   if (s.n_replicates >= 2)
     for (std::size_t g = 0; g < G; ++g) {
       double mean = 0, sq = 0;
@@ -123,9 +138,30 @@ std::vector<Model> models_of(const std::vector<Series>& series, int tolerance) {
 // The comparison of two models' final S̄ curves.
 struct Pair {
   std::size_t a = 0, b = 0;  // models
-  double pearson = kNaN, spearman = kNaN, ci_low = kNaN, ci_high = kNaN, shuffle_p = kNaN, null_step0 = kNaN;
-  long long shared = 0;  // 1 shared, 0 not, -1 not decidable (no step-0 checkpoint for the second null)
+  double pearson = kNaN, spearman = kNaN, ci_low = kNaN, ci_high = kNaN, shuffle_p = kNaN, null_prompts = kNaN, null_step0 = kNaN;
+  std::string first_null;  // permuted_prompts (both zigzags have null draws) or layer_shuffle
+  long long shared = 0;    // 1 shared, 0 not, -1 not decidable (no step-0 checkpoint for the second null)
 };
+
+// The largest correlation of one model's curve with the other's null draws, both ways (NaN: none defined).
+double permuted_prompts_null(const Series& a, const Series& b, std::size_t G) {
+  double best = kNaN;
+  auto take = [&](const std::vector<double>& curve, const Series& other) {
+    for (std::size_t j = 0; j < other.n_nulls; ++j) {
+      const double r = stats::pearson(curve, std::vector<double>(other.null_curves.begin() + static_cast<std::ptrdiff_t>(j * G),
+                                                                 other.null_curves.begin() + static_cast<std::ptrdiff_t>((j + 1) * G)));
+      if (!std::isnan(r)) best = std::isnan(best) ? r : std::max(best, r);
+    }
+  };
+  take(a.curve, b);
+  take(b.curve, a);
+  return best;
+}
+
+// r (and the interval's lower end, when there is one) above a null correlation (an undefined one is beaten).
+bool beats(const Pair& p, double null) {
+  return std::isnan(null) || (p.pearson > null && (std::isnan(p.ci_low) || p.ci_low > null));
+}
 
 const Series* step0_of(const Model& m, const std::vector<Series>& series) {
   for (std::size_t i : m.by_step)
@@ -135,7 +171,9 @@ const Series* step0_of(const Model& m, const std::vector<Series>& series) {
 
 Pair compare(std::size_t a, std::size_t b, const std::vector<Model>& models, const std::vector<Series>& series,
              const std::vector<double>& grid, const AggregateOptions& o, std::uint64_t seed) {
-  Pair p{a, b};
+  Pair p;
+  p.a = a;
+  p.b = b;
   const Series& sa = series[models[a].final()];
   const Series& sb = series[models[b].final()];
   p.pearson = stats::pearson(sa.curve, sb.curve);
@@ -146,6 +184,9 @@ Pair compare(std::size_t a, std::size_t b, const std::vector<Model>& models, con
     p.ci_high = ci.high;
   }
   p.shuffle_p = stats::layer_shuffle_p_value(sa.curve, sb.avg_similarity, grid, p.pearson, o.permutations, seed + 1);
+  const bool prompts_null = sa.n_nulls > 0 && sb.n_nulls > 0;
+  if (prompts_null) p.null_prompts = permuted_prompts_null(sa, sb, grid.size());
+  p.first_null = prompts_null ? "permuted_prompts" : "layer_shuffle";
   const Series* za = step0_of(models[a], series);
   const Series* zb = step0_of(models[b], series);
   std::vector<double> nulls;
@@ -153,10 +194,10 @@ Pair compare(std::size_t a, std::size_t b, const std::vector<Model>& models, con
   if (zb) nulls.push_back(stats::pearson(sa.curve, zb->curve));
   for (double r : nulls)
     if (!std::isnan(r)) p.null_step0 = std::isnan(p.null_step0) ? r : std::max(p.null_step0, r);
-  const bool beats_shuffle = !std::isnan(p.pearson) && p.shuffle_p < o.alpha;
-  if (!beats_shuffle) p.shared = 0;
+  const bool first = !std::isnan(p.pearson) && (prompts_null ? beats(p, p.null_prompts) : p.shuffle_p < o.alpha);
+  if (!first) p.shared = 0;
   else if (nulls.empty()) p.shared = -1;
-  else p.shared = (std::isnan(p.null_step0) || p.pearson > p.null_step0) && (std::isnan(p.ci_low) || std::isnan(p.null_step0) || p.ci_low > p.null_step0) ? 1 : 0;
+  else p.shared = beats(p, p.null_step0) ? 1 : 0;
   return p;
 }
 
@@ -178,7 +219,7 @@ void write_tables(const AggregateOptions& o, const std::vector<Series>& series, 
   std::ostringstream curves, phases, universality;
   curves << "model,step,depth,avg_similarity,avg_similarity_sd,betti\n";
   phases << "model,step,num_layers,argmax_layer,argmax_depth,threshold,candidates,first_depth,last_depth,settled_step\n";
-  universality << "model_a,model_b,step_a,step_b,pearson,spearman,ci_low,ci_high,shuffle_p,null_step0,shared\n";
+  universality << "model_a,model_b,step_a,step_b,pearson,spearman,ci_low,ci_high,first_null,shuffle_p,null_prompts,null_step0,shared\n";
   for (const auto& m : models)
     for (std::size_t i : m.by_step) {
       const Series& s = series[i];
@@ -194,7 +235,8 @@ void write_tables(const AggregateOptions& o, const std::vector<Series>& series, 
   for (const auto& p : pairs)
     universality << csv_field(models[p.a].name) << "," << csv_field(models[p.b].name) << "," << series[models[p.a].final()].input.step << ","
                  << series[models[p.b].final()].input.step << "," << csv_number(p.pearson) << "," << csv_number(p.spearman) << ","
-                 << csv_number(p.ci_low) << "," << csv_number(p.ci_high) << "," << csv_number(p.shuffle_p) << "," << csv_number(p.null_step0)
+                 << csv_number(p.ci_low) << "," << csv_number(p.ci_high) << "," << p.first_null << "," << csv_number(p.shuffle_p) << ","
+                 << csv_number(p.null_prompts) << "," << csv_number(p.null_step0)
                  << "," << p.shared << "\n";
   const std::string base = io::csv_base(o.output);
   io::write_file_atomically(base + ".curves.csv", curves.str());
@@ -210,8 +252,8 @@ void write_h5(const AggregateOptions& o, const std::vector<Series>& series, cons
   out.set_attribute("/", "tolerance", static_cast<long long>(o.tolerance));
   io::RootWriter w{out, mpi::rank(comm) == 0};
   const std::size_t S = series.size(), G = grid.size(), T = o.thresholds.size(), P = pairs.size(), M = models.size();
-  std::vector<std::string> model, source, pair_a, pair_b, model_names;
-  std::vector<long long> step, layers, replicates, argmax, first(S * T), last(S * T), settled;
+  std::vector<std::string> model, source, pair_a, pair_b, model_names, first_null;
+  std::vector<long long> step, layers, replicates, null_draws, argmax, first(S * T), last(S * T), settled;
   std::vector<double> curve, sd, betti, argmax_depth, first_depth(S * T), last_depth(S * T);
   for (std::size_t i = 0; i < S; ++i) {
     const Series& s = series[i];
@@ -220,6 +262,7 @@ void write_h5(const AggregateOptions& o, const std::vector<Series>& series, cons
     step.push_back(s.input.step);
     layers.push_back(s.layers);
     replicates.push_back(static_cast<long long>(s.n_replicates));
+    null_draws.push_back(static_cast<long long>(s.n_nulls));
     curve.insert(curve.end(), s.curve.begin(), s.curve.end());
     sd.insert(sd.end(), s.sd_curve.begin(), s.sd_curve.end());
     betti.insert(betti.end(), s.betti_curve.begin(), s.betti_curve.end());
@@ -237,7 +280,7 @@ void write_h5(const AggregateOptions& o, const std::vector<Series>& series, cons
     model_names.push_back(m.name);
     settled.push_back(m.settled_step);
   }
-  std::vector<double> pearson, spearman, ci(P * 2), shuffle_p, null_step0;
+  std::vector<double> pearson, spearman, ci(P * 2), shuffle_p, null_prompts, null_step0;
   std::vector<long long> shared;
   for (std::size_t k = 0; k < P; ++k) {
     const auto& p = pairs[k];
@@ -248,6 +291,8 @@ void write_h5(const AggregateOptions& o, const std::vector<Series>& series, cons
     ci[2 * k] = p.ci_low;
     ci[2 * k + 1] = p.ci_high;
     shuffle_p.push_back(p.shuffle_p);
+    null_prompts.push_back(p.null_prompts);
+    first_null.push_back(p.first_null);
     null_step0.push_back(p.null_step0);
     shared.push_back(p.shared);
   }
@@ -256,6 +301,7 @@ void write_h5(const AggregateOptions& o, const std::vector<Series>& series, cons
   w.strings("/series/source", source);
   w.numbers("/series/num_layers", io::DType::i64, {S}, layers.data());
   w.numbers("/series/replicates", io::DType::i64, {S}, replicates.data());
+  w.numbers("/series/null_draws", io::DType::i64, {S}, null_draws.data());
   w.numbers("/grid/depth", io::DType::f64, {G}, grid.data());
   w.numbers("/curves/avg_similarity", io::DType::f64, {S, G}, curve.data());
   w.numbers("/curves/avg_similarity_sd", io::DType::f64, {S, G}, sd.data());
@@ -275,7 +321,9 @@ void write_h5(const AggregateOptions& o, const std::vector<Series>& series, cons
     w.numbers("/universality/pearson", io::DType::f64, {P}, pearson.data());
     w.numbers("/universality/spearman", io::DType::f64, {P}, spearman.data());
     w.numbers("/universality/pearson_ci", io::DType::f64, {P, 2}, ci.data());
+    w.strings("/universality/first_null", first_null);
     w.numbers("/universality/shuffle_p", io::DType::f64, {P}, shuffle_p.data());
+    w.numbers("/universality/null_prompts", io::DType::f64, {P}, null_prompts.data());
     w.numbers("/universality/null_step0", io::DType::f64, {P}, null_step0.data());
     w.numbers("/universality/shared", io::DType::i64, {P}, shared.data());
   }

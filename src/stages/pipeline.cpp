@@ -435,6 +435,8 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
   o.subsets = z["subsets"];
   o.subset_size = z["subset_size"];
   o.subset_seed = z["subset_seed"];
+  o.null_draws = z["null_draws"];
+  o.null_seed = z["null_seed"];
   o.output = item_outputs(spec, "zigzag", it)[0];
   mpi::on_root(comm, [&] { fs::create_directories(fs::path(o.output).parent_path()); });
   run_zigzag(o, comm);

@@ -1,6 +1,7 @@
 #include "stages/zigzag.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <map>
 #include <iomanip>
@@ -41,6 +42,44 @@ std::vector<topology::Simplex> unpack(const std::uint32_t* data, std::size_t n) 
     pos += 1 + len;
   }
   return out;
+}
+
+// The seed of null draw `draw`'s permutation of layer `layer`'s rows.
+unsigned long long null_layer_seed(unsigned long long seed, std::size_t draw, int layer) {
+  return (seed * 1000003ull + draw) * 1000003ull + static_cast<unsigned long long>(layer);
+}
+
+using RunRows = std::function<std::vector<std::size_t>(std::size_t, int)>;
+
+// The permuted-prompts null: per draw and layer the /activations row of each vertex, and per homology
+// dimension the draws' Betti and S̄ curves (rank 0's values; every rank takes part).
+void write_null(io::H5Output& out, const RunRows& run_rows, std::size_t first_null_run, const std::vector<std::vector<topology::PositionBar>>& bars,
+                int L, const ZigzagOptions& o, bool root) {
+  const auto D = static_cast<std::uint64_t>(o.null_draws), Lu = static_cast<std::uint64_t>(L);
+  std::vector<long long> rows;
+  for (std::size_t d = 0; d < D; ++d)
+    for (int l = 0; l < L; ++l)
+      for (auto r : run_rows(first_null_run + d, l)) rows.push_back(static_cast<long long>(r));
+  const std::uint64_t m = rows.size() / std::max<std::uint64_t>(1, D * Lu);
+  out.create_numeric("/null/prompts", io::DType::i64, {D, Lu, m}, false);
+  out.write_rows("/null/prompts", 0, root ? D : 0, rows.data());
+  out.set_attribute("/null/prompts", "seed", static_cast<long long>(o.null_seed));
+  out.set_attribute("/null/prompts", "selection",
+                    "per draw and layer, subset 0's rows of /activations in a Fisher-Yates permutation (mt19937_64, seed of (seed, draw, layer))");
+  for (int p : o.homology_dims) {
+    std::vector<double> betti, sbar;
+    if (root)
+      for (const auto& b : bars) {
+        const auto s = topology::summarize_layers(topology::to_layer_bars(b, L, p), L, p);
+        betti.insert(betti.end(), s.betti.begin(), s.betti.end());
+        sbar.insert(sbar.end(), s.avg_similarity.begin(), s.avg_similarity.end());
+      }
+    const std::string g = "/null/h" + std::to_string(p) + "/";
+    out.create_numeric(g + "betti", io::DType::f64, {D, Lu}, false);
+    out.write_rows(g + "betti", 0, root ? D : 0, betti.data());
+    out.create_numeric(g + "avg_similarity", io::DType::f64, {D, Lu}, false);
+    out.write_rows(g + "avg_similarity", 0, root ? D : 0, sbar.data());
+  }
 }
 
 }  // namespace
@@ -132,24 +171,39 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
     t_phase = now;
   };
 
+  if (o.null_draws < 0) throw InputError("--null-draws: expected a number >= 0, got " + std::to_string(o.null_draws));
+  // The rows of layer l in run si: a subset's rows in every layer, or for the null runs after them,
+  // subset 0's rows in a permutation of their own per layer.
+  const std::size_t runs = subsets.size() + static_cast<std::size_t>(o.null_draws);
+  auto run_rows = [&](std::size_t si, int l) {
+    if (si < subsets.size()) return subsets[si];
+    const auto& base = subsets[0];
+    const auto perm = core::permutation(base.size(), null_layer_seed(o.null_seed, si - subsets.size(), l));
+    std::vector<std::size_t> rows(base.size());
+    for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = base[perm[i]];
+    return rows;
+  };
+
   ZigzagSummary summary;
   summary.num_layers = L;
   summary.num_points = static_cast<long long>(subsets[0].size());
   std::vector<std::vector<topology::PositionBar>> pos_by_subset;
   std::vector<topology::ZigzagBar> op_bars;
-  for (std::size_t si = 0; si < subsets.size(); ++si) {
-    const auto& rows = subsets[si];
-    const std::size_t m = rows.size();
+  for (std::size_t si = 0; si < runs; ++si) {
+    const std::size_t m = subsets[0].size();
+    const bool is_null = si >= subsets.size();
     // Layers round-robin over the ranks: read one layer, k-NN, symmetrise, flag complex.
     std::vector<std::pair<int, std::vector<std::uint32_t>>> mine;
-    core::Progress progress(rank == 0, "zigzag k-NN + flag complexes" + (subsets.size() > 1 ? " subset " + std::to_string(si) : std::string()) +
+    core::Progress progress(rank == 0, "zigzag k-NN + flag complexes" + (is_null ? " null draw " + std::to_string(si - subsets.size())
+                                                                         : subsets.size() > 1 ? " subset " + std::to_string(si) : std::string()) +
                                            (size > 1 ? " (rank 0 of " + std::to_string(size) + ")" : ""),
                             static_cast<std::uint64_t>((L + size - 1) / size), "layers");
     mpi::on_all(comm, [&] {
       io::H5Input in(o.activations);
       for (int l = rank; l < L; l += size) {
         auto points = in.read_f32_rows(dataset, static_cast<std::uint64_t>(l), 1);
-        if (m != n) {
+        const auto rows = run_rows(si, l);
+        if (m != n || is_null) {
           std::vector<float> picked(m * dim);
           for (std::size_t r = 0; r < m; ++r)
             std::copy_n(points.begin() + static_cast<std::ptrdiff_t>(rows[r] * dim), dim, picked.begin() + static_cast<std::ptrdiff_t>(r * dim));
@@ -229,6 +283,9 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
     pos_by_subset.push_back(std::move(pos_bars));
     phase_done("bar read-out (rank 0)", si == 0);
   }
+  const std::vector<std::vector<topology::PositionBar>> pos_by_null(pos_by_subset.begin() + static_cast<std::ptrdiff_t>(subsets.size()),
+                                                                    pos_by_subset.end());
+  pos_by_subset.resize(subsets.size());
   const auto& pos_bars = pos_by_subset[0];
   summary.num_bars = static_cast<long long>(pos_bars.size());
 
@@ -238,7 +295,7 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
                            {"knn_precision", o.knn_precision}, {"knn_device", o.knn_device},
                            {"dualize", o.dualize},
                            {"subsets", o.subsets},         {"subset_size", o.subset_size},
-                           {"subset_seed", o.subset_seed}};
+                           {"subset_seed", o.subset_seed}, {"null_draws", o.null_draws}, {"null_seed", o.null_seed}};
   io::H5Output out(o.output, comm, "layer-summaries/1", config);
   out.set_attribute("/", "k", static_cast<long long>(o.k));
   out.set_attribute("/", "max_dim", static_cast<long long>(o.max_dim));
@@ -342,6 +399,7 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
       }
     }
   }
+  if (o.null_draws > 0) write_null(out, RunRows(run_rows), subsets.size(), pos_by_null, L, o, root);
   out.commit();
   phase_done("summaries + write", true);
   if (o.benchmark) {

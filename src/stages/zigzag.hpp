@@ -32,6 +32,11 @@ struct ZigzagOptions {
   int subsets = 1;
   long long subset_size = 0;
   unsigned long long subset_seed = 0;
+  // Permuted-prompts null (aggregate's first null): `null_draws` more zigzags of subset 0's prompts in
+  // which every layer's rows are permuted independently (seeded), so that a vertex is a different
+  // prompt in each layer and the layer-to-layer correspondence of points is broken.
+  int null_draws = 0;
+  unsigned long long null_seed = 0;
 };
 
 struct ZigzagSummary {

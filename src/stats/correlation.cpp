@@ -35,6 +35,10 @@ std::vector<std::size_t> resample(std::size_t n, std::mt19937_64& rng) {
 
 double pearson(const std::vector<double>& a, const std::vector<double>& b) {
   if (a.size() != b.size() || a.size() < 2) throw std::invalid_argument("pearson: two curves of the same length >= 2");
+  // A constant curve has no correlation; tested exactly, since its mean need not be its value in floating
+  // point and the centred sums would then be rounding noise.
+  const auto constant = [](const std::vector<double>& x) { return std::all_of(x.begin(), x.end(), [&](double v) { return v == x[0]; }); };
+  if (constant(a) || constant(b)) return kNaN;
   const double n = static_cast<double>(a.size());
   const double ma = std::accumulate(a.begin(), a.end(), 0.0) / n, mb = std::accumulate(b.begin(), b.end(), 0.0) / n;
   double sab = 0, saa = 0, sbb = 0;

@@ -130,7 +130,9 @@ def test_checkpoint_series_nulls_and_settling(tmp_path):
         assert f["universality/shuffle_p"][0] < 0.05
 
 
-def test_zigzag_outputs_with_subsets_give_sd_and_intervals(tmp_path):
+def test_zigzag_outputs_with_subsets_and_null_draws(tmp_path):
+    """Subsets give the sd and the bootstrap interval; the zigzags' permuted-prompts null draws give the
+    first null: the largest r of either model's curve with the other's null curves (numpy)."""
     g = np.random.default_rng(4)
     x = [g.normal(size=(90, 6))]
     for _ in range(4):
@@ -140,14 +142,28 @@ def test_zigzag_outputs_with_subsets_give_sd_and_intervals(tmp_path):
         layers = np.stack([x[0]] + [x[0] + scale * (j + 1) * g.normal(size=(90, 6)) for j in range(4)])
         act = write_activations(tmp_path / f"a{i}.h5", layers)
         run_lmtopo("zigzag", "--activations", act, "--hook", "h", "-o", tmp_path / f"z{i}.h5", "-k", "4", "--dims", "0,1",
-                   "--subsets", "3", "--subset-size", "30", "--subset-seed", "7")
+                   "--subsets", "3", "--subset-size", "30", "--subset-seed", "7", "--null-draws", "3", "--null-seed", str(i))
         files.append(tmp_path / f"z{i}.h5")
     aggregate(tmp_path, [f"m{i}@10={p}" for i, p in enumerate(files)], "--dim", "1", "--bootstrap", "300")
     with h5py.File(tmp_path / "agg.h5", "r") as f:
         sd, reps = f["curves/avg_similarity_sd"][:], f["series/replicates"][:]
         ci, r = f["universality/pearson_ci"][0], f["universality/pearson"][0]
-        # Without step 0 the pair is undecidable, unless the layer-shuffle null already fails it.
-        assert f["universality/shared"][0] == (-1 if f["universality/shuffle_p"][0] < 0.05 else 0)
+        curves, null_prompts, shared = f["curves/avg_similarity"][:], f["universality/null_prompts"][0], f["universality/shared"][0]
+        assert f["universality/first_null"][0].decode() == "permuted_prompts" and f["series/null_draws"][:].tolist() == [3, 3]
+    nulls = []
+    for p in files:
+        with h5py.File(p, "r") as z:
+            nulls.append([on_grid(c) for c in z["null/h1/avg_similarity"][:]])
+    # Constant null curves have no correlation (NaN): they are left out, as lmtopo leaves them out.
+    rs = [np.corrcoef(curves[a], c)[0, 1] if np.ptp(c) > 0 else np.nan for a, b in ((0, 1), (1, 0)) for c in nulls[b]]
+    # On these data no H1 bar outlives a permuted layer change, so every null S̄ curve is flat at 1/L
+    # (as numpy finds) and its correlation undefined: NaN, a null that is beaten by any curve.
+    if np.isnan(rs).all():
+        assert np.isnan(null_prompts) and all(np.allclose(c, c[0]) for n in nulls for c in n)
+    else:
+        assert null_prompts == pytest.approx(np.nanmax(rs), rel=1e-10)
+    # Without step 0 the pair is undecidable, unless the permuted-prompts null already fails it.
+    assert shared == (-1 if np.isnan(null_prompts) or (r > null_prompts and ci[0] > null_prompts) else 0)
     assert reps.tolist() == [3, 3]
     for i, p in enumerate(files):
         with h5py.File(p, "r") as z:

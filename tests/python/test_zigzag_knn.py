@@ -213,3 +213,30 @@ def test_memory_guard_refuses_before_building(tmp_path):
     proc = run_lmtopo("zigzag", "--activations", act, "--hook", "h", "-o", tmp_path / "z.h5", "-k", 30,
                       "--max-dim", 6, "--dims", "0", "--mem-limit", 0.001, check=False)
     assert proc.returncode == 2 and "--mem-limit" in proc.stderr and "simplices" in proc.stderr
+
+
+def test_permuted_prompts_null_draws_match_the_independent_pipeline(tmp_path):
+    """--null-draws: each draw's layers hold the prompts in a permutation of their own (recorded in
+    /null/prompts, a permutation per layer, and not the identity); its bars are the independent
+    pipeline's on those permuted layers, and its S̄ and Betti curves follow from them."""
+    from test_aggregate import summaries
+    _, x, k, max_dim, metric = next(cases(71, 1))
+    x = np.concatenate([x, x[-1:] + 0.3], axis=0)  # at least 3 layers
+    act, out = tmp_path / "a.h5", tmp_path / "z.h5"
+    write_activations(act, x)
+    run_lmtopo("zigzag", "--activations", act, "--hook", "h", "-o", out, "-k", k, "--max-dim", 2, "--dims", "0,1",
+               "--metric", metric, "--null-draws", 2, "--null-seed", 5, ranks=2)
+    run_lmtopo("validate", out)
+    L, n = x.shape[:2]
+    with h5py.File(out, "r") as f:
+        rows = f["null/prompts"][:]
+        sbar, betti = f["null/h1/avg_similarity"][:], f["null/h1/betti"][:]
+        assert sorted(tuple(int(v) for v in r) for r in f["bars/position"][:]) == expected_position_bars(x, k, 2, metric)
+    assert rows.shape == (2, L, n)
+    for d in range(2):
+        assert all(sorted(rows[d, l]) == list(range(n)) for l in range(L))
+        assert any(list(rows[d, l]) != list(range(n)) for l in range(L))
+        permuted = np.stack([x[l][rows[d, l]] for l in range(L)])
+        want_sbar, want_betti = summaries(expected_position_bars(permuted, k, 2, metric), L)
+        np.testing.assert_allclose(sbar[d], want_sbar, rtol=1e-12, atol=1e-15)
+        np.testing.assert_array_equal(betti[d], want_betti)
