@@ -13,15 +13,7 @@ namespace lmtopo::cli {
 namespace {
 
 std::string ranges(const std::vector<int>& layers) {
-  std::string out;
-  for (std::size_t i = 0; i < layers.size();) {
-    std::size_t j = i;
-    while (j + 1 < layers.size() && layers[j + 1] == layers[j] + 1) ++j;
-    if (!out.empty()) out += ",";
-    out += std::to_string(layers[i]);
-    if (j > i) out += "-" + std::to_string(layers[j]);
-    i = j + 1;
-  }
+  const std::string out = topology::layer_ranges(layers, ",");
   return out.empty() ? "none" : out;
 }
 

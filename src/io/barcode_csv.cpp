@@ -70,11 +70,6 @@ int number_of_layers(int given, const std::vector<topology::PositionBar>& bars, 
   return L;
 }
 
-bool is_hdf5(const std::string& path) {
-  const auto dot = path.rfind('.');
-  return dot != std::string::npos && (path.substr(dot) == ".h5" || path.substr(dot) == ".hdf5");
-}
-
 std::vector<topology::PositionBar> read_position_bars_h5(const std::string& path, int& layers) {
   const H5Input in(path);
   if (!in.has_attribute("/", "lmtopo_schema") || in.string_attribute("/", "lmtopo_schema") != "layer-summaries/1")
@@ -89,10 +84,15 @@ std::vector<topology::PositionBar> read_position_bars_h5(const std::string& path
 
 }  // namespace
 
+bool is_hdf5_path(const std::string& path) {
+  const auto dot = path.rfind('.');
+  return dot != std::string::npos && (path.substr(dot) == ".h5" || path.substr(dot) == ".hdf5");
+}
+
 BarcodeFile read_barcode_file(const std::string& path, int layers) {
   BarcodeFile f;
   int file_layers = 0;
-  f.bars = is_hdf5(path) ? read_position_bars_h5(path, file_layers) : read_position_bars_csv(path);
+  f.bars = is_hdf5_path(path) ? read_position_bars_h5(path, file_layers) : read_position_bars_csv(path);
   f.num_layers = number_of_layers(layers > 0 ? layers : file_layers, f.bars, path);
   return f;
 }

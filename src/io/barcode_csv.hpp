@@ -25,4 +25,7 @@ struct BarcodeFile {
 // the file otherwise, and when a bar dies after 2L.
 BarcodeFile read_barcode_file(const std::string& path, int layers = 0);
 
+// Whether read_barcode_file takes `path` for a zigzag output (.h5 or .hdf5) rather than a CSV.
+bool is_hdf5_path(const std::string& path);
+
 }  // namespace lmtopo::io

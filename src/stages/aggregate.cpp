@@ -40,11 +40,6 @@ struct Series {
   stats::Phase phase;
 };
 
-bool is_hdf5(const std::string& path) {
-  return path.size() > 3 && (path.compare(path.size() - 3, 3, ".h5") == 0 ||
-                             (path.size() > 5 && path.compare(path.size() - 5, 5, ".hdf5") == 0));
-}
-
 // A zigzag output's stack of S̄ curves [rows, L] (`group` subsets or null), when it has one.
 std::size_t read_curves(const io::H5Input& in, const Series& s, const std::string& group, int dim, std::vector<double>& out) {
   const std::string name = "/" + group + "/h" + std::to_string(dim) + "/avg_similarity";
@@ -58,7 +53,7 @@ std::size_t read_curves(const io::H5Input& in, const Series& s, const std::strin
 
 // The zigzag's S̄ per prompt subset (when it ran on two or more) and per permuted-prompts null draw.
 void read_replicates(Series& s, int dim) {
-  if (!is_hdf5(s.input.path)) return;
+  if (!io::is_hdf5_path(s.input.path)) return;
   const io::H5Input in(s.input.path);
   s.n_replicates = read_curves(in, s, "subsets", dim, s.replicates);
   s.n_nulls = read_curves(in, s, "null", dim, s.nulls);
@@ -201,17 +196,6 @@ Pair compare(std::size_t a, std::size_t b, const std::vector<Model>& models, con
   return p;
 }
 
-std::string layer_ranges(const std::vector<int>& layers) {
-  std::string out;
-  for (std::size_t i = 0; i < layers.size();) {
-    std::size_t j = i;
-    while (j + 1 < layers.size() && layers[j + 1] == layers[j] + 1) ++j;
-    out += (out.empty() ? "" : " ") + std::to_string(layers[i]) + (j > i ? "-" + std::to_string(layers[j]) : "");
-    i = j + 1;
-  }
-  return out;
-}
-
 void write_tables(const AggregateOptions& o, const std::vector<Series>& series, const std::vector<Model>& models,
                   const std::vector<Pair>& pairs, const std::vector<double>& grid) {
   using io::csv_field;
@@ -229,7 +213,7 @@ void write_tables(const AggregateOptions& o, const std::vector<Series>& series, 
                << csv_number(s.betti_curve[g]) << "\n";
       for (const auto& b : s.phase.bands)
         phases << head << s.layers << "," << s.phase.argmax_layer << "," << csv_number(s.phase.argmax_depth) << "," << csv_number(b.threshold)
-               << "," << layer_ranges(b.layers) << "," << csv_number(b.first_depth) << "," << csv_number(b.last_depth) << ","
+               << "," << topology::layer_ranges(b.layers, " ") << "," << csv_number(b.first_depth) << "," << csv_number(b.last_depth) << ","
                << (m.settled_step >= 0 ? std::to_string(m.settled_step) : "") << "\n";
     }
   for (const auto& p : pairs)

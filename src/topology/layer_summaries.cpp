@@ -112,4 +112,15 @@ std::vector<int> pruning_candidates(const std::vector<double>& score, double thr
   return out;
 }
 
+std::string layer_ranges(const std::vector<int>& layers, const std::string& separator) {
+  std::string out;
+  for (std::size_t i = 0; i < layers.size();) {
+    std::size_t j = i;
+    while (j + 1 < layers.size() && layers[j + 1] == layers[j] + 1) ++j;
+    out += (out.empty() ? "" : separator) + std::to_string(layers[i]) + (j > i ? "-" + std::to_string(layers[j]) : "");
+    i = j + 1;
+  }
+  return out;
+}
+
 }  // namespace lmtopo::topology

@@ -54,4 +54,7 @@ LayerSummaries summarize_layers(const std::vector<LayerBar>& bars, int num_layer
 // Pruning candidates: layers l <= L-2 whose score is >= threshold * max(score over all layers).
 std::vector<int> pruning_candidates(const std::vector<double>& score, double threshold);
 
+// Increasing layers as runs, "20-27" or "3-5<separator>9" ("" when empty).
+std::string layer_ranges(const std::vector<int>& layers, const std::string& separator);
+
 }  // namespace lmtopo::topology
