@@ -88,11 +88,8 @@ Command make_aggregate_command() {
       "zigzag outputs, which must be complete and current) and the section's imported barcodes, into "
       "OUTPUT/aggregate/<hook>.h5.";
   c.add_options = [](po::options_description& d) {
-    d.add_options()("job", po::value<std::string>(), "job spec: every hook of the study (or --item K)")(
-        "item", po::value<int>(), "job-spec form: only work item K (0-based, as `lmtopo plan` lists them)")(
-        "item-id", po::value<std::string>(), "job-spec form: only the work item with this id (as `lmtopo plan` lists it)")(
-        "force", "job-spec form: redo complete items")(
-        "input", po::value<std::vector<std::string>>()->composing(), "MODEL[@STEP]=FILE: a barcode (repeat for each)")(
+    add_job_stage_options(d, "every hook of the study");
+    d.add_options()("input", po::value<std::vector<std::string>>()->composing(), "MODEL[@STEP]=FILE: a barcode (repeat for each)")(
         "dim", po::value<int>()->default_value(1), "homology dimension of S̄ and Betti")(
         "grid", po::value<int>()->default_value(101), "relative-depth points")(
         "thresholds", po::value<std::string>()->default_value("0.9,0.8"), "pruning-candidate thresholds (fractions of max S̄)")(

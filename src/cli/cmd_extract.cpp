@@ -77,11 +77,8 @@ Command make_extract_command() {
       "within float32 rounding (1e-5 relative) otherwise, because BLAS kernels may order sums differently at "
       "another thread count. The threads of every rank are recorded in created_by.threads_per_rank.";
   c.add_options = [](po::options_description& d) {
-    d.add_options()("job", po::value<std::string>(), "job spec: extract every checkpoint of the study (or --item K)")(
-        "item", po::value<int>(), "job-spec form: only work item K (0-based, as `lmtopo plan` lists them)")(
-        "item-id", po::value<std::string>(), "job-spec form: only the work item with this id (as `lmtopo plan` lists it)")(
-        "force", "job-spec form: redo complete items")(
-        "model", po::value<std::string>(), "checkpoint folder (Hugging Face layout)")(
+    add_job_stage_options(d, "extract every checkpoint of the study");
+    d.add_options()("model", po::value<std::string>(), "checkpoint folder (Hugging Face layout)")(
         "prompts", po::value<std::string>(), "JSONL prompts, or a corpus.h5 written by prepare")(
         "hook", po::value<std::vector<std::string>>(), "hook name, repeatable (default post_attention_layernorm)")(
         "pool", po::value<std::string>()->default_value("last"), "last or mean (over non-pad tokens)")(

@@ -123,11 +123,8 @@ Command make_neurons_command() {
       "next-token distribution, mean and quantiles over prompts, and the length where the mean reaches --kl-threshold. "
       "Writes OUT.h5 and OUT.sensitivity.csv, OUT.crossing.csv.";
   c.add_options = [](po::options_description& d) {
-    d.add_options()("job", po::value<std::string>(), "job spec: every checkpoint of the study (or --item K)")(
-        "item", po::value<int>(), "job-spec form: only work item K (0-based, as `lmtopo plan` lists them)")(
-        "item-id", po::value<std::string>(), "job-spec form: only the work item with this id (as `lmtopo plan` lists it)")(
-        "force", "job-spec form: redo complete items")(
-        "study", po::value<std::string>()->default_value("key_linguistic"), "key_linguistic, repetition or sensitive_directions")(
+    add_job_stage_options(d, "every checkpoint of the study");
+    d.add_options()("study", po::value<std::string>()->default_value("key_linguistic"), "key_linguistic, repetition or sensitive_directions")(
         "model", po::value<std::string>(), "checkpoint folder (Hugging Face layout)")(
         "prompts", po::value<std::string>(), "JSONL prompts with lang (and group for parallel sentences), or a corpus.h5")(
         "batch", po::value<int>()->default_value(16), "prompts per forward pass")(

@@ -85,10 +85,8 @@ Command make_sweep_command() {
       "reading only their files; the arrays keep the full shape with NaN outside the block and the CSV lists the "
       "block's pairs. --merge assembles every block I <= J into the file an unblocked run writes.";
   c.add_options = [](po::options_description& d) {
-    d.add_options()("job", po::value<std::string>(), "job spec: every sweep item of the study (or --item K)")(
-        "item", po::value<int>(), "job-spec form: only work item K")(
-        "item-id", po::value<std::string>(), "job-spec form: only the work item with this id (as `lmtopo plan` lists it)")("force", "job-spec form: redo complete items")(
-        "activations", po::value<std::vector<std::string>>(), "activations/1 file, repeatable (checkpoints in order)")(
+    add_job_stage_options(d, "every sweep item of the study");
+    d.add_options()("activations", po::value<std::vector<std::string>>(), "activations/1 file, repeatable (checkpoints in order)")(
         "label", po::value<std::vector<std::string>>(), "label of each --activations file (default: file stem)")(
         "hook", po::value<std::string>(), "hook name: the dataset /activations/<hook>")(
         "pairs", po::value<std::vector<std::string>>()->default_value({"layer_layer"}, "layer_layer"),

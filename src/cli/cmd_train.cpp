@@ -76,10 +76,8 @@ Command make_train_command() {
       "tokenizer.json) at steps 0, powers of two, every --save-every steps and the last, and DIR/train_log.h5 "
       "(train-log/1).";
   c.add_options = [](po::options_description& d) {
-    d.add_options()("job", po::value<std::string>(), "job spec: train every from_train model (or --item K)")(
-        "item", po::value<int>(), "job-spec form: only work item K")(
-        "item-id", po::value<std::string>(), "job-spec form: only the work item with this id (as `lmtopo plan` lists it)")("force", "job-spec form: redo complete items")(
-        "corpus", po::value<std::string>(), "corpus.h5 from prepare, or JSONL with text")(
+    add_job_stage_options(d, "train every from_train model");
+    d.add_options()("corpus", po::value<std::string>(), "corpus.h5 from prepare, or JSONL with text")(
         "output,o", po::value<std::string>(), "output directory for step<N>/ checkpoints")(
         "vocab-size", po::value<int>()->default_value(512), "tokenizer vocabulary (2 special + 256 bytes + merges)")(
         "layers", po::value<int>()->default_value(2), "transformer blocks")(

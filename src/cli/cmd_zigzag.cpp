@@ -80,10 +80,8 @@ Command make_zigzag_command() {
       "--reducer distributed, the boundary matrix. The job-spec form runs the study's work items (checkpoint x hook) on "
       "the extract outputs.";
   c.add_options = [](po::options_description& d) {
-    d.add_options()("job", po::value<std::string>(), "job spec: every checkpoint and hook of the study (or --item K)")(
-        "item", po::value<int>(), "job-spec form: only work item K")(
-        "item-id", po::value<std::string>(), "job-spec form: only the work item with this id (as `lmtopo plan` lists it)")("force", "job-spec form: redo complete items")(
-        "activations", po::value<std::string>(), "activations/1 HDF5 file")(
+    add_job_stage_options(d, "every checkpoint and hook of the study");
+    d.add_options()("activations", po::value<std::string>(), "activations/1 HDF5 file")(
         "hook", po::value<std::string>(), "hook name: the dataset /activations/<hook>")(
         "output,o", po::value<std::string>(), "layer-summaries/1 file to write")(
         "k,k", po::value<int>()->default_value(4), "neighbours of the k-NN graph")(

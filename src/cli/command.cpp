@@ -83,6 +83,13 @@ std::vector<std::string> comma_separated(const std::vector<std::string>& values)
 
 namespace lmtopo::cli {
 
+void add_job_stage_options(po::options_description& d, const std::string& job_help) {
+  d.add_options()("job", po::value<std::string>(), ("job spec: " + job_help + " (or --item K)").c_str())(
+      "item", po::value<int>(), "job-spec form: only work item K (0-based, as `lmtopo plan` lists them)")(
+      "item-id", po::value<std::string>(), "job-spec form: only the work item with this id (as `lmtopo plan` lists it)")(
+      "force", "job-spec form: redo complete items");
+}
+
 void add_runtime_options(po::options_description& d) {
   d.add_options()("threads", po::value<int>()->default_value(0),
                   "compute threads per rank (libtorch, OpenBLAS); 0: the CPUs the rank is bound to")(

@@ -87,6 +87,10 @@ std::vector<T> converted_items(const std::string& text, const std::string& optio
   return out;
 }
 
+// The job-spec form of a stage's subcommand: the positional JOB.yaml (`job_help` says what it runs),
+// --item K, --item-id ID, --force (run_job_stage reads them).
+void add_job_stage_options(po::options_description& d, const std::string& job_help);
+
 // The model runtime's options of extract, eval, generate and neurons: --threads, --device,
 // --special-tokens, --architecture.
 void add_runtime_options(po::options_description& d);
