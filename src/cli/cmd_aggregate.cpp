@@ -9,11 +9,11 @@
 namespace lmtopo::cli {
 namespace {
 
-// MODEL[@STEP]=FILE
-stages::SeriesInput series_input(const std::string& text) {
+// MODEL[@STEP]=FILE, given to `option`.
+stages::SeriesInput series_input(const std::string& text, const std::string& option) {
   const auto eq = text.find('=');
   if (eq == std::string::npos || eq == 0 || eq + 1 == text.size())
-    throw InputError("--input: expected MODEL[@STEP]=FILE, got '" + text + "'");
+    throw InputError(option + ": expected MODEL[@STEP]=FILE, got '" + text + "'");
   stages::SeriesInput s;
   s.path = text.substr(eq + 1);
   s.model = text.substr(0, eq);
@@ -26,10 +26,10 @@ stages::SeriesInput series_input(const std::string& text) {
     } catch (const std::logic_error&) {
       used = 0;
     }
-    if (step.empty() || used != step.size() || s.step < 0) throw InputError("--input: '" + step + "' in '" + text + "' is not a step (an integer >= 0)");
+    if (step.empty() || used != step.size() || s.step < 0) throw InputError(option + ": '" + step + "' in '" + text + "' is not a step (an integer >= 0)");
     s.model = s.model.substr(0, at);
   }
-  if (s.model.empty()) throw InputError("--input: no model name in '" + text + "'");
+  if (s.model.empty()) throw InputError(option + ": no model name in '" + text + "'");
   return s;
 }
 
@@ -37,7 +37,9 @@ int run_aggregate_cmd(const po::variables_map& vm, const std::vector<std::string
   if (vm.count("job")) return run_job_stage(vm, "aggregate");
   require_options(vm, {"input", "output"});
   stages::AggregateOptions o;
-  for (const auto& text : vm["input"].as<std::vector<std::string>>()) o.series.push_back(series_input(text));
+  for (const auto& text : vm["input"].as<std::vector<std::string>>()) o.series.push_back(series_input(text, "--input"));
+  if (vm.count("neurons"))
+    for (const auto& text : vm["neurons"].as<std::vector<std::string>>()) o.neurons.push_back(series_input(text, "--neurons"));
   o.dim = vm["dim"].as<int>();
   o.grid = static_cast<std::size_t>(std::max(0, vm["grid"].as<int>()));
   if (vm["grid"].as<int>() < 2) throw InputError("--grid: expected at least 2 depth points");
@@ -53,7 +55,9 @@ int run_aggregate_cmd(const po::variables_map& vm, const std::vector<std::string
   o.output = vm["output"].as<std::string>();
   nlohmann::json inputs = nlohmann::json::array();
   for (const auto& s : o.series) inputs.push_back({{"model", s.model}, {"step", s.step}, {"path", s.path}});
-  o.config = {{"inputs", inputs}, {"dim", o.dim}, {"grid", o.grid}, {"thresholds", o.thresholds}, {"bootstrap", o.bootstrap},
+  nlohmann::json neurons = nlohmann::json::array();
+  for (const auto& s : o.neurons) neurons.push_back({{"model", s.model}, {"step", s.step}, {"path", s.path}});
+  o.config = {{"inputs", inputs}, {"neurons", neurons}, {"dim", o.dim}, {"grid", o.grid}, {"thresholds", o.thresholds}, {"bootstrap", o.bootstrap},
               {"permutations", o.permutations}, {"alpha", o.alpha}, {"tolerance", o.tolerance}, {"seed", o.seed}};
   const auto s = stages::run_aggregate(o, MPI_COMM_WORLD);
   if (mpi::rank() == 0)
@@ -69,7 +73,7 @@ Command make_aggregate_command() {
   c.name = "aggregate";
   c.summary = "barcodes of many models and checkpoints on one relative-depth axis: S̄ and Betti curves, phases, universality against nulls";
   c.usage = "lmtopo aggregate JOB.yaml [--item K] [--force]\n   or: lmtopo aggregate --input MODEL[@STEP]=BARS.csv|ZIGZAG.h5 [--input ...] [--dim 1] [--grid 101] [--thresholds 0.9,0.8] "
-            "[--bootstrap 1000] [--permutations 1000] [--seed S] -o AGG.h5";
+            "[--bootstrap 1000] [--permutations 1000] [--seed S] [--neurons MODEL[@STEP]=N.h5 ...] -o AGG.h5";
   c.description =
       "docs/aggregate.md. Each --input is one barcode: a `lmtopo zigzag` output or a CSV of intersection-zigzag bars "
       "(paper 1's release layout), labelled with its model and, for a checkpoint, its training step. Per barcode the "
@@ -84,12 +88,16 @@ Command make_aggregate_command() {
       "beaten when p < --alpha), and the step-0 null (each model's step-0 checkpoint against the other's final one, "
       "when given). shared = 1 when both nulls are beaten (the correlation and its interval's lower end above them), "
       "0 when one is not, -1 when there is no step-0 checkpoint to decide. Writes AGG.h5 (aggregate/1) and AGG.curves.csv, AGG.phases.csv, "
-      "AGG.universality.csv. The job-spec form runs one item per extracted hook over every model's checkpoints (their "
+      "AGG.universality.csv; with --neurons, each key_linguistic file's key units (summed over languages) and mean pairwise "
+      "cosine (averaged over them) per block on the same axis, in /neurons and AGG.neurons.csv: the checkpoint series of "
+      "cross-lingual alignment. The job-spec form runs one item per extracted hook over every model's checkpoints (their "
       "zigzag outputs, which must be complete and current) and the section's imported barcodes, into "
       "OUTPUT/aggregate/<hook>.h5.";
   c.add_options = [](po::options_description& d) {
     add_job_stage_options(d, "every hook of the study");
     d.add_options()("input", po::value<std::vector<std::string>>()->composing(), "MODEL[@STEP]=FILE: a barcode (repeat for each)")(
+        "neurons", po::value<std::vector<std::string>>()->composing(),
+        "MODEL[@STEP]=FILE: a key_linguistic neurons output (repeat): key units and mean cosine per block on the depth axis")(
         "dim", po::value<int>()->default_value(1), "homology dimension of S̄ and Betti")(
         "grid", po::value<int>()->default_value(101), "relative-depth points")(
         "thresholds", po::value<std::string>()->default_value("0.9,0.8"), "pruning-candidate thresholds (fractions of max S̄)")(

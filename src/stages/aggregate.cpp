@@ -105,6 +105,54 @@ void place_on_grid(Series& s, const std::vector<double>& grid, const std::vector
   s.phase = stats::phase_of(s.avg_similarity, thresholds);
 }
 
+// One key_linguistic output on the depth grid: per block the key units summed over languages and the
+// mean pairwise cosine averaged over them (block b of B at depth b/(B-1)).
+struct NeuronSeries {
+  SeriesInput input;
+  std::size_t blocks = 0;
+  std::vector<double> key_units, mean_cosine;  // on the grid
+};
+
+NeuronSeries load_neurons(const SeriesInput& in, const std::vector<double>& grid) {
+  const io::H5Input f(in.path);
+  if (!f.has_attribute("/", "lmtopo_schema") || f.string_attribute("/", "lmtopo_schema") != "neurons/1" ||
+      !f.has_attribute("/", "study") || f.string_attribute("/", "study") != "key_linguistic")
+    throw InputError(in.path + ": lmtopo_schema: expected a neurons/1 file of study key_linguistic");
+  const auto info = f.dataset("/key_linguistic/count");
+  if (info.shape.size() != 2 || info.shape[0] < 2 || info.shape[1] < 1)
+    throw InputError(in.path + ": /key_linguistic/count: expected [blocks >= 2, languages]");
+  const auto B = static_cast<std::size_t>(info.shape[0]), Lg = static_cast<std::size_t>(info.shape[1]);
+  const auto count = f.read_i64("/key_linguistic/count");
+  const auto cosine = f.read_f64("/key_linguistic/mean_cosine");
+  if (cosine.size() != B * Lg) throw InputError(in.path + ": /key_linguistic/mean_cosine: expected [" + std::to_string(B) + ", " + std::to_string(Lg) + "]");
+  std::vector<double> units(B, 0.0), mean(B, 0.0);
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t l = 0; l < Lg; ++l) {
+      units[b] += static_cast<double>(count[b * Lg + l]);
+      mean[b] += cosine[b * Lg + l] / static_cast<double>(Lg);
+    }
+  return {in, B, stats::resample_to_depth(units, grid), stats::resample_to_depth(mean, grid)};
+}
+
+void write_neurons(io::RootWriter& w, const std::vector<NeuronSeries>& neurons, std::size_t G) {
+  const std::size_t N = neurons.size();
+  std::vector<std::string> model;
+  std::vector<long long> step, blocks;
+  std::vector<double> units, cosine;
+  for (const auto& n : neurons) {
+    model.push_back(n.input.model);
+    step.push_back(n.input.step);
+    blocks.push_back(static_cast<long long>(n.blocks));
+    units.insert(units.end(), n.key_units.begin(), n.key_units.end());
+    cosine.insert(cosine.end(), n.mean_cosine.begin(), n.mean_cosine.end());
+  }
+  w.strings("/neurons/model", model);
+  w.numbers("/neurons/step", io::DType::i64, {N}, step.data());
+  w.numbers("/neurons/blocks", io::DType::i64, {N}, blocks.data());
+  w.numbers("/neurons/key_units", io::DType::f64, {N, G}, units.data());
+  w.numbers("/neurons/mean_cosine", io::DType::f64, {N, G}, cosine.data());
+}
+
 // A model's checkpoints: its series in step order, the final (largest step) and step 0's if present.
 struct Model {
   std::string name;
@@ -228,8 +276,19 @@ void write_tables(const AggregateOptions& o, const std::vector<Series>& series, 
   io::write_file_atomically(base + ".universality.csv", universality.str());
 }
 
+// OUT.neurons.csv: the key-neuron checkpoint series, one row per file and depth.
+void write_neurons_table(const AggregateOptions& o, const std::vector<NeuronSeries>& neurons, const std::vector<double>& grid) {
+  std::ostringstream t;
+  t << "model,step,depth,key_units,mean_cosine\n";
+  for (const auto& n : neurons)
+    for (std::size_t g = 0; g < grid.size(); ++g)
+      t << io::csv_field(n.input.model) << "," << n.input.step << "," << io::csv_number(grid[g]) << "," << io::csv_number(n.key_units[g]) << ","
+        << io::csv_number(n.mean_cosine[g]) << "\n";
+  io::write_file_atomically(io::csv_base(o.output) + ".neurons.csv", t.str());
+}
+
 void write_h5(const AggregateOptions& o, const std::vector<Series>& series, const std::vector<Model>& models, const std::vector<Pair>& pairs,
-              const std::vector<double>& grid, MPI_Comm comm) {
+              const std::vector<NeuronSeries>& neurons, const std::vector<double>& grid, MPI_Comm comm) {
   io::H5Output out(o.output, comm, "aggregate/1", o.config);
   out.set_attribute("/", "dim", static_cast<long long>(o.dim));
   out.set_attribute("/", "alpha", o.alpha);
@@ -311,6 +370,7 @@ void write_h5(const AggregateOptions& o, const std::vector<Series>& series, cons
     w.numbers("/universality/null_step0", io::DType::f64, {P}, null_step0.data());
     w.numbers("/universality/shared", io::DType::i64, {P}, shared.data());
   }
+  if (!neurons.empty()) write_neurons(w, neurons, G);
   out.commit();
 }
 
@@ -334,6 +394,7 @@ AggregateSummary run_aggregate(const AggregateOptions& o, MPI_Comm comm) {
   std::vector<Series> series;
   std::vector<Model> models;
   std::vector<Pair> pairs;
+  std::vector<NeuronSeries> neurons;
   const auto grid = stats::depth_grid(std::max<std::size_t>(o.grid, 2));
   mpi::on_all(comm, [&] {
     check_options(o);
@@ -343,9 +404,13 @@ AggregateSummary run_aggregate(const AggregateOptions& o, MPI_Comm comm) {
     for (std::size_t a = 0; a < models.size(); ++a)
       for (std::size_t b = a + 1; b < models.size(); ++b)
         pairs.push_back(compare(a, b, models, series, grid, o, o.seed + 1000003ull * pairs.size()));
+    for (const auto& in : o.neurons) neurons.push_back(load_neurons(in, grid));
   });
-  write_h5(o, series, models, pairs, grid, comm);
-  mpi::on_root(comm, [&] { write_tables(o, series, models, pairs, grid); });
+  write_h5(o, series, models, pairs, neurons, grid, comm);
+  mpi::on_root(comm, [&] {
+    write_tables(o, series, models, pairs, grid);
+    if (!neurons.empty()) write_neurons_table(o, neurons, grid);
+  });
   AggregateSummary s{series.size(), models.size(), pairs.size(), 0};
   for (const auto& p : pairs) s.shared += p.shared == 1;
   return s;

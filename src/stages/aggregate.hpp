@@ -23,6 +23,9 @@ struct SeriesInput {
 
 struct AggregateOptions {
   std::vector<SeriesInput> series;
+  // key_linguistic outputs of the neurons stage (path; layers unused): key units and mean pairwise
+  // cosine per block on the same depth axis, the checkpoint series of issue 14.
+  std::vector<SeriesInput> neurons;
   int dim = 1;                              // homology dimension of S̄ and Betti
   std::size_t grid = 101;                   // relative-depth points
   std::vector<double> thresholds{0.9, 0.8};  // pruning candidates: S̄(l) >= thr * max
@@ -31,7 +34,7 @@ struct AggregateOptions {
   double alpha = 0.05;                      // the layer-shuffle null is beaten when p < alpha
   int tolerance = 1;                        // phases settle when the argmax stays within this many layers
   std::uint64_t seed = 0;
-  std::string output;                       // .h5; tables OUT.{curves,phases,universality}.csv
+  std::string output;                       // .h5; tables OUT.{curves,phases,universality[,neurons]}.csv
   nlohmann::json config;
 };
 

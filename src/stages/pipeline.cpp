@@ -105,6 +105,13 @@ std::string activations_path(const core::JobSpec& spec, const Item& it) {
   return (fs::path(spec.output) / "activations" / it.model / (it.checkpoint.label + ".h5")).string();
 }
 
+// Whether the neurons stage runs key_linguistic (aggregate then takes its outputs too).
+bool has_key_linguistic(const core::JobSpec& spec) {
+  if (!spec.has_stage("neurons")) return false;
+  const auto& studies = spec.config["neurons"]["studies"];
+  return std::find(studies.begin(), studies.end(), "key_linguistic") != studies.end();
+}
+
 // What an item's result depends on; a change makes the item stale.
 nlohmann::json item_config(const core::JobSpec& spec, const std::string& stage, const Item& it) {
   // The sections as written (not the defaults-applied config): see core::work_item_section.
@@ -132,6 +139,8 @@ nlohmann::json item_config(const core::JobSpec& spec, const std::string& stage, 
     c["aggregate"] = section("aggregate");
     for (const auto& z : items_of(spec, "zigzag"))
       if (z.hook == it.hook) c["zigzag_items"][z.id] = core::config_hash(item_config(spec, "zigzag", z));
+    if (has_key_linguistic(spec))
+      for (const auto& n : items_of(spec, "neurons")) c["neurons_items"][n.id] = core::config_hash(item_config(spec, "neurons", n));
     for (const auto& b : spec.config["aggregate"]["barcodes"]) c["barcodes"][b["model"].get<std::string>()] = core::sha256_file(b["path"]);
   }
   if (stage == "sweep") {
@@ -300,6 +309,12 @@ std::vector<std::string> run_aggregate_item(const core::JobSpec& spec, const Ite
         throw InputError(spec.file + ": aggregate item " + it.id + " needs zigzag item " + z.id +
                          ", which is not complete or is stale (run the zigzag stage first)");
       o.series.push_back({m.name, training_step(checkpoints[i], i), item_outputs(spec, "zigzag", z)[0], 0});
+      if (!has_key_linguistic(spec)) continue;
+      const Item n{m.name + "/" + checkpoints[i].label, m.name, checkpoints[i], ""};
+      if (!manifest.is_complete("neurons", n.id, core::config_hash(item_config(spec, "neurons", n))))
+        throw InputError(spec.file + ": aggregate item " + it.id + " needs neurons item " + n.id +
+                         ", which is not complete or is stale (run the neurons stage first)");
+      o.neurons.push_back({m.name, training_step(checkpoints[i], i), neurons_output(spec, n, "key_linguistic"), 0});
     }
   }
   for (const auto& b : a["barcodes"])

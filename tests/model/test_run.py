@@ -97,6 +97,13 @@ def test_run_resume_and_items(tmp_path):
             assert [m.decode() for m in f["series/model"][:]] == ["tiny"] * 4 + ["imported"]
             assert f["series/step"][:].tolist() == [0, 1, 2, 4, -1] and f["series/num_layers"][:].tolist() == [3, 3, 3, 3, 4]
             assert [m.decode() for m in f["universality/model_a"][:]] == ["tiny"]
+            # The key-neuron checkpoint series: each checkpoint's key units per block, summed over languages.
+            assert f["neurons/step"][:].tolist() == [0, 1, 2, 4]
+            for row, step in enumerate((0, 1, 2, 4)):
+                with h5py.File(root / "neurons" / "tiny" / f"step{step}.h5", "r") as n:
+                    per_block = n["key_linguistic/count"][:].sum(axis=1)
+                want = np.interp(f["grid/depth"][:], np.arange(len(per_block)) / (len(per_block) - 1), per_block)
+                np.testing.assert_allclose(f["neurons/key_units"][row], want, rtol=1e-12)
         assert (root / "aggregate" / f"{hook}.universality.csv").exists()
     again = lmtopo("run", spec)
     assert "run: train: 0 item(s) computed, 1 already complete" in again

@@ -182,7 +182,7 @@ def test_zigzag_outputs_with_subsets_and_null_draws(tmp_path):
     (["a=F"], ["--thresholds", "0.9,1.5"], "--thresholds: expected values in (0, 1]"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, inputs, extra, message):
-    f = barcode(tmp_path / "f.csv", 6, 3, 1)
+    f = barcode(tmp_path / "f.csv", 8, 4, 2)
     (tmp_path / "h1.csv").write_text("dimension,birth,death\n1,3,8\n")
     sub = {"F": str(f), "MISSING": str(tmp_path / "missing.csv"), "H1ONLY": str(tmp_path / "h1.csv")}
     inputs = [re.sub(r"(?<==)(F|MISSING|H1ONLY)$", lambda m: sub[m.group(1)], i) for i in inputs]
@@ -190,3 +190,36 @@ def test_bad_input_is_one_line_exit_2(tmp_path, inputs, extra, message):
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "agg.h5").exists()
+
+
+def neurons_file(path, count, cosine, study="key_linguistic"):
+    with h5py.File(path, "w") as f:
+        f.attrs.update({"lmtopo_schema": "neurons/1", "study": study})
+        f["key_linguistic/count"] = np.asarray(count, dtype=np.int64)
+        f["key_linguistic/mean_cosine"] = np.asarray(cosine, dtype=np.float64)
+    return path
+
+
+def test_key_neuron_checkpoint_series(tmp_path):
+    """--neurons: each key_linguistic file's key units per block (summed over languages) and mean
+    cosine (averaged) on the depth axis, as numpy computes them; a file of another study is refused."""
+    bars = barcode(tmp_path / "b.csv", 8, 4, 2)
+    g = np.random.default_rng(2)
+    files = {}
+    for step, blocks in ((0, 4), (100, 4), (200, 5)):
+        files[step] = (g.integers(0, 9, size=(blocks, 3)), g.uniform(0.1, 0.9, size=(blocks, 3)))
+        neurons_file(tmp_path / f"n{step}.h5", *files[step])
+    extra = sum((["--neurons", f"m@{s}={tmp_path / f'n{s}.h5'}"] for s in files), [])
+    aggregate(tmp_path, [f"m@200={bars}"], *extra)
+    run_lmtopo("validate", tmp_path / "agg.h5")
+    with h5py.File(tmp_path / "agg.h5", "r") as f:
+        assert f["neurons/step"][:].tolist() == [0, 100, 200] and f["neurons/blocks"][:].tolist() == [4, 4, 5]
+        units, cosine = f["neurons/key_units"][:], f["neurons/mean_cosine"][:]
+    for row, (count, cos) in enumerate(files.values()):
+        np.testing.assert_allclose(units[row], on_grid(count.sum(axis=1)), rtol=1e-12)
+        np.testing.assert_allclose(cosine[row], on_grid(cos.mean(axis=1)), rtol=1e-12)
+    with open(tmp_path / "agg.neurons.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 3 * GRID
+    neurons_file(tmp_path / "rep.h5", [[1], [2]], [[0.5], [0.5]], study="repetition")
+    proc = aggregate(tmp_path, [f"m={bars}"], "--neurons", f"m={tmp_path / 'rep.h5'}", check=False)
+    assert proc.returncode == 2 and "expected a neurons/1 file of study key_linguistic" in proc.stderr
