@@ -82,15 +82,6 @@ double kl_from_logits(const float* logits_p, const float* logits_q, std::int64_t
   return std::max(0.0, kl);  // rounding can leave -1e-17 for equal distributions
 }
 
-double quantile(std::vector<double> values, double q) {
-  if (values.empty()) throw std::invalid_argument("quantile of no values");
-  std::sort(values.begin(), values.end());
-  const double at = q * static_cast<double>(values.size() - 1);
-  const auto lo = static_cast<std::size_t>(std::floor(at));
-  const auto hi = std::min(lo + 1, values.size() - 1);
-  return values[lo] + (at - static_cast<double>(lo)) * (values[hi] - values[lo]);
-}
-
 double crossing_length(const std::vector<double>& lengths, const std::vector<double>& curve, double threshold) {
   for (std::size_t i = 0; i < curve.size(); ++i) {
     if (curve[i] < threshold) continue;

@@ -12,6 +12,8 @@
 #include <random>
 #include <vector>
 
+#include "stats/correlation.hpp"
+
 namespace lmtopo::neurons {
 
 // Mean and covariance (ddof 1) from the sums over n samples of x and of x x^T ([dim, dim], row-major),
@@ -37,7 +39,7 @@ std::vector<double> gaussian_difference(const GaussianFit& fit, std::mt19937_64&
 double kl_from_logits(const float* logits_p, const float* logits_q, std::int64_t vocab);
 
 // numpy.quantile's default (linear interpolation between order statistics); `values` non-empty.
-double quantile(std::vector<double> values, double q);
+using stats::quantile;  // stats/correlation.hpp, shared with aggregate
 
 // The length at which `curve` (values at increasing `lengths`) first reaches `threshold`, linearly
 // interpolated between grid points; NaN if it never does.
