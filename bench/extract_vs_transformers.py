@@ -37,7 +37,8 @@ def prompts_jsonl(corpus, limit, path):
 
 
 def run_lmtopo(a, prompts, ranks, threads, out):
-    cmd = ["/usr/bin/time", "-v", "mpirun", "--allow-run-as-root", "--oversubscribe", "-n", str(ranks),
+    # Each rank bound to as many cores as it runs threads (mpirun's default binds a rank to one core).
+    cmd = ["/usr/bin/time", "-v", "mpirun", "--allow-run-as-root", "--oversubscribe", "--map-by", f"slot:PE={threads}", "-n", str(ranks),
            os.path.join(ROOT, "build", "lmtopo"), "extract", "--model", a.model, "--prompts", prompts,
            "--batch", str(a.batch), "--threads", str(threads), "--hook", "post_attention_layernorm", "-o", out]
     env = dict(os.environ, LMTOPO_PROGRESS_SECONDS="0", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")

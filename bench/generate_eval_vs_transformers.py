@@ -33,8 +33,10 @@ from extract_vs_transformers import lmtopo_batches, prompts_jsonl  # noqa: E402
 ENV = dict(os.environ, LMTOPO_PROGRESS_SECONDS="0", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
 
 
-def lmtopo(ranks, *args):
-    cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", str(ranks), os.path.join(ROOT, "build", "lmtopo"), *args]
+def lmtopo(ranks, threads, *args):
+    # Each rank bound to as many cores as it runs threads (mpirun's default binds a rank to one core).
+    cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--map-by", f"slot:PE={threads}", "-n", str(ranks),
+           os.path.join(ROOT, "build", "lmtopo"), *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
     if proc.returncode != 0:
         sys.exit(proc.stderr)
@@ -42,7 +44,7 @@ def lmtopo(ranks, *args):
 
 
 def lmtopo_generate(a, prompts, out, ranks, threads, batch, *extra):
-    stdout = lmtopo(ranks, "generate", "--model", a.model, "--prompts", prompts, "--max-new-tokens", str(a.new_tokens),
+    stdout = lmtopo(ranks, threads, "generate", "--model", a.model, "--prompts", prompts, "--max-new-tokens", str(a.new_tokens),
                     "--no-eos-stop", "--batch", str(batch), "--threads", str(threads), "-o", out, *extra)
     tokens, seconds = re.search(r"(\d+) tokens in ([\d.]+) s", stdout).groups()
     ids = [json.loads(l)["generated_ids"] for l in open(out)]
@@ -50,7 +52,7 @@ def lmtopo_generate(a, prompts, out, ranks, threads, batch, *extra):
 
 
 def lmtopo_eval(a, prompts, ranks, threads, out):
-    stdout = lmtopo(ranks, "eval", "--model", a.model, "--prompts", prompts, "--batch", str(a.batch),
+    stdout = lmtopo(ranks, threads, "eval", "--model", a.model, "--prompts", prompts, "--batch", str(a.batch),
                     "--threads", str(threads), "-o", out)
     tokens, nll, seconds = re.search(r"(\d+) scored tokens, mean NLL ([\d.]+) nats.*, ([\d.]+) s", stdout).groups()
     return int(tokens), float(seconds), float(nll)

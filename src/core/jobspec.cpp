@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include "core/error.hpp"
 #include "core/hashing.hpp"
@@ -199,6 +200,30 @@ void check_aggregate(JobSpec& spec, const std::string& path) {
   }
 }
 
+// eval's conditions: names unique (they name files), skip_blocks ranges forward, interventions files
+// existing (resolved against the spec's folder in spec.config). Blocks and units are checked against
+// each model when its item starts.
+void check_eval(JobSpec& spec, const std::string& path) {
+  json& conditions = spec.config["eval"]["conditions"];
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < conditions.size(); ++i) {
+    json& c = conditions[i];
+    const std::string field = "eval.conditions[" + std::to_string(i) + "]";
+    if (!names.insert(c["name"].get<std::string>()).second) field_error(path, field + ".name", "'" + c["name"].get<std::string>() + "' is listed twice");
+    if (c.contains("skip_blocks")) {
+      std::stringstream list(c["skip_blocks"].get<std::string>());
+      for (std::string part; std::getline(list, part, ',');)
+        if (const auto dash = part.find('-'); dash != std::string::npos && std::stol(part.substr(dash + 1)) < std::stol(part.substr(0, dash)))
+          field_error(path, field + ".skip_blocks", "range " + part + " runs backwards");
+    }
+    if (c.contains("interventions")) {
+      c["interventions"] = resolve_path(spec.base_dir, c["interventions"].get<std::string>());
+      if (!fs::exists(c["interventions"].get<std::string>()))
+        field_error(path, field + ".interventions", "'" + c["interventions"].get<std::string>() + "' does not exist");
+    }
+  }
+}
+
 }  // namespace
 
 JobSpec load_job_spec(const std::string& path) {
@@ -293,9 +318,10 @@ JobSpec load_job_spec(const std::string& path) {
   }
   // A stage that is accepted must run: the schema knows this section, this version computes nothing for it.
   if (doc.contains("aggregate")) check_aggregate(spec, path);
+  if (doc.contains("eval")) check_eval(spec, path);
   // Stages that work on checkpoints need models; without any they would silently have no work.
   if (spec.models.empty())
-    for (const char* stage : {"extract", "zigzag", "sweep", "neurons"})
+    for (const char* stage : {"extract", "zigzag", "sweep", "neurons", "eval"})
       if (doc.contains(stage))
         field_error(path, "models", std::string("expected at least one model: the ") + stage +
                                         " stage works on model checkpoints and would have nothing to do");

@@ -90,6 +90,12 @@ int g_compute_threads = 0;
 
 void set_compute_threads(int threads) { g_compute_threads = threads; }
 
+namespace {
+int g_intra_op_threads = 0;
+}
+
+void set_intra_op_threads(int threads) { g_intra_op_threads = threads; }
+
 int compute_threads() {
   if (g_compute_threads > 0) return g_compute_threads;
   // Not configured by lmtopo: OpenBLAS's own choice, when it is the BLAS loaded.
@@ -116,6 +122,9 @@ nlohmann::json created_by(int ranks) {
   j["openblas_coretype"] = coretype ? coretype : "";
   j["ranks"] = ranks;
   j["threads_per_rank"] = nlohmann::json::array({compute_threads()});
+  // libtorch's element-wise pool beside the BLAS's (1 where the BLAS has its own pool; absent when no
+  // model ran in this process).
+  if (g_intra_op_threads > 0) j["intra_op_threads"] = g_intra_op_threads;
   std::time_t now = std::time(nullptr);
   std::array<char, 32> buf{};
   std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));

@@ -23,6 +23,9 @@ nlohmann::json created_by(int ranks);
 // another thread count, so it is part of every output's provenance.
 void set_compute_threads(int threads);
 int compute_threads();
+// libtorch's intra-op (OpenMP) threads, when a model set them (model::configure_compute_threads):
+// recorded as created_by.intra_op_threads.
+void set_intra_op_threads(int threads);
 std::string cpu_model();
 
 }  // namespace lmtopo::core

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <cstdlib>
 #include <functional>
+#include <iostream>
 #include <map>
 #include <set>
 
@@ -33,21 +34,40 @@ int g_configured_threads = 0;
 
 int configured_compute_threads() { return g_configured_threads; }
 
+namespace {
+// Whether the BLAS loaded is OpenBLAS with its own pthread pool (openblas_get_parallel() == 1), as
+// opposed to one that runs on libtorch's OpenMP threads (OpenMP OpenBLAS, MKL) or a sequential one.
+bool blas_has_own_thread_pool() {
+  using GetParallel = int (*)();
+  auto* f = reinterpret_cast<GetParallel>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
+  return f && f() == 1;
+}
+}  // namespace
+
 void configure_compute_threads(int threads) {
   // By default the CPUs of this process's binding: mpirun binds each rank to its cores, and libtorch and
   // OpenBLAS otherwise start one thread per core of the machine, which oversubscribes the rank's cores
   // (measured: 4.7x slower extraction at 1 rank).
-  int n = threads;
-  if (n <= 0) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    n = sched_getaffinity(0, sizeof set, &set) == 0 ? std::max(1, CPU_COUNT(&set)) : 1;
-  }
-  torch::set_num_threads(n);
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const int bound = sched_getaffinity(0, sizeof set, &set) == 0 ? std::max(1, CPU_COUNT(&set)) : 0;
+  const int n = threads > 0 ? threads : std::max(1, bound);
+  // mpirun binds each rank to one core by default: more threads than that share it (measured: batch-1
+  // generation 2.8x slower at 2 threads on one core than on two).
+  if (bound > 0 && n > bound)
+    std::cerr << "lmtopo: warning: " << n << " compute threads on the " << bound << " CPU(s) this process is bound to; bind each rank to "
+              << n << " cores (mpirun --map-by slot:PE=" << n << ", srun --cpus-per-task=" << n << ") or use fewer threads\n";
+  // A pthread OpenBLAS and libtorch's OpenMP pool are two pools of n threads on the same n cores; the
+  // OpenMP workers spin between element-wise ops while OpenBLAS's need the cores for the GEMMs (measured
+  // at 2 threads on SmolLM2: batch-1 generation 3.6x, eval 2.4x, extraction 1.9x slower than with
+  // libtorch's pool at one thread). So the GEMMs get the n threads and element-wise ops run on one.
+  const bool own_pool = blas_has_own_thread_pool();
+  torch::set_num_threads(own_pool ? 1 : n);
   using SetThreads = void (*)(int);
   if (auto* f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(n);
   g_configured_threads = n;
   core::set_compute_threads(n);
+  core::set_intra_op_threads(own_pool ? 1 : n);
 }
 
 namespace {

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "model/transformer.hpp"
@@ -20,11 +21,21 @@ struct DecodeOptions {
   model::Interventions interventions;
 };
 
+// Hook states captured while decoding, for every generated token: each hook's points at the position
+// whose logits chose the token (the prompt's last token for the first, then each generated token in
+// turn), i.e. the states the token was generated from.
+struct CapturedStates {
+  std::vector<std::string> hooks;                     // asked for
+  std::vector<std::vector<std::string>> points;       // per hook: its point names (filled while decoding)
+  std::vector<std::int64_t> width;                    // per hook
+  std::vector<std::vector<std::vector<float>>> rows;  // [member][hook]: [token][point][width], flat
+};
+
 // The continuations of tokens[members] (one vector per member). A row stops at EOS (stop_at_eos) or at
 // the model's learned positions; until every row has, stopped rows run along (their tokens ignored).
 // `rngs` (one per member) are drawn from only when sampling.
 std::vector<std::vector<std::int64_t>> continue_batch(model::Transformer& net, const std::vector<std::vector<std::int64_t>>& tokens,
                                                       const std::vector<std::size_t>& members, const DecodeOptions& o,
-                                                      std::vector<std::mt19937_64>& rngs);
+                                                      std::vector<std::mt19937_64>& rngs, CapturedStates* states = nullptr);
 
 }  // namespace lmtopo::stages

@@ -80,6 +80,7 @@ void write_language_table(io::H5Output& out, const std::vector<io::CorpusRecord>
     lang_scored.push_back(k);
     lang_mean.push_back(k > 0 ? sum / static_cast<double>(k) : NAN);
     lang_ppl.push_back(perplexity_of(sum, k));
+    s.languages.push_back({l, k, lang_mean.back(), lang_ppl.back()});
     width = std::max(width, l.size());
   }
   const std::uint64_t rows = writer ? names.size() : 0;
@@ -117,37 +118,28 @@ void write_token_table(io::H5Output& out, const ScoredTokens& mine, const std::v
   }
 }
 
-}  // namespace
-
-EvalSummary run_eval(const EvalOptions& o, MPI_Comm comm) {
-  mpi::ensure_initialized();
+// Scores every prompt of this rank's share under `c`'s interventions and writes c.output.
+EvalSummary evaluate_condition(const EvalOptions& o, const EvalCondition& c, PromptsAndModel& loaded, const BatchShare& share,
+                               MPI_Comm comm) {
   const int rank = mpi::rank(comm), size = mpi::size(comm);
-  if (o.dtype != "float32" && o.dtype != "bfloat16") throw InputError("--dtype: expected float32 or bfloat16, got '" + o.dtype + "'");
-  if (o.batch < 1) throw InputError("--batch: expected at least 1, got " + std::to_string(o.batch));
-  PromptsAndModel loaded;
-  mpi::on_all(comm, [&] {
-    loaded = load_prompts_and_model(o.prompts, {o.model_dir, o.architecture, o.device,
-                                                o.dtype == "bfloat16" ? model::WeightDType::bfloat16 : model::WeightDType::float32, o.threads},
-                                    o.special_tokens);
-    loaded.net->next_token_nll(right_padded_batch(loaded.tokens, {0}, 0), o.interventions);  // interventions checked on every rank
-  });
   const auto& prompts = loaded.prompts;
   const auto& tokens = loaded.tokens;
   auto& net = loaded.net;
-  const std::size_t n = prompts.size(), bs = static_cast<std::size_t>(o.batch);
-  const BatchShare share = share_batches(tokens, bs, rank, size);
+  const std::size_t n = prompts.size();
   std::vector<double> nll_sum(n, 0.0);
   std::vector<long long> scored(n, 0);
   ScoredTokens mine;
   // The rank with the largest share reports it; the shares are balanced by tokens, so its ETA is the job's.
-  core::Progress progress(rank == share.reporter, "eval " + o.model_dir + (size > 1 ? " (rank " + std::to_string(share.reporter) + " of " + std::to_string(size) + ")" : ""),
+  core::Progress progress(rank == share.reporter,
+                          "eval " + o.model_dir + (c.name.empty() ? "" : " [" + c.name + "]") +
+                              (size > 1 ? " (rank " + std::to_string(share.reporter) + " of " + std::to_string(size) + ")" : ""),
                           share.hi - share.lo, "prompts", "tokens");
   std::map<std::size_t, std::vector<float>> nll_of;  // prompt of mine -> its scored tokens' NLL
   const auto started = std::chrono::steady_clock::now();
   mpi::on_all(comm, [&] {
     for (const auto& members : share.batches) {
       const model::Batch batch = right_padded_batch(tokens, members, std::max<long long>(0, net->config().pad_id));
-      const auto nll = net->next_token_nll(batch, o.interventions);
+      const auto nll = net->next_token_nll(batch, c.interventions);
       long long batch_tokens = 0;
       for (std::size_t j = 0; j < members.size(); ++j) {
         const std::size_t i = members[j];
@@ -177,8 +169,9 @@ EvalSummary run_eval(const EvalOptions& o, MPI_Comm comm) {
   mpi::check(MPI_Allreduce(MPI_IN_PLACE, nll_sum.data(), static_cast<int>(n), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
   mpi::check(MPI_Allreduce(MPI_IN_PLACE, scored.data(), static_cast<int>(n), MPI_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
 
-  io::H5Output out(o.output, comm, "eval/1", o.config);
-  out.set_attribute("/", "interventions", model::interventions_to_json(o.interventions).dump());
+  io::H5Output out(c.output, comm, "eval/1", o.config);
+  out.set_attribute("/", "interventions", model::interventions_to_json(c.interventions).dump());
+  if (!c.name.empty()) out.set_attribute("/", "condition", c.name);
   out.set_attribute("/", "special_tokens", o.special_tokens);
   out.set_attribute("/", "weights_dtype", o.dtype);
   out.set_attribute("/", "log_base", std::string("e"));
@@ -191,5 +184,28 @@ EvalSummary run_eval(const EvalOptions& o, MPI_Comm comm) {
   out.commit();
   return s;
 }
+
+}  // namespace
+
+std::vector<EvalSummary> run_eval_conditions(const EvalOptions& o, const std::vector<EvalCondition>& conditions, MPI_Comm comm) {
+  mpi::ensure_initialized();
+  const int rank = mpi::rank(comm), size = mpi::size(comm);
+  if (o.dtype != "float32" && o.dtype != "bfloat16") throw InputError("--dtype: expected float32 or bfloat16, got '" + o.dtype + "'");
+  if (o.batch < 1) throw InputError("--batch: expected at least 1, got " + std::to_string(o.batch));
+  PromptsAndModel loaded;
+  mpi::on_all(comm, [&] {
+    loaded = load_prompts_and_model(o.prompts, {o.model_dir, o.architecture, o.device,
+                                                o.dtype == "bfloat16" ? model::WeightDType::bfloat16 : model::WeightDType::float32, o.threads},
+                                    o.special_tokens);
+    for (const auto& c : conditions)  // interventions checked on every rank before any work
+      loaded.net->next_token_nll(right_padded_batch(loaded.tokens, {0}, 0), c.interventions);
+  });
+  const BatchShare share = share_batches(loaded.tokens, static_cast<std::size_t>(o.batch), rank, size);
+  std::vector<EvalSummary> out;
+  for (const auto& c : conditions) out.push_back(evaluate_condition(o, c, loaded, share, comm));
+  return out;
+}
+
+EvalSummary run_eval(const EvalOptions& o, MPI_Comm comm) { return run_eval_conditions(o, {{"", o.interventions, o.output}}, comm).front(); }
 
 }  // namespace lmtopo::stages

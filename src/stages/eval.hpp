@@ -26,12 +26,31 @@ struct EvalOptions {
   nlohmann::json config;
 };
 
+struct LanguageScore {
+  std::string language;
+  long long scored_tokens = 0;
+  double mean_nll = 0, perplexity = 0;
+};
+
 struct EvalSummary {
   long long prompts = 0, scored_tokens = 0;
   double mean_nll = 0, perplexity = 0;
   double seconds = 0;  // the forward passes on the slowest rank (model load and writing excluded)
+  std::vector<LanguageScore> languages;  // in order of first appearance
 };
 
 EvalSummary run_eval(const EvalOptions& options, MPI_Comm comm);
+
+// One of several evaluations of the same model and prompts: its interventions and eval/1 file.
+struct EvalCondition {
+  std::string name;
+  model::Interventions interventions;
+  std::string output;
+};
+
+// Every condition in turn with one model load and one tokenization (the job stage's conditions, e.g.
+// a pruning experiment); `options.interventions` and `options.output` are not used. Each file
+// records its condition's name (root attribute condition) and interventions.
+std::vector<EvalSummary> run_eval_conditions(const EvalOptions& options, const std::vector<EvalCondition>& conditions, MPI_Comm comm);
 
 }  // namespace lmtopo::stages

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "model/transformer.hpp"
 
@@ -32,6 +33,10 @@ struct GenerateOptions {
   bool stop_at_eos = true;
   bool kv_cache = true;
   model::Interventions interventions;
+  // Per-token hook capture: for every generated token, each hook's points at the position it was
+  // generated from, into states_output (generation-states/1, docs/hdf5-layout.md).
+  std::vector<std::string> hooks;
+  std::string states_output;
   nlohmann::json config;  // recorded as the effective config
 };
 

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <iostream>
 
 #include "core/error.hpp"
@@ -20,7 +21,9 @@
 #include "io/work_manifest.hpp"
 #include "mpi/collective.hpp"
 #include "core/hashing.hpp"
+#include "model/interventions.hpp"
 #include "stages/aggregate.hpp"
+#include "stages/eval.hpp"
 #include "stages/extract.hpp"
 #include "stages/prepare.hpp"
 #include "stages/sweep.hpp"
@@ -70,7 +73,7 @@ std::vector<Item> items_of(const core::JobSpec& spec, const std::string& stage) 
   }
   for (const auto& m : spec.models)
     for (const auto& c : core::trained_checkpoints(spec, m)) {
-      if (stage == "extract" || stage == "neurons") out.push_back({m.name + "/" + c.label, m.name, c, ""});
+      if (stage == "extract" || stage == "neurons" || stage == "eval") out.push_back({m.name + "/" + c.label, m.name, c, ""});
       if (stage == "zigzag")
         for (const auto& h : spec.config["extract"]["hooks"])
           out.push_back({m.name + "/" + c.label + "/" + h.get<std::string>(), m.name, c, h.get<std::string>()});
@@ -133,6 +136,12 @@ nlohmann::json item_config(const core::JobSpec& spec, const std::string& stage, 
     c["neurons"] = section("neurons");
     c["checkpoint"] = it.checkpoint.dir;
   }
+  if (stage == "eval") {  // and each interventions file by content
+    c["eval"] = section("eval");
+    c["checkpoint"] = it.checkpoint.dir;
+    for (const auto& cond : spec.config["eval"]["conditions"])
+      if (cond.contains("interventions")) c["interventions_files"][cond["name"].get<std::string>()] = core::sha256_file(cond["interventions"]);
+  }
   if (stage == "aggregate") {
     // Its inputs: every zigzag item of the hook by its own configuration (a changed or added
     // checkpoint makes the aggregate stale), and the imported barcodes by content.
@@ -172,9 +181,19 @@ std::string neurons_output(const core::JobSpec& spec, const Item& it, const std:
   return base + (study == "key_linguistic" ? "" : "." + study) + ".h5";
 }
 
+// eval: one eval/1 file per condition in a folder per checkpoint, and the checkpoint's perplexity table.
+std::vector<std::string> eval_outputs(const core::JobSpec& spec, const Item& it) {
+  const fs::path base = fs::path(spec.output) / "eval" / it.model / it.checkpoint.label;
+  std::vector<std::string> out;
+  for (const auto& c : spec.config["eval"]["conditions"]) out.push_back((base / (c["name"].get<std::string>() + ".h5")).string());
+  out.push_back(base.string() + ".perplexity.csv");
+  return out;
+}
+
 // Output files of an item (where run_item writes them).
 std::vector<std::string> item_outputs(const core::JobSpec& spec, const std::string& stage, const Item& it) {
   if (stage == "extract") return {activations_path(spec, it)};
+  if (stage == "eval") return eval_outputs(spec, it);
   if (stage == "aggregate") {
     const std::string base = (fs::path(spec.output) / "aggregate" / it.hook).string();
     return {base + ".h5", base + ".curves.csv", base + ".phases.csv", base + ".universality.csv"};
@@ -222,7 +241,8 @@ std::optional<std::vector<std::string>> link_duplicate(const core::JobSpec& spec
                                                        const std::vector<Item>& items,
                                                        const std::map<std::string, std::string>& duplicates,
                                                        const io::WorkManifest& manifest, std::string& original_id) {
-  if ((stage != "extract" && stage != "zigzag" && stage != "sweep" && stage != "neurons") || it.checkpoint.dir.empty()) return std::nullopt;
+  if ((stage != "extract" && stage != "zigzag" && stage != "sweep" && stage != "neurons" && stage != "eval") || it.checkpoint.dir.empty())
+    return std::nullopt;
   const auto dup = duplicates.find(it.model + "/" + it.checkpoint.label);
   if (dup == duplicates.end()) return std::nullopt;
   for (const auto& o : items) {
@@ -277,6 +297,56 @@ std::vector<std::string> run_neurons_item(const core::JobSpec& spec, const Item&
       if (m.name == it.model) o.architecture = m.architecture;
     run_neurons(o, comm);
   }
+  return outputs;
+}
+
+// Every condition of the eval section on one checkpoint (one model load), then the perplexity table:
+// per condition and language (and "all"), scored tokens, mean NLL, perplexity and the mean NLL's
+// difference from the first condition's.
+std::vector<std::string> run_eval_item(const core::JobSpec& spec, const Item& it, const std::string& corpus, MPI_Comm comm) {
+  const auto& e = spec.config["eval"];
+  const auto outputs = item_outputs(spec, "eval", it);
+  EvalOptions o;
+  o.model_dir = it.checkpoint.dir;
+  o.prompts = corpus;
+  o.batch = e["batch"];
+  o.threads = e["threads"];
+  o.dtype = e["dtype"];
+  o.device = e["device"];
+  o.special_tokens = e["special_tokens"];
+  o.config = spec.config;
+  for (const auto& m : spec.models)
+    if (m.name == it.model) o.architecture = m.architecture;
+  std::vector<EvalCondition> conditions;
+  for (std::size_t i = 0; i < e["conditions"].size(); ++i) {
+    const auto& c = e["conditions"][i];
+    const std::string field = spec.file + ": eval.conditions[" + std::to_string(i) + "]";
+    EvalCondition cond{c["name"], {}, outputs[i]};
+    if (c.contains("interventions")) cond.interventions = model::read_interventions_file(c["interventions"]);
+    if (c.contains("skip_blocks")) model::add_skip_blocks(cond.interventions, c["skip_blocks"], field + ".skip_blocks");
+    for (const char* kind : {"ffn_set", "ffn_add"})
+      for (const auto& edit : c.value(kind, nlohmann::json::array()))
+        model::add_ffn_edit(cond.interventions, edit, std::string(kind) == "ffn_set", field + "." + kind);
+    conditions.push_back(std::move(cond));
+  }
+  mpi::on_root(comm, [&] { fs::create_directories(fs::path(outputs[0]).parent_path()); });
+  const auto scores = run_eval_conditions(o, conditions, comm);
+  mpi::on_root(comm, [&] {
+    std::ostringstream csv;
+    csv.precision(10);
+    csv << "condition,language,scored_tokens,mean_nll,perplexity,delta_nll\n";
+    for (std::size_t i = 0; i < scores.size(); ++i) {
+      const auto& base = scores.front();
+      for (std::size_t l = 0; l < scores[i].languages.size(); ++l) {
+        const auto& s = scores[i].languages[l];
+        csv << conditions[i].name << "," << s.language << "," << s.scored_tokens << "," << s.mean_nll << "," << s.perplexity << ","
+            << s.mean_nll - base.languages[l].mean_nll << "\n";
+      }
+      csv << conditions[i].name << ",all," << scores[i].scored_tokens << "," << scores[i].mean_nll << "," << scores[i].perplexity << ","
+          << scores[i].mean_nll - base.mean_nll << "\n";
+    }
+    io::write_file_atomically(outputs.back(), csv.str());
+  });
   return outputs;
 }
 
@@ -337,7 +407,7 @@ std::vector<std::string> run_aggregate_item(const core::JobSpec& spec, const Ite
 std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& stage, const Item& it, MPI_Comm comm) {
   const auto& cfg = spec.config;
   const std::string corpus = (fs::path(spec.output) / "corpus.h5").string();
-  if (stage == "extract" || stage == "train" || stage == "neurons")
+  if (stage == "extract" || stage == "train" || stage == "neurons" || stage == "eval")
     if (!fs::exists(corpus)) throw InputError(spec.file + ": " + stage + " needs the prepare stage's " + corpus);
   if (stage == "train") {
     const auto& t = cfg["train"];
@@ -385,6 +455,7 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
     return {o.output};
   }
   if (stage == "neurons") return run_neurons_item(spec, it, corpus, comm);
+  if (stage == "eval") return run_eval_item(spec, it, corpus, comm);
   if (stage == "aggregate") return run_aggregate_item(spec, it, comm);
   if (stage == "sweep") {
     const auto& w = cfg["sweep"];
@@ -471,6 +542,7 @@ std::vector<std::string> pipeline_stages(const core::JobSpec& spec) {
   if (spec.has_stage("zigzag") && spec.has_stage("extract")) out.push_back("zigzag");
   if (spec.has_stage("sweep") && spec.has_stage("extract")) out.push_back("sweep");
   if (spec.has_stage("neurons")) out.push_back("neurons");
+  if (spec.has_stage("eval")) out.push_back("eval");
   if (spec.has_stage("aggregate")) out.push_back("aggregate");
   return out;
 }

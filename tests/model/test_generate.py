@@ -7,11 +7,15 @@ import copy
 import json
 import subprocess
 
+import h5py
+import numpy as np
+
 import pytest
 import torch
 
 from test_extract import LMTOPO, MPIRUN, make_checkpoint
 from test_parity import ARCHS
+from test_parity import reference as hooks_reference
 
 PROMPTS = ["Guten Morgen", "Le fichier n'existe pas", "Файл не найден"]
 
@@ -87,3 +91,44 @@ def test_rows_stop_at_the_learned_positions(tmp_path):
     got = generate(path, tmp_path, "--no-eos-stop", ranks=1, new_tokens=40)
     assert [len(g["prompt_ids"]) + len(g["generated_ids"]) for g in got] == [32] * len(PROMPTS)
     assert len({len(g["prompt_ids"]) for g in got}) > 1  # rows of different lengths in one batch
+
+
+@pytest.mark.parametrize("how", [(), ("--batch", "2", "--no-kv-cache")], ids=["cache", "no-cache"])
+@pytest.mark.parametrize("arch", ["llama_gqa", "neox_parallel"])
+def test_per_token_states_match_transformers(tmp_path, arch, how):
+    """--hook captures, for every generated token, the states it was generated from: transformers'
+    forward over the prompt and the generated tokens (no cache, forward hooks) at the prompt's last
+    position for the first token and at each generated token for the next, to 1e-5 of the hook's
+    largest magnitude; on 2 ranks (one of them without prompts), with the cache and without."""
+    model, tok, path = make_checkpoint(arch, tmp_path)
+    hooks = ["post_attention_layernorm", "mlp_act"]
+    states = tmp_path / "s.h5"
+    got = generate(path, tmp_path, "--no-eos-stop", *how, *sum((["--hook", h] for h in hooks), []), "--states-output", str(states))
+    subprocess.run([LMTOPO, "validate", str(states)], check=True, capture_output=True)
+    with h5py.File(states, "r") as f:
+        prompt, step, position, token_id = (f["tokens"][k][:] for k in ("prompt", "step", "position", "token_id"))
+        assert len(prompt) == sum(len(g["generated_ids"]) for g in got) == 3 * 8
+        for i, g in enumerate(got):
+            rows = np.flatnonzero(prompt == i)
+            generated = g["generated_ids"]
+            assert step[rows].tolist() == list(range(len(generated))) and token_id[rows].tolist() == generated
+            assert position[rows].tolist() == [len(g["prompt_ids"]) - 1 + k for k in range(len(generated))]
+            sequence = g["prompt_ids"] + generated
+            ref = hooks_reference(model, [sequence], [[1] * len(sequence)])
+            for h in hooks:
+                want = ref[h][:, 0, position[rows], :]  # [points, tokens, width]
+                np.testing.assert_allclose(f["states"][h][:, rows, :], want, rtol=1e-5, atol=1e-5 * np.abs(want).max(),
+                                           err_msg=f"{h} prompt {i}")
+        assert f["states/mlp_act"].attrs["hook"].decode() == "mlp_act"
+
+
+def test_states_options_need_each_other(tmp_path):
+    _, _, path = make_checkpoint("llama_gqa", tmp_path)
+    (tmp_path / "p.jsonl").write_text(json.dumps({"text": "Guten Morgen"}) + "\n")
+    base = [LMTOPO, "generate", "--model", str(path), "--prompts", str(tmp_path / "p.jsonl"), "-o", str(tmp_path / "g.jsonl")]
+    for extra, needle in [(["--hook", "mlp_act"], "--hook: needs --states-output"),
+                          (["--states-output", str(tmp_path / "s.h5")], "--states-output: needs at least one --hook"),
+                          (["--hook", "nonsense", "--states-output", str(tmp_path / "s.h5")], "nonsense")]:
+        proc = subprocess.run(base + extra, capture_output=True, text=True)
+        assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
+        assert not (tmp_path / "s.h5").exists() and not (tmp_path / "g.jsonl").exists()

@@ -1,5 +1,6 @@
 """`lmtopo run JOB.yaml` over a small study on 2 ranks: prepare, train, extract and zigzag at every
 checkpoint, outputs valid; a second run computes nothing; a single item can be redone by index."""
+import json
 import os
 import subprocess
 
@@ -24,6 +25,7 @@ neurons: {studies: [key_linguistic, repetition, sensitive_directions], threshold
           repetition: {texts: 6, prefix_tokens: 4, new_tokens: 24, ngram: 2, min_occurrences: 2, window: 24, min_second: 4, span: 2, top_k: 4},
           sensitive_directions: {lengths: [0, 1, 4], families: [random, gaussian, sae], sae_decoders: {tiny: [sae.safetensors]}}}
 aggregate: {bootstrap: 50, permutations: 100, barcodes: [{model: imported, path: imported.csv}]}
+eval: {batch: 8, conditions: [{name: base}, {name: skip1, skip_blocks: "1"}, {name: edited, ffn_set: ["0:3=0"], interventions: iv.json}]}
 """
 
 
@@ -32,6 +34,7 @@ def write_study(folder, text=SPEC, name="study.yaml"):
     and an imported barcode over 4 layers (the H0 bar dying at 2L = 8 pins L)."""
     save_file({"W_dec": np.random.default_rng(4).standard_normal((10, 32)).astype(np.float32)}, str(folder / "sae.safetensors"))
     (folder / "imported.csv").write_text("dimension,birth,death\n0,1,8\n1,3,6\n1,2,7\n1,5,8\n")
+    (folder / "iv.json").write_text(json.dumps({"ffn_add": {"1": [[7, 1.5]]}}))
     (folder / name).write_text(text)
     return folder / name
 
@@ -43,6 +46,42 @@ def lmtopo(*args, ranks=2):
     return proc.stdout
 
 
+def check_eval_conditions(root, step):
+    """The eval stage's three conditions at one checkpoint against transformers (the trained model, a
+    block dropped, an FFN unit set and one shifted by hooks), and its perplexity table against the files."""
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import AutoModelForCausalLM
+    from test_eval import reference_nll, with_interventions
+
+    ckpt = root / "checkpoints" / "tiny" / f"step{step}"
+    model = AutoModelForCausalLM.from_pretrained(ckpt, torch_dtype=torch.float32).eval()
+    tok = Tokenizer.from_file(str(ckpt / "tokenizer.json"))
+    with h5py.File(root / "corpus.h5", "r") as f:
+        rows = [{"text": t.decode(), "lang": l.decode()} for t, l in zip(f["corpus/text"][:], f["corpus/lang"][:])]
+    table = {}
+    for line in (root / "eval" / "tiny" / f"step{step}.perplexity.csv").read_text().splitlines()[1:]:
+        cond, lang, scored, mean, ppl, delta = line.split(",")
+        table[cond, lang] = (int(scored), float(mean), float(ppl), float(delta))
+    ivs = {"base": {}, "skip1": {"skip_blocks": [1]}, "edited": {"ffn_set": {"0": [[3, 0.0]]}, "ffn_add": {"1": [[7, 1.5]]}}}
+    for cond, iv in ivs.items():
+        path = root / "eval" / "tiny" / f"step{step}" / f"{cond}.h5"
+        subprocess.run([LMTOPO, "validate", str(path)], check=True, capture_output=True)
+        want = reference_nll(with_interventions(model, iv) if iv else model, tok, rows)
+        with h5py.File(path, "r") as f:
+            assert f.attrs["condition"].decode() == cond and json.loads(f.attrs["interventions"]) == iv
+            nll, prompt = f["tokens/nll"][:], f["tokens/prompt"][:]
+            for i, w in enumerate(want):
+                np.testing.assert_allclose(nll[prompt == i], w, rtol=1e-5, atol=1e-5, err_msg=f"{cond} prompt {i}")
+            for j, lang in enumerate(x.decode() for x in f["languages/name"][:]):
+                scored, mean, ppl, delta = table[cond, lang]
+                assert scored == f["languages/scored"][j]
+                np.testing.assert_allclose([mean, ppl], [f["languages/mean_nll"][j], f["languages/perplexity"][j]], rtol=1e-8)
+                np.testing.assert_allclose(delta, mean - table["base", lang][1], rtol=0, atol=1e-8)  # 10 digits in the CSV
+            np.testing.assert_allclose(table[cond, "all"][1], np.concatenate(want).mean(), rtol=1e-5)
+    assert table["skip1", "all"][3] != 0 and table["base", "all"][3] == 0
+
+
 def test_run_resume_and_items(tmp_path):
     spec = write_study(tmp_path)
     out = lmtopo("run", spec)
@@ -52,6 +91,7 @@ def test_run_resume_and_items(tmp_path):
     assert "run: sweep: 10 item(s) computed" in out   # 4 checkpoints x 2 hooks + 2 hooks across checkpoints
     assert "run: neurons: 4 item(s) computed" in out  # the three studies per checkpoint
     assert "run: aggregate: 2 item(s) computed" in out  # one per hook
+    assert "run: eval: 4 item(s) computed" in out  # the three conditions per checkpoint
     root = tmp_path / "out"
     for step in (0, 1, 2, 4):
         act = root / "activations" / "tiny" / f"step{step}.h5"
@@ -105,6 +145,7 @@ def test_run_resume_and_items(tmp_path):
                 want = np.interp(f["grid/depth"][:], np.arange(len(per_block)) / (len(per_block) - 1), per_block)
                 np.testing.assert_allclose(f["neurons/key_units"][row], want, rtol=1e-12)
         assert (root / "aggregate" / f"{hook}.universality.csv").exists()
+    check_eval_conditions(root, step=4)
     again = lmtopo("run", spec)
     assert "run: train: 0 item(s) computed, 1 already complete" in again
     assert "run: extract: 0 item(s) computed, 4 already complete" in again
@@ -112,6 +153,7 @@ def test_run_resume_and_items(tmp_path):
     assert "run: sweep: 0 item(s) computed, 10 already complete" in again
     assert "run: neurons: 0 item(s) computed, 4 already complete" in again
     assert "run: aggregate: 0 item(s) computed, 2 already complete" in again
+    assert "run: eval: 0 item(s) computed, 4 already complete" in again
     # Settings that cannot change a result (reducer, dualize, threads, the k-NN filter's precision and
     # device) leave complete items complete; a setting that can (k) makes them stale.
     neutral = tmp_path / "neutral.yaml"
