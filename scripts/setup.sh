@@ -25,6 +25,7 @@ APT_PACKAGES=(
   python3-torch                 # reference transformers for the parity tests (.venv-torch)
   slurm-wlm munge               # single-node SLURM for the SLURM tests
   clang libclang-rt-14-dev      # the sanitizer build and libFuzzer (scripts/sanitize.sh)
+  chromium                      # headless browser: the report's test loads the page for real
 )
 
 if [[ "${LMTOPO_SKIP_APT:-0}" != 1 ]]; then

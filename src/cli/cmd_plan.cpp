@@ -121,7 +121,12 @@ int run_plan(const po::variables_map& vm, const std::vector<std::string>&) {
   }
 #endif
   if (cfg.contains("neurons")) std::cout << "stage neurons: studies " << cfg["neurons"]["studies"].dump() << "\n";
-  if (cfg.contains("aggregate")) std::cout << "stage aggregate: 1 item\n";
+  if (cfg.contains("eval")) {
+    std::cout << "stage eval: conditions";
+    for (const auto& c : cfg["eval"]["conditions"]) std::cout << " " << c["name"].get<std::string>();
+    std::cout << " (one model load per checkpoint)\n";
+  }
+  if (cfg.contains("aggregate")) std::cout << "stage aggregate: one item per hook\n";
   return 0;
 }
 

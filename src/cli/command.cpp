@@ -21,7 +21,8 @@ const std::vector<Command>& commands() {
     t.push_back(make_submit_command());
     t.push_back(make_status_command());
 #endif
-    for (auto* make : {make_zigzag_command, make_sweep_command, make_barcode_command, make_summarize_command, make_aggregate_command})
+    for (auto* make : {make_zigzag_command, make_sweep_command, make_barcode_command, make_summarize_command, make_aggregate_command,
+                  make_report_command})
       t.push_back(make());
     return t;
   }();

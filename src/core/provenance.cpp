@@ -24,6 +24,9 @@
 #endif
 
 namespace lmtopo::core {
+
+std::string source_dir() { return LMTOPO_SOURCE_DIR; }
+
 namespace {
 
 std::string run_git(const std::string& args) {

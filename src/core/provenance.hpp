@@ -11,6 +11,8 @@ std::string lmtopo_version();
 // configure time when the tree is not a git checkout any more); "unknown" if neither is known.
 std::string git_sha();
 bool git_dirty();
+// The source tree the binary was built from (postprocess/ and the venvs live there).
+std::string source_dir();
 std::string hostname();
 // {"hdf5": "...", "mpi": "...", "boost": "...", "yaml_cpp": "...", "petsc": "...", "compiler": "..."}
 nlohmann::json library_versions();

@@ -6,7 +6,7 @@ import pytest
 from conftest import SOURCE, run_lmtopo
 
 SUBCOMMANDS = ["prepare", "plan", "validate", "inspect", "convert", "run", "train", "extract", "eval", "generate", "neurons", "submit",
-               "status", "zigzag", "sweep", "barcode", "summarize", "aggregate"]
+               "status", "zigzag", "sweep", "barcode", "summarize", "aggregate", "report"]
 
 
 def test_top_level_help_lists_the_working_subcommands():
