@@ -2,7 +2,7 @@
 figure and the CSV of the numbers behind it, from the outputs of a study's stages (whichever exist):
 aggregate (S̄ and Betti curves on relative depth, universality, phases), eval (perplexity per condition
 and language: the pruning table), neurons (key-neuron layer profiles, the ablation matrix, repetition
-rates, KL-vs-length curves) and sweep (CKA across checkpoints, SADS over training).
+rates, KL-vs-length curves) and prune (the pruning comparison) and sweep (CKA across checkpoints, SADS over training).
 
 Every number printed in a table carries its source in a data-source attribute (`FILE.h5:/dataset[i,j]`
 or `FILE.csv:ROW:COLUMN`, paths relative to the study's output folder), so a test can check the page
@@ -206,6 +206,32 @@ def eval_section(r, model, ckpt):
              ["condition", "language", "delta_nll"], [[x["condition"], x["language"], x["delta_nll"]] for x in rows])
 
 
+def prune_section(r, model):
+    path = r.root / "prune" / f"{model}.csv"
+    if not path.exists():
+        return
+    src = r.rel(path)
+    rows = read_csv(path)
+    overall = [(k, x) for k, x in enumerate(rows) if x["language"] == "all"]
+    r.heading(f"Layer pruning: {model} at its last checkpoint")
+    r.text("Blocks removed by S̄'s candidates (S̄ ≥ threshold × max) against the same number chosen by angular distance "
+           "(Gromov et al.), by block influence (ShortGPT) and at random; perplexity over the whole corpus with them skipped, "
+           "Δ NLL against the full model (docs/aggregate.md).")
+    r.table(["method", "threshold", "blocks removed", "which", "perplexity", "Δ NLL"],
+            [[x["method"], x["threshold"], x["n"], x["blocks"], (float(x["perplexity"]), f"{src}:{k}:perplexity"),
+              (float(x["delta_nll"]), f"{src}:{k}:delta_nll")] for k, x in overall])
+    fig, ax = plt.subplots(figsize=(8, 4))
+    colours = {"none": "grey", "sbar": "tab:red", "angular_distance": "tab:blue", "block_influence": "tab:green", "random": "tab:olive"}
+    names = [x["condition"] for _, x in overall]
+    ax.bar(range(len(names)), [float(x["delta_nll"]) for _, x in overall], color=[colours[x["method"]] for _, x in overall])
+    ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=8)
+    ax.set_ylabel("Δ mean NLL vs full model (nats/token)")
+    ax.set_title("Perplexity cost of each pruning choice")
+    r.figure(f"prune_{model}", f"{model}: Δ NLL of each pruning choice (red: S̄, blue: angular distance, green: block influence, olive: random).",
+             fig, ["condition", "method", "n", "blocks", "language", "perplexity", "delta_nll"],
+             [[x["condition"], x["method"], x["n"], x["blocks"], x["language"], x["perplexity"], x["delta_nll"]] for x in rows])
+
+
 def neurons_section(r, model, ckpt):
     base = r.root / "neurons" / model / ckpt
     key = pathlib.Path(f"{base}.key_neurons.csv")
@@ -320,6 +346,7 @@ def main(study_path):
             continue
         last = m["checkpoints"][-1]["label"]
         eval_section(r, m["name"], last)
+        prune_section(r, m["name"])
         neurons_section(r, m["name"], last)
         for hook in study["hooks"]:
             sweep_section(r, m["name"], m["checkpoints"], hook)

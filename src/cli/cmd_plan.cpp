@@ -126,6 +126,9 @@ int run_plan(const po::variables_map& vm, const std::vector<std::string>&) {
     for (const auto& c : cfg["eval"]["conditions"]) std::cout << " " << c["name"].get<std::string>();
     std::cout << " (one model load per checkpoint)\n";
   }
+  if (cfg.contains("prune"))
+    std::cout << "stage prune: one item per model at its last checkpoint; S̄ thresholds " << cfg["prune"]["thresholds"].dump()
+              << " against angular distance, block influence and " << cfg["prune"]["random_draws"] << " random draw(s)\n";
   if (cfg.contains("aggregate")) std::cout << "stage aggregate: one item per hook\n";
   return 0;
 }

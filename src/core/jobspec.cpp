@@ -200,6 +200,21 @@ void check_aggregate(JobSpec& spec, const std::string& path) {
   }
 }
 
+// prune reads the zigzag S̄ and the layer_layer sweep (angular distance, block influence) of its hook.
+void check_prune(const JobSpec& spec, const std::string& path) {
+  const json& c = spec.config;
+  const json& p = c["prune"];
+  if (!c.contains("extract") || !c.contains("zigzag") || !c.contains("sweep"))
+    field_error(path, "prune", "needs extract, zigzag and sweep sections (it reads the S̄ curve and the layer_layer sweep)");
+  const auto has = [](const json& list, const json& v) { return std::find(list.begin(), list.end(), v) != list.end(); };
+  if (!has(c["extract"]["hooks"], p["hook"])) field_error(path, "prune.hook", p["hook"].dump() + " is not in extract.hooks " + c["extract"]["hooks"].dump());
+  if (!has(c["zigzag"]["homology_dims"], p["dim"]))
+    field_error(path, "prune.dim", "homology dimension " + p["dim"].dump() + " is not in zigzag.homology_dims " + c["zigzag"]["homology_dims"].dump());
+  if (!has(c["sweep"]["pairs"], "layer_layer")) field_error(path, "sweep.pairs", "prune needs layer_layer");
+  for (const char* metric : {"angular_distance", "block_influence"})
+    if (!has(c["sweep"]["metrics"], metric)) field_error(path, "sweep.metrics", std::string("prune needs ") + metric);
+}
+
 // eval's conditions: names unique (they name files), skip_blocks ranges forward, interventions files
 // existing (resolved against the spec's folder in spec.config). Blocks and units are checked against
 // each model when its item starts.
@@ -319,9 +334,10 @@ JobSpec load_job_spec(const std::string& path) {
   // A stage that is accepted must run: the schema knows this section, this version computes nothing for it.
   if (doc.contains("aggregate")) check_aggregate(spec, path);
   if (doc.contains("eval")) check_eval(spec, path);
+  if (doc.contains("prune")) check_prune(spec, path);
   // Stages that work on checkpoints need models; without any they would silently have no work.
   if (spec.models.empty())
-    for (const char* stage : {"extract", "zigzag", "sweep", "neurons", "eval"})
+    for (const char* stage : {"extract", "zigzag", "sweep", "neurons", "eval", "prune"})
       if (doc.contains(stage))
         field_error(path, "models", std::string("expected at least one model: the ") + stage +
                                         " stage works on model checkpoints and would have nothing to do");

@@ -24,6 +24,7 @@
 #include "model/interventions.hpp"
 #include "stages/aggregate.hpp"
 #include "stages/eval.hpp"
+#include "stages/prune.hpp"
 #include "stages/extract.hpp"
 #include "stages/prepare.hpp"
 #include "stages/sweep.hpp"
@@ -65,6 +66,11 @@ std::vector<Item> items_of(const core::JobSpec& spec, const std::string& stage) 
   if (stage == "train") {
     for (const auto& m : spec.models)
       if (m.from_train) out.push_back({m.name, m.name, {}, ""});
+    return out;
+  }
+  if (stage == "prune") {  // one item per model, at its last checkpoint
+    for (const auto& m : spec.models)
+      out.push_back({m.name, m.name, core::trained_checkpoints(spec, m).back(), spec.config["prune"]["hook"]});
     return out;
   }
   if (stage == "aggregate") {  // one item per hook, over every model and checkpoint
@@ -115,6 +121,11 @@ bool has_key_linguistic(const core::JobSpec& spec) {
   return std::find(studies.begin(), studies.end(), "key_linguistic") != studies.end();
 }
 
+// The zigzag and the per-checkpoint sweep item a prune item reads (the same id in both stages).
+Item prune_input(const core::JobSpec&, const Item& it) {
+  return {it.model + "/" + it.checkpoint.label + "/" + it.hook, it.model, it.checkpoint, it.hook};
+}
+
 // What an item's result depends on; a change makes the item stale.
 nlohmann::json item_config(const core::JobSpec& spec, const std::string& stage, const Item& it) {
   // The sections as written (not the defaults-applied config): see core::work_item_section.
@@ -141,6 +152,14 @@ nlohmann::json item_config(const core::JobSpec& spec, const std::string& stage, 
     c["checkpoint"] = it.checkpoint.dir;
     for (const auto& cond : spec.config["eval"]["conditions"])
       if (cond.contains("interventions")) c["interventions_files"][cond["name"].get<std::string>()] = core::sha256_file(cond["interventions"]);
+  }
+  if (stage == "prune") {  // and the zigzag and sweep items it reads, by their own configuration
+    c["prune"] = section("prune");
+    c["checkpoint"] = it.checkpoint.dir;
+    for (const char* input : {"zigzag", "sweep"}) {
+      const Item in = prune_input(spec, it);
+      c[std::string(input) + "_item"] = core::config_hash(item_config(spec, input, in));
+    }
   }
   if (stage == "aggregate") {
     // Its inputs: every zigzag item of the hook by its own configuration (a changed or added
@@ -194,6 +213,7 @@ std::vector<std::string> eval_outputs(const core::JobSpec& spec, const Item& it)
 std::vector<std::string> item_outputs(const core::JobSpec& spec, const std::string& stage, const Item& it) {
   if (stage == "extract") return {activations_path(spec, it)};
   if (stage == "eval") return eval_outputs(spec, it);
+  if (stage == "prune") return {(fs::path(spec.output) / "prune" / (it.model + ".csv")).string()};  // and a file per condition
   if (stage == "aggregate") {
     const std::string base = (fs::path(spec.output) / "aggregate" / it.hook).string();
     return {base + ".h5", base + ".curves.csv", base + ".phases.csv", base + ".universality.csv"};
@@ -350,6 +370,46 @@ std::vector<std::string> run_eval_item(const core::JobSpec& spec, const Item& it
   return outputs;
 }
 
+// The pruning experiment at a model's last checkpoint, from its complete and current zigzag and sweep
+// items (a missing or stale one is refused by name).
+std::vector<std::string> run_prune_item(const core::JobSpec& spec, const Item& it, const std::string& corpus, MPI_Comm comm) {
+  const auto& p = spec.config["prune"];
+  const Item in = prune_input(spec, it);
+  int ready = 1;
+  std::string missing;
+  mpi::on_root(comm, [&] {
+    io::WorkManifest manifest(spec.output);
+    for (const char* stage : {"zigzag", "sweep"})
+      if (ready && !manifest.is_complete(stage, in.id, core::config_hash(item_config(spec, stage, in)))) {
+        ready = 0;
+        missing = stage;
+      }
+  });
+  mpi::check(MPI_Bcast(&ready, 1, MPI_INT, 0, comm), "MPI_Bcast");
+  if (!ready)
+    throw InputError(spec.file + ": prune item " + it.id + " needs " + (missing.empty() ? "zigzag and sweep" : missing) + " item " + in.id +
+                     ", which is not complete or is stale (run that stage first)");
+  PruneOptions o;
+  o.zigzag = item_outputs(spec, "zigzag", in)[0];
+  o.sweep = item_outputs(spec, "sweep", in)[0];
+  o.dim = p["dim"];
+  o.thresholds = p["thresholds"].get<std::vector<double>>();
+  o.random_draws = p["random_draws"];
+  o.seed = p["seed"];
+  o.eval.model_dir = it.checkpoint.dir;
+  o.eval.prompts = corpus;
+  o.eval.batch = p["batch"];
+  o.eval.threads = p["threads"];
+  o.eval.device = p["device"];
+  o.eval.special_tokens = p["special_tokens"];
+  o.eval.config = spec.config;
+  for (const auto& m : spec.models)
+    if (m.name == it.model) o.eval.architecture = m.architecture;
+  o.table = item_outputs(spec, "prune", it)[0];
+  o.output_dir = (fs::path(spec.output) / "prune" / it.model).string();
+  return run_prune(o, comm);
+}
+
 // A checkpoint's training step for aggregate: known from a template, else read from a "stepN" label,
 // else its place in the model's checkpoint list (the list is in training order).
 long long training_step(const core::CheckpointRef& c, std::size_t index) {
@@ -407,7 +467,7 @@ std::vector<std::string> run_aggregate_item(const core::JobSpec& spec, const Ite
 std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& stage, const Item& it, MPI_Comm comm) {
   const auto& cfg = spec.config;
   const std::string corpus = (fs::path(spec.output) / "corpus.h5").string();
-  if (stage == "extract" || stage == "train" || stage == "neurons" || stage == "eval")
+  if (stage == "extract" || stage == "train" || stage == "neurons" || stage == "eval" || stage == "prune")
     if (!fs::exists(corpus)) throw InputError(spec.file + ": " + stage + " needs the prepare stage's " + corpus);
   if (stage == "train") {
     const auto& t = cfg["train"];
@@ -456,6 +516,7 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
   }
   if (stage == "neurons") return run_neurons_item(spec, it, corpus, comm);
   if (stage == "eval") return run_eval_item(spec, it, corpus, comm);
+  if (stage == "prune") return run_prune_item(spec, it, corpus, comm);
   if (stage == "aggregate") return run_aggregate_item(spec, it, comm);
   if (stage == "sweep") {
     const auto& w = cfg["sweep"];
@@ -543,6 +604,7 @@ std::vector<std::string> pipeline_stages(const core::JobSpec& spec) {
   if (spec.has_stage("sweep") && spec.has_stage("extract")) out.push_back("sweep");
   if (spec.has_stage("neurons")) out.push_back("neurons");
   if (spec.has_stage("eval")) out.push_back("eval");
+  if (spec.has_stage("prune")) out.push_back("prune");
   if (spec.has_stage("aggregate")) out.push_back("aggregate");
   return out;
 }

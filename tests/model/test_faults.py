@@ -20,8 +20,9 @@ from test_run import SPEC as RUN_SPEC, write_study
 
 # test_run's study, trained a little longer (five checkpoints) and with a smaller sweep.
 SPEC = (RUN_SPEC.replace("study: run-test", "study: faults").replace("steps: 4,", "steps: 8,")
-        .replace("metrics: [cka_linear_unbiased, sads, retrieval], pairs: [layer_layer, language_language, checkpoint_checkpoint]",
-                 "metrics: [cka_linear_unbiased, sads], pairs: [layer_layer, checkpoint_checkpoint]"))
+        .replace("metrics: [cka_linear_unbiased, sads, retrieval, angular_distance, block_influence], "
+                 "pairs: [layer_layer, language_language, checkpoint_checkpoint]",
+                 "metrics: [cka_linear_unbiased, sads, angular_distance, block_influence], pairs: [layer_layer, checkpoint_checkpoint]"))
 assert "steps: 8," in SPEC and "pairs: [layer_layer, checkpoint_checkpoint]" in SPEC
 
 

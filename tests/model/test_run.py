@@ -1,5 +1,6 @@
 """`lmtopo run JOB.yaml` over a small study on 2 ranks: prepare, train, extract and zigzag at every
 checkpoint, outputs valid; a second run computes nothing; a single item can be redone by index."""
+import csv
 import json
 import os
 import subprocess
@@ -20,13 +21,16 @@ data: {source: gettext, languages: [en, de, fr], prompts: 40, seed: 2}
 train: {steps: 4, batch: 4, layers: 2, hidden: 32, heads: 2, intermediate: 64, vocab_size: 300, seq_len: 16}
 extract: {hooks: [post_attention_layernorm, block_output], pool: mean, batch: 8}
 zigzag: {k: 3, max_dim: 2}
-sweep: {metrics: [cka_linear_unbiased, sads, retrieval], pairs: [layer_layer, language_language, checkpoint_checkpoint], knn: 3}
+sweep: {metrics: [cka_linear_unbiased, sads, retrieval, angular_distance, block_influence], pairs: [layer_layer, language_language, checkpoint_checkpoint], knn: 3}
 neurons: {studies: [key_linguistic, repetition, sensitive_directions], threshold: 1.0, control_draws: 2, batch: 8,
           repetition: {texts: 6, prefix_tokens: 4, new_tokens: 24, ngram: 2, min_occurrences: 2, window: 24, min_second: 4, span: 2, top_k: 4},
           sensitive_directions: {lengths: [0, 1, 4], families: [random, gaussian, sae], sae_decoders: {tiny: [sae.safetensors]}}}
 aggregate: {bootstrap: 50, permutations: 100, barcodes: [{model: imported, path: imported.csv}]}
 eval: {batch: 8, conditions: [{name: base}, {name: skip1, skip_blocks: "1"}, {name: edited, ffn_set: ["0:3=0"], interventions: iv.json}]}
+prune: {hook: block_output, thresholds: [0.9, 0.5], random_draws: 2}
 """
+PRUNE = "prune: {hook: block_output, thresholds: [0.9, 0.5], random_draws: 2}\n"  # needs the layer_layer sweep
+assert PRUNE in SPEC
 
 
 def write_study(folder, text=SPEC, name="study.yaml"):
@@ -82,6 +86,51 @@ def check_eval_conditions(root, step):
     assert table["skip1", "all"][3] != 0 and table["base", "all"][3] == 0
 
 
+def check_pruning(root):
+    """The prune stage's block choices recomputed in numpy from the zigzag's S̄ and the sweep's layer x
+    layer matrices of block_output at step 4, and each condition's perplexity from its eval file; the
+    S̄ choice evaluated in transformers with those blocks dropped."""
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import AutoModelForCausalLM
+    from test_eval import reference_nll, with_interventions
+
+    with h5py.File(root / "zigzag" / "tiny" / "step4" / "block_output.h5", "r") as f:
+        sbar = f["summaries/h1/avg_similarity"][:]
+    with h5py.File(root / "sweep" / "tiny" / "step4" / "block_output.h5", "r") as f:
+        angular, influence = f["layer_layer/angular_distance"][:], f["layer_layer/block_influence"][:]
+    points = len(sbar)
+    rows = [r for r in csv.DictReader(open(root / "prune" / "tiny.csv")) if r["language"] == "all"]
+    blocks = {r["condition"]: [int(b) for part in r["blocks"].split() for b in
+                               (range(int(part.split("-")[0]), int(part.split("-")[-1]) + 1))] for r in rows}
+    sizes = set()
+    for t in (0.9, 0.5):
+        want = [l for l in range(points - 1) if sbar[l] >= t * sbar.max()]
+        assert blocks.get(f"sbar_{t:g}", []) == want, (t, sbar)
+        sizes.add(len(want)) if want else None
+    for n in sizes:
+        start = int(np.argmin([angular[l, l + n] for l in range(points - n)]))
+        assert blocks[f"angular_distance_n{n}"] == list(range(start, start + n))
+        bi = [influence[b, b + 1] for b in range(points - 1)]
+        assert blocks[f"block_influence_n{n}"] == sorted(np.argsort(bi, kind="stable")[:n].tolist())
+        for k in range(2):
+            r = blocks[f"random_n{n}_{k}"]
+            assert len(set(r)) == n and all(0 <= b < points - 1 for b in r)
+    assert blocks["base"] == []
+    for r in rows:
+        with h5py.File(root / "prune" / "tiny" / f"{r['condition']}.h5", "r") as f:
+            assert json.loads(f.attrs["interventions"]) == ({"skip_blocks": blocks[r["condition"]]} if blocks[r["condition"]] else {})
+            np.testing.assert_allclose(float(r["mean_nll"]), f["overall/mean_nll"][0], rtol=1e-8)
+    first = next(r["condition"] for r in rows if r["method"] == "sbar")
+    ckpt = root / "checkpoints" / "tiny" / "step4"
+    model = AutoModelForCausalLM.from_pretrained(ckpt, torch_dtype=torch.float32).eval()
+    tok = Tokenizer.from_file(str(ckpt / "tokenizer.json"))
+    with h5py.File(root / "corpus.h5", "r") as f:
+        texts = [{"text": t.decode()} for t in f["corpus/text"][:]]
+    want = reference_nll(with_interventions(model, {"skip_blocks": blocks[first]}), tok, texts)
+    np.testing.assert_allclose(float(next(r["mean_nll"] for r in rows if r["condition"] == first)), np.concatenate(want).mean(), rtol=1e-5)
+
+
 def test_run_resume_and_items(tmp_path):
     spec = write_study(tmp_path)
     out = lmtopo("run", spec)
@@ -92,6 +141,7 @@ def test_run_resume_and_items(tmp_path):
     assert "run: neurons: 4 item(s) computed" in out  # the three studies per checkpoint
     assert "run: aggregate: 2 item(s) computed" in out  # one per hook
     assert "run: eval: 4 item(s) computed" in out  # the three conditions per checkpoint
+    assert "run: prune: 1 item(s) computed" in out  # the model's last checkpoint
     root = tmp_path / "out"
     for step in (0, 1, 2, 4):
         act = root / "activations" / "tiny" / f"step{step}.h5"
@@ -146,6 +196,7 @@ def test_run_resume_and_items(tmp_path):
                 np.testing.assert_allclose(f["neurons/key_units"][row], want, rtol=1e-12)
         assert (root / "aggregate" / f"{hook}.universality.csv").exists()
     check_eval_conditions(root, step=4)
+    check_pruning(root)
     again = lmtopo("run", spec)
     assert "run: train: 0 item(s) computed, 1 already complete" in again
     assert "run: extract: 0 item(s) computed, 4 already complete" in again
@@ -154,6 +205,7 @@ def test_run_resume_and_items(tmp_path):
     assert "run: neurons: 0 item(s) computed, 4 already complete" in again
     assert "run: aggregate: 0 item(s) computed, 2 already complete" in again
     assert "run: eval: 0 item(s) computed, 4 already complete" in again
+    assert "run: prune: 0 item(s) computed, 1 already complete" in again
     # Settings that cannot change a result (reducer, dualize, threads, the k-NN filter's precision and
     # device) leave complete items complete; a setting that can (k) makes them stale.
     neutral = tmp_path / "neutral.yaml"
@@ -174,7 +226,7 @@ def test_run_resume_and_items(tmp_path):
             whole[hook] = {k: f["checkpoint_checkpoint"][k][()] for k in f["checkpoint_checkpoint"]}
     blocked = tmp_path / "blocked.yaml"
     blocked.write_text(SPEC.replace("pairs: [layer_layer, language_language, checkpoint_checkpoint], knn: 3",
-                                    "pairs: [checkpoint_checkpoint], knn: 3, checkpoint_block: 3"))
+                                    "pairs: [checkpoint_checkpoint], knn: 3, checkpoint_block: 3").replace(PRUNE, ""))
     plan = subprocess.run([LMTOPO, "plan", str(blocked)], capture_output=True, text=True, check=True).stdout
     assert "tiny/checkpoints/block_output/block-0-1" in plan
     out_b = lmtopo("sweep", blocked)
@@ -198,7 +250,7 @@ def test_run_resume_and_items(tmp_path):
         listed = "    checkpoints: [" + ", ".join(str(ck / f"step{s}") for s in steps) + "]"
         return SPEC.replace("    from_train: true", listed).replace(
             "pairs: [layer_layer, language_language, checkpoint_checkpoint], knn: 3",
-            "pairs: [checkpoint_checkpoint], knn: 3, checkpoint_block: 2")
+            "pairs: [checkpoint_checkpoint], knn: 3, checkpoint_block: 2").replace(PRUNE, "")
     nightly = tmp_path / "nightly.yaml"
     nightly.write_text(grown([0, 1, 2]))
     first = lmtopo("sweep", nightly)

@@ -2,11 +2,13 @@
 // stage are in tests/python/test_aggregate.py).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "stats/correlation.hpp"
 #include "stats/depth_curves.hpp"
 #include "stats/phases.hpp"
+#include "stats/pruning.hpp"
 
 using namespace lmtopo::stats;
 
@@ -54,4 +56,27 @@ TEST(Phases, ArgmaxBandsAndSettling) {
   EXPECT_EQ(settled_from({2, 9, 3, 7, 8, 7}, 1), 3u);
   EXPECT_EQ(settled_from({5}, 1), 0u);
   EXPECT_EQ(settled_from({1, 2, 3}, 0), 2u);
+}
+
+TEST(Pruning, AngularDistanceTakesTheClosestSpanFirstOnTies) {
+  // 5 points: d(l, l+2) = 0.5, 0.2, 0.2 for l = 0, 1, 2 -> blocks 1, 2 (the first of the tie).
+  std::vector<double> d(25, 1.0);
+  d[0 * 5 + 2] = 0.5;
+  d[1 * 5 + 3] = 0.2;
+  d[2 * 5 + 4] = 0.2;
+  EXPECT_EQ(angular_distance_blocks(d, 5, 2), (std::vector<int>{1, 2}));
+  EXPECT_EQ(angular_distance_blocks(d, 5, 0), std::vector<int>{});
+  EXPECT_EQ(angular_distance_blocks(d, 5, 5), std::vector<int>{});
+  EXPECT_THROW(angular_distance_blocks(d, 4, 1), std::invalid_argument);
+}
+
+TEST(Pruning, BlockInfluenceTakesTheLeastInfluentialAndRandomIsDistinct) {
+  EXPECT_EQ(block_influence_blocks({0.3, 0.1, 0.2, 0.1}, 2), (std::vector<int>{1, 3}));
+  EXPECT_EQ(block_influence_blocks({0.3, 0.1}, 5), (std::vector<int>{0, 1}));
+  const auto r = random_blocks(30, 8, 7);
+  EXPECT_EQ(r.size(), 8u);
+  EXPECT_TRUE(std::is_sorted(r.begin(), r.end()) && std::adjacent_find(r.begin(), r.end()) == r.end());
+  EXPECT_EQ(r, random_blocks(30, 8, 7));
+  EXPECT_NE(r, random_blocks(30, 8, 8));
+  EXPECT_LT(r.back(), 30);
 }
