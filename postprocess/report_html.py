@@ -148,6 +148,22 @@ def aggregate_section(r, hook):
             fig.colorbar(im, ax=ax, label=f"β{dim} (bars alive)")
             r.figure(f"betti_{hook}_{m}", f"{m}: Betti-{dim} across relative depth at every checkpoint ({hook}).", fig,
                      ["step", "depth", "betti"], [[int(steps[i]), d, v] for i in idx for d, v in zip(depth, betti[i])])
+        if "cka_final/values" in f:
+            cka_models = [m.decode() for m in f["cka_final/model"][:]]
+            labels = [c.decode() for c in f["cka_final/checkpoint"][:]]
+            values = f["cka_final/values"][:]
+            for m in dict.fromkeys(cka_models):
+                idx = [i for i, x in enumerate(cka_models) if x == m]
+                fig, ax = plt.subplots(figsize=(8, 0.35 * len(idx) + 2))
+                im = ax.imshow(values[idx], aspect="auto", origin="lower", extent=(depth[0], depth[-1], -0.5, len(idx) - 0.5),
+                               cmap="viridis", vmin=0, vmax=1)
+                ax.set_yticks(range(len(idx)), [labels[i] for i in idx])
+                ax.set_xlabel("relative depth")
+                ax.set_ylabel("checkpoint")
+                ax.set_title(f"{m}: CKA of each checkpoint with the last one")
+                fig.colorbar(im, ax=ax, label="unbiased linear CKA")
+                r.figure(f"cka_final_{hook}_{m}", f"{m}: unbiased linear CKA of every checkpoint with the last, across relative depth ({hook}).",
+                         fig, ["checkpoint", "depth", "cka_final"], [[labels[i], d, v] for i in idx for d, v in zip(depth, values[i])])
         names = ["model_a", "model_b", "pearson", "spearman", "null_prompts", "null_step0", "shared"]
         u = {n: f[f"universality/{n}"][:] for n in names}
         ci = f["universality/pearson_ci"][:]

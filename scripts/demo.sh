@@ -17,11 +17,12 @@ out="$here/demo-out"
 
 echo "== plan"
 "$lmtopo" plan jobs/demo.yaml --ranks "$ranks"
-echo "== run the study on $ranks ranks (prepare, train, extract and zigzag at every checkpoint)"
+echo "== run the study on $ranks ranks (prepare, train; extract, zigzag, sweeps and key neurons at every checkpoint; pruning; aggregate)"
 mpirun --oversubscribe -n "$ranks" "$lmtopo" run jobs/demo.yaml
 "$lmtopo" validate "$out/corpus.h5"
 "$lmtopo" inspect "$out/corpus.h5" | sed -n '1,12p'
 "$here/.venv/bin/python" "$here/postprocess/report.py" "$out" >/dev/null
+"$lmtopo" report jobs/demo.yaml
 
 echo "== zigzag barcode of a small filtration, distributed reducer on $ranks ranks"
 mkdir -p "$out/zigzag"
@@ -41,4 +42,4 @@ echo "demo outputs in $out:"
 find "$out" -type f -not -path '*/manifest/*' | sort | sed 's/^/  /'
 echo
 cat "$out/report.md"
-echo "report: $out/report.md"
+echo "report: $out/report.md; figures: $out/report/index.html"

@@ -40,6 +40,10 @@ int run_aggregate_cmd(const po::variables_map& vm, const std::vector<std::string
   for (const auto& text : vm["input"].as<std::vector<std::string>>()) o.series.push_back(series_input(text, "--input"));
   if (vm.count("neurons"))
     for (const auto& text : vm["neurons"].as<std::vector<std::string>>()) o.neurons.push_back(series_input(text, "--neurons"));
+  if (vm.count("sweep"))
+    for (const auto& text : vm["sweep"].as<std::vector<std::string>>()) o.sweeps.push_back(series_input(text, "--sweep"));
+  if (vm.count("checkpoint-sweep"))
+    for (const auto& text : vm["checkpoint-sweep"].as<std::vector<std::string>>()) o.checkpoint_sweeps.push_back(series_input(text, "--checkpoint-sweep"));
   o.dim = vm["dim"].as<int>();
   o.grid = static_cast<std::size_t>(std::max(0, vm["grid"].as<int>()));
   if (vm["grid"].as<int>() < 2) throw InputError("--grid: expected at least 2 depth points");
@@ -55,9 +59,12 @@ int run_aggregate_cmd(const po::variables_map& vm, const std::vector<std::string
   o.output = vm["output"].as<std::string>();
   nlohmann::json inputs = nlohmann::json::array();
   for (const auto& s : o.series) inputs.push_back({{"model", s.model}, {"step", s.step}, {"path", s.path}});
-  nlohmann::json neurons = nlohmann::json::array();
-  for (const auto& s : o.neurons) neurons.push_back({{"model", s.model}, {"step", s.step}, {"path", s.path}});
-  o.config = {{"inputs", inputs}, {"neurons", neurons}, {"dim", o.dim}, {"grid", o.grid}, {"thresholds", o.thresholds}, {"bootstrap", o.bootstrap},
+  const auto listed = [](const std::vector<stages::SeriesInput>& v) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& s : v) out.push_back({{"model", s.model}, {"step", s.step}, {"path", s.path}});
+    return out;
+  };
+  o.config = {{"inputs", inputs}, {"neurons", listed(o.neurons)}, {"sweeps", listed(o.sweeps)}, {"checkpoint_sweeps", listed(o.checkpoint_sweeps)}, {"dim", o.dim}, {"grid", o.grid}, {"thresholds", o.thresholds}, {"bootstrap", o.bootstrap},
               {"permutations", o.permutations}, {"alpha", o.alpha}, {"tolerance", o.tolerance}, {"seed", o.seed}};
   const auto s = stages::run_aggregate(o, MPI_COMM_WORLD);
   if (mpi::rank() == 0)
@@ -73,7 +80,8 @@ Command make_aggregate_command() {
   c.name = "aggregate";
   c.summary = "barcodes of many models and checkpoints on one relative-depth axis: S̄ and Betti curves, phases, universality against nulls";
   c.usage = "lmtopo aggregate JOB.yaml [--item K] [--force]\n   or: lmtopo aggregate --input MODEL[@STEP]=BARS.csv|ZIGZAG.h5 [--input ...] [--dim 1] [--grid 101] [--thresholds 0.9,0.8] "
-            "[--bootstrap 1000] [--permutations 1000] [--seed S] [--neurons MODEL[@STEP]=N.h5 ...] -o AGG.h5";
+            "[--bootstrap 1000] [--permutations 1000] [--seed S] [--neurons MODEL[@STEP]=N.h5 ...] [--sweep MODEL[@STEP]=S.h5 ...] "
+            "[--checkpoint-sweep MODEL=C.h5 ...] -o AGG.h5";
   c.description =
       "docs/aggregate.md. Each --input is one barcode: a `lmtopo zigzag` output or a CSV of intersection-zigzag bars "
       "(paper 1's release layout), labelled with its model and, for a checkpoint, its training step. Per barcode the "
@@ -90,14 +98,22 @@ Command make_aggregate_command() {
       "0 when one is not, -1 when there is no step-0 checkpoint to decide. Writes AGG.h5 (aggregate/1) and AGG.curves.csv, AGG.phases.csv, "
       "AGG.universality.csv; with --neurons, each key_linguistic file's key units (summed over languages) and mean pairwise "
       "cosine (averaged over them) per block on the same axis, in /neurons and AGG.neurons.csv: the checkpoint series of "
-      "cross-lingual alignment. The job-spec form runs one item per extracted hook over every model's checkpoints (their "
-      "zigzag outputs, which must be complete and current) and the section's imported barcodes, into "
+      "cross-lingual alignment. With --sweep (a per-checkpoint sweep output), its SADS, LRDS and TwoNN intrinsic dimension per "
+      "point on the same axis (/sweeps, AGG.sweeps.csv; NaN for a metric the sweep did not compute); with --checkpoint-sweep "
+      "(a model's checkpoint x checkpoint sweep with cka_linear_unbiased), each checkpoint's CKA with the model's last one per "
+      "point (/cka_final, AGG.cka_final.csv). The job-spec form runs one item per extracted hook over every model's checkpoints (their "
+      "zigzag outputs, which must be complete and current; likewise their sweeps and key_linguistic outputs when the study "
+      "has them) and the section's imported barcodes, into "
       "OUTPUT/aggregate/<hook>.h5.";
   c.add_options = [](po::options_description& d) {
     add_job_stage_options(d, "every hook of the study");
     d.add_options()("input", po::value<std::vector<std::string>>()->composing(), "MODEL[@STEP]=FILE: a barcode (repeat for each)")(
         "neurons", po::value<std::vector<std::string>>()->composing(),
         "MODEL[@STEP]=FILE: a key_linguistic neurons output (repeat): key units and mean cosine per block on the depth axis")(
+        "sweep", po::value<std::vector<std::string>>()->composing(),
+        "MODEL[@STEP]=FILE: a per-checkpoint sweep output (repeat): SADS, LRDS, TwoNN per point on the depth axis")(
+        "checkpoint-sweep", po::value<std::vector<std::string>>()->composing(),
+        "MODEL=FILE: a checkpoint x checkpoint sweep (repeat): CKA of each checkpoint with the last per point")(
         "dim", po::value<int>()->default_value(1), "homology dimension of S̄ and Betti")(
         "grid", po::value<int>()->default_value(101), "relative-depth points")(
         "thresholds", po::value<std::string>()->default_value("0.9,0.8"), "pruning-candidate thresholds (fractions of max S̄)")(

@@ -153,6 +153,120 @@ void write_neurons(io::RootWriter& w, const std::vector<NeuronSeries>& neurons, 
   w.numbers("/neurons/mean_cosine", io::DType::f64, {N, G}, cosine.data());
 }
 
+// One checkpoint's sweep on the depth grid: the per-point metrics it has (NaN curves for the others).
+struct SweepSeries {
+  SeriesInput input;
+  std::size_t points = 0;
+  std::vector<double> sads, lrds, twonn;
+};
+
+// A sweep/1 file's metric per point resampled to the grid, or NaN everywhere when the file lacks it.
+std::vector<double> point_curve(const io::H5Input& f, const std::string& path, const std::string& dataset, std::size_t points,
+                                const std::vector<double>& grid) {
+  if (!f.has_dataset(dataset)) return std::vector<double>(grid.size(), NAN);
+  const auto v = f.read_f64(dataset);
+  if (v.size() != points) throw InputError(path + ": " + dataset + ": expected one value per point (" + std::to_string(points) + ")");
+  return stats::resample_to_depth(v, grid);
+}
+
+const io::H5Input& require_sweep(const io::H5Input& f, const std::string& path) {
+  if (!f.has_attribute("/", "lmtopo_schema") || f.string_attribute("/", "lmtopo_schema") != "sweep/1")
+    throw InputError(path + ": lmtopo_schema: expected a sweep/1 file");
+  return f;
+}
+
+SweepSeries load_sweep(const SeriesInput& in, const std::vector<double>& grid) {
+  const io::H5Input f(in.path);
+  require_sweep(f, in.path);
+  const std::size_t points = f.read_strings("/labels/points").size();
+  if (points < 2) throw InputError(in.path + ": /labels/points: expected at least 2 points");
+  return {in, points, point_curve(f, in.path, "/language_language/sads", points, grid), point_curve(f, in.path, "/language_language/lrds", points, grid),
+          point_curve(f, in.path, "/layer_layer/twonn", points, grid)};
+}
+
+// A model's checkpoint x checkpoint sweep: per checkpoint, its unbiased linear CKA with the last
+// checkpoint at every point, on the grid.
+struct CkaFinal {
+  std::string model, checkpoint;
+  std::vector<double> values;
+};
+
+std::vector<CkaFinal> load_cka_final(const SeriesInput& in, const std::vector<double>& grid) {
+  const io::H5Input f(in.path);
+  require_sweep(f, in.path);
+  const std::string name = "/checkpoint_checkpoint/cka_linear_unbiased";
+  if (!f.has_dataset(name)) throw InputError(in.path + ": " + name + " is missing (a checkpoint_checkpoint sweep with cka_linear_unbiased)");
+  const auto labels = f.read_strings("/labels/checkpoints");
+  const auto shape = f.dataset(name).shape;
+  const std::size_t P = shape.at(0), C = labels.size();
+  if (shape.size() != 3 || shape[1] != C || shape[2] != C || P < 2) throw InputError(in.path + ": " + name + ": expected [points >= 2, checkpoints, checkpoints]");
+  const auto cka = f.read_f64(name);
+  std::vector<CkaFinal> out;
+  for (std::size_t c = 0; c < C; ++c) {
+    std::vector<double> per_point(P);
+    for (std::size_t p = 0; p < P; ++p) per_point[p] = cka[(p * C + c) * C + (C - 1)];
+    out.push_back({in.model, labels[c], stats::resample_to_depth(per_point, grid)});
+  }
+  return out;
+}
+
+void write_sweeps(io::RootWriter& w, const std::vector<SweepSeries>& sweeps, const std::vector<CkaFinal>& cka, std::size_t G) {
+  if (!sweeps.empty()) {
+    std::vector<std::string> model;
+    std::vector<long long> step, points;
+    std::vector<double> sads, lrds, twonn;
+    for (const auto& s : sweeps) {
+      model.push_back(s.input.model);
+      step.push_back(s.input.step);
+      points.push_back(static_cast<long long>(s.points));
+      sads.insert(sads.end(), s.sads.begin(), s.sads.end());
+      lrds.insert(lrds.end(), s.lrds.begin(), s.lrds.end());
+      twonn.insert(twonn.end(), s.twonn.begin(), s.twonn.end());
+    }
+    const std::size_t N = sweeps.size();
+    w.strings("/sweeps/model", model);
+    w.numbers("/sweeps/step", io::DType::i64, {N}, step.data());
+    w.numbers("/sweeps/points", io::DType::i64, {N}, points.data());
+    w.numbers("/sweeps/sads", io::DType::f64, {N, G}, sads.data());
+    w.numbers("/sweeps/lrds", io::DType::f64, {N, G}, lrds.data());
+    w.numbers("/sweeps/twonn", io::DType::f64, {N, G}, twonn.data());
+  }
+  if (!cka.empty()) {
+    std::vector<std::string> model, checkpoint;
+    std::vector<double> values;
+    for (const auto& c : cka) {
+      model.push_back(c.model);
+      checkpoint.push_back(c.checkpoint);
+      values.insert(values.end(), c.values.begin(), c.values.end());
+    }
+    w.strings("/cka_final/model", model);
+    w.strings("/cka_final/checkpoint", checkpoint);
+    w.numbers("/cka_final/values", io::DType::f64, {cka.size(), G}, values.data());
+  }
+}
+
+// OUT.sweeps.csv and OUT.cka_final.csv: one row per input and depth.
+void write_sweep_tables(const AggregateOptions& o, const std::vector<SweepSeries>& sweeps, const std::vector<CkaFinal>& cka,
+                        const std::vector<double>& grid) {
+  if (!sweeps.empty()) {
+    std::ostringstream t;
+    t << "model,step,depth,sads,lrds,twonn\n";
+    for (const auto& s : sweeps)
+      for (std::size_t g = 0; g < grid.size(); ++g)
+        t << io::csv_field(s.input.model) << "," << s.input.step << "," << io::csv_number(grid[g]) << "," << io::csv_number(s.sads[g]) << ","
+          << io::csv_number(s.lrds[g]) << "," << io::csv_number(s.twonn[g]) << "\n";
+    io::write_file_atomically(io::csv_base(o.output) + ".sweeps.csv", t.str());
+  }
+  if (!cka.empty()) {
+    std::ostringstream t;
+    t << "model,checkpoint,depth,cka_final\n";
+    for (const auto& c : cka)
+      for (std::size_t g = 0; g < grid.size(); ++g)
+        t << io::csv_field(c.model) << "," << io::csv_field(c.checkpoint) << "," << io::csv_number(grid[g]) << "," << io::csv_number(c.values[g]) << "\n";
+    io::write_file_atomically(io::csv_base(o.output) + ".cka_final.csv", t.str());
+  }
+}
+
 // A model's checkpoints: its series in step order, the final (largest step) and step 0's if present.
 struct Model {
   std::string name;
@@ -288,7 +402,8 @@ void write_neurons_table(const AggregateOptions& o, const std::vector<NeuronSeri
 }
 
 void write_h5(const AggregateOptions& o, const std::vector<Series>& series, const std::vector<Model>& models, const std::vector<Pair>& pairs,
-              const std::vector<NeuronSeries>& neurons, const std::vector<double>& grid, MPI_Comm comm) {
+              const std::vector<NeuronSeries>& neurons, const std::vector<SweepSeries>& sweeps, const std::vector<CkaFinal>& cka,
+              const std::vector<double>& grid, MPI_Comm comm) {
   io::H5Output out(o.output, comm, "aggregate/1", o.config);
   out.set_attribute("/", "dim", static_cast<long long>(o.dim));
   out.set_attribute("/", "alpha", o.alpha);
@@ -371,6 +486,7 @@ void write_h5(const AggregateOptions& o, const std::vector<Series>& series, cons
     w.numbers("/universality/shared", io::DType::i64, {P}, shared.data());
   }
   if (!neurons.empty()) write_neurons(w, neurons, G);
+  write_sweeps(w, sweeps, cka, G);
   out.commit();
 }
 
@@ -395,6 +511,8 @@ AggregateSummary run_aggregate(const AggregateOptions& o, MPI_Comm comm) {
   std::vector<Model> models;
   std::vector<Pair> pairs;
   std::vector<NeuronSeries> neurons;
+  std::vector<SweepSeries> sweeps;
+  std::vector<CkaFinal> cka;
   const auto grid = stats::depth_grid(std::max<std::size_t>(o.grid, 2));
   mpi::on_all(comm, [&] {
     check_options(o);
@@ -405,11 +523,15 @@ AggregateSummary run_aggregate(const AggregateOptions& o, MPI_Comm comm) {
       for (std::size_t b = a + 1; b < models.size(); ++b)
         pairs.push_back(compare(a, b, models, series, grid, o, o.seed + 1000003ull * pairs.size()));
     for (const auto& in : o.neurons) neurons.push_back(load_neurons(in, grid));
+    for (const auto& in : o.sweeps) sweeps.push_back(load_sweep(in, grid));
+    for (const auto& in : o.checkpoint_sweeps)
+      for (auto& c : load_cka_final(in, grid)) cka.push_back(std::move(c));
   });
-  write_h5(o, series, models, pairs, neurons, grid, comm);
+  write_h5(o, series, models, pairs, neurons, sweeps, cka, grid, comm);
   mpi::on_root(comm, [&] {
     write_tables(o, series, models, pairs, grid);
     if (!neurons.empty()) write_neurons_table(o, neurons, grid);
+    write_sweep_tables(o, sweeps, cka, grid);
   });
   AggregateSummary s{series.size(), models.size(), pairs.size(), 0};
   for (const auto& p : pairs) s.shared += p.shared == 1;

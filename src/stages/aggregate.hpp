@@ -26,6 +26,11 @@ struct AggregateOptions {
   // key_linguistic outputs of the neurons stage (path; layers unused): key units and mean pairwise
   // cosine per block on the same depth axis, the checkpoint series of issue 14.
   std::vector<SeriesInput> neurons;
+  // sweep outputs of the same hook. Per checkpoint (a sweep/1 file with layer_layer or
+  // language_language): SADS, LRDS and TwoNN intrinsic dimension per point on the depth grid. Per model
+  // (its checkpoint_checkpoint file; step unused): each checkpoint's CKA with the model's last one.
+  std::vector<SeriesInput> sweeps;
+  std::vector<SeriesInput> checkpoint_sweeps;
   int dim = 1;                              // homology dimension of S̄ and Betti
   std::size_t grid = 101;                   // relative-depth points
   std::vector<double> thresholds{0.9, 0.8};  // pruning candidates: S̄(l) >= thr * max
@@ -34,7 +39,7 @@ struct AggregateOptions {
   double alpha = 0.05;                      // the layer-shuffle null is beaten when p < alpha
   int tolerance = 1;                        // phases settle when the argmax stays within this many layers
   std::uint64_t seed = 0;
-  std::string output;                       // .h5; tables OUT.{curves,phases,universality[,neurons]}.csv
+  std::string output;                       // .h5; tables OUT.{curves,phases,universality[,neurons,sweeps,cka_final]}.csv
   nlohmann::json config;
 };
 

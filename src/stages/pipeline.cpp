@@ -169,6 +169,9 @@ nlohmann::json item_config(const core::JobSpec& spec, const std::string& stage, 
       if (z.hook == it.hook) c["zigzag_items"][z.id] = core::config_hash(item_config(spec, "zigzag", z));
     if (has_key_linguistic(spec))
       for (const auto& n : items_of(spec, "neurons")) c["neurons_items"][n.id] = core::config_hash(item_config(spec, "neurons", n));
+    if (spec.has_stage("sweep"))
+      for (const auto& w : items_of(spec, "sweep"))
+        if (w.hook == it.hook && !w.model.empty()) c["sweep_items"][w.id] = core::config_hash(item_config(spec, "sweep", w));
     for (const auto& b : spec.config["aggregate"]["barcodes"]) c["barcodes"][b["model"].get<std::string>()] = core::sha256_file(b["path"]);
   }
   if (stage == "sweep") {
@@ -216,7 +219,11 @@ std::vector<std::string> item_outputs(const core::JobSpec& spec, const std::stri
   if (stage == "prune") return {(fs::path(spec.output) / "prune" / (it.model + ".csv")).string()};  // and a file per condition
   if (stage == "aggregate") {
     const std::string base = (fs::path(spec.output) / "aggregate" / it.hook).string();
-    return {base + ".h5", base + ".curves.csv", base + ".phases.csv", base + ".universality.csv"};
+    std::vector<std::string> out{base + ".h5", base + ".curves.csv", base + ".phases.csv", base + ".universality.csv"};
+    if (has_key_linguistic(spec)) out.push_back(base + ".neurons.csv");
+    if (spec.has_stage("sweep") && sweeps_within_checkpoint(spec)) out.push_back(base + ".sweeps.csv");
+    if (spec.has_stage("sweep") && sweeps_across_checkpoints(spec)) out.push_back(base + ".cka_final.csv");
+    return out;
   }
   if (stage == "neurons") {
     std::vector<std::string> out;
@@ -425,6 +432,31 @@ long long training_step(const core::CheckpointRef& c, std::size_t index) {
   return static_cast<long long>(index);
 }
 
+// The study's sweeps of the aggregate item's hook for model `m` (complete and current, else refused by
+// name): each checkpoint's per-point metrics and the checkpoint x checkpoint CKA (merged when blocked).
+void add_aggregate_sweeps(const core::JobSpec& spec, const Item& it, const core::ModelSpec& m, const io::WorkManifest& manifest,
+                          AggregateOptions& o) {
+  if (!spec.has_stage("sweep")) return;
+  const auto require = [&](const Item& w) {
+    if (!manifest.is_complete("sweep", w.id, core::config_hash(item_config(spec, "sweep", w))))
+      throw InputError(spec.file + ": aggregate item " + it.id + " needs sweep item " + w.id + ", which is not complete or is stale (run the sweep stage first)");
+  };
+  const auto checkpoints = core::trained_checkpoints(spec, m);
+  if (sweeps_within_checkpoint(spec))
+    for (std::size_t i = 0; i < checkpoints.size(); ++i) {
+      const Item w{m.name + "/" + checkpoints[i].label + "/" + it.hook, m.name, checkpoints[i], it.hook};
+      require(w);
+      o.sweeps.push_back({m.name, training_step(checkpoints[i], i), item_outputs(spec, "sweep", w)[0], 0});
+    }
+  if (!sweeps_across_checkpoints(spec)) return;
+  for (const auto& w : items_of(spec, "sweep"))
+    if (w.model == m.name && w.hook == it.hook && w.checkpoint.dir.empty()) require(w);  // the whole item, or every block
+  const Item whole{m.name + "/checkpoints/" + it.hook, m.name, {}, it.hook};
+  const std::string merged = item_outputs(spec, "sweep", whole)[0];
+  if (!fs::exists(merged)) throw InputError(spec.file + ": aggregate item " + it.id + " needs " + merged + " (the merged checkpoint sweep; rerun the sweep stage)");
+  o.checkpoint_sweeps.push_back({m.name, -1, merged, 0});
+}
+
 // One hook's aggregate: every model's checkpoints (their zigzag outputs, complete and current; a
 // missing or stale one is refused by name) and the imported barcodes.
 std::vector<std::string> run_aggregate_item(const core::JobSpec& spec, const Item& it, MPI_Comm comm) {
@@ -446,6 +478,7 @@ std::vector<std::string> run_aggregate_item(const core::JobSpec& spec, const Ite
                          ", which is not complete or is stale (run the neurons stage first)");
       o.neurons.push_back({m.name, training_step(checkpoints[i], i), neurons_output(spec, n, "key_linguistic"), 0});
     }
+    add_aggregate_sweeps(spec, it, m, manifest, o);
   }
   for (const auto& b : a["barcodes"])
     o.series.push_back({b["model"], b.value("step", -1LL), b["path"], b.value("layers", 0)});

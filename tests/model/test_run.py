@@ -194,6 +194,18 @@ def test_run_resume_and_items(tmp_path):
                     per_block = n["key_linguistic/count"][:].sum(axis=1)
                 want = np.interp(f["grid/depth"][:], np.arange(len(per_block)) / (len(per_block) - 1), per_block)
                 np.testing.assert_allclose(f["neurons/key_units"][row], want, rtol=1e-12)
+            # The sweeps on the same axis: SADS per checkpoint (no TwoNN in this sweep: NaN), CKA with step 4.
+            grid = f["grid/depth"][:]
+            assert f["sweeps/step"][:].tolist() == [0, 1, 2, 4]
+            for row, step in enumerate((0, 1, 2, 4)):
+                with h5py.File(root / "sweep" / "tiny" / f"step{step}" / f"{hook}.h5", "r") as s:
+                    sads = s["language_language/sads"][:]
+                np.testing.assert_allclose(f["sweeps/sads"][row], np.interp(grid, np.linspace(0, 1, len(sads)), sads), rtol=1e-12)
+                assert np.isnan(f["sweeps/twonn"][row]).all()
+            with h5py.File(root / "sweep" / "tiny" / "checkpoints" / f"{hook}.h5", "r") as s:
+                cka = s["checkpoint_checkpoint/cka_linear_unbiased"][:]
+            for c in range(4):
+                np.testing.assert_allclose(f["cka_final/values"][c], np.interp(grid, np.linspace(0, 1, cka.shape[0]), cka[:, c, -1]), rtol=1e-12)
         assert (root / "aggregate" / f"{hook}.universality.csv").exists()
     check_eval_conditions(root, step=4)
     check_pruning(root)

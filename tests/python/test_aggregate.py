@@ -223,3 +223,54 @@ def test_key_neuron_checkpoint_series(tmp_path):
     neurons_file(tmp_path / "rep.h5", [[1], [2]], [[0.5], [0.5]], study="repetition")
     proc = aggregate(tmp_path, [f"m={bars}"], "--neurons", f"m={tmp_path / 'rep.h5'}", check=False)
     assert proc.returncode == 2 and "expected a neurons/1 file of study key_linguistic" in proc.stderr
+
+
+def sweep_file(path, points, metrics=None, checkpoints=None, cka=None):
+    """A sweep/1 file with the datasets aggregate reads (labels, per-point metrics, or the
+    checkpoint x checkpoint CKA)."""
+    with h5py.File(path, "w") as f:
+        f.attrs["lmtopo_schema"] = "sweep/1"
+        f["labels/points"] = np.array([f"p{i}".encode() for i in range(points)])
+        for name, values in (metrics or {}).items():
+            f[name] = np.asarray(values, dtype=np.float64)
+        if cka is not None:
+            f["labels/checkpoints"] = np.array([c.encode() for c in checkpoints])
+            f["checkpoint_checkpoint/cka_linear_unbiased"] = cka
+    return path
+
+
+def test_sweep_curves_and_cka_with_the_final_checkpoint(tmp_path):
+    """--sweep: SADS, LRDS and TwoNN per point on the depth axis (NaN for a metric the file lacks);
+    --checkpoint-sweep: each checkpoint's CKA with the last one per point; as numpy interpolates them.
+    A file of another kind is refused."""
+    bars = barcode(tmp_path / "b.csv", 8, 4, 2)
+    g = np.random.default_rng(3)
+    per = {0: {"/language_language/sads": g.uniform(-0.1, 0.5, 5), "/layer_layer/twonn": g.uniform(2, 9, 5)},
+           64: {"/language_language/sads": g.uniform(-0.1, 0.5, 7), "/language_language/lrds": g.uniform(0, 2, 7)}}
+    for step, metrics in per.items():
+        sweep_file(tmp_path / f"s{step}.h5", len(next(iter(metrics.values()))), metrics)
+    cka = g.uniform(0, 1, size=(6, 3, 3))
+    sweep_file(tmp_path / "c.h5", 6, checkpoints=["step0", "step64", "step128"], cka=cka)
+    aggregate(tmp_path, [f"m@128={bars}"], "--sweep", f"m@0={tmp_path / 's0.h5'}", "--sweep", f"m@64={tmp_path / 's64.h5'}",
+              "--checkpoint-sweep", f"m={tmp_path / 'c.h5'}")
+    run_lmtopo("validate", tmp_path / "agg.h5")
+    with h5py.File(tmp_path / "agg.h5", "r") as f:
+        assert f["sweeps/step"][:].tolist() == [0, 64] and f["sweeps/points"][:].tolist() == [5, 7]
+        for row, (step, metrics) in enumerate(per.items()):
+            for name in ("sads", "lrds", "twonn"):
+                got = f["sweeps"][name][row]
+                key = next((k for k in metrics if k.endswith("/" + name)), None)
+                if key is None:
+                    assert np.isnan(got).all(), (step, name)
+                else:
+                    np.testing.assert_allclose(got, on_grid(metrics[key]), rtol=1e-12, err_msg=f"{step} {name}")
+        assert [c.decode() for c in f["cka_final/checkpoint"][:]] == ["step0", "step64", "step128"]
+        for c in range(3):
+            np.testing.assert_allclose(f["cka_final/values"][c], on_grid(cka[:, c, 2]), rtol=1e-12)
+    with open(tmp_path / "agg.sweeps.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 2 * GRID
+    with open(tmp_path / "agg.cka_final.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 3 * GRID
+    other = neurons_file(tmp_path / "n.h5", [[1], [2]], [[0.5], [0.5]])
+    proc = aggregate(tmp_path, [f"m={bars}"], "--sweep", f"m={other}", check=False)
+    assert proc.returncode == 2 and "expected a sweep/1 file" in proc.stderr, proc.stderr
