@@ -248,6 +248,33 @@ def prune_section(r, model):
              [[x["condition"], x["method"], x["n"], x["blocks"], x["language"], x["perplexity"], x["delta_nll"]] for x in rows])
 
 
+def spatial_section(r, model, ckpt, path):
+    """Per sheet: Moran's I of the t-map per block, and the t-map with the largest I drawn on its grid."""
+    src = r.rel(path)
+    with h5py.File(path, "r") as f:
+        contrast = f.attrs["contrast"].decode() if isinstance(f.attrs["contrast"], bytes) else str(f.attrs["contrast"])
+        for sheet in [x.decode() for x in f["spatial/sheets"][:]]:
+            g = f["spatial"][sheet]
+            moran, p_sim, t, cells = g["moran_i"][:], g["moran_p_sim"][:], g["t"][:], g["cell"][:]
+            side = int(g["cell"].attrs["side"])
+            r.table(["sheet", "block", "Moran's I", "permutation p", "significant units", "clusters"],
+                    [[sheet, str(b), (moran[b], f"{src}:/spatial/{sheet}/moran_i[{b}]"), (p_sim[b], f"{src}:/spatial/{sheet}/moran_p_sim[{b}]"),
+                      (g["significant"][b], f"{src}:/spatial/{sheet}/significant[{b}]"), (g["clusters"][b], f"{src}:/spatial/{sheet}/clusters[{b}]")]
+                     for b in range(len(moran))])
+            best = int(np.nanargmax(moran)) if np.isfinite(moran).any() else 0
+            image = np.full(side * side, np.nan)
+            image[cells[best]] = t[best]
+            fig, ax = plt.subplots(figsize=(5.5, 4.5))
+            lim = np.nanmax(np.abs(image)) or 1.0
+            im = ax.imshow(image.reshape(side, side), cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.set_title(f"{sheet}, block {best}: t-map ({contrast}), Moran's I {moran[best]:.3f}")
+            ax.set_xlabel("sheet column")
+            ax.set_ylabel("sheet row")
+            fig.colorbar(im, ax=ax, label="Welch t")
+            r.figure(f"tmap_{model}_{ckpt}_{sheet}", f"{model} at {ckpt}: the {sheet} sheet's t-map of block {best} (largest Moran's I).", fig,
+                     ["cell", "row", "column", "t"], [[int(c), int(c) // side, int(c) % side, v] for c, v in zip(cells[best], t[best])])
+
+
 def neurons_section(r, model, ckpt):
     base = r.root / "neurons" / model / ckpt
     key = pathlib.Path(f"{base}.key_neurons.csv")
@@ -293,6 +320,9 @@ def neurons_section(r, model, ckpt):
         ax.tick_params(axis="x", labelrotation=20)
         r.figure(f"repetition_{model}_{ckpt}", f"{model} at {ckpt}: repetition rate under each intervention (random controls averaged over draws).",
                  fig, ["condition", "mean_rate"], [[c, v] for c, v in zip(conds, means)])
+    spatial = pathlib.Path(f"{base}.spatial.h5")
+    if spatial.exists():
+        spatial_section(r, model, ckpt, spatial)
     sens = pathlib.Path(f"{base}.sensitive_directions.sensitivity.csv")
     if sens.exists():
         rows = read_csv(sens)

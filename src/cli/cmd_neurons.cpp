@@ -51,6 +51,13 @@ int run_neurons_cmd(const po::variables_map& vm, const std::vector<std::string>&
   sd.kl_threshold = vm["kl-threshold"].as<double>();
   if (vm.count("sae-decoders")) sd.sae_decoders = comma_separated({vm["sae-decoders"].as<std::string>()});
   sd.sae_tensor = vm["sae-tensor"].as<std::string>();
+  auto& sp = o.spatial;
+  if (vm.count("contrast")) sp.contrast = comma_separated({vm["contrast"].as<std::string>()});
+  sp.sheets = comma_separated({vm["sheets"].as<std::string>()});
+  sp.permutations = vm["permutations"].as<int>();
+  sp.alpha = vm["alpha"].as<double>();
+  sp.sheet_seed = vm["sheet-seed"].as<std::uint64_t>();
+  sp.max_distance = vm["max-distance"].as<int>();
   o.config = {{"study", o.study}, {"model", o.model_dir}, {"prompts", o.prompts}, {"batch", o.batch}, {"threshold", o.threshold},
               {"held_out", o.held_out}, {"ablation", o.ablation}, {"control_draws", o.control_draws}, {"seed", o.seed},
               {"threads", o.threads}, {"device", o.device}, {"special_tokens", o.special_tokens}, {"architecture", o.architecture},
@@ -64,6 +71,12 @@ int run_neurons_cmd(const po::variables_map& vm, const std::vector<std::string>&
     o.config["sensitive_directions"] = {{"blocks", sd.blocks}, {"lengths", sd.lengths}, {"families", sd.families}, {"ridge", sd.ridge},
                                         {"kl_threshold", sd.kl_threshold}, {"position", "last"}, {"sae_decoders", sd.sae_decoders},
                                         {"sae_tensor", sd.sae_tensor}};
+  if (o.study == "spatial") {
+    o.config["spatial"] = {{"contrast", sp.contrast}, {"sheets", sp.sheets}, {"permutations", sp.permutations}, {"alpha", sp.alpha},
+                           {"sheet_seed", sp.sheet_seed}, {"max_distance", sp.max_distance}};
+    o.config["hook"] = sp.sheets;
+    o.config["pooling"] = "mean";
+  }
 #ifdef LMTOPO_TORCH_HELPER
   const auto s = stages::run_neurons(o, MPI_COMM_WORLD);
 #else
@@ -80,6 +93,10 @@ int run_neurons_cmd(const po::variables_map& vm, const std::vector<std::string>&
     std::cout << "neurons sensitive_directions: " << s.prompts << " prompts, " << s.perturbed_rows << " perturbed forward rows; activations "
               << std::fixed << std::setprecision(1) << s.activation_seconds << " s, perturbations " << s.perturbation_seconds << " s -> "
               << o.output << "\n";
+  if (mpi::rank() == 0 && o.study == "spatial")
+    std::cout << "neurons spatial: " << s.prompts << " prompts of " << sp.contrast.at(0) << " and " << sp.contrast.at(1) << ", " << sp.sheets.size()
+              << " sheet(s) x " << s.layers << " blocks; largest Moran's I " << std::setprecision(3) << s.max_moran_i << "; " << std::fixed
+              << std::setprecision(1) << s.activation_seconds << " s -> " << o.output << "\n";
   if (mpi::rank() == 0 && o.study == "key_linguistic")
     std::cout << "neurons " << o.study << ": " << s.layers << " blocks, " << s.languages << " languages, " << s.analysis_prompts
               << " prompts analysed, " << s.held_out_prompts << " held out; " << s.key_units << " key units; activations "
@@ -96,7 +113,9 @@ Command make_neurons_command() {
   c.usage = "[mpirun -n P] lmtopo neurons JOB.yaml [--item K] [--force]\n   or: [mpirun -n P] lmtopo neurons --study key_linguistic --model DIR --prompts FILE.jsonl [--threshold 2] "
             "[--held-out 0.25] [--ablation zero|mean] [--control-draws 5] [--seed S] -o OUT.h5\n   or: [mpirun -n P] lmtopo neurons --study repetition --model DIR --prompts FILE.jsonl [--texts 200] "
             "[--prefix-tokens 10] [--new-tokens 200] [--top-k K] [--control-draws 5] [--seed S] -o OUT.h5\n   or: [mpirun -n P] lmtopo neurons --study sensitive_directions --model DIR --prompts FILE.jsonl [--blocks B,...] "
-            "[--lengths 0,1,2,...] [--families random,towards_other,gaussian,sae] [--sae-decoders F.safetensors,...] [--kl-threshold 0.1] [--seed S] -o OUT.h5";
+            "[--lengths 0,1,2,...] [--families random,towards_other,gaussian,sae] [--sae-decoders F.safetensors,...] [--kl-threshold 0.1] [--seed S] -o OUT.h5\n"
+            "   or: [mpirun -n P] lmtopo neurons --study spatial --model DIR --prompts FILE.jsonl --contrast en,de [--sheets attn_output,mlp_act] "
+            "[--permutations 999] [--alpha 0.05] [--sheet-seed S] [--max-distance 8] -o OUT.h5";
   c.description =
       "key_linguistic (science.md §4, docs/neurons.md): every block's FFN units (mlp_act) mean-pooled over each "
       "prompt's tokens; per block and language (prompts need `lang`) each unit's share of the mean pairwise cosine "
@@ -121,10 +140,17 @@ Command make_neurons_command() {
       "Gaussian fitted to the block's activations, covariance + --ridge I), sae (a row, drawn uniformly among the non-zero ones, "
       "of an SAE decoder [features, hidden]: tensor --sae-tensor of one --sae-decoders file per block); KL(p_orig || p_perturbed) of that token's "
       "next-token distribution, mean and quantiles over prompts, and the length where the mean reaches --kl-threshold. "
-      "Writes OUT.h5 and OUT.sensitivity.csv, OUT.crossing.csv.";
+      "Writes OUT.h5 and OUT.sensitivity.csv, OUT.crossing.csv. "
+      "spatial (science.md §5, TopoLM's measurements): each sheet (a hook of --sheets at every block) has its units on a "
+      "side x side grid (side = ceil(sqrt(units))), placed by a seeded permutation per sheet and block (--sheet-seed; the "
+      "placement is recorded); the prompts of the two --contrast languages mean-pooled; per unit Welch's t (first language "
+      "minus second) with Benjamini-Hochberg q; Moran's I of the t-map with queen contiguity (row-standardised) with its "
+      "normal z and p and a --permutations p-value; clusters of significant units (q < --alpha, same sign, queen-connected); "
+      "the mean correlation of unit responses at grid distances 1..--max-distance. Blocks are split over the ranks. Writes "
+      "OUT.h5 and OUT.moran.csv.";
   c.add_options = [](po::options_description& d) {
     add_job_stage_options(d, "every checkpoint of the study");
-    d.add_options()("study", po::value<std::string>()->default_value("key_linguistic"), "key_linguistic, repetition or sensitive_directions")(
+    d.add_options()("study", po::value<std::string>()->default_value("key_linguistic"), "key_linguistic, repetition, sensitive_directions or spatial")(
         "model", po::value<std::string>(), "checkpoint folder (Hugging Face layout)")(
         "prompts", po::value<std::string>(), "JSONL prompts with lang (and group for parallel sentences), or a corpus.h5")(
         "batch", po::value<int>()->default_value(16), "prompts per forward pass")(
@@ -150,6 +176,12 @@ Command make_neurons_command() {
         "kl-threshold", po::value<double>()->default_value(0.1), "sensitive_directions: KL whose crossing length is reported")(
         "sae-decoders", po::value<std::string>(), "sensitive_directions, family sae: SAE decoder safetensors files, one per block of --blocks, in order")(
         "sae-tensor", po::value<std::string>()->default_value("W_dec"), "sensitive_directions, family sae: the decoder tensor's name ([features, hidden])")(
+        "contrast", po::value<std::string>(), "spatial: the two languages of the t-maps, e.g. en,de")(
+        "sheets", po::value<std::string>()->default_value("attn_output,mlp_act"), "spatial: hooks whose units form the sheets")(
+        "permutations", po::value<int>()->default_value(999), "spatial: permutations of Moran's I's p-value")(
+        "alpha", po::value<double>()->default_value(0.05), "spatial: FDR level of the significant units")(
+        "sheet-seed", po::value<std::uint64_t>()->default_value(0), "spatial: seed of the units' placement on the sheets")(
+        "max-distance", po::value<int>()->default_value(8), "spatial: grid distances of the correlation curve")(
         "output,o", po::value<std::string>(), "HDF5 file to write (neurons/1)");
     add_runtime_options(d);
   };

@@ -200,6 +200,26 @@ void check_aggregate(JobSpec& spec, const std::string& path) {
   }
 }
 
+// neurons.spatial: the contrast's two languages, different and in data.languages, exactly when the study
+// is listed (options without the study would be ignored).
+void check_spatial(const JobSpec& spec, const std::string& path) {
+  const json& n = spec.config["neurons"];
+  const bool listed = std::count(n["studies"].begin(), n["studies"].end(), "spatial") > 0;
+  const bool given = spec.written["neurons"].contains("spatial");
+  if (!listed) {
+    if (given) field_error(path, "neurons.spatial.contrast", "spatial options given but the study is not in neurons.studies");
+    return;
+  }
+  if (!n.contains("spatial") || !n["spatial"].contains("contrast"))
+    field_error(path, "neurons.spatial.contrast", "the spatial study needs the two languages of its t-maps, e.g. [en, de]");
+  const json& c = n["spatial"]["contrast"];
+  if (c.size() != 2 || c[0] == c[1]) field_error(path, "neurons.spatial.contrast", "expected two different languages");
+  const auto& langs = spec.config["data"]["languages"];
+  for (std::size_t i = 0; i < 2; ++i)
+    if (std::find(langs.begin(), langs.end(), c[i]) == langs.end())
+      field_error(path, "neurons.spatial.contrast[" + std::to_string(i) + "]", c[i].dump() + " is not in data.languages " + langs.dump());
+}
+
 // prune reads the zigzag S̄ and the layer_layer sweep (angular distance, block influence) of its hook.
 void check_prune(const JobSpec& spec, const std::string& path) {
   const json& c = spec.config;
@@ -316,9 +336,6 @@ JobSpec load_job_spec(const std::string& path) {
     // A study that is accepted must run: the schema lists the planned ones, this version computes two.
     const auto& studies = doc["neurons"]["studies"];
     for (std::size_t i = 0; i < studies.size(); ++i) {
-      if (studies[i] == "spatial")
-        field_error(path, "neurons.studies[" + std::to_string(i) + "]",
-                    "'spatial' is not implemented in lmtopo " + lmtopo_version() + " (key_linguistic, repetition and sensitive_directions are)");
       for (std::size_t j = 0; j < i; ++j)
         if (studies[j] == studies[i]) field_error(path, "neurons.studies[" + std::to_string(i) + "]", "'" + studies[i].get<std::string>() + "' is listed twice");
     }
@@ -330,6 +347,7 @@ JobSpec load_job_spec(const std::string& path) {
       if (!(lengths[i] > lengths[i - 1]))
         field_error(path, "neurons.sensitive_directions.lengths[" + std::to_string(i) + "]", "lengths must increase");
     check_sae_decoders(spec, path);
+    check_spatial(spec, path);
   }
   // A stage that is accepted must run: the schema knows this section, this version computes nothing for it.
   if (doc.contains("aggregate")) check_aggregate(spec, path);

@@ -54,6 +54,20 @@ std::optional<LayoutError> check_layout(const std::string& path) {
         }
         if (auto e = check_dataset(in.dataset(p), spec)) return e;
       }
+    if (part.contains("dataset_patterns")) {  // datasets named by a pattern (one per hook, sheet, ...)
+      const auto all = in.datasets();
+      for (const auto& spec : part["dataset_patterns"]) {
+        const std::regex re(spec["pattern"].get<std::string>());
+        long long count = 0;
+        for (const auto& info : all)
+          if (std::regex_match(info.path, re)) {
+            ++count;
+            if (auto e = check_dataset(info, spec)) return e;
+          }
+        if (count < spec.value("min_count", 0))
+          return LayoutError{spec["pattern"].get<std::string>(), "expected at least " + spec["min_count"].dump() + " dataset(s) matching"};
+      }
+    }
     return std::nullopt;
   };
   if (auto e = check_part(schema)) return e;
@@ -73,20 +87,6 @@ std::optional<LayoutError> check_layout(const std::string& path) {
     for (const auto& a : schema["attributes"])
       if (!in.has_attribute(a["object"].get<std::string>(), a["name"].get<std::string>()))
         return LayoutError{a["object"].get<std::string>() + "@" + a["name"].get<std::string>(), "missing attribute"};
-  if (schema.contains("dataset_patterns")) {
-    const auto all = in.datasets();
-    for (const auto& spec : schema["dataset_patterns"]) {
-      const std::regex re(spec["pattern"].get<std::string>());
-      long long count = 0;
-      for (const auto& info : all)
-        if (std::regex_match(info.path, re)) {
-          ++count;
-          if (auto e = check_dataset(info, spec)) return e;
-        }
-      if (count < spec.value("min_count", 0))
-        return LayoutError{spec["pattern"].get<std::string>(), "expected at least " + spec["min_count"].dump() + " dataset(s) matching"};
-    }
-  }
   return std::nullopt;
 }
 

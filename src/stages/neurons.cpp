@@ -16,7 +16,8 @@ NeuronsSummary run_neurons(const NeuronsOptions& o, MPI_Comm comm) {
   if (o.study == "key_linguistic") return neurons_common::run_key_linguistic(o, comm);
   if (o.study == "repetition") return neurons_common::run_repetition(o, comm);
   if (o.study == "sensitive_directions") return neurons_common::run_sensitive_directions(o, comm);
-  throw InputError("--study: '" + o.study + "' is not implemented yet (key_linguistic, repetition and sensitive_directions are; spatial is planned)");
+  if (o.study == "spatial") return neurons_common::run_spatial(o, comm);
+  throw InputError("--study: expected key_linguistic, repetition, sensitive_directions or spatial, got '" + o.study + "'");
 }
 
 }  // namespace lmtopo::stages

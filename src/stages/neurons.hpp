@@ -55,6 +55,19 @@ struct SensitiveOptions {
   std::string sae_tensor = "W_dec";
 };
 
+// spatial (TopoLM's measurements, science.md §5): each sheet's units (a hook of every block) on a
+// seeded grid (spatial/sheet.hpp; sheet_seed, per sheet and block), the prompts of two languages
+// (`contrast`) mean-pooled, per unit Welch t and BH q, Moran's I of the t-map, clusters of significant
+// units (q < alpha), and the correlation of responses against grid distance (spatial/statistics.hpp).
+struct SpatialOptions {
+  std::vector<std::string> contrast;                        // two languages of the prompts
+  std::vector<std::string> sheets{"attn_output", "mlp_act"};
+  int permutations = 999;
+  double alpha = 0.05;
+  std::uint64_t sheet_seed = 0;
+  int max_distance = 8;
+};
+
 struct NeuronsOptions {
   std::string study = "key_linguistic";
   std::string model_dir, architecture, prompts;
@@ -70,6 +83,7 @@ struct NeuronsOptions {
   std::uint64_t seed = 0;  // control draws; repetition: also the prefixes
   RepetitionOptions repetition;
   SensitiveOptions sensitive;
+  SpatialOptions spatial;
   nlohmann::json config;
 };
 
@@ -86,6 +100,8 @@ struct NeuronsSummary {
   // sensitive_directions
   long long prompts = 0, perturbed_rows = 0;
   double perturbation_seconds = 0;
+  // spatial: the largest Moran's I over sheets and blocks
+  double max_moran_i = 0;
 };
 
 NeuronsSummary run_neurons(const NeuronsOptions& options, MPI_Comm comm);

@@ -9,6 +9,7 @@
 
 #include "io/csv_table.hpp"
 #include "io/h5store.hpp"
+#include "model/transformer.hpp"
 #include "stages/neurons.hpp"
 
 namespace lmtopo::stages::neurons_common {
@@ -22,7 +23,13 @@ using io::csv_base;
 using io::csv_field;
 using io::RootWriter;
 
+// `hook` mean-pooled over each prompt's tokens, [prompts, points, width], on every rank; the ranks
+// compute whole batches (as extract splits them) and sum their rows.
+std::vector<float> mean_pooled(model::Transformer& net, const std::vector<std::vector<std::int64_t>>& tokens, std::size_t batch,
+                               const std::string& hook, const std::string& label, MPI_Comm comm);
+
 // The studies (options checked in common by run_neurons).
+NeuronsSummary run_spatial(const NeuronsOptions& options, MPI_Comm comm);
 NeuronsSummary run_key_linguistic(const NeuronsOptions& options, MPI_Comm comm);
 NeuronsSummary run_repetition(const NeuronsOptions& options, MPI_Comm comm);
 NeuronsSummary run_sensitive_directions(const NeuronsOptions& options, MPI_Comm comm);

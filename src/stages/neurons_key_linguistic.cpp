@@ -69,35 +69,6 @@ std::vector<std::vector<std::int64_t>> pick(const std::vector<std::vector<std::i
   return out;
 }
 
-// mlp_act mean-pooled over each prompt's tokens, [prompts, layers, units], on every rank; the ranks
-// compute whole batches (as extract splits them) and sum their rows.
-std::vector<float> pooled_ffn(model::Transformer& net, const std::vector<std::vector<std::int64_t>>& tokens, std::size_t batch,
-                              const std::string& label, MPI_Comm comm) {
-  const auto& c = net.config();
-  const auto L = static_cast<std::size_t>(c.num_layers), U = static_cast<std::size_t>(c.intermediate);
-  const BatchShare share = share_batches(tokens, batch, mpi::rank(comm), mpi::size(comm));
-  std::vector<float> all(tokens.size() * L * U, 0.0f);
-  core::Progress progress(mpi::rank(comm) == share.reporter, label, share.hi - share.lo, "prompts", "tokens");
-  mpi::on_all(comm, [&] {
-    for (const auto& members : share.batches) {
-      const model::Batch b = right_padded_batch(tokens, members, std::max<std::int64_t>(0, c.pad_id));
-      const auto r = net.forward_requests(b, {{"mlp_act", model::Pooling::mean, "mlp_act"}}).at("mlp_act");  // [L, b, U]
-      std::uint64_t batch_tokens = 0;
-      for (std::size_t j = 0; j < members.size(); ++j) {
-        for (std::size_t layer = 0; layer < L; ++layer) {
-          const float* from = r.values.data() + (layer * members.size() + j) * U;
-          std::copy(from, from + U, all.begin() + static_cast<std::ptrdiff_t>((members[j] * L + layer) * U));
-        }
-        batch_tokens += tokens[members[j]].size();
-      }
-      progress.advance(members.size(), batch_tokens);
-    }
-  });
-  progress.finish();
-  sum_over_ranks(all, comm);
-  return all;
-}
-
 // Perplexity per language of the prompts under `iv` (NaN-free: every language has a scored token).
 std::vector<double> perplexity_by_language(model::Transformer& net, const std::vector<std::vector<std::int64_t>>& tokens,
                                            const std::vector<int>& language, std::size_t languages, std::size_t batch,
@@ -323,7 +294,7 @@ NeuronsSummary neurons_common::run_key_linguistic(const NeuronsOptions& o, MPI_C
   for (auto i : split.analysis) analysis_lang.push_back(split.language_of[i]);
   for (auto i : split.held_out) held_lang.push_back(split.language_of[i]);
   const auto t0 = std::chrono::steady_clock::now();
-  const auto pooled = pooled_ffn(net, pick(loaded.tokens, split.analysis), static_cast<std::size_t>(o.batch), "key_linguistic mlp_act " + o.model_dir, comm);
+  const auto pooled = neurons_common::mean_pooled(net, pick(loaded.tokens, split.analysis), static_cast<std::size_t>(o.batch), "mlp_act", "key_linguistic mlp_act " + o.model_dir, comm);
   KeyNeurons k;
   mpi::on_all(comm, [&] {
     try {

@@ -234,6 +234,7 @@ std::vector<std::string> item_outputs(const core::JobSpec& spec, const std::stri
       if (study == "key_linguistic" && spec.config["neurons"]["held_out"].get<double>() > 0) out.push_back(base + ".ablation.csv");
       if (study == "repetition") out.insert(out.end(), {base + ".repetition_neurons.csv", base + ".repetition_rate.csv"});
       if (study == "sensitive_directions") out.insert(out.end(), {base + ".sensitivity.csv", base + ".crossing.csv"});
+      if (study == "spatial") out.push_back(base + ".moran.csv");
     }
     return out;
   }
@@ -319,6 +320,11 @@ std::vector<std::string> run_neurons_item(const core::JobSpec& spec, const Item&
                    sd["ridge"], sd["kl_threshold"], {}, sd["sae_tensor"]};
     if (sd["sae_decoders"].contains(it.model) && o.study == "sensitive_directions")
       o.sensitive.sae_decoders = sd["sae_decoders"][it.model].get<std::vector<std::string>>();
+    if (o.study == "spatial") {
+      const auto& sp = n["spatial"];
+      o.spatial = {sp["contrast"].get<std::vector<std::string>>(), sp.value("sheets", std::vector<std::string>{"attn_output", "mlp_act"}),
+                   sp.value("permutations", 999), sp.value("alpha", 0.05), sp.value("sheet_seed", std::uint64_t{0}), sp.value("max_distance", 8)};
+    }
     o.config = spec.config;
     for (const auto& m : spec.models)
       if (m.name == it.model) o.architecture = m.architecture;

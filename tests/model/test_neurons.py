@@ -185,7 +185,10 @@ def test_a_planted_unit_is_the_key_neuron_of_its_language_only(tmp_path):
 @pytest.mark.parametrize("case,args,message", [
     ("too_few", ["--held-out", "0.5"], "language 'en': 3 prompt(s); the study needs at least 2 to analyse and 1 held out"),
     ("one_language", [], "compares languages; found only 'de'"),
-    ("study", ["--study", "spatial"], "--study: 'spatial' is not implemented yet"),
+    ("study", ["--study", "telepathy"], "--study: expected key_linguistic, repetition, sensitive_directions or spatial"),
+    ("contrast", ["--study", "spatial"], "--contrast: expected two different languages"),
+    ("contrast_language", ["--study", "spatial", "--contrast", "de,xx"], "--contrast: language 'xx' has 0 prompt(s)"),
+    ("sheet", ["--study", "spatial", "--contrast", "de,fr", "--sheets", "lm_head"], "--sheets: 'lm_head' is not a sheet"),
     ("ablation", ["--ablation", "half"], "--ablation: expected zero or mean"),
     ("nan", [], "mlp_act of block 1 is not finite"),
 ])
@@ -206,3 +209,51 @@ def test_bad_input_is_one_line_exit_2(tmp_path, case, args, message):
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "bad.h5").exists()
+
+
+def numpy_welch(a, b):
+    """Welch's t per column of a [na, U] and b [nb, U] (the float64 formula, no library)."""
+    va, vb = a.var(axis=0, ddof=1) / len(a), b.var(axis=0, ddof=1) / len(b)
+    return (a.mean(axis=0) - b.mean(axis=0)) / np.sqrt(va + vb)
+
+
+def numpy_moran(values, cells, side):
+    """Moran's I with row-standardised queen weights among occupied cells (plain numpy)."""
+    rows, cols = np.divmod(np.asarray(cells), side)
+    adjacent = (np.abs(rows[:, None] - rows[None, :]) <= 1) & (np.abs(cols[:, None] - cols[None, :]) <= 1)
+    np.fill_diagonal(adjacent, False)
+    w = adjacent / np.maximum(adjacent.sum(axis=1, keepdims=True), 1)
+    z = values - values.mean()
+    return len(z) / w.sum() * (z @ w @ z) / (z @ z)
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_spatial_t_maps_and_morans_i_match_numpy_on_transformers_activations(tmp_path, ranks):
+    """--study spatial: each sheet's t-map is Welch's t (numpy) of transformers' mean-pooled units of the
+    two languages, Moran's I is numpy's on that map with the recorded placement, the placement is a
+    permutation of the grid's cells, and the results do not depend on the rank count beyond rounding."""
+    model, tok, path = make_checkpoint("llama_gqa", tmp_path)
+    prompt_file, rows = prompts(tmp_path, per_language=8)
+    out = tmp_path / "s.h5"
+    neurons(path, prompt_file, out, "--study", "spatial", "--contrast", "de,fr", "--sheets", "mlp_act,block_output",
+            "--permutations", "99", "--max-distance", "3", ranks=ranks)
+    subprocess.run([LMTOPO, "validate", str(out)], check=True, capture_output=True)
+    de = [r for r in rows if r["lang"] == "de"]
+    fr = [r for r in rows if r["lang"] == "fr"]
+    with h5py.File(out, "r") as f:
+        assert f.attrs["study"].decode() == "spatial" and f["spatial/prompts"][:].tolist() == [8, 8]
+        for hook in ("mlp_act", "block_output"):
+            a = reference(model, tok, de, hook, "mean").astype(np.float64)  # [points, prompts, units]
+            b = reference(model, tok, fr, hook, "mean").astype(np.float64)
+            g = f["spatial"][hook]
+            side = int(g["cell"].attrs["side"])
+            assert side * side >= a.shape[2] > (side - 1) * (side - 1)
+            for block in range(a.shape[0]):
+                cells = g["cell"][block]
+                assert len(set(cells.tolist())) == a.shape[2] and cells.max() < side * side
+                t = numpy_welch(a[block], b[block])
+                np.testing.assert_allclose(g["t"][block], t, rtol=1e-4, atol=1e-4 * np.abs(t).max(), err_msg=f"{hook} {block}")
+                np.testing.assert_allclose(g["moran_i"][block], numpy_moran(g["t"][block], cells, side), rtol=1e-10)
+                assert 0 < g["moran_p_sim"][block] <= 1 and g["by_distance"].shape == (a.shape[0], 3)
+    table = list(csv.DictReader(open(tmp_path / "s.moran.csv")))
+    assert len(table) == 2 * 2 + 3  # mlp_act: 2 blocks; block_output: embeddings + 2 blocks (llama_gqa has 2 layers)

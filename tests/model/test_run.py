@@ -22,7 +22,8 @@ train: {steps: 4, batch: 4, layers: 2, hidden: 32, heads: 2, intermediate: 64, v
 extract: {hooks: [post_attention_layernorm, block_output], pool: mean, batch: 8}
 zigzag: {k: 3, max_dim: 2}
 sweep: {metrics: [cka_linear_unbiased, sads, retrieval, angular_distance, block_influence], pairs: [layer_layer, language_language, checkpoint_checkpoint], knn: 3}
-neurons: {studies: [key_linguistic, repetition, sensitive_directions], threshold: 1.0, control_draws: 2, batch: 8,
+neurons: {studies: [key_linguistic, repetition, sensitive_directions, spatial], threshold: 1.0, control_draws: 2, batch: 8,
+          spatial: {contrast: [en, de], sheets: [mlp_act], permutations: 99, max_distance: 3},
           repetition: {texts: 6, prefix_tokens: 4, new_tokens: 24, ngram: 2, min_occurrences: 2, window: 24, min_second: 4, span: 2, top_k: 4},
           sensitive_directions: {lengths: [0, 1, 4], families: [random, gaussian, sae], sae_decoders: {tiny: [sae.safetensors]}}}
 aggregate: {bootstrap: 50, permutations: 100, barcodes: [{model: imported, path: imported.csv}]}
@@ -180,6 +181,11 @@ def test_run_resume_and_items(tmp_path):
             assert f["sensitive/sae/decoder"][0].decode() == str(tmp_path / "sae.safetensors")
             assert 0 <= f["sensitive/sae/feature"][:].min() and f["sensitive/sae/feature"][:].max() < 10
         assert (root / "neurons" / "tiny" / f"step{step}.sensitive_directions.crossing.csv").exists()
+        spatial = root / "neurons" / "tiny" / f"step{step}.spatial.h5"
+        subprocess.run([LMTOPO, "validate", str(spatial)], check=True, capture_output=True)
+        with h5py.File(spatial, "r") as f:
+            assert f["spatial/mlp_act/t"].shape == (2, 64) and f["spatial/prompts"][:].tolist() == [40, 40]
+        assert (root / "neurons" / "tiny" / f"step{step}.spatial.moran.csv").exists()
     for hook in ("post_attention_layernorm", "block_output"):
         agg = root / "aggregate" / f"{hook}.h5"
         subprocess.run([LMTOPO, "validate", str(agg)], check=True, capture_output=True)

@@ -25,7 +25,8 @@ train: {steps: 4, batch: 4, layers: 2, hidden: 32, heads: 2, intermediate: 64, v
 extract: {hooks: [post_attention_layernorm], pool: mean, batch: 8}
 zigzag: {k: 3, max_dim: 2, subsets: 2, subset_size: 40}
 sweep: {metrics: [cka_linear_unbiased, sads, angular_distance, block_influence], pairs: [layer_layer, language_language, checkpoint_checkpoint], knn: 3}
-neurons: {studies: [key_linguistic, repetition, sensitive_directions], threshold: 1.0, control_draws: 2, batch: 8,
+neurons: {studies: [key_linguistic, repetition, sensitive_directions, spatial], threshold: 1.0, control_draws: 2, batch: 8,
+          spatial: {contrast: [en, de], sheets: [mlp_act], permutations: 99, max_distance: 3},
           repetition: {texts: 4, prefix_tokens: 4, new_tokens: 24, ngram: 2, min_occurrences: 2, window: 24, min_second: 4, span: 2, top_k: 4},
           sensitive_directions: {lengths: [0, 1, 4], families: [random, gaussian]}}
 eval: {batch: 8, conditions: [{name: base}, {name: skip1, skip_blocks: "1"}]}
@@ -85,7 +86,7 @@ def test_report_in_headless_chromium(tmp_path):
     root = tmp_path / "out"
     index = root / "report" / "index.html"
     figures = int(re.search(r"report: (\d+) figures", out).group(1))
-    assert figures >= 10, out  # S̄, Betti, eval, pruning, key neurons, ablation, repetition, KL, CKA, SADS
+    assert figures >= 11, out  # S̄, Betti, eval, pruning, key neurons, ablation, repetition, t-map, KL, CKA, SADS
 
     png = tmp_path / "shot.png"
     subprocess.run([CHROMIUM, *HEADLESS, "--window-size=1200,3000", f"--screenshot={png}", index.as_uri()],

@@ -1,0 +1,41 @@
+#include "spatial/sheet.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "core/permutation.hpp"
+
+namespace lmtopo::spatial {
+
+Sheet seeded_sheet(int units, std::uint64_t seed) {
+  if (units < 1) throw std::invalid_argument("seeded_sheet: a sheet needs at least one unit");
+  Sheet s;
+  s.side = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(units))));
+  while (s.side * s.side < units) ++s.side;  // sqrt's rounding
+  const auto p = core::permutation(static_cast<std::size_t>(s.side) * static_cast<std::size_t>(s.side), seed);
+  for (int u = 0; u < units; ++u) s.cell.push_back(static_cast<int>(p[static_cast<std::size_t>(u)]));
+  return s;
+}
+
+std::vector<std::vector<int>> queen_neighbours(const Sheet& s) {
+  std::vector<int> unit_at(static_cast<std::size_t>(s.side) * static_cast<std::size_t>(s.side), -1);
+  for (int u = 0; u < s.units(); ++u) unit_at[static_cast<std::size_t>(s.cell[static_cast<std::size_t>(u)])] = u;
+  std::vector<std::vector<int>> out(static_cast<std::size_t>(s.units()));
+  for (int u = 0; u < s.units(); ++u) {
+    for (int dr = -1; dr <= 1; ++dr)
+      for (int dc = -1; dc <= 1; ++dc) {
+        const int r = s.row(u) + dr, c = s.column(u) + dc;
+        if ((dr == 0 && dc == 0) || r < 0 || c < 0 || r >= s.side || c >= s.side) continue;
+        if (const int v = unit_at[static_cast<std::size_t>(r * s.side + c)]; v >= 0) out[static_cast<std::size_t>(u)].push_back(v);
+      }
+    std::sort(out[static_cast<std::size_t>(u)].begin(), out[static_cast<std::size_t>(u)].end());
+  }
+  return out;
+}
+
+double grid_distance(const Sheet& s, int a, int b) {
+  return std::hypot(static_cast<double>(s.row(a) - s.row(b)), static_cast<double>(s.column(a) - s.column(b)));
+}
+
+}  // namespace lmtopo::spatial
