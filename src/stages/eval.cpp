@@ -118,6 +118,20 @@ void write_token_table(io::H5Output& out, const ScoredTokens& mine, const std::v
   }
 }
 
+// Keeps the first `n` prompts of each language, in file order.
+void keep_first_per_language(PromptsAndModel& loaded, long long n) {
+  std::map<std::string, long long> seen;
+  std::vector<io::CorpusRecord> prompts;
+  std::vector<std::vector<std::int64_t>> tokens;
+  for (std::size_t i = 0; i < loaded.prompts.size(); ++i)
+    if (seen[loaded.prompts[i].lang]++ < n) {
+      prompts.push_back(loaded.prompts[i]);
+      tokens.push_back(loaded.tokens[i]);
+    }
+  loaded.prompts = std::move(prompts);
+  loaded.tokens = std::move(tokens);
+}
+
 // Scores every prompt of this rank's share under `c`'s interventions and writes c.output.
 EvalSummary evaluate_condition(const EvalOptions& o, const EvalCondition& c, PromptsAndModel& loaded, const BatchShare& share,
                                MPI_Comm comm) {
@@ -197,6 +211,7 @@ std::vector<EvalSummary> run_eval_conditions(const EvalOptions& o, const std::ve
     loaded = load_prompts_and_model(o.prompts, {o.model_dir, o.architecture, o.device,
                                                 o.dtype == "bfloat16" ? model::WeightDType::bfloat16 : model::WeightDType::float32, o.threads},
                                     o.special_tokens);
+    if (o.per_language > 0) keep_first_per_language(loaded, o.per_language);
     for (const auto& c : conditions)  // interventions checked on every rank before any work
       loaded.net->next_token_nll(right_padded_batch(loaded.tokens, {0}, 0), c.interventions);
   });

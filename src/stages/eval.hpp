@@ -22,6 +22,7 @@ struct EvalOptions {
   std::string special_tokens = "post_processor";
   int batch = 16;
   int threads = 0;
+  long long per_language = 0;  // > 0: only the first N prompts of each language (file order)
   model::Interventions interventions;
   nlohmann::json config;
 };

@@ -412,6 +412,7 @@ std::vector<std::string> run_prune_item(const core::JobSpec& spec, const Item& i
   o.eval.model_dir = it.checkpoint.dir;
   o.eval.prompts = corpus;
   o.eval.batch = p["batch"];
+  o.eval.per_language = p["prompts_per_language"];
   o.eval.threads = p["threads"];
   o.eval.device = p["device"];
   o.eval.special_tokens = p["special_tokens"];

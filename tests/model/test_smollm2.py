@@ -11,6 +11,7 @@ Q4_1 with a Q8_0 embedding), converted by `lmtopo convert`, checked against inde
 """
 import importlib.util
 import json
+import math
 import os
 import pathlib
 import subprocess
@@ -210,7 +211,8 @@ def test_killed_conversion_leaves_no_folder_and_reruns(tmp_path):
 
 def test_job_spec_runs_at_reduced_prompt_count(converted, tmp_path):
     """jobs/smollm2.yaml as shipped, with 12 prompts a language and the converted folder of this test:
-    extract, zigzag across the 31 points and the sweeps, then `lmtopo summarize` on the zigzag output."""
+    extract, zigzag across the 31 points, the sweeps and the pruning experiment, then `lmtopo summarize` on
+    the zigzag output."""
     import yaml
 
     source = pathlib.Path(os.environ.get("LMTOPO_SOURCE", pathlib.Path(__file__).parents[2]))
@@ -232,6 +234,13 @@ def test_job_spec_runs_at_reduced_prompt_count(converted, tmp_path):
     with h5py.File(zz, "r") as f:
         assert int(f.attrs["num_layers"]) == 31
     assert any((tmp_path / "out" / "sweep" / name).rglob("*.h5"))
+    # The pruning experiment on the real model: every rule's choice evaluated, the full model as reference.
+    import csv
+    table = [r for r in csv.DictReader(open(tmp_path / "out" / "prune" / f"{name}.csv")) if r["language"] == "all"]
+    assert {r["method"] for r in table} == {"none", "sbar", "angular_distance", "block_influence", "random"}
+    assert next(r for r in table if r["method"] == "none")["delta_nll"] == "0"
+    deltas = [float(r["delta_nll"]) for r in table if r["method"] != "none"]
+    assert all(math.isfinite(d) for d in deltas) and max(deltas) > 0.05  # removing blocks of a trained model costs
     summary = subprocess.run([LMTOPO, "summarize", str(zz), "--dim", "1"], capture_output=True, text=True)
     assert summary.returncode == 0, summary.stderr
     assert "L = 31 layers" in summary.stdout and "candidates@0.9 " in summary.stdout
