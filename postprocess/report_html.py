@@ -165,9 +165,10 @@ def aggregate_section(r, hook):
                 r.figure(f"cka_final_{hook}_{m}", f"{m}: unbiased linear CKA of every checkpoint with the last, across relative depth ({hook}).",
                          fig, ["checkpoint", "depth", "cka_final"], [[labels[i], d, v] for i in idx for d, v in zip(depth, values[i])])
         names = ["model_a", "model_b", "pearson", "spearman", "null_prompts", "null_step0", "shared"]
-        u = {n: f[f"universality/{n}"][:] for n in names}
-        ci = f["universality/pearson_ci"][:]
-        if len(u["pearson"]):
+        pairs = "universality/pearson" in f  # absent with one model
+        u = {n: f[f"universality/{n}"][:] for n in names} if pairs else {}
+        ci = f["universality/pearson_ci"][:] if pairs else None
+        if pairs and len(u["pearson"]):
             r.heading("Universality: correlation of S̄ curves between models", 3)
             r.text("Shared: 1 where the curve correlation beats both nulls (permuted prompts, or a layer shuffle; and step 0), "
                    "0 where it does not, −1 where a null is unavailable (docs/aggregate.md).")

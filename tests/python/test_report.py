@@ -118,6 +118,14 @@ def test_report_in_headless_chromium(tmp_path):
         else:
             assert float(text) == pytest.approx(want, rel=1e-5, abs=1e-9), source
 
+    # One model alone (no imported barcode): no model pairs, no universality table, the rest drawn.
+    alone = tmp_path / "alone.yaml"
+    alone.write_text(SPEC.replace(", barcodes: [{model: imported, path: imported.csv}]", ""))
+    run_lmtopo("run", alone, ranks=2)
+    single = run_lmtopo("report", alone, "-o", tmp_path / "alone-report").stdout
+    assert int(re.search(r"report: (\d+) figures", single).group(1)) == figures
+    assert "Universality" not in (tmp_path / "alone-report" / "index.html").read_text()
+
     # The CSV behind the S̄ figure holds the aggregate's curve of the last checkpoint.
     with h5py.File(root / "aggregate" / "post_attention_layernorm.h5", "r") as f:
         steps = f["series/step"][:].tolist()
