@@ -358,6 +358,8 @@ const std::vector<std::string>& portable_hooks() {
   return names;
 }
 
+int hook_width(const ModelConfig& config, const std::string& hook) { return hook == "mlp_act" ? config.intermediate : config.hidden; }
+
 std::vector<std::string> hook_point_names(const ModelConfig& config, const std::string& hook) {
   // Module paths as in the Hugging Face implementation of each family.
   struct Paths {

@@ -48,6 +48,8 @@ const std::vector<std::string>& supported_architectures();
 // attn_output: L; mlp_act: L (FFN neurons: after the activation; SwiGLU: input of down_proj).
 const std::vector<std::string>& portable_hooks();
 std::vector<std::string> hook_point_names(const ModelConfig& config, const std::string& hook);
+// The width of each point of a hook: the FFN's intermediate size for mlp_act, the hidden size otherwise.
+int hook_width(const ModelConfig& config, const std::string& hook);
 
 // Reads DIR/config.json; `architecture` (from the job spec) overrides model_type. Unsupported types
 // or features -> InputError listing what is supported.

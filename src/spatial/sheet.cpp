@@ -8,11 +8,17 @@
 
 namespace lmtopo::spatial {
 
+int sheet_side(int units) {
+  int side = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(units))));
+  while (side * side < units) ++side;  // sqrt's rounding
+  while (side > 1 && (side - 1) * (side - 1) >= units) --side;
+  return side;
+}
+
 Sheet seeded_sheet(int units, std::uint64_t seed) {
   if (units < 1) throw std::invalid_argument("seeded_sheet: a sheet needs at least one unit");
   Sheet s;
-  s.side = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(units))));
-  while (s.side * s.side < units) ++s.side;  // sqrt's rounding
+  s.side = sheet_side(units);
   const auto p = core::permutation(static_cast<std::size_t>(s.side) * static_cast<std::size_t>(s.side), seed);
   for (int u = 0; u < units; ++u) s.cell.push_back(static_cast<int>(p[static_cast<std::size_t>(u)]));
   return s;

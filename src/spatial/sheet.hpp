@@ -16,6 +16,8 @@ struct Sheet {
   int column(int unit) const { return cell[static_cast<std::size_t>(unit)] % side; }
 };
 
+// The grid's side for `units` units: ceil(sqrt(units)).
+int sheet_side(int units);
 Sheet seeded_sheet(int units, std::uint64_t seed);
 
 // Queen contiguity among the units: for each unit, the units in the 8 cells around its own (empty

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <sstream>
 
 #include "core/error.hpp"
 #include "core/progress.hpp"
@@ -219,6 +220,23 @@ std::vector<EvalSummary> run_eval_conditions(const EvalOptions& o, const std::ve
   std::vector<EvalSummary> out;
   for (const auto& c : conditions) out.push_back(evaluate_condition(o, c, loaded, share, comm));
   return out;
+}
+
+std::string perplexity_table(const std::string& lead_header, const std::vector<std::string>& leads, const std::vector<EvalSummary>& scores) {
+  std::ostringstream csv;
+  csv.precision(10);
+  csv << lead_header << "language,scored_tokens,mean_nll,perplexity,delta_nll\n";
+  const auto& base = scores.front();
+  for (std::size_t i = 0; i < scores.size(); ++i) {
+    for (std::size_t l = 0; l < scores[i].languages.size(); ++l) {
+      const auto& s = scores[i].languages[l];
+      csv << leads[i] << s.language << "," << s.scored_tokens << "," << s.mean_nll << "," << s.perplexity << "," << s.mean_nll - base.languages[l].mean_nll
+          << "\n";
+    }
+    csv << leads[i] << "all," << scores[i].scored_tokens << "," << scores[i].mean_nll << "," << scores[i].perplexity << ","
+        << scores[i].mean_nll - base.mean_nll << "\n";
+  }
+  return csv.str();
 }
 
 EvalSummary run_eval(const EvalOptions& o, MPI_Comm comm) { return run_eval_conditions(o, {{"", o.interventions, o.output}}, comm).front(); }

@@ -54,4 +54,9 @@ struct EvalCondition {
 // records its condition's name (root attribute condition) and interventions.
 std::vector<EvalSummary> run_eval_conditions(const EvalOptions& options, const std::vector<EvalCondition>& conditions, MPI_Comm comm);
 
+// Their table: per condition and language (then "all") the scored tokens, mean NLL, perplexity and
+// delta_nll, the mean NLL minus the first condition's. Row i starts with leads[i] (its own cells, each
+// followed by a comma) under `lead_header` (the same columns' names).
+std::string perplexity_table(const std::string& lead_header, const std::vector<std::string>& leads, const std::vector<EvalSummary>& scores);
+
 }  // namespace lmtopo::stages

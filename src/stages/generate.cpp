@@ -59,7 +59,7 @@ void write_states(const GenerateOptions& o, const PromptsAndModel& loaded, const
   }
   for (std::size_t h = 0; h < o.hooks.size(); ++h) {
     const auto points = loaded.net->point_names(o.hooks[h]);
-    const std::size_t P = points.size(), W = static_cast<std::size_t>(o.hooks[h] == "mlp_act" ? c.intermediate : c.hidden);
+    const std::size_t P = points.size(), W = static_cast<std::size_t>(model::hook_width(c, o.hooks[h]));
     std::vector<float> slab(P * mine * W);  // [points, my tokens, width] from each prompt's [token][point][width]
     std::size_t t = 0;
     for (std::size_t i = share.lo; i < share.hi; ++i)

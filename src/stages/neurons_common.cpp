@@ -28,7 +28,7 @@ std::vector<float> mean_pooled(model::Transformer& net, const std::vector<std::v
                                const std::string& hook, const std::string& label, MPI_Comm comm) {
   const auto& c = net.config();
   const std::size_t P = net.point_names(hook).size();
-  const auto W = static_cast<std::size_t>(hook == "mlp_act" ? c.intermediate : c.hidden);
+  const auto W = static_cast<std::size_t>(model::hook_width(c, hook));
   const BatchShare share = share_batches(tokens, batch, mpi::rank(comm), mpi::size(comm));
   std::vector<float> all(tokens.size() * P * W, 0.0f);
   core::Progress progress(mpi::rank(comm) == share.reporter, label, share.hi - share.lo, "prompts", "tokens");

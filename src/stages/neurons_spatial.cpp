@@ -37,7 +37,7 @@ SheetResult measure_sheet(const std::vector<float>& pooled, std::size_t points, 
   SheetResult r;
   r.blocks = points;
   r.units = units;
-  r.side = spatial::seeded_sheet(static_cast<int>(units), 0).side;
+  r.side = spatial::sheet_side(static_cast<int>(units));
   const std::size_t P = points, U = units, D = static_cast<std::size_t>(s.max_distance);
   r.cell.assign(P * U, 0);
   r.t.assign(P * U, 0.0);

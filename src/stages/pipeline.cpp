@@ -122,7 +122,7 @@ bool has_key_linguistic(const core::JobSpec& spec) {
 }
 
 // The zigzag and the per-checkpoint sweep item a prune item reads (the same id in both stages).
-Item prune_input(const core::JobSpec&, const Item& it) {
+Item prune_input(const Item& it) {
   return {it.model + "/" + it.checkpoint.label + "/" + it.hook, it.model, it.checkpoint, it.hook};
 }
 
@@ -156,10 +156,8 @@ nlohmann::json item_config(const core::JobSpec& spec, const std::string& stage, 
   if (stage == "prune") {  // and the zigzag and sweep items it reads, by their own configuration
     c["prune"] = section("prune");
     c["checkpoint"] = it.checkpoint.dir;
-    for (const char* input : {"zigzag", "sweep"}) {
-      const Item in = prune_input(spec, it);
-      c[std::string(input) + "_item"] = core::config_hash(item_config(spec, input, in));
-    }
+    const Item in = prune_input(it);
+    for (const char* input : {"zigzag", "sweep"}) c[std::string(input) + "_item"] = core::config_hash(item_config(spec, input, in));
   }
   if (stage == "aggregate") {
     // Its inputs: every zigzag item of the hook by its own configuration (a changed or added
@@ -365,20 +363,9 @@ std::vector<std::string> run_eval_item(const core::JobSpec& spec, const Item& it
   mpi::on_root(comm, [&] { fs::create_directories(fs::path(outputs[0]).parent_path()); });
   const auto scores = run_eval_conditions(o, conditions, comm);
   mpi::on_root(comm, [&] {
-    std::ostringstream csv;
-    csv.precision(10);
-    csv << "condition,language,scored_tokens,mean_nll,perplexity,delta_nll\n";
-    for (std::size_t i = 0; i < scores.size(); ++i) {
-      const auto& base = scores.front();
-      for (std::size_t l = 0; l < scores[i].languages.size(); ++l) {
-        const auto& s = scores[i].languages[l];
-        csv << conditions[i].name << "," << s.language << "," << s.scored_tokens << "," << s.mean_nll << "," << s.perplexity << ","
-            << s.mean_nll - base.languages[l].mean_nll << "\n";
-      }
-      csv << conditions[i].name << ",all," << scores[i].scored_tokens << "," << scores[i].mean_nll << "," << scores[i].perplexity << ","
-          << scores[i].mean_nll - base.mean_nll << "\n";
-    }
-    io::write_file_atomically(outputs.back(), csv.str());
+    std::vector<std::string> leads;
+    for (const auto& c : conditions) leads.push_back(c.name + ",");
+    io::write_file_atomically(outputs.back(), perplexity_table("condition,", leads, scores));
   });
   return outputs;
 }
@@ -387,7 +374,7 @@ std::vector<std::string> run_eval_item(const core::JobSpec& spec, const Item& it
 // items (a missing or stale one is refused by name).
 std::vector<std::string> run_prune_item(const core::JobSpec& spec, const Item& it, const std::string& corpus, MPI_Comm comm) {
   const auto& p = spec.config["prune"];
-  const Item in = prune_input(spec, it);
+  const Item in = prune_input(it);
   int ready = 1;
   std::string missing;
   mpi::on_root(comm, [&] {

@@ -63,21 +63,11 @@ std::vector<Choice> choices(const PruneOptions& o) {
 }
 
 std::string table_text(const std::vector<Choice>& choices, const std::vector<EvalSummary>& scores) {
-  std::ostringstream csv;
-  csv.precision(10);
-  csv << "method,threshold,n,blocks,condition,language,scored_tokens,mean_nll,perplexity,delta_nll\n";
-  const auto& base = scores.front();
-  for (std::size_t i = 0; i < choices.size(); ++i) {
-    const auto& c = choices[i];
-    const std::string head = c.method + "," + (c.method == "sbar" ? number(c.threshold) : "") + "," + std::to_string(c.blocks.size()) + "," +
-                             topology::layer_ranges(c.blocks, " ") + "," + c.name + ",";
-    for (std::size_t l = 0; l < scores[i].languages.size(); ++l) {
-      const auto& s = scores[i].languages[l];
-      csv << head << s.language << "," << s.scored_tokens << "," << s.mean_nll << "," << s.perplexity << "," << s.mean_nll - base.languages[l].mean_nll << "\n";
-    }
-    csv << head << "all," << scores[i].scored_tokens << "," << scores[i].mean_nll << "," << scores[i].perplexity << "," << scores[i].mean_nll - base.mean_nll << "\n";
-  }
-  return csv.str();
+  std::vector<std::string> leads;
+  for (const auto& c : choices)
+    leads.push_back(c.method + "," + (c.method == "sbar" ? number(c.threshold) : "") + "," + std::to_string(c.blocks.size()) + "," +
+                    topology::layer_ranges(c.blocks, " ") + "," + c.name + ",");
+  return perplexity_table("method,threshold,n,blocks,condition,", leads, scores);
 }
 
 }  // namespace
