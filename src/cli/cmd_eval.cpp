@@ -12,6 +12,7 @@ namespace lmtopo::cli {
 namespace {
 
 int run_eval_cmd(const po::variables_map& vm, const std::vector<std::string>&) {
+  if (vm.count("job")) return run_job_stage(vm, "eval");
   require_options(vm, {"model", "prompts", "output"});
   stages::EvalOptions o;
   o.model_dir = vm["model"].as<std::string>();
@@ -45,7 +46,7 @@ Command make_eval_command() {
   Command c;
   c.name = "eval";
   c.summary = "next-token NLL and perplexity of a checkpoint on prompts, with interventions, rank-parallel";
-  c.usage = "[mpirun -n P] lmtopo eval --model DIR --prompts FILE.jsonl [--skip-blocks 20-27] [--ffn-set L:U=V ...] "
+  c.usage = "[mpirun -n P] lmtopo eval JOB.yaml [--item K] [--force]\n   or: [mpirun -n P] lmtopo eval --model DIR --prompts FILE.jsonl [--skip-blocks 20-27] [--ffn-set L:U=V ...] "
             "[--ffn-add L:U=V ...] [--interventions FILE.json] -o OUT.h5";
   c.description =
       "Scores every token of every prompt after the first: its negative log-likelihood (natural log, from the "
@@ -57,8 +58,10 @@ Command make_eval_command() {
       "added to the residual stream before a block) and skip_blocks (the command-line ones are added to it). "
       "Writes an eval/1 file: per prompt /nll/{sum,scored,mean,perplexity}, per language /languages/* "
       "(token-weighted), /overall/*, and every scored token /tokens/{nll,prompt,position,token_id}; the "
-      "interventions as the root attribute interventions (JSON).";
+      "interventions as the root attribute interventions (JSON). The job-spec form runs the spec's eval section: one item "
+      "per checkpoint, every condition with one model load (docs/models.md).";
   c.add_options = [](po::options_description& d) {
+    add_job_stage_options(d, "every checkpoint of the study under each eval condition");
     d.add_options()("model", po::value<std::string>(), "checkpoint folder (Hugging Face layout)")(
         "prompts", po::value<std::string>(), "JSONL prompts (text, optional id, lang, group)");
     add_intervention_options(d);
@@ -68,6 +71,7 @@ Command make_eval_command() {
         "output,o", po::value<std::string>(), "eval/1 file to write");
     add_runtime_options(d);
   };
+  c.positionals = {{"job", 1}};
   c.run = run_eval_cmd;
   return c;
 }

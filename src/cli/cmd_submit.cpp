@@ -86,7 +86,7 @@ Command make_submit_command() {
   c.usage = "lmtopo submit JOB.yaml [--dry-run] [--stages a,b] [--retry-failed] [--afterany] [--max-array-size N] "
             "[-- sbatch options]\n   or: lmtopo submit JOB.yaml --nightly [--cron 'M H * * *']";
   c.description =
-      "For every stage of the study (prepare, train, extract, zigzag, sweep, as the spec asks) with work items that "
+      "For every stage of the study (prepare, train, extract, zigzag, sweep, neurons, eval, prune, aggregate, as the spec asks) with work items that "
       "are neither complete (manifest) nor already queued or running, writes OUTPUT/slurm/<time>/<stage>.sbatch from "
       "slurm/stage.sbatch.in and <stage>.items (the item ids), and submits it with sbatch as an array: array_pack "
       "items per task, more when the items would exceed MaxArraySize (scontrol show config, or --max-array-size / "

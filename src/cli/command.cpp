@@ -18,6 +18,7 @@ const std::vector<Command>& commands() {
     t.push_back(make_eval_command());
     t.push_back(make_generate_command());
     t.push_back(make_neurons_command());
+    t.push_back(make_prune_command());
     t.push_back(make_submit_command());
     t.push_back(make_status_command());
 #endif

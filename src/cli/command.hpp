@@ -59,6 +59,7 @@ Command make_generate_command();
 Command make_neurons_command();
 Command make_aggregate_command();
 Command make_report_command();
+Command make_prune_command();
 Command make_train_command();
 Command make_run_command();
 Command make_submit_command();

@@ -60,7 +60,7 @@ int run_command(const lmtopo::cli::Command& cmd, int argc, char** argv) {
 }
 
 #ifndef LMTOPO_TORCH_HELPER
-// extract, eval, generate, neurons, train, run, submit, status, plan (it lists the work items) and the job forms run in lmtopo-torch, the one
+// extract, eval, generate, neurons, prune, train, run, submit, status, plan (it lists the work items) and the job forms run in lmtopo-torch, the one
 // executable linked with libtorch: loading libtorch costs
 // about half a second per start, which every other subcommand should not pay. The exec happens
 // before MPI starts, so the helper initialises MPI itself under mpirun/srun.
@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
     const std::string first = argc > 2 ? argv[2] : "";
     const bool job_form = first.size() > 5 && (first.compare(first.size() - 5, 5, ".yaml") == 0 ||
                                                first.compare(first.size() - 4, 4, ".yml") == 0);
-    if (sub == "extract" || sub == "eval" || sub == "generate" || sub == "neurons" || sub == "train" || sub == "run" || sub == "submit" || sub == "status" || sub == "plan" || ((sub == "zigzag" || sub == "sweep" || sub == "aggregate") && job_form)) exec_torch_helper(argv);
+    if (sub == "extract" || sub == "eval" || sub == "generate" || sub == "neurons" || sub == "prune" || sub == "train" || sub == "run" || sub == "submit" || sub == "status" || sub == "plan" || ((sub == "zigzag" || sub == "sweep" || sub == "aggregate") && job_form)) exec_torch_helper(argv);
   }
 #endif
   if (lmtopo::mpi::launched_by_mpi_launcher()) lmtopo::mpi::initialize_for_launcher(&argc, &argv);

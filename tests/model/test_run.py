@@ -224,6 +224,9 @@ def test_run_resume_and_items(tmp_path):
     assert "run: aggregate: 0 item(s) computed, 2 already complete" in again
     assert "run: eval: 0 item(s) computed, 4 already complete" in again
     assert "run: prune: 0 item(s) computed, 1 already complete" in again
+    # The stage subcommands SLURM's array tasks call (`lmtopo STAGE JOB --item-id ID`) for the new stages.
+    assert "prune: 0 item(s) computed, 1 already complete" in lmtopo("prune", spec)
+    assert "eval: 1 item(s) computed, 0 already complete" in lmtopo("eval", spec, "--item-id", "tiny/step4", "--force")
     # Settings that cannot change a result (reducer, dualize, threads, the k-NN filter's precision and
     # device) leave complete items complete; a setting that can (k) makes them stale.
     neutral = tmp_path / "neutral.yaml"

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import SOURCE, run_lmtopo
 
-SUBCOMMANDS = ["prepare", "plan", "validate", "inspect", "convert", "run", "train", "extract", "eval", "generate", "neurons", "submit",
+SUBCOMMANDS = ["prepare", "plan", "validate", "inspect", "convert", "run", "train", "extract", "eval", "generate", "neurons", "prune", "submit",
                "status", "zigzag", "sweep", "barcode", "summarize", "aggregate", "report"]
 
 
