@@ -4,6 +4,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
 
 #include "cli/command.hpp"
 #include "core/jobspec.hpp"
@@ -67,14 +68,17 @@ int run_plan(const po::variables_map& vm, const std::vector<std::string>&) {
 
   std::cout << "stage prepare: 1 item (checkpoint manifest over " << n_checkpoints << " checkpoint(s), corpus)\n";
   if (cfg.contains("train")) {
-    const auto& t = cfg["train"];
     int trained = 0;
-    for (const auto& m : spec.models) trained += m.from_train ? 1 : 0;
-    int saved = 1;
-    for (int p = 1; p <= t["steps"].get<int>(); p *= 2) ++saved;
-    std::cout << "stage train: " << trained << " item(s) (models with from_train), " << t["steps"] << " steps each, "
-              << "checkpoints at 0, powers of two, the last step" << (t["save_every"] > 0 ? " and every save_every" : "")
-              << " (about " << saved + 1 << " per model; extract and zigzag items appear once they exist)\n";
+    std::ostringstream each;
+    for (const auto& m : spec.models) {
+      if (!m.from_train) continue;
+      ++trained;
+      each << (trained > 1 ? ", " : "") << m.name << " (" << m.train["steps"] << " steps, "
+           << core::trained_checkpoints(spec, m).size() << " checkpoints"
+           << (m.train.contains("spatial") ? ", spatial alpha " + m.train["spatial"]["alpha"].dump() : std::string()) << ")";
+    }
+    std::cout << "stage train: " << trained << " item(s) (models with from_train): " << each.str()
+              << "; checkpoints at 0, powers of two, every save_every and the last step\n";
   }
   if (cfg.contains("extract")) {
     const auto& ex = cfg["extract"];

@@ -259,6 +259,20 @@ void check_eval(JobSpec& spec, const std::string& path) {
   }
 }
 
+// A from_train model's train section: the study's (defaults applied) with the model's written fields
+// over it (a JSON merge patch, so spatial: {alpha: 1} keeps the study's other spatial fields).
+json model_train_section(const json& study_train, const json& written_model, const std::string& file, const std::string& p) {
+  json t = study_train;
+  if (written_model.contains("train")) t.merge_patch(written_model["train"]);
+  apply_defaults(t, job_schema()["$defs"]["train"]);  // a spatial section only the model has
+  if (t.contains("spatial")) {
+    const auto sheets = t["spatial"]["sheets"].get<std::vector<std::string>>();
+    if (std::set<std::string>(sheets.begin(), sheets.end()).size() != sheets.size())
+      field_error(file, (written_model.contains("train") ? p + ".train" : std::string("train")) + ".spatial.sheets", "a hook is listed twice");
+  }
+  return t;
+}
+
 }  // namespace
 
 JobSpec load_job_spec(const std::string& path) {
@@ -291,6 +305,8 @@ JobSpec load_job_spec(const std::string& path) {
     if (m.from_train && !doc.contains("train"))
       field_error(path, p + ".from_train", "needs a train section in the job spec");
     if (!m.from_train) m.checkpoints = resolve_checkpoints(models[i]["checkpoints"], spec.base_dir, path, p + ".checkpoints");
+    if (!m.from_train && models[i].contains("train")) field_error(path, p + ".train", "only a from_train model is trained");
+    if (m.from_train) m.train = model_train_section(doc["train"], spec.written["models"][i], path, p);
     spec.models.push_back(std::move(m));
   }
   const json& data = doc["data"];
@@ -384,7 +400,7 @@ std::vector<CheckpointRef> trained_checkpoints(const JobSpec& spec, const ModelS
   // The checkpoints the train stage will save, whether or not it has run: work-item lists (and so
   // SLURM array indices) are fixed by the spec alone.
   const fs::path dir = fs::path(spec.output) / "checkpoints" / model.name;
-  const auto& t = spec.config["train"];
+  const auto& t = model.train;
   std::vector<CheckpointRef> out;
   for (int step : checkpoint_schedule(t["steps"].get<int>(), t["save_every"].get<int>()))
     out.push_back({"step" + std::to_string(step), (dir / ("step" + std::to_string(step))).string(), step});

@@ -23,6 +23,8 @@ struct ModelSpec {
   std::string architecture;  // empty: from config.json
   bool from_train = false;   // checkpoints come from this study's train stage
   std::vector<CheckpointRef> checkpoints;  // empty for from_train models (see trained_checkpoints)
+  // from_train: the study's train section (defaults applied) with the model's own train fields over it.
+  nlohmann::json train;
 };
 
 struct DataSpec {

@@ -14,8 +14,16 @@ namespace fs = std::filesystem;
 
 namespace lmtopo::io {
 
-std::size_t dtype_size(TensorDType t) { return t == TensorDType::f32 ? 4 : 2; }
-std::string dtype_label(TensorDType t) { return t == TensorDType::f32 ? "F32" : t == TensorDType::f16 ? "F16" : "BF16"; }
+std::size_t dtype_size(TensorDType t) { return t == TensorDType::f32 || t == TensorDType::i32 ? 4 : 2; }
+std::string dtype_label(TensorDType t) {
+  switch (t) {
+    case TensorDType::f32: return "F32";
+    case TensorDType::f16: return "F16";
+    case TensorDType::bf16: return "BF16";
+    case TensorDType::i32: return "I32";
+  }
+  return "F32";
+}
 
 std::int64_t TensorView::numel() const {
   std::int64_t n = 1;
@@ -33,6 +41,12 @@ std::vector<float> tensor_as_float(const TensorView& t) {
     for (std::size_t i = 0; i < n; ++i) out[i] = half_to_float(u16(i));
   if (t.dtype == TensorDType::bf16)
     for (std::size_t i = 0; i < n; ++i) out[i] = bfloat16_to_float(u16(i));
+  if (t.dtype == TensorDType::i32)
+    for (std::size_t i = 0; i < n; ++i) {
+      std::int32_t v;
+      std::memcpy(&v, bytes + 4 * i, 4);
+      out[i] = static_cast<float>(v);
+    }
   return out;
 }
 
@@ -65,7 +79,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), file_(p
     if (dt == "F32") v.dtype = TensorDType::f32;
     else if (dt == "F16") v.dtype = TensorDType::f16;
     else if (dt == "BF16") v.dtype = TensorDType::bf16;
-    else throw InputError(where + "unsupported dtype '" + dt + "' (expected F32, F16 or BF16)");
+    else if (dt == "I32") v.dtype = TensorDType::i32;
+    else throw InputError(where + "unsupported dtype '" + dt + "' (expected F32, F16, BF16 or I32)");
     std::uint64_t elements = 1;  // checked for overflow before numel() multiplies in int64
     for (const auto& d : t["shape"]) {
       if (!d.is_number_unsigned() || d.get<std::uint64_t>() > (1ULL << 40)) throw InputError(where + "invalid shape");

@@ -1,5 +1,5 @@
 // safetensors checkpoints (single file or sharded with model.safetensors.index.json), memory-mapped
-// and validated: JSON header, dtype (F32, F16, BF16), shapes matching byte ranges, ranges inside the
+// and validated: JSON header, dtype (F32, F16, BF16; I32 for index tensors), shapes matching byte ranges, ranges inside the
 // file and not overlapping. Corrupt input -> InputError naming the file (and tensor).
 #pragma once
 #include <cstdint>
@@ -14,9 +14,9 @@
 
 namespace lmtopo::io {
 
-enum class TensorDType { f32, f16, bf16 };
+enum class TensorDType { f32, f16, bf16, i32 };  // i32: index tensors (unit positions), not weights
 std::size_t dtype_size(TensorDType t);
-std::string dtype_label(TensorDType t);  // "F32", "F16", "BF16"
+std::string dtype_label(TensorDType t);  // "F32", "F16", "BF16", "I32"
 
 struct TensorView {
   std::string name;

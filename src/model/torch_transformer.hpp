@@ -24,6 +24,7 @@ inline torch::Dtype torch_dtype(io::TensorDType t) {
     case io::TensorDType::f32: return torch::kFloat32;
     case io::TensorDType::f16: return torch::kFloat16;
     case io::TensorDType::bf16: return torch::kBFloat16;
+    case io::TensorDType::i32: return torch::kInt32;
   }
   return torch::kFloat32;
 }
@@ -126,8 +127,9 @@ class TorchTransformer final : public Transformer {
   const std::vector<std::pair<std::string, Tensor>>& parameters() const { return params_; }
 
   // Next-token logits [B, T, vocab] of unpadded sequences [B, T], with autograd: the training forward.
-  Tensor logits(const Tensor& ids) const {
-    return torch::linear(run(ids, torch::ones_like(ids), {}, [](const char*, const Tensor&) {}), head_);
+  // `keep` sees every hook point's tensor (still in the autograd graph: the spatial loss uses it).
+  Tensor logits(const Tensor& ids, const std::function<void(const char*, const Tensor&)>& keep = [](const char*, const Tensor&) {}) const {
+    return torch::linear(run(ids, torch::ones_like(ids), {}, keep), head_);
   }
 
   std::vector<std::string> point_names(const std::string& hook) const override { return hook_point_names(c_, hook); }

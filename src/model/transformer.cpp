@@ -157,6 +157,7 @@ std::unique_ptr<Transformer> Transformer::load(const std::string& dir, WeightDTy
       for (auto d : v.shape) got += (got.empty() ? "" : "x") + std::to_string(d);
       throw InputError(v.file + ": tensor " + name + ": shape " + got + " disagrees with config.json (expected " + want + ")");
     }
+    if (v.dtype == io::TensorDType::i32) throw InputError(v.file + ": tensor " + name + ": dtype I32 is not a weight dtype (F32, F16 or BF16)");
     consumed.insert(name);
     // A copy: the memory map is released when the checkpoint goes out of scope.
     return torch::from_blob(const_cast<void*>(v.data), v.shape, torch_dtype(v.dtype)).clone();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <string>
 
 #include "core/permutation.hpp"
 
@@ -24,6 +25,8 @@ Sheet seeded_sheet(int units, std::uint64_t seed) {
   return s;
 }
 
+std::uint64_t sheet_seed(std::uint64_t seed, std::size_t sheet, std::size_t block) { return seed * 1000003ull + sheet * 1009ull + block; }
+
 std::vector<std::vector<int>> queen_neighbours(const Sheet& s) {
   std::vector<int> unit_at(static_cast<std::size_t>(s.side) * static_cast<std::size_t>(s.side), -1);
   for (int u = 0; u < s.units(); ++u) unit_at[static_cast<std::size_t>(s.cell[static_cast<std::size_t>(u)])] = u;
@@ -42,6 +45,27 @@ std::vector<std::vector<int>> queen_neighbours(const Sheet& s) {
 
 double grid_distance(const Sheet& s, int a, int b) {
   return std::hypot(static_cast<double>(s.row(a) - s.row(b)), static_cast<double>(s.column(a) - s.column(b)));
+}
+
+Sheet sheet_from_cells(int side, std::vector<int> cells) {
+  if (side < 1) throw std::invalid_argument("sheet_from_cells: side must be positive");
+  std::vector<char> taken(static_cast<std::size_t>(side) * static_cast<std::size_t>(side), 0);
+  for (int c : cells) {
+    if (c < 0 || static_cast<std::size_t>(c) >= taken.size())
+      throw std::invalid_argument("cell " + std::to_string(c) + " is outside the " + std::to_string(side) + "x" + std::to_string(side) + " grid");
+    if (taken[static_cast<std::size_t>(c)]++) throw std::invalid_argument("two units share cell " + std::to_string(c));
+  }
+  Sheet s;
+  s.side = side;
+  s.cell = std::move(cells);
+  return s;
+}
+
+std::vector<int> units_in_window(const Sheet& s, int top, int left, int size) {
+  std::vector<int> out;
+  for (int u = 0; u < s.units(); ++u)
+    if (s.row(u) >= top && s.row(u) < top + size && s.column(u) >= left && s.column(u) < left + size) out.push_back(u);
+  return out;
 }
 
 }  // namespace lmtopo::spatial

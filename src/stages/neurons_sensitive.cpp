@@ -63,6 +63,7 @@ SaeDecoder read_sae_decoder(const std::string& path, const std::string& tensor, 
   if (t.shape.size() != 2 || static_cast<std::size_t>(t.shape[1]) != H)
     throw InputError(path + ": " + tensor + ": expected shape [features, " + std::to_string(H) + "] (the model's hidden size)" +
                      (t.shape.size() == 2 && static_cast<std::size_t>(t.shape[0]) == H ? ", got [hidden, features]: transpose it" : ""));
+  if (t.dtype == io::TensorDType::i32) throw InputError(path + ": " + tensor + ": dtype I32; expected F32, F16 or BF16");
   SaeDecoder d{io::tensor_as_float(t), {}};
   const std::size_t F = static_cast<std::size_t>(t.shape[0]);
   for (std::size_t f = 0; f < F; ++f) {

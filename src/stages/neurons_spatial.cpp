@@ -1,9 +1,11 @@
 // The spatial study of the neurons stage (stages/neurons.hpp; maths in spatial/).
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <sstream>
 
 #include "core/error.hpp"
+#include "io/unit_positions.hpp"
 #include "io/work_manifest.hpp"
 #include "mpi/collective.hpp"
 #include "spatial/sheet.hpp"
@@ -21,23 +23,46 @@ using neurons_common::sum_over_ranks;
 struct SheetResult {
   std::size_t blocks = 0, units = 0;
   int side = 0;
+  std::string positions;  // "checkpoint" (trained with them) or "seeded"
   std::vector<long long> cell, significant, clusters, largest;
   std::vector<double> t, q, moran_i, moran_z, moran_p_norm, moran_p_sim, by_distance;
 };
 
-// A sheet's seed per block: blocks (and sheets) are placed independently, as TopoLM freezes one
-// random placement per sheet.
-std::uint64_t sheet_seed(const SpatialOptions& s, std::size_t sheet, std::size_t block) {
-  return s.sheet_seed * 1000003ull + sheet * 1009ull + block;
+
+// A hook's sheets: the positions the checkpoint was trained with (unit_positions.safetensors), or
+// a seeded placement per block (--sheet-seed) for a model trained without them.
+std::vector<spatial::Sheet> sheets_of(const std::map<std::string, io::SheetPositions>& trained, const std::string& model_dir,
+                                      const std::string& hook, std::size_t sheet, std::size_t points, std::size_t units, const SpatialOptions& s) {
+  std::vector<spatial::Sheet> out;
+  const auto it = trained.find(hook);
+  for (std::size_t block = 0; block < points; ++block) {
+    if (it == trained.end()) {
+      out.push_back(spatial::seeded_sheet(static_cast<int>(units), spatial::sheet_seed(s.sheet_seed, sheet, block)));
+      continue;
+    }
+    const auto& p = it->second;
+    const std::string where = model_dir + "/" + io::kUnitPositionsFile + ": tensor " + hook;
+    if (p.blocks != points || p.units != units)
+      throw InputError(where + ": shape [" + std::to_string(p.blocks) + ", " + std::to_string(p.units) + "] disagrees with the model's [" +
+                       std::to_string(points) + ", " + std::to_string(units) + "]");
+    try {
+      out.push_back(spatial::sheet_from_cells(p.side, std::vector<int>(p.cells.begin() + static_cast<std::ptrdiff_t>(block * units),
+                                                                       p.cells.begin() + static_cast<std::ptrdiff_t>((block + 1) * units))));
+    } catch (const std::invalid_argument& e) {
+      throw InputError(where + ": block " + std::to_string(block) + ": " + e.what());
+    }
+  }
+  return out;
 }
 
 // The blocks of rank r are b % ranks == r; the others stay 0 and the sum over the ranks fills them.
-SheetResult measure_sheet(const std::vector<float>& pooled, std::size_t points, std::size_t units, const std::vector<std::size_t>& a,
+SheetResult measure_sheet(const std::vector<float>& pooled, const std::vector<spatial::Sheet>& sheets, const std::vector<std::size_t>& a,
                           const std::vector<std::size_t>& b, const SpatialOptions& s, std::size_t sheet, MPI_Comm comm) {
+  const std::size_t points = sheets.size(), units = static_cast<std::size_t>(sheets.front().units());
   SheetResult r;
   r.blocks = points;
   r.units = units;
-  r.side = spatial::sheet_side(static_cast<int>(units));
+  r.side = sheets.front().side;
   const std::size_t P = points, U = units, D = static_cast<std::size_t>(s.max_distance);
   r.cell.assign(P * U, 0);
   r.t.assign(P * U, 0.0);
@@ -49,7 +74,7 @@ SheetResult measure_sheet(const std::vector<float>& pooled, std::size_t points, 
   mpi::on_all(comm, [&] {
     for (std::size_t block = 0; block < P; ++block) {
       if (static_cast<int>(block % static_cast<std::size_t>(size)) != rank) continue;
-      const auto sheet_of_block = spatial::seeded_sheet(static_cast<int>(U), sheet_seed(s, sheet, block));
+      const auto& sheet_of_block = sheets[block];
       const auto nb = spatial::queen_neighbours(sheet_of_block);
       const auto rows = [&](const std::vector<std::size_t>& prompts) {
         std::vector<double> x;
@@ -60,7 +85,7 @@ SheetResult measure_sheet(const std::vector<float>& pooled, std::size_t points, 
       const auto xa = rows(a), xb = rows(b);
       const auto w = spatial::welch_t(xa, a.size(), xb, b.size(), U);
       const auto q = spatial::bh_adjust(w.p);
-      const auto m = spatial::morans_i(w.t, nb, s.permutations, sheet_seed(s, sheet, block));
+      const auto m = spatial::morans_i(w.t, nb, s.permutations, spatial::sheet_seed(s.sheet_seed, sheet, block));
       const auto clusters = spatial::significant_clusters(w.t, q, s.alpha, nb);
       std::vector<double> both = xa;
       both.insert(both.end(), xb.begin(), xb.end());
@@ -90,6 +115,7 @@ void write_sheet(io::H5Output& out, RootWriter& w, const std::string& hook, cons
   const std::size_t P = r.blocks, U = r.units;
   w.numbers(g + "cell", io::DType::i64, {P, U}, r.cell.data());
   out.set_attribute(g + "cell", "side", static_cast<long long>(r.side));
+  out.set_attribute(g + "cell", "positions", r.positions);
   w.numbers(g + "t", io::DType::f64, {P, U}, r.t.data());
   w.numbers(g + "q", io::DType::f64, {P, U}, r.q.data());
   w.numbers(g + "moran_i", io::DType::f64, {P}, r.moran_i.data());
@@ -152,13 +178,18 @@ NeuronsSummary neurons_common::run_spatial(const NeuronsOptions& o, MPI_Comm com
   for (std::size_t i = 0; i < a.size(); ++i) a[i] = i;
   for (std::size_t i = 0; i < b.size(); ++i) b[i] = a.size() + i;
   std::vector<SheetResult> results;
+  std::map<std::string, io::SheetPositions> trained;
+  mpi::on_all(comm, [&] { trained = io::read_unit_positions(o.model_dir); });
   NeuronsSummary summary;
   const auto t0 = std::chrono::steady_clock::now();
   for (std::size_t k = 0; k < s.sheets.size(); ++k) {
     const auto& hook = s.sheets[k];
     const auto pooled = mean_pooled(*loaded.net, tokens, static_cast<std::size_t>(o.batch), hook, "spatial " + hook + " " + o.model_dir, comm);
     const std::size_t P = loaded.net->point_names(hook).size(), U = pooled.size() / (tokens.size() * P);
-    results.push_back(measure_sheet(pooled, P, U, a, b, s, k, comm));
+    std::vector<spatial::Sheet> sheets;
+    mpi::on_all(comm, [&] { sheets = sheets_of(trained, o.model_dir, hook, k, P, U, s); });
+    results.push_back(measure_sheet(pooled, sheets, a, b, s, k, comm));
+    results.back().positions = trained.count(hook) ? "checkpoint" : "seeded";
     for (double i : results.back().moran_i)
       if (std::isfinite(i)) summary.max_moran_i = std::max(summary.max_moran_i, i);
   }

@@ -131,7 +131,11 @@ nlohmann::json item_config(const core::JobSpec& spec, const std::string& stage, 
   // The sections as written (not the defaults-applied config): see core::work_item_section.
   const auto section = [&](const char* name) { return core::work_item_section(spec, name); };
   nlohmann::json c = {{"stage", stage}, {"item", it.id}, {"data", section("data")}};
-  if (stage == "train") c["train"] = section("train");
+  if (stage == "train") {
+    c["train"] = section("train");
+    for (const auto& m : spec.written["models"])  // the model's own overrides, as written
+      if (m["name"] == it.model && m.contains("train")) c["model_train"] = m["train"];
+  }
   if (stage == "extract" || stage == "zigzag") {
     c["extract"] = section("extract");
     c["checkpoint"] = it.checkpoint.dir;
@@ -491,13 +495,32 @@ std::vector<std::string> run_aggregate_item(const core::JobSpec& spec, const Ite
   return item_outputs(spec, "aggregate", it);
 }
 
+const core::ModelSpec& model_of(const core::JobSpec& spec, const std::string& name) {
+  for (const auto& m : spec.models)
+    if (m.name == name) return m;
+  throw std::logic_error("no model " + name + " in the spec");
+}
+
+train::SpatialTrainingOptions spatial_training(const nlohmann::json& train) {
+  train::SpatialTrainingOptions s;
+  if (!train.contains("spatial")) return s;
+  const auto& j = train["spatial"];
+  s.enabled = true;
+  s.alpha = j["alpha"];
+  s.sheets = j["sheets"].get<std::vector<std::string>>();
+  s.neighbourhoods = j["neighbourhoods"];
+  s.window = j["window"];
+  s.seed = j["seed"];
+  return s;
+}
+
 std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& stage, const Item& it, MPI_Comm comm) {
   const auto& cfg = spec.config;
   const std::string corpus = (fs::path(spec.output) / "corpus.h5").string();
   if (stage == "extract" || stage == "train" || stage == "neurons" || stage == "eval" || stage == "prune")
     if (!fs::exists(corpus)) throw InputError(spec.file + ": " + stage + " needs the prepare stage's " + corpus);
   if (stage == "train") {
-    const auto& t = cfg["train"];
+    const auto& t = model_of(spec, it.model).train;
     train::TrainOptions o;
     train::split_heldout(o, io::H5Input(corpus).read_strings("/corpus/text"), t["heldout_every"].get<std::size_t>());
     o.vocab_size = t["vocab_size"];
@@ -513,7 +536,9 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
     o.seed = t["seed"];
     o.save_steps = train::checkpoint_schedule(o.steps, t["save_every"]);
     o.output_dir = (fs::path(spec.output) / "checkpoints" / it.model).string();
+    o.spatial = spatial_training(t);
     o.config = cfg;
+    o.config["train"] = t;  // this model's effective training options
     const auto r = train::train_model(o, comm);
     std::vector<std::string> outputs{r.log_path};
     for (int s : r.saved_steps) outputs.push_back((fs::path(o.output_dir) / ("step" + std::to_string(s)) / "model.safetensors").string());

@@ -1,6 +1,7 @@
 #include "train/trainer.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -12,6 +13,7 @@
 #include "model/torch_transformer.hpp"
 #include "mpi/collective.hpp"
 #include "train/bpe_trainer.hpp"
+#include "train/spatial_loss.hpp"
 
 namespace fs = std::filesystem;
 
@@ -90,10 +92,11 @@ Tensor stack_windows(const std::vector<std::vector<std::int64_t>>& all, const st
   return torch::from_blob(flat.data(), {n, len}, torch::kInt64).clone();
 }
 
-// Sum of next-token cross-entropies over the windows.
-Tensor loss_sum(const model::detail::TorchTransformer& net, const Tensor& windows_t) {
+// Sum of next-token cross-entropies over the windows; `keep` sees the hook points (spatial loss).
+Tensor loss_sum(const model::detail::TorchTransformer& net, const Tensor& windows_t,
+                const std::function<void(const char*, const Tensor&)>& keep = [](const char*, const Tensor&) {}) {
   const Tensor inputs = windows_t.slice(1, 0, windows_t.size(1) - 1), targets = windows_t.slice(1, 1);
-  const Tensor logits = net.logits(inputs);
+  const Tensor logits = net.logits(inputs, keep);
   return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
                                               torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
 }
@@ -101,6 +104,12 @@ Tensor loss_sum(const model::detail::TorchTransformer& net, const Tensor& window
 double allreduce_sum(MPI_Comm comm, double v) {
   double out = v;
   if (mpi::initialized()) mpi::check(MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+  return out;
+}
+
+std::string spatial_sheet_list(const SpatialTrainingOptions& s) {
+  std::string out;
+  for (const auto& h : s.sheets) out += (out.empty() ? "" : ",") + h;
   return out;
 }
 
@@ -124,6 +133,7 @@ TrainResult train_model(const TrainOptions& o, MPI_Comm comm) {
     throw InputError("--hidden/--heads: the rotary part of a head (head size x " + std::to_string(o.rotary_pct) +
                      ") must be even");
   if (o.train_texts.empty()) throw InputError("--corpus: no training texts");
+  check_spatial_training(o.spatial, "--spatial-");
   TrainResult result;
 
   // The tokenizer is trained once, on rank 0, and shared as its tokenizer.json.
@@ -153,6 +163,8 @@ TrainResult train_model(const TrainOptions& o, MPI_Comm comm) {
   std::vector<Tensor> params;
   for (const auto& [name, t] : net.parameters()) params.push_back(t.set_requires_grad(true));
   torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(o.weight_decay));
+  std::unique_ptr<SpatialLoss> spatial;
+  if (o.spatial.enabled) spatial = std::make_unique<SpatialLoss>(o.spatial, config_of(o));
 
   auto heldout_loss = [&] {
     torch::NoGradGuard no_grad;
@@ -181,6 +193,7 @@ TrainResult train_model(const TrainOptions& o, MPI_Comm comm) {
       io::write_safetensors((dir / "model.safetensors").string(), out);
       std::ofstream(dir / "config.json") << hf_config(o).dump(2) << "\n";
       fs::copy_file(tok_path, dir / "tokenizer.json", fs::copy_options::overwrite_existing);
+      if (spatial) spatial->save_positions(dir.string());
     });
   };
 
@@ -206,9 +219,17 @@ TrainResult train_model(const TrainOptions& o, MPI_Comm comm) {
     const double lr = step < o.warmup ? o.lr * (step + 1) / o.warmup
                                       : o.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * (step - o.warmup) / std::max(1, o.steps - o.warmup))));
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    const auto started = std::chrono::steady_clock::now();
     optimizer.zero_grad();
     const double denom = static_cast<double>(o.batch) * o.seq_len;
-    Tensor loss = loss_sum(net, stack_windows(train, mine)) / denom;
+    Tensor loss = (spatial ? loss_sum(net, stack_windows(train, mine), spatial->recorder()) : loss_sum(net, stack_windows(train, mine))) / denom;
+    result.cross_entropy.push_back(allreduce_sum(comm, loss.item<double>()));
+    if (spatial) {
+      // The same SL on every rank; with alpha = 0 it is measured only, so the step is the plain trainer's.
+      const Tensor sl = spatial->step_loss(comm, o.spatial.alpha > 0);
+      result.spatial_loss.push_back(sl.item<double>());
+      if (o.spatial.alpha > 0) loss = loss + (o.spatial.alpha * sl).to(torch::kFloat32);
+    }
     loss.backward();
     // Data parallel: the global-mean gradient is the sum of the ranks' parts.
     for (auto& p : params) {
@@ -219,8 +240,9 @@ TrainResult train_model(const TrainOptions& o, MPI_Comm comm) {
     }
     torch::nn::utils::clip_grad_norm_(params, o.clip);
     optimizer.step();
-    result.loss.push_back(allreduce_sum(comm, loss.item<double>()));
+    result.loss.push_back(result.cross_entropy.back() + (spatial ? o.spatial.alpha * result.spatial_loss.back() : 0.0));
     result.lr.push_back(lr);
+    result.seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   }
   if (std::binary_search(o.save_steps.begin(), o.save_steps.end(), o.steps)) save(o.steps);
 
@@ -231,10 +253,20 @@ TrainResult train_model(const TrainOptions& o, MPI_Comm comm) {
   std::vector<long long> steps(result.saved_steps.begin(), result.saved_steps.end());
   log.create_numeric("/train/loss", io::DType::f64, {n}, false);
   log.create_numeric("/train/lr", io::DType::f64, {n}, false);
+  log.create_numeric("/train/cross_entropy", io::DType::f64, {n}, false);
+  log.create_numeric("/train/seconds", io::DType::f64, {n}, false);
   log.create_numeric("/heldout/step", io::DType::i64, {k}, false);
   log.create_numeric("/heldout/loss", io::DType::f64, {k}, false);
   log.write_rows("/train/loss", 0, root ? n : 0, result.loss.data());
   log.write_rows("/train/lr", 0, root ? n : 0, result.lr.data());
+  log.write_rows("/train/cross_entropy", 0, root ? n : 0, result.cross_entropy.data());
+  log.write_rows("/train/seconds", 0, root ? n : 0, result.seconds.data());
+  if (spatial) {
+    log.create_numeric("/train/spatial_loss", io::DType::f64, {n}, false);
+    log.write_rows("/train/spatial_loss", 0, root ? n : 0, result.spatial_loss.data());
+    log.set_attribute("/train/spatial_loss", "alpha", o.spatial.alpha);
+    log.set_attribute("/train/spatial_loss", "sheets", spatial_sheet_list(o.spatial));
+  }
   log.write_rows("/heldout/step", 0, root ? k : 0, steps.data());
   log.write_rows("/heldout/loss", 0, root ? k : 0, result.heldout_loss.data());
   log.commit();

@@ -9,6 +9,19 @@
 
 namespace lmtopo::train {
 
+// TopoLM's spatially organised training (train/spatial_loss.hpp has the loss).
+struct SpatialTrainingOptions {
+  bool enabled = false;
+  double alpha = 0.0;  // total loss = CE + alpha * SL; 0: the control (SL logged, not trained on)
+  std::vector<std::string> sheets{"attn_output", "mlp_act"};
+  int neighbourhoods = 5;
+  int window = 9;
+  unsigned long long seed = 0;
+};
+
+// Options that cannot run: InputError naming the option (the CLI's or the job spec's spelling).
+void check_spatial_training(const SpatialTrainingOptions& s, const std::string& prefix);
+
 struct TrainOptions {
   std::vector<std::string> train_texts;
   std::vector<std::string> heldout_texts;
@@ -28,11 +41,15 @@ struct TrainOptions {
   unsigned long long seed = 0;
   std::vector<int> save_steps;  // checkpoints step<N>/ after N updates
   std::string output_dir;
+  SpatialTrainingOptions spatial;
   nlohmann::json config;   // effective config, recorded in the training log
 };
 
 struct TrainResult {
-  std::vector<double> loss;          // per step, mean over the global batch
+  std::vector<double> loss;          // per step: cross-entropy (mean over the global batch) + alpha * SL
+  std::vector<double> cross_entropy;
+  std::vector<double> spatial_loss;  // per step, sum over sheets (empty without spatial training)
+  std::vector<double> seconds;       // wall time of each step
   std::vector<double> lr;
   std::vector<int> saved_steps;
   std::vector<double> heldout_loss;  // at each saved step
