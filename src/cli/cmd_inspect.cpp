@@ -8,6 +8,7 @@
 #include "io/h5_layout.hpp"
 #include "io/h5store.hpp"
 #include "io/safetensors.hpp"
+#include "io/unit_positions.hpp"
 #include "model/model_config.hpp"
 #include "mpi/collective.hpp"
 
@@ -37,6 +38,10 @@ int inspect_model(const std::string& dir) {
     const auto points = model::hook_point_names(c, h);
     std::cout << "    " << h << " (" << points.size() << " points): " << points.front() << " ... " << points.back() << "\n";
   }
+  const auto positions = io::read_unit_positions(dir);
+  if (!positions.empty()) std::cout << "  unit positions (" << io::kUnitPositionsFile << ", spatially trained):\n";
+  for (const auto& [hook, p] : positions)
+    std::cout << "    " << hook << ": " << p.blocks << " blocks x " << p.units << " units on a " << p.side << "x" << p.side << " grid\n";
   return 0;
 }
 

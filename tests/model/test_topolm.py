@@ -134,6 +134,8 @@ def test_unit_positions_are_saved_and_the_spatial_study_uses_them(trained, tmp_p
     np.testing.assert_array_equal(step0["mlp_act"], positions["mlp_act"])
     assert not np.array_equal(positions["mlp_act"][0], positions["mlp_act"][1])
     assert not (trained["root"] / "plain" / "step40" / "unit_positions.safetensors").exists()
+    shown = subprocess.run([LMTOPO, "inspect", str(ckpt)], capture_output=True, text=True, check=True).stdout
+    assert "mlp_act: 2 blocks x 128 units on a 12x12 grid" in shown and "attn_output: 2 blocks x 64 units on a 8x8 grid" in shown
 
     rows = [{"id": f"p{i}", "lang": "en" if i % 2 == 0 else "xx", "text": TEXTS[i][:80] or "x"} for i in range(24)]
     (tmp_path / "p.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
