@@ -1,5 +1,6 @@
 #include "train/spatial_loss.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <set>
@@ -25,42 +26,99 @@ void check_spatial_training(const SpatialTrainingOptions& s, const std::string& 
   if (s.window < 2 || s.window > 1000) throw InputError(prefix + "window: expected 2 to 1000 cells");
 }
 
-Neighbourhood make_neighbourhood(const spatial::Sheet& sheet, const std::vector<int>& units) {
-  Neighbourhood n;
-  n.units.assign(units.begin(), units.end());
-  std::vector<double> target;
-  for (std::size_t i = 0; i < units.size(); ++i)
-    for (std::size_t j = i + 1; j < units.size(); ++j) target.push_back(1.0 / (1.0 + spatial::grid_distance(sheet, units[i], units[j])));
-  n.inverse_distance = torch::tensor(target, torch::kFloat64);
+NeighbourhoodBatch batch_neighbourhoods(const std::vector<spatial::Sheet>& sheets, const std::vector<std::vector<int>>& units,
+                                        const std::vector<std::int64_t>& source) {
+  const auto M = static_cast<std::int64_t>(units.size());
+  std::int64_t K = 0;
+  for (const auto& u : units) K = std::max<std::int64_t>(K, static_cast<std::int64_t>(u.size()));
+  NeighbourhoodBatch n;
+  n.source = torch::tensor(source, torch::kInt64);
+  n.units = torch::zeros({M, K}, torch::kInt64);
+  n.valid = torch::zeros({M, K}, torch::kFloat64);
+  n.inverse_distance = torch::zeros({M, K, K}, torch::kFloat64);
+  auto idx = n.units.accessor<std::int64_t, 2>();
+  auto valid = n.valid.accessor<double, 2>();
+  auto target = n.inverse_distance.accessor<double, 3>();
+  for (std::int64_t m = 0; m < M; ++m) {
+    const auto& u = units[static_cast<std::size_t>(m)];
+    const auto& sheet = sheets.at(static_cast<std::size_t>(source[static_cast<std::size_t>(m)]));
+    for (std::size_t i = 0; i < u.size(); ++i) {
+      idx[m][static_cast<std::int64_t>(i)] = u[i];
+      valid[m][static_cast<std::int64_t>(i)] = 1.0;
+      for (std::size_t j = i + 1; j < u.size(); ++j)
+        target[m][static_cast<std::int64_t>(i)][static_cast<std::int64_t>(j)] = 1.0 / (1.0 + spatial::grid_distance(sheet, u[i], u[j]));
+    }
+  }
+  n.pair_weight = (n.valid.unsqueeze(2) * n.valid.unsqueeze(1)).triu(1);
   return n;
-}
-
-Tensor neighbourhood_moments(const Tensor& activations, const Neighbourhood& n) {
-  const Tensor x = activations.index_select(1, torch::tensor(n.units, torch::kInt64).to(activations.device())).to(torch::kFloat64);
-  const Tensor count = torch::full({1}, static_cast<double>(x.size(0)), x.options());
-  return torch::cat({x.sum(0), x.t().mm(x).reshape({-1}), count});
 }
 
 namespace {
 
-// Pearson correlation of two vectors (float64, autograd); a tiny floor keeps constant inputs finite.
-Tensor pearson(const Tensor& a, const Tensor& b) {
-  const Tensor da = a - a.mean(), db = b - b.mean();
-  return (da * db).sum() / torch::sqrt(((da * da).sum() * (db * db).sum()).clamp_min(1e-24));
+// Sum and Gram matrix of each row block x [M, K, T] over T, with the Gram's gradient as one batched
+// product, d/dx = g_sum + (G + G^T) x, instead of autograd's two products of bmm's backward.
+struct SumAndGram : torch::autograd::Function<SumAndGram> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const Tensor& x) {
+    ctx->save_for_backward({x});
+    return {x.sum(2), torch::bmm(x, x.transpose(1, 2))};
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grad) {
+    const Tensor x = ctx->get_saved_variables()[0];
+    Tensor dx = torch::bmm(grad[1] + grad[1].transpose(1, 2), x);
+    if (grad[0].defined()) dx = dx + grad[0].unsqueeze(2);
+    return {dx};
+  }
+};
+
+}  // namespace
+
+Tensor neighbourhood_moments(const Tensor& activations, const NeighbourhoodBatch& n) {
+  const auto S = activations.size(0), T = activations.size(1), U = activations.size(2);
+  const auto M = n.units.size(0), K = n.width();
+  const Tensor flat_index = (n.source.unsqueeze(1) * U + n.units).reshape({-1}).to(activations.device());
+  // The neighbourhoods' units [M, K, tokens], gathered as columns of [tokens, sheets * units]. (A row
+  // gather of the transposed [sheets * units, tokens] is cheaper, but its backward in libtorch 1.13
+  // gave non-deterministic garbage at training sizes: a training run's gradient norm was inf in one run
+  // and finite in the next; the column gather is deterministic.)
+  const Tensor x = activations.permute({1, 0, 2}).reshape({T, S * U}).index_select(1, flat_index).reshape({T, M, K}).permute({1, 2, 0});
+  // The sums run in the activations' dtype (float32 in training: half the cost of float64 GEMMs) about
+  // a constant shift, the rank's own unit means, so that no large mean cancels against a small variance
+  // (E[x^2] - E[x]^2 in float32 is noise for a nearly constant unit and blows r up); the shift is added
+  // back in float64, where the moments are additive over the ranks.
+  const Tensor shift = x.detach().mean(2, true);
+  const auto sums = SumAndGram::apply(x - shift);
+  const Tensor c = shift.squeeze(2).to(torch::kFloat64), s1 = sums[0].to(torch::kFloat64);
+  const double tokens = static_cast<double>(T);
+  const Tensor sum = s1 + tokens * c;
+  const Tensor gram = sums[1].to(torch::kFloat64) + c.unsqueeze(2) * s1.unsqueeze(1) + s1.unsqueeze(2) * c.unsqueeze(1) +
+                      tokens * c.unsqueeze(2) * c.unsqueeze(1);
+  const Tensor count = torch::full({M, 1}, tokens, sum.options());
+  return torch::cat({sum, gram.reshape({M, K * K}), count}, 1);
+}
+
+namespace {
+
+// Weighted Pearson correlation per row of a and b [M, P] with weights w (0 drops an entry); a tiny floor
+// keeps constant inputs finite.
+Tensor weighted_pearson(const Tensor& a, const Tensor& b, const Tensor& w) {
+  const Tensor total = w.sum(1, true);
+  const Tensor da = a - (w * a).sum(1, true) / total, db = b - (w * b).sum(1, true) / total;
+  return (w * da * db).sum(1) / torch::sqrt(((w * da * da).sum(1) * (w * db * db).sum(1)).clamp_min(1e-24));
 }
 
 }  // namespace
 
-Tensor neighbourhood_loss(const Tensor& moments, const Neighbourhood& n) {
-  const auto k = static_cast<std::int64_t>(n.units.size());
-  const Tensor count = moments[k + k * k];
-  const Tensor mean = moments.slice(0, 0, k) / count;
-  const Tensor cov = moments.slice(0, k, k + k * k).reshape({k, k}) / count - mean.unsqueeze(1) * mean.unsqueeze(0);
-  const Tensor sd = torch::sqrt(cov.diagonal().clamp_min(1e-12));  // a dead unit: r = 0, not NaN
-  const Tensor r = cov / (sd.unsqueeze(1) * sd.unsqueeze(0));
-  const Tensor upper = torch::triu_indices(k, k, 1);
-  const Tensor pairs = r.index({upper[0], upper[1]});
-  return 0.5 * (1.0 - pearson(pairs, n.inverse_distance.to(pairs.device())));
+Tensor neighbourhood_losses(const Tensor& moments, const NeighbourhoodBatch& n) {
+  const auto M = moments.size(0), K = n.width();
+  const Tensor count = moments.slice(1, K + K * K, K + K * K + 1).unsqueeze(2);  // [M, 1, 1]
+  const Tensor mean = moments.slice(1, 0, K).unsqueeze(2) / count;            // [M, K, 1]
+  const Tensor cov = moments.slice(1, K, K + K * K).reshape({M, K, K}) / count - mean * mean.transpose(1, 2);
+  const Tensor sd = torch::sqrt(cov.diagonal(0, 1, 2).clamp_min(1e-12));  // a dead unit: r = 0, not NaN
+  const Tensor r = cov / (sd.unsqueeze(2) * sd.unsqueeze(1));
+  const auto dev = r.device();
+  const Tensor corr = weighted_pearson(r.reshape({M, K * K}), n.inverse_distance.to(dev).reshape({M, K * K}),
+                                       n.pair_weight.to(dev).reshape({M, K * K}));
+  return 0.5 * (1.0 - corr);
 }
 
 SpatialLoss::SpatialLoss(const SpatialTrainingOptions& o, const model::ModelConfig& c) : options_(o), blocks_(c.num_layers), rng_(o.seed) {
@@ -95,31 +153,38 @@ std::vector<int> SpatialLoss::sample_window(const spatial::Sheet& sheet) {
 Tensor SpatialLoss::step_loss(MPI_Comm comm, bool differentiable) {
   std::optional<torch::NoGradGuard> no_grad;
   if (!differentiable) no_grad.emplace();
-  std::vector<Neighbourhood> hoods;
+  // Per hook, every block's sheet in one batch of neighbourhoods.
+  std::vector<NeighbourhoodBatch> batches;
   std::vector<Tensor> local;
   for (const auto& hook : options_.sheets) {
     const auto& acts = recorded_[hook];
     if (static_cast<int>(acts.size()) != blocks_) throw std::logic_error("spatial loss: " + hook + " was not recorded at every block");
-    for (int b = 0; b < blocks_; ++b) {
-      const Tensor flat = acts[static_cast<std::size_t>(b)].reshape({-1, acts[static_cast<std::size_t>(b)].size(-1)});
-      const auto& sheet = sheets_.at(hook)[static_cast<std::size_t>(b)];
+    const auto& sheets = sheets_.at(hook);
+    std::vector<std::vector<int>> units;
+    std::vector<std::int64_t> source;
+    for (int b = 0; b < blocks_; ++b)
       for (int i = 0; i < options_.neighbourhoods; ++i) {
-        hoods.push_back(make_neighbourhood(sheet, sample_window(sheet)));
-        local.push_back(neighbourhood_moments(flat, hoods.back()));
+        units.push_back(sample_window(sheets[static_cast<std::size_t>(b)]));
+        source.push_back(b);
       }
-    }
+    std::vector<Tensor> flat;
+    for (const auto& a : acts) flat.push_back(a.reshape({-1, a.size(-1)}));
+    batches.push_back(batch_neighbourhoods(sheets, units, source));
+    local.push_back(neighbourhood_moments(torch::stack(flat), batches.back()));
   }
   // One all-reduce of every neighbourhood's moments; the other ranks' share enters as a constant.
-  const Tensor mine = torch::cat(local);
+  std::vector<Tensor> pieces;
+  for (const auto& l : local) pieces.push_back(l.reshape({-1}));
+  const Tensor mine = torch::cat(pieces);
   Tensor total = mine.detach().to(torch::kCPU).contiguous().clone();
   if (mpi::initialized() && mpi::size(comm) > 1)
     mpi::check(MPI_Allreduce(MPI_IN_PLACE, total.data_ptr<double>(), static_cast<int>(total.numel()), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
   const Tensor global = mine + (total.to(mine.device()) - mine.detach());
   Tensor sum = torch::zeros({}, mine.options());
   std::int64_t offset = 0;
-  for (std::size_t h = 0; h < hoods.size(); ++h) {
-    const auto len = local[h].size(0);
-    sum = sum + neighbourhood_loss(global.slice(0, offset, offset + len), hoods[h]);
+  for (std::size_t h = 0; h < batches.size(); ++h) {
+    const auto len = local[h].numel();
+    sum = sum + neighbourhood_losses(global.slice(0, offset, offset + len).reshape(local[h].sizes()), batches[h]).sum();
     offset += len;
   }
   for (auto& [hook, acts] : recorded_) acts.clear();

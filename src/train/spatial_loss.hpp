@@ -14,6 +14,7 @@
 #include <mpi.h>
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <random>
@@ -29,21 +30,29 @@ namespace lmtopo::train {
 // The hooks a sheet may be (one point per block, so a sheet per block).
 bool is_sheet_hook(const std::string& hook);
 
-// One neighbourhood: its units (columns of the sheet's activations) and the target 1 / (1 + d_ij)
-// of each pair i < j in row-major upper-triangle order.
-struct Neighbourhood {
-  std::vector<std::int64_t> units;
-  torch::Tensor inverse_distance;  // float64 [pairs]
+// Neighbourhoods of sheets of one width, batched: neighbourhood m reads the activations of sheet
+// source[m] at units[m] (padded to the largest neighbourhood, valid marks the real ones), and its
+// targets are 1 / (1 + d_ij) for the pairs i < j of real units (pair_weight 1, else 0).
+struct NeighbourhoodBatch {
+  torch::Tensor source;          // int64 [M]
+  torch::Tensor units;           // int64 [M, K]
+  torch::Tensor valid;           // float64 [M, K]
+  torch::Tensor inverse_distance;  // float64 [M, K, K]
+  torch::Tensor pair_weight;     // float64 [M, K, K]
+  std::int64_t width() const { return units.size(1); }
 };
 
-Neighbourhood make_neighbourhood(const spatial::Sheet& sheet, const std::vector<int>& units);
+// `units[m]` (each at least 2) on `sheets[source[m]]`.
+NeighbourhoodBatch batch_neighbourhoods(const std::vector<spatial::Sheet>& sheets, const std::vector<std::vector<int>>& units,
+                                        const std::vector<std::int64_t>& source);
 
-// The neighbourhood's moments over the rows of `activations` [tokens, units]: float64
-// [k + k*k + 1] = (sum x, sum x x^T row-major, token count), with autograd.
-torch::Tensor neighbourhood_moments(const torch::Tensor& activations, const Neighbourhood& n);
+// Each neighbourhood's moments over the rows of `activations` [sheets, tokens, units], summed in the
+// activations' dtype and returned as float64 [M, K + K*K + 1] = (sum x, sum x x^T row-major, token
+// count), with autograd.
+torch::Tensor neighbourhood_moments(const torch::Tensor& activations, const NeighbourhoodBatch& n);
 
-// SL of one neighbourhood from its moments over all tokens.
-torch::Tensor neighbourhood_loss(const torch::Tensor& moments, const Neighbourhood& n);
+// SL of each neighbourhood [M] from its moments over all tokens.
+torch::Tensor neighbourhood_losses(const torch::Tensor& moments, const NeighbourhoodBatch& n);
 
 // The spatial loss of a model's sheets during training: unit placement, activations of a step (by
 // the forward pass's hook callback), neighbourhood sampling, the loss.
