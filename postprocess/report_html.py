@@ -258,6 +258,9 @@ def spatial_section(r, model, ckpt, path):
             g = f["spatial"][sheet]
             moran, p_sim, t, cells = g["moran_i"][:], g["moran_p_sim"][:], g["t"][:], g["cell"][:]
             side = int(g["cell"].attrs["side"])
+            placed = g["cell"].attrs.get("positions", b"seeded")
+            placed = placed.decode() if isinstance(placed, bytes) else str(placed)
+            how = "positions the model was trained with" if placed == "checkpoint" else "a seeded placement (not trained spatially)"
             r.table(["sheet", "block", "Moran's I", "permutation p", "significant units", "clusters"],
                     [[sheet, str(b), (moran[b], f"{src}:/spatial/{sheet}/moran_i[{b}]"), (p_sim[b], f"{src}:/spatial/{sheet}/moran_p_sim[{b}]"),
                       (g["significant"][b], f"{src}:/spatial/{sheet}/significant[{b}]"), (g["clusters"][b], f"{src}:/spatial/{sheet}/clusters[{b}]")]
@@ -272,7 +275,7 @@ def spatial_section(r, model, ckpt, path):
             ax.set_xlabel("sheet column")
             ax.set_ylabel("sheet row")
             fig.colorbar(im, ax=ax, label="Welch t")
-            r.figure(f"tmap_{model}_{ckpt}_{sheet}", f"{model} at {ckpt}: the {sheet} sheet's t-map of block {best} (largest Moran's I).", fig,
+            r.figure(f"tmap_{model}_{ckpt}_{sheet}", f"{model} at {ckpt}: the {sheet} sheet's t-map of block {best} (largest Moran's I); units at {how}.", fig,
                      ["cell", "row", "column", "t"], [[int(c), int(c) // side, int(c) % side, v] for c, v in zip(cells[best], t[best])])
 
 
