@@ -143,7 +143,9 @@ Command make_neurons_command() {
       "Writes OUT.h5 and OUT.sensitivity.csv, OUT.crossing.csv. "
       "spatial (science.md §5, TopoLM's measurements): each sheet (a hook of --sheets at every block) has its units on a "
       "side x side grid (side = ceil(sqrt(units))), placed by a seeded permutation per sheet and block (--sheet-seed; the "
-      "placement is recorded); the prompts of the two --contrast languages mean-pooled; per unit Welch's t (first language "
+      "placement is recorded, or the positions a spatially trained checkpoint carries in unit_positions.safetensors); the "
+      "prompts of the two --contrast groups mean-pooled (a group is a language, or LANGUAGE:scrambled: its prompts with their "
+      "words in a seeded random order, TopoLM's sentences vs. word lists); per unit Welch's t (first group "
       "minus second) with Benjamini-Hochberg q; Moran's I of the t-map with queen contiguity (row-standardised) with its "
       "normal z and p and a --permutations p-value; clusters of significant units (q < --alpha, same sign, queen-connected); "
       "the mean correlation of unit responses at grid distances 1..--max-distance. Blocks are split over the ranks. Writes "
@@ -176,7 +178,7 @@ Command make_neurons_command() {
         "kl-threshold", po::value<double>()->default_value(0.1), "sensitive_directions: KL whose crossing length is reported")(
         "sae-decoders", po::value<std::string>(), "sensitive_directions, family sae: SAE decoder safetensors files, one per block of --blocks, in order")(
         "sae-tensor", po::value<std::string>()->default_value("W_dec"), "sensitive_directions, family sae: the decoder tensor's name ([features, hidden])")(
-        "contrast", po::value<std::string>(), "spatial: the two languages of the t-maps, e.g. en,de")(
+        "contrast", po::value<std::string>(), "spatial: the two groups of the t-maps, e.g. en,de or en,en:scrambled")(
         "sheets", po::value<std::string>()->default_value("attn_output,mlp_act"), "spatial: hooks whose units form the sheets")(
         "permutations", po::value<int>()->default_value(999), "spatial: permutations of Moran's I's p-value")(
         "alpha", po::value<double>()->default_value(0.05), "spatial: FDR level of the significant units")(

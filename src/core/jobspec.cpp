@@ -213,11 +213,13 @@ void check_spatial(const JobSpec& spec, const std::string& path) {
   if (!n.contains("spatial") || !n["spatial"].contains("contrast"))
     field_error(path, "neurons.spatial.contrast", "the spatial study needs the two languages of its t-maps, e.g. [en, de]");
   const json& c = n["spatial"]["contrast"];
-  if (c.size() != 2 || c[0] == c[1]) field_error(path, "neurons.spatial.contrast", "expected two different languages");
+  if (c.size() != 2 || c[0] == c[1]) field_error(path, "neurons.spatial.contrast", "expected two different groups (a language or LANGUAGE:scrambled)");
   const auto& langs = spec.config["data"]["languages"];
-  for (std::size_t i = 0; i < 2; ++i)
-    if (std::find(langs.begin(), langs.end(), c[i]) == langs.end())
-      field_error(path, "neurons.spatial.contrast[" + std::to_string(i) + "]", c[i].dump() + " is not in data.languages " + langs.dump());
+  for (std::size_t i = 0; i < 2; ++i) {
+    const std::string language = c[i].get<std::string>().substr(0, c[i].get<std::string>().find(':'));  // the schema checks the suffix
+    if (std::find(langs.begin(), langs.end(), language) == langs.end())
+      field_error(path, "neurons.spatial.contrast[" + std::to_string(i) + "]", "'" + language + "' is not in data.languages " + langs.dump());
+  }
 }
 
 // prune reads the zigzag S̄ and the layer_layer sweep (angular distance, block influence) of its hook.

@@ -10,6 +10,7 @@
 #include "mpi/collective.hpp"
 #include "spatial/sheet.hpp"
 #include "spatial/statistics.hpp"
+#include "spatial/stimuli.hpp"
 #include "stages/neurons_common.hpp"
 #include "stages/prompt_batches.hpp"
 
@@ -141,8 +142,53 @@ std::string moran_table(const std::vector<std::string>& sheets, const std::vecto
   return csv.str();
 }
 
+// The two contrast groups' prompts, tokenized: a language's prompts as written, or (LANG:scrambled)
+// with their words in a seeded random order; rows [0, a) are the first group, [a, a + b) the second.
+struct Stimuli {
+  std::vector<std::vector<std::int64_t>> tokens;
+  std::vector<std::string> texts;
+  std::size_t a = 0, b = 0;
+};
+
+Stimuli contrast_stimuli(const PromptsAndModel& loaded, const NeuronsOptions& o) {
+  const auto& s = o.spatial;
+  Stimuli out;
+  for (std::size_t g = 0; g < 2; ++g) {
+    const auto group = spatial::parse_contrast_group(s.contrast[g]);
+    std::vector<io::CorpusRecord> records;
+    std::vector<std::size_t> index;
+    for (std::size_t i = 0; i < loaded.prompts.size(); ++i)
+      if (loaded.prompts[i].lang == group.language) records.push_back(loaded.prompts[i]), index.push_back(i);
+    if (records.size() < 2)
+      throw InputError(o.prompts + ": --contrast: language '" + group.language + "' has " + std::to_string(records.size()) +
+                       " prompt(s); Welch's t needs at least 2");
+    std::size_t scramblable = 0;
+    for (std::size_t k = 0; group.scrambled && k < records.size(); ++k) {
+      scramblable += spatial::word_count(records[k].text) >= 2;
+      records[k].text = spatial::scrambled_words(records[k].text, s.sheet_seed * 1000003ull + index[k]);
+    }
+    if (group.scrambled && scramblable == 0)
+      throw InputError(o.prompts + ": --contrast: no prompt of '" + group.language + "' has two words to scramble");
+    if (group.scrambled) {
+      const auto t = tokenize_prompts(records, o.prompts, *loaded.tokenizer, loaded.net->config(), o.special_tokens);
+      out.tokens.insert(out.tokens.end(), t.begin(), t.end());
+    } else {
+      for (auto i : index) out.tokens.push_back(loaded.tokens[i]);
+    }
+    for (const auto& r : records) out.texts.push_back(r.text);
+    (g == 0 ? out.a : out.b) = records.size();
+  }
+  return out;
+}
+
 void check_spatial_options(const SpatialOptions& s) {
-  if (s.contrast.size() != 2 || s.contrast[0] == s.contrast[1]) throw InputError("--contrast: expected two different languages, e.g. en,de");
+  if (s.contrast.size() != 2 || s.contrast[0] == s.contrast[1])
+    throw InputError("--contrast: expected two different groups, each a language or LANGUAGE:scrambled, e.g. en,de or en,en:scrambled");
+  for (const auto& c : s.contrast) try {
+      (void)spatial::parse_contrast_group(c);
+    } catch (const std::invalid_argument& e) {
+      throw InputError(std::string("--contrast: ") + e.what());
+    }
   if (s.sheets.empty()) throw InputError("--sheets: expected at least one hook");
   for (const auto& h : s.sheets)
     if (h != "attn_output" && h != "mlp_act" && h != "block_output")
@@ -158,23 +204,13 @@ NeuronsSummary neurons_common::run_spatial(const NeuronsOptions& o, MPI_Comm com
   const auto& s = o.spatial;
   check_spatial_options(s);
   PromptsAndModel loaded;
-  std::vector<std::size_t> group_a, group_b;
+  Stimuli stimuli;
   mpi::on_all(comm, [&] {
     loaded = load_prompts_and_model(o.prompts, {o.model_dir, o.architecture, o.device, model::WeightDType::float32, o.threads}, o.special_tokens);
-    for (std::size_t i = 0; i < loaded.prompts.size(); ++i) {
-      if (loaded.prompts[i].lang == s.contrast[0]) group_a.push_back(i);
-      if (loaded.prompts[i].lang == s.contrast[1]) group_b.push_back(i);
-    }
-    for (std::size_t g = 0; g < 2; ++g)
-      if ((g == 0 ? group_a : group_b).size() < 2)
-        throw InputError(o.prompts + ": --contrast: language '" + s.contrast[g] + "' has " + std::to_string((g == 0 ? group_a : group_b).size()) +
-                         " prompt(s); Welch's t needs at least 2");
+    stimuli = contrast_stimuli(loaded, o);
   });
-  std::vector<std::size_t> used = group_a;
-  used.insert(used.end(), group_b.begin(), group_b.end());
-  std::vector<std::vector<std::int64_t>> tokens;
-  for (auto i : used) tokens.push_back(loaded.tokens[i]);
-  std::vector<std::size_t> a(group_a.size()), b(group_b.size());  // rows of `tokens`
+  const auto& tokens = stimuli.tokens;
+  std::vector<std::size_t> a(stimuli.a), b(stimuli.b);  // rows of `tokens`
   for (std::size_t i = 0; i < a.size(); ++i) a[i] = i;
   for (std::size_t i = 0; i < b.size(); ++i) b[i] = a.size() + i;
   std::vector<SheetResult> results;
@@ -194,7 +230,7 @@ NeuronsSummary neurons_common::run_spatial(const NeuronsOptions& o, MPI_Comm com
       if (std::isfinite(i)) summary.max_moran_i = std::max(summary.max_moran_i, i);
   }
   summary.layers = loaded.net->config().num_layers;
-  summary.prompts = static_cast<long long>(used.size());
+  summary.prompts = static_cast<long long>(tokens.size());
   summary.activation_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   io::H5Output out(o.output, comm, "neurons/1", o.config);
   out.set_attribute("/", "study", o.study);
@@ -209,6 +245,7 @@ NeuronsSummary neurons_common::run_spatial(const NeuronsOptions& o, MPI_Comm com
   RootWriter w{out, mpi::rank(comm) == 0};
   w.strings("/spatial/sheets", s.sheets);
   w.strings("/spatial/languages", s.contrast);
+  w.strings("/spatial/stimuli", stimuli.texts);
   const std::vector<long long> counts{static_cast<long long>(a.size()), static_cast<long long>(b.size())};
   w.numbers("/spatial/prompts", io::DType::i64, {2}, counts.data());
   for (std::size_t k = 0; k < s.sheets.size(); ++k) write_sheet(out, w, s.sheets[k], results[k], static_cast<std::size_t>(s.max_distance));

@@ -186,7 +186,8 @@ def test_a_planted_unit_is_the_key_neuron_of_its_language_only(tmp_path):
     ("too_few", ["--held-out", "0.5"], "language 'en': 3 prompt(s); the study needs at least 2 to analyse and 1 held out"),
     ("one_language", [], "compares languages; found only 'de'"),
     ("study", ["--study", "telepathy"], "--study: expected key_linguistic, repetition, sensitive_directions or spatial"),
-    ("contrast", ["--study", "spatial"], "--contrast: expected two different languages"),
+    ("contrast", ["--study", "spatial"], "--contrast: expected two different groups"),
+    ("contrast_suffix", ["--study", "spatial", "--contrast", "de,de:shuffled"], "--contrast: 'de:shuffled': expected a language or LANGUAGE:scrambled"),
     ("contrast_language", ["--study", "spatial", "--contrast", "de,xx"], "--contrast: language 'xx' has 0 prompt(s)"),
     ("sheet", ["--study", "spatial", "--contrast", "de,fr", "--sheets", "lm_head"], "--sheets: 'lm_head' is not a sheet"),
     ("ablation", ["--ablation", "half"], "--ablation: expected zero or mean"),
@@ -257,3 +258,31 @@ def test_spatial_t_maps_and_morans_i_match_numpy_on_transformers_activations(tmp
                 assert 0 < g["moran_p_sim"][block] <= 1 and g["by_distance"].shape == (a.shape[0], 3)
     table = list(csv.DictReader(open(tmp_path / "s.moran.csv")))
     assert len(table) == 2 * 2 + 3  # mlp_act: 2 blocks; block_output: embeddings + 2 blocks (llama_gqa has 2 layers)
+
+
+def test_spatial_contrast_with_scrambled_word_lists(tmp_path):
+    """--contrast de,de:scrambled (TopoLM's sentences vs. word lists): the second group is the same prompts
+    with their words reordered (recorded in /spatial/stimuli), and the t-map is numpy's Welch t of
+    transformers' units on exactly those texts."""
+    model, tok, path = make_checkpoint("neox_parallel", tmp_path)
+    rows = [{"id": f"p{i}", "lang": "de", "text": t} for i, t in enumerate(
+        ["der Hund läuft schnell über die Wiese", "eine Datei wurde nicht gefunden", "bitte warten Sie einen Moment",
+         "das Programm ist beendet worden", "die Verbindung wurde getrennt", "Einstellungen werden gespeichert"])]
+    prompt_file = tmp_path / "de.jsonl"
+    prompt_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    out = tmp_path / "s.h5"
+    neurons(path, prompt_file, out, "--study", "spatial", "--contrast", "de,de:scrambled", "--sheets", "mlp_act", "--permutations", "9")
+    subprocess.run([LMTOPO, "validate", str(out)], check=True, capture_output=True)
+    with h5py.File(out, "r") as f:
+        texts = [x.decode() for x in f["spatial/stimuli"][:]]
+        assert [x.decode() for x in f["spatial/languages"][:]] == ["de", "de:scrambled"]
+        t = f["spatial/mlp_act/t"][:]
+    assert texts[:6] == [r["text"] for r in rows]
+    for original, scrambled in zip(texts[:6], texts[6:]):
+        assert sorted(original.split()) == sorted(scrambled.split())
+    assert sum(o != s for o, s in zip(texts[:6], texts[6:])) >= 4
+    a = reference(model, tok, rows, "mlp_act", "mean").astype(np.float64)
+    b = reference(model, tok, [{"text": x} for x in texts[6:]], "mlp_act", "mean").astype(np.float64)
+    for block in range(a.shape[0]):
+        want = numpy_welch(a[block], b[block])
+        np.testing.assert_allclose(t[block], want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

@@ -5,9 +5,14 @@
 #include <algorithm>
 #include <cmath>
 #include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "spatial/sheet.hpp"
 #include "spatial/statistics.hpp"
+#include "spatial/stimuli.hpp"
 
 using namespace lmtopo::spatial;
 
@@ -56,4 +61,41 @@ TEST(Welch, ConstantUnitsAndBenjaminiHochberg) {
   const auto q = bh_adjust({0.01, 0.04, 0.03, 0.2});
   const std::vector<double> want{0.04, 0.16 / 3, 0.16 / 3, 0.2};
   for (std::size_t i = 0; i < 4; ++i) EXPECT_NEAR(q[i], want[i], 1e-15);
+}
+
+TEST(Sheet, UnitsInAWindowAndStoredCells) {
+  const Sheet s = sheet_from_cells(4, {0, 5, 10, 15, 3, 12});  // the diagonal and two corners
+  EXPECT_EQ(units_in_window(s, 0, 0, 2), (std::vector<int>{0, 1}));
+  EXPECT_EQ(units_in_window(s, 1, 1, 3), (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(units_in_window(s, 0, 2, 2), (std::vector<int>{4}));
+  EXPECT_EQ(units_in_window(s, 3, 3, 9), (std::vector<int>{3}));  // clipped to the grid
+  EXPECT_THROW(sheet_from_cells(4, {0, 16}), std::invalid_argument);
+  EXPECT_THROW(sheet_from_cells(4, {2, 2}), std::invalid_argument);
+  EXPECT_NE(sheet_seed(0, 0, 1), sheet_seed(0, 1, 0));
+}
+
+TEST(Stimuli, ContrastGroupsAndScrambledWords) {
+  EXPECT_EQ(parse_contrast_group("en").language, "en");
+  EXPECT_FALSE(parse_contrast_group("en").scrambled);
+  EXPECT_TRUE(parse_contrast_group("pt_BR:scrambled").scrambled);
+  EXPECT_EQ(parse_contrast_group("pt_BR:scrambled").language, "pt_BR");
+  EXPECT_THROW(parse_contrast_group("en:shuffled"), std::invalid_argument);
+  EXPECT_THROW(parse_contrast_group(":scrambled"), std::invalid_argument);
+
+  const std::string text = "the  quick brown\tfox jumps over the lazy dog";
+  const auto a = scrambled_words(text, 7), b = scrambled_words(text, 7), c = scrambled_words(text, 8);
+  EXPECT_EQ(a, b);  // seeded
+  auto words = [](const std::string& t) {
+    std::istringstream in(t);
+    std::vector<std::string> w;
+    for (std::string x; in >> x;) w.push_back(x);
+    std::sort(w.begin(), w.end());
+    return w;
+  };
+  EXPECT_EQ(words(a), words(text));  // the same words
+  EXPECT_EQ(words(c), words(text));
+  EXPECT_NE(a, c);
+  EXPECT_EQ(word_count(text), 9u);
+  EXPECT_EQ(scrambled_words("  single ", 3), "single");
+  EXPECT_EQ(word_count("日本語のテキスト"), 1u);  // no spaces: one word, nothing to scramble
 }
