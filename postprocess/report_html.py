@@ -127,13 +127,24 @@ def aggregate_section(r, hook):
             ax.plot(depth, sbar[i], label=f"{m}" + (f" (step {steps[i]})" if steps[i] >= 0 else " (imported)"), color=r.colour(m))
             if np.isfinite(sd[i]).any():
                 ax.fill_between(depth, sbar[i] - sd[i], sbar[i] + sd[i], color=r.colour(m), alpha=0.2, lw=0)
-            rows += [[m, int(steps[i]), d, v, e] for d, v, e in zip(depth, sbar[i], sd[i])]
+            rows += [[m, "last", int(steps[i]), d, v, e] for d, v, e in zip(depth, sbar[i], sd[i])]
+        # The random-init null: each trained model's step-0 curve, dashed, its ± sd band hatched.
+        for m in last:
+            null = [i for i, (x, s) in enumerate(zip(models, steps)) if x == m and s == 0]
+            if not null or null[0] == last[m]:
+                continue
+            i = null[0]
+            ax.plot(depth, sbar[i], ls="--", lw=1, color=r.colour(m), label=f"{m} (step 0: random-init null)")
+            if np.isfinite(sd[i]).any():
+                ax.fill_between(depth, sbar[i] - sd[i], sbar[i] + sd[i], facecolor="none", edgecolor=r.colour(m), hatch="///", alpha=0.4, lw=0)
+            rows += [[m, "step0_null", 0, d, v, e] for d, v, e in zip(depth, sbar[i], sd[i])]
         ax.set_xlabel("relative depth (layer / (L − 1))")
         ax.set_ylabel("S̄ (average zigzag similarity)")
-        ax.set_title(f"S̄ on relative depth, each model's last checkpoint (band: ± sd over prompt subsets)")
+        ax.set_title(f"S̄ on relative depth, each model's last checkpoint against its random init")
         ax.legend(fontsize=8)
-        r.figure(f"sbar_{hook}", f"S̄ against relative depth for every model ({hook}); bands ± sd over disjoint prompt subsets.",
-                 fig, ["model", "step", "depth", "avg_similarity", "sd"], rows)
+        r.figure(f"sbar_{hook}", f"S̄ against relative depth for every model ({hook}): solid, the last checkpoint with ± sd over "
+                 "disjoint prompt subsets; dashed and hatched, the same model at step 0 (random initialisation), the null band.",
+                 fig, ["model", "series", "step", "depth", "avg_similarity", "sd"], rows)
         for m in dict.fromkeys(models):
             idx = [i for i, x in enumerate(models) if x == m and steps[i] >= 0]
             if len(idx) < 2:

@@ -113,6 +113,33 @@ std::string spatial_sheet_list(const SpatialTrainingOptions& s) {
   return out;
 }
 
+// DIR/train_log.h5 (train-log/1), written collectively (rank 0's rows).
+void write_train_log(const TrainResult& r, const TrainOptions& o, MPI_Comm comm) {
+  io::H5Output log(r.log_path, comm, "train-log/1", o.config);
+  const bool root = mpi::rank(comm) == 0;
+  const auto n = static_cast<std::uint64_t>(r.loss.size()), k = static_cast<std::uint64_t>(r.saved_steps.size());
+  std::vector<long long> steps(r.saved_steps.begin(), r.saved_steps.end());
+  log.create_numeric("/train/loss", io::DType::f64, {n}, false);
+  log.create_numeric("/train/lr", io::DType::f64, {n}, false);
+  log.create_numeric("/train/cross_entropy", io::DType::f64, {n}, false);
+  log.create_numeric("/train/seconds", io::DType::f64, {n}, false);
+  log.create_numeric("/heldout/step", io::DType::i64, {k}, false);
+  log.create_numeric("/heldout/loss", io::DType::f64, {k}, false);
+  log.write_rows("/train/loss", 0, root ? n : 0, r.loss.data());
+  log.write_rows("/train/lr", 0, root ? n : 0, r.lr.data());
+  log.write_rows("/train/cross_entropy", 0, root ? n : 0, r.cross_entropy.data());
+  log.write_rows("/train/seconds", 0, root ? n : 0, r.seconds.data());
+  if (o.spatial.enabled) {
+    log.create_numeric("/train/spatial_loss", io::DType::f64, {n}, false);
+    log.write_rows("/train/spatial_loss", 0, root ? n : 0, r.spatial_loss.data());
+    log.set_attribute("/train/spatial_loss", "alpha", o.spatial.alpha);
+    log.set_attribute("/train/spatial_loss", "sheets", spatial_sheet_list(o.spatial));
+  }
+  log.write_rows("/heldout/step", 0, root ? k : 0, steps.data());
+  log.write_rows("/heldout/loss", 0, root ? k : 0, r.heldout_loss.data());
+  log.commit();
+}
+
 }  // namespace
 
 void split_heldout(TrainOptions& o, const std::vector<std::string>& texts, std::size_t every) {
@@ -222,7 +249,7 @@ TrainResult train_model(const TrainOptions& o, MPI_Comm comm) {
     const auto started = std::chrono::steady_clock::now();
     optimizer.zero_grad();
     const double denom = static_cast<double>(o.batch) * o.seq_len;
-    Tensor loss = (spatial ? loss_sum(net, stack_windows(train, mine), spatial->recorder()) : loss_sum(net, stack_windows(train, mine))) / denom;
+    Tensor loss = loss_sum(net, stack_windows(train, mine), spatial ? spatial->recorder() : [](const char*, const Tensor&) {}) / denom;
     result.cross_entropy.push_back(allreduce_sum(comm, loss.item<double>()));
     if (spatial) {
       // The same SL on every rank; with alpha = 0 it is measured only, so the step is the plain trainer's.
@@ -247,29 +274,7 @@ TrainResult train_model(const TrainOptions& o, MPI_Comm comm) {
   if (std::binary_search(o.save_steps.begin(), o.save_steps.end(), o.steps)) save(o.steps);
 
   result.log_path = (fs::path(o.output_dir) / "train_log.h5").string();
-  io::H5Output log(result.log_path, comm, "train-log/1", o.config);
-  const bool root = rank == 0;
-  const auto n = static_cast<std::uint64_t>(result.loss.size()), k = static_cast<std::uint64_t>(result.saved_steps.size());
-  std::vector<long long> steps(result.saved_steps.begin(), result.saved_steps.end());
-  log.create_numeric("/train/loss", io::DType::f64, {n}, false);
-  log.create_numeric("/train/lr", io::DType::f64, {n}, false);
-  log.create_numeric("/train/cross_entropy", io::DType::f64, {n}, false);
-  log.create_numeric("/train/seconds", io::DType::f64, {n}, false);
-  log.create_numeric("/heldout/step", io::DType::i64, {k}, false);
-  log.create_numeric("/heldout/loss", io::DType::f64, {k}, false);
-  log.write_rows("/train/loss", 0, root ? n : 0, result.loss.data());
-  log.write_rows("/train/lr", 0, root ? n : 0, result.lr.data());
-  log.write_rows("/train/cross_entropy", 0, root ? n : 0, result.cross_entropy.data());
-  log.write_rows("/train/seconds", 0, root ? n : 0, result.seconds.data());
-  if (spatial) {
-    log.create_numeric("/train/spatial_loss", io::DType::f64, {n}, false);
-    log.write_rows("/train/spatial_loss", 0, root ? n : 0, result.spatial_loss.data());
-    log.set_attribute("/train/spatial_loss", "alpha", o.spatial.alpha);
-    log.set_attribute("/train/spatial_loss", "sheets", spatial_sheet_list(o.spatial));
-  }
-  log.write_rows("/heldout/step", 0, root ? k : 0, steps.data());
-  log.write_rows("/heldout/loss", 0, root ? k : 0, result.heldout_loss.data());
-  log.commit();
+  write_train_log(result, o, comm);
   return result;
 }
 

@@ -130,5 +130,12 @@ def test_report_in_headless_chromium(tmp_path):
     with h5py.File(root / "aggregate" / "post_attention_layernorm.h5", "r") as f:
         steps = f["series/step"][:].tolist()
         curve = f["curves/avg_similarity"][steps.index(max(steps))]
-    rows = [r for r in csv.DictReader(open(root / "report" / "figures" / "sbar_post_attention_layernorm.csv")) if r["model"] == "tiny"]
+    table = list(csv.DictReader(open(root / "report" / "figures" / "sbar_post_attention_layernorm.csv")))
+    rows = [r for r in table if r["model"] == "tiny" and r["series"] == "last"]
     np.testing.assert_allclose([float(r["avg_similarity"]) for r in rows], curve, rtol=1e-12)
+    # and the random-init null band: the same model's step-0 curve
+    with h5py.File(root / "aggregate" / "post_attention_layernorm.h5", "r") as f:
+        models = [m.decode() for m in f["series/model"][:]]
+        step0 = f["curves/avg_similarity"][[i for i, (m, s) in enumerate(zip(models, steps)) if m == "tiny" and s == 0][0]]
+    null = [r for r in table if r["model"] == "tiny" and r["series"] == "step0_null"]
+    np.testing.assert_allclose([float(r["avg_similarity"]) for r in null], step0, rtol=1e-12, equal_nan=True)
