@@ -1,4 +1,5 @@
 // `lmtopo train`: a small GPT-NeoX-layout model trained on a corpus, with Hugging Face checkpoints.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -72,7 +73,11 @@ int run_train_cmd(const po::variables_map& vm, const std::vector<std::string>&) 
     std::cout << "train: " << o.steps << " steps, loss " << (r.loss.empty() ? 0 : r.loss.front()) << " -> "
               << (r.loss.empty() ? 0 : r.loss.back()) << "; held-out loss at the checkpoints:";
     for (std::size_t i = 0; i < r.saved_steps.size(); ++i) std::cout << " step" << r.saved_steps[i] << "=" << r.heldout_loss[i];
-    std::cout << "\ntrain: checkpoints in " << o.output_dir << ", log " << r.log_path << "\n";
+    std::vector<double> sec(r.seconds.begin() + std::min<std::ptrdiff_t>(2, static_cast<std::ptrdiff_t>(r.seconds.size())), r.seconds.end());
+    std::sort(sec.begin(), sec.end());  // the median after the first two (warm-up) steps
+    std::cout << "\ntrain: median " << (sec.empty() ? 0.0 : sec[sec.size() / 2]) << " s/step"
+              << (o.spatial.enabled ? " (spatial loss, alpha " + std::to_string(o.spatial.alpha) + ")" : std::string()) << "\n";
+    std::cout << "train: checkpoints in " << o.output_dir << ", log " << r.log_path << "\n";
   }
   return 0;
 #else

@@ -122,13 +122,11 @@ void write_train_log(const TrainResult& r, const TrainOptions& o, MPI_Comm comm)
   log.create_numeric("/train/loss", io::DType::f64, {n}, false);
   log.create_numeric("/train/lr", io::DType::f64, {n}, false);
   log.create_numeric("/train/cross_entropy", io::DType::f64, {n}, false);
-  log.create_numeric("/train/seconds", io::DType::f64, {n}, false);
   log.create_numeric("/heldout/step", io::DType::i64, {k}, false);
   log.create_numeric("/heldout/loss", io::DType::f64, {k}, false);
   log.write_rows("/train/loss", 0, root ? n : 0, r.loss.data());
   log.write_rows("/train/lr", 0, root ? n : 0, r.lr.data());
   log.write_rows("/train/cross_entropy", 0, root ? n : 0, r.cross_entropy.data());
-  log.write_rows("/train/seconds", 0, root ? n : 0, r.seconds.data());
   if (o.spatial.enabled) {
     log.create_numeric("/train/spatial_loss", io::DType::f64, {n}, false);
     log.write_rows("/train/spatial_loss", 0, root ? n : 0, r.spatial_loss.data());

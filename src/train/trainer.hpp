@@ -49,7 +49,7 @@ struct TrainResult {
   std::vector<double> loss;          // per step: cross-entropy (mean over the global batch) + alpha * SL
   std::vector<double> cross_entropy;
   std::vector<double> spatial_loss;  // per step, sum over sheets (empty without spatial training)
-  std::vector<double> seconds;       // wall time of each step
+  std::vector<double> seconds;       // wall time of each step (printed, not in the log: a rerun's log is identical)
   std::vector<double> lr;
   std::vector<int> saved_steps;
   std::vector<double> heldout_loss;  // at each saved step

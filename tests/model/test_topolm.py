@@ -108,7 +108,7 @@ def train(corpus, out, *extra, ranks=1):
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     with h5py.File(out / "train_log.h5", "r") as f:
-        return {k: f[f"train/{k}"][:] for k in ("loss", "cross_entropy", "spatial_loss", "seconds") if f"train/{k}" in f} | \
+        return {k: f[f"train/{k}"][:] for k in ("loss", "cross_entropy", "spatial_loss") if f"train/{k}" in f} | \
             {"heldout": f["heldout/loss"][:]}
 
 
