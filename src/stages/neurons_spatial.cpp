@@ -162,14 +162,13 @@ Stimuli contrast_stimuli(const PromptsAndModel& loaded, const NeuronsOptions& o)
     if (records.size() < 2)
       throw InputError(o.prompts + ": --contrast: language '" + group.language + "' has " + std::to_string(records.size()) +
                        " prompt(s); Welch's t needs at least 2");
-    std::size_t scramblable = 0;
-    for (std::size_t k = 0; group.scrambled && k < records.size(); ++k) {
-      scramblable += spatial::word_count(records[k].text) >= 2;
-      records[k].text = spatial::scrambled_words(records[k].text, s.sheet_seed * 1000003ull + index[k]);
-    }
-    if (group.scrambled && scramblable == 0)
-      throw InputError(o.prompts + ": --contrast: no prompt of '" + group.language + "' has two words to scramble");
     if (group.scrambled) {
+      std::size_t scramblable = 0;
+      for (std::size_t k = 0; k < records.size(); ++k) {
+        scramblable += spatial::word_count(records[k].text) >= 2;
+        records[k].text = spatial::scrambled_words(records[k].text, s.sheet_seed * 1000003ull + index[k]);
+      }
+      if (scramblable == 0) throw InputError(o.prompts + ": --contrast: no prompt of '" + group.language + "' has two words to scramble");
       const auto t = tokenize_prompts(records, o.prompts, *loaded.tokenizer, loaded.net->config(), o.special_tokens);
       out.tokens.insert(out.tokens.end(), t.begin(), t.end());
     } else {
