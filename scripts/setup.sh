@@ -16,6 +16,7 @@ APT_PACKAGES=(
   libboost-program-options-dev
   libyaml-cpp-dev nlohmann-json3-dev libssl-dev
   libgtest-dev
+  libabsl-dev                   # flat hash map of the zigzag cone builder
   libpcre2-dev libicu-dev        # tokenizer pre-tokenizer regexes (\\p{L}) and NFC
   libblas-dev                   # cblas.h
   liblapack-dev                 # dpotrf (sensitive directions)

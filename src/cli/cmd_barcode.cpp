@@ -30,14 +30,14 @@ int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
     try {
       cone = topology::build_cone_matrix(file.ops);
     } catch (const topology::InvalidZigzag& e) {
-      throw InputError(input + ":" + std::to_string(file.line_of_op[static_cast<std::size_t>(e.op_index)]) +
+      throw InputError(input + ":" + std::to_string(file.line_of_op(e.op_index)) +
                        ": invalid zigzag: " + e.reason);
     }
   });
 
   if (reducer == "distributed") mpi::ensure_initialized();
   std::vector<topology::ReductionStepStats> stats;
-  const auto pairs = topology::reduce_by_name(reducer, &cone.matrix, MPI_COMM_WORLD, vm["threads"].as<int>(),
+  const auto pairs = topology::reduce_by_name_releasing(reducer, &cone.matrix, MPI_COMM_WORLD, vm["threads"].as<int>(),
                                               benchmark ? &stats : nullptr, vm["dualize"].as<bool>());
   if (benchmark) stages::print_reduction_benchmark(stats, MPI_COMM_WORLD, std::cout);
   mpi::on_root(MPI_COMM_WORLD, [&] {

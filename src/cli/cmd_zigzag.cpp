@@ -46,6 +46,7 @@ int run_zigzag_cmd(const po::variables_map& vm, const std::vector<std::string>&)
   o.dualize = vm["dualize"].as<bool>();
   o.mem_limit_gib = vm["mem-limit"].as<double>();
   o.benchmark = vm.count("benchmark") > 0;
+  if (vm.count("fzz-output")) o.fzz_output = vm["fzz-output"].as<std::string>();
   o.subsets = vm["subsets"].as<int>();
   o.subset_size = vm["subset-size"].as<long long>();
   o.subset_seed = vm["subset-seed"].as<unsigned long long>();
@@ -100,6 +101,7 @@ Command make_zigzag_command() {
         "mem-limit", po::value<double>()->default_value(8.0),
         "GiB; refuse a layer whose flag complex may exceed it (bound from vertex degrees)")(
         "benchmark", "print the reducer's per-rank table")(
+        "fzz-output", po::value<std::string>(), "also write subset 0's zigzag filtration there in FastZigzag's format (for `lmtopo barcode` or other tools)")(
         "subsets", po::value<int>()->default_value(1), "disjoint random prompt subsets, each its own zigzag (mean ± std)")(
         "subset-size", po::value<long long>()->default_value(0), "prompts per subset (0: all prompts / --subsets)")(
         "subset-seed", po::value<unsigned long long>()->default_value(0), "seed of the subsets' permutation")(

@@ -1,84 +1,135 @@
 #include "io/fzz_format.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <charconv>
 #include <fstream>
+#include <iterator>
 #include <limits>
-#include <sstream>
 
 #include "core/error.hpp"
+#include "io/mapped_file.hpp"
 
 namespace lmtopo::io {
 
-FzzFile read_fzz(std::istream& in, const std::string& name) {
+namespace {
+
+bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r'; }
+bool all_digits(std::string_view t) {
+  return std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// The whitespace-separated tokens of one line, in place.
+class Tokens {
+ public:
+  explicit Tokens(std::string_view line) : rest_(line) {}
+  bool next(std::string_view& token) {
+    std::size_t i = 0;
+    while (i < rest_.size() && is_blank(rest_[i])) ++i;
+    if (i == rest_.size()) return false;
+    std::size_t j = i;
+    while (j < rest_.size() && !is_blank(rest_[j])) ++j;
+    token = rest_.substr(i, j - i);
+    rest_ = rest_.substr(j);
+    return true;
+  }
+
+ private:
+  std::string_view rest_;
+};
+
+}  // namespace
+
+long FzzFile::line_of_op(topology::Index op) const {
+  auto run = std::upper_bound(line_runs.begin(), line_runs.end(), op,
+                              [](topology::Index k, const LineRun& r) { return k < r.first_op; });
+  if (run == line_runs.begin()) return 0;
+  --run;
+  return run->line + static_cast<long>(op - run->first_op);
+}
+
+FzzFile read_fzz_text(std::string_view text, const std::string& name) {
   FzzFile file;
-  std::string line;
   long line_no = 0;
-  long declared = -1;
+  long long declared = -1;
   bool seen_content = false;
   auto fail = [&](const std::string& what) {
     throw InputError(name + ":" + std::to_string(line_no) + ": " + what);
   };
-  while (std::getline(in, line)) {
+  std::vector<topology::Vertex> simplex;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const std::size_t end = std::min(text.find('\n', pos), text.size());
+    const std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
     ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    const auto first = line.find_first_not_of(" \t");
-    if (first == std::string::npos || line[first] == '#') continue;
-    std::istringstream fields(line.substr(first));
-    std::string head;
-    if (!(fields >> head)) continue;  // only whitespace that is not ' ' or '\t' (\v, \f)
-    if (!seen_content && std::all_of(head.begin(), head.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      std::string extra;
-      if (fields >> extra) fail("expected the operation count alone on the first line");
-      // At most 18 digits: any such count fits a long (and no filtration has 10^18 operations).
-      if (head.size() > 18) fail("operation count '" + head + "' is out of range (expected at most 18 digits)");
-      declared = std::stol(head);
+    Tokens tokens(line);
+    std::string_view head;
+    if (!tokens.next(head) || head[0] == '#') continue;
+    if (!seen_content && all_digits(head)) {
+      std::string_view extra;
+      if (tokens.next(extra)) fail("expected the operation count alone on the first line");
+      // At most 18 digits: any such count fits a long long (and no filtration has 10^18 operations).
+      if (head.size() > 18) fail("operation count '" + std::string(head) + "' is out of range (expected at most 18 digits)");
+      std::from_chars(head.data(), head.data() + head.size(), declared);
       seen_content = true;
       continue;
     }
     seen_content = true;
-    if (head != "i" && head != "d") fail("expected 'i' or 'd' followed by vertex ids, got '" + head + "'");
-    topology::ZigzagOp op;
-    op.insert = head == "i";
-    std::string token;
-    while (fields >> token) {
-      if (token.empty() || !std::all_of(token.begin(), token.end(), [](char c) { return c >= '0' && c <= '9'; }))
-        fail("vertex id '" + token + "' is not a non-negative integer");
+    if (head != "i" && head != "d") fail("expected 'i' or 'd' followed by vertex ids, got '" + std::string(head) + "'");
+    simplex.clear();
+    std::string_view token;
+    while (tokens.next(token)) {
+      if (!all_digits(token)) fail("vertex id '" + std::string(token) + "' is not a non-negative integer");
       unsigned long long v = 0;
-      try {
-        v = std::stoull(token);
-      } catch (const std::exception&) {
-        fail("vertex id '" + token + "' is out of range");
-      }
-      if (v > std::numeric_limits<topology::Vertex>::max()) fail("vertex id '" + token + "' exceeds 2^32-1");
-      op.simplex.push_back(static_cast<topology::Vertex>(v));
+      if (std::from_chars(token.data(), token.data() + token.size(), v).ec != std::errc())
+        fail("vertex id '" + std::string(token) + "' is out of range");
+      if (v > std::numeric_limits<topology::Vertex>::max()) fail("vertex id '" + std::string(token) + "' exceeds 2^32-1");
+      simplex.push_back(static_cast<topology::Vertex>(v));
     }
-    if (op.simplex.empty()) fail("operation without vertices");
-    std::sort(op.simplex.begin(), op.simplex.end());
-    if (std::adjacent_find(op.simplex.begin(), op.simplex.end()) != op.simplex.end())
-      fail("a vertex is repeated within one simplex");
-    file.ops.push_back(std::move(op));
-    file.line_of_op.push_back(line_no);
+    if (simplex.empty()) fail("operation without vertices");
+    std::sort(simplex.begin(), simplex.end());
+    if (std::adjacent_find(simplex.begin(), simplex.end()) != simplex.end()) fail("a vertex is repeated within one simplex");
+    const auto op = static_cast<topology::Index>(file.ops.size());
+    if (file.line_runs.empty() || file.line_of_op(op) != line_no) file.line_runs.push_back({op, line_no});
+    file.ops.push_back(head == "i", simplex.data(), simplex.data() + simplex.size());
   }
-  if (in.bad()) throw RuntimeFailure(name + ": read error");
-  if (declared >= 0 && declared != static_cast<long>(file.ops.size()))
+  if (declared >= 0 && declared != static_cast<long long>(file.ops.size()))
     throw InputError(name + ":1: declares " + std::to_string(declared) + " operations but the file has " +
                      std::to_string(file.ops.size()));
   return file;
 }
 
-FzzFile read_fzz_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(path + ": cannot open the zigzag filtration file");
-  return read_fzz(in, path);
+FzzFile read_fzz(std::istream& in, const std::string& name) {
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw RuntimeFailure(name + ": read error");
+  return read_fzz_text(text, name);
 }
 
-void write_fzz(std::ostream& out, const std::vector<topology::ZigzagOp>& ops) {
+FzzFile read_fzz_file(const std::string& path) {
+  const MappedFile mapped(path, "zigzag filtration file");
+  return read_fzz_text(std::string_view(reinterpret_cast<const char*>(mapped.data()), mapped.size()), path);
+}
+
+void write_fzz(std::ostream& out, const topology::ZigzagOpList& ops) {
   out << ops.size() << '\n';
-  for (const auto& op : ops) {
-    out << (op.insert ? 'i' : 'd');
-    for (auto v : op.simplex) out << ' ' << v;
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    out << (ops.is_insert(i) ? 'i' : 'd');
+    for (auto v : ops.simplex(i)) out << ' ' << v;
     out << '\n';
   }
+}
+
+void write_fzz_file(const std::string& path, const topology::ZigzagOpList& ops) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    if (!out) throw InputError(path + ": cannot write the zigzag filtration file");
+    write_fzz(out, ops);
+    out.flush();
+    if (!out) throw RuntimeFailure(path + ": write failed");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw RuntimeFailure(path + ": cannot rename from " + tmp);
 }
 
 void write_bars(std::ostream& out, const std::vector<topology::ZigzagBar>& bars) {

@@ -4,6 +4,7 @@
 #pragma once
 #include <iosfwd>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "topology/zigzag.hpp"
@@ -11,15 +12,30 @@
 namespace lmtopo::io {
 
 struct FzzFile {
-  std::vector<topology::ZigzagOp> ops;
-  std::vector<long> line_of_op;  // 1-based line number of each operation, for error messages
+  topology::ZigzagOpList ops;
+
+  // 1-based line number of operation `op` (0-based), for error messages.
+  long line_of_op(topology::Index op) const;
+
+  // Where the line numbers jump (comments, blank lines, the count line): from operation `first_op`
+  // on, operation k is on line `line + (k - first_op)` until the next run. Usually one run.
+  struct LineRun {
+    topology::Index first_op;
+    long line;
+  };
+  std::vector<LineRun> line_runs;
 };
 
-// Parses `in`; `name` is used in error messages. Throws InputError naming the file and line.
+// Parses the text of a file; `name` is used in error messages. Throws InputError naming the file and
+// line. One pass over the bytes with std::from_chars: no per-line or per-operation allocation.
+FzzFile read_fzz_text(std::string_view text, const std::string& name);
 FzzFile read_fzz(std::istream& in, const std::string& name);
-FzzFile read_fzz_file(const std::string& path);
+FzzFile read_fzz_file(const std::string& path);  // memory-mapped
 
-void write_fzz(std::ostream& out, const std::vector<topology::ZigzagOp>& ops);
+void write_fzz(std::ostream& out, const topology::ZigzagOpList& ops);
+
+// Writes `ops` to `path` under path.tmp, renamed when complete (an interrupted write leaves no `path`).
+void write_fzz_file(const std::string& path, const topology::ZigzagOpList& ops);
 void write_bars(std::ostream& out, const std::vector<topology::ZigzagBar>& bars);
 
 }  // namespace lmtopo::io

@@ -11,6 +11,7 @@
 #include "core/error.hpp"
 #include "core/progress.hpp"
 #include "core/permutation.hpp"
+#include "io/fzz_format.hpp"
 #include "io/h5store.hpp"
 #include "mpi/collective.hpp"
 #include "topology/flag_complex.hpp"
@@ -266,13 +267,14 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
         for (const auto& layer : layers) summary.simplices_per_layer.push_back(static_cast<long long>(layer.size()));
       stream = topology::intersection_zigzag(layers);
       layers.clear();
+      if (si == 0 && !o.fzz_output.empty()) io::write_fzz_file(o.fzz_output, stream.ops);
       cone = topology::build_cone_matrix(stream.ops);
       if (si == 0) summary.num_ops = static_cast<long long>(stream.ops.size());
     });
     phase_done("intersection zigzag + cone matrix (rank 0)", si == 0);
     std::vector<topology::ReductionStepStats> stats;
     const bool bench = o.benchmark && si == 0;
-    const auto pairs = topology::reduce_by_name(o.reducer, &cone.matrix, comm, o.threads, bench ? &stats : nullptr,
+    const auto pairs = topology::reduce_by_name_releasing(o.reducer, &cone.matrix, comm, o.threads, bench ? &stats : nullptr,
                                                   o.dualize);
     phase_done("reduction", si == 0);
     if (bench) print_reduction_benchmark(stats, comm, std::cout);

@@ -2,6 +2,7 @@
 // Columns are in filtration order; each column lists its nonzero row indices in increasing order.
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <utility>
 #include <vector>
@@ -9,12 +10,16 @@
 namespace lmtopo::topology {
 
 using Index = std::int64_t;
+// A stored row index: 32 bits, half the memory and memory traffic of an Index, so a matrix has at
+// most 2^32 - 1 columns (a zigzag of about 2·10^9 insertions).
+using Row = std::uint32_t;
+constexpr Index kMaxColumns = static_cast<Index>(std::numeric_limits<Row>::max());
 
 struct ColumnView {
-  const Index* first;
-  const Index* last;
-  const Index* begin() const { return first; }
-  const Index* end() const { return last; }
+  const Row* first;
+  const Row* last;
+  const Row* begin() const { return first; }
+  const Row* end() const { return last; }
   bool empty() const { return first == last; }
   std::size_t size() const { return static_cast<std::size_t>(last - first); }
 };
@@ -23,19 +28,50 @@ class BoundaryMatrix {
  public:
   BoundaryMatrix() { offsets_.push_back(0); }
 
+  // Takes whole arrays: column j has dimension dims[j] and rows entries[offsets[j]..offsets[j+1]),
+  // checked as append_column checks them.
+  BoundaryMatrix(std::vector<int> dims, std::vector<Index> offsets, std::vector<Row> entries)
+      : dims_(std::move(dims)), offsets_(std::move(offsets)), entries_(std::move(entries)) {
+    if (offsets_.size() != dims_.size() + 1 || offsets_.front() != 0 ||
+        offsets_.back() != static_cast<Index>(entries_.size()) || num_columns() > kMaxColumns)
+      throw std::logic_error("boundary matrix arrays do not match");
+    for (Index j = 0; j < num_columns(); ++j) {
+      Index previous = -1;
+      for (Index r : column(j)) {
+        if (r <= previous || r >= j) throw std::logic_error("boundary column not sorted or not a face");
+        previous = r;
+      }
+    }
+  }
+
   // Appends a column; `rows` must be strictly increasing and below the new column's index.
   template <class Range>
   Index append_column(int dim, const Range& rows) {
     const Index j = num_columns();
+    if (j >= kMaxColumns) throw std::length_error("boundary matrix: more than 2^32 - 1 columns");
     Index previous = -1;
     for (Index r : rows) {
       if (r <= previous || r >= j) throw std::logic_error("boundary column not sorted or not a face");
-      entries_.push_back(r);
+      entries_.push_back(static_cast<Row>(r));
       previous = r;
     }
     dims_.push_back(dim);
     offsets_.push_back(static_cast<Index>(entries_.size()));
     return j;
+  }
+
+  // Capacity for `columns` columns with `entries` entries in all (one allocation each).
+  void reserve(Index columns, Index entries) {
+    dims_.reserve(static_cast<std::size_t>(columns));
+    offsets_.reserve(static_cast<std::size_t>(columns) + 1);
+    entries_.reserve(static_cast<std::size_t>(entries));
+  }
+
+  // Frees the rows and keeps the dimensions (all a zigzag's bar read-out needs): column() must not
+  // be called afterwards.
+  void release_rows() {
+    std::vector<Index>().swap(offsets_);
+    std::vector<Row>().swap(entries_);
   }
 
   Index num_columns() const { return static_cast<Index>(dims_.size()); }
@@ -55,7 +91,7 @@ class BoundaryMatrix {
  private:
   std::vector<int> dims_;
   std::vector<Index> offsets_;
-  std::vector<Index> entries_;
+  std::vector<Row> entries_;
 };
 
 // The anti-transpose of `matrix` (PHAT's and DIPHA's "dualize"): cell i becomes cell n-1-i, its
@@ -65,21 +101,21 @@ class BoundaryMatrix {
 inline BoundaryMatrix anti_transpose(const BoundaryMatrix& matrix) {
   const Index n = matrix.num_columns();
   const int top = matrix.max_dim();
-  std::vector<Index> counts(static_cast<std::size_t>(n) + 1, 0);
+  std::vector<Index> offsets(static_cast<std::size_t>(n) + 1, 0);
   for (Index j = 0; j < n; ++j)
-    for (Index i : matrix.column(j)) ++counts[static_cast<std::size_t>(n - 1 - i) + 1];
-  for (std::size_t c = 1; c < counts.size(); ++c) counts[c] += counts[c - 1];
-  std::vector<Index> rows(static_cast<std::size_t>(counts.back()));
-  std::vector<Index> fill(counts.begin(), counts.end() - 1);
-  // Visiting original columns from last to first writes each dual column's rows n-1-j increasing.
-  for (Index j = n; j-- > 0;)
-    for (Index i : matrix.column(j)) rows[static_cast<std::size_t>(fill[static_cast<std::size_t>(n - 1 - i)]++)] = n - 1 - j;
-  BoundaryMatrix dual;
-  const Index* base = rows.data();
-  for (Index c = 0; c < n; ++c)
-    dual.append_column(top - matrix.dim(n - 1 - c), ColumnView{base + counts[static_cast<std::size_t>(c)],
-                                                               base + counts[static_cast<std::size_t>(c) + 1]});
-  return dual;
+    for (Index i : matrix.column(j)) ++offsets[static_cast<std::size_t>(n - 1 - i) + 1];
+  for (std::size_t c = 1; c < offsets.size(); ++c) offsets[c] += offsets[c - 1];
+  std::vector<Row> rows(static_cast<std::size_t>(offsets.back()));
+  {
+    std::vector<Index> fill(offsets.begin(), offsets.end() - 1);
+    // Visiting original columns from last to first writes each dual column's rows n-1-j increasing.
+    for (Index j = n; j-- > 0;)
+      for (Index i : matrix.column(j))
+        rows[static_cast<std::size_t>(fill[static_cast<std::size_t>(n - 1 - i)]++)] = static_cast<Row>(n - 1 - j);
+  }
+  std::vector<int> dims(static_cast<std::size_t>(n));
+  for (Index c = 0; c < n; ++c) dims[static_cast<std::size_t>(c)] = top - matrix.dim(n - 1 - c);
+  return BoundaryMatrix(std::move(dims), std::move(offsets), std::move(rows));
 }
 
 // One persistence pair of a reduced matrix: `creator` is the pivot row, `destroyer` the column.

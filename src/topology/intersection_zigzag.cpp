@@ -52,10 +52,12 @@ ZigzagStream intersection_zigzag(const std::vector<std::vector<Simplex>>& layers
   std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) {
     return std::tie(a.time, a.phase, a.dim_key, a.order) < std::tie(b.time, b.phase, b.dim_key, b.order);
   });
-  z.ops.reserve(events.size());
+  std::size_t vertices = 0;
+  for (const auto& e : events) vertices += e.simplex->size();
+  z.ops.reserve(events.size(), vertices);
   z.time.reserve(events.size());
   for (const auto& e : events) {
-    z.ops.push_back({e.phase == 1, *e.simplex});
+    z.ops.push_back(e.phase == 1, e.simplex->data(), e.simplex->data() + e.simplex->size());
     z.time.push_back(e.time);
   }
   return z;

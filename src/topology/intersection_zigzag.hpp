@@ -11,7 +11,7 @@ namespace lmtopo::topology {
 
 struct ZigzagStream {
   int num_layers = 0;
-  std::vector<ZigzagOp> ops;
+  ZigzagOpList ops;
   std::vector<int> time;  // position of each op: insertion at the run's first position a,
                           // deletion at b+1 (2L when the run reaches the last position)
 };

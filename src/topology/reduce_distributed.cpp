@@ -264,9 +264,11 @@ const std::vector<std::string>& reducer_names() {
   return names;
 }
 
-std::vector<PersistencePair> reduce_by_name(const std::string& name, const BoundaryMatrix* root_matrix,
-                                            MPI_Comm comm, int threads, std::vector<ReductionStepStats>* stats,
-                                            bool dualize) {
+namespace {
+
+std::vector<PersistencePair> reduce_named(const std::string& name, const BoundaryMatrix* root_matrix,
+                                          BoundaryMatrix* releasable, MPI_Comm comm, int threads,
+                                          std::vector<ReductionStepStats>* stats, bool dualize) {
   const auto& names = reducer_names();
   if (std::find(names.begin(), names.end(), name) == names.end())
     throw std::invalid_argument("unknown reducer '" + name + "' (expected twist, chunk or distributed)");
@@ -281,6 +283,7 @@ std::vector<PersistencePair> reduce_by_name(const std::string& name, const Bound
   if (dualize && rank == 0 && root_matrix) {
     dual = anti_transpose(*root_matrix);
     matrix = &dual;
+    if (releasable) releasable->release_rows();
   }
   std::vector<PersistencePair> pairs;
   if (name == "distributed") pairs = reduce_distributed(matrix, comm, stats);
@@ -292,6 +295,20 @@ std::vector<PersistencePair> reduce_by_name(const std::string& name, const Bound
     std::sort(pairs.begin(), pairs.end());
   }
   return pairs;
+}
+
+}  // namespace
+
+std::vector<PersistencePair> reduce_by_name(const std::string& name, const BoundaryMatrix* root_matrix,
+                                            MPI_Comm comm, int threads, std::vector<ReductionStepStats>* stats,
+                                            bool dualize) {
+  return reduce_named(name, root_matrix, nullptr, comm, threads, stats, dualize);
+}
+
+std::vector<PersistencePair> reduce_by_name_releasing(const std::string& name, BoundaryMatrix* root_matrix,
+                                                      MPI_Comm comm, int threads,
+                                                      std::vector<ReductionStepStats>* stats, bool dualize) {
+  return reduce_named(name, root_matrix, root_matrix, comm, threads, stats, dualize);
 }
 
 }  // namespace lmtopo::topology

@@ -1,4 +1,7 @@
 #include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
 
 #include "topology/reducers.hpp"
 #include "topology/z2_column.hpp"
@@ -7,27 +10,20 @@ namespace lmtopo::topology {
 
 std::vector<PersistencePair> reduce_twist(const BoundaryMatrix& matrix) {
   const Index n = matrix.num_columns();
-  std::vector<std::vector<Index>> reduced(static_cast<std::size_t>(n));
-  std::vector<Index> column_of_pivot(static_cast<std::size_t>(n), -1);
+  if (n > static_cast<Index>(std::numeric_limits<std::uint32_t>::max()))
+    throw std::length_error("reduce_twist: more than 2^32-1 columns (the column store keeps 32-bit rows)");
+  ColumnStore reduced(n);
   std::vector<char> cleared(static_cast<std::size_t>(n), 0);
   std::vector<PersistencePair> pairs;
   PivotColumn work(n);
 
   for (int d = matrix.max_dim(); d >= 1; --d) {
     for (Index j = 0; j < n; ++j) {
-      const auto ju = static_cast<std::size_t>(j);
-      if (matrix.dim(j) != d || cleared[ju]) continue;
+      if (matrix.dim(j) != d || cleared[static_cast<std::size_t>(j)]) continue;
       work.add(matrix.column(j));
-      while (!work.empty()) {
-        const Index k = column_of_pivot[static_cast<std::size_t>(work.pivot())];
-        if (k < 0) break;
-        work.add(reduced[static_cast<std::size_t>(k)]);
-      }
+      while (!work.empty() && reduced.holds(work.pivot())) work.add(reduced.column(work.pivot()));
       if (work.empty()) continue;
-      auto& col = reduced[ju];
-      work.take(col);
-      const Index low = col.back();
-      column_of_pivot[static_cast<std::size_t>(low)] = j;
+      const Index low = reduced.store(work);
       cleared[static_cast<std::size_t>(low)] = 1;  // column `low` reduces to zero: skip it later
       pairs.push_back({low, j});
     }

@@ -41,6 +41,14 @@ struct ReductionStepStats {
 std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matrix, MPI_Comm comm,
                                                 std::vector<ReductionStepStats>* stats = nullptr);
 
+// reduce_by_name for a matrix the caller no longer needs the rows of: with `dualize` its rows are
+// freed as soon as the anti-transpose exists (the dimensions stay, for read_out_bars), so the peak
+// memory holds one copy of the matrix instead of two.
+std::vector<PersistencePair> reduce_by_name_releasing(const std::string& name, BoundaryMatrix* root_matrix,
+                                                      MPI_Comm comm, int threads,
+                                                      std::vector<ReductionStepStats>* stats = nullptr,
+                                                      bool dualize = true);
+
 // The names accepted by reduce_by_name, in documentation order.
 const std::vector<std::string>& reducer_names();
 

@@ -60,18 +60,74 @@ class PivotColumn {
   }
 
   // Moves the entries into `out` (increasing order) and leaves the column empty.
-  void take(std::vector<Index>& out) {
+  template <class Vector>
+  void take(Vector& out) {
     out.clear();
+    append_to(out);
+  }
+
+  // Appends the entries to `out` (increasing order) and leaves the column empty.
+  template <class Vector>
+  void append_to(Vector& out) {
+    const std::size_t start = out.size();
     while (!empty()) {
       const Index p = pivot();
-      out.push_back(p);
+      out.push_back(static_cast<typename Vector::value_type>(p));
       toggle(p);
     }
-    std::reverse(out.begin(), out.end());
+    std::reverse(out.begin() + static_cast<std::ptrdiff_t>(start), out.end());
   }
 
  private:
   std::vector<std::vector<std::uint64_t>> levels_;
+};
+
+// The rows of a column held in a ColumnStore.
+struct StoredRows {
+  const std::uint32_t* first;
+  const std::uint32_t* last;
+  const std::uint32_t* begin() const { return first; }
+  const std::uint32_t* end() const { return last; }
+};
+
+// Reduced columns kept by their pivot row: each column's length and rows in an arena of 32-bit
+// words, in the order they were stored, and one 64-bit slot (block, offset) per pivot row. Finding
+// the column at a pivot is one random access, its length sits in the cache line of its first rows,
+// and its rows lie near those of the columns stored just before it: the twist reduction of a cone
+// matrix runs about 1.5x faster than with a heap vector per column, in half the memory
+// (docs/benchmarks.md). The arena grows by 4 MiB blocks, never by copying. Rows must be below 2^32.
+class ColumnStore {
+ public:
+  explicit ColumnStore(Index rows) : slots_(static_cast<std::size_t>(rows), kEmpty) {}
+
+  bool holds(Index pivot) const { return slots_[static_cast<std::size_t>(pivot)] != kEmpty; }
+  StoredRows column(Index pivot) const {
+    const std::uint64_t slot = slots_[static_cast<std::size_t>(pivot)];
+    const std::uint32_t* at = blocks_[slot >> 32].data() + (slot & 0xffffffffu);
+    return {at + 1, at + 1 + at[0]};
+  }
+  // Moves the (non-empty) working column in as the column stored at its pivot; returns the pivot.
+  Index store(PivotColumn& work) {
+    const Index pivot = work.pivot();
+    work.take(scratch_);
+    const std::size_t words = scratch_.size() + 1;
+    if (blocks_.empty() || blocks_.back().capacity() - blocks_.back().size() < words) {
+      blocks_.emplace_back();
+      blocks_.back().reserve(std::max(kBlockWords, words));
+    }
+    auto& block = blocks_.back();
+    slots_[static_cast<std::size_t>(pivot)] = (static_cast<std::uint64_t>(blocks_.size() - 1) << 32) | block.size();
+    block.push_back(static_cast<std::uint32_t>(scratch_.size()));
+    block.insert(block.end(), scratch_.begin(), scratch_.end());
+    return pivot;
+  }
+
+ private:
+  static constexpr std::uint64_t kEmpty = ~std::uint64_t{0};
+  static constexpr std::size_t kBlockWords = std::size_t{1} << 20;
+  std::vector<std::uint64_t> slots_;
+  std::vector<std::vector<std::uint32_t>> blocks_;
+  std::vector<std::uint32_t> scratch_;
 };
 
 }  // namespace lmtopo::topology

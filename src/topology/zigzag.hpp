@@ -1,6 +1,7 @@
 // Simplex-wise zigzag filtrations and their barcodes via one cone reduction (FastZigzag,
 // Dey & Hou 2022; science.md section 2).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <ostream>
 #include <string>
@@ -16,6 +17,44 @@ using Simplex = std::vector<Vertex>;  // sorted, distinct vertices; dimension = 
 struct ZigzagOp {
   bool insert = true;
   Simplex simplex;
+};
+
+// A read-only run of a simplex's sorted vertices inside a ZigzagOpList.
+struct SimplexView {
+  const Vertex* first = nullptr;
+  const Vertex* last = nullptr;
+  const Vertex* begin() const { return first; }
+  const Vertex* end() const { return last; }
+  std::size_t size() const { return static_cast<std::size_t>(last - first); }
+  Vertex operator[](std::size_t i) const { return first[i]; }
+};
+
+// A simplex-wise zigzag in three flat arrays (kinds, offsets, all vertices): one allocation each
+// instead of one per operation, which is what the parser and the cone builder need at 10^7 operations.
+class ZigzagOpList {
+ public:
+  ZigzagOpList() = default;
+  explicit ZigzagOpList(const std::vector<ZigzagOp>& ops);
+
+  void reserve(std::size_t ops, std::size_t vertices);
+  // `first..last` must be the simplex's vertices in increasing order (checked by build_cone_matrix).
+  void push_back(bool insert, const Vertex* first, const Vertex* last);
+  void push_back(const ZigzagOp& op) { push_back(op.insert, op.simplex.data(), op.simplex.data() + op.simplex.size()); }
+
+  std::size_t size() const { return insert_.size(); }
+  bool empty() const { return insert_.empty(); }
+  bool is_insert(std::size_t i) const { return insert_[i] != 0; }
+  SimplexView simplex(std::size_t i) const {
+    return {vertices_.data() + offsets_[i], vertices_.data() + offsets_[i + 1]};
+  }
+  std::size_t max_simplex_size() const { return max_size_; }
+  std::size_t num_vertex_entries() const { return vertices_.size(); }
+
+ private:
+  std::vector<std::uint8_t> insert_;
+  std::vector<std::uint64_t> offsets_{0};
+  std::vector<Vertex> vertices_;
+  std::size_t max_size_ = 0;
 };
 
 // A closed interval [birth, death] of 1-based operation indices in homology dimension `dim`:
@@ -52,6 +91,9 @@ struct ConeMatrix {
 
 // Builds the cone matrix; throws InvalidZigzag for an invalid sequence (inserting a present simplex
 // or one whose facets are absent, deleting an absent simplex or one with a coface present).
+// Simplices are looked up in a flat hash table keyed by their vertices packed into a fixed-size
+// array when every simplex has at most 8 vertices (a vector key otherwise).
+ConeMatrix build_cone_matrix(const ZigzagOpList& ops);
 ConeMatrix build_cone_matrix(const std::vector<ZigzagOp>& ops);
 
 // Maps persistence pairs of the cone matrix to zigzag bars (sorted by dim, birth, death). Bars born

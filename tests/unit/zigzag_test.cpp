@@ -52,7 +52,7 @@ TEST(Zigzag, InvalidSequencesNameTheOperation) {
     try {
       topology::build_cone_matrix(file.ops);
     } catch (const topology::InvalidZigzag& e) {
-      return file.line_of_op[static_cast<std::size_t>(e.op_index)];
+      return file.line_of_op(e.op_index);
     }
     return -1;
   };
