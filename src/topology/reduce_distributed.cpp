@@ -28,19 +28,20 @@ long peak_rss_kib() {
 
 struct PendingColumn {
   Index index;
-  std::vector<Index> rows;
+  std::vector<Row> rows;
 };
 
-// Serialises columns as [index, size, rows...] in one int64 buffer.
-void pack(const PendingColumn& c, std::vector<Index>& out) {
-  out.push_back(c.index);
-  out.push_back(static_cast<Index>(c.rows.size()));
+// Serialises columns as [index, size, rows...] in one buffer of 32-bit words (every index is a
+// column or row of a matrix of at most 2^32 - 1 columns).
+void pack(const PendingColumn& c, std::vector<Row>& out) {
+  out.push_back(static_cast<Row>(c.index));
+  out.push_back(static_cast<Row>(c.rows.size()));
   out.insert(out.end(), c.rows.begin(), c.rows.end());
 }
 
-std::vector<PendingColumn> unpack(const std::vector<Index>& buffer) {
+std::vector<PendingColumn> unpack(const std::vector<Row>& buffer, std::size_t first) {
   std::vector<PendingColumn> out;
-  for (std::size_t pos = 0; pos < buffer.size();) {
+  for (std::size_t pos = first; pos < buffer.size();) {
     PendingColumn c;
     c.index = buffer[pos];
     const auto size = static_cast<std::size_t>(buffer[pos + 1]);
@@ -56,7 +57,7 @@ class LocalBlock {
  public:
   LocalBlock(Index lo, Index hi, Index n) : lo_(lo), hi_(hi), column_of_pivot_(static_cast<std::size_t>(hi - lo), -1),
                                             cleared_(static_cast<std::size_t>(hi - lo), 0),
-                                            stored_(static_cast<std::size_t>(hi - lo)), work_(n) {}
+                                            stored_(hi - lo, lo), work_(n) {}
 
   bool cleared(Index j) const { return cleared_[static_cast<std::size_t>(j - lo_)] != 0; }
 
@@ -75,19 +76,18 @@ class LocalBlock {
       if (holder < 0) {
         holder = c.index;
         cleared_[static_cast<std::size_t>(low - lo_)] = 1;  // column `low` is local and reduces to zero
-        work_.take(stored_at(low));
+        stored_.store(work_);
         return false;
       }
       if (holder < c.index) {
-        work_.add(stored_at(low));
+        work_.add(stored_.column(low));
       } else {
         // The pivot is held by a later column: keep the earlier one there and continue with the
         // later one, reduced by it (a legal left-to-right addition).
-        std::vector<Index> current;
-        work_.take(current);
-        work_.add(stored_at(low));
-        work_.add(current);
-        stored_at(low) = std::move(current);
+        work_.take(current_);
+        work_.add(stored_.column(low));
+        work_.add(current_);
+        stored_.store_rows(low, current_);
         const Index displaced = holder;
         holder = c.index;
         c.index = displaced;
@@ -111,9 +111,9 @@ class LocalBlock {
   std::vector<Index> column_of_pivot_;
   std::vector<char> cleared_;
   // The reduced column held at each of this block's pivots (O(block) memory per rank).
-  std::vector<Index>& stored_at(Index pivot) { return stored_[static_cast<std::size_t>(pivot - lo_)]; }
-  std::vector<std::vector<Index>> stored_;
+  ColumnStore stored_;
   PivotColumn work_;
+  std::vector<Row> current_;
 };
 
 }  // namespace
@@ -139,7 +139,7 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
 
   // Block distribution of the columns: [dim, size, rows...] per column, scattered from rank 0.
   // 64-bit offsets and chunked messages (mpi/large_count.hpp): no int count wraps past 2^31 entries.
-  std::vector<Index> send_buffer;
+  std::vector<Row> send_buffer;
   std::vector<std::uint64_t> counts(static_cast<std::size_t>(size), 0), displs(static_cast<std::size_t>(size), 0);
   if (rank == 0) {
     for (int r = 0; r < size; ++r) {
@@ -147,18 +147,18 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
       const Index rlo = std::min(n, r * width), rhi = std::min(n, rlo + width);
       for (Index j = rlo; j < rhi; ++j) {
         const ColumnView col = root_matrix->column(j);
-        send_buffer.push_back(root_matrix->dim(j));
-        send_buffer.push_back(static_cast<Index>(col.size()));
+        send_buffer.push_back(static_cast<Row>(root_matrix->dim(j)));
+        send_buffer.push_back(static_cast<Row>(col.size()));
         send_buffer.insert(send_buffer.end(), col.begin(), col.end());
       }
       counts[static_cast<std::size_t>(r)] = send_buffer.size() - displs[static_cast<std::size_t>(r)];
     }
   }
-  std::vector<Index> my_buffer = mpi::scatter_blocks(comm, send_buffer.data(), displs, counts, MPI_INT64_T);
-  std::vector<Index>().swap(send_buffer);
+  std::vector<Row> my_buffer = mpi::scatter_blocks(comm, send_buffer.data(), displs, counts, MPI_UINT32_T);
+  std::vector<Row>().swap(send_buffer);
 
   std::vector<int> local_dims;
-  std::vector<std::vector<Index>> local_columns;
+  std::vector<std::vector<Row>> local_columns;
   for (std::size_t pos = 0; pos < my_buffer.size();) {
     local_dims.push_back(static_cast<int>(my_buffer[pos]));
     const auto len = static_cast<std::size_t>(my_buffer[pos + 1]);
@@ -166,7 +166,7 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
                                my_buffer.begin() + static_cast<std::ptrdiff_t>(pos + 2 + len));
     pos += 2 + len;
   }
-  std::vector<Index>().swap(my_buffer);
+  std::vector<Row>().swap(my_buffer);
 
   LocalBlock block(lo, hi, n);
   // Columns only ever move down (to rank-1), so each dimension is a pipeline: rank r reduces its own
@@ -188,7 +188,7 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
       pending.push_back({j, std::move(local_columns[local])});
     }
     bool done_above = rank + 1 >= size;
-    std::vector<Index> outgoing{0}, in_flight;
+    std::vector<Row> outgoing{0}, in_flight;
     MPI_Request request = MPI_REQUEST_NULL;
     auto send = [&](bool final) {
       if (rank == 0) return;
@@ -199,10 +199,10 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
       outgoing.assign(1, 0);
       if (in_flight.size() > static_cast<std::size_t>(1) << 30)
         throw std::runtime_error("reduce_distributed: a forwarding batch exceeds 2^30 entries");
-      check_mpi(MPI_Isend(in_flight.data(), static_cast<int>(in_flight.size()), MPI_INT64_T, rank - 1, tag, comm,
+      check_mpi(MPI_Isend(in_flight.data(), static_cast<int>(in_flight.size()), MPI_UINT32_T, rank - 1, tag, comm,
                           &request),
                 "MPI_Isend");
-      row.bytes_sent += static_cast<long long>(in_flight.size() * sizeof(Index));
+      row.bytes_sent += static_cast<long long>(in_flight.size() * sizeof(Row));
     };
     auto receive = [&](bool block_until_message) {
       MPI_Status status;
@@ -217,14 +217,13 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
       }
       if (!arrived) return;
       int count = 0;
-      check_mpi(MPI_Get_count(&status, MPI_INT64_T, &count), "MPI_Get_count");
-      std::vector<Index> incoming(static_cast<std::size_t>(count));
-      check_mpi(MPI_Recv(incoming.data(), count, MPI_INT64_T, rank + 1, tag, comm, MPI_STATUS_IGNORE), "MPI_Recv");
-      row.bytes_received += static_cast<long long>(incoming.size() * sizeof(Index));
+      check_mpi(MPI_Get_count(&status, MPI_UINT32_T, &count), "MPI_Get_count");
+      std::vector<Row> incoming(static_cast<std::size_t>(count));
+      check_mpi(MPI_Recv(incoming.data(), count, MPI_UINT32_T, rank + 1, tag, comm, MPI_STATUS_IGNORE), "MPI_Recv");
+      row.bytes_received += static_cast<long long>(incoming.size() * sizeof(Row));
       ++row.batches;
       done_above = incoming.at(0) != 0;
-      incoming.erase(incoming.begin());
-      for (auto& c : unpack(incoming)) pending.push_back(std::move(c));
+      for (auto& c : unpack(incoming, 1)) pending.push_back(std::move(c));
     };
     while (true) {
       for (std::size_t i = 0; i < batch_columns && !pending.empty(); ++i) {

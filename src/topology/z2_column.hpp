@@ -98,11 +98,13 @@ struct StoredRows {
 // (docs/benchmarks.md). The arena grows by 4 MiB blocks, never by copying. Rows must be below 2^32.
 class ColumnStore {
  public:
-  explicit ColumnStore(Index rows) : slots_(static_cast<std::size_t>(rows), kEmpty) {}
+  // Pivots in [first_row, first_row + rows): a rank's block of the distributed reducer.
+  explicit ColumnStore(Index rows, Index first_row = 0)
+      : first_row_(first_row), slots_(static_cast<std::size_t>(rows), kEmpty) {}
 
-  bool holds(Index pivot) const { return slots_[static_cast<std::size_t>(pivot)] != kEmpty; }
+  bool holds(Index pivot) const { return slot(pivot) != kEmpty; }
   StoredRows column(Index pivot) const {
-    const std::uint64_t slot = slots_[static_cast<std::size_t>(pivot)];
+    const std::uint64_t slot = this->slot(pivot);
     const std::uint32_t* at = blocks_[slot >> 32].data() + (slot & 0xffffffffu);
     return {at + 1, at + 1 + at[0]};
   }
@@ -110,21 +112,30 @@ class ColumnStore {
   Index store(PivotColumn& work) {
     const Index pivot = work.pivot();
     work.take(scratch_);
-    const std::size_t words = scratch_.size() + 1;
+    store_rows(pivot, scratch_);
+    return pivot;
+  }
+  // Stores `rows` (increasing, ending at `pivot`) as the column at `pivot`; a column stored there
+  // before is replaced (its words stay in the arena unused).
+  template <class Rows>
+  void store_rows(Index pivot, const Rows& rows) {
+    const std::size_t words = rows.size() + 1;
     if (blocks_.empty() || blocks_.back().capacity() - blocks_.back().size() < words) {
       blocks_.emplace_back();
       blocks_.back().reserve(std::max(kBlockWords, words));
     }
     auto& block = blocks_.back();
-    slots_[static_cast<std::size_t>(pivot)] = (static_cast<std::uint64_t>(blocks_.size() - 1) << 32) | block.size();
-    block.push_back(static_cast<std::uint32_t>(scratch_.size()));
-    block.insert(block.end(), scratch_.begin(), scratch_.end());
-    return pivot;
+    slot(pivot) = (static_cast<std::uint64_t>(blocks_.size() - 1) << 32) | block.size();
+    block.push_back(static_cast<std::uint32_t>(rows.size()));
+    block.insert(block.end(), rows.begin(), rows.end());
   }
 
  private:
+  std::uint64_t slot(Index pivot) const { return slots_[static_cast<std::size_t>(pivot - first_row_)]; }
+  std::uint64_t& slot(Index pivot) { return slots_[static_cast<std::size_t>(pivot - first_row_)]; }
   static constexpr std::uint64_t kEmpty = ~std::uint64_t{0};
   static constexpr std::size_t kBlockWords = std::size_t{1} << 20;
+  Index first_row_;
   std::vector<std::uint64_t> slots_;
   std::vector<std::vector<std::uint32_t>> blocks_;
   std::vector<std::uint32_t> scratch_;
