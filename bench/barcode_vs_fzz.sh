@@ -50,7 +50,8 @@ for ((rep = 0; rep < REPS; ++rep)); do
   for row in "${rows[@]}"; do
     # GNU time's RSS is the process's (mpirun's for the MPI rows); the ranks' own peaks come from
     # --benchmark's table (largest rank, MiB).
-    /usr/bin/time -f "%e %M" -o "$dir/time-$row-$rep" $(command_of "$row") > "$dir/log-$row-$rep" 2>&1
+    # In $dir: fzz writes <input stem>_fzz_pers into the working directory.
+    (cd "$dir" && /usr/bin/time -f "%e %M" -o "$dir/time-$row-$rep" $(command_of "$row") > "$dir/log-$row-$rep" 2>&1)
     awk '$1 ~ /^[0-9]+$/ && NF == 10 { if ($6 > m) m = $6 } END { print m + 0 }' "$dir/log-$row-$rep" > "$dir/rankrss-$row-$rep"
   done
 done

@@ -20,6 +20,9 @@ int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
   bool known = false;
   for (const auto& n : topology::reducer_names()) known = known || n == reducer;
   if (!known) throw InputError("--reducer: expected twist, chunk or distributed, got '" + reducer + "'");
+  const std::string dualize = vm["dualize"].as<std::string>();
+  if (dualize != "auto" && dualize != "true" && dualize != "false")
+    throw InputError("--dualize: expected auto, true or false, got '" + dualize + "'");
   const std::string input = vm["input"].as<std::string>();
   const std::string output = vm["output"].as<std::string>();
   const bool benchmark = vm.count("benchmark") > 0;
@@ -38,7 +41,8 @@ int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
   if (reducer == "distributed") mpi::ensure_initialized();
   std::vector<topology::ReductionStepStats> stats;
   const auto pairs = topology::reduce_by_name_releasing(reducer, &cone.matrix, MPI_COMM_WORLD, vm["threads"].as<int>(),
-                                              benchmark ? &stats : nullptr, vm["dualize"].as<bool>());
+                                              benchmark ? &stats : nullptr,
+                                                        topology::resolve_dualize(dualize, cone.matrix.num_columns()));
   if (benchmark) stages::print_reduction_benchmark(stats, MPI_COMM_WORLD, std::cout);
   mpi::on_root(MPI_COMM_WORLD, [&] {
     const auto bars = topology::read_out_bars(cone, pairs);
@@ -76,8 +80,8 @@ Command make_barcode_command() {
         "reducer", po::value<std::string>()->default_value("twist"),
         "reduction algorithm: twist (serial, clearing), chunk (threads), distributed (MPI ranks)")(
         "threads", po::value<int>()->default_value(2), "threads of the chunk reducer")(
-        "dualize", po::value<bool>()->default_value(true),
-        "reduce the anti-transpose (persistent cohomology): the same pairs, faster on cone matrices; false: the boundary matrix")(
+        "dualize", po::value<std::string>()->default_value("auto"),
+        "true: reduce the anti-transpose (persistent cohomology; the same pairs); false: the boundary matrix; auto: dualize from 400,000 cone columns on (the measured rule, docs/benchmarks.md)")(
         "benchmark", "print per rank and step: time, peak memory, bytes sent/received (distributed reducer)");
   };
   c.positionals = {{"input", 1}};

@@ -43,7 +43,9 @@ int run_zigzag_cmd(const po::variables_map& vm, const std::vector<std::string>&)
   o.knn_device = vm["knn-device"].as<std::string>();
   o.reducer = vm["reducer"].as<std::string>();
   o.threads = vm["threads"].as<int>();
-  o.dualize = vm["dualize"].as<bool>();
+  o.dualize = vm["dualize"].as<std::string>();
+  if (o.dualize != "auto" && o.dualize != "true" && o.dualize != "false")
+    throw InputError("--dualize: expected auto, true or false, got '" + o.dualize + "'");
   o.mem_limit_gib = vm["mem-limit"].as<double>();
   o.benchmark = vm.count("benchmark") > 0;
   if (vm.count("fzz-output")) o.fzz_output = vm["fzz-output"].as<std::string>();
@@ -96,8 +98,8 @@ Command make_zigzag_command() {
         "reducer", po::value<std::string>()->default_value("distributed"), "twist, chunk or distributed")(
         "threads", po::value<int>()->default_value(2),
         "threads of the chunk reducer and, with --knn-device cuda, of the k-NN's candidate selection")(
-        "dualize", po::value<bool>()->default_value(true),
-        "reduce the anti-transpose (persistent cohomology): the same pairs, faster on cone matrices; false: the boundary matrix")(
+        "dualize", po::value<std::string>()->default_value("auto"),
+        "true: reduce the anti-transpose (persistent cohomology; the same pairs); false: the boundary matrix; auto: dualize from 400,000 cone columns on (the measured rule, docs/benchmarks.md)")(
         "mem-limit", po::value<double>()->default_value(8.0),
         "GiB; refuse a layer whose flag complex may exceed it (bound from vertex degrees)")(
         "benchmark", "print the reducer's per-rank table")(

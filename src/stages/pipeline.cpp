@@ -630,7 +630,7 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
   o.knn_device = z["knn_device"];
   o.threads = z["threads"];
   o.reducer = z["reducer"];
-  o.dualize = z["dualize"];
+  o.dualize = z["dualize"].is_boolean() ? (z["dualize"].get<bool>() ? "true" : "false") : z["dualize"].get<std::string>();
   o.subsets = z["subsets"];
   o.subset_size = z["subset_size"];
   o.subset_seed = z["subset_seed"];

@@ -190,6 +190,7 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
   summary.num_points = static_cast<long long>(subsets[0].size());
   std::vector<std::vector<topology::PositionBar>> pos_by_subset;
   std::vector<topology::ZigzagBar> op_bars;
+  bool dualized = false;  // what --dualize resolved to for subset 0
   for (std::size_t si = 0; si < runs; ++si) {
     const std::size_t m = subsets[0].size();
     const bool is_null = si >= subsets.size();
@@ -274,8 +275,12 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
     phase_done("intersection zigzag + cone matrix (rank 0)", si == 0);
     std::vector<topology::ReductionStepStats> stats;
     const bool bench = o.benchmark && si == 0;
+    // Only rank 0 holds the matrix and dualizes; the choice is broadcast for the output's record.
+    int dualize = rank == 0 && topology::resolve_dualize(o.dualize, cone.matrix.num_columns()) ? 1 : 0;
+    mpi::check(MPI_Bcast(&dualize, 1, MPI_INT, 0, comm), "MPI_Bcast");
+    if (si == 0) dualized = dualize != 0;
     const auto pairs = topology::reduce_by_name_releasing(o.reducer, &cone.matrix, comm, o.threads, bench ? &stats : nullptr,
-                                                  o.dualize);
+                                                          dualize != 0);
     phase_done("reduction", si == 0);
     if (bench) print_reduction_benchmark(stats, comm, std::cout);
     std::vector<topology::PositionBar> pos_bars;
@@ -305,7 +310,7 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
   out.set_attribute("/", "knn_precision", o.knn_precision);
   out.set_attribute("/", "knn_device", o.knn_device);
   out.set_attribute("/", "reducer", o.reducer);
-  out.set_attribute("/", "dualize", static_cast<long long>(o.dualize ? 1 : 0));
+  out.set_attribute("/", "dualize", static_cast<long long>(dualized ? 1 : 0));
   out.set_attribute("/", "hook", o.hook);
   out.set_attribute("/", "source", o.activations);
   out.set_attribute("/", "num_layers", static_cast<long long>(L));

@@ -22,7 +22,9 @@ struct ZigzagOptions {
   std::string knn_precision = "mixed";
   std::string knn_device = "cpu";
   std::string reducer = "distributed";
-  bool dualize = true;  // reduce the anti-transpose (cohomology): same pairs, faster on cone matrices
+  // "true": reduce the anti-transpose (cohomology; the same pairs), "false": the boundary matrix,
+  // "auto": topology::resolve_dualize's measured rule on the cone matrix's size.
+  std::string dualize = "auto";
   int threads = 2;
   double mem_limit_gib = 8.0;
   bool benchmark = false;

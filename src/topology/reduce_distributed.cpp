@@ -258,6 +258,13 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
   return pairs;
 }
 
+bool resolve_dualize(const std::string& mode, Index num_columns) {
+  if (mode == "true") return true;
+  if (mode == "false") return false;
+  if (mode == "auto") return num_columns >= kDualizeFromColumns;
+  throw std::invalid_argument("expected auto, true or false, got '" + mode + "'");
+}
+
 const std::vector<std::string>& reducer_names() {
   static const std::vector<std::string> names = {"twist", "chunk", "distributed"};
   return names;

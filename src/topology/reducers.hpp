@@ -49,6 +49,15 @@ std::vector<PersistencePair> reduce_by_name_releasing(const std::string& name, B
                                                       std::vector<ReductionStepStats>* stats = nullptr,
                                                       bool dualize = true);
 
+// The measured rule of `--dualize auto` (docs/benchmarks.md, "barcode against FastZigzag"): on k-NN
+// zigzag cone matrices the dualized reduction wins from about 400,000 columns (200,000 operations)
+// on, by up to 2.2x; below that the primal one is faster (the anti-transpose costs more than it saves).
+constexpr Index kDualizeFromColumns = 400000;
+
+// Resolves a --dualize value, "true", "false" or "auto", for a matrix of `num_columns` columns;
+// throws std::invalid_argument for any other value.
+bool resolve_dualize(const std::string& mode, Index num_columns);
+
 // The names accepted by reduce_by_name, in documentation order.
 const std::vector<std::string>& reducer_names();
 

@@ -115,10 +115,12 @@ def cases(seed, count):
         yield i, np.stack(x), k, max_dim, metric
 
 
-@pytest.mark.parametrize("reducer,ranks,precision", [("twist", None, "mixed"), ("distributed", 2, "mixed"),
-                                                     ("chunk", None, "mixed"), ("distributed", 3, "mixed"),
-                                                     ("twist", None, "float64")])
-def test_knn_zigzag_matches_independent_pipeline(tmp_path, reducer, ranks, precision):
+@pytest.mark.parametrize("reducer,ranks,precision,dualize", [("twist", None, "mixed", "auto"),
+                                                             ("distributed", 2, "mixed", "true"),
+                                                             ("chunk", None, "mixed", "true"),
+                                                             ("distributed", 3, "mixed", "auto"),
+                                                             ("twist", None, "float64", "true")])
+def test_knn_zigzag_matches_independent_pipeline(tmp_path, reducer, ranks, precision, dualize):
     n_cases = 25 if reducer == "twist" and precision == "mixed" else 8
     # A fixed seed per parameter set (Python's hash() is salted per process: a failure must reproduce).
     seed = {"twist": 11, "distributed": 23, "chunk": 37}[reducer] + (500 if precision == "float64" else 0) + (ranks or 0)
@@ -128,10 +130,31 @@ def test_knn_zigzag_matches_independent_pipeline(tmp_path, reducer, ranks, preci
         dims = ",".join(str(p) for p in range(max_dim))
         run_lmtopo("zigzag", "--activations", act, "--hook", "h", "-o", out, "-k", k, "--max-dim", max_dim,
                    "--dims", dims, "--metric", metric, "--reducer", reducer, "--knn-precision", precision,
-                   ranks=ranks)
+                   "--dualize", dualize, ranks=ranks)
         with h5py.File(out, "r") as f:
             got = sorted(tuple(int(v) for v in row) for row in f["bars/position"][:])
         assert got == expected_position_bars(x, k, max_dim, metric), f"case {i}: k={k} m={max_dim} {metric}"
+
+
+def test_fzz_export_is_the_independent_intersection_zigzag(tmp_path):
+    """`zigzag --fzz-output` writes the operation stream the stage reduced: the same operations, in the
+    same order, as the intersection zigzag built here from numpy k-NN graphs and itertools cliques, and
+    `lmtopo barcode` of the file gives Dionysus's bars of that stream."""
+    for i, x, k, max_dim, metric in cases(71, 6):
+        act, out, fzz, bars = tmp_path / f"a{i}.h5", tmp_path / f"z{i}.h5", tmp_path / f"f{i}.fzz", tmp_path / f"b{i}.txt"
+        write_activations(act, x)
+        run_lmtopo("zigzag", "--activations", act, "--hook", "h", "-o", out, "-k", k, "--max-dim", max_dim,
+                   "--metric", metric, "--fzz-output", fzz, ranks=2 if i % 2 else None)
+        L, n, _ = x.shape
+        layers = [flag_complex(n, knn_graph(x[l], k, metric), max_dim) for l in range(L)]
+        ops, _ = intersection_zigzag(layers)
+        lines = fzz.read_text().splitlines()
+        assert int(lines[0]) == len(ops)
+        got = [(line[0] == "i", tuple(int(v) for v in line.split()[1:])) for line in lines[1:]]
+        assert got == ops, f"case {i}"
+        run_lmtopo("barcode", fzz, "-o", bars)
+        got_bars = sorted(tuple(int(v) for v in line.split()) for line in bars.read_text().splitlines())
+        assert got_bars == sorted(dionysus_bars(ops)), f"case {i}"
 
 
 def check_image_inter_layer_and_births(group, lb, L):

@@ -60,6 +60,9 @@ TEST(Zigzag, InvalidSequencesNameTheOperation) {
   EXPECT_EQ(op_of_error("i 0\nd 1\n"), 2);            // deleting an absent simplex
   EXPECT_EQ(op_of_error("i 0\ni 1\ni 0 1\nd 0\n"), 4);  // coface {0,1} still present
   EXPECT_EQ(op_of_error("2\ni 0\ni 0\n"), 3);  // inserting twice: line 3 (after the count)
+  // Comments and blank lines between operations shift the line numbers (FzzFile's line runs).
+  EXPECT_EQ(op_of_error("i 0\n# c\n\ni 1\n  \t\ni 2\nd 5\n"), 7);
+  EXPECT_EQ(op_of_error("# c\ni 0\ni 1\n\ni 0 1\ni 0 1\n"), 6);
 }
 
 TEST(FzzFormat, RejectsMalformedLinesWithLineNumbers) {
