@@ -11,6 +11,10 @@ namespace {
 
 int run_sweep_cmd(const po::variables_map& vm, const std::vector<std::string>& passthrough) {
   if (vm.count("job")) return run_job_stage(vm, "sweep");
+#if !defined(LMTOPO_TORCH_HELPER) && !defined(LMTOPO_PETSC_HELPER)
+  (void)passthrough;
+  throw RuntimeFailure("sweep runs in lmtopo-petsc");  // not reached: main() hands `sweep` to lmtopo-petsc
+#else
   if (vm.count("merge")) {
     require_options(vm, {"output"});
     const auto blocks = vm["merge"].as<std::vector<std::string>>();
@@ -54,6 +58,7 @@ int run_sweep_cmd(const po::variables_map& vm, const std::vector<std::string>& p
     for (const auto& k : s.skipped) std::cout << "sweep: skipped " << k << "\n";
   }
   return 0;
+#endif
 }
 
 }  // namespace
