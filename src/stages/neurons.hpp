@@ -68,6 +68,8 @@ struct SpatialOptions {
   int max_distance = 8;
 };
 
+struct PromptsAndModel;
+
 struct NeuronsOptions {
   std::string study = "key_linguistic";
   std::string model_dir, architecture, prompts;
@@ -85,6 +87,9 @@ struct NeuronsOptions {
   SensitiveOptions sensitive;
   SpatialOptions spatial;
   nlohmann::json config;
+  // When set (the job stage, one load for all the studies of an item): the prompts of `prompts`
+  // and the model of `model_dir`, tokenized and loaded as the options above say; not owned.
+  const PromptsAndModel* loaded = nullptr;
 };
 
 struct NeuronsSummary {

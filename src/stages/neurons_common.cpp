@@ -52,4 +52,11 @@ std::vector<float> mean_pooled(model::Transformer& net, const std::vector<std::v
   return all;
 }
 
+const PromptsAndModel& study_inputs(const NeuronsOptions& o, PromptsAndModel& own) {
+  if (o.loaded) return *o.loaded;
+  own = load_prompts_and_model(o.prompts, {o.model_dir, o.architecture, o.device, model::WeightDType::float32, o.threads},
+                               o.special_tokens);
+  return own;
+}
+
 }  // namespace lmtopo::stages::neurons_common

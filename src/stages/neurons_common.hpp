@@ -11,6 +11,7 @@
 #include "io/h5store.hpp"
 #include "model/transformer.hpp"
 #include "stages/neurons.hpp"
+#include "stages/prompt_batches.hpp"
 
 namespace lmtopo::stages::neurons_common {
 
@@ -29,6 +30,10 @@ std::vector<float> mean_pooled(model::Transformer& net, const std::vector<std::v
                                const std::string& hook, const std::string& label, MPI_Comm comm);
 
 // The studies (options checked in common by run_neurons).
+// The prompts and the model a study works on: those the job stage loaded once for all the studies
+// of an item (options.loaded), or else loaded into `own`. Called inside mpi::on_all.
+const PromptsAndModel& study_inputs(const NeuronsOptions& options, PromptsAndModel& own);
+
 NeuronsSummary run_spatial(const NeuronsOptions& options, MPI_Comm comm);
 NeuronsSummary run_key_linguistic(const NeuronsOptions& options, MPI_Comm comm);
 NeuronsSummary run_repetition(const NeuronsOptions& options, MPI_Comm comm);

@@ -277,24 +277,25 @@ NeuronsSummary neurons_common::run_key_linguistic(const NeuronsOptions& o, MPI_C
   if (!(o.threshold > 0) || !std::isfinite(o.threshold)) throw InputError("--threshold: expected a positive z-score");
   if (!(o.held_out >= 0 && o.held_out <= 0.9)) throw InputError("--held-out: expected a share in [0, 0.9]");
   if (o.ablation != "zero" && o.ablation != "mean") throw InputError("--ablation: expected zero or mean, got '" + o.ablation + "'");
-  PromptsAndModel loaded;
+  PromptsAndModel own;
+  const PromptsAndModel* loaded = nullptr;
   PromptSplit split;
   mpi::on_all(comm, [&] {
-    loaded = load_prompts_and_model(o.prompts, {o.model_dir, o.architecture, o.device, model::WeightDType::float32, o.threads}, o.special_tokens);
-    split = split_prompts(loaded.prompts, o.prompts, o.held_out);
+    loaded = &neurons_common::study_inputs(o, own);
+    split = split_prompts(loaded->prompts, o.prompts, o.held_out);
     for (auto i : split.held_out)
-      if (loaded.tokens[i].size() < 2)
-        throw InputError(o.prompts + ": prompt '" + loaded.prompts[i].id + "': held out for the ablation but has " +
-                         std::to_string(loaded.tokens[i].size()) + " token(s); nothing to score");
+      if (loaded->tokens[i].size() < 2)
+        throw InputError(o.prompts + ": prompt '" + loaded->prompts[i].id + "': held out for the ablation but has " +
+                         std::to_string(loaded->tokens[i].size()) + " token(s); nothing to score");
   });
-  auto& net = *loaded.net;
+  auto& net = *loaded->net;
   const auto& c = net.config();
   const auto L = static_cast<std::size_t>(c.num_layers), U = static_cast<std::size_t>(c.intermediate);
   std::vector<int> analysis_lang, held_lang;
   for (auto i : split.analysis) analysis_lang.push_back(split.language_of[i]);
   for (auto i : split.held_out) held_lang.push_back(split.language_of[i]);
   const auto t0 = std::chrono::steady_clock::now();
-  const auto pooled = neurons_common::mean_pooled(net, pick(loaded.tokens, split.analysis), static_cast<std::size_t>(o.batch), "mlp_act", "key_linguistic mlp_act " + o.model_dir, comm);
+  const auto pooled = neurons_common::mean_pooled(net, pick(loaded->tokens, split.analysis), static_cast<std::size_t>(o.batch), "mlp_act", "key_linguistic mlp_act " + o.model_dir, comm);
   KeyNeurons k;
   mpi::on_all(comm, [&] {
     try {
@@ -305,9 +306,9 @@ NeuronsSummary neurons_common::run_key_linguistic(const NeuronsOptions& o, MPI_C
   });
   const auto t1 = std::chrono::steady_clock::now();
   AblationResult a;
-  if (!split.held_out.empty()) a = ablate(net, pick(loaded.tokens, split.held_out), held_lang, k, o, comm);
+  if (!split.held_out.empty()) a = ablate(net, pick(loaded->tokens, split.held_out), held_lang, k, o, comm);
   const auto t2 = std::chrono::steady_clock::now();
-  write_outputs(o, split, loaded.prompts, loaded.tokens, k, a, comm);
+  write_outputs(o, split, loaded->prompts, loaded->tokens, k, a, comm);
   NeuronsSummary s{static_cast<int>(L), static_cast<int>(split.languages.size()), static_cast<long long>(split.analysis.size()),
                    static_cast<long long>(split.held_out.size()), 0, std::chrono::duration<double>(t1 - t0).count(),
                    std::chrono::duration<double>(t2 - t1).count()};

@@ -284,13 +284,14 @@ std::size_t top_k_of(const RepetitionOptions& r, std::size_t all_units) {
 NeuronsSummary run_repetition(const NeuronsOptions& o, MPI_Comm comm) {
   const auto& p = o.repetition;
   check_options(p);
-  PromptsAndModel loaded;
+  PromptsAndModel own;
+  const PromptsAndModel* loaded = nullptr;
   Results r;
   mpi::on_all(comm, [&] {
-    loaded = load_prompts_and_model(o.prompts, {o.model_dir, o.architecture, o.device, model::WeightDType::float32, o.threads}, o.special_tokens);
-    r.prefixes = sample_prefixes(loaded.tokens, p, o.seed, o.prompts);
+    loaded = &neurons_common::study_inputs(o, own);
+    r.prefixes = sample_prefixes(loaded->tokens, p, o.seed, o.prompts);
   });
-  auto& net = *loaded.net;
+  auto& net = *loaded->net;
   const auto L = static_cast<std::size_t>(net.config().num_layers), U = static_cast<std::size_t>(net.config().intermediate);
   const std::size_t K = top_k_of(p, L * U);
   NeuronsSummary s;

@@ -367,30 +367,31 @@ void write_outputs(const NeuronsOptions& o, const std::vector<io::CorpusRecord>&
 }  // namespace
 
 NeuronsSummary run_sensitive_directions(const NeuronsOptions& o, MPI_Comm comm) {
-  PromptsAndModel loaded;
+  PromptsAndModel own;
+  const PromptsAndModel* loaded = nullptr;
   std::vector<int> blocks;
   mpi::on_all(comm, [&] {
-    loaded = load_prompts_and_model(o.prompts, {o.model_dir, o.architecture, o.device, model::WeightDType::float32, o.threads}, o.special_tokens);
-    blocks = checked_blocks(o.sensitive, loaded.net->config().num_layers);
+    loaded = &neurons_common::study_inputs(o, own);
+    blocks = checked_blocks(o.sensitive, loaded->net->config().num_layers);
   });
-  auto& net = *loaded.net;
-  const auto H = static_cast<std::size_t>(net.config().hidden), P = loaded.tokens.size();
+  auto& net = *loaded->net;
+  const auto H = static_cast<std::size_t>(net.config().hidden), P = loaded->tokens.size();
   NeuronsSummary s;
   s.layers = net.config().num_layers;
   s.prompts = static_cast<long long>(P);
   auto t = std::chrono::steady_clock::now();
-  const auto a = block_activations(net, loaded.tokens, blocks, o, comm);
+  const auto a = block_activations(net, loaded->tokens, blocks, o, comm);
   Directions d;
   mpi::on_all(comm, [&] { d = directions(a, blocks, P, H, o); });
   s.activation_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   t = std::chrono::steady_clock::now();
-  const auto kl = sensitivity(net, loaded.tokens, blocks, d, o, s.perturbed_rows, comm);
+  const auto kl = sensitivity(net, loaded->tokens, blocks, d, o, s.perturbed_rows, comm);
   std::vector<long long> rows{s.perturbed_rows};
   sum_over_ranks(rows, comm);
   s.perturbed_rows = rows[0];
   s.perturbation_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   const auto curves = summarise(kl, blocks.size(), o.sensitive.families.size(), P, o.sensitive);
-  write_outputs(o, loaded.prompts, loaded.tokens, blocks, a, d, kl, curves, H, comm);
+  write_outputs(o, loaded->prompts, loaded->tokens, blocks, a, d, kl, curves, H, comm);
   return s;
 }
 

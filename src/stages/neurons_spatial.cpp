@@ -202,11 +202,12 @@ void check_spatial_options(const SpatialOptions& s) {
 NeuronsSummary neurons_common::run_spatial(const NeuronsOptions& o, MPI_Comm comm) {
   const auto& s = o.spatial;
   check_spatial_options(s);
-  PromptsAndModel loaded;
+  PromptsAndModel own;
+  const PromptsAndModel* loaded = nullptr;
   Stimuli stimuli;
   mpi::on_all(comm, [&] {
-    loaded = load_prompts_and_model(o.prompts, {o.model_dir, o.architecture, o.device, model::WeightDType::float32, o.threads}, o.special_tokens);
-    stimuli = contrast_stimuli(loaded, o);
+    loaded = &neurons_common::study_inputs(o, own);
+    stimuli = contrast_stimuli(*loaded, o);
   });
   const auto& tokens = stimuli.tokens;
   std::vector<std::size_t> a(stimuli.a), b(stimuli.b);  // rows of `tokens`
@@ -219,8 +220,8 @@ NeuronsSummary neurons_common::run_spatial(const NeuronsOptions& o, MPI_Comm com
   const auto t0 = std::chrono::steady_clock::now();
   for (std::size_t k = 0; k < s.sheets.size(); ++k) {
     const auto& hook = s.sheets[k];
-    const auto pooled = mean_pooled(*loaded.net, tokens, static_cast<std::size_t>(o.batch), hook, "spatial " + hook + " " + o.model_dir, comm);
-    const std::size_t P = loaded.net->point_names(hook).size(), U = pooled.size() / (tokens.size() * P);
+    const auto pooled = mean_pooled(*loaded->net, tokens, static_cast<std::size_t>(o.batch), hook, "spatial " + hook + " " + o.model_dir, comm);
+    const std::size_t P = loaded->net->point_names(hook).size(), U = pooled.size() / (tokens.size() * P);
     std::vector<spatial::Sheet> sheets;
     mpi::on_all(comm, [&] { sheets = sheets_of(trained, o.model_dir, hook, k, P, U, s); });
     results.push_back(measure_sheet(pooled, sheets, a, b, s, k, comm));
@@ -228,7 +229,7 @@ NeuronsSummary neurons_common::run_spatial(const NeuronsOptions& o, MPI_Comm com
     for (double i : results.back().moran_i)
       if (std::isfinite(i)) summary.max_moran_i = std::max(summary.max_moran_i, i);
   }
-  summary.layers = loaded.net->config().num_layers;
+  summary.layers = loaded->net->config().num_layers;
   summary.prompts = static_cast<long long>(tokens.size());
   summary.activation_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   io::H5Output out(o.output, comm, "neurons/1", o.config);

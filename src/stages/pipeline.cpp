@@ -29,6 +29,7 @@
 #include "stages/prepare.hpp"
 #include "stages/sweep.hpp"
 #include "stages/neurons.hpp"
+#include "stages/prompt_batches.hpp"
 #include "stages/zigzag.hpp"
 #include "train/trainer.hpp"
 
@@ -299,6 +300,17 @@ std::vector<std::string> run_neurons_item(const core::JobSpec& spec, const Item&
   const auto& n = spec.config["neurons"];
   const auto outputs = item_outputs(spec, "neurons", it);
   mpi::on_root(comm, [&] { fs::create_directories(fs::path(outputs[0]).parent_path()); });
+  std::string architecture;
+  for (const auto& m : spec.models)
+    if (m.name == it.model) architecture = m.architecture;
+  // One model load and tokenization for every study of the item.
+  PromptsAndModel loaded;
+  mpi::on_all(comm, [&] {
+    loaded = load_prompts_and_model(corpus,
+                                    {it.checkpoint.dir, architecture, n["device"].get<std::string>(),
+                                     model::WeightDType::float32, n["threads"].get<int>()},
+                                    n["special_tokens"].get<std::string>());
+  });
   for (const auto& study : n["studies"]) {
     NeuronsOptions o;
     o.study = study.get<std::string>();
@@ -328,8 +340,8 @@ std::vector<std::string> run_neurons_item(const core::JobSpec& spec, const Item&
                    sp.value("permutations", 999), sp.value("alpha", 0.05), sp.value("sheet_seed", std::uint64_t{0}), sp.value("max_distance", 8)};
     }
     o.config = spec.config;
-    for (const auto& m : spec.models)
-      if (m.name == it.model) o.architecture = m.architecture;
+    o.architecture = architecture;
+    o.loaded = &loaded;
     run_neurons(o, comm);
   }
   return outputs;

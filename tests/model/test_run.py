@@ -224,6 +224,7 @@ def test_run_resume_and_items(tmp_path):
     assert "run: aggregate: 0 item(s) computed, 2 already complete" in again
     assert "run: eval: 0 item(s) computed, 4 already complete" in again
     assert "run: prune: 0 item(s) computed, 1 already complete" in again
+    check_shared_load_equals_own_load(tmp_path, root)
     # The stage subcommands SLURM's array tasks call (`lmtopo STAGE JOB --item-id ID`) for the new stages.
     assert "prune: 0 item(s) computed, 1 already complete" in lmtopo("prune", spec)
     assert "eval: 1 item(s) computed, 0 already complete" in lmtopo("eval", spec, "--item-id", "tiny/step4", "--force")
@@ -301,6 +302,25 @@ data: {{source: gettext, languages: [en, de, fr], prompts: 20, seed: 4}}
 extract: {{hooks: [block_output], pool: last, batch: 8}}
 zigzag: {{k: 3, max_dim: 2}}
 """
+
+
+def check_shared_load_equals_own_load(tmp_path, root):
+    """The job stage loads a checkpoint once for all its studies; `lmtopo neurons` loads it per study
+    (the path tested against transformers): every dataset must come out the same."""
+    ckpt, corpus = root / "checkpoints" / "tiny" / "step4", root / "corpus.h5"
+    common = ["--model", ckpt, "--prompts", corpus, "--batch", 8]
+    studies = {"key_linguistic": (["--threshold", 1.0, "--control-draws", 2], root / "neurons" / "tiny" / "step4.h5"),
+               "spatial": (["--contrast", "en,de", "--sheets", "mlp_act", "--permutations", 99, "--max-distance", 3],
+                           root / "neurons" / "tiny" / "step4.spatial.h5")}
+    for study, (args, job_file) in studies.items():
+        own = tmp_path / f"own-{study}.h5"
+        lmtopo("neurons", "--study", study, *common, *args, "-o", own)
+        with h5py.File(own, "r") as a, h5py.File(job_file, "r") as b:
+            names = []
+            a.visit(lambda n: names.append(n) if isinstance(a[n], h5py.Dataset) else None)
+            assert names and sorted(names) == sorted(n for n in names if n in b)
+            for name in names:
+                np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=f"{study}: {name}")
 
 
 def test_killed_extract_resumes_and_duplicates_are_linked(tmp_path):
