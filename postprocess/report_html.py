@@ -118,6 +118,8 @@ def aggregate_section(r, hook):
         models = [m.decode() for m in f["series/model"][:]]
         steps = f["series/step"][:]
         sbar, sd, betti = f["curves/avg_similarity"][:], f["curves/avg_similarity_sd"][:], f["curves/betti"][:]
+        null_mean = f["curves/avg_similarity_null_mean"][:] if "curves/avg_similarity_null_mean" in f else np.full_like(sbar, np.nan)
+        null_sd = f["curves/avg_similarity_null_sd"][:] if "curves/avg_similarity_null_sd" in f else np.full_like(sbar, np.nan)
         dim = int(f.attrs["dim"])
         r.heading(f"Topology across layers ({hook}, H{dim} zigzag)")
         last = last_rows_by_model(models, steps)
@@ -138,12 +140,22 @@ def aggregate_section(r, hook):
             if np.isfinite(sd[i]).any():
                 ax.fill_between(depth, sbar[i] - sd[i], sbar[i] + sd[i], facecolor="none", edgecolor=r.colour(m), hatch="///", alpha=0.4, lw=0)
             rows += [[m, "step0_null", 0, d, v, e] for d, v, e in zip(depth, sbar[i], sd[i])]
+        # The permuted-prompts null of each last checkpoint: the mean of its zigzag's null draws, dotted,
+        # with their ± sd as a light band.
+        for m, i in last.items():
+            if not np.isfinite(null_mean[i]).any():
+                continue
+            ax.plot(depth, null_mean[i], ls=":", lw=1, color=r.colour(m), label=f"{m} (permuted-prompts null)")
+            if np.isfinite(null_sd[i]).any():
+                ax.fill_between(depth, null_mean[i] - null_sd[i], null_mean[i] + null_sd[i], color=r.colour(m), alpha=0.08, lw=0)
+            rows += [[m, "permuted_null", int(steps[i]), d, v, e] for d, v, e in zip(depth, null_mean[i], null_sd[i])]
         ax.set_xlabel("relative depth (layer / (L − 1))")
         ax.set_ylabel("S̄ (average zigzag similarity)")
         ax.set_title(f"S̄ on relative depth, each model's last checkpoint against its random init")
         ax.legend(fontsize=8)
         r.figure(f"sbar_{hook}", f"S̄ against relative depth for every model ({hook}): solid, the last checkpoint with ± sd over "
-                 "disjoint prompt subsets; dashed and hatched, the same model at step 0 (random initialisation), the null band.",
+                 "disjoint prompt subsets; dashed and hatched, the same model at step 0 (random initialisation), the null band; "
+                 "dotted with a light band, the mean ± sd of the zigzag's permuted-prompts null draws (when it ran them).",
                  fig, ["model", "series", "step", "depth", "avg_similarity", "sd"], rows)
         for m in dict.fromkeys(models):
             idx = [i for i, x in enumerate(models) if x == m and steps[i] >= 0]

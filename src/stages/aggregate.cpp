@@ -37,6 +37,7 @@ struct Series {
   std::vector<double> nulls;                  // [n_nulls, L]: the zigzag's permuted-prompts null draws
   std::size_t n_nulls = 0;
   std::vector<double> curve, betti_curve, sd_curve, replicate_curves, null_curves;  // on the grid
+  std::vector<double> null_mean_curve, null_sd_curve;  // the permuted-prompts null band (NaN without draws)
   stats::Phase phase;
 };
 
@@ -87,21 +88,31 @@ Series load_series(const SeriesInput& input, const AggregateOptions& o) {
   return s;
 }
 
+// Per column of the [n, G] stack `rows`: the mean (NaN without rows) and the sample sd (n - 1; NaN
+// below two rows).
+void column_mean_sd(const std::vector<double>& rows, std::size_t n, std::size_t G, std::vector<double>& mean,
+                    std::vector<double>& sd) {
+  mean.assign(G, kNaN);
+  sd.assign(G, kNaN);
+  for (std::size_t g = 0; g < G && n > 0; ++g) {
+    double m = 0, sq = 0;
+    for (std::size_t r = 0; r < n; ++r) m += rows[r * G + g];
+    m /= static_cast<double>(n);
+    for (std::size_t r = 0; r < n; ++r) sq += std::pow(rows[r * G + g] - m, 2);
+    mean[g] = m;
+    if (n >= 2) sd[g] = std::sqrt(sq / static_cast<double>(n - 1));
+  }
+}
+
 void place_on_grid(Series& s, const std::vector<double>& grid, const std::vector<double>& thresholds) {
   s.curve = stats::resample_to_depth(s.avg_similarity, grid);
   s.betti_curve = stats::resample_to_depth(s.betti, grid);
-  s.sd_curve.assign(grid.size(), kNaN);
   const auto L = static_cast<std::size_t>(s.layers), G = grid.size();
   s.replicate_curves = rows_on_grid(s.replicates, s.n_replicates, L, grid);
   s.null_curves = rows_on_grid(s.nulls, s.n_nulls, L, grid);
-  if (s.n_replicates >= 2)
-    for (std::size_t g = 0; g < G; ++g) {
-      double mean = 0, sq = 0;
-      for (std::size_t r = 0; r < s.n_replicates; ++r) mean += s.replicate_curves[r * G + g];
-      mean /= static_cast<double>(s.n_replicates);
-      for (std::size_t r = 0; r < s.n_replicates; ++r) sq += std::pow(s.replicate_curves[r * G + g] - mean, 2);
-      s.sd_curve[g] = std::sqrt(sq / static_cast<double>(s.n_replicates - 1));
-    }
+  std::vector<double> replicate_mean;
+  column_mean_sd(s.replicate_curves, s.n_replicates, G, replicate_mean, s.sd_curve);
+  column_mean_sd(s.null_curves, s.n_nulls, G, s.null_mean_curve, s.null_sd_curve);
   s.phase = stats::phase_of(s.avg_similarity, thresholds);
 }
 
@@ -412,7 +423,7 @@ void write_h5(const AggregateOptions& o, const std::vector<Series>& series, cons
   const std::size_t S = series.size(), G = grid.size(), T = o.thresholds.size(), P = pairs.size(), M = models.size();
   std::vector<std::string> model, source, pair_a, pair_b, model_names, first_null;
   std::vector<long long> step, layers, replicates, null_draws, argmax, first(S * T), last(S * T), settled;
-  std::vector<double> curve, sd, betti, argmax_depth, first_depth(S * T), last_depth(S * T);
+  std::vector<double> curve, sd, betti, null_mean, null_sd, argmax_depth, first_depth(S * T), last_depth(S * T);
   for (std::size_t i = 0; i < S; ++i) {
     const Series& s = series[i];
     model.push_back(s.input.model);
@@ -423,6 +434,8 @@ void write_h5(const AggregateOptions& o, const std::vector<Series>& series, cons
     null_draws.push_back(static_cast<long long>(s.n_nulls));
     curve.insert(curve.end(), s.curve.begin(), s.curve.end());
     sd.insert(sd.end(), s.sd_curve.begin(), s.sd_curve.end());
+    null_mean.insert(null_mean.end(), s.null_mean_curve.begin(), s.null_mean_curve.end());
+    null_sd.insert(null_sd.end(), s.null_sd_curve.begin(), s.null_sd_curve.end());
     betti.insert(betti.end(), s.betti_curve.begin(), s.betti_curve.end());
     argmax.push_back(s.phase.argmax_layer);
     argmax_depth.push_back(s.phase.argmax_depth);
@@ -463,6 +476,8 @@ void write_h5(const AggregateOptions& o, const std::vector<Series>& series, cons
   w.numbers("/grid/depth", io::DType::f64, {G}, grid.data());
   w.numbers("/curves/avg_similarity", io::DType::f64, {S, G}, curve.data());
   w.numbers("/curves/avg_similarity_sd", io::DType::f64, {S, G}, sd.data());
+  w.numbers("/curves/avg_similarity_null_mean", io::DType::f64, {S, G}, null_mean.data());
+  w.numbers("/curves/avg_similarity_null_sd", io::DType::f64, {S, G}, null_sd.data());
   w.numbers("/curves/betti", io::DType::f64, {S, G}, betti.data());
   w.numbers("/phases/thresholds", io::DType::f64, {T}, o.thresholds.data());
   w.numbers("/phases/argmax_layer", io::DType::i64, {S}, argmax.data());

@@ -149,6 +149,7 @@ def test_zigzag_outputs_with_subsets_and_null_draws(tmp_path):
         sd, reps = f["curves/avg_similarity_sd"][:], f["series/replicates"][:]
         ci, r = f["universality/pearson_ci"][0], f["universality/pearson"][0]
         curves, null_prompts, shared = f["curves/avg_similarity"][:], f["universality/null_prompts"][0], f["universality/shared"][0]
+        null_mean, null_sd = f["curves/avg_similarity_null_mean"][:], f["curves/avg_similarity_null_sd"][:]
         assert f["universality/first_null"][0].decode() == "permuted_prompts" and f["series/null_draws"][:].tolist() == [3, 3]
     nulls = []
     for p in files:
@@ -169,6 +170,9 @@ def test_zigzag_outputs_with_subsets_and_null_draws(tmp_path):
         with h5py.File(p, "r") as z:
             sub = z["subsets/h1/avg_similarity"][:]
         np.testing.assert_allclose(sd[i], np.std([on_grid(s) for s in sub], axis=0, ddof=1), rtol=1e-10, atol=1e-14)
+        # the permuted-prompts null band: mean and sample sd of the null draws on the grid
+        np.testing.assert_allclose(null_mean[i], np.mean(nulls[i], axis=0), rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(null_sd[i], np.std(nulls[i], axis=0, ddof=1), rtol=1e-10, atol=1e-14)
     assert np.isfinite(ci).all() and -1 <= ci[0] <= ci[1] <= 1 and np.isfinite(r)
 
 

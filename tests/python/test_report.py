@@ -23,7 +23,7 @@ models:
 data: {source: gettext, languages: [en, de, fr], prompts: 30, seed: 5}
 train: {steps: 4, batch: 4, layers: 2, hidden: 32, heads: 2, intermediate: 64, vocab_size: 300, seq_len: 16}
 extract: {hooks: [post_attention_layernorm], pool: mean, batch: 8}
-zigzag: {k: 3, max_dim: 2, subsets: 2, subset_size: 40}
+zigzag: {k: 3, max_dim: 2, subsets: 2, subset_size: 40, null_draws: 2}
 sweep: {metrics: [cka_linear_unbiased, sads, angular_distance, block_influence], pairs: [layer_layer, language_language, checkpoint_checkpoint], knn: 3}
 neurons: {studies: [key_linguistic, repetition, sensitive_directions, spatial], threshold: 1.0, control_draws: 2, batch: 8,
           spatial: {contrast: [en, de], sheets: [mlp_act], permutations: 99, max_distance: 3},
@@ -139,3 +139,15 @@ def test_report_in_headless_chromium(tmp_path):
         step0 = f["curves/avg_similarity"][[i for i, (m, s) in enumerate(zip(models, steps)) if m == "tiny" and s == 0][0]]
     null = [r for r in table if r["model"] == "tiny" and r["series"] == "step0_null"]
     np.testing.assert_allclose([float(r["avg_similarity"]) for r in null], step0, rtol=1e-12, equal_nan=True)
+    # and the permuted-prompts null band of the last checkpoint: mean and sample sd of the zigzag's two
+    # null draws, interpolated to the grid here with numpy
+    last = steps.index(max(steps))
+    with h5py.File(root / "aggregate" / "post_attention_layernorm.h5", "r") as f:
+        depth, dim = f["grid/depth"][:], int(f.attrs["dim"])
+        source = f["series/source"][last].decode()
+    with h5py.File(source, "r") as z:
+        draws = z[f"null/h{dim}/avg_similarity"][:]
+    on_grid = np.array([np.interp(depth, np.linspace(0, 1, len(d)), d) for d in draws])
+    band = [r for r in table if r["model"] == "tiny" and r["series"] == "permuted_null"]
+    np.testing.assert_allclose([float(r["avg_similarity"]) for r in band], on_grid.mean(axis=0), rtol=1e-10)
+    np.testing.assert_allclose([float(r["sd"]) for r in band], on_grid.std(axis=0, ddof=1), rtol=1e-10, atol=1e-14)
