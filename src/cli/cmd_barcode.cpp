@@ -1,10 +1,11 @@
 // `lmtopo barcode`: zigzag barcodes of a filtration file (design.md contract 3).
-#include <fstream>
+#include <ostream>
 #include <iostream>
 
 #include "cli/command.hpp"
 #include "core/error.hpp"
 #include "io/fzz_format.hpp"
+#include "io/work_manifest.hpp"
 #include "mpi/collective.hpp"
 #include "stages/reduction_report.hpp"
 #include "topology/reducers.hpp"
@@ -46,15 +47,7 @@ int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
   if (benchmark) stages::print_reduction_benchmark(stats, MPI_COMM_WORLD, std::cout);
   mpi::on_root(MPI_COMM_WORLD, [&] {
     const auto bars = topology::read_out_bars(cone, pairs);
-    const std::string tmp = output + ".tmp";
-    {
-      std::ofstream out(tmp);
-      if (!out) throw RuntimeFailure(output + ": cannot write");
-      io::write_bars(out, bars);
-      out.flush();
-      if (!out) throw RuntimeFailure(output + ": write failed");
-    }
-    if (std::rename(tmp.c_str(), output.c_str()) != 0) throw RuntimeFailure(output + ": cannot rename from " + tmp);
+    io::write_file_atomically(output, [&](std::ostream& out) { io::write_bars(out, bars); });
   });
   return 0;
 }
@@ -72,7 +65,7 @@ Command make_barcode_command() {
       "with the named algorithm; all give identical bars. OUT gets one bar a line, `p b d`: homology "
       "dimension and the closed interval of 1-based operation indices. Bars alive after the last operation "
       "close at m, the number of operations. An invalid filtration exits 2 naming the line. The output is "
-      "written under OUT.tmp and renamed when complete.";
+      "written under a temporary name beside OUT and renamed when complete.";
   c.add_options = [](po::options_description& d) {
     d.add_options()("format", po::value<std::string>()->default_value("fzz"), "input format: fzz")(
         "input", po::value<std::string>()->required(), "zigzag filtration file (positional)")(

@@ -1,7 +1,6 @@
 #include "io/fzz_format.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <charconv>
 #include <fstream>
 #include <iterator>
@@ -9,6 +8,7 @@
 
 #include "core/error.hpp"
 #include "io/mapped_file.hpp"
+#include "io/work_manifest.hpp"
 
 namespace lmtopo::io {
 
@@ -121,15 +121,7 @@ void write_fzz(std::ostream& out, const topology::ZigzagOpList& ops) {
 }
 
 void write_fzz_file(const std::string& path, const topology::ZigzagOpList& ops) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    if (!out) throw InputError(path + ": cannot write the zigzag filtration file");
-    write_fzz(out, ops);
-    out.flush();
-    if (!out) throw RuntimeFailure(path + ": write failed");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw RuntimeFailure(path + ": cannot rename from " + tmp);
+  write_file_atomically(path, [&](std::ostream& out) { write_fzz(out, ops); });
 }
 
 void write_bars(std::ostream& out, const std::vector<topology::ZigzagBar>& bars) {

@@ -34,7 +34,7 @@ FzzFile read_fzz_file(const std::string& path);  // memory-mapped
 
 void write_fzz(std::ostream& out, const topology::ZigzagOpList& ops);
 
-// Writes `ops` to `path` under path.tmp, renamed when complete (an interrupted write leaves no `path`).
+// Writes `ops` to `path` through a temporary file and a rename (an interrupted write leaves no `path`).
 void write_fzz_file(const std::string& path, const topology::ZigzagOpList& ops);
 void write_bars(std::ostream& out, const std::vector<topology::ZigzagBar>& bars);
 

@@ -14,13 +14,17 @@ namespace fs = std::filesystem;
 namespace lmtopo::io {
 
 void write_file_atomically(const std::string& path, const std::string& text) {
+  write_file_atomically(path, [&](std::ostream& out) { out << text; });
+}
+
+void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write) {
   // A bare file name has no parent to create (and create_directories("") throws).
   if (const fs::path parent = fs::path(path).parent_path(); !parent.empty()) fs::create_directories(parent);
   const std::string tmp = path + ".tmp." + std::to_string(getpid());
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) throw RuntimeFailure(tmp + ": cannot write");
-    out << text;
+    write(out);
     out.flush();
     if (!out) throw RuntimeFailure(tmp + ": write failed");
   }

@@ -3,6 +3,8 @@
 // SLURM array tasks never contend for one file. An item is complete when its record exists, its
 // config hash equals the current one and every output it lists exists with the recorded size.
 #pragma once
+#include <functional>
+#include <iosfwd>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -36,5 +38,7 @@ class WorkManifest {
 
 // Writes `text` to `path` through a temporary file and a rename.
 void write_file_atomically(const std::string& path, const std::string& text);
+// The same, with what `write` streams into the temporary file (large outputs, never held whole).
+void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& write);
 
 }  // namespace lmtopo::io
