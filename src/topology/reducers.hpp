@@ -63,8 +63,8 @@ const std::vector<std::string>& reducer_names();
 
 // Runs the reducer called `name`. Serial reducers run on rank 0 of `comm`; the distributed ones use
 // every rank. With `dualize` the reducer works on the anti-transpose (persistent cohomology, as
-// PHAT's and DIPHA's dualize option) and the pairs are mapped back: the same pairs, found about 4x
-// faster on zigzag cone matrices (docs/benchmarks.md). Pairs (sorted by creator) are returned on
+// PHAT's and DIPHA's dualize option) and the pairs are mapped back: the same pairs, found faster on
+// large zigzag cone matrices (resolve_dualize's rule; docs/benchmarks.md). Pairs (sorted by creator) are returned on
 // rank 0.
 std::vector<PersistencePair> reduce_by_name(const std::string& name, const BoundaryMatrix* root_matrix,
                                             MPI_Comm comm, int threads,
