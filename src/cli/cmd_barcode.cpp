@@ -21,9 +21,7 @@ int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
   bool known = false;
   for (const auto& n : topology::reducer_names()) known = known || n == reducer;
   if (!known) throw InputError("--reducer: expected twist, chunk or distributed, got '" + reducer + "'");
-  const std::string dualize = vm["dualize"].as<std::string>();
-  if (dualize != "auto" && dualize != "true" && dualize != "false")
-    throw InputError("--dualize: expected auto, true or false, got '" + dualize + "'");
+  const std::string dualize = dualize_option(vm);
   const std::string input = vm["input"].as<std::string>();
   const std::string output = vm["output"].as<std::string>();
   const bool benchmark = vm.count("benchmark") > 0;

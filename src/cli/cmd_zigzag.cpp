@@ -43,9 +43,7 @@ int run_zigzag_cmd(const po::variables_map& vm, const std::vector<std::string>&)
   o.knn_device = vm["knn-device"].as<std::string>();
   o.reducer = vm["reducer"].as<std::string>();
   o.threads = vm["threads"].as<int>();
-  o.dualize = vm["dualize"].as<std::string>();
-  if (o.dualize != "auto" && o.dualize != "true" && o.dualize != "false")
-    throw InputError("--dualize: expected auto, true or false, got '" + o.dualize + "'");
+  o.dualize = dualize_option(vm);
   o.mem_limit_gib = vm["mem-limit"].as<double>();
   o.benchmark = vm.count("benchmark") > 0;
   if (vm.count("fzz-output")) o.fzz_output = vm["fzz-output"].as<std::string>();

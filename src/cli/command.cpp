@@ -1,9 +1,11 @@
 #include "cli/command.hpp"
 
 #include <sstream>
+#include <stdexcept>
 
 #include "core/error.hpp"
 #include "model/interventions.hpp"
+#include "topology/reducers.hpp"
 
 namespace lmtopo::cli {
 
@@ -69,6 +71,16 @@ std::string cli_reference_markdown() {
     out << "\n";
   }
   return out.str();
+}
+
+std::string dualize_option(const po::variables_map& vm) {
+  const std::string mode = vm["dualize"].as<std::string>();
+  try {
+    topology::resolve_dualize(mode, 0);
+  } catch (const std::invalid_argument& e) {
+    throw InputError(std::string("--dualize: ") + e.what());
+  }
+  return mode;
 }
 
 std::vector<std::string> comma_separated(const std::vector<std::string>& values) {

@@ -72,6 +72,9 @@ void require_options(const po::variables_map& vm, std::initializer_list<const ch
 // The non-empty items of comma-separated option values ("a,b" or repeated options, or both).
 std::vector<std::string> comma_separated(const std::vector<std::string>& values);
 
+// --dualize's value, checked (auto, true or false; topology::resolve_dualize applies it).
+std::string dualize_option(const po::variables_map& vm);
+
 // The items of a comma-separated option, each converted by std::sto* (`convert(item, used)`); an item
 // that does not convert whole is an error naming the option.
 template <typename T, typename Convert>
