@@ -391,20 +391,26 @@ def sweep_section(r, model, checkpoints, hook):
             if "language_language/sads" not in f:
                 continue
             s = f["language_language/sads"][:]
+            # the sweep's bootstrap interval over parallel sentences, when it ran one
+            ci = f["language_language/sads_ci"][:] if "language_language/sads_ci" in f else np.full((len(s), 2), np.nan)
         d = np.linspace(0, 1, len(s)) if len(s) > 1 else np.zeros(1)
-        curves.append((c, d, s))
-        rows += [[c["label"], c["step"], dd, v] for dd, v in zip(d, s)]
+        curves.append((c, d, s, ci))
+        rows += [[c["label"], c["step"], dd, v, lo, hi] for dd, v, (lo, hi) in zip(d, s, ci)]
     if curves:
         fig, ax = plt.subplots(figsize=(8, 4))
         cmap = plt.get_cmap("viridis")
-        for k, (c, d, s) in enumerate(curves):
-            ax.plot(d, s, color=cmap(k / max(1, len(curves) - 1)), label=c["label"])
+        for k, (c, d, s, ci) in enumerate(curves):
+            colour = cmap(k / max(1, len(curves) - 1))
+            ax.plot(d, s, color=colour, label=c["label"])
+            if np.isfinite(ci).all():
+                ax.fill_between(d, ci[:, 0], ci[:, 1], color=colour, alpha=0.15, linewidth=0)
         ax.set_xlabel("relative depth")
         ax.set_ylabel("SADS (translation − non-translation cosine)")
         ax.set_title("Cross-lingual alignment over training")
         ax.legend(fontsize=8, ncol=2)
-        r.figure(f"sads_{model}_{hook}", f"{model}: SADS across depth at every checkpoint ({hook}).", fig,
-                 ["checkpoint", "step", "depth", "sads"], rows)
+        r.figure(f"sads_{model}_{hook}", f"{model}: SADS across depth at every checkpoint ({hook}); shaded where the sweep ran a "
+                 "bootstrap: its interval over parallel sentences (sweep.bootstrap).", fig,
+                 ["checkpoint", "step", "depth", "sads", "sads_ci_low", "sads_ci_high"], rows)
 
 
 def main(study_path):

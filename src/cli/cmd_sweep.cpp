@@ -36,6 +36,8 @@ int run_sweep_cmd(const po::variables_map& vm, const std::vector<std::string>& p
   o.depth_bins = vm["depth-bins"].as<int>();
   o.null = vm.count("no-null") == 0;
   o.seed = vm["seed"].as<unsigned long long>();
+  o.bootstrap = vm["bootstrap"].as<int>();
+  o.confidence = vm["confidence"].as<double>();
   o.petsc_options = passthrough;
   o.benchmark = vm.count("benchmark") > 0;
   o.block_size = vm["block-size"].as<int>();
@@ -103,7 +105,11 @@ Command make_sweep_command() {
         "CKA Gram products: float64 (PETSc, ranks agree to 1e-10) or float32 (BLAS sgemm, twice the rate, CKA to ~1e-6)")(
         "depth-bins", po::value<int>()->default_value(11), "model_model: normalised depths 0, 1/(T-1), ..., 1")(
         "no-null", "skip the prompt-permutation nulls")(
-        "seed", po::value<unsigned long long>()->default_value(0), "seed of the null's permutation")(
+        "seed", po::value<unsigned long long>()->default_value(0), "seed of the null's permutation and of the bootstrap draws")(
+        "bootstrap", po::value<int>()->default_value(0),
+        "percentile-bootstrap draws over prompts (language_language: over parallel sentences) for every metric: "
+        "<metric>_ci [..., 2] and ci_low, ci_high in the CSV (0: none)")(
+        "confidence", po::value<double>()->default_value(0.95, "0.95"), "level of the bootstrap intervals")(
         "benchmark", "print seconds per phase (reading, Gram products, centring, inner products, similarity products)")(
         "output,o", po::value<std::string>(), "sweep/1 file to write (the CSV goes beside it)")(
         "block-size", po::value<int>()->default_value(0), "checkpoint_checkpoint: checkpoints per group (0: no blocks)")(

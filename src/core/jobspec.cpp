@@ -340,6 +340,8 @@ JobSpec load_job_spec(const std::string& path) {
                     "expected a dimension < zigzag.max_dim (" + std::to_string(max_dim) +
                         "): H_p needs simplices of dimension p+1");
   }
+  if (doc.contains("sweep") && doc["sweep"]["bootstrap"].get<int>() > 0 && doc["sweep"]["checkpoint_block"].get<int>() > 0)
+    field_error(path, "sweep.bootstrap", "not with sweep.checkpoint_block > 0 (a blocked checkpoint sweep has no intervals)");
   if (doc.contains("extract") && doc["extract"]["add_bos"].get<bool>() && spec.written["extract"].contains("special_tokens") &&
       doc["extract"]["special_tokens"] != "bos")
     field_error(path, "extract.add_bos", "contradicts extract.special_tokens (add_bos: true means special_tokens: bos)");

@@ -84,6 +84,8 @@ std::optional<SchemaError> check_keywords(const json& v, const json& s, const js
       return fail("expected a value > " + s["exclusiveMinimum"].dump() + ", got " + shown(v));
     if (s.contains("maximum") && x > s["maximum"].get<double>())
       return fail("expected a value <= " + s["maximum"].dump() + ", got " + shown(v));
+    if (s.contains("exclusiveMaximum") && x >= s["exclusiveMaximum"].get<double>())
+      return fail("expected a value < " + s["exclusiveMaximum"].dump() + ", got " + shown(v));
   }
   if (v.is_array()) {
     if (s.contains("minItems") && v.size() < s["minItems"].get<std::size_t>())

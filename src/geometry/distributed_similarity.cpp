@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <petscmat.h>
 
+#include <cmath>
 #include <numeric>
 
 #include "core/error.hpp"
@@ -255,6 +256,18 @@ AlignmentSums alignment_sums(MPI_Comm comm, const double* x, std::size_t n, std:
 }
 
 double twonn_dimension(MPI_Comm comm, const double* x, std::size_t n, std::size_t d, std::size_t* duplicates) {
+  std::vector<double> mu;
+  std::size_t dup = 0;
+  for (const double m : twonn_ratio_rows(comm, x, n, d)) {
+    if (std::isnan(m)) ++dup;
+    else mu.push_back(m);
+  }
+  if (duplicates) *duplicates = dup;
+  return twonn_fit(std::move(mu));
+}
+
+
+std::vector<double> twonn_ratio_rows(MPI_Comm comm, const double* x, std::size_t n, std::size_t d) {
   RowBlock b;
   auto g = product_rows(comm, x, n, x, n, d, b);  // Gram rows -> squared distances
   std::vector<double> norms(n);
@@ -264,12 +277,27 @@ double twonn_dimension(MPI_Comm comm, const double* x, std::size_t n, std::size_
       double& v = g[r * n + j];
       v = (b.row0 + r == j) ? 0.0 : std::max(0.0, norms[b.row0 + r] + norms[j] - 2 * v);
     }
-  std::size_t dup = 0;
-  auto all = allgather_rows(comm, twonn_ratios(g.data(), b.row0, b.rows, n, &dup));
-  unsigned long long ld = dup, td = 0;
-  mpi_check(MPI_Allreduce(&ld, &td, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
-  if (duplicates) *duplicates = static_cast<std::size_t>(td);
-  return twonn_fit(std::move(all));
+  return allgather_rows(comm, geometry::twonn_ratio_rows(g.data(), b.row0, b.rows, n));
 }
+
+std::vector<double> retrieval_ranks(MPI_Comm comm, const double* x, const double* y, std::size_t n, std::size_t d) {
+  RowBlock b;
+  const auto s = cosine_rows(comm, x, n, y, n, d, b);
+  const auto ranks = geometry::retrieval_ranks(s.data(), b.row0, b.rows, n);
+  return allgather_rows(comm, std::vector<double>(ranks.begin(), ranks.end()));
+}
+
+SentencePairSums sentence_pair_sums(MPI_Comm comm, const double* x, std::size_t sentences, std::size_t languages, std::size_t d) {
+  RowBlock b;
+  const std::size_t n = sentences * languages;
+  const auto s = cosine_rows(comm, x, n, x, n, d, b);
+  SentencePairSums sums{sentences, languages, std::vector<double>(sentences * sentences, 0.0), std::vector<double>(sentences * sentences, 0.0)};
+  add_sentence_pair_sums(s.data(), b.row0, b.rows, sums);
+  for (auto* v : {&sums.same, &sums.cross})
+    mpi_check(MPI_Allreduce(MPI_IN_PLACE, v->data(), static_cast<int>(v->size()), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+  return sums;
+}
+
+std::vector<double> gather_row_values(MPI_Comm comm, const std::vector<double>& mine) { return allgather_rows(comm, mine); }
 
 }  // namespace lmtopo::geometry

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "geometry/bootstrap.hpp"
 #include "geometry/similarity.hpp"
 
 namespace lmtopo::geometry {
@@ -61,6 +62,15 @@ PairedCosine paired_cosine(MPI_Comm comm, const double* x, const double* y, std:
 AlignmentSums alignment_sums(MPI_Comm comm, const double* x, std::size_t n, std::size_t d, const std::vector<int>& language,
                              const std::vector<long long>& group);
 double twonn_dimension(MPI_Comm comm, const double* x, std::size_t n, std::size_t d, std::size_t* duplicates);
+
+// Per-prompt quantities for the bootstrap (bootstrap.hpp), every row's on every rank: TwoNN's ratio
+// r2/r1 (NaN for a duplicated point), the rank of row i's answer i among Y's rows (retrieval), the
+// sentence-pair sums of a stacked parallel set (languages x sentences rows), and any per-row values
+// computed on this rank's rows (rank order: the whole vector).
+std::vector<double> twonn_ratio_rows(MPI_Comm comm, const double* x, std::size_t n, std::size_t d);
+std::vector<double> retrieval_ranks(MPI_Comm comm, const double* x, const double* y, std::size_t n, std::size_t d);
+SentencePairSums sentence_pair_sums(MPI_Comm comm, const double* x, std::size_t sentences, std::size_t languages, std::size_t d);
+std::vector<double> gather_row_values(MPI_Comm comm, const std::vector<double>& mine);
 
 // Seconds this rank spent per phase since the last reset ("gram products", "centring (incl.
 // all-gather)", "inner products", "similarity products", "row scans", "reductions"), for --benchmark.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "core/error.hpp"
@@ -125,14 +126,20 @@ PairedCosine paired_cosine(const double* x, const double* y, std::size_t row0, s
   return p;
 }
 
-std::array<std::size_t, 2> retrieval_hits(const double* s_rows, std::size_t row0, std::size_t rows, std::size_t n) {
-  std::array<std::size_t, 2> hits{0, 0};
+std::vector<std::size_t> retrieval_ranks(const double* s_rows, std::size_t row0, std::size_t rows, std::size_t n) {
+  std::vector<std::size_t> ranks(rows, 0);
   for (std::size_t r = 0; r < rows; ++r) {
     const std::size_t i = row0 + r;
     const double* s = s_rows + r * n;
-    std::size_t rank = 0;
     for (std::size_t j = 0; j < n; ++j)
-      if (j != i && (s[j] > s[i] || (s[j] == s[i] && j < i))) ++rank;
+      if (j != i && (s[j] > s[i] || (s[j] == s[i] && j < i))) ++ranks[r];
+  }
+  return ranks;
+}
+
+std::array<std::size_t, 2> retrieval_hits(const double* s_rows, std::size_t row0, std::size_t rows, std::size_t n) {
+  std::array<std::size_t, 2> hits{0, 0};
+  for (const auto rank : retrieval_ranks(s_rows, row0, rows, n)) {
     hits[0] += rank < 1;
     hits[1] += rank < 5;
   }
@@ -154,8 +161,9 @@ std::vector<std::size_t> top_k_rows(const double* s_rows, std::size_t row0, std:
   return out;
 }
 
-double mutual_knn_sum(const std::vector<std::size_t>& nx, const std::vector<std::size_t>& ny, std::size_t rows, std::size_t k) {
-  double sum = 0;
+std::vector<double> mutual_knn_scores(const std::vector<std::size_t>& nx, const std::vector<std::size_t>& ny, std::size_t rows,
+                                      std::size_t k) {
+  std::vector<double> scores(rows);
   std::vector<std::size_t> a(k), b(k), common;
   for (std::size_t r = 0; r < rows; ++r) {
     std::copy(nx.begin() + static_cast<std::ptrdiff_t>(r * k), nx.begin() + static_cast<std::ptrdiff_t>((r + 1) * k), a.begin());
@@ -164,9 +172,14 @@ double mutual_knn_sum(const std::vector<std::size_t>& nx, const std::vector<std:
     std::sort(b.begin(), b.end());
     common.clear();
     std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(common));
-    sum += static_cast<double>(common.size()) / static_cast<double>(k);
+    scores[r] = static_cast<double>(common.size()) / static_cast<double>(k);
   }
-  return sum;
+  return scores;
+}
+
+double mutual_knn_sum(const std::vector<std::size_t>& nx, const std::vector<std::size_t>& ny, std::size_t rows, std::size_t k) {
+  const auto scores = mutual_knn_scores(nx, ny, rows, k);
+  return std::accumulate(scores.begin(), scores.end(), 0.0);
 }
 
 void AlignmentSums::add(const AlignmentSums& o) {
@@ -223,9 +236,8 @@ void squared_distance_rows(const double* x, std::size_t n, std::size_t d, std::s
     }
 }
 
-std::vector<double> twonn_ratios(const double* sqdist_rows, std::size_t row0, std::size_t rows, std::size_t n,
-                                 std::size_t* duplicates) {
-  std::vector<double> mu;
+std::vector<double> twonn_ratio_rows(const double* sqdist_rows, std::size_t row0, std::size_t rows, std::size_t n) {
+  std::vector<double> mu(rows, std::numeric_limits<double>::quiet_NaN());
   for (std::size_t r = 0; r < rows; ++r) {
     double r1 = INFINITY, r2 = INFINITY;
     for (std::size_t j = 0; j < n; ++j) {
@@ -238,11 +250,20 @@ std::vector<double> twonn_ratios(const double* sqdist_rows, std::size_t row0, st
         r2 = v;
       }
     }
-    if (!(r1 > 0) || !std::isfinite(r2)) {
+    if (r1 > 0 && std::isfinite(r2)) mu[r] = std::sqrt(r2 / r1);
+  }
+  return mu;
+}
+
+std::vector<double> twonn_ratios(const double* sqdist_rows, std::size_t row0, std::size_t rows, std::size_t n,
+                                 std::size_t* duplicates) {
+  std::vector<double> mu;
+  for (const double m : twonn_ratio_rows(sqdist_rows, row0, rows, n)) {
+    if (std::isnan(m)) {
       if (duplicates) ++*duplicates;
       continue;
     }
-    mu.push_back(std::sqrt(r2 / r1));
+    mu.push_back(m);
   }
   return mu;
 }

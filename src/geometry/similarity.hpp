@@ -52,10 +52,15 @@ PairedCosine paired_cosine(const double* x, const double* y, std::size_t row0, s
 // candidates; the rank of the answer counts candidates with a higher similarity, and equal ones
 // with a lower index. Returns hits for k = 1 and k = 5.
 std::array<std::size_t, 2> retrieval_hits(const double* s_rows, std::size_t row0, std::size_t rows, std::size_t n);
+// Each row's rank of its answer (0: found first), for per-query statistics.
+std::vector<std::size_t> retrieval_ranks(const double* s_rows, std::size_t row0, std::size_t rows, std::size_t n);
 // Indices of the k most similar columns of each row, the row itself excluded (ties by index).
 std::vector<std::size_t> top_k_rows(const double* s_rows, std::size_t row0, std::size_t rows, std::size_t n, std::size_t k);
 // Mutual k-NN alignment (Huh et al.): sum over the block's rows of |N_X(i) ∩ N_Y(i)| / k.
 double mutual_knn_sum(const std::vector<std::size_t>& nx, const std::vector<std::size_t>& ny, std::size_t rows, std::size_t k);
+// The same per row: |N_X(i) ∩ N_Y(i)| / k of each of the block's rows.
+std::vector<double> mutual_knn_scores(const std::vector<std::size_t>& nx, const std::vector<std::size_t>& ny, std::size_t rows,
+                                      std::size_t k);
 // Language-structure sums over all sentence vectors of all languages (rows of the cosine matrix):
 // same language (i != j); translations (same group, different language); and different meaning
 // in different languages. LRDS = mean(same language) - mean(different meaning, different language);
@@ -77,6 +82,8 @@ AlignmentSums alignment_sums(const double* s_rows, std::size_t row0, std::size_t
 // Takes the block's ratios: mu of rows [row0, row0+rows) from their squared distances to all n.
 std::vector<double> twonn_ratios(const double* sqdist_rows, std::size_t row0, std::size_t rows, std::size_t n,
                                  std::size_t* duplicates);
+// The same ratios by row, NaN for a row left out (r1 = 0).
+std::vector<double> twonn_ratio_rows(const double* sqdist_rows, std::size_t row0, std::size_t rows, std::size_t n);
 double twonn_fit(std::vector<double> mu, double discard = 0.1);
 // Squared Euclidean distances of rows [row0, row0+rows) of X to all n rows.
 void squared_distance_rows(const double* x, std::size_t n, std::size_t d, std::size_t row0, std::size_t rows, double* out);

@@ -169,6 +169,7 @@ struct SweepSeries {
   SeriesInput input;
   std::size_t points = 0;
   std::vector<double> sads, lrds, twonn;
+  std::vector<double> sads_ci, lrds_ci, twonn_ci;  // [grid, 2]: the sweep's bootstrap interval, NaN without
 };
 
 // A sweep/1 file's metric per point resampled to the grid, or NaN everywhere when the file lacks it.
@@ -178,6 +179,32 @@ std::vector<double> point_curve(const io::H5Input& f, const std::string& path, c
   const auto v = f.read_f64(dataset);
   if (v.size() != points) throw InputError(path + ": " + dataset + ": expected one value per point (" + std::to_string(points) + ")");
   return stats::resample_to_depth(v, grid);
+}
+
+// The interval of per-point values (a sweep's [points, 2] <metric>_ci) on the grid: each bound
+// resampled as the values are; [grid, 2], NaN when the sweep ran no bootstrap.
+std::vector<double> interval_on_grid(const std::vector<double>& per_point_ci, const std::vector<double>& grid) {
+  const std::size_t P = per_point_ci.size() / 2;
+  std::vector<double> lo(P), hi(P), out(grid.size() * 2);
+  for (std::size_t p = 0; p < P; ++p) {
+    lo[p] = per_point_ci[2 * p];
+    hi[p] = per_point_ci[2 * p + 1];
+  }
+  const auto glo = stats::resample_to_depth(lo, grid), ghi = stats::resample_to_depth(hi, grid);
+  for (std::size_t g = 0; g < grid.size(); ++g) {
+    out[2 * g] = glo[g];
+    out[2 * g + 1] = ghi[g];
+  }
+  return out;
+}
+
+std::vector<double> point_interval(const io::H5Input& f, const std::string& path, const std::string& dataset, std::size_t points,
+                                   const std::vector<double>& grid) {
+  const std::string name = dataset + "_ci";
+  if (!f.has_dataset(name)) return std::vector<double>(grid.size() * 2, NAN);
+  const auto v = f.read_f64(name);
+  if (v.size() != 2 * points) throw InputError(path + ": " + name + ": expected [points, 2] (" + std::to_string(points) + " points)");
+  return interval_on_grid(v, grid);
 }
 
 const io::H5Input& require_sweep(const io::H5Input& f, const std::string& path) {
@@ -191,8 +218,14 @@ SweepSeries load_sweep(const SeriesInput& in, const std::vector<double>& grid) {
   require_sweep(f, in.path);
   const std::size_t points = f.read_strings("/labels/points").size();
   if (points < 2) throw InputError(in.path + ": /labels/points: expected at least 2 points");
-  return {in, points, point_curve(f, in.path, "/language_language/sads", points, grid), point_curve(f, in.path, "/language_language/lrds", points, grid),
-          point_curve(f, in.path, "/layer_layer/twonn", points, grid)};
+  return {in,
+          points,
+          point_curve(f, in.path, "/language_language/sads", points, grid),
+          point_curve(f, in.path, "/language_language/lrds", points, grid),
+          point_curve(f, in.path, "/layer_layer/twonn", points, grid),
+          point_interval(f, in.path, "/language_language/sads", points, grid),
+          point_interval(f, in.path, "/language_language/lrds", points, grid),
+          point_interval(f, in.path, "/layer_layer/twonn", points, grid)};
 }
 
 // A model's checkpoint x checkpoint sweep: per checkpoint, its unbiased linear CKA with the last
@@ -200,6 +233,7 @@ SweepSeries load_sweep(const SeriesInput& in, const std::vector<double>& grid) {
 struct CkaFinal {
   std::string model, checkpoint;
   std::vector<double> values;
+  std::vector<double> ci;  // [grid, 2], NaN without the sweep's bootstrap
 };
 
 std::vector<CkaFinal> load_cka_final(const SeriesInput& in, const std::vector<double>& grid) {
@@ -212,11 +246,23 @@ std::vector<CkaFinal> load_cka_final(const SeriesInput& in, const std::vector<do
   const std::size_t P = shape.at(0), C = labels.size();
   if (shape.size() != 3 || shape[1] != C || shape[2] != C || P < 2) throw InputError(in.path + ": " + name + ": expected [points >= 2, checkpoints, checkpoints]");
   const auto cka = f.read_f64(name);
+  std::vector<double> cka_ci;
+  if (f.has_dataset(name + "_ci")) {
+    cka_ci = f.read_f64(name + "_ci");
+    if (cka_ci.size() != 2 * P * C * C) throw InputError(in.path + ": " + name + "_ci: expected [points, checkpoints, checkpoints, 2]");
+  }
   std::vector<CkaFinal> out;
   for (std::size_t c = 0; c < C; ++c) {
-    std::vector<double> per_point(P);
-    for (std::size_t p = 0; p < P; ++p) per_point[p] = cka[(p * C + c) * C + (C - 1)];
-    out.push_back({in.model, labels[c], stats::resample_to_depth(per_point, grid)});
+    std::vector<double> per_point(P), per_point_ci(2 * P, NAN);
+    for (std::size_t p = 0; p < P; ++p) {
+      const std::size_t i = (p * C + c) * C + (C - 1);
+      per_point[p] = cka[i];
+      if (!cka_ci.empty()) {
+        per_point_ci[2 * p] = cka_ci[2 * i];
+        per_point_ci[2 * p + 1] = cka_ci[2 * i + 1];
+      }
+    }
+    out.push_back({in.model, labels[c], stats::resample_to_depth(per_point, grid), interval_on_grid(per_point_ci, grid)});
   }
   return out;
 }
@@ -225,7 +271,7 @@ void write_sweeps(io::RootWriter& w, const std::vector<SweepSeries>& sweeps, con
   if (!sweeps.empty()) {
     std::vector<std::string> model;
     std::vector<long long> step, points;
-    std::vector<double> sads, lrds, twonn;
+    std::vector<double> sads, lrds, twonn, sads_ci, lrds_ci, twonn_ci;
     for (const auto& s : sweeps) {
       model.push_back(s.input.model);
       step.push_back(s.input.step);
@@ -233,6 +279,9 @@ void write_sweeps(io::RootWriter& w, const std::vector<SweepSeries>& sweeps, con
       sads.insert(sads.end(), s.sads.begin(), s.sads.end());
       lrds.insert(lrds.end(), s.lrds.begin(), s.lrds.end());
       twonn.insert(twonn.end(), s.twonn.begin(), s.twonn.end());
+      sads_ci.insert(sads_ci.end(), s.sads_ci.begin(), s.sads_ci.end());
+      lrds_ci.insert(lrds_ci.end(), s.lrds_ci.begin(), s.lrds_ci.end());
+      twonn_ci.insert(twonn_ci.end(), s.twonn_ci.begin(), s.twonn_ci.end());
     }
     const std::size_t N = sweeps.size();
     w.strings("/sweeps/model", model);
@@ -241,18 +290,23 @@ void write_sweeps(io::RootWriter& w, const std::vector<SweepSeries>& sweeps, con
     w.numbers("/sweeps/sads", io::DType::f64, {N, G}, sads.data());
     w.numbers("/sweeps/lrds", io::DType::f64, {N, G}, lrds.data());
     w.numbers("/sweeps/twonn", io::DType::f64, {N, G}, twonn.data());
+    w.numbers("/sweeps/sads_ci", io::DType::f64, {N, G, 2}, sads_ci.data());
+    w.numbers("/sweeps/lrds_ci", io::DType::f64, {N, G, 2}, lrds_ci.data());
+    w.numbers("/sweeps/twonn_ci", io::DType::f64, {N, G, 2}, twonn_ci.data());
   }
   if (!cka.empty()) {
     std::vector<std::string> model, checkpoint;
-    std::vector<double> values;
+    std::vector<double> values, ci;
     for (const auto& c : cka) {
       model.push_back(c.model);
       checkpoint.push_back(c.checkpoint);
       values.insert(values.end(), c.values.begin(), c.values.end());
+      ci.insert(ci.end(), c.ci.begin(), c.ci.end());
     }
     w.strings("/cka_final/model", model);
     w.strings("/cka_final/checkpoint", checkpoint);
     w.numbers("/cka_final/values", io::DType::f64, {cka.size(), G}, values.data());
+    w.numbers("/cka_final/ci", io::DType::f64, {cka.size(), G, 2}, ci.data());
   }
 }
 
@@ -261,19 +315,23 @@ void write_sweep_tables(const AggregateOptions& o, const std::vector<SweepSeries
                         const std::vector<double>& grid) {
   if (!sweeps.empty()) {
     std::ostringstream t;
-    t << "model,step,depth,sads,lrds,twonn\n";
+    t << "model,step,depth,sads,lrds,twonn,sads_ci_low,sads_ci_high,lrds_ci_low,lrds_ci_high,twonn_ci_low,twonn_ci_high\n";
     for (const auto& s : sweeps)
-      for (std::size_t g = 0; g < grid.size(); ++g)
+      for (std::size_t g = 0; g < grid.size(); ++g) {
         t << io::csv_field(s.input.model) << "," << s.input.step << "," << io::csv_number(grid[g]) << "," << io::csv_number(s.sads[g]) << ","
-          << io::csv_number(s.lrds[g]) << "," << io::csv_number(s.twonn[g]) << "\n";
+          << io::csv_number(s.lrds[g]) << "," << io::csv_number(s.twonn[g]);
+        for (const auto* ci : {&s.sads_ci, &s.lrds_ci, &s.twonn_ci}) t << "," << io::csv_number((*ci)[2 * g]) << "," << io::csv_number((*ci)[2 * g + 1]);
+        t << "\n";
+      }
     io::write_file_atomically(io::csv_base(o.output) + ".sweeps.csv", t.str());
   }
   if (!cka.empty()) {
     std::ostringstream t;
-    t << "model,checkpoint,depth,cka_final\n";
+    t << "model,checkpoint,depth,cka_final,cka_final_ci_low,cka_final_ci_high\n";
     for (const auto& c : cka)
       for (std::size_t g = 0; g < grid.size(); ++g)
-        t << io::csv_field(c.model) << "," << io::csv_field(c.checkpoint) << "," << io::csv_number(grid[g]) << "," << io::csv_number(c.values[g]) << "\n";
+        t << io::csv_field(c.model) << "," << io::csv_field(c.checkpoint) << "," << io::csv_number(grid[g]) << "," << io::csv_number(c.values[g])
+          << "," << io::csv_number(c.ci[2 * g]) << "," << io::csv_number(c.ci[2 * g + 1]) << "\n";
     io::write_file_atomically(io::csv_base(o.output) + ".cka_final.csv", t.str());
   }
 }

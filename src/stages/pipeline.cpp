@@ -590,6 +590,8 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
     o.gram_precision = w["gram_precision"];
     o.null = w["null"];
     o.seed = w["seed"];
+    o.bootstrap = w["bootstrap"];
+    o.confidence = w["confidence"];
     o.metrics = w["metrics"].get<std::vector<std::string>>();
     o.output = item_outputs(spec, "sweep", it)[0];
     o.depth_bins = w["depth_bins"];

@@ -8,12 +8,15 @@
 #include <iomanip>
 #include <limits>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 #include "core/error.hpp"
 #include "core/permutation.hpp"
+#include "geometry/bootstrap.hpp"
 #include "geometry/distributed_similarity.hpp"
 #include "io/h5store.hpp"
 #include "io/work_manifest.hpp"
@@ -114,8 +117,30 @@ std::vector<double> permute_rows(const std::vector<double>& x, std::size_t d, co
 struct Result {
   std::vector<std::uint64_t> shape;
   std::vector<double> values, null;
+  std::vector<double> ci;  // with a bootstrap: [values..., 2] (lower, upper)
   std::string axes, estimator;
 };
+
+// Every result's interval array, NaN until set (a bootstrapped sweep).
+void prepare_intervals(std::map<std::string, Result>& results) {
+  for (auto& [m, r] : results) r.ci.assign(r.values.size() * 2, std::numeric_limits<double>::quiet_NaN());
+}
+
+// What each metric's interval resamples (docs/methods.md, "Bootstrap intervals").
+const char* bootstrap_method(const std::string& metric) {
+  if (metric == "mutual_knn") return "per-prompt scores |kNN_X(i) ∩ kNN_Y(i)|/k of the full set, averaged over each draw's prompts";
+  if (metric == "retrieval_top1" || metric == "retrieval_top5") return "per-query hits of the full set, averaged over each draw's queries";
+  if (metric == "twonn") return "per-prompt ratios r2/r1 of the full set, refitted on each draw's prompts";
+  if (metric == "lrds" || metric == "sads")
+    return "sentence-pair sums weighted by each draw's multiplicities; a sentence and its own copy are not a pair";
+  return "recomputed on each draw's rows";
+}
+
+void set_interval(Result& r, std::size_t i, const std::vector<double>& replicates, double level) {
+  const auto ci = geometry::percentile_interval(replicates, level);
+  r.ci[2 * i] = ci[0];
+  r.ci[2 * i + 1] = ci[1];
+}
 
 const char* convention(const std::string& metric) {
   if (metric == "cka_linear_biased") return "linear CKA, biased HSIC (Gretton et al. 2005): cosine of double-centred Gram matrices";
@@ -141,6 +166,8 @@ struct Pairwise {
   unsigned long long seed;
   MPI_Comm comm;
   geometry::GramPrecision precision;
+  const geometry::BootstrapDraws* draws = nullptr;  // intervals over these draws of the rows
+  double level = 0.95;
 
   bool wants(const std::string& m) const { return std::find(metrics->begin(), metrics->end(), m) != metrics->end(); }
 
@@ -219,9 +246,59 @@ struct Pairwise {
       for (std::size_t a = 0; a < r; ++a)
         for (std::size_t b = 0; b < r; ++b)
           put("mutual_knn", a, b, total[a * r + b] / static_cast<double>(n), total[r * r + a * r + b] / static_cast<double>(n));
+      if (draws)
+        for (std::size_t a = 0; a < r; ++a)
+          for (std::size_t b = 0; b < r; ++b) {
+            const auto scores = geometry::gather_row_values(comm, geometry::mutual_knn_scores(nn[a], nn[b], block.rows, k));
+            std::vector<double> rep(draws->draws());
+            for (std::size_t d = 0; d < rep.size(); ++d) rep[d] = geometry::resampled_mean(scores, draws->draw(d), n);
+            set_interval(results.at("mutual_knn"), offset + a * r + b, rep, level);
+          }
     }
+    if (draws) recompute_on_draws(reps, n, dims, results, offset);
+  }
+
+  // The metrics recomputed from each draw's rows (CKA, the paired-cosine family): the same
+  // computation on resampled representations, without nulls.
+  void recompute_on_draws(const std::vector<std::vector<double>>& reps, std::size_t n, const std::vector<std::size_t>& dims,
+                          std::map<std::string, Result>& results, std::size_t offset) const {
+    std::vector<std::string> recomputed;
+    for (const char* m : {"cka_linear_biased", "cka_linear_unbiased", "cosine", "angular_distance", "block_influence"})
+      if (wants(m)) recomputed.push_back(m);
+    if (recomputed.empty()) return;
+    if (draws->units() != n) throw std::logic_error("sweep bootstrap: draws over " + std::to_string(draws->units()) + " units for " + std::to_string(n) + " rows");
+    Pairwise plain = *this;
+    plain.metrics = &recomputed;
+    plain.null = false;
+    plain.draws = nullptr;
+    const std::size_t r = reps.size(), B = draws->draws();
+    std::map<std::string, std::vector<double>> replicates;  // metric -> [r * r][B]
+    for (const auto& m : recomputed) replicates[m].assign(r * r * B, 0.0);
+    std::vector<std::string> draw_notes;  // a draw's notes (degenerate Grams) are not the sweep's
+    for (std::size_t d = 0; d < B; ++d) {
+      std::vector<std::vector<double>> drawn;
+      for (std::size_t q = 0; q < r; ++q) drawn.push_back(geometry::resampled_rows(reps[q].data(), dims[q], draws->draw(d), n));
+      std::map<std::string, Result> part;
+      for (const auto& m : recomputed) part[m].values.assign(r * r, std::numeric_limits<double>::quiet_NaN());
+      plain.run(drawn, n, dims, part, 0, draw_notes);
+      for (const auto& m : recomputed)
+        for (std::size_t i = 0; i < r * r; ++i) replicates[m][i * B + d] = part[m].values[i];
+    }
+    for (const auto& m : recomputed)
+      for (std::size_t i = 0; i < r * r; ++i)
+        set_interval(results.at(m), offset + i, std::vector<double>(replicates[m].begin() + static_cast<std::ptrdiff_t>(i * B),
+                                                                    replicates[m].begin() + static_cast<std::ptrdiff_t>((i + 1) * B)), level);
   }
 };
+
+// Interval of TwoNN on x (n x d) over the draws (units = n).
+void twonn_interval(MPI_Comm comm, const double* x, std::size_t n, std::size_t d, const geometry::BootstrapDraws& draws,
+                    double level, Result& r, std::size_t i) {
+  const auto ratios = geometry::twonn_ratio_rows(comm, x, n, d);
+  std::vector<double> rep(draws.draws());
+  for (std::size_t b = 0; b < rep.size(); ++b) rep[b] = geometry::resampled_twonn(ratios, draws.draw(b), n);
+  set_interval(r, i, rep, level);
+}
 
 // TwoNN where it is defined; NaN with a note where it is not (fewer than 3 distinct points, or every
 // neighbour ratio 1, as when many prompts share one representation early in training).
@@ -259,6 +336,24 @@ void prepare_result(std::map<std::string, Result>& results, const std::string& n
   results[name] = std::move(r);
 }
 
+// Collective: a result's bootstrap interval, [its shape..., 2].
+void write_interval(io::H5Output& out, const std::string& name, const std::string& metric, const Result& r, const SweepOptions& o,
+                    bool by_sentence, bool root) {
+  auto shape = r.shape;
+  shape.push_back(2);
+  out.create_numeric(name, io::DType::f64, shape, false);
+  out.write_rows(name, 0, root ? shape[0] : 0, r.ci.data());
+  out.set_attribute(name, "metric", metric);
+  out.set_attribute(name, "axes", r.axes + ",bound (lower, upper)");
+  out.set_attribute(name, "estimator", r.estimator);
+  out.set_attribute(name, "interval", "percentile bootstrap (quantiles interpolated linearly); NaN where a draw's value is undefined");
+  out.set_attribute(name, "confidence", o.confidence);
+  out.set_attribute(name, "draws", static_cast<long long>(o.bootstrap));
+  out.set_attribute(name, "unit", std::string(by_sentence ? "parallel sentence (with all its translations)" : "prompt"));
+  out.set_attribute(name, "resampled", std::string(bootstrap_method(metric)));
+  out.set_attribute(name, "seed", std::to_string(geometry::bootstrap_seed(o.seed)) + " (mt19937_64; draw b's k-th unit: next output mod units)");
+}
+
 }  // namespace
 
 SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
@@ -286,6 +381,10 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
   if (o.depth_bins < 2) throw InputError("--depth-bins: expected at least 2, got " + std::to_string(o.depth_bins));
   if (!o.labels.empty() && o.labels.size() != o.activations.size())
     throw InputError("--label: expected one label per --activations file");
+  if (o.bootstrap < 0) throw InputError("--bootstrap: expected a number of draws >= 0, got " + std::to_string(o.bootstrap));
+  if (!(o.confidence > 0 && o.confidence < 1)) throw InputError("--confidence: expected a level between 0 and 1 (e.g. 0.95)");
+  if (o.bootstrap > 0 && o.block_size > 0)
+    throw InputError("--bootstrap: not with --block-size (a blocked checkpoint sweep has no intervals; run it unblocked)");
   const SweepBlock block{o.block_size, o.block_row, o.block_col};
   if (o.block_size < 0) throw InputError("--block-size: expected 0 (no blocks) or a positive group size, got " + std::to_string(o.block_size));
   if (o.block_size > 0) {
@@ -320,8 +419,13 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
   std::map<std::string, std::map<std::string, Result>> results;  // pairs -> metric -> result
   std::vector<long long> depth_points;  // model_model: [depth, model] point indices
   std::vector<std::string> notes;
+  // Bootstrap draws over prompts (and, for language x language, over parallel sentences, drawn there).
+  const bool boot = o.bootstrap > 0;
+  std::unique_ptr<geometry::BootstrapDraws> prompt_draws;
+  if (boot) prompt_draws = std::make_unique<geometry::BootstrapDraws>(N, static_cast<std::size_t>(o.bootstrap), geometry::bootstrap_seed(o.seed));
   const Pairwise pairwise{&o.metrics, o.knn, o.null, o.seed, comm,
-                          o.gram_precision == "float32" ? geometry::GramPrecision::float32 : geometry::GramPrecision::float64};
+                          o.gram_precision == "float32" ? geometry::GramPrecision::float32 : geometry::GramPrecision::float64,
+                          prompt_draws.get(), o.confidence};
   const std::vector<std::string> pairwise_metrics = {"cka_linear_biased", "cka_linear_unbiased", "cosine", "angular_distance",
                                                      "block_influence", "mutual_knn"};
 
@@ -342,12 +446,15 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         else
           skip(m, "not a layer-pair metric");
       }
+      if (boot) prepare_intervals(res);
       std::vector<std::vector<double>> reps;
       for (std::size_t p = 0; p < P; ++p) reps.push_back(first.point(p));
       pairwise.run(reps, N, W, res, 0, notes);
       if (wants("twonn"))
-        for (std::size_t p = 0; p < P; ++p)
+        for (std::size_t p = 0; p < P; ++p) {
           res["twonn"].values[p] = twonn_or_nan(comm, reps[p].data(), N, W, "point " + std::to_string(p), notes);
+          if (boot) twonn_interval(comm, reps[p].data(), N, W, *prompt_draws, o.confidence, res["twonn"], p);
+        }
     } else if (pairs == "language_language") {
       if (languages.size() < 2) throw InputError(first.path + ": language_language needs prompts in two or more languages");
       // Rows of each language ordered by group; only groups present in every language.
@@ -371,6 +478,19 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         else
           skip(m, "not a language-pair metric");
       }
+      // Draws over parallel sentences: a sentence comes with all its translations.
+      std::unique_ptr<geometry::BootstrapDraws> sentence_draws;
+      Pairwise by_sentence = pairwise;
+      if (boot) {
+        prepare_intervals(res);
+        sentence_draws = std::make_unique<geometry::BootstrapDraws>(G, static_cast<std::size_t>(o.bootstrap), geometry::bootstrap_seed(o.seed));
+        by_sentence.draws = sentence_draws.get();
+      }
+      auto interval_of_means = [&](const std::vector<double>& per_sentence, Result& r, std::size_t i) {
+        std::vector<double> rep(sentence_draws->draws());
+        for (std::size_t b = 0; b < rep.size(); ++b) rep[b] = geometry::resampled_mean(per_sentence, sentence_draws->draw(b), G);
+        set_interval(r, i, rep, o.confidence);
+      };
       const auto perm = core::permutation(G, o.seed);
       for (std::size_t p = 0; p < P; ++p) {
         const auto x = first.point(p);
@@ -383,10 +503,20 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
           }
           reps.push_back(std::move(rep));
         }
-        pairwise.run(reps, G, W, res, p * Lg * Lg, notes);
+        by_sentence.run(reps, G, W, res, p * Lg * Lg, notes);
         if (wants("retrieval"))
           for (std::size_t a = 0; a < Lg; ++a)
             for (std::size_t b = 0; b < Lg; ++b) {
+              if (boot) {
+                const auto ranks = geometry::retrieval_ranks(comm, reps[a].data(), reps[b].data(), G, W);
+                std::vector<double> top1(G), top5(G);
+                for (std::size_t g = 0; g < G; ++g) {
+                  top1[g] = ranks[g] < 1 ? 1.0 : 0.0;
+                  top5[g] = ranks[g] < 5 ? 1.0 : 0.0;
+                }
+                interval_of_means(top1, res["retrieval_top1"], p * Lg * Lg + a * Lg + b);
+                interval_of_means(top5, res["retrieval_top5"], p * Lg * Lg + a * Lg + b);
+              }
               const auto h = geometry::retrieval_hits(comm, reps[a].data(), reps[b].data(), G, W);
               res["retrieval_top1"].values[p * Lg * Lg + a * Lg + b] = static_cast<double>(h[0]) / static_cast<double>(G);
               res["retrieval_top5"].values[p * Lg * Lg + a * Lg + b] = static_cast<double>(h[1]) / static_cast<double>(G);
@@ -423,11 +553,24 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
             res["sads"].values[p] = sums.sads();
             if (o.null) res["sads"].null[p] = null_sums.sads();
           }
+          if (boot) {
+            const auto pair_sums = geometry::sentence_pair_sums(comm, all.data(), G, Lg, W);
+            std::vector<double> lrds(sentence_draws->draws()), sads(lrds.size());
+            for (std::size_t b = 0; b < lrds.size(); ++b) {
+              const auto v = geometry::resampled_lrds_sads(pair_sums, sentence_draws->multiplicities(b));
+              lrds[b] = v[0];
+              sads[b] = v[1];
+            }
+            if (wants("lrds")) set_interval(res["lrds"], p, lrds, o.confidence);
+            if (wants("sads")) set_interval(res["sads"], p, sads, o.confidence);
+          }
         }
         if (wants("twonn"))
-          for (std::size_t a = 0; a < Lg; ++a)
+          for (std::size_t a = 0; a < Lg; ++a) {
             res["twonn"].values[p * Lg + a] =
                 twonn_or_nan(comm, reps[a].data(), G, W, "point " + std::to_string(p) + " language " + languages[a], notes);
+            if (boot) twonn_interval(comm, reps[a].data(), G, W, *sentence_draws, o.confidence, res["twonn"], p * Lg + a);
+          }
       }
     } else if (pairs == "model_model") {
       // Matched normalised depth t = j/(T-1): model m's point round(t (P_m - 1)).
@@ -438,6 +581,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         else
           skip(m, "not a model-pair metric (models differ in width)");
       }
+      if (boot) prepare_intervals(res);
       depth_points.assign(T * M, 0);
       for (std::size_t j = 0; j < T; ++j) {
         const double t = static_cast<double>(j) / static_cast<double>(T - 1);
@@ -459,6 +603,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         else
           skip(m, "not a checkpoint-pair metric");
       }
+      if (boot) prepare_intervals(res);
       // The files this run reads (all; or, for a block, those of its two groups): every pair among
       // them is computed (the cost is in the per-file Grams) and the owned ones kept; NaN elsewhere.
       const double nan = std::numeric_limits<double>::quiet_NaN();
@@ -475,6 +620,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         for (auto c : used) reps.push_back(sources[c].point(p));
         std::map<std::string, Result> part;
         for (const auto& [m, r] : res) prepare_result(part, m, {U, U}, r.axes, o.null);
+        if (boot) prepare_intervals(part);
         pairwise.run(reps, N, W, part, 0, notes);
         for (auto& [m, r] : res)
           for (std::size_t a = 0; a < U; ++a)
@@ -482,6 +628,8 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
               if (!block.owns(used[a], used[b])) continue;
               r.values[p * C * C + used[a] * C + used[b]] = part.at(m).values[a * U + b];
               if (o.null) r.null[p * C * C + used[a] * C + used[b]] = part.at(m).null[a * U + b];
+              if (boot)
+                for (int e = 0; e < 2; ++e) r.ci[2 * (p * C * C + used[a] * C + used[b]) + e] = part.at(m).ci[2 * (a * U + b) + e];
             }
       }
     }
@@ -499,11 +647,12 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
   nlohmann::json config = {{"activations", o.activations}, {"hook", o.hook}, {"pairs", o.pairs}, {"metrics", o.metrics},
                            {"knn", o.knn}, {"null", o.null}, {"seed", o.seed}, {"gram_precision", o.gram_precision}};
   if (o.block_size > 0) config["block"] = {{"size", o.block_size}, {"row", o.block_row}, {"col", o.block_col}};
+  if (boot) config["bootstrap"] = {{"draws", o.bootstrap}, {"confidence", o.confidence}};
   const std::string csv = (fs::path(o.output).parent_path() / (fs::path(o.output).stem().string() + ".csv")).string();
   mpi::on_root(comm, [&] {
     std::ostringstream out;
     out << std::setprecision(17);
-    out << "pairs,metric,point,row,column,value,null\n";
+    out << "pairs,metric,point,row,column,value,null" << (boot ? ",ci_low,ci_high" : "") << "\n";
     for (const auto& [pairs, res] : results)
       for (const auto& [m, r] : res) {
         const std::vector<std::string>* labels = nullptr;
@@ -538,6 +687,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
           }
           out << pairs << "," << m << "," << point << "," << row << "," << column << "," << r.values[i] << ",";
           if (!r.null.empty()) out << r.null[i];
+          if (boot) out << "," << r.ci[2 * i] << "," << r.ci[2 * i + 1];
           out << "\n";
         }
       }
@@ -589,6 +739,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         if (m.rfind("cka_", 0) == 0) out.set_attribute(name, "gram_precision", o.gram_precision);
         if (which) out.set_attribute(name, "null", "rows of the column representation permuted (seed " + std::to_string(o.seed) + ")");
       }
+      if (boot) write_interval(out, "/" + pairs + "/" + m + "_ci", m, r, o, pairs == "language_language", root);
     }
   out.commit();
   if (o.benchmark) {

@@ -20,6 +20,8 @@ struct SweepOptions {
   int knn = 10;
   std::string gram_precision = "float64";  // of the CKA Gram products: float64 (PETSc) or float32 (BLAS sgemm)
   bool null = true;  // prompt-permutation null beside every pairwise metric
+  int bootstrap = 0;         // percentile-bootstrap draws over prompts for every metric (0: no intervals)
+  double confidence = 0.95;  // the intervals' level
   unsigned long long seed = 0;
   std::string output;
   std::vector<std::string> petsc_options;
