@@ -24,7 +24,8 @@ data: {source: gettext, languages: [en, de, fr], prompts: 30, seed: 5}
 train: {steps: 4, batch: 4, layers: 2, hidden: 32, heads: 2, intermediate: 64, vocab_size: 300, seq_len: 16}
 extract: {hooks: [post_attention_layernorm], pool: mean, batch: 8}
 zigzag: {k: 3, max_dim: 2, subsets: 2, subset_size: 40, null_draws: 2}
-sweep: {metrics: [cka_linear_unbiased, sads, angular_distance, block_influence], pairs: [layer_layer, language_language, checkpoint_checkpoint], knn: 3}
+sweep: {metrics: [cka_linear_unbiased, sads, angular_distance, block_influence], pairs: [layer_layer, language_language, checkpoint_checkpoint], knn: 3,
+        bootstrap: 20}
 neurons: {studies: [key_linguistic, repetition, sensitive_directions, spatial], threshold: 1.0, control_draws: 2, batch: 8,
           spatial: {contrast: [en, de], sheets: [mlp_act], permutations: 99, max_distance: 3},
           repetition: {texts: 4, prefix_tokens: 4, new_tokens: 24, ngram: 2, min_occurrences: 2, window: 24, min_second: 4, span: 2, top_k: 4},
@@ -151,3 +152,16 @@ def test_report_in_headless_chromium(tmp_path):
     band = [r for r in table if r["model"] == "tiny" and r["series"] == "permuted_null"]
     np.testing.assert_allclose([float(r["avg_similarity"]) for r in band], on_grid.mean(axis=0), rtol=1e-10)
     np.testing.assert_allclose([float(r["sd"]) for r in band], on_grid.std(axis=0, ddof=1), rtol=1e-10, atol=1e-14)
+    # and the SADS figure's band: the last checkpoint's sweep interval over parallel sentences, and the
+    # aggregate's same interval on its grid (each bound interpolated here with numpy)
+    with h5py.File(root / "sweep" / "tiny" / "step4" / "post_attention_layernorm.h5", "r") as f:
+        sads, sads_ci = f["language_language/sads"][:], f["language_language/sads_ci"][:]
+    assert np.isfinite(sads_ci).all() and (sads_ci[:, 0] <= sads_ci[:, 1]).all()
+    sads_rows = [r for r in csv.DictReader(open(root / "report" / "figures" / "sads_tiny_post_attention_layernorm.csv"))
+                 if r["checkpoint"] == "step4"]
+    np.testing.assert_allclose([[float(r["sads_ci_low"]), float(r["sads_ci_high"])] for r in sads_rows], sads_ci, rtol=1e-12)
+    with h5py.File(root / "aggregate" / "post_attention_layernorm.h5", "r") as f:
+        row = [i for i, s in enumerate(f["sweeps/step"][:]) if s == 4][0]
+        for e in range(2):
+            np.testing.assert_allclose(f["sweeps/sads_ci"][row, :, e],
+                                       np.interp(depth, np.linspace(0, 1, len(sads)), sads_ci[:, e]), rtol=1e-12)
