@@ -38,6 +38,7 @@ int run_sweep_cmd(const po::variables_map& vm, const std::vector<std::string>& p
   o.seed = vm["seed"].as<unsigned long long>();
   o.bootstrap = vm["bootstrap"].as<int>();
   o.confidence = vm["confidence"].as<double>();
+  if (vm.count("bootstrap-metric")) o.bootstrap_metrics = comma_separated(vm["bootstrap-metric"].as<std::vector<std::string>>());
   o.petsc_options = passthrough;
   o.benchmark = vm.count("benchmark") > 0;
   o.block_size = vm["block-size"].as<int>();
@@ -110,6 +111,9 @@ Command make_sweep_command() {
         "percentile-bootstrap draws over prompts (language_language: over parallel sentences) for every metric: "
         "<metric>_ci [..., 2] and ci_low, ci_high in the CSV (0: none)")(
         "confidence", po::value<double>()->default_value(0.95, "0.95"), "level of the bootstrap intervals")(
+        "bootstrap-metric", po::value<std::vector<std::string>>(),
+        "only these metrics get intervals (repeatable or comma-separated; default: every --metric). CKA's costs about B "
+        "sweeps; the others little")(
         "benchmark", "print seconds per phase (reading, Gram products, centring, inner products, similarity products)")(
         "output,o", po::value<std::string>(), "sweep/1 file to write (the CSV goes beside it)")(
         "block-size", po::value<int>()->default_value(0), "checkpoint_checkpoint: checkpoints per group (0: no blocks)")(

@@ -340,6 +340,14 @@ JobSpec load_job_spec(const std::string& path) {
                     "expected a dimension < zigzag.max_dim (" + std::to_string(max_dim) +
                         "): H_p needs simplices of dimension p+1");
   }
+  if (doc.contains("sweep")) {
+    const json& sw = doc["sweep"];
+    for (std::size_t i = 0; i < sw["bootstrap_metrics"].size(); ++i)
+      if (std::find(sw["metrics"].begin(), sw["metrics"].end(), sw["bootstrap_metrics"][i]) == sw["metrics"].end())
+        field_error(path, "sweep.bootstrap_metrics[" + std::to_string(i) + "]", sw["bootstrap_metrics"][i].dump() + " is not in sweep.metrics " + sw["metrics"].dump());
+    if (!sw["bootstrap_metrics"].empty() && sw["bootstrap"].get<int>() == 0)
+      field_error(path, "sweep.bootstrap_metrics", "needs sweep.bootstrap > 0 (the number of draws)");
+  }
   if (doc.contains("sweep") && doc["sweep"]["bootstrap"].get<int>() > 0 && doc["sweep"]["checkpoint_block"].get<int>() > 0)
     field_error(path, "sweep.bootstrap", "not with sweep.checkpoint_block > 0 (a blocked checkpoint sweep has no intervals)");
   if (doc.contains("extract") && doc["extract"]["add_bos"].get<bool>() && spec.written["extract"].contains("special_tokens") &&

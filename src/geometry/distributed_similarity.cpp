@@ -298,6 +298,11 @@ SentencePairSums sentence_pair_sums(MPI_Comm comm, const double* x, std::size_t 
   return sums;
 }
 
+std::vector<double> paired_cosine_rows(MPI_Comm comm, const double* x, const double* y, std::size_t n, std::size_t d) {
+  const RowBlock b = petsc_rows(comm, n);
+  return allgather_rows(comm, geometry::paired_cosine_rows(x, y, b.row0, b.rows, d));
+}
+
 std::vector<double> gather_row_values(MPI_Comm comm, const std::vector<double>& mine) { return allgather_rows(comm, mine); }
 
 }  // namespace lmtopo::geometry

@@ -109,15 +109,22 @@ void PairedCosine::add(const PairedCosine& o) {
   count += o.count;
 }
 
-PairedCosine paired_cosine(const double* x, const double* y, std::size_t row0, std::size_t rows, std::size_t d) {
-  PairedCosine p;
-  for (std::size_t i = row0; i < row0 + rows; ++i) {
-    const double* a = x + i * d;
-    const double* b = y + i * d;
+std::vector<double> paired_cosine_rows(const double* x, const double* y, std::size_t row0, std::size_t rows, std::size_t d) {
+  std::vector<double> cos(rows);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const double* a = x + (row0 + r) * d;
+    const double* b = y + (row0 + r) * d;
     const double na = std::sqrt(std::inner_product(a, a + d, a, 0.0)), nb = std::sqrt(std::inner_product(b, b + d, b, 0.0));
     // A zero vector has no direction: cosine 0 (orthogonal) by convention, documented.
-    double c = (na > 0 && nb > 0) ? std::inner_product(a, a + d, b, 0.0) / (na * nb) : 0.0;
-    c = std::clamp(c, -1.0, 1.0);
+    const double c = (na > 0 && nb > 0) ? std::inner_product(a, a + d, b, 0.0) / (na * nb) : 0.0;
+    cos[r] = std::clamp(c, -1.0, 1.0);
+  }
+  return cos;
+}
+
+PairedCosine paired_cosine(const double* x, const double* y, std::size_t row0, std::size_t rows, std::size_t d) {
+  PairedCosine p;
+  for (const double c : paired_cosine_rows(x, y, row0, rows, d)) {
     p.sum_cos += c;
     p.sum_cos2 += c * c;
     p.sum_angular += std::acos(c) / M_PI;

@@ -46,6 +46,8 @@ struct PairedCosine {
   void add(const PairedCosine& o);
 };
 PairedCosine paired_cosine(const double* x, const double* y, std::size_t row0, std::size_t rows, std::size_t d);
+// cos(x_i, y_i) of each of the block's rows (clamped to [-1, 1]; 0 for a zero vector).
+std::vector<double> paired_cosine_rows(const double* x, const double* y, std::size_t row0, std::size_t rows, std::size_t d);
 
 // ---- scans over a block of rows of a similarity matrix S (n x n) ----
 // Translation retrieval: row i (a query) finds column i (its parallel sentence) among all n

@@ -592,6 +592,7 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
     o.seed = w["seed"];
     o.bootstrap = w["bootstrap"];
     o.confidence = w["confidence"];
+    o.bootstrap_metrics = w["bootstrap_metrics"].get<std::vector<std::string>>();
     o.metrics = w["metrics"].get<std::vector<std::string>>();
     o.output = item_outputs(spec, "sweep", it)[0];
     o.depth_bins = w["depth_bins"];

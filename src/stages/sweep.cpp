@@ -7,6 +7,7 @@
 #include <iostream>
 #include <iomanip>
 #include <limits>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -121,9 +122,13 @@ struct Result {
   std::string axes, estimator;
 };
 
-// Every result's interval array, NaN until set (a bootstrapped sweep).
-void prepare_intervals(std::map<std::string, Result>& results) {
-  for (auto& [m, r] : results) r.ci.assign(r.values.size() * 2, std::numeric_limits<double>::quiet_NaN());
+// The metric a result belongs to (retrieval_top1 and _top5 are retrieval's).
+std::string metric_of(const std::string& result) { return result.rfind("retrieval_", 0) == 0 ? "retrieval" : result; }
+
+// The interval array of every result whose metric gets intervals, NaN until set (a bootstrapped sweep).
+void prepare_intervals(std::map<std::string, Result>& results, const std::function<bool(const std::string&)>& with_interval) {
+  for (auto& [m, r] : results)
+    if (with_interval(metric_of(m))) r.ci.assign(r.values.size() * 2, std::numeric_limits<double>::quiet_NaN());
 }
 
 // What each metric's interval resamples (docs/methods.md, "Bootstrap intervals").
@@ -131,6 +136,8 @@ const char* bootstrap_method(const std::string& metric) {
   if (metric == "mutual_knn") return "per-prompt scores |kNN_X(i) ∩ kNN_Y(i)|/k of the full set, averaged over each draw's prompts";
   if (metric == "retrieval_top1" || metric == "retrieval_top5") return "per-query hits of the full set, averaged over each draw's queries";
   if (metric == "twonn") return "per-prompt ratios r2/r1 of the full set, refitted on each draw's prompts";
+  if (metric == "cosine" || metric == "angular_distance" || metric == "block_influence")
+    return "per-prompt cosines, averaged over each draw's prompts (equal to recomputing on the drawn rows)";
   if (metric == "lrds" || metric == "sads")
     return "sentence-pair sums weighted by each draw's multiplicities; a sentence and its own copy are not a pair";
   return "recomputed on each draw's rows";
@@ -168,6 +175,14 @@ struct Pairwise {
   geometry::GramPrecision precision;
   const geometry::BootstrapDraws* draws = nullptr;  // intervals over these draws of the rows
   double level = 0.95;
+  const std::vector<std::string>* interval_metrics = nullptr;  // which metrics get them (empty: all)
+
+  // Whether metric m gets a bootstrap interval here.
+  bool ci(const std::string& m) const {
+    return draws && wants(m) &&
+           (!interval_metrics || interval_metrics->empty() ||
+            std::find(interval_metrics->begin(), interval_metrics->end(), m) != interval_metrics->end());
+  }
 
   bool wants(const std::string& m) const { return std::find(metrics->begin(), metrics->end(), m) != metrics->end(); }
 
@@ -220,6 +235,7 @@ struct Pairwise {
           put("cosine", a, b, p.sum_cos / cn, q.sum_cos / cn);
           put("angular_distance", a, b, p.sum_angular / cn, q.sum_angular / cn);
           put("block_influence", a, b, 1 - p.sum_cos / cn, 1 - q.sum_cos / cn);
+          if (ci("cosine") || ci("angular_distance") || ci("block_influence")) paired_cosine_intervals(reps[a].data(), reps[b].data(), n, d, results, offset + a * r + b);
         }
     }
     if (wants("mutual_knn")) {
@@ -246,25 +262,45 @@ struct Pairwise {
       for (std::size_t a = 0; a < r; ++a)
         for (std::size_t b = 0; b < r; ++b)
           put("mutual_knn", a, b, total[a * r + b] / static_cast<double>(n), total[r * r + a * r + b] / static_cast<double>(n));
-      if (draws)
+      if (ci("mutual_knn"))
         for (std::size_t a = 0; a < r; ++a)
           for (std::size_t b = 0; b < r; ++b) {
             const auto scores = geometry::gather_row_values(comm, geometry::mutual_knn_scores(nn[a], nn[b], block.rows, k));
-            std::vector<double> rep(draws->draws());
-            for (std::size_t d = 0; d < rep.size(); ++d) rep[d] = geometry::resampled_mean(scores, draws->draw(d), n);
-            set_interval(results.at("mutual_knn"), offset + a * r + b, rep, level);
+            set_interval(results.at("mutual_knn"), offset + a * r + b, resampled_means(scores), level);
           }
     }
     if (draws) recompute_on_draws(reps, n, dims, results, offset);
   }
 
-  // The metrics recomputed from each draw's rows (CKA, the paired-cosine family): the same
-  // computation on resampled representations, without nulls.
+  // The paired cosine family is a mean over prompts: a draw's value is the mean of the drawn prompts'
+  // cosines (what recomputing on the drawn rows gives, without the products).
+  void paired_cosine_intervals(const double* x, const double* y, std::size_t n, std::size_t d, std::map<std::string, Result>& results,
+                               std::size_t i) const {
+    const auto cos = geometry::paired_cosine_rows(comm, x, y, n, d);
+    std::vector<double> angular(n);
+    for (std::size_t k = 0; k < n; ++k) angular[k] = std::acos(cos[k]) / M_PI;
+    const auto c = resampled_means(cos);
+    std::vector<double> influence(c.size());
+    for (std::size_t b = 0; b < c.size(); ++b) influence[b] = 1 - c[b];
+    if (ci("cosine")) set_interval(results.at("cosine"), i, c, level);
+    if (ci("angular_distance")) set_interval(results.at("angular_distance"), i, resampled_means(angular), level);
+    if (ci("block_influence")) set_interval(results.at("block_influence"), i, influence, level);
+  }
+
+  // The mean of per-unit scores over each draw's units.
+  std::vector<double> resampled_means(const std::vector<double>& per_unit) const {
+    std::vector<double> out(draws->draws());
+    for (std::size_t b = 0; b < out.size(); ++b) out[b] = geometry::resampled_mean(per_unit, draws->draw(b), per_unit.size());
+    return out;
+  }
+
+  // CKA recomputed from each draw's rows: the same computation on resampled representations, without
+  // nulls.
   void recompute_on_draws(const std::vector<std::vector<double>>& reps, std::size_t n, const std::vector<std::size_t>& dims,
                           std::map<std::string, Result>& results, std::size_t offset) const {
     std::vector<std::string> recomputed;
-    for (const char* m : {"cka_linear_biased", "cka_linear_unbiased", "cosine", "angular_distance", "block_influence"})
-      if (wants(m)) recomputed.push_back(m);
+    for (const char* m : {"cka_linear_biased", "cka_linear_unbiased"})
+      if (ci(m)) recomputed.push_back(m);
     if (recomputed.empty()) return;
     if (draws->units() != n) throw std::logic_error("sweep bootstrap: draws over " + std::to_string(draws->units()) + " units for " + std::to_string(n) + " rows");
     Pairwise plain = *this;
@@ -383,6 +419,10 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
     throw InputError("--label: expected one label per --activations file");
   if (o.bootstrap < 0) throw InputError("--bootstrap: expected a number of draws >= 0, got " + std::to_string(o.bootstrap));
   if (!(o.confidence > 0 && o.confidence < 1)) throw InputError("--confidence: expected a level between 0 and 1 (e.g. 0.95)");
+  for (const auto& m : o.bootstrap_metrics)
+    if (std::find(o.metrics.begin(), o.metrics.end(), m) == o.metrics.end())
+      throw InputError("--bootstrap-metric: '" + m + "' is not among the sweep's metrics (--metric)");
+  if (!o.bootstrap_metrics.empty() && o.bootstrap == 0) throw InputError("--bootstrap-metric: needs --bootstrap B > 0");
   if (o.bootstrap > 0 && o.block_size > 0)
     throw InputError("--bootstrap: not with --block-size (a blocked checkpoint sweep has no intervals; run it unblocked)");
   const SweepBlock block{o.block_size, o.block_row, o.block_col};
@@ -425,7 +465,8 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
   if (boot) prompt_draws = std::make_unique<geometry::BootstrapDraws>(N, static_cast<std::size_t>(o.bootstrap), geometry::bootstrap_seed(o.seed));
   const Pairwise pairwise{&o.metrics, o.knn, o.null, o.seed, comm,
                           o.gram_precision == "float32" ? geometry::GramPrecision::float32 : geometry::GramPrecision::float64,
-                          prompt_draws.get(), o.confidence};
+                          prompt_draws.get(), o.confidence, &o.bootstrap_metrics};
+  const auto ci_of = [&](const std::string& m) { return pairwise.ci(m); };
   const std::vector<std::string> pairwise_metrics = {"cka_linear_biased", "cka_linear_unbiased", "cosine", "angular_distance",
                                                      "block_influence", "mutual_knn"};
 
@@ -446,14 +487,14 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         else
           skip(m, "not a layer-pair metric");
       }
-      if (boot) prepare_intervals(res);
+      if (boot) prepare_intervals(res, ci_of);
       std::vector<std::vector<double>> reps;
       for (std::size_t p = 0; p < P; ++p) reps.push_back(first.point(p));
       pairwise.run(reps, N, W, res, 0, notes);
       if (wants("twonn"))
         for (std::size_t p = 0; p < P; ++p) {
           res["twonn"].values[p] = twonn_or_nan(comm, reps[p].data(), N, W, "point " + std::to_string(p), notes);
-          if (boot) twonn_interval(comm, reps[p].data(), N, W, *prompt_draws, o.confidence, res["twonn"], p);
+          if (ci_of("twonn")) twonn_interval(comm, reps[p].data(), N, W, *prompt_draws, o.confidence, res["twonn"], p);
         }
     } else if (pairs == "language_language") {
       if (languages.size() < 2) throw InputError(first.path + ": language_language needs prompts in two or more languages");
@@ -482,7 +523,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
       std::unique_ptr<geometry::BootstrapDraws> sentence_draws;
       Pairwise by_sentence = pairwise;
       if (boot) {
-        prepare_intervals(res);
+        prepare_intervals(res, ci_of);
         sentence_draws = std::make_unique<geometry::BootstrapDraws>(G, static_cast<std::size_t>(o.bootstrap), geometry::bootstrap_seed(o.seed));
         by_sentence.draws = sentence_draws.get();
       }
@@ -507,7 +548,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         if (wants("retrieval"))
           for (std::size_t a = 0; a < Lg; ++a)
             for (std::size_t b = 0; b < Lg; ++b) {
-              if (boot) {
+              if (ci_of("retrieval")) {
                 const auto ranks = geometry::retrieval_ranks(comm, reps[a].data(), reps[b].data(), G, W);
                 std::vector<double> top1(G), top5(G);
                 for (std::size_t g = 0; g < G; ++g) {
@@ -553,7 +594,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
             res["sads"].values[p] = sums.sads();
             if (o.null) res["sads"].null[p] = null_sums.sads();
           }
-          if (boot) {
+          if (ci_of("lrds") || ci_of("sads")) {
             const auto pair_sums = geometry::sentence_pair_sums(comm, all.data(), G, Lg, W);
             std::vector<double> lrds(sentence_draws->draws()), sads(lrds.size());
             for (std::size_t b = 0; b < lrds.size(); ++b) {
@@ -561,15 +602,15 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
               lrds[b] = v[0];
               sads[b] = v[1];
             }
-            if (wants("lrds")) set_interval(res["lrds"], p, lrds, o.confidence);
-            if (wants("sads")) set_interval(res["sads"], p, sads, o.confidence);
+            if (ci_of("lrds")) set_interval(res["lrds"], p, lrds, o.confidence);
+            if (ci_of("sads")) set_interval(res["sads"], p, sads, o.confidence);
           }
         }
         if (wants("twonn"))
           for (std::size_t a = 0; a < Lg; ++a) {
             res["twonn"].values[p * Lg + a] =
                 twonn_or_nan(comm, reps[a].data(), G, W, "point " + std::to_string(p) + " language " + languages[a], notes);
-            if (boot) twonn_interval(comm, reps[a].data(), G, W, *sentence_draws, o.confidence, res["twonn"], p * Lg + a);
+            if (ci_of("twonn")) twonn_interval(comm, reps[a].data(), G, W, *sentence_draws, o.confidence, res["twonn"], p * Lg + a);
           }
       }
     } else if (pairs == "model_model") {
@@ -581,7 +622,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         else
           skip(m, "not a model-pair metric (models differ in width)");
       }
-      if (boot) prepare_intervals(res);
+      if (boot) prepare_intervals(res, ci_of);
       depth_points.assign(T * M, 0);
       for (std::size_t j = 0; j < T; ++j) {
         const double t = static_cast<double>(j) / static_cast<double>(T - 1);
@@ -603,7 +644,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         else
           skip(m, "not a checkpoint-pair metric");
       }
-      if (boot) prepare_intervals(res);
+      if (boot) prepare_intervals(res, ci_of);
       // The files this run reads (all; or, for a block, those of its two groups): every pair among
       // them is computed (the cost is in the per-file Grams) and the owned ones kept; NaN elsewhere.
       const double nan = std::numeric_limits<double>::quiet_NaN();
@@ -620,7 +661,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         for (auto c : used) reps.push_back(sources[c].point(p));
         std::map<std::string, Result> part;
         for (const auto& [m, r] : res) prepare_result(part, m, {U, U}, r.axes, o.null);
-        if (boot) prepare_intervals(part);
+        if (boot) prepare_intervals(part, ci_of);
         pairwise.run(reps, N, W, part, 0, notes);
         for (auto& [m, r] : res)
           for (std::size_t a = 0; a < U; ++a)
@@ -628,7 +669,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
               if (!block.owns(used[a], used[b])) continue;
               r.values[p * C * C + used[a] * C + used[b]] = part.at(m).values[a * U + b];
               if (o.null) r.null[p * C * C + used[a] * C + used[b]] = part.at(m).null[a * U + b];
-              if (boot)
+              if (!r.ci.empty())
                 for (int e = 0; e < 2; ++e) r.ci[2 * (p * C * C + used[a] * C + used[b]) + e] = part.at(m).ci[2 * (a * U + b) + e];
             }
       }
@@ -647,7 +688,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
   nlohmann::json config = {{"activations", o.activations}, {"hook", o.hook}, {"pairs", o.pairs}, {"metrics", o.metrics},
                            {"knn", o.knn}, {"null", o.null}, {"seed", o.seed}, {"gram_precision", o.gram_precision}};
   if (o.block_size > 0) config["block"] = {{"size", o.block_size}, {"row", o.block_row}, {"col", o.block_col}};
-  if (boot) config["bootstrap"] = {{"draws", o.bootstrap}, {"confidence", o.confidence}};
+  if (boot) config["bootstrap"] = {{"draws", o.bootstrap}, {"confidence", o.confidence}, {"metrics", o.bootstrap_metrics}};
   const std::string csv = (fs::path(o.output).parent_path() / (fs::path(o.output).stem().string() + ".csv")).string();
   mpi::on_root(comm, [&] {
     std::ostringstream out;
@@ -687,7 +728,8 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
           }
           out << pairs << "," << m << "," << point << "," << row << "," << column << "," << r.values[i] << ",";
           if (!r.null.empty()) out << r.null[i];
-          if (boot) out << "," << r.ci[2 * i] << "," << r.ci[2 * i + 1];
+          if (!r.ci.empty()) out << "," << r.ci[2 * i] << "," << r.ci[2 * i + 1];
+          else if (boot) out << ",,";
           out << "\n";
         }
       }
@@ -739,7 +781,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         if (m.rfind("cka_", 0) == 0) out.set_attribute(name, "gram_precision", o.gram_precision);
         if (which) out.set_attribute(name, "null", "rows of the column representation permuted (seed " + std::to_string(o.seed) + ")");
       }
-      if (boot) write_interval(out, "/" + pairs + "/" + m + "_ci", m, r, o, pairs == "language_language", root);
+      if (!r.ci.empty()) write_interval(out, "/" + pairs + "/" + m + "_ci", m, r, o, pairs == "language_language", root);
     }
   out.commit();
   if (o.benchmark) {

@@ -22,6 +22,7 @@ struct SweepOptions {
   bool null = true;  // prompt-permutation null beside every pairwise metric
   int bootstrap = 0;         // percentile-bootstrap draws over prompts for every metric (0: no intervals)
   double confidence = 0.95;  // the intervals' level
+  std::vector<std::string> bootstrap_metrics;  // the metrics that get intervals (empty: every metric)
   unsigned long long seed = 0;
   std::string output;
   std::vector<std::string> petsc_options;

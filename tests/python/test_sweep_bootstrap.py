@@ -7,6 +7,8 @@ retrieval), per-prompt TwoNN ratios refitted, and for LRDS/SADS the resampled pa
 with a sentence's own copies not counted as pairs — and takes numpy's percentiles. lmtopo computes
 LRDS/SADS from weighted sentence-pair sums instead, so that case compares two different
 computations. Then the aggregate carries the intervals onto its depth grid, at 1 and 2 ranks."""
+import csv
+
 import h5py
 import numpy as np
 import pytest
@@ -263,3 +265,22 @@ def test_bootstrap_is_refused_on_a_blocked_checkpoint_sweep(tmp_path, layers):
     proc = run_lmtopo("sweep", "--hook", "h", "--pairs", "checkpoint_checkpoint", "--activations", files[0], "--activations",
                       files[1], "--block-size", "1", "--block", "0,1", "--bootstrap", "5", "-o", tmp_path / "o.h5", check=False)
     assert proc.returncode == 2 and "--bootstrap: not with --block-size" in proc.stderr, proc.stderr
+
+
+def test_bootstrap_metric_chooses_which_metrics_get_intervals(tmp_path):
+    """Intervals for SADS only: no CKA interval is written, SADS's equals the one of a run where every
+    metric has intervals (the same draws), and the CSV leaves CKA's interval columns empty."""
+    xs, langs, groups = parallel_set(G=16)
+    f = write_activations(tmp_path / "l.h5", xs, langs, groups)
+    base = ["sweep", "--hook", "h", "--pairs", "language_language", "--activations", f, "--metric", "cka_linear_biased,sads",
+            "--bootstrap", "30"]
+    run_lmtopo(*base, "-o", tmp_path / "all.h5")
+    run_lmtopo(*base, "--bootstrap-metric", "sads", "-o", tmp_path / "sads.h5")
+    with h5py.File(tmp_path / "all.h5", "r") as a, h5py.File(tmp_path / "sads.h5", "r") as s:
+        assert "cka_linear_biased_ci" in a["language_language"] and "cka_linear_biased_ci" not in s["language_language"]
+        np.testing.assert_array_equal(a["language_language/sads_ci"][()], s["language_language/sads_ci"][()])
+    rows = list(csv.DictReader(open(tmp_path / "sads.csv")))
+    assert all(r["ci_low"] == "" for r in rows if r["metric"] == "cka_linear_biased")
+    assert all(r["ci_low"] != "" for r in rows if r["metric"] == "sads")
+    proc = run_lmtopo(*base, "--bootstrap-metric", "twonn", "-o", tmp_path / "x.h5", check=False)
+    assert proc.returncode == 2 and "--bootstrap-metric: 'twonn' is not among the sweep's metrics" in proc.stderr, proc.stderr
