@@ -1,4 +1,5 @@
 // `lmtopo plan JOB.yaml`: the work items per stage and their sizes, without computing anything.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -8,6 +9,7 @@
 
 #include "cli/command.hpp"
 #include "core/jobspec.hpp"
+#include "geometry/sweep_memory.hpp"
 #include "mpi/collective.hpp"
 #ifdef LMTOPO_TORCH_HELPER
 #include "stages/pipeline.hpp"
@@ -43,6 +45,22 @@ ModelShape shape_of(const std::string& dir) {
   return s;
 }
 
+// A checkpoint's sizes: its config.json, or for a model this study trains (not written yet) its train
+// section.
+ModelShape shape_of(const core::ModelSpec& m, const std::string& dir) {
+  ModelShape s = shape_of(dir);
+  if (s.layers > 0 || !m.from_train) return s;
+  s.layers = m.train["layers"].get<long long>();
+  s.hidden = m.train["hidden"].get<long long>();
+  s.intermediate = m.train["intermediate"].get<long long>();
+  return s;
+}
+
+long long hook_width(const ModelShape& s, const std::string& hook) { return hook == "mlp_act" ? s.intermediate : s.hidden; }
+long long hook_points(const ModelShape& s, const std::string& hook) {
+  return hook == "mlp_act" || hook == "attn_output" || hook == "block_input" ? s.layers : s.layers + 1;
+}
+
 std::string human_bytes(double b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int u = 0;
@@ -50,6 +68,51 @@ std::string human_bytes(double b) {
   std::ostringstream out;
   out << std::fixed << std::setprecision(u ? 1 : 0) << b << " " << units[u];
   return out.str();
+}
+
+// Per pair type, the largest sweep work item's memory per rank (geometry/sweep_memory.hpp) over the
+// study's models and hooks, with its main terms.
+void print_sweep_memory(const core::JobSpec& spec, double n_prompts, double ranks) {
+  const auto& sw = spec.config["sweep"];
+  const auto has = [](const nlohmann::json& list, const char* v) { return std::find(list.begin(), list.end(), v) != list.end(); };
+  geometry::SweepShape base;
+  base.prompts = n_prompts;
+  base.languages = static_cast<double>(spec.data.languages.size());
+  base.ranks = ranks;
+  base.null = sw["null"].get<bool>();
+  base.cka = has(sw["metrics"], "cka_linear_biased") || has(sw["metrics"], "cka_linear_unbiased");
+  base.neighbours = has(sw["metrics"], "mutual_knn") || has(sw["metrics"], "retrieval") || has(sw["metrics"], "lrds") ||
+                    has(sw["metrics"], "sads") || has(sw["metrics"], "twonn");
+  base.bootstrap = sw["bootstrap"].get<int>();
+  const auto& chosen = sw["bootstrap_metrics"];
+  base.bootstrap_cka = base.cka && (chosen.empty() || has(chosen, "cka_linear_biased") || has(chosen, "cka_linear_unbiased"));
+  const int block = sw["checkpoint_block"].get<int>();
+  for (const auto& pairs : sw["pairs"]) {
+    geometry::MemoryEstimate worst;
+    std::string where;
+    for (const auto& m : spec.models) {
+      const auto checkpoints = core::trained_checkpoints(spec, m);
+      if (checkpoints.empty()) continue;
+      const auto shape = shape_of(m, checkpoints.back().dir);
+      if (shape.layers <= 0) continue;
+      for (const auto& hook : spec.config["extract"]["hooks"]) {
+        auto s = base;
+        s.points = static_cast<double>(hook_points(shape, hook));
+        s.width = static_cast<double>(hook_width(shape, hook));
+        s.checkpoints = pairs == "model_model" ? static_cast<double>(spec.models.size())
+                        : block > 0           ? std::min<double>(static_cast<double>(checkpoints.size()), 2.0 * block)
+                                              : static_cast<double>(checkpoints.size());
+        const auto e = geometry::sweep_item_memory(pairs, s);
+        if (e.bytes > worst.bytes) worst = e, where = m.name + "/" + hook.get<std::string>();
+      }
+    }
+    if (where.empty()) continue;
+    std::cout << "  memory per rank, " << pairs.get<std::string>() << " (largest item, " << where << ", " << ranks
+              << " rank(s)): about " << human_bytes(worst.bytes) << " =";
+    for (std::size_t i = 0; i < worst.terms.size(); ++i)
+      std::cout << (i ? " +" : "") << " " << human_bytes(worst.terms[i].second) << " " << worst.terms[i].first;
+    std::cout << "\n";
+  }
 }
 
 int run_plan(const po::variables_map& vm, const std::vector<std::string>&) {
@@ -64,7 +127,7 @@ int run_plan(const po::variables_map& vm, const std::vector<std::string>&) {
             << " (" << spec.data.source << ")\n"
             << "ranks per work item: " << ranks << " (prompts per rank: " << (n_prompts + ranks - 1) / ranks << ")\n\n";
   std::size_t n_checkpoints = 0;
-  for (const auto& m : spec.models) n_checkpoints += m.checkpoints.size();
+  for (const auto& m : spec.models) n_checkpoints += core::trained_checkpoints(spec, m).size();
 
   std::cout << "stage prepare: 1 item (checkpoint manifest over " << n_checkpoints << " checkpoint(s), corpus)\n";
   if (cfg.contains("train")) {
@@ -85,15 +148,12 @@ int run_plan(const po::variables_map& vm, const std::vector<std::string>&) {
     const double bytes_per_value = ex["dtype"] == "bfloat16" ? 2 : 4;
     std::cout << "stage extract: " << n_checkpoints << " item(s), one per checkpoint\n";
     for (const auto& m : spec.models)
-      for (const auto& c : m.checkpoints) {
-        const auto s = shape_of(c.dir);
+      for (const auto& c : core::trained_checkpoints(spec, m)) {
+        const auto s = shape_of(m, c.dir);
         double bytes = 0;
         bool known = s.layers > 0 && s.hidden > 0;
-        for (const auto& h : ex["hooks"]) {
-          const long long width = h == "mlp_act" ? s.intermediate : s.hidden;
-          const long long points = h == "mlp_act" || h == "attn_output" || h == "block_input" ? s.layers : s.layers + 1;
-          bytes += static_cast<double>(points) * static_cast<double>(n_prompts) * static_cast<double>(width) * bytes_per_value;
-        }
+        for (const auto& h : ex["hooks"])
+          bytes += static_cast<double>(hook_points(s, h)) * static_cast<double>(n_prompts) * static_cast<double>(hook_width(s, h)) * bytes_per_value;
         std::cout << "  " << m.name << "/" << c.label << ": "
                   << (known ? human_bytes(bytes) + " of activations (" + std::to_string(s.layers) + " blocks, hidden " +
                                   std::to_string(s.hidden) + ")"
@@ -113,6 +173,7 @@ int run_plan(const po::variables_map& vm, const std::vector<std::string>&) {
     if (cfg["sweep"]["checkpoint_block"].get<int>() > 0)
       std::cout << ", checkpoint_checkpoint in blocks of " << cfg["sweep"]["checkpoint_block"] << " checkpoints";
     std::cout << "\n";
+    print_sweep_memory(spec, static_cast<double>(n_prompts), static_cast<double>(ranks));
   }
 #ifdef LMTOPO_TORCH_HELPER
   // The work item ids (what --item-id takes), for the stages whose items are known before running.
@@ -147,7 +208,8 @@ Command make_plan_command() {
   c.description =
       "Validates the spec, resolves the checkpoints and prints, per stage, the work items a run or a SLURM "
       "submission would create, with the activation bytes per checkpoint (from each checkpoint's config.json) "
-      "and the prompts per rank.";
+      "the prompts per rank, and for the sweep the memory per rank of each pair type's largest work item with its terms "
+      "(docs/methods.md, Similarity sweeps: memory per rank).";
   c.add_options = [](po::options_description& d) {
     d.add_options()("job", po::value<std::string>()->required(), "job spec (positional)")(
         "ranks", po::value<int>()->default_value(0), "ranks per work item; 0 = slurm.nodes x slurm.tasks_per_node, or 1");

@@ -92,3 +92,29 @@ def test_a_spec_without_stages_needs_no_models(tmp_path):
     spec = tmp_path / "s.yaml"
     spec.write_text("study: s\noutput: out\ndata: {source: gettext, languages: [en, de], prompts: 3}\n")
     assert ": valid" in run_lmtopo("validate", spec).stdout
+
+
+def test_plan_prints_the_sweep_memory_per_rank(tmp_path):
+    """The plan's memory model (docs/methods.md): per pair type the largest item's bytes per rank and
+    their terms. The centred Grams are 2 (null) x C x n x n/R doubles: halved by a second rank, and by
+    checkpoint blocks bounded by 2B files instead of all C. (Measured against real peak RSS in
+    docs/benchmarks.md.)"""
+    spec = tmp_path / "s.yaml"
+
+    def plan(ranks, block=0):
+        spec.write_text("study: s\noutput: out\nmodels: [{name: a, from_train: true}]\n"
+                        "data: {source: gettext, languages: [en, de], prompts: 500}\n"
+                        "train: {steps: 64, layers: 4, hidden: 256, heads: 4, intermediate: 512, vocab_size: 300}\n"
+                        "extract: {hooks: [post_attention_layernorm]}\n"
+                        f"sweep: {{pairs: [layer_layer, checkpoint_checkpoint], checkpoint_block: {block}}}\n")
+        out = run_lmtopo("plan", spec, "--ranks", ranks).stdout
+        lines = {m.group(1): m.group(2) for m in re.finditer(r"memory per rank, (\w+) \(largest item.*?\): about [\d.]+ \w+ = (.*)", out)}
+        assert set(lines) == {"layer_layer", "checkpoint_checkpoint"}, out
+        grams = re.search(r"([\d.]+) MiB centred Gram rows", lines["checkpoint_checkpoint"]).group(1)
+        return float(grams)
+
+    n, checkpoints = 1000, 8  # 500 prompts x 2 languages; steps 0, 1, 2, 4, 8, 16, 32, 64
+    mib = 2 * checkpoints * n * n * 8 / 2**20
+    assert plan(1) == pytest.approx(mib, abs=0.05)
+    assert plan(2) == pytest.approx(mib / 2, abs=0.05)
+    assert plan(1, block=2) == pytest.approx(mib * 4 / checkpoints, abs=0.05)

@@ -1,0 +1,49 @@
+#include "geometry/sweep_memory.hpp"
+
+#include <algorithm>
+
+namespace lmtopo::geometry {
+
+namespace {
+
+constexpr double kDouble = 8;
+
+// R representations of n x width in float64 on every rank (the sweep reads whole points) and their
+// null copies; for CKA the centred Grams' rows, R x n x (n / ranks), and one Gram being formed.
+void add_representations(MemoryEstimate& m, const SweepShape& s, double count, double rows) {
+  const double copies = s.null ? 2 : 1;
+  m.terms.push_back({"representations (float64, all rows, every rank)", copies * count * rows * s.width * kDouble});
+  if (s.cka) {
+    m.terms.push_back({"centred Gram rows of every representation", copies * count * rows * rows / s.ranks * kDouble});
+    m.terms.push_back({"one Gram product in PETSc (transient)", rows * rows / s.ranks * kDouble + rows / s.ranks * s.width * kDouble});
+  }
+  if (s.bootstrap > 0 && s.bootstrap_cka) m.terms.push_back({"a draw's resampled copies", count * rows * s.width * kDouble});
+}
+
+}  // namespace
+
+MemoryEstimate sweep_item_memory(const std::string& pairs, const SweepShape& s) {
+  MemoryEstimate m;
+  const double n = s.prompts;
+  // lmtopo-petsc's resident size before any data (MPI, HDF5, PETSc, OpenBLAS), measured on Debian 12
+  // (docs/benchmarks.md): 96 MiB.
+  m.terms.push_back({"process start-up", 96.0 * 1024 * 1024});
+  m.terms.push_back({"one point read (float32)", n * s.width * 4});
+  if (pairs == "layer_layer") {
+    add_representations(m, s, s.points, n);
+    if (s.neighbours) m.terms.push_back({"similarity rows", n * n / s.ranks * kDouble});
+  } else if (pairs == "language_language") {
+    const double sentences = n / std::max(1.0, s.languages);
+    m.terms.push_back({"the point, stacked by language", 2 * n * s.width * kDouble});
+    add_representations(m, s, s.languages, sentences);
+    if (s.neighbours) m.terms.push_back({"similarity rows", n * n / s.ranks * kDouble});
+    if (s.bootstrap > 0) m.terms.push_back({"sentence-pair sums", 2 * sentences * sentences * kDouble});
+  } else if (pairs == "checkpoint_checkpoint" || pairs == "model_model") {
+    add_representations(m, s, s.checkpoints, n);
+    if (s.neighbours) m.terms.push_back({"similarity rows", n * n / s.ranks * kDouble});
+  }
+  for (const auto& [name, bytes] : m.terms) m.bytes += bytes;
+  return m;
+}
+
+}  // namespace lmtopo::geometry
