@@ -59,12 +59,15 @@ int main(int argc, char** argv) {
     t_dgemm /= size;
   }
   double t_petsc = 0;
+  // The sweep's functions take each rank's own rows of a representation.
+  const double* x_rows = nullptr;
   {
     lmtopo::geometry::PetscScope petsc;
+    x_rows = x.data() + lmtopo::geometry::petsc_rows(MPI_COMM_WORLD, n).row0 * d;
     MPI_Barrier(MPI_COMM_WORLD);
     t_petsc = seconds_of([&] {
       lmtopo::geometry::RowBlock b;
-      (void)lmtopo::geometry::cosine_rows(MPI_COMM_WORLD, x.data(), n, x.data(), n, d, b);
+      (void)lmtopo::geometry::cosine_rows(MPI_COMM_WORLD, x_rows, n, x_rows, n, d, b);
       MPI_Barrier(MPI_COMM_WORLD);
     }, repeats);
   }
@@ -73,7 +76,7 @@ int main(int argc, char** argv) {
   double t_cka64 = 0, t_cka32 = 0;
   {
     lmtopo::geometry::PetscScope petsc;
-    const std::vector<const double*> reps{x.data()};
+    const std::vector<const double*> reps{x_rows};
     const std::vector<std::size_t> dims{d};
     for (auto precision : {lmtopo::geometry::GramPrecision::float64, lmtopo::geometry::GramPrecision::float32}) {
       MPI_Barrier(MPI_COMM_WORLD);

@@ -44,12 +44,6 @@ double resampled_mean(const std::vector<double>& per_unit, const std::uint32_t* 
   return sum / static_cast<double>(units);
 }
 
-std::vector<double> resampled_rows(const double* x, std::size_t d, const std::uint32_t* draw, std::size_t units) {
-  std::vector<double> out(units * d);
-  for (std::size_t k = 0; k < units; ++k) std::copy_n(x + draw[k] * d, d, out.begin() + static_cast<std::ptrdiff_t>(k * d));
-  return out;
-}
-
 void add_sentence_pair_sums(const double* s_rows, std::size_t row0, std::size_t rows, SentencePairSums& sums) {
   const std::size_t G = sums.sentences, n = G * sums.languages;
   for (std::size_t r = 0; r < rows; ++r) {

@@ -40,8 +40,6 @@ std::array<double, 2> percentile_interval(std::vector<double> replicates, double
 // Mean of per-unit scores over the units of one draw (the resampled mean).
 double resampled_mean(const std::vector<double>& per_unit, const std::uint32_t* draw, std::size_t units);
 
-// Rows `draw` of a row-major n x d array (rows repeat as often as the draw repeats them).
-std::vector<double> resampled_rows(const double* x, std::size_t d, const std::uint32_t* draw, std::size_t units);
 
 // Language-structure sums of an aligned parallel set (L languages x G sentences, one row each) by
 // pairs of sentences: same[g*G + h] = sum over languages a of cos((a,g), (a,h)); cross[g*G + h] = sum

@@ -4,6 +4,8 @@
 #include <petscmat.h>
 
 #include <cmath>
+#include <algorithm>
+#include <limits>
 #include <numeric>
 
 #include "core/error.hpp"
@@ -48,8 +50,8 @@ void mpi_check(int rc, const char* call) {
   if (rc != MPI_SUCCESS) throw RuntimeFailure(std::string(call) + " failed");
 }
 
-// A row-distributed dense matrix holding this rank's rows of the full row-major array a (n x d).
-void dense_from_rows(MPI_Comm comm, const double* a, std::size_t n, std::size_t d, MatHandle& out) {
+// A row-distributed dense matrix of n x d from this rank's rows of it (a_rows, row-major).
+void dense_from_rows(MPI_Comm comm, const double* a_rows, std::size_t n, std::size_t d, MatHandle& out) {
   check(MatCreate(comm, &out.m), "MatCreate");
   check(MatSetSizes(out.m, PETSC_DECIDE, PETSC_DECIDE, static_cast<PetscInt>(n), static_cast<PetscInt>(d)), "MatSetSizes");
   check(MatSetType(out.m, MATDENSE), "MatSetType");
@@ -61,7 +63,7 @@ void dense_from_rows(MPI_Comm comm, const double* a, std::size_t n, std::size_t 
   PetscScalar* arr;
   check(MatDenseGetArrayWrite(out.m, &arr), "MatDenseGetArrayWrite");
   for (PetscInt i = r0; i < r1; ++i)
-    for (std::size_t k = 0; k < d; ++k) arr[(i - r0) + static_cast<PetscInt>(k) * lda] = a[static_cast<std::size_t>(i) * d + k];
+    for (std::size_t k = 0; k < d; ++k) arr[(i - r0) + static_cast<PetscInt>(k) * lda] = a_rows[static_cast<std::size_t>(i - r0) * d + k];
   check(MatDenseRestoreArrayWrite(out.m, &arr), "MatDenseRestoreArrayWrite");
   check(MatAssemblyBegin(out.m, MAT_FINAL_ASSEMBLY), "MatAssemblyBegin");
   check(MatAssemblyEnd(out.m, MAT_FINAL_ASSEMBLY), "MatAssemblyEnd");
@@ -97,7 +99,7 @@ std::vector<double> allgather_rows(MPI_Comm comm, const std::vector<double>& min
   return out;
 }
 
-// This rank's rows of A B^T (A: n x d, B: m x d), computed by PETSc.
+// This rank's rows of A B^T (A: n x d, B: m x d, each given by this rank's rows), computed by PETSc.
 std::vector<double> product_rows(MPI_Comm comm, const double* a, std::size_t n, const double* b, std::size_t m, std::size_t d,
                                  RowBlock& block) {
   PhaseTimer t("similarity products");
@@ -106,6 +108,41 @@ std::vector<double> product_rows(MPI_Comm comm, const double* a, std::size_t n, 
   dense_from_rows(comm, b, m, d, bm);
   check(MatMatTransposeMult(am.m, bm.m, MAT_INITIAL_MATRIX, PETSC_DEFAULT, &c.m), "MatMatTransposeMult");
   return local_rows(c, block);
+}
+
+// This rank's rows of X X^T in single precision (X given by this rank's rows in float64, exact in
+// float32 as activations are stored so): the row blocks travel round a ring, each rank multiplying its
+// rows by the block it holds, so no rank ever holds more than two blocks of X.
+std::vector<float> gram_rows_f32_ring(MPI_Comm comm, const double* x_rows, std::size_t n, std::size_t d, const RowBlock& mine) {
+  int size = 1, rank = 0;
+  MPI_Comm_size(comm, &size);
+  MPI_Comm_rank(comm, &rank);
+  std::vector<unsigned long long> starts(static_cast<std::size_t>(size) + 1, 0);
+  const unsigned long long my_rows = mine.rows;
+  mpi_check(MPI_Allgather(&my_rows, 1, MPI_UNSIGNED_LONG_LONG, starts.data() + 1, 1, MPI_UNSIGNED_LONG_LONG, comm), "MPI_Allgather");
+  std::partial_sum(starts.begin(), starts.end(), starts.begin());
+  std::size_t widest = 0;
+  for (int r = 0; r < size; ++r) widest = std::max<std::size_t>(widest, starts[static_cast<std::size_t>(r) + 1] - starts[static_cast<std::size_t>(r)]);
+  if (widest * d > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    throw RuntimeFailure("float32 Gram ring: a row block of " + std::to_string(widest * d) + " values exceeds one MPI message");
+  const std::vector<float> own(x_rows, x_rows + mine.rows * d);
+  std::vector<float> held(own), incoming(widest * d), out(mine.rows * n, 0.0f);
+  for (int step = 0; step < size; ++step) {
+    const auto owner = static_cast<std::size_t>((rank - step + size) % size);
+    const std::size_t b0 = starts[owner], brows = starts[owner + 1] - starts[owner];
+    if (mine.rows > 0 && brows > 0)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(mine.rows), static_cast<int>(brows), static_cast<int>(d),
+                  1.0f, own.data(), static_cast<int>(d), held.data(), static_cast<int>(d), 0.0f, out.data() + b0,
+                  static_cast<int>(n));
+    if (step + 1 == size) break;
+    const auto next_owner = static_cast<std::size_t>((rank - step - 1 + size) % size);
+    const int next_count = static_cast<int>((starts[next_owner + 1] - starts[next_owner]) * d);
+    mpi_check(MPI_Sendrecv(held.data(), static_cast<int>(brows * d), MPI_FLOAT, (rank + 1) % size, 0, incoming.data(), next_count,
+                           MPI_FLOAT, (rank - 1 + size) % size, 0, comm, MPI_STATUS_IGNORE),
+              "MPI_Sendrecv");
+    held.assign(incoming.begin(), incoming.begin() + next_count);
+  }
+  return out;
 }
 
 }  // namespace
@@ -158,14 +195,8 @@ std::vector<double> cka_matrix(MPI_Comm comm, const std::vector<const double*>& 
     std::vector<double> rows;
     if (precision == GramPrecision::float32) {
       PhaseTimer t("gram products");
-      const std::size_t d = dims[q];
-      const std::vector<float> all(reps[q], reps[q] + n * d);
-      std::vector<float> mine_rows(mine.rows * n);
-      if (mine.rows > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(mine.rows), static_cast<int>(n),
-                    static_cast<int>(d), 1.0f, all.data() + mine.row0 * d, static_cast<int>(d), all.data(),
-                    static_cast<int>(d), 0.0f, mine_rows.data(), static_cast<int>(n));
-      rows.assign(mine_rows.begin(), mine_rows.end());
+      const auto gram = gram_rows_f32_ring(comm, reps[q], n, dims[q], mine);
+      rows.assign(gram.begin(), gram.end());
       block = mine;
     } else {
       PhaseTimer t("gram products");
@@ -199,7 +230,7 @@ std::vector<double> cka_matrix(MPI_Comm comm, const std::vector<const double*>& 
 
 std::vector<double> cosine_rows(MPI_Comm comm, const double* x, std::size_t n, const double* y, std::size_t m, std::size_t d,
                                 RowBlock& block) {
-  const auto ux = unit_rows(x, n, d), uy = unit_rows(y, m, d);
+  const auto ux = unit_rows(x, petsc_rows(comm, n).rows, d), uy = unit_rows(y, petsc_rows(comm, m).rows, d);
   return product_rows(comm, ux.data(), n, uy.data(), m, d, block);
 }
 
@@ -225,7 +256,7 @@ double mutual_knn(MPI_Comm comm, const double* x, std::size_t dx, const double* 
 
 PairedCosine paired_cosine(MPI_Comm comm, const double* x, const double* y, std::size_t n, std::size_t d) {
   const RowBlock b = petsc_rows(comm, n);
-  const PairedCosine p = geometry::paired_cosine(x, y, b.row0, b.rows, d);
+  const PairedCosine p = geometry::paired_cosine(x, y, 0, b.rows, d);
   double local[3] = {p.sum_cos, p.sum_cos2, p.sum_angular}, total[3];
   mpi_check(MPI_Allreduce(local, total, 3, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
   PairedCosine out;
@@ -270,8 +301,9 @@ double twonn_dimension(MPI_Comm comm, const double* x, std::size_t n, std::size_
 std::vector<double> twonn_ratio_rows(MPI_Comm comm, const double* x, std::size_t n, std::size_t d) {
   RowBlock b;
   auto g = product_rows(comm, x, n, x, n, d, b);  // Gram rows -> squared distances
-  std::vector<double> norms(n);
-  for (std::size_t j = 0; j < n; ++j) norms[j] = std::inner_product(x + j * d, x + (j + 1) * d, x + j * d, 0.0);
+  std::vector<double> mine(b.rows);
+  for (std::size_t r = 0; r < b.rows; ++r) mine[r] = std::inner_product(x + r * d, x + (r + 1) * d, x + r * d, 0.0);
+  const auto norms = allgather_rows(comm, mine);
   for (std::size_t r = 0; r < b.rows; ++r)
     for (std::size_t j = 0; j < n; ++j) {
       double& v = g[r * n + j];
@@ -300,9 +332,60 @@ SentencePairSums sentence_pair_sums(MPI_Comm comm, const double* x, std::size_t 
 
 std::vector<double> paired_cosine_rows(MPI_Comm comm, const double* x, const double* y, std::size_t n, std::size_t d) {
   const RowBlock b = petsc_rows(comm, n);
-  return allgather_rows(comm, geometry::paired_cosine_rows(x, y, b.row0, b.rows, d));
+  return allgather_rows(comm, geometry::paired_cosine_rows(x, y, 0, b.rows, d));
 }
 
 std::vector<double> gather_row_values(MPI_Comm comm, const std::vector<double>& mine) { return allgather_rows(comm, mine); }
+
+std::vector<double> fetch_rows(MPI_Comm comm, const double* src_rows, std::size_t n_src, std::size_t d,
+                               const std::vector<std::size_t>& wanted) {
+  int size = 1, rank = 0;
+  MPI_Comm_size(comm, &size);
+  MPI_Comm_rank(comm, &rank);
+  const RowBlock mine = petsc_rows(comm, n_src);
+  std::vector<unsigned long long> starts(static_cast<std::size_t>(size) + 1, 0);
+  const unsigned long long my_rows = mine.rows;
+  mpi_check(MPI_Allgather(&my_rows, 1, MPI_UNSIGNED_LONG_LONG, starts.data() + 1, 1, MPI_UNSIGNED_LONG_LONG, comm), "MPI_Allgather");
+  std::partial_sum(starts.begin(), starts.end(), starts.begin());
+  // Requests grouped by owner, remembering where each answer goes.
+  const auto P = static_cast<std::size_t>(size);
+  std::vector<std::vector<unsigned long long>> asked(P);
+  std::vector<std::vector<std::size_t>> slot(P);
+  for (std::size_t k = 0; k < wanted.size(); ++k) {
+    if (wanted[k] >= n_src) throw std::logic_error("fetch_rows: row " + std::to_string(wanted[k]) + " of " + std::to_string(n_src));
+    const auto owner = static_cast<std::size_t>(std::upper_bound(starts.begin() + 1, starts.end(), wanted[k]) - starts.begin() - 1);
+    asked[owner].push_back(wanted[k]);
+    slot[owner].push_back(k);
+  }
+  std::vector<int> send_n(P), recv_n(P), send_at(P, 0), recv_at(P, 0);
+  for (std::size_t o = 0; o < P; ++o) send_n[o] = static_cast<int>(asked[o].size());
+  mpi_check(MPI_Alltoall(send_n.data(), 1, MPI_INT, recv_n.data(), 1, MPI_INT, comm), "MPI_Alltoall");
+  std::partial_sum(send_n.begin(), send_n.end() - 1, send_at.begin() + 1);
+  std::partial_sum(recv_n.begin(), recv_n.end() - 1, recv_at.begin() + 1);
+  std::vector<unsigned long long> requests, served(static_cast<std::size_t>(recv_at.back() + recv_n.back()));
+  for (const auto& a : asked) requests.insert(requests.end(), a.begin(), a.end());
+  mpi_check(MPI_Alltoallv(requests.data(), send_n.data(), send_at.data(), MPI_UNSIGNED_LONG_LONG, served.data(), recv_n.data(),
+                          recv_at.data(), MPI_UNSIGNED_LONG_LONG, comm),
+            "MPI_Alltoallv");
+  // Answer with the rows asked for, d values each.
+  if (served.size() * d > static_cast<std::size_t>(std::numeric_limits<int>::max()) ||
+      wanted.size() * d > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    throw RuntimeFailure("fetch_rows: more than 2^31 values in one exchange; use more ranks");
+  std::vector<double> answers(served.size() * d), received(wanted.size() * d);
+  for (std::size_t i = 0; i < served.size(); ++i)
+    std::copy_n(src_rows + (served[i] - mine.row0) * d, d, answers.begin() + static_cast<std::ptrdiff_t>(i * d));
+  auto scaled = [d](std::vector<int> v) {
+    for (auto& x : v) x *= static_cast<int>(d);
+    return v;
+  };
+  const auto a_n = scaled(recv_n), a_at = scaled(recv_at), r_n = scaled(send_n), r_at = scaled(send_at);
+  mpi_check(MPI_Alltoallv(answers.data(), a_n.data(), a_at.data(), MPI_DOUBLE, received.data(), r_n.data(), r_at.data(), MPI_DOUBLE, comm),
+            "MPI_Alltoallv");
+  std::vector<double> out(wanted.size() * d);
+  for (std::size_t o = 0, at = 0; o < P; ++o)
+    for (std::size_t j = 0; j < slot[o].size(); ++j, ++at)
+      std::copy_n(received.begin() + static_cast<std::ptrdiff_t>(at * d), d, out.begin() + static_cast<std::ptrdiff_t>(slot[o][j] * d));
+  return out;
+}
 
 }  // namespace lmtopo::geometry

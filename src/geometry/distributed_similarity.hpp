@@ -2,7 +2,11 @@
 // PETSc: representations become MATMPIDENSE matrices split by rows, Gram matrices and similarity
 // matrices are PETSc's dense products (MatMatTransposeMult, MatTransposeMatMult), and each rank
 // scans only its own rows. With a PETSc built for CUDA, `-mat_type densecuda` after `--` moves the
-// products to the GPU. Inputs are full arrays on every rank (activations are read by all ranks).
+// products to the GPU.
+//
+// Every representation is given by *this rank's rows*: rows [row0, row0 + rows) of petsc_rows(comm, n)
+// of an n x d array (row-major, rows x d values); no rank holds a whole representation. Results that
+// are per row (index i) refer to the global row.
 #pragma once
 #include <mpi.h>
 
@@ -38,13 +42,13 @@ RowBlock petsc_rows(MPI_Comm comm, std::size_t n);
 
 // Precision of the Gram products X X^T inside cka_matrix. float64: PETSc's MatMatTransposeMult
 // (PETSc's scalar here; results agree across rank counts to 1e-10). float32: each rank multiplies
-// its rows by all rows with BLAS sgemm (every rank holds the whole representation; no PETSc
-// product exists in single precision with a double-precision PETSc) and centring and the inner
-// products stay float64 — twice the GEMM rate, CKA to about 1e-6. Activations are stored as
+// its rows by every rank's rows with BLAS sgemm as the row blocks travel round a ring (no PETSc
+// product exists in single precision with a double-precision PETSc; no rank holds more than two
+// blocks) and centring and the inner products stay float64 — twice the GEMM rate, CKA to about 1e-6. Activations are stored as
 // float32, so the inputs of the float32 product are exact.
 enum class GramPrecision { float64, float32 };
 
-// CKA among R representations with the same n rows (reps[r]: n x dims[r], row-major): R x R,
+// CKA among R representations with the same n rows (reps[r]: this rank's rows of n x dims[r]): R x R,
 // identical on every rank.
 std::vector<double> cka_matrix(MPI_Comm comm, const std::vector<const double*>& reps, const std::vector<std::size_t>& dims,
                                std::size_t n, HsicEstimator e, std::vector<std::size_t>* degenerate,
@@ -73,6 +77,13 @@ std::vector<double> retrieval_ranks(MPI_Comm comm, const double* x, const double
 SentencePairSums sentence_pair_sums(MPI_Comm comm, const double* x, std::size_t sentences, std::size_t languages, std::size_t d);
 std::vector<double> paired_cosine_rows(MPI_Comm comm, const double* x, const double* y, std::size_t n, std::size_t d);
 std::vector<double> gather_row_values(MPI_Comm comm, const std::vector<double>& mine);
+
+// Rows of a source representation (n_src rows, given by this rank's rows) that this rank needs for
+// its block of a new one: out row k = source row wanted[k] (repeats allowed). Two all-to-alls: the
+// requests by owner, then the rows. Permutations (nulls), bootstrap draws and the language-by-sentence
+// layouts of the sweep are built so.
+std::vector<double> fetch_rows(MPI_Comm comm, const double* src_rows, std::size_t n_src, std::size_t d,
+                               const std::vector<std::size_t>& wanted);
 
 // Seconds this rank spent per phase since the last reset ("gram products", "centring (incl.
 // all-gather)", "inner products", "similarity products", "row scans", "reductions"), for --benchmark.

@@ -33,11 +33,11 @@ std::vector<double> unit_rows(const double* x, std::size_t n, std::size_t d) {
   return out;
 }
 
-void require_finite(const double* x, std::size_t n, std::size_t d, const std::string& what) {
+void require_finite(const double* x, std::size_t n, std::size_t d, const std::string& what, std::size_t row0) {
   for (std::size_t i = 0; i < n; ++i)
     for (std::size_t k = 0; k < d; ++k)
       if (!std::isfinite(x[i * d + k]))
-        throw InputError(what + ": row " + std::to_string(i) + " holds NaN or infinity (expected finite activations)");
+        throw InputError(what + ": row " + std::to_string(row0 + i) + " holds NaN or infinity (expected finite activations)");
 }
 
 const char* estimator_name(HsicEstimator e) {

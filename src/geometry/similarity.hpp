@@ -17,8 +17,9 @@ void gemm_rows_abt(const double* a, std::size_t row0, std::size_t rows, const do
                    double* out);
 // Rows scaled to unit Euclidean norm (a zero row stays zero).
 std::vector<double> unit_rows(const double* x, std::size_t n, std::size_t d);
-// NaN or infinity anywhere -> InputError naming `what` and the first bad row.
-void require_finite(const double* x, std::size_t n, std::size_t d, const std::string& what);
+// NaN or infinity anywhere -> InputError naming `what` and the first bad row (x's rows are rows
+// row0, row0 + 1, ... of the whole).
+void require_finite(const double* x, std::size_t n, std::size_t d, const std::string& what, std::size_t row0 = 0);
 
 // ---- linear CKA via centred Gram matrices ----
 // biased: HSIC_1 = tr(KHLH)/(n-1)^2 (Gretton et al.) -> cosine of double-centred Grams.

@@ -8,16 +8,16 @@ namespace {
 
 constexpr double kDouble = 8;
 
-// R representations of n x width in float64 on every rank (the sweep reads whole points) and their
-// null copies; for CKA the centred Grams' rows, R x n x (n / ranks), and one Gram being formed.
+// This rank's rows of R representations of n x width in float64 (each rank reads its own rows) and
+// their null copies; for CKA the centred Grams' rows, R x n x (n / ranks), and one Gram being formed.
 void add_representations(MemoryEstimate& m, const SweepShape& s, double count, double rows) {
   const double copies = s.null ? 2 : 1;
-  m.terms.push_back({"representations (float64, all rows, every rank)", copies * count * rows * s.width * kDouble});
+  m.terms.push_back({"representations' rows (float64)", copies * count * rows / s.ranks * s.width * kDouble});
   if (s.cka) {
     m.terms.push_back({"centred Gram rows of every representation", copies * count * rows * rows / s.ranks * kDouble});
     m.terms.push_back({"one Gram product in PETSc (transient)", rows * rows / s.ranks * kDouble + rows / s.ranks * s.width * kDouble});
   }
-  if (s.bootstrap > 0 && s.bootstrap_cka) m.terms.push_back({"a draw's resampled copies", count * rows * s.width * kDouble});
+  if (s.bootstrap > 0 && s.bootstrap_cka) m.terms.push_back({"a draw's resampled rows", count * rows / s.ranks * s.width * kDouble});
 }
 
 }  // namespace
@@ -28,13 +28,13 @@ MemoryEstimate sweep_item_memory(const std::string& pairs, const SweepShape& s) 
   // lmtopo-petsc's resident size before any data (MPI, HDF5, PETSc, OpenBLAS), measured on Debian 12
   // (docs/benchmarks.md): 96 MiB.
   m.terms.push_back({"process start-up", 96.0 * 1024 * 1024});
-  m.terms.push_back({"one point read (float32)", n * s.width * 4});
+  m.terms.push_back({"one point's rows read (float32)", n / s.ranks * s.width * 4});
   if (pairs == "layer_layer") {
     add_representations(m, s, s.points, n);
     if (s.neighbours) m.terms.push_back({"similarity rows", n * n / s.ranks * kDouble});
   } else if (pairs == "language_language") {
     const double sentences = n / std::max(1.0, s.languages);
-    m.terms.push_back({"the point, stacked by language", 2 * n * s.width * kDouble});
+    m.terms.push_back({"the point's rows, and stacked by language", 2 * n / s.ranks * s.width * kDouble});
     add_representations(m, s, s.languages, sentences);
     if (s.neighbours) m.terms.push_back({"similarity rows", n * n / s.ranks * kDouble});
     if (s.bootstrap > 0) m.terms.push_back({"sentence-pair sums", 2 * sentences * sentences * kDouble});

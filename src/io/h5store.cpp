@@ -588,18 +588,36 @@ std::vector<float> H5Input::read_f32_rows(const std::string& name, std::uint64_t
   if (info.shape.empty() || row0 + rows > info.shape[0])
     throw InputError(path_ + ":" + name + ": rows [" + std::to_string(row0) + ", " + std::to_string(row0 + rows) +
                      ") outside the dataset");
+  std::vector<std::uint64_t> start(info.shape.size(), 0), count(info.shape.begin(), info.shape.end());
+  start[0] = row0;
+  count[0] = rows;
+  return read_f32_block(name, start, count);
+}
+
+std::vector<float> H5Input::read_f32_block(const std::string& name, const std::vector<std::uint64_t>& start,
+                                           const std::vector<std::uint64_t>& count) const {
+  const auto info = dataset(name);
+  if (start.size() != info.shape.size() || count.size() != info.shape.size())
+    throw InputError(path_ + ":" + name + ": expected a block of rank " + std::to_string(info.shape.size()));
+  std::size_t values = 1;
+  for (std::size_t i = 0; i < count.size(); ++i) {
+    if (start[i] + count[i] > info.shape[i])
+      throw InputError(path_ + ":" + name + ": block beyond the dataset on axis " + std::to_string(i));
+    values *= count[i];
+  }
+  std::vector<float> out(values);
+  if (values == 0) return out;
   Handle ds(checked(H5Dopen2(static_cast<hid_t>(file_), name.c_str(), H5P_DEFAULT), "H5Dopen2", path_ + ":" + name), H5Dclose);
   Handle fspace(checked(H5Dget_space(ds.get()), "H5Dget_space", path_), H5Sclose);
-  std::vector<hsize_t> dims(info.shape.begin(), info.shape.end());
-  Handle mspace = select_slab(fspace.get(), dims, 0, row0, rows, path_);
-  std::size_t count = rows;
-  for (std::size_t i = 1; i < dims.size(); ++i) count *= dims[i];
-  std::vector<float> out(count);
-  if (count == 0) return out;
+  const std::vector<hsize_t> h_start(start.begin(), start.end()), h_count(count.begin(), count.end());
+  checked_status(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, h_start.data(), nullptr, h_count.data(), nullptr),
+                 "H5Sselect_hyperslab", path_);
+  Handle mspace(checked(H5Screate_simple(static_cast<int>(h_count.size()), h_count.data(), nullptr), "H5Screate_simple", path_),
+                H5Sclose);
   if (info.dtype == "bfloat16") {
-    std::vector<std::uint16_t> raw(count);
+    std::vector<std::uint16_t> raw(values);
     checked_status(H5Dread(ds.get(), H5T_NATIVE_UINT16, mspace.get(), fspace.get(), H5P_DEFAULT, raw.data()), "H5Dread", path_);
-    for (std::size_t i = 0; i < count; ++i) {
+    for (std::size_t i = 0; i < values; ++i) {
       const std::uint32_t bits = static_cast<std::uint32_t>(raw[i]) << 16;
       std::memcpy(&out[i], &bits, sizeof(float));
     }

@@ -114,6 +114,9 @@ class H5Input {
   // Rows [row0, row0 + rows) along axis 0 (e.g. one layer of an activation tensor), as float32;
   // bfloat16 datasets are widened.
   std::vector<float> read_f32_rows(const std::string& name, std::uint64_t row0, std::uint64_t rows) const;
+  // A hyperslab [start, start + count) of every axis, as float32 (bfloat16 widened), row-major.
+  std::vector<float> read_f32_block(const std::string& name, const std::vector<std::uint64_t>& start,
+                                    const std::vector<std::uint64_t>& count) const;
   std::vector<double> read_f64(const std::string& name) const;
   std::vector<long long> read_i64(const std::string& name) const;
   std::vector<std::string> read_strings(const std::string& name) const;

@@ -69,7 +69,8 @@ std::vector<std::string> split_lines(const std::string& s) {
   return out;
 }
 
-// One activations file's hook: [points, prompts, width], read one point at a time.
+// One activations file's hook: [points, prompts, width], read one point at a time, each rank its
+// own rows of it (a hyperslab: petsc_rows of the prompts).
 struct Source {
   std::string path, label;
   std::unique_ptr<io::H5Input> in;
@@ -78,12 +79,18 @@ struct Source {
   std::vector<std::string> point_names, ids, langs;
   std::vector<long long> groups;
 
-  std::vector<double> point(std::size_t p) const {
+  // Collective: this rank's rows of point p in float64; a read error or a NaN on any rank is raised on
+  // every rank (naming the first bad prompt row).
+  std::vector<double> point(std::size_t p, MPI_Comm comm) const {
     const double t0 = MPI_Wtime();
-    const auto f = in->read_f32_rows(dataset, p, 1);
+    const geometry::RowBlock b = geometry::petsc_rows(comm, prompts);
+    std::vector<double> x;
+    mpi::on_all(comm, [&] {
+      const auto f = in->read_f32_block(dataset, {p, b.row0, 0}, {1, b.rows, width});
+      x.assign(f.begin(), f.end());
+      geometry::require_finite(x.data(), b.rows, width, path + ": " + dataset + " point " + std::to_string(p), b.row0);
+    });
     geometry::phase_seconds()["reading activations"] += MPI_Wtime() - t0;
-    std::vector<double> x(f.begin(), f.end());
-    geometry::require_finite(x.data(), prompts, width, path + ": " + dataset + " point " + std::to_string(p));
     return x;
   }
 };
@@ -108,10 +115,15 @@ Source open_source(const std::string& path, const std::string& label, const std:
   return s;
 }
 
-std::vector<double> permute_rows(const std::vector<double>& x, std::size_t d, const std::vector<std::size_t>& perm) {
-  std::vector<double> out(x.size());
-  for (std::size_t i = 0; i < perm.size(); ++i) std::copy_n(x.begin() + static_cast<std::ptrdiff_t>(perm[i] * d), d, out.begin() + static_cast<std::ptrdiff_t>(i * d));
-  return out;
+// Collective: this rank's rows of the representation whose row i is row index[i] of x (x: this rank's
+// rows of n_src rows; index: the whole new order, repeats allowed) — a permutation, a bootstrap draw,
+// or one language's sentences picked out of a point.
+std::vector<double> reindexed_rows(MPI_Comm comm, const double* x_rows, std::size_t n_src, std::size_t d,
+                                   const std::vector<std::size_t>& index) {
+  const geometry::RowBlock b = geometry::petsc_rows(comm, index.size());
+  const std::vector<std::size_t> wanted(index.begin() + static_cast<std::ptrdiff_t>(b.row0),
+                                        index.begin() + static_cast<std::ptrdiff_t>(b.row0 + b.rows));
+  return geometry::fetch_rows(comm, x_rows, n_src, d, wanted);
 }
 
 // A result: a float64 array with its shape, axes and conventions, and its null when there is one.
@@ -199,7 +211,7 @@ struct Pairwise {
     const auto perm = core::permutation(n, seed);
     std::vector<std::vector<double>> permuted;
     if (null)
-      for (std::size_t q = 0; q < r; ++q) permuted.push_back(permute_rows(reps[q], dims[q], perm));
+      for (std::size_t q = 0; q < r; ++q) permuted.push_back(reindexed_rows(comm, reps[q].data(), n, dims[q], perm));
     const bool same_width = std::all_of(dims.begin(), dims.end(), [&](std::size_t w) { return w == dims[0]; });
     const std::size_t d = dims[0];
     auto put = [&](const std::string& m, std::size_t a, std::size_t b, double v, double nv) {
@@ -313,7 +325,8 @@ struct Pairwise {
     std::vector<std::string> draw_notes;  // a draw's notes (degenerate Grams) are not the sweep's
     for (std::size_t d = 0; d < B; ++d) {
       std::vector<std::vector<double>> drawn;
-      for (std::size_t q = 0; q < r; ++q) drawn.push_back(geometry::resampled_rows(reps[q].data(), dims[q], draws->draw(d), n));
+      const std::vector<std::size_t> index(draws->draw(d), draws->draw(d) + n);
+      for (std::size_t q = 0; q < r; ++q) drawn.push_back(reindexed_rows(comm, reps[q].data(), n, dims[q], index));
       std::map<std::string, Result> part;
       for (const auto& m : recomputed) part[m].values.assign(r * r, std::numeric_limits<double>::quiet_NaN());
       plain.run(drawn, n, dims, part, 0, draw_notes);
@@ -489,7 +502,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
       }
       if (boot) prepare_intervals(res, ci_of);
       std::vector<std::vector<double>> reps;
-      for (std::size_t p = 0; p < P; ++p) reps.push_back(first.point(p));
+      for (std::size_t p = 0; p < P; ++p) reps.push_back(first.point(p, comm));
       pairwise.run(reps, N, W, res, 0, notes);
       if (wants("twonn"))
         for (std::size_t p = 0; p < P; ++p) {
@@ -533,17 +546,14 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         set_interval(r, i, rep, o.confidence);
       };
       const auto perm = core::permutation(G, o.seed);
+      // Each language's prompt rows in sentence (group) order: the rows of its representation.
+      std::vector<std::vector<std::size_t>> sentence_rows(Lg, std::vector<std::size_t>(G));
+      for (std::size_t a = 0; a < Lg; ++a)
+        for (std::size_t g = 0; g < G; ++g) sentence_rows[a][g] = by_group[groups[g]][languages[a]];
       for (std::size_t p = 0; p < P; ++p) {
-        const auto x = first.point(p);
+        const auto x = first.point(p, comm);
         std::vector<std::vector<double>> reps;
-        for (const auto& l : languages) {
-          std::vector<double> rep(G * W);
-          for (std::size_t g = 0; g < G; ++g) {
-            const std::size_t row = by_group[groups[g]][l];
-            std::copy_n(x.begin() + static_cast<std::ptrdiff_t>(row * W), W, rep.begin() + static_cast<std::ptrdiff_t>(g * W));
-          }
-          reps.push_back(std::move(rep));
-        }
+        for (const auto& index : sentence_rows) reps.push_back(reindexed_rows(comm, x.data(), N, W, index));
         by_sentence.run(reps, G, W, res, p * Lg * Lg, notes);
         if (wants("retrieval"))
           for (std::size_t a = 0; a < Lg; ++a)
@@ -562,7 +572,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
               res["retrieval_top1"].values[p * Lg * Lg + a * Lg + b] = static_cast<double>(h[0]) / static_cast<double>(G);
               res["retrieval_top5"].values[p * Lg * Lg + a * Lg + b] = static_cast<double>(h[1]) / static_cast<double>(G);
               if (o.null) {
-                const auto shuffled = permute_rows(reps[b], W, perm);
+                const auto shuffled = reindexed_rows(comm, reps[b].data(), G, W, perm);
                 const auto hn = geometry::retrieval_hits(comm, reps[a].data(), shuffled.data(), G, W);
                 res["retrieval_top1"].null[p * Lg * Lg + a * Lg + b] = static_cast<double>(hn[0]) / static_cast<double>(G);
                 res["retrieval_top5"].null[p * Lg * Lg + a * Lg + b] = static_cast<double>(hn[1]) / static_cast<double>(G);
@@ -571,11 +581,12 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         if (wants("lrds") || wants("sads")) {
           // All languages' aligned rows stacked; the null shuffles which sentence is which within
           // each language (groups permuted), destroying translation pairs but not languages.
-          std::vector<double> all;
+          std::vector<std::size_t> stacked;
+          for (const auto& index : sentence_rows) stacked.insert(stacked.end(), index.begin(), index.end());
+          const auto all = reindexed_rows(comm, x.data(), N, W, stacked);
           std::vector<int> lang;
           std::vector<long long> grp, grp_null;
           for (std::size_t a = 0; a < Lg; ++a) {
-            all.insert(all.end(), reps[a].begin(), reps[a].end());
             const auto pa = core::permutation(G, o.seed + a + 1);
             for (std::size_t g = 0; g < G; ++g) {
               lang.push_back(static_cast<int>(a));
@@ -631,7 +642,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         for (std::size_t q = 0; q < M; ++q) {
           const auto p = static_cast<std::size_t>(std::llround(t * static_cast<double>(sources[q].points - 1)));
           depth_points[j * M + q] = static_cast<long long>(p);
-          reps.push_back(sources[q].point(p));
+          reps.push_back(sources[q].point(p, comm));
           dims.push_back(sources[q].width);
         }
         pairwise.run(reps, N, dims, res, j * M * M, notes);
@@ -658,7 +669,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
       const std::size_t U = used.size();
       for (std::size_t p = 0; p < P; ++p) {
         std::vector<std::vector<double>> reps;
-        for (auto c : used) reps.push_back(sources[c].point(p));
+        for (auto c : used) reps.push_back(sources[c].point(p, comm));
         std::map<std::string, Result> part;
         for (const auto& [m, r] : res) prepare_result(part, m, {U, U}, r.axes, o.null);
         if (boot) prepare_intervals(part, ci_of);

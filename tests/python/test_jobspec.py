@@ -97,7 +97,7 @@ def test_a_spec_without_stages_needs_no_models(tmp_path):
 def test_plan_prints_the_sweep_memory_per_rank(tmp_path):
     """The plan's memory model (docs/methods.md): per pair type the largest item's bytes per rank and
     their terms. The centred Grams are 2 (null) x C x n x n/R doubles: halved by a second rank, and by
-    checkpoint blocks bounded by 2B files instead of all C. (Measured against real peak RSS in
+    checkpoint blocks bounded by 2B files instead of all C; the representations' rows are O(total / R). (Measured against real peak RSS in
     docs/benchmarks.md.)"""
     spec = tmp_path / "s.yaml"
 
@@ -111,10 +111,13 @@ def test_plan_prints_the_sweep_memory_per_rank(tmp_path):
         lines = {m.group(1): m.group(2) for m in re.finditer(r"memory per rank, (\w+) \(largest item.*?\): about [\d.]+ \w+ = (.*)", out)}
         assert set(lines) == {"layer_layer", "checkpoint_checkpoint"}, out
         grams = re.search(r"([\d.]+) MiB centred Gram rows", lines["checkpoint_checkpoint"]).group(1)
-        return float(grams)
+        rows = re.search(r"([\d.]+) MiB representations' rows", lines["layer_layer"]).group(1)
+        return float(grams), float(rows)
 
     n, checkpoints = 1000, 8  # 500 prompts x 2 languages; steps 0, 1, 2, 4, 8, 16, 32, 64
     mib = 2 * checkpoints * n * n * 8 / 2**20
-    assert plan(1) == pytest.approx(mib, abs=0.05)
-    assert plan(2) == pytest.approx(mib / 2, abs=0.05)
-    assert plan(1, block=2) == pytest.approx(mib * 4 / checkpoints, abs=0.05)
+    one, two = plan(1), plan(2)
+    assert one[0] == pytest.approx(mib, abs=0.05) and two[0] == pytest.approx(mib / 2, abs=0.05)
+    # each rank reads and holds only its rows: 5 points x 2 (null) x n x 256 doubles over the ranks
+    assert one[1] == pytest.approx(5 * 2 * n * 256 * 8 / 2**20, abs=0.05) and two[1] == pytest.approx(one[1] / 2, abs=0.1)
+    assert plan(1, block=2)[0] == pytest.approx(mib * 4 / checkpoints, abs=0.05)
