@@ -107,6 +107,10 @@ class TorchTransformer final : public Transformer {
           l.up_b = weight(p + "mlp.up_proj.bias", {I});
           l.down_b = weight(p + "mlp.down_proj.bias", {H});
         }
+        l.qkv_cat_w = fuse_rows({&l.q_w, &l.k_w, &l.v_w});
+        if (l.q_b.defined()) l.qkv_cat_b = fuse_rows({&l.q_b, &l.k_b, &l.v_b});
+        l.gate_up_w = fuse_rows({&l.gate_w, &l.up_w});
+        if (l.gate_b.defined()) l.gate_up_b = fuse_rows({&l.gate_b, &l.up_b});
       }
       layers_.push_back(std::move(l));
     }
@@ -232,7 +236,13 @@ class TorchTransformer final : public Transformer {
         x = x + attn;
         Tensor h2 = llama_norm(x, l.ln2_w);
         keep("post_attention_layernorm", h2);
-        Tensor act = edit_ffn(activation(torch::linear(h2, l.gate_w, l.gate_b)) * torch::linear(h2, l.up_w, l.up_b));
+        Tensor act;
+        if (fused(l.gate_up_w, l.up_w)) {
+          const Tensor gate_up = torch::linear(h2, l.gate_up_w, l.gate_up_b);
+          act = edit_ffn(activation(gate_up.narrow(-1, 0, c_.intermediate)) * gate_up.narrow(-1, c_.intermediate, c_.intermediate));
+        } else {
+          act = edit_ffn(activation(torch::linear(h2, l.gate_w, l.gate_b)) * torch::linear(h2, l.up_w, l.up_b));
+        }
         keep("mlp_act", act);
         x = x + torch::linear(act, l.down_w, l.down_b);
       }
@@ -345,7 +355,33 @@ class TorchTransformer final : public Transformer {
     Tensor ln1_w, ln1_b, ln2_w, ln2_b;
     Tensor qkv_w, qkv_b, q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b;
     Tensor gate_w, gate_b, up_w, up_b, down_w, down_b;
+    // The llama family's q, k, v (and gate, up) rows in one tensor each; q_w ... up_b are views of
+    // their rows (fuse_rows).
+    Tensor qkv_cat_w, qkv_cat_b, gate_up_w, gate_up_b;
   };
+
+  // One GEMM instead of several over the same input (q, k, v; gate, up): the weights' rows are
+  // concatenated into one tensor and each weight becomes a view of its rows — no extra memory, and
+  // params_ holds the views, so saving and training see the same tensors. Inference multiplies by the
+  // concatenation (fewer, wider GEMMs: the activations are packed once); training, whose weights
+  // require gradients, keeps the separate products.
+  Tensor fuse_rows(const std::vector<Tensor*>& parts) {
+    std::vector<Tensor> rows;
+    for (const Tensor* t : parts) rows.push_back(*t);
+    const Tensor fused = torch::cat(rows, 0);
+    std::int64_t at = 0;
+    for (Tensor* t : parts) {
+      const Tensor view = fused.narrow(0, at, t->size(0));
+      at += t->size(0);
+      for (auto& [name, param] : params_)
+        if (param.is_same(*t)) param = view;
+      *t = view;
+    }
+    return fused;
+  }
+
+  // Whether the forward pass may use the fused weights (not while training them).
+  static bool fused(const Tensor& cat, const Tensor& part) { return cat.defined() && !part.requires_grad(); }
 
   Tensor weight(const std::string& name, const std::vector<std::int64_t>& shape) {
     Tensor t = source_(name, shape).to(device_, dtype_);
@@ -568,7 +604,19 @@ class TorchTransformer final : public Transformer {
       if (c_.clip_qkv > 0) t = t.clamp(-c_.clip_qkv, c_.clip_qkv);  // OLMo's clip_qkv
       return t.view({B, T, heads, hd}).transpose(1, 2);
     };
-    Tensor q = project(l.q_w, l.q_b, c_.heads), k = project(l.k_w, l.k_b, c_.kv_heads), v = project(l.v_w, l.v_b, c_.kv_heads);
+    Tensor q, k, v;
+    if (fused(l.qkv_cat_w, l.q_w)) {
+      Tensor t = torch::linear(h, l.qkv_cat_w, l.qkv_cat_b);
+      if (c_.clip_qkv > 0) t = t.clamp(-c_.clip_qkv, c_.clip_qkv);
+      t = t.view({B, T, c_.heads + 2 * c_.kv_heads, hd});
+      q = t.narrow(2, 0, c_.heads).transpose(1, 2);
+      k = t.narrow(2, c_.heads, c_.kv_heads).transpose(1, 2);
+      v = t.narrow(2, c_.heads + c_.kv_heads, c_.kv_heads).transpose(1, 2);
+    } else {
+      q = project(l.q_w, l.q_b, c_.heads);
+      k = project(l.k_w, l.k_b, c_.kv_heads);
+      v = project(l.v_w, l.v_b, c_.kv_heads);
+    }
     q = q * cos + rotate_half(q) * sin;
     k = k * cos + rotate_half(k) * sin;
     extend(slot, k, v);
