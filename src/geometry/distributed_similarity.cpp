@@ -110,6 +110,17 @@ std::vector<double> product_rows(MPI_Comm comm, const double* a, std::size_t n, 
   return local_rows(c, block);
 }
 
+// The first row of every rank's block, and n at the end (size + 1 entries), on every rank.
+std::vector<unsigned long long> row_starts(MPI_Comm comm, const RowBlock& mine) {
+  int size = 1;
+  MPI_Comm_size(comm, &size);
+  std::vector<unsigned long long> starts(static_cast<std::size_t>(size) + 1, 0);
+  const unsigned long long my_rows = mine.rows;
+  mpi_check(MPI_Allgather(&my_rows, 1, MPI_UNSIGNED_LONG_LONG, starts.data() + 1, 1, MPI_UNSIGNED_LONG_LONG, comm), "MPI_Allgather");
+  std::partial_sum(starts.begin(), starts.end(), starts.begin());
+  return starts;
+}
+
 // This rank's rows of X X^T in single precision (X given by this rank's rows in float64, exact in
 // float32 as activations are stored so): the row blocks travel round a ring, each rank multiplying its
 // rows by the block it holds, so no rank ever holds more than two blocks of X.
@@ -117,10 +128,7 @@ std::vector<float> gram_rows_f32_ring(MPI_Comm comm, const double* x_rows, std::
   int size = 1, rank = 0;
   MPI_Comm_size(comm, &size);
   MPI_Comm_rank(comm, &rank);
-  std::vector<unsigned long long> starts(static_cast<std::size_t>(size) + 1, 0);
-  const unsigned long long my_rows = mine.rows;
-  mpi_check(MPI_Allgather(&my_rows, 1, MPI_UNSIGNED_LONG_LONG, starts.data() + 1, 1, MPI_UNSIGNED_LONG_LONG, comm), "MPI_Allgather");
-  std::partial_sum(starts.begin(), starts.end(), starts.begin());
+  const auto starts = row_starts(comm, mine);
   std::size_t widest = 0;
   for (int r = 0; r < size; ++r) widest = std::max<std::size_t>(widest, starts[static_cast<std::size_t>(r) + 1] - starts[static_cast<std::size_t>(r)]);
   if (widest * d > static_cast<std::size_t>(std::numeric_limits<int>::max()))
@@ -343,10 +351,7 @@ std::vector<double> fetch_rows(MPI_Comm comm, const double* src_rows, std::size_
   MPI_Comm_size(comm, &size);
   MPI_Comm_rank(comm, &rank);
   const RowBlock mine = petsc_rows(comm, n_src);
-  std::vector<unsigned long long> starts(static_cast<std::size_t>(size) + 1, 0);
-  const unsigned long long my_rows = mine.rows;
-  mpi_check(MPI_Allgather(&my_rows, 1, MPI_UNSIGNED_LONG_LONG, starts.data() + 1, 1, MPI_UNSIGNED_LONG_LONG, comm), "MPI_Allgather");
-  std::partial_sum(starts.begin(), starts.end(), starts.begin());
+  const auto starts = row_starts(comm, mine);
   // Requests grouped by owner, remembering where each answer goes.
   const auto P = static_cast<std::size_t>(size);
   std::vector<std::vector<unsigned long long>> asked(P);

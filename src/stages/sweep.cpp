@@ -540,11 +540,6 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         sentence_draws = std::make_unique<geometry::BootstrapDraws>(G, static_cast<std::size_t>(o.bootstrap), geometry::bootstrap_seed(o.seed));
         by_sentence.draws = sentence_draws.get();
       }
-      auto interval_of_means = [&](const std::vector<double>& per_sentence, Result& r, std::size_t i) {
-        std::vector<double> rep(sentence_draws->draws());
-        for (std::size_t b = 0; b < rep.size(); ++b) rep[b] = geometry::resampled_mean(per_sentence, sentence_draws->draw(b), G);
-        set_interval(r, i, rep, o.confidence);
-      };
       const auto perm = core::permutation(G, o.seed);
       // Each language's prompt rows in sentence (group) order: the rows of its representation.
       std::vector<std::vector<std::size_t>> sentence_rows(Lg, std::vector<std::size_t>(G));
@@ -565,8 +560,8 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
                   top1[g] = ranks[g] < 1 ? 1.0 : 0.0;
                   top5[g] = ranks[g] < 5 ? 1.0 : 0.0;
                 }
-                interval_of_means(top1, res["retrieval_top1"], p * Lg * Lg + a * Lg + b);
-                interval_of_means(top5, res["retrieval_top5"], p * Lg * Lg + a * Lg + b);
+                set_interval(res["retrieval_top1"], p * Lg * Lg + a * Lg + b, by_sentence.resampled_means(top1), o.confidence);
+                set_interval(res["retrieval_top5"], p * Lg * Lg + a * Lg + b, by_sentence.resampled_means(top5), o.confidence);
               }
               const auto h = geometry::retrieval_hits(comm, reps[a].data(), reps[b].data(), G, W);
               res["retrieval_top1"].values[p * Lg * Lg + a * Lg + b] = static_cast<double>(h[0]) / static_cast<double>(G);
