@@ -1,6 +1,6 @@
 """The report's topology section, from the aggregate (aggregate/1) of each hook: S̄ on relative depth with its
-null bands, Betti and CKA-with-the-final-checkpoint heatmaps per checkpoint, the universality and phase
-tables."""
+null bands, Betti, persistence-similarity (PHSim) and CKA-with-the-final-checkpoint heatmaps per checkpoint,
+the universality and phase tables."""
 import matplotlib
 import numpy as np
 
@@ -70,6 +70,43 @@ def betti_heatmaps(r, hook, depth, models, steps, betti, dim):
                  ["step", "depth", "betti"], [[int(steps[i]), d, v] for i in idx for d, v in zip(depth, betti[i])])
 
 
+def similarity_heatmaps(r, hook, f, depth, models, steps, dim, most=10, stride=2):
+    """The persistence similarity S(l1, l2) = PHSim(l1, l2) / β(l1) on relative depth, one panel per checkpoint
+    of each of the study's models (at most `most`, evenly spaced, the first and last kept; imported barcodes
+    are not checkpoints), every `stride`-th grid depth."""
+    if "curves/similarity" not in f:
+        return
+    sim = f["curves/similarity"]
+    keep = np.arange(0, len(depth), stride)
+    d = depth[keep]
+    for m in dict.fromkeys(models):
+        idx = sorted((i for i, x in enumerate(models) if x == m and steps[i] >= 0), key=lambda i: steps[i])
+        if not idx:  # an imported barcode: not a checkpoint of the study
+            continue
+        if len(idx) > most:
+            idx = [idx[k] for k in np.unique(np.linspace(0, len(idx) - 1, most).round().astype(int))]
+        cols = min(5, len(idx))
+        rows_n = (len(idx) + cols - 1) // cols
+        fig, axes = plt.subplots(rows_n, cols, figsize=(2.4 * cols + 1, 2.4 * rows_n + 0.6), squeeze=False)
+        rows, im = [], None
+        for k, ax in enumerate(axes.flat):
+            if k >= len(idx):
+                ax.axis("off")
+                continue
+            i = idx[k]
+            values = sim[i][np.ix_(keep, keep)]
+            im = ax.imshow(values, origin="lower", extent=(d[0], d[-1], d[0], d[-1]), vmin=0, vmax=1, cmap="viridis")
+            ax.set_title(f"step {steps[i]}" if steps[i] >= 0 else "imported", fontsize=9)
+            ax.set_xlabel("depth l2", fontsize=8)
+            ax.set_ylabel("depth l1", fontsize=8)
+            rows += [[int(steps[i]), a, b, values[ia, ib]] for ia, a in enumerate(d) for ib, b in enumerate(d)]
+        fig.suptitle(f"{m}: H{dim} persistence similarity PHSim(l1, l2) / β(l1)")
+        fig.colorbar(im, ax=axes.ravel().tolist(), label="share of l1's bars alive to l2")
+        r.figure(f"phsim_{hook}_{m}", f"{m}: persistence similarity S(l1, l2) = PHSim(l1, l2) / β(l1) on relative depth at each "
+                 f"checkpoint ({hook}; bilinear between layer pairs; one grid depth in {stride}).", fig,
+                 ["step", "depth_l1", "depth_l2", "similarity"], rows)
+
+
 def cka_final_heatmaps(r, hook, f, depth):
     """Each checkpoint's CKA with its model's last one, per model (a checkpoint x checkpoint sweep)."""
     if "cka_final/values" not in f:
@@ -135,6 +172,7 @@ def aggregate_section(r, hook):
         dim = int(f.attrs["dim"])
         sbar_figure(r, hook, depth, models, steps, sbar, sd, null_mean, null_sd, dim)
         betti_heatmaps(r, hook, depth, models, steps, betti, dim)
+        similarity_heatmaps(r, hook, f, depth, models, steps, dim)
         cka_final_heatmaps(r, hook, f, depth)
         universality_table(r, f, src)
         phases_table(r, f, src, models, steps)

@@ -26,18 +26,26 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
+// Offsets in relative depth of the persistence-similarity bands: S(t, t + offset) along the depth axis.
+const std::vector<double>& band_offsets() {
+  static const std::vector<double> offsets = {0.1, 0.25, 0.5};
+  return offsets;
+}
+
 // One input summarised: per-layer S̄ and Betti of the chosen dimension, the prompt subsets' S̄ curves
 // when the zigzag ran on subsets, and all of them on the depth grid.
 struct Series {
   SeriesInput input;
   int layers = 0;
   std::vector<double> avg_similarity, betti;  // [L]
+  std::vector<double> similarity;             // [L, L]: S(l1, l2) = PHSim(l1, l2) / β(l1)
   std::vector<double> replicates;             // [n_replicates, L]
   std::size_t n_replicates = 0;
   std::vector<double> nulls;                  // [n_nulls, L]: the zigzag's permuted-prompts null draws
   std::size_t n_nulls = 0;
   std::vector<double> curve, betti_curve, sd_curve, replicate_curves, null_curves;  // on the grid
   std::vector<double> null_mean_curve, null_sd_curve;  // the permuted-prompts null band (NaN without draws)
+  std::vector<double> similarity_grid, bands;          // [G, G] and [offsets, G]
   stats::Phase phase;
 };
 
@@ -84,6 +92,7 @@ Series load_series(const SeriesInput& input, const AggregateOptions& o) {
   const auto summary = topology::summarize_layers(bars, s.layers, o.dim);
   s.avg_similarity = summary.avg_similarity;
   s.betti.assign(summary.betti.begin(), summary.betti.end());
+  s.similarity = summary.similarity;
   read_replicates(s, o.dim);
   return s;
 }
@@ -114,6 +123,12 @@ void place_on_grid(Series& s, const std::vector<double>& grid, const std::vector
   column_mean_sd(s.replicate_curves, s.n_replicates, G, replicate_mean, s.sd_curve);
   column_mean_sd(s.null_curves, s.n_nulls, G, s.null_mean_curve, s.null_sd_curve);
   s.phase = stats::phase_of(s.avg_similarity, thresholds);
+  s.similarity_grid = stats::resample_matrix_to_depth(s.similarity, L, grid);
+  s.bands.clear();
+  for (double offset : band_offsets()) {
+    const auto band = stats::band_at_offset(s.similarity, L, grid, offset);
+    s.bands.insert(s.bands.end(), band.begin(), band.end());
+  }
 }
 
 // One key_linguistic output on the depth grid: per block the key units summed over languages and the
@@ -431,8 +446,9 @@ void write_tables(const AggregateOptions& o, const std::vector<Series>& series, 
                   const std::vector<Pair>& pairs, const std::vector<double>& grid) {
   using io::csv_field;
   using io::csv_number;
-  std::ostringstream curves, phases, universality;
+  std::ostringstream curves, phases, universality, bands;
   curves << "model,step,depth,avg_similarity,avg_similarity_sd,betti\n";
+  bands << "model,step,offset,depth,similarity\n";
   phases << "model,step,num_layers,argmax_layer,argmax_depth,threshold,candidates,first_depth,last_depth,settled_step\n";
   universality << "model_a,model_b,step_a,step_b,pearson,spearman,ci_low,ci_high,first_null,shuffle_p,null_prompts,null_step0,shared\n";
   for (const auto& m : models)
@@ -442,6 +458,9 @@ void write_tables(const AggregateOptions& o, const std::vector<Series>& series, 
       for (std::size_t g = 0; g < grid.size(); ++g)
         curves << head << csv_number(grid[g]) << "," << csv_number(s.curve[g]) << "," << csv_number(s.sd_curve[g]) << ","
                << csv_number(s.betti_curve[g]) << "\n";
+      for (std::size_t b = 0; b < band_offsets().size(); ++b)
+        for (std::size_t g = 0; g < grid.size(); ++g)
+          bands << head << csv_number(band_offsets()[b]) << "," << csv_number(grid[g]) << "," << csv_number(s.bands[b * grid.size() + g]) << "\n";
       for (const auto& b : s.phase.bands)
         phases << head << s.layers << "," << s.phase.argmax_layer << "," << csv_number(s.phase.argmax_depth) << "," << csv_number(b.threshold)
                << "," << topology::layer_ranges(b.layers, " ") << "," << csv_number(b.first_depth) << "," << csv_number(b.last_depth) << ","
@@ -457,6 +476,7 @@ void write_tables(const AggregateOptions& o, const std::vector<Series>& series, 
   io::write_file_atomically(base + ".curves.csv", curves.str());
   io::write_file_atomically(base + ".phases.csv", phases.str());
   io::write_file_atomically(base + ".universality.csv", universality.str());
+  io::write_file_atomically(base + ".bands.csv", bands.str());
 }
 
 // OUT.neurons.csv: the key-neuron checkpoint series, one row per file and depth.
@@ -482,6 +502,7 @@ void write_h5(const AggregateOptions& o, const std::vector<Series>& series, cons
   std::vector<std::string> model, source, pair_a, pair_b, model_names, first_null;
   std::vector<long long> step, layers, replicates, null_draws, argmax, first(S * T), last(S * T), settled;
   std::vector<double> curve, sd, betti, null_mean, null_sd, argmax_depth, first_depth(S * T), last_depth(S * T);
+  std::vector<double> similarity, bands;
   for (std::size_t i = 0; i < S; ++i) {
     const Series& s = series[i];
     model.push_back(s.input.model);
@@ -495,6 +516,8 @@ void write_h5(const AggregateOptions& o, const std::vector<Series>& series, cons
     null_mean.insert(null_mean.end(), s.null_mean_curve.begin(), s.null_mean_curve.end());
     null_sd.insert(null_sd.end(), s.null_sd_curve.begin(), s.null_sd_curve.end());
     betti.insert(betti.end(), s.betti_curve.begin(), s.betti_curve.end());
+    similarity.insert(similarity.end(), s.similarity_grid.begin(), s.similarity_grid.end());
+    bands.insert(bands.end(), s.bands.begin(), s.bands.end());
     argmax.push_back(s.phase.argmax_layer);
     argmax_depth.push_back(s.phase.argmax_depth);
     for (std::size_t t = 0; t < T; ++t) {
@@ -537,6 +560,10 @@ void write_h5(const AggregateOptions& o, const std::vector<Series>& series, cons
   w.numbers("/curves/avg_similarity_null_mean", io::DType::f64, {S, G}, null_mean.data());
   w.numbers("/curves/avg_similarity_null_sd", io::DType::f64, {S, G}, null_sd.data());
   w.numbers("/curves/betti", io::DType::f64, {S, G}, betti.data());
+  const std::size_t B = band_offsets().size();
+  w.numbers("/grid/band_offsets", io::DType::f64, {B}, band_offsets().data());
+  w.numbers("/curves/similarity", io::DType::f64, {S, G, G}, similarity.data());
+  w.numbers("/curves/similarity_band", io::DType::f64, {S, B, G}, bands.data());
   w.numbers("/phases/thresholds", io::DType::f64, {T}, o.thresholds.data());
   w.numbers("/phases/argmax_layer", io::DType::i64, {S}, argmax.data());
   w.numbers("/phases/argmax_depth", io::DType::f64, {S}, argmax_depth.data());

@@ -1,6 +1,7 @@
 """`lmtopo aggregate` against independent numpy/scipy computations: S̄ and Betti curves from the bars
 by a direct numpy implementation of science.md §1, resampled with numpy.interp; Pearson and Spearman
-from scipy.stats; subset sd from numpy (ddof 1). Known answers: paper 1's released barcodes give the
+from scipy.stats; subset sd from numpy (ddof 1); the persistence similarity on the depth grid and
+its bands by scipy's RegularGridInterpolator. Known answers: paper 1's released barcodes give the
 pruning blocks and argmax of the data's README; two models with the same final barcode correlate at
 exactly 1 and are shared, one whose S̄ peaks elsewhere is not; the argmax's settling over training;
 bad input is one line, exit 2."""
@@ -10,7 +11,7 @@ import re
 import h5py
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import interpolate, stats
 
 from conftest import SHARED, run_lmtopo
 from test_zigzag_subsets import write as write_activations
@@ -43,6 +44,15 @@ def summaries(bars, L, dim=1):
     return ratio.mean(axis=1), betti
 
 
+def similarity_matrix(bars, L, dim=1):
+    """S(l1, l2) = PHSim(l1, l2) / β(l1): the share of layer l1's bars alive on every layer to l2."""
+    lb = [(b // 2, d // 2) for p, b, d in bars if p == dim and b // 2 != d // 2]
+    alive = np.array([[b <= l < d for l in range(L)] for b, d in lb], dtype=bool).reshape(len(lb), L)
+    phsim = (alive[:, :, None] & alive[:, None, :]).sum(0).astype(float)
+    beta = np.diag(phsim)
+    return np.divide(phsim, beta[:, None], out=np.zeros((L, L)), where=beta[:, None] > 0)
+
+
 def on_grid(per_layer):
     L = len(per_layer)
     return np.interp(np.linspace(0, 1, GRID), np.arange(L) / (L - 1), per_layer)
@@ -63,6 +73,7 @@ def test_released_barcodes_phases_curves_and_correlations(tmp_path):
     with h5py.File(tmp_path / "agg.h5", "r") as f:
         models = [m.decode() for m in f["series/model"][:]]
         curves, betti = f["curves/avg_similarity"][:], f["curves/betti"][:]
+        similarity, bands, offsets = f["curves/similarity"][:], f["curves/similarity_band"][:], f["grid/band_offsets"][:]
         first, last, argmax = f["phases/first_layer"][:], f["phases/last_layer"][:], f["phases/argmax_layer"][:]
         assert f["phases/thresholds"][:].tolist() == [0.9, 0.8] and (f["series/step"][:] == -1).all()
         pairs = list(zip([m.decode() for m in f["universality/model_a"][:]], [m.decode() for m in f["universality/model_b"][:]]))
@@ -77,6 +88,17 @@ def test_released_barcodes_phases_curves_and_correlations(tmp_path):
         ref[name] = on_grid(sbar)
         np.testing.assert_allclose(curves[i], ref[name], rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(betti[i], on_grid(b), rtol=1e-12)
+        # persistence similarity on grid x grid and its bands, by scipy's bilinear interpolation
+        S = similarity_matrix(read_csv_bars(DATA / f"{name}.csv"), L)
+        interp = interpolate.RegularGridInterpolator((np.arange(L) / (L - 1), np.arange(L) / (L - 1)), S)
+        grid = np.linspace(0, 1, GRID)
+        np.testing.assert_allclose(similarity[i], interp(np.stack(np.meshgrid(grid, grid, indexing="ij"), -1)), rtol=1e-10, atol=1e-12)
+        for k, offset in enumerate(offsets):
+            inside = grid + offset <= 1 + 1e-12
+            want = np.full(GRID, np.nan)
+            want[inside] = interp(np.stack([grid[inside], np.minimum(grid[inside] + offset, 1)], -1))
+            np.testing.assert_allclose(bands[i, k], want, rtol=1e-10, atol=1e-12)
+    assert offsets.tolist() == [0.1, 0.25, 0.5]
     assert len(pairs) == 10
     for k, (a, b) in enumerate(pairs):
         assert pearson[k] == pytest.approx(stats.pearsonr(ref[a], ref[b])[0], rel=1e-10)

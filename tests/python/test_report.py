@@ -165,3 +165,11 @@ def test_report_in_headless_chromium(tmp_path):
         for e in range(2):
             np.testing.assert_allclose(f["sweeps/sads_ci"][row, :, e],
                                        np.interp(depth, np.linspace(0, 1, len(sads)), sads_ci[:, e]), rtol=1e-12)
+    # and the persistence-similarity panel of the last checkpoint: the aggregate's matrix at every second
+    # grid depth, row by row
+    with h5py.File(root / "aggregate" / "post_attention_layernorm.h5", "r") as f:
+        matrix = f["curves/similarity"][last][::2, ::2]
+        step = int(f["series/step"][last])
+    panel = [r for r in csv.DictReader(open(root / "report" / "figures" / "phsim_post_attention_layernorm_tiny.csv"))
+             if int(r["step"]) == step]
+    np.testing.assert_allclose(np.array([float(r["similarity"]) for r in panel]).reshape(matrix.shape), matrix, rtol=1e-12)

@@ -80,3 +80,15 @@ TEST(Pruning, BlockInfluenceTakesTheLeastInfluentialAndRandomIsDistinct) {
   EXPECT_NE(r, random_blocks(30, 8, 8));
   EXPECT_LT(r.back(), 30);
 }
+
+TEST(DepthCurves, LayerPairMatricesAreBilinearAndBandsStopAtTheLastLayer) {
+  const std::vector<double> m{0, 1, 2, 3};  // L = 2: rows are l1, columns l2
+  EXPECT_DOUBLE_EQ(matrix_at_depth(m, 2, 0.5, 0.5), 1.5);
+  EXPECT_DOUBLE_EQ(matrix_at_depth(m, 2, 1.0, 0.0), 2.0);
+  EXPECT_EQ(resample_matrix_to_depth(m, 2, depth_grid(3)), (std::vector<double>{0, 0.5, 1, 1, 1.5, 2, 2, 2.5, 3}));
+  const auto band = band_at_offset(m, 2, depth_grid(3), 0.5);  // (0, 0.5), (0.5, 1), (1, 1.5)
+  EXPECT_DOUBLE_EQ(band[0], 0.5);
+  EXPECT_DOUBLE_EQ(band[1], 2.0);
+  EXPECT_TRUE(std::isnan(band[2]));
+  EXPECT_THROW(matrix_at_depth({1, 2, 3}, 2, 0, 0), std::invalid_argument);
+}
