@@ -1,7 +1,7 @@
 """The report's per-model sections at each model's last checkpoint: perplexity under interventions (eval),
 the pruning comparison (prune), the neuron studies (key neurons, ablation, repetition, KL curves, the
-spatial t-maps) and the similarity sweeps (CKA across checkpoints, SADS over training with its
-bootstrap band)."""
+spatial t-maps) and the similarity sweeps (CKA across checkpoints, translation retrieval between languages,
+SADS over training with its bootstrap band)."""
 import pathlib
 
 import h5py
@@ -164,6 +164,33 @@ def neurons_section(r, model, ckpt):
                  ["block", "family", "length", "kl_mean"], [[x["block"], x["family"], x["length"], x["kl_mean"]] for x in rows])
 
 
+def retrieval_figure(r, model, checkpoint, hook):
+    """Translation retrieval (top-1) between every pair of languages at the last checkpoint, at the point
+    where the mean off-diagonal accuracy is largest."""
+    path = r.root / "sweep" / model / checkpoint / f"{hook}.h5"
+    if not path.exists():
+        return
+    with h5py.File(path, "r") as f:
+        if "language_language/retrieval_top1" not in f:
+            return
+        top1 = f["language_language/retrieval_top1"][:]
+        languages = [x.decode() for x in f["labels/languages"][:]]
+        points = [x.decode() for x in f["labels/points"][:]]
+    off = ~np.eye(len(languages), dtype=bool)
+    best = int(np.argmax([m[off].mean() for m in top1]))
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    im = ax.imshow(top1[best], vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(len(languages)), languages, rotation=45)
+    ax.set_yticks(range(len(languages)), languages)
+    ax.set_xlabel("candidate language")
+    ax.set_ylabel("query language")
+    fig.colorbar(im, ax=ax, label="top-1 retrieval accuracy")
+    ax.set_title(f"{checkpoint}, point {best} ({points[best]})")
+    r.figure(f"retrieval_{model}_{hook}", f"{model} at {checkpoint}: translation retrieval top-1 between languages at point {best} "
+             f"({points[best]}), the point of largest mean cross-language accuracy ({hook}).", fig,
+             ["query", "candidate", "top1"], [[a, b, top1[best][i, j]] for i, a in enumerate(languages) for j, b in enumerate(languages)])
+
+
 def sweep_section(r, model, checkpoints, hook):
     path = r.root / "sweep" / model / "checkpoints" / f"{hook}.h5"
     if path.exists():
@@ -180,6 +207,7 @@ def sweep_section(r, model, checkpoints, hook):
                 ax.set_title("last point, checkpoint × checkpoint")
                 r.figure(f"cka_{model}_{hook}", f"{model}: linear CKA between checkpoints at the last hook point ({hook}).", fig,
                          ["checkpoint_a", "checkpoint_b", "cka"], [[a, b, cka[i, j]] for i, a in enumerate(labels) for j, b in enumerate(labels)])
+    retrieval_figure(r, model, checkpoints[-1]["label"], hook)
     rows, curves = [], []
     for c in checkpoints:
         p = r.root / "sweep" / model / c["label"] / f"{hook}.h5"

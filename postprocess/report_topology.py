@@ -87,9 +87,13 @@ def similarity_heatmaps(r, hook, f, depth, models, steps, dim, most=10, stride=2
             idx = [idx[k] for k in np.unique(np.linspace(0, len(idx) - 1, most).round().astype(int))]
         cols = min(5, len(idx))
         rows_n = (len(idx) + cols - 1) // cols
-        fig, axes = plt.subplots(rows_n, cols, figsize=(2.4 * cols + 1, 2.4 * rows_n + 0.6), squeeze=False)
+        # A narrow last column holds the colour bar (tight_layout keeps it off the panels).
+        fig, grid = plt.subplots(rows_n, cols + 1, figsize=(2.4 * cols + 1, 2.4 * rows_n + 0.6), squeeze=False,
+                                 gridspec_kw={"width_ratios": [1] * cols + [0.08]})
+        for ax in grid[1:, -1]:
+            ax.axis("off")
         rows, im = [], None
-        for k, ax in enumerate(axes.flat):
+        for k, ax in enumerate(grid[:, :-1].flat):
             if k >= len(idx):
                 ax.axis("off")
                 continue
@@ -101,7 +105,7 @@ def similarity_heatmaps(r, hook, f, depth, models, steps, dim, most=10, stride=2
             ax.set_ylabel("depth l1", fontsize=8)
             rows += [[int(steps[i]), a, b, values[ia, ib]] for ia, a in enumerate(d) for ib, b in enumerate(d)]
         fig.suptitle(f"{m}: H{dim} persistence similarity PHSim(l1, l2) / β(l1)")
-        fig.colorbar(im, ax=axes.ravel().tolist(), label="share of l1's bars alive to l2")
+        fig.colorbar(im, cax=grid[0, -1], label="share of l1's bars alive to l2")
         r.figure(f"phsim_{hook}_{m}", f"{m}: persistence similarity S(l1, l2) = PHSim(l1, l2) / β(l1) on relative depth at each "
                  f"checkpoint ({hook}; bilinear between layer pairs; one grid depth in {stride}).", fig,
                  ["step", "depth_l1", "depth_l2", "similarity"], rows)

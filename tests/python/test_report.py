@@ -24,7 +24,7 @@ data: {source: gettext, languages: [en, de, fr], prompts: 30, seed: 5}
 train: {steps: 4, batch: 4, layers: 2, hidden: 32, heads: 2, intermediate: 64, vocab_size: 300, seq_len: 16}
 extract: {hooks: [post_attention_layernorm], pool: mean, batch: 8}
 zigzag: {k: 3, max_dim: 2, subsets: 2, subset_size: 40, null_draws: 2}
-sweep: {metrics: [cka_linear_unbiased, sads, angular_distance, block_influence], pairs: [layer_layer, language_language, checkpoint_checkpoint], knn: 3,
+sweep: {metrics: [cka_linear_unbiased, sads, retrieval, angular_distance, block_influence], pairs: [layer_layer, language_language, checkpoint_checkpoint], knn: 3,
         bootstrap: 20}
 neurons: {studies: [key_linguistic, repetition, sensitive_directions, spatial], threshold: 1.0, control_draws: 2, batch: 8,
           spatial: {contrast: [en, de], sheets: [mlp_act], permutations: 99, max_distance: 3},
@@ -173,3 +173,10 @@ def test_report_in_headless_chromium(tmp_path):
     panel = [r for r in csv.DictReader(open(root / "report" / "figures" / "phsim_post_attention_layernorm_tiny.csv"))
              if int(r["step"]) == step]
     np.testing.assert_allclose(np.array([float(r["similarity"]) for r in panel]).reshape(matrix.shape), matrix, rtol=1e-12)
+    # and the retrieval matrix: the last checkpoint's top-1 accuracies at the point the caption names
+    with h5py.File(root / "sweep" / "tiny" / "step4" / "post_attention_layernorm.h5", "r") as f:
+        top1 = f["language_language/retrieval_top1"][:]
+    off = ~np.eye(top1.shape[1], dtype=bool)
+    best = int(np.argmax([m[off].mean() for m in top1]))
+    cells = list(csv.DictReader(open(root / "report" / "figures" / "retrieval_tiny_post_attention_layernorm.csv")))
+    np.testing.assert_allclose([float(r["top1"]) for r in cells], top1[best].ravel(), rtol=1e-12)
