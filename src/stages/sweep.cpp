@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <set>
 #include <sstream>
@@ -340,28 +341,27 @@ struct Pairwise {
   }
 };
 
-// Interval of TwoNN on x (n x d) over the draws (units = n).
-void twonn_interval(MPI_Comm comm, const double* x, std::size_t n, std::size_t d, const geometry::BootstrapDraws& draws,
-                    double level, Result& r, std::size_t i) {
+// TwoNN of x (this rank's rows of n x d) into r.values[i] — NaN with a note where it is undefined (fewer
+// than 3 distinct points, or every neighbour ratio 1, as when many prompts share one representation early
+// in training) — and, given draws over the n prompts, its interval from the same per-prompt ratios.
+void twonn_at(MPI_Comm comm, const double* x, std::size_t n, std::size_t d, const std::string& where, std::vector<std::string>& notes,
+              const geometry::BootstrapDraws* draws, double level, Result& r, std::size_t i) {
   const auto ratios = geometry::twonn_ratio_rows(comm, x, n, d);
-  std::vector<double> rep(draws.draws());
-  for (std::size_t b = 0; b < rep.size(); ++b) rep[b] = geometry::resampled_twonn(ratios, draws.draw(b), n);
-  set_interval(r, i, rep, level);
-}
-
-// TwoNN where it is defined; NaN with a note where it is not (fewer than 3 distinct points, or every
-// neighbour ratio 1, as when many prompts share one representation early in training).
-double twonn_or_nan(MPI_Comm comm, const double* x, std::size_t n, std::size_t d, const std::string& where,
-                    std::vector<std::string>& notes) {
-  std::size_t dup = 0;
+  std::vector<double> mu;
+  for (const double m : ratios)
+    if (!std::isnan(m)) mu.push_back(m);
+  const std::size_t dup = n - mu.size();
   try {
-    const double v = geometry::twonn_dimension(comm, x, n, d, &dup);
+    r.values[i] = geometry::twonn_fit(std::move(mu));
     if (dup) notes.push_back("twonn: " + where + ": " + std::to_string(dup) + " duplicated prompt vector(s) left out");
-    return v;
   } catch (const InputError& e) {
     notes.push_back("twonn: " + where + ": undefined, NaN (" + e.what() + ")");
-    return std::numeric_limits<double>::quiet_NaN();
+    r.values[i] = std::numeric_limits<double>::quiet_NaN();
   }
+  if (!draws) return;
+  std::vector<double> rep(draws->draws());
+  for (std::size_t b = 0; b < rep.size(); ++b) rep[b] = geometry::resampled_twonn(ratios, draws->draw(b), n);
+  set_interval(r, i, rep, level);
 }
 
 // Collective: a string dataset of labels, written by rank 0.
@@ -506,8 +506,8 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
       pairwise.run(reps, N, W, res, 0, notes);
       if (wants("twonn"))
         for (std::size_t p = 0; p < P; ++p) {
-          res["twonn"].values[p] = twonn_or_nan(comm, reps[p].data(), N, W, "point " + std::to_string(p), notes);
-          if (ci_of("twonn")) twonn_interval(comm, reps[p].data(), N, W, *prompt_draws, o.confidence, res["twonn"], p);
+          twonn_at(comm, reps[p].data(), N, W, "point " + std::to_string(p), notes, ci_of("twonn") ? prompt_draws.get() : nullptr,
+                   o.confidence, res["twonn"], p);
         }
     } else if (pairs == "language_language") {
       if (languages.size() < 2) throw InputError(first.path + ": language_language needs prompts in two or more languages");
@@ -553,19 +553,20 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         if (wants("retrieval"))
           for (std::size_t a = 0; a < Lg; ++a)
             for (std::size_t b = 0; b < Lg; ++b) {
-              if (ci_of("retrieval")) {
-                const auto ranks = geometry::retrieval_ranks(comm, reps[a].data(), reps[b].data(), G, W);
-                std::vector<double> top1(G), top5(G);
-                for (std::size_t g = 0; g < G; ++g) {
-                  top1[g] = ranks[g] < 1 ? 1.0 : 0.0;
-                  top5[g] = ranks[g] < 5 ? 1.0 : 0.0;
-                }
-                set_interval(res["retrieval_top1"], p * Lg * Lg + a * Lg + b, by_sentence.resampled_means(top1), o.confidence);
-                set_interval(res["retrieval_top5"], p * Lg * Lg + a * Lg + b, by_sentence.resampled_means(top5), o.confidence);
+              // Each query's hit once: the value is their mean, the interval their mean over each draw.
+              const auto ranks = geometry::retrieval_ranks(comm, reps[a].data(), reps[b].data(), G, W);
+              std::vector<double> top1(G), top5(G);
+              for (std::size_t g = 0; g < G; ++g) {
+                top1[g] = ranks[g] < 1 ? 1.0 : 0.0;
+                top5[g] = ranks[g] < 5 ? 1.0 : 0.0;
               }
-              const auto h = geometry::retrieval_hits(comm, reps[a].data(), reps[b].data(), G, W);
-              res["retrieval_top1"].values[p * Lg * Lg + a * Lg + b] = static_cast<double>(h[0]) / static_cast<double>(G);
-              res["retrieval_top5"].values[p * Lg * Lg + a * Lg + b] = static_cast<double>(h[1]) / static_cast<double>(G);
+              const std::size_t at = p * Lg * Lg + a * Lg + b;
+              res["retrieval_top1"].values[at] = std::accumulate(top1.begin(), top1.end(), 0.0) / static_cast<double>(G);
+              res["retrieval_top5"].values[at] = std::accumulate(top5.begin(), top5.end(), 0.0) / static_cast<double>(G);
+              if (ci_of("retrieval")) {
+                set_interval(res["retrieval_top1"], at, by_sentence.resampled_means(top1), o.confidence);
+                set_interval(res["retrieval_top5"], at, by_sentence.resampled_means(top5), o.confidence);
+              }
               if (o.null) {
                 const auto shuffled = reindexed_rows(comm, reps[b].data(), G, W, perm);
                 const auto hn = geometry::retrieval_hits(comm, reps[a].data(), shuffled.data(), G, W);
@@ -614,9 +615,8 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         }
         if (wants("twonn"))
           for (std::size_t a = 0; a < Lg; ++a) {
-            res["twonn"].values[p * Lg + a] =
-                twonn_or_nan(comm, reps[a].data(), G, W, "point " + std::to_string(p) + " language " + languages[a], notes);
-            if (ci_of("twonn")) twonn_interval(comm, reps[a].data(), G, W, *sentence_draws, o.confidence, res["twonn"], p * Lg + a);
+            twonn_at(comm, reps[a].data(), G, W, "point " + std::to_string(p) + " language " + languages[a], notes,
+                     ci_of("twonn") ? sentence_draws.get() : nullptr, o.confidence, res["twonn"], p * Lg + a);
           }
       }
     } else if (pairs == "model_model") {
