@@ -294,18 +294,6 @@ AlignmentSums alignment_sums(MPI_Comm comm, const double* x, std::size_t n, std:
   return out;
 }
 
-double twonn_dimension(MPI_Comm comm, const double* x, std::size_t n, std::size_t d, std::size_t* duplicates) {
-  std::vector<double> mu;
-  std::size_t dup = 0;
-  for (const double m : twonn_ratio_rows(comm, x, n, d)) {
-    if (std::isnan(m)) ++dup;
-    else mu.push_back(m);
-  }
-  if (duplicates) *duplicates = dup;
-  return twonn_fit(std::move(mu));
-}
-
-
 std::vector<double> twonn_ratio_rows(MPI_Comm comm, const double* x, std::size_t n, std::size_t d) {
   RowBlock b;
   auto g = product_rows(comm, x, n, x, n, d, b);  // Gram rows -> squared distances

@@ -65,7 +65,6 @@ double mutual_knn(MPI_Comm comm, const double* x, std::size_t dx, const double* 
 PairedCosine paired_cosine(MPI_Comm comm, const double* x, const double* y, std::size_t n, std::size_t d);
 AlignmentSums alignment_sums(MPI_Comm comm, const double* x, std::size_t n, std::size_t d, const std::vector<int>& language,
                              const std::vector<long long>& group);
-double twonn_dimension(MPI_Comm comm, const double* x, std::size_t n, std::size_t d, std::size_t* duplicates);
 
 // Per-prompt quantities for the bootstrap (bootstrap.hpp), every row's on every rank: TwoNN's ratio
 // r2/r1 (NaN for a duplicated point), the rank of row i's answer i among Y's rows (retrieval), each
