@@ -66,11 +66,10 @@ PairedCosine paired_cosine(MPI_Comm comm, const double* x, const double* y, std:
 AlignmentSums alignment_sums(MPI_Comm comm, const double* x, std::size_t n, std::size_t d, const std::vector<int>& language,
                              const std::vector<long long>& group);
 
-// Per-prompt quantities for the bootstrap (bootstrap.hpp), every row's on every rank: TwoNN's ratio
+// Per-prompt quantities (TwoNN, retrieval, bootstrap.hpp), every row's on every rank: TwoNN's ratio
 // r2/r1 (NaN for a duplicated point), the rank of row i's answer i among Y's rows (retrieval), each
-// prompt's paired cosine, the
-// sentence-pair sums of a stacked parallel set (languages x sentences rows), and any per-row values
-// computed on this rank's rows (rank order: the whole vector).
+// prompt's paired cosine, the sentence-pair sums of a stacked parallel set (languages x sentences
+// rows), and any per-row values computed on this rank's rows (rank order: the whole vector).
 std::vector<double> twonn_ratio_rows(MPI_Comm comm, const double* x, std::size_t n, std::size_t d);
 std::vector<double> retrieval_ranks(MPI_Comm comm, const double* x, const double* y, std::size_t n, std::size_t d);
 SentencePairSums sentence_pair_sums(MPI_Comm comm, const double* x, std::size_t sentences, std::size_t languages, std::size_t d);
