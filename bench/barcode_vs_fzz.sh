@@ -10,7 +10,7 @@
 # yourself (its sources and PHAT's headers, `cmake` + `make`) and point FZZ at the binary. Without
 # FZZ the rows are compared with the dualized twist reducer instead.
 #
-# Usage: FZZ=/path/to/fzz bench/barcode_vs_fzz.sh [L] [N] [DRIFT] [REPS]
+# Usage: FZZ=/path/to/fzz bench/barcode_vs_fzz.sh [L] [N] [DRIFT] [REPS]   (REPS = 0: the input only)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 L="${1:-12}"; N="${2:-20000}"; DRIFT="${3:-0.1}"; REPS="${4:-3}"
@@ -34,6 +34,7 @@ PY
     --fzz-output "$dir/in.fzz" --reducer twist 2>/dev/null | tail -1
 fi
 echo "input: L=$L N=$N drift=$DRIFT: $(head -1 "$dir/in.fzz") operations; $REPS reps, medians"
+(( REPS > 0 )) || exit 0  # REPS = 0: write the input only (bench/pivot_chunks.sh)
 
 rows=("fzz" "twist-dualized" "twist-primal" "distributed-1" "distributed-2")
 command_of() {  # row name -> command line

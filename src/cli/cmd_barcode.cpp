@@ -25,6 +25,10 @@ int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
   const std::string input = vm["input"].as<std::string>();
   const std::string output = vm["output"].as<std::string>();
   const bool benchmark = vm.count("benchmark") > 0;
+  const long long pivot_chunk = vm["pivot-chunk"].as<long long>();
+  if (pivot_chunk < 0) throw InputError("--pivot-chunk: expected 0 (one block per rank) or a chunk size >= 1");
+  if (pivot_chunk != 0 && reducer != "distributed")
+    throw InputError("--pivot-chunk: only the distributed reducer deals pivots to ranks (got --reducer " + reducer + ")");
 
   topology::ConeMatrix cone;
   mpi::on_root(MPI_COMM_WORLD, [&] {
@@ -41,7 +45,8 @@ int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
   std::vector<topology::ReductionStepStats> stats;
   const auto pairs = topology::reduce_by_name_releasing(reducer, &cone.matrix, MPI_COMM_WORLD, vm["threads"].as<int>(),
                                               benchmark ? &stats : nullptr,
-                                                        topology::resolve_dualize(dualize, cone.matrix.num_columns()));
+                                                        topology::resolve_dualize(dualize, cone.matrix.num_columns()),
+                                                        pivot_chunk);
   if (benchmark) stages::print_reduction_benchmark(stats, MPI_COMM_WORLD, std::cout);
   mpi::on_root(MPI_COMM_WORLD, [&] {
     const auto bars = topology::read_out_bars(cone, pairs);
@@ -71,6 +76,9 @@ Command make_barcode_command() {
         "reducer", po::value<std::string>()->default_value("twist"),
         "reduction algorithm: twist (serial, clearing), chunk (threads), distributed (MPI ranks)")(
         "threads", po::value<int>()->default_value(2), "threads of the chunk reducer")(
+        "pivot-chunk", po::value<long long>()->default_value(0),
+        "distributed reducer: rows and columns are dealt to the ranks in chunks of this many consecutive indices, "
+        "round robin; 0: one contiguous block per rank (docs/benchmarks.md measures both)")(
         "dualize", po::value<std::string>()->default_value("auto"),
         "true: reduce the anti-transpose (persistent cohomology; the same pairs); false: the boundary matrix; auto: dualize from 400,000 cone columns on (the measured rule, docs/benchmarks.md)")(
         "benchmark", "print per rank and step: time, peak memory, bytes sent/received (distributed reducer)");

@@ -21,8 +21,8 @@ void print_reduction_benchmark(const std::vector<topology::ReductionStepStats>& 
                              double(r.columns_in), double(r.columns_forwarded)});
   const auto all = mpi::gather_to_root(comm, flat, MPI_DOUBLE);
   if (mpi::rank(comm) != 0) return;
-  out << "# benchmark: one row per rank and dimension (batches: forwarded batches received; wait_s: idle, "
-         "waiting for rank+1)\n"
+  out << "# benchmark: one row per rank and dimension (batches: batches of columns received; wait_s: idle, "
+         "waiting for other ranks' columns)\n"
       << "rank  dim  batches    seconds     wait_s  peak_rss_MiB  bytes_sent  bytes_recv  cols_in  cols_fwd\n";
   for (std::size_t i = 0; i + nfields <= all.size(); i += nfields) {
     out << std::setw(4) << all[i] << std::setw(5) << all[i + 1] << std::setw(9) << all[i + 2] << std::setw(11)

@@ -1,11 +1,15 @@
-// DIPHA-style distributed reduction. See reducers.hpp for the scheme; the invariant that makes it
-// correct is that a column is only ever added to a *later* column: when a column arrives at a pivot
-// held by a later column, the two swap places and the displaced later column goes on reducing.
+// DIPHA-style distributed reduction with interleaved pivot ownership. See reducers.hpp for the
+// scheme; the invariant that makes it correct is that a column is only ever added to a *later*
+// column: when a column arrives at a pivot held by a later column, the two swap places and the
+// displaced later column goes on reducing. Pivots only move down, so every column ends stored at a
+// free pivot or reduced to zero, whichever rank it passed through and in whatever order it arrived.
+#include <sched.h>
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <list>
 #include <stdexcept>
 #include <string>
 
@@ -26,100 +30,245 @@ long peak_rss_kib() {
   return usage.ru_maxrss;
 }
 
-struct PendingColumn {
-  Index index;
-  std::vector<Row> rows;
+// Which rank owns a row (and the column of the same index): rows are dealt out in chunks of `chunk`
+// consecutive indices, round robin. The reduction's work concentrates in a narrow band of pivots
+// (docs/benchmarks.md), so contiguous blocks leave one rank with nearly all of it; chunks much
+// smaller than the band spread it over every rank.
+class PivotOwnership {
+ public:
+  PivotOwnership(Index n, int ranks, Index chunk) : n_(n), ranks_(ranks), chunk_(std::max<Index>(chunk, 1)) {}
+  int owner(Index row) const { return static_cast<int>((row / chunk_) % ranks_); }
+  Index local(Index row) const { return (row / chunk_) / ranks_ * chunk_ + row % chunk_; }
+  Index global(int rank, Index local) const { return ((local / chunk_) * ranks_ + rank) * chunk_ + local % chunk_; }
+  Index local_count(int rank) const {
+    Index count = 0;
+    for (Index first = static_cast<Index>(rank) * chunk_; first < n_; first += static_cast<Index>(ranks_) * chunk_)
+      count += std::min(chunk_, n_ - first);
+    return count;
+  }
+  // Calls f(j) for every index owned by `rank`, increasing.
+  template <class F>
+  void for_each_owned(int rank, F&& f) const {
+    for (Index first = static_cast<Index>(rank) * chunk_; first < n_; first += static_cast<Index>(ranks_) * chunk_)
+      for (Index j = first; j < std::min(n_, first + chunk_); ++j) f(j);
+  }
+
+ private:
+  Index n_;
+  int ranks_;
+  Index chunk_;
 };
 
-// Serialises columns as [index, size, rows...] in one buffer of 32-bit words (every index is a
-// column or row of a matrix of at most 2^32 - 1 columns).
-void pack(const PendingColumn& c, std::vector<Row>& out) {
-  out.push_back(static_cast<Row>(c.index));
-  out.push_back(static_cast<Row>(c.rows.size()));
-  out.insert(out.end(), c.rows.begin(), c.rows.end());
-}
-
-std::vector<PendingColumn> unpack(const std::vector<Row>& buffer, std::size_t first) {
-  std::vector<PendingColumn> out;
-  for (std::size_t pos = first; pos < buffer.size();) {
-    PendingColumn c;
-    c.index = buffer[pos];
-    const auto size = static_cast<std::size_t>(buffer[pos + 1]);
-    c.rows.assign(buffer.begin() + static_cast<std::ptrdiff_t>(pos + 2),
-                  buffer.begin() + static_cast<std::ptrdiff_t>(pos + 2 + size));
-    pos += 2 + size;
-    out.push_back(std::move(c));
-  }
-  return out;
-}
-
-class LocalBlock {
+// This rank's pivots: the reduced column held at each owned pivot row (O(n / P) slots per rank).
+class LocalPivots {
  public:
-  LocalBlock(Index lo, Index hi, Index n) : lo_(lo), hi_(hi), column_of_pivot_(static_cast<std::size_t>(hi - lo), -1),
-                                            cleared_(static_cast<std::size_t>(hi - lo), 0),
-                                            stored_(hi - lo, lo), work_(n) {}
+  LocalPivots(const PivotOwnership& own, int rank, Index n)
+      : own_(own), rank_(rank), column_of_pivot_(static_cast<std::size_t>(own.local_count(rank)), -1),
+        cleared_(static_cast<std::size_t>(own.local_count(rank)), 0), stored_(own.local_count(rank)), work_(n) {}
 
-  bool cleared(Index j) const { return cleared_[static_cast<std::size_t>(j - lo_)] != 0; }
+  bool cleared(Index j) const { return cleared_[slot(j)] != 0; }
 
-  // Reduces `c` with the columns stored at this block's pivots. Returns true when the column must
-  // be forwarded to the previous rank (its pivot is below this block).
-  bool reduce(PendingColumn& c) {
-    work_.add(c.rows);
-    c.rows.clear();
+  // Reduces column `index` (its rows: `rows`) with the columns stored at this rank's pivots. Returns
+  // the rank the column must go to next (its pivot is another rank's; then move_out takes it), or -1
+  // when it is finished here: stored at a free pivot or zero. A swap changes `index`.
+  template <class Rows>
+  int reduce(Index& index, const Rows& rows) {
+    work_.add(rows);
     while (!work_.empty()) {
       const Index low = work_.pivot();
-      if (low < lo_) {
-        work_.take(c.rows);
-        return true;
-      }
-      Index& holder = column_of_pivot_[static_cast<std::size_t>(low - lo_)];
+      const int owner = own_.owner(low);
+      if (owner != rank_) return owner;
+      const std::size_t at = slot(low);
+      Index& holder = column_of_pivot_[at];
       if (holder < 0) {
-        holder = c.index;
-        cleared_[static_cast<std::size_t>(low - lo_)] = 1;  // column `low` is local and reduces to zero
-        stored_.store(work_);
-        return false;
+        holder = index;
+        cleared_[at] = 1;  // column `low` (this rank's too) reduces to zero
+        work_.take(current_);
+        stored_.store_rows(static_cast<Index>(at), current_);
+        return -1;
       }
-      if (holder < c.index) {
-        work_.add(stored_.column(low));
+      if (holder < index) {
+        work_.add(stored_.column(static_cast<Index>(at)));
       } else {
         // The pivot is held by a later column: keep the earlier one there and continue with the
         // later one, reduced by it (a legal left-to-right addition).
         work_.take(current_);
-        work_.add(stored_.column(low));
+        work_.add(stored_.column(static_cast<Index>(at)));
         work_.add(current_);
-        stored_.store_rows(low, current_);
-        const Index displaced = holder;
-        holder = c.index;
-        c.index = displaced;
+        stored_.store_rows(static_cast<Index>(at), current_);
+        std::swap(holder, index);
       }
     }
-    return false;
+    return -1;
+  }
+
+  // Appends the column left by reduce, as [index, size, rows...], to a batch for another rank.
+  void move_out(Index index, std::vector<Row>& batch) {
+    const std::size_t header = batch.size();
+    batch.push_back(static_cast<Row>(index));
+    batch.push_back(0);
+    work_.append_to(batch);
+    batch[header + 1] = static_cast<Row>(batch.size() - header - 2);
   }
 
   void collect_pairs(std::vector<Index>& out) const {
-    for (Index i = lo_; i < hi_; ++i) {
-      const Index holder = column_of_pivot_[static_cast<std::size_t>(i - lo_)];
-      if (holder >= 0) {
-        out.push_back(i);
-        out.push_back(holder);
-      }
+    for (std::size_t at = 0; at < column_of_pivot_.size(); ++at) {
+      if (column_of_pivot_[at] < 0) continue;
+      out.push_back(own_.global(rank_, static_cast<Index>(at)));
+      out.push_back(column_of_pivot_[at]);
     }
   }
 
  private:
-  Index lo_, hi_;
+  std::size_t slot(Index row) const { return static_cast<std::size_t>(own_.local(row)); }
+  const PivotOwnership& own_;
+  int rank_;
   std::vector<Index> column_of_pivot_;
   std::vector<char> cleared_;
-  // The reduced column held at each of this block's pivots (O(block) memory per rank).
   ColumnStore stored_;
   PivotColumn work_;
   std::vector<Row> current_;
 };
 
+// Batches of columns on their way to other ranks: one open buffer per destination, sent with
+// non-blocking sends (any number in flight; a rank never waits to send).
+class Outbox {
+ public:
+  Outbox(MPI_Comm comm, int ranks, int tag) : comm_(comm), tag_(tag), open_(static_cast<std::size_t>(ranks)) {}
+
+  // The open batch for `destination`: columns as [index, size, rows...] in 32-bit words (every index
+  // is a column or row of a matrix of at most 2^32 - 1 columns).
+  std::vector<Row>& batch(int destination) { return open_[static_cast<std::size_t>(destination)]; }
+
+  void flush(ReductionStepStats& row) {
+    for (std::size_t r = 0; r < open_.size(); ++r) {
+      if (open_[r].empty()) continue;
+      if (open_[r].size() > static_cast<std::size_t>(1) << 30)
+        throw std::runtime_error("reduce_distributed: a forwarding batch exceeds 2^30 entries");
+      in_flight_.emplace_back();
+      auto& sent = in_flight_.back();
+      sent.words.swap(open_[r]);
+      check_mpi(MPI_Isend(sent.words.data(), static_cast<int>(sent.words.size()), MPI_UINT32_T, static_cast<int>(r),
+                          tag_, comm_, &sent.request),
+                "MPI_Isend");
+      row.bytes_sent += static_cast<long long>(sent.words.size() * sizeof(Row));
+    }
+    for (auto it = in_flight_.begin(); it != in_flight_.end();) {
+      int done = 0;
+      check_mpi(MPI_Test(&it->request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+      it = done ? in_flight_.erase(it) : std::next(it);
+    }
+  }
+
+  void wait_all() {
+    for (auto& sent : in_flight_) check_mpi(MPI_Wait(&sent.request, MPI_STATUS_IGNORE), "MPI_Wait");
+    in_flight_.clear();
+  }
+
+ private:
+  struct Sent {
+    std::vector<Row> words;
+    MPI_Request request = MPI_REQUEST_NULL;
+  };
+  MPI_Comm comm_;
+  int tag_;
+  std::vector<std::vector<Row>> open_;
+  std::list<Sent> in_flight_;
+};
+
+// Columns received from other ranks, in their batches ([index, size, rows...] each), read in order.
+class Inbox {
+ public:
+  bool empty() const { return batches_.empty(); }
+
+  // Calls f(index, rows) with the next column and drops it.
+  template <class F>
+  auto next(F&& f) {
+    const auto& words = batches_.front();
+    const Row* at = words.data() + position_;
+    const auto size = static_cast<std::size_t>(at[1]);
+    position_ += 2 + size;
+    const bool last = position_ == words.size();
+    struct Range {
+      const Row* first;
+      const Row* last;
+      const Row* begin() const { return first; }
+      const Row* end() const { return last; }
+    };
+    auto result = f(static_cast<Index>(at[0]), Range{at + 2, at + 2 + size});
+    if (last) {
+      batches_.pop_front();
+      position_ = 0;
+    }
+    return result;
+  }
+
+  // Receives every batch that has arrived for `tag`; returns whether any did.
+  bool receive_arrived(MPI_Comm comm, int tag, ReductionStepStats& row) {
+    bool any = false;
+    while (true) {
+      MPI_Status status;
+      int arrived = 0;
+      check_mpi(MPI_Iprobe(MPI_ANY_SOURCE, tag, comm, &arrived, &status), "MPI_Iprobe");
+      if (!arrived) return any;
+      int count = 0;
+      check_mpi(MPI_Get_count(&status, MPI_UINT32_T, &count), "MPI_Get_count");
+      std::vector<Row> incoming(static_cast<std::size_t>(count));
+      check_mpi(MPI_Recv(incoming.data(), count, MPI_UINT32_T, status.MPI_SOURCE, tag, comm, MPI_STATUS_IGNORE),
+                "MPI_Recv");
+      row.bytes_received += static_cast<long long>(incoming.size() * sizeof(Row));
+      ++row.batches;
+      if (!incoming.empty()) batches_.push_back(std::move(incoming));
+      any = true;
+    }
+  }
+
+ private:
+  std::deque<std::vector<Row>> batches_;
+  std::size_t position_ = 0;
+};
+
+// Global termination of one dimension: every column ends exactly once (stored at a free pivot or
+// zero; a swap ends one column and revives another), so the dimension is done when the ranks'
+// counts of ended columns sum to the number of columns. The counts only grow, so a sum of
+// snapshots equal to the total proves nothing is left anywhere, in flight included. The ranks run
+// the same sequence of non-blocking all-reduces and so all see the same last one.
+class Termination {
+ public:
+  Termination(MPI_Comm comm, long long total) : comm_(comm), total_(total) {}
+  ~Termination() {
+    if (request_ != MPI_REQUEST_NULL) MPI_Wait(&request_, MPI_STATUS_IGNORE);
+  }
+
+  bool done(long long ended_here) {
+    if (request_ == MPI_REQUEST_NULL) {
+      snapshot_ = ended_here;
+      check_mpi(MPI_Iallreduce(&snapshot_, &sum_, 1, MPI_LONG_LONG, MPI_SUM, comm_, &request_), "MPI_Iallreduce");
+    }
+    int complete = 0;
+    check_mpi(MPI_Test(&request_, &complete, MPI_STATUS_IGNORE), "MPI_Test");
+    return complete && sum_ == total_;
+  }
+
+ private:
+  MPI_Comm comm_;
+  long long total_;
+  long long snapshot_ = 0, sum_ = 0;
+  MPI_Request request_ = MPI_REQUEST_NULL;
+};
+
 }  // namespace
 
+Index default_pivot_chunk(Index n, int ranks) {
+  // One contiguous block per rank (DIPHA's partition). Finer chunks spread the band of pivots where
+  // the work sits over the ranks only when they are smaller than the band, and then most columns
+  // cross ranks many times: on the k-NN cone matrices measured so far neither choice beat the blocks
+  // by much (docs/benchmarks.md, "Distributed reducer: interleaved pivot ownership").
+  return std::max<Index>(1, (n + ranks - 1) / ranks);
+}
+
 std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matrix, MPI_Comm comm,
-                                                std::vector<ReductionStepStats>* stats) {
+                                                std::vector<ReductionStepStats>* stats, Index pivot_chunk) {
   int rank = 0, size = 1;
   check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
   check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
@@ -133,32 +282,31 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
   check_mpi(MPI_Bcast(n_and_dim, 2, MPI_LONG_LONG, 0, comm), "MPI_Bcast");
   const Index n = n_and_dim[0];
   const int max_dim = static_cast<int>(n_and_dim[1]);
-  const Index width = (n + size - 1) / size;
-  const Index lo = std::min(n, rank * width);
-  const Index hi = std::min(n, lo + width);
+  const PivotOwnership own(n, size, pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(n, size));
 
-  // Block distribution of the columns: [dim, size, rows...] per column, scattered from rank 0.
-  // 64-bit offsets and chunked messages (mpi/large_count.hpp): no int count wraps past 2^31 entries.
+  // Each rank's columns, [dim, size, rows...] per column in increasing index order, scattered from
+  // rank 0. 64-bit offsets and chunked messages (mpi/large_count.hpp): no int count wraps past 2^31.
   std::vector<Row> send_buffer;
   std::vector<std::uint64_t> counts(static_cast<std::size_t>(size), 0), displs(static_cast<std::size_t>(size), 0);
   if (rank == 0) {
     for (int r = 0; r < size; ++r) {
       displs[static_cast<std::size_t>(r)] = send_buffer.size();
-      const Index rlo = std::min(n, r * width), rhi = std::min(n, rlo + width);
-      for (Index j = rlo; j < rhi; ++j) {
+      own.for_each_owned(r, [&](Index j) {
         const ColumnView col = root_matrix->column(j);
         send_buffer.push_back(static_cast<Row>(root_matrix->dim(j)));
         send_buffer.push_back(static_cast<Row>(col.size()));
         send_buffer.insert(send_buffer.end(), col.begin(), col.end());
-      }
+      });
       counts[static_cast<std::size_t>(r)] = send_buffer.size() - displs[static_cast<std::size_t>(r)];
     }
   }
   std::vector<Row> my_buffer = mpi::scatter_blocks(comm, send_buffer.data(), displs, counts, MPI_UINT32_T);
   std::vector<Row>().swap(send_buffer);
 
+  std::vector<Index> local_index;  // global index of each local column
   std::vector<int> local_dims;
   std::vector<std::vector<Row>> local_columns;
+  own.for_each_owned(rank, [&](Index j) { local_index.push_back(j); });
   for (std::size_t pos = 0; pos < my_buffer.size();) {
     local_dims.push_back(static_cast<int>(my_buffer[pos]));
     const auto len = static_cast<std::size_t>(my_buffer[pos + 1]);
@@ -168,12 +316,12 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
   }
   std::vector<Row>().swap(my_buffer);
 
-  LocalBlock block(lo, hi, n);
-  // Columns only ever move down (to rank-1), so each dimension is a pipeline: rank r reduces its own
-  // columns and the ones arriving from r+1 as they come, forwards those whose pivot lies below its
-  // block in batches with non-blocking sends, and is done with the dimension once r+1 said it is
-  // done and nothing is left. Arrival order does not matter: the swap rule keeps additions
-  // left-to-right. Every message is [final flag, packed columns...], tagged by dimension.
+  LocalPivots pivots(own, rank, n);
+  // Dimensions high to low (the twist's clearing), one asynchronous round per dimension: each rank
+  // reduces its own columns and those arriving from any rank, sends each column whose pivot another
+  // rank owns to that rank in batches, and looks at the network between batches. Arrival order does
+  // not matter: the swap rule keeps additions left-to-right. Columns that arrived go first: they are
+  // further along, and their pivots decide the work left for later columns.
   constexpr std::size_t batch_columns = 512;  // columns reduced between two looks at the network
   for (int d = max_dim; d >= 1; --d) {
     const auto start = std::chrono::steady_clock::now();
@@ -181,68 +329,46 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
     ReductionStepStats row;
     row.rank = rank;
     row.dim = d;
-    std::deque<PendingColumn> pending;
-    for (Index j = lo; j < hi; ++j) {
-      const auto local = static_cast<std::size_t>(j - lo);
-      if (local_dims[local] != d || block.cleared(j)) continue;
-      pending.push_back({j, std::move(local_columns[local])});
-    }
-    bool done_above = rank + 1 >= size;
-    std::vector<Row> outgoing{0}, in_flight;
-    MPI_Request request = MPI_REQUEST_NULL;
-    auto send = [&](bool final) {
-      if (rank == 0) return;
-      if (outgoing.size() == 1 && !final) return;
-      check_mpi(MPI_Wait(&request, MPI_STATUS_IGNORE), "MPI_Wait");
-      outgoing[0] = final ? 1 : 0;
-      in_flight.swap(outgoing);
-      outgoing.assign(1, 0);
-      if (in_flight.size() > static_cast<std::size_t>(1) << 30)
-        throw std::runtime_error("reduce_distributed: a forwarding batch exceeds 2^30 entries");
-      check_mpi(MPI_Isend(in_flight.data(), static_cast<int>(in_flight.size()), MPI_UINT32_T, rank - 1, tag, comm,
-                          &request),
-                "MPI_Isend");
-      row.bytes_sent += static_cast<long long>(in_flight.size() * sizeof(Row));
-    };
-    auto receive = [&](bool block_until_message) {
-      MPI_Status status;
-      int arrived = 0;
-      if (block_until_message) {
-        const auto wait_start = std::chrono::steady_clock::now();
-        check_mpi(MPI_Probe(rank + 1, tag, comm, &status), "MPI_Probe");
-        row.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();
-        arrived = 1;
+    std::deque<std::size_t> own_columns;  // local positions
+    for (std::size_t i = 0; i < local_index.size(); ++i)
+      if (local_dims[i] == d && !pivots.cleared(local_index[i])) own_columns.push_back(i);
+    long long total = static_cast<long long>(own_columns.size());
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
+    Outbox outbox(comm, size, tag);
+    Inbox inbox;
+    Termination termination(comm, total);
+    long long ended = 0;
+    auto reduce_one = [&](Index index, const auto& rows) {
+      ++row.columns_in;
+      const int next = pivots.reduce(index, rows);
+      if (next < 0) {
+        ++ended;
       } else {
-        check_mpi(MPI_Iprobe(rank + 1, tag, comm, &arrived, &status), "MPI_Iprobe");
+        pivots.move_out(index, outbox.batch(next));
+        ++row.columns_forwarded;
       }
-      if (!arrived) return;
-      int count = 0;
-      check_mpi(MPI_Get_count(&status, MPI_UINT32_T, &count), "MPI_Get_count");
-      std::vector<Row> incoming(static_cast<std::size_t>(count));
-      check_mpi(MPI_Recv(incoming.data(), count, MPI_UINT32_T, rank + 1, tag, comm, MPI_STATUS_IGNORE), "MPI_Recv");
-      row.bytes_received += static_cast<long long>(incoming.size() * sizeof(Row));
-      ++row.batches;
-      done_above = incoming.at(0) != 0;
-      for (auto& c : unpack(incoming, 1)) pending.push_back(std::move(c));
+      return 0;
     };
     while (true) {
-      for (std::size_t i = 0; i < batch_columns && !pending.empty(); ++i) {
-        PendingColumn c = std::move(pending.front());
-        pending.pop_front();
-        ++row.columns_in;
-        if (block.reduce(c)) {
-          pack(c, outgoing);
-          ++row.columns_forwarded;
+      const bool idle = inbox.empty() && own_columns.empty();  // waiting on other ranks' batches
+      const auto look_start = std::chrono::steady_clock::now();
+      for (std::size_t i = 0; i < batch_columns && !(inbox.empty() && own_columns.empty()); ++i) {
+        if (!inbox.empty()) {
+          inbox.next(reduce_one);
+        } else {
+          const std::size_t local = own_columns.front();
+          own_columns.pop_front();
+          reduce_one(local_index[local], local_columns[local]);
+          std::vector<Row>().swap(local_columns[local]);
         }
       }
-      int previous_done = 1;
-      if (request != MPI_REQUEST_NULL) check_mpi(MPI_Test(&request, &previous_done, MPI_STATUS_IGNORE), "MPI_Test");
-      if (previous_done) send(false);  // keep the rank below busy without ever waiting here
-      if (!done_above) receive(pending.empty());
-      if (done_above && pending.empty()) break;
+      outbox.flush(row);
+      const bool received = inbox.receive_arrived(comm, tag, row);
+      if (idle && termination.done(ended)) break;
+      if (idle && !received) sched_yield();  // let an oversubscribed rank run
+      if (idle) row.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - look_start).count();
     }
-    send(true);
-    check_mpi(MPI_Wait(&request, MPI_STATUS_IGNORE), "MPI_Wait");
+    outbox.wait_all();
     row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     row.peak_rss_kib = peak_rss_kib();
     if (stats) stats->push_back(row);
@@ -250,7 +376,7 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
 
   // Gather the pairs on rank 0.
   std::vector<Index> local_pairs;
-  block.collect_pairs(local_pairs);
+  pivots.collect_pairs(local_pairs);
   const std::vector<Index> all_pairs = mpi::gather_blocks(comm, local_pairs.data(), local_pairs.size(), MPI_INT64_T);
   std::vector<PersistencePair> pairs;
   for (std::size_t i = 0; i + 1 < all_pairs.size(); i += 2) pairs.push_back({all_pairs[i], all_pairs[i + 1]});
@@ -274,7 +400,7 @@ namespace {
 
 std::vector<PersistencePair> reduce_named(const std::string& name, const BoundaryMatrix* root_matrix,
                                           BoundaryMatrix* releasable, MPI_Comm comm, int threads,
-                                          std::vector<ReductionStepStats>* stats, bool dualize) {
+                                          std::vector<ReductionStepStats>* stats, bool dualize, Index pivot_chunk) {
   const auto& names = reducer_names();
   if (std::find(names.begin(), names.end(), name) == names.end())
     throw std::invalid_argument("unknown reducer '" + name + "' (expected twist, chunk or distributed)");
@@ -292,7 +418,7 @@ std::vector<PersistencePair> reduce_named(const std::string& name, const Boundar
     if (releasable) releasable->release_rows();
   }
   std::vector<PersistencePair> pairs;
-  if (name == "distributed") pairs = reduce_distributed(matrix, comm, stats);
+  if (name == "distributed") pairs = reduce_distributed(matrix, comm, stats, pivot_chunk);
   else if (name == "twist") pairs = reduce_twist(*matrix);
   else pairs = reduce_chunk(*matrix, threads);
   if (matrix != root_matrix) {  // dualized: map each cohomology pair back
@@ -307,14 +433,15 @@ std::vector<PersistencePair> reduce_named(const std::string& name, const Boundar
 
 std::vector<PersistencePair> reduce_by_name(const std::string& name, const BoundaryMatrix* root_matrix,
                                             MPI_Comm comm, int threads, std::vector<ReductionStepStats>* stats,
-                                            bool dualize) {
-  return reduce_named(name, root_matrix, nullptr, comm, threads, stats, dualize);
+                                            bool dualize, Index pivot_chunk) {
+  return reduce_named(name, root_matrix, nullptr, comm, threads, stats, dualize, pivot_chunk);
 }
 
 std::vector<PersistencePair> reduce_by_name_releasing(const std::string& name, BoundaryMatrix* root_matrix,
                                                       MPI_Comm comm, int threads,
-                                                      std::vector<ReductionStepStats>* stats, bool dualize) {
-  return reduce_named(name, root_matrix, root_matrix, comm, threads, stats, dualize);
+                                                      std::vector<ReductionStepStats>* stats, bool dualize,
+                                                      Index pivot_chunk) {
+  return reduce_named(name, root_matrix, root_matrix, comm, threads, stats, dualize, pivot_chunk);
 }
 
 }  // namespace lmtopo::topology

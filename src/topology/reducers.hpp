@@ -22,24 +22,33 @@ std::vector<PersistencePair> reduce_chunk(const BoundaryMatrix& matrix, int thre
 struct ReductionStepStats {
   int rank = 0;
   int dim = 0;      // dimension of the columns reduced in this step
-  int batches = 0;  // forwarded batches received from rank+1
+  int batches = 0;  // batches of columns received from other ranks
   double seconds = 0;
-  double wait_seconds = 0;  // of `seconds`, blocked waiting for rank+1 with nothing to reduce
+  double wait_seconds = 0;  // of `seconds`, idle: nothing to reduce until other ranks send columns
   long peak_rss_kib = 0;
   long long bytes_sent = 0;
   long long bytes_received = 0;
   long long columns_in = 0;        // columns reduced this step (own and received)
-  long long columns_forwarded = 0; // columns sent to rank-1
+  long long columns_forwarded = 0; // columns sent on to the owner of their pivot
 };
 
 // DIPHA-style distributed reduction over the ranks of `comm`. Rank 0 holds the whole matrix
-// (`root_matrix`, ignored elsewhere); columns are block-distributed (rank r owns the column and
-// pivot-row indices [r*w, (r+1)*w)), each rank reduces with the columns stored at its local
-// pivots and forwards a column whose pivot lies below its block to rank-1 in batches with
-// non-blocking sends, while it goes on reducing (a pipeline per dimension: columns only move down). Pairs are returned on rank 0 (empty elsewhere). `stats`, when
-// given, receives this rank's rows.
+// (`root_matrix`, ignored elsewhere) and scatters it. Rows and columns are dealt out in chunks of
+// `pivot_chunk` consecutive indices, round robin (0: default_pivot_chunk, one block per rank): a
+// rank stores the reduced column at each pivot row it owns and reduces every column whose pivot is
+// one of its rows, sending it on to the owner of its next pivot in batches with non-blocking sends
+// while it goes on reducing.
+// One asynchronous round per dimension (high to low, clearing as the twist reducer), ended by a
+// count of finished columns. Chunks smaller than the blocks interleave the ownership, to spread the
+// band of pivots that holds most of the work over the ranks. Pairs are returned on rank 0 (empty
+// elsewhere). `stats`, when given, receives this rank's rows.
 std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matrix, MPI_Comm comm,
-                                                std::vector<ReductionStepStats>* stats = nullptr);
+                                                std::vector<ReductionStepStats>* stats = nullptr,
+                                                Index pivot_chunk = 0);
+
+// The chunk of consecutive pivot rows reduce_distributed deals to one rank by default for a matrix
+// of `n` columns over `ranks` ranks: ceil(n / ranks), one contiguous block per rank.
+Index default_pivot_chunk(Index n, int ranks);
 
 // reduce_by_name for a matrix the caller no longer needs the rows of: with `dualize` its rows are
 // freed as soon as the anti-transpose exists (the dimensions stay, for read_out_bars), so the peak
@@ -47,7 +56,7 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
 std::vector<PersistencePair> reduce_by_name_releasing(const std::string& name, BoundaryMatrix* root_matrix,
                                                       MPI_Comm comm, int threads,
                                                       std::vector<ReductionStepStats>* stats = nullptr,
-                                                      bool dualize = true);
+                                                      bool dualize = true, Index pivot_chunk = 0);
 
 // The measured rule of `--dualize auto` (docs/benchmarks.md, "barcode against FastZigzag"): on k-NN
 // zigzag cone matrices the dualized reduction wins from about 400,000 columns (200,000 operations)
@@ -65,9 +74,10 @@ const std::vector<std::string>& reducer_names();
 // every rank. With `dualize` the reducer works on the anti-transpose (persistent cohomology, as
 // PHAT's and DIPHA's dualize option) and the pairs are mapped back: the same pairs, found faster on
 // large zigzag cone matrices (resolve_dualize's rule; docs/benchmarks.md). Pairs (sorted by creator) are returned on
-// rank 0.
+// rank 0. `pivot_chunk` is the distributed reducer's (0: its default).
 std::vector<PersistencePair> reduce_by_name(const std::string& name, const BoundaryMatrix* root_matrix,
                                             MPI_Comm comm, int threads,
-                                            std::vector<ReductionStepStats>* stats = nullptr, bool dualize = true);
+                                            std::vector<ReductionStepStats>* stats = nullptr, bool dualize = true,
+                                            Index pivot_chunk = 0);
 
 }  // namespace lmtopo::topology

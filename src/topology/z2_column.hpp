@@ -66,19 +66,29 @@ class PivotColumn {
     append_to(out);
   }
 
-  // Appends the entries to `out` (increasing order) and leaves the column empty.
+  // Appends the entries to `out` (increasing order) and leaves the column empty: one walk down the
+  // tree from the root, visiting only non-zero words, instead of a pivot search and a toggle per entry.
   template <class Vector>
   void append_to(Vector& out) {
-    const std::size_t start = out.size();
-    while (!empty()) {
-      const Index p = pivot();
-      out.push_back(static_cast<typename Vector::value_type>(p));
-      toggle(p);
-    }
-    std::reverse(out.begin() + static_cast<std::ptrdiff_t>(start), out.end());
+    drain(levels_.size() - 1, 0, out);
   }
 
  private:
+  template <class Vector>
+  void drain(std::size_t level, std::size_t word, Vector& out) {
+    std::uint64_t bits = levels_[level][word];
+    levels_[level][word] = 0;
+    while (bits != 0) {
+      const auto child = word * 64 + static_cast<std::size_t>(__builtin_ctzll(bits));
+      bits &= bits - 1;
+      if (level == 0) {
+        out.push_back(static_cast<typename Vector::value_type>(child));
+      } else {
+        drain(level - 1, child, out);
+      }
+    }
+  }
+
   std::vector<std::vector<std::uint64_t>> levels_;
 };
 

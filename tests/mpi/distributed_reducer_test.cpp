@@ -38,6 +38,41 @@ TEST(DistributedReducer, MatchesTwistOnRandomConeMatrices) {
   }
 }
 
+// Every chunk of the interleaved pivot ownership gives the same pairs: one row per rank in turn
+// (a column crosses ranks at nearly every step of its reduction), a few rows, and chunks larger than
+// the matrix (every pivot on rank 0, the other ranks only send their columns there).
+TEST(DistributedReducer, EveryPivotChunkGivesTheTwistPairs) {
+  std::mt19937 rng(31);
+  for (int trial = 0; trial < 12; ++trial) {
+    const auto ops = test_inputs::random_zigzag(rng, 9, 3, 40 + trial * 7, 0.3);
+    const auto cone = topology::build_cone_matrix(ops);
+    const auto expected = world_rank() == 0 ? topology::reduce_twist(cone.matrix) : std::vector<topology::PersistencePair>{};
+    for (topology::Index chunk : {1, 2, 5, 64, 1 << 20}) {
+      std::vector<topology::ReductionStepStats> stats;
+      const auto got = topology::reduce_distributed(&cone.matrix, MPI_COMM_WORLD, &stats, chunk);
+      if (world_rank() == 0) {
+        EXPECT_EQ(got, expected) << "trial " << trial << ", chunk " << chunk;
+      } else {
+        EXPECT_TRUE(got.empty());
+      }
+      long long forwarded = 0;
+      for (const auto& row : stats) forwarded += row.columns_forwarded;
+      MPI_Allreduce(MPI_IN_PLACE, &forwarded, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+      int size = 1;
+      MPI_Comm_size(MPI_COMM_WORLD, &size);
+      if (chunk == 1 && size > 1) {
+        EXPECT_GT(forwarded, 0) << "trial " << trial << ": no column crossed ranks";
+      }
+    }
+  }
+}
+
+TEST(DistributedReducer, DefaultPivotChunk) {
+  EXPECT_EQ(topology::default_pivot_chunk(0, 2), 1);
+  EXPECT_EQ(topology::default_pivot_chunk(10, 3), 4);
+  EXPECT_EQ(topology::default_pivot_chunk(3'600'000, 2), 1'800'000);
+}
+
 TEST(DistributedReducer, MatchesTwistOnFiltrationsSmallerThanTheRankCount) {
   std::mt19937 rng(5);
   for (int steps : {0, 1, 2, 3, 5}) {

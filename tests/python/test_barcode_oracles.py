@@ -41,6 +41,26 @@ def test_reducers_and_rank_counts_match_dionysus(tmp_path, reducer, ranks, duali
         assert read_bars(out) == dionysus_bars(ops), f"case {i}"
 
 
+@pytest.mark.parametrize("ranks,chunk", [(2, 1), (3, 2), (2, 7)])
+def test_interleaved_pivot_ownership_matches_dionysus(tmp_path, ranks, chunk):
+    # --pivot-chunk deals the rows to the ranks in small chunks: columns cross ranks at nearly every
+    # step of their reduction, in both directions.
+    for i, ops in _cases(200 + chunk, 10):
+        fzz, out = tmp_path / f"z{i}.fzz", tmp_path / f"z{i}.bars"
+        write_fzz(fzz, ops)
+        run_lmtopo("barcode", fzz, "-o", out, "--reducer", "distributed", "--pivot-chunk", chunk, ranks=ranks)
+        assert read_bars(out) == dionysus_bars(ops), f"case {i}"
+
+
+@pytest.mark.parametrize("args", [["--pivot-chunk", "-1", "--reducer", "distributed"], ["--pivot-chunk", "8"]])
+def test_pivot_chunk_refused_where_it_cannot_apply(tmp_path, args):
+    fzz, out = tmp_path / "z.fzz", tmp_path / "z.bars"
+    fzz.write_text("i 0\ni 1\ni 0 1\n")
+    proc = run_lmtopo("barcode", fzz, "-o", out, *args, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "--pivot-chunk" in proc.stderr and not out.exists()
+
+
 def test_standard_persistence_of_random_filtrations_matches_gudhi(tmp_path):
     rng = random.Random(3)
     for i in range(60):
