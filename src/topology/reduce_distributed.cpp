@@ -33,7 +33,7 @@ long peak_rss_kib() {
 // Which rank owns a row (and the column of the same index): rows are dealt out in chunks of `chunk`
 // consecutive indices, round robin. The reduction's work concentrates in a narrow band of pivots
 // (docs/benchmarks.md), so contiguous blocks leave one rank with nearly all of it; chunks much
-// smaller than the band spread it over every rank.
+// smaller than the band spread it over every rank, at the cost of columns crossing ranks often.
 class PivotOwnership {
  public:
   PivotOwnership(Index n, int ranks, Index chunk) : n_(n), ranks_(ranks), chunk_(std::max<Index>(chunk, 1)) {}
@@ -262,8 +262,8 @@ class Termination {
 Index default_pivot_chunk(Index n, int ranks) {
   // One contiguous block per rank (DIPHA's partition). Finer chunks spread the band of pivots where
   // the work sits over the ranks only when they are smaller than the band, and then most columns
-  // cross ranks many times: on the k-NN cone matrices measured so far neither choice beat the blocks
-  // by much (docs/benchmarks.md, "Distributed reducer: interleaved pivot ownership").
+  // cross ranks many times: on the k-NN cone matrices measured every finer chunk was slower than
+  // the blocks (docs/benchmarks.md, "Distributed reducer: pivot ownership").
   return std::max<Index>(1, (n + ranks - 1) / ranks);
 }
 
