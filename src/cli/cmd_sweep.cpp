@@ -33,6 +33,7 @@ int run_sweep_cmd(const po::variables_map& vm, const std::vector<std::string>& p
   o.metrics = comma_separated(vm["metric"].as<std::vector<std::string>>());
   o.knn = vm["knn"].as<int>();
   o.gram_precision = vm["gram-precision"].as<std::string>();
+  o.cka_method = vm["cka-method"].as<std::string>();
   o.depth_bins = vm["depth-bins"].as<int>();
   o.null = vm.count("no-null") == 0;
   o.seed = vm["seed"].as<unsigned long long>();
@@ -104,6 +105,10 @@ Command make_sweep_command() {
         "knn", po::value<int>()->default_value(10), "k of mutual_knn")(
         "gram-precision", po::value<std::string>()->default_value("float64"),
         "CKA Gram products: float64 (PETSc, ranks agree to 1e-10) or float32 (BLAS sgemm, twice the rate, CKA to ~1e-6)")(
+        "cka-method", po::value<std::string>()->default_value("auto"),
+        "CKA from the centred n x n Gram matrices (gram) or from the d x d cross-products of the column-centred "
+        "representations (features: no n x n matrix, the same values); auto: features when they need fewer flops or "
+        "the Grams would exceed half the node's memory per rank (recorded as cka_method on the CKA datasets)")(
         "depth-bins", po::value<int>()->default_value(11), "model_model: normalised depths 0, 1/(T-1), ..., 1")(
         "no-null", "skip the prompt-permutation nulls")(
         "seed", po::value<unsigned long long>()->default_value(0), "seed of the null's permutation and of the bootstrap draws")(

@@ -3,6 +3,8 @@
 #include <cblas.h>
 #include <petscmat.h>
 
+#include <unistd.h>
+
 #include <cmath>
 #include <algorithm>
 #include <limits>
@@ -184,9 +186,133 @@ RowBlock petsc_rows(MPI_Comm comm, std::size_t n) {
   return {static_cast<std::size_t>(end - local), static_cast<std::size_t>(local)};
 }
 
+namespace {
+
+// This rank's rows of a representation with every column's mean (over all n rows) subtracted; a
+// column that is constant over all rows becomes exactly 0 (a rounded mean would leave noise that
+// CKA would normalise into a similarity).
+std::vector<double> column_centred_rows(MPI_Comm comm, const double* x, std::size_t rows, std::size_t n, std::size_t d) {
+  std::vector<double> sum(d, 0.0), lo(d, std::numeric_limits<double>::infinity()), hi(d, -std::numeric_limits<double>::infinity());
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t j = 0; j < d; ++j) {
+      const double v = x[i * d + j];
+      sum[j] += v;
+      lo[j] = std::min(lo[j], v);
+      hi[j] = std::max(hi[j], v);
+    }
+  const auto count = static_cast<int>(d);
+  mpi_check(MPI_Allreduce(MPI_IN_PLACE, sum.data(), count, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+  mpi_check(MPI_Allreduce(MPI_IN_PLACE, lo.data(), count, MPI_DOUBLE, MPI_MIN, comm), "MPI_Allreduce");
+  mpi_check(MPI_Allreduce(MPI_IN_PLACE, hi.data(), count, MPI_DOUBLE, MPI_MAX, comm), "MPI_Allreduce");
+  std::vector<double> out(rows * d);
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t j = 0; j < d; ++j) out[i * d + j] = lo[j] == hi[j] ? 0.0 : x[i * d + j] - sum[j] / static_cast<double>(n);
+  return out;
+}
+
+// Per representation: this rank's aᵢ = ‖xᵢ‖² and, for the unbiased estimator, (K̃1)ᵢ = xᵢ·(Xᵀ1) - aᵢ,
+// and the total 1ᵀK̃1 over all ranks.
+struct FeatureRowTerms {
+  std::vector<double> norms, row_sums;
+  double total = 0;
+};
+
+FeatureRowTerms feature_row_terms(MPI_Comm comm, const std::vector<double>& xc, std::size_t rows, std::size_t d, HsicEstimator e) {
+  FeatureRowTerms t;
+  t.norms.resize(rows);
+  for (std::size_t i = 0; i < rows; ++i) t.norms[i] = std::inner_product(xc.begin() + static_cast<std::ptrdiff_t>(i * d), xc.begin() + static_cast<std::ptrdiff_t>((i + 1) * d), xc.begin() + static_cast<std::ptrdiff_t>(i * d), 0.0);
+  if (e == HsicEstimator::biased) return t;
+  std::vector<double> column_sums(d, 0.0);
+  for (std::size_t i = 0; i < rows; ++i)
+    for (std::size_t j = 0; j < d; ++j) column_sums[j] += xc[i * d + j];
+  mpi_check(MPI_Allreduce(MPI_IN_PLACE, column_sums.data(), static_cast<int>(d), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+  t.row_sums.resize(rows);
+  for (std::size_t i = 0; i < rows; ++i) {
+    t.row_sums[i] = std::inner_product(column_sums.begin(), column_sums.end(), xc.begin() + static_cast<std::ptrdiff_t>(i * d), 0.0) - t.norms[i];
+    t.total += t.row_sums[i];
+  }
+  mpi_check(MPI_Allreduce(MPI_IN_PLACE, &t.total, 1, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+  return t;
+}
+
+// ‖Xcᵀ Yc‖²_F: this rank's rows' product, summed over the ranks, then squared entry by entry.
+double cross_frobenius2(MPI_Comm comm, const std::vector<double>& xc, std::size_t dx, const std::vector<double>& yc, std::size_t dy,
+                        std::size_t rows, GramPrecision precision) {
+  std::vector<double> c(dx * dy, 0.0);
+  if (rows > 0 && precision == GramPrecision::float64) {
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(dx), static_cast<int>(dy), static_cast<int>(rows), 1.0,
+                xc.data(), static_cast<int>(dx), yc.data(), static_cast<int>(dy), 0.0, c.data(), static_cast<int>(dy));
+  } else if (rows > 0) {
+    const std::vector<float> xf(xc.begin(), xc.end()), yf(yc.begin(), yc.end());
+    std::vector<float> cf(dx * dy, 0.0f);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(dx), static_cast<int>(dy), static_cast<int>(rows), 1.0f,
+                xf.data(), static_cast<int>(dx), yf.data(), static_cast<int>(dy), 0.0f, cf.data(), static_cast<int>(dy));
+    c.assign(cf.begin(), cf.end());
+  }
+  if (c.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    throw RuntimeFailure("CKA features: a cross-product of " + std::to_string(c.size()) + " values exceeds one MPI message");
+  mpi_check(MPI_Allreduce(MPI_IN_PLACE, c.data(), static_cast<int>(c.size()), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+  return std::inner_product(c.begin(), c.end(), c.begin(), 0.0);
+}
+
+std::vector<double> cka_matrix_features(MPI_Comm comm, const std::vector<const double*>& reps, const std::vector<std::size_t>& dims,
+                                        std::size_t n, HsicEstimator e, std::vector<std::size_t>* degenerate,
+                                        GramPrecision precision) {
+  const std::size_t r = reps.size();
+  const RowBlock mine = petsc_rows(comm, n);
+  std::vector<std::vector<double>> centred(r);
+  std::vector<FeatureRowTerms> terms(r);
+  {
+    PhaseTimer t("centring (incl. all-gather)");
+    for (std::size_t q = 0; q < r; ++q) {
+      centred[q] = column_centred_rows(comm, reps[q], mine.rows, n, dims[q]);
+      terms[q] = feature_row_terms(comm, centred[q], mine.rows, dims[q], e);
+    }
+  }
+  // The per-row sums of every pair, all-reduced at once.
+  std::vector<double> local(2 * r * r, 0.0);
+  for (std::size_t p = 0; p < r; ++p)
+    for (std::size_t q = p; q < r; ++q) {
+      double norms_dot = 0, sums_dot = 0;
+      for (std::size_t i = 0; i < mine.rows; ++i) {
+        norms_dot += terms[p].norms[i] * terms[q].norms[i];
+        if (e == HsicEstimator::unbiased) sums_dot += terms[p].row_sums[i] * terms[q].row_sums[i];
+      }
+      local[2 * (p * r + q)] = norms_dot;
+      local[2 * (p * r + q) + 1] = sums_dot;
+    }
+  mpi_check(MPI_Allreduce(MPI_IN_PLACE, local.data(), static_cast<int>(local.size()), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+  PhaseTimer t("feature cross-products");
+  std::vector<double> inner(r * r, 0.0);
+  for (std::size_t p = 0; p < r; ++p)
+    for (std::size_t q = p; q < r; ++q) {
+      FeatureCrossTerms c;
+      c.cross_frobenius2 = cross_frobenius2(comm, centred[p], dims[p], centred[q], dims[q], mine.rows, precision);
+      c.norms_dot = local[2 * (p * r + q)];
+      c.row_sums_dot = local[2 * (p * r + q) + 1];
+      c.total_x = terms[p].total;
+      c.total_y = terms[q].total;
+      inner[p * r + q] = inner[q * r + p] = centred_gram_inner_product(c, n, e);
+    }
+  return cka_from_inner_products(inner, r, degenerate);
+}
+
+}  // namespace
+
+double gram_budget_per_rank(MPI_Comm comm) {
+  MPI_Comm node;
+  mpi_check(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
+  int local_ranks = 1;
+  MPI_Comm_size(node, &local_ranks);
+  MPI_Comm_free(&node);
+  const double physical = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  return physical / 2 / local_ranks;
+}
+
 std::vector<double> cka_matrix(MPI_Comm comm, const std::vector<const double*>& reps, const std::vector<std::size_t>& dims,
                                std::size_t n, HsicEstimator e, std::vector<std::size_t>* degenerate,
-                               GramPrecision precision) {
+                               GramPrecision precision, CkaMethod method) {
+  if (method == CkaMethod::features) return cka_matrix_features(comm, reps, dims, n, e, degenerate, precision);
   const std::size_t r = reps.size();
   const RowBlock mine = petsc_rows(comm, n);
   // G: column q = this rank's rows of representation q's centred Gram, flattened; the inner
@@ -201,14 +327,17 @@ std::vector<double> cka_matrix(MPI_Comm comm, const std::vector<const double*>& 
     MatHandle x, k;
     RowBlock block;
     std::vector<double> rows;
+    // Column-centred first (HKH and U-centring ignore a constant added to every row): a large common
+    // mean no longer cancels in the centring, and a constant representation's Gram is exactly 0.
+    const auto centred = column_centred_rows(comm, reps[q], mine.rows, n, dims[q]);
     if (precision == GramPrecision::float32) {
       PhaseTimer t("gram products");
-      const auto gram = gram_rows_f32_ring(comm, reps[q], n, dims[q], mine);
+      const auto gram = gram_rows_f32_ring(comm, centred.data(), n, dims[q], mine);
       rows.assign(gram.begin(), gram.end());
       block = mine;
     } else {
       PhaseTimer t("gram products");
-      dense_from_rows(comm, reps[q], n, dims[q], x);
+      dense_from_rows(comm, centred.data(), n, dims[q], x);
       check(MatMatTransposeMult(x.m, x.m, MAT_INITIAL_MATRIX, PETSC_DEFAULT, &k.m), "MatMatTransposeMult");
       rows = local_rows(k, block);
     }

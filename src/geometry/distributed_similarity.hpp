@@ -50,9 +50,17 @@ enum class GramPrecision { float64, float32 };
 
 // CKA among R representations with the same n rows (reps[r]: this rank's rows of n x dims[r]): R x R,
 // identical on every rank.
+// `method`: from centred Grams as above, or from the feature-space cross-products of the
+// column-centred representations (similarity.hpp): each rank multiplies its rows, Xc_pᵀ Yc_q
+// (d_p x d_q, BLAS dgemm, or sgemm of the centred rows rounded to float32 with `precision` float32)
+// is summed over the ranks, and no n x n matrix exists. Both give the same values (test: 1e-10).
 std::vector<double> cka_matrix(MPI_Comm comm, const std::vector<const double*>& reps, const std::vector<std::size_t>& dims,
                                std::size_t n, HsicEstimator e, std::vector<std::size_t>* degenerate,
-                               GramPrecision precision = GramPrecision::float64);
+                               GramPrecision precision = GramPrecision::float64, CkaMethod method = CkaMethod::gram);
+
+// Half of this node's physical memory per rank on the node: the `auto` CKA method's budget for the
+// centred Grams (choose_cka_method).
+double gram_budget_per_rank(MPI_Comm comm);
 
 // This rank's rows of the cosine-similarity matrix of X (n x d) against Y (m x d), row-major
 // [rows x m], with the block they are.

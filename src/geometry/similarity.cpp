@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <string>
 
 #include "core/error.hpp"
 
@@ -80,6 +81,28 @@ std::vector<double> cka_from_inner_products(const std::vector<double>& m, std::s
       if (!bad[a] && !bad[b]) out[a * r + b] = m[a * r + b] / std::sqrt(m[a * r + a] * m[b * r + b]);
   return out;
 }
+
+double centred_gram_inner_product(const FeatureCrossTerms& t, std::size_t n, HsicEstimator e) {
+  if (e == HsicEstimator::biased) return t.cross_frobenius2;
+  if (n < 4) throw InputError("unbiased HSIC needs at least 4 prompts, got " + std::to_string(n));
+  const double nn = static_cast<double>(n);
+  return t.cross_frobenius2 - t.norms_dot + t.total_x * t.total_y / ((nn - 1) * (nn - 2)) - 2 / (nn - 2) * t.row_sums_dot;
+}
+
+CkaMethod choose_cka_method(const std::string& name, std::size_t n, const std::vector<std::size_t>& dims, double ranks,
+                            double gram_bytes_limit) {
+  if (name == "gram") return CkaMethod::gram;
+  if (name == "features") return CkaMethod::features;
+  if (name != "auto") throw InputError("--cka-method: expected auto, gram or features, got '" + name + "'");
+  const double nn = static_cast<double>(n), r = static_cast<double>(dims.size());
+  double sum_d = 0;
+  for (const auto d : dims) sum_d += static_cast<double>(d);
+  const double gram_flops = 2 * nn * nn * (sum_d + r * r), feature_flops = nn * sum_d * sum_d;
+  const double gram_bytes_per_rank = r * nn * nn * 8 / std::max(1.0, ranks);
+  return feature_flops < gram_flops || gram_bytes_per_rank > gram_bytes_limit ? CkaMethod::features : CkaMethod::gram;
+}
+
+const char* cka_method_name(CkaMethod m) { return m == CkaMethod::gram ? "gram" : "features"; }
 
 double cka_linear(const double* x, std::size_t dx, const double* y, std::size_t dy, std::size_t n, HsicEstimator e) {
   std::vector<double> centred[2];

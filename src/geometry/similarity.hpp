@@ -37,6 +37,30 @@ void centre_gram_rows(double* k_rows, std::size_t row0, std::size_t rows, std::s
 // single repeated point) has no similarity structure: its row and column are 0, never NaN, and it
 // is listed in `degenerate`.
 std::vector<double> cka_from_inner_products(const std::vector<double>& m, std::size_t r, std::vector<std::size_t>* degenerate);
+
+// The same inner products without forming any n x n matrix, from the column-centred representations
+// Xc (n x d) — U-centring and double-centring ignore a constant added to every row. For K = Xc Xcᵀ,
+// L = Yc Ycᵀ: biased, <HKH, HLH> = ‖Xcᵀ Yc‖²_F; unbiased (Song et al. 2012, eq. 5, times n(n-3)),
+// tr(K̃L̃) + (1ᵀK̃1)(1ᵀL̃1)/((n-1)(n-2)) - 2/(n-2)·1ᵀK̃L̃1 with K̃ = K - diag(K), where
+// tr(K̃L̃) = ‖Xcᵀ Yc‖²_F - Σᵢ aᵢbᵢ (aᵢ = ‖xᵢ‖², bᵢ = ‖yᵢ‖²) and K̃1 = Xc(Xcᵀ1) - a.
+struct FeatureCrossTerms {
+  double cross_frobenius2 = 0;  // ‖Xcᵀ Yc‖²_F
+  double norms_dot = 0;         // Σᵢ aᵢ bᵢ
+  double row_sums_dot = 0;      // (K̃1)ᵀ(L̃1)
+  double total_x = 0, total_y = 0;  // 1ᵀK̃1, 1ᵀL̃1
+};
+double centred_gram_inner_product(const FeatureCrossTerms& t, std::size_t n, HsicEstimator e);
+
+// Which products CKA among R representations of n rows is computed from (docs/methods.md, "CKA
+// method"): `gram`, the centred n x n Gram matrices (about 2n²(Σd + R²) flops, R·n² doubles held
+// over the ranks); `features`, the d_p x d_q cross-products of the column-centred representations
+// (about n(Σd)² flops, no n x n matrix). `auto` takes features when they need fewer flops, or when
+// the Grams would take more than `gram_bytes_limit` per rank over `ranks` ranks.
+enum class CkaMethod { gram, features };
+CkaMethod choose_cka_method(const std::string& name, std::size_t n, const std::vector<std::size_t>& dims, double ranks,
+                            double gram_bytes_limit);
+const char* cka_method_name(CkaMethod m);
+
 // Serial reference path: CKA of two representations with the same rows (n x dx, n x dy).
 double cka_linear(const double* x, std::size_t dx, const double* y, std::size_t dy, std::size_t n, HsicEstimator e);
 

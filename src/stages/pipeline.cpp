@@ -588,6 +588,7 @@ std::vector<std::string> run_item(const core::JobSpec& spec, const std::string& 
     o.hook = it.hook;
     o.knn = w["knn"];
     o.gram_precision = w["gram_precision"];
+    o.cka_method = w["cka_method"];
     o.null = w["null"];
     o.seed = w["seed"];
     o.bootstrap = w["bootstrap"];

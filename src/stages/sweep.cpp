@@ -189,6 +189,9 @@ struct Pairwise {
   const geometry::BootstrapDraws* draws = nullptr;  // intervals over these draws of the rows
   double level = 0.95;
   const std::vector<std::string>* interval_metrics = nullptr;  // which metrics get them (empty: all)
+  std::string cka_method = "auto";  // geometry::choose_cka_method's name
+  double gram_budget = 0;           // its per-rank budget for the centred Grams
+  std::set<std::string>* cka_methods_used = nullptr;  // the methods chosen, for the datasets' attributes
 
   // Whether metric m gets a bootstrap interval here.
   bool ci(const std::string& m) const {
@@ -231,7 +234,9 @@ struct Pairwise {
       std::vector<std::size_t> degenerate;
       std::vector<std::size_t> all_dims(dims);
       if (null) all_dims.insert(all_dims.end(), dims.begin(), dims.end());
-      const auto cka = geometry::cka_matrix(comm, ptrs, all_dims, n, e, &degenerate, precision);
+      const auto method = geometry::choose_cka_method(cka_method, n, all_dims, static_cast<double>(mpi::size(comm)), gram_budget);
+      if (cka_methods_used) cka_methods_used->insert(geometry::cka_method_name(method));
+      const auto cka = geometry::cka_matrix(comm, ptrs, all_dims, n, e, &degenerate, precision, method);
       for (std::size_t a = 0; a < r; ++a)
         for (std::size_t b = 0; b < r; ++b) put(m, a, b, cka[a * rr + b], null ? cka[a * rr + r + b] : 0.0);
       if (!degenerate.empty()) notes.push_back(std::string(m) + ": " + std::to_string(degenerate.size()) + " representation(s) with a zero centred Gram (reported as 0)");
@@ -417,6 +422,8 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
   if (o.knn < 1) throw InputError("--knn: expected at least 1, got " + std::to_string(o.knn));
   if (o.gram_precision != "float64" && o.gram_precision != "float32")
     throw InputError("--gram-precision: expected float64 or float32, got '" + o.gram_precision + "'");
+  if (o.cka_method != "auto" && o.cka_method != "gram" && o.cka_method != "features")
+    throw InputError("--cka-method: expected auto, gram or features, got '" + o.cka_method + "'");
   const bool checkpoints = std::find(o.pairs.begin(), o.pairs.end(), "checkpoint_checkpoint") != o.pairs.end();
   const bool models = std::find(o.pairs.begin(), o.pairs.end(), "model_model") != o.pairs.end();
   if (checkpoints && models) throw InputError("--pairs: checkpoint_checkpoint and model_model take different files; run them separately");
@@ -476,9 +483,11 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
   const bool boot = o.bootstrap > 0;
   std::unique_ptr<geometry::BootstrapDraws> prompt_draws;
   if (boot) prompt_draws = std::make_unique<geometry::BootstrapDraws>(N, static_cast<std::size_t>(o.bootstrap), geometry::bootstrap_seed(o.seed));
+  std::set<std::string> cka_methods_used;
   const Pairwise pairwise{&o.metrics, o.knn, o.null, o.seed, comm,
                           o.gram_precision == "float32" ? geometry::GramPrecision::float32 : geometry::GramPrecision::float64,
-                          prompt_draws.get(), o.confidence, &o.bootstrap_metrics};
+                          prompt_draws.get(), o.confidence, &o.bootstrap_metrics, o.cka_method,
+                          geometry::gram_budget_per_rank(comm), &cka_methods_used};
   const auto ci_of = [&](const std::string& m) { return pairwise.ci(m); };
   const std::vector<std::string> pairwise_metrics = {"cka_linear_biased", "cka_linear_unbiased", "cosine", "angular_distance",
                                                      "block_influence", "mutual_knn"};
@@ -692,7 +701,8 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
   // Output: sweep/1 with every result and its null, then the tidy CSV beside it.
   const bool root = mpi::rank(comm) == 0;
   nlohmann::json config = {{"activations", o.activations}, {"hook", o.hook}, {"pairs", o.pairs}, {"metrics", o.metrics},
-                           {"knn", o.knn}, {"null", o.null}, {"seed", o.seed}, {"gram_precision", o.gram_precision}};
+                           {"knn", o.knn}, {"null", o.null}, {"seed", o.seed}, {"gram_precision", o.gram_precision},
+                           {"cka_method", o.cka_method}};
   if (o.block_size > 0) config["block"] = {{"size", o.block_size}, {"row", o.block_row}, {"col", o.block_col}};
   if (boot) config["bootstrap"] = {{"draws", o.bootstrap}, {"confidence", o.confidence}, {"metrics", o.bootstrap_metrics}};
   const std::string csv = (fs::path(o.output).parent_path() / (fs::path(o.output).stem().string() + ".csv")).string();
@@ -784,7 +794,12 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
         out.set_attribute(name, "axes", r.axes);
         out.set_attribute(name, "estimator", r.estimator);
         if (m == "mutual_knn") out.set_attribute(name, "k", static_cast<long long>(o.knn));
-        if (m.rfind("cka_", 0) == 0) out.set_attribute(name, "gram_precision", o.gram_precision);
+        if (m.rfind("cka_", 0) == 0) {
+          out.set_attribute(name, "gram_precision", o.gram_precision);
+          std::string used;  // the method(s) auto chose, or the one asked for
+          for (const auto& u : cka_methods_used) used += (used.empty() ? "" : ",") + u;
+          out.set_attribute(name, "cka_method", used.empty() ? o.cka_method : used);
+        }
         if (which) out.set_attribute(name, "null", "rows of the column representation permuted (seed " + std::to_string(o.seed) + ")");
       }
       if (!r.ci.empty()) write_interval(out, "/" + pairs + "/" + m + "_ci", m, r, o, pairs == "language_language", root);
@@ -794,7 +809,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
     auto& phases = geometry::phase_seconds();
     phases["total"] = MPI_Wtime() - t_start;
     for (const char* name : {"reading activations", "gram products", "centring (incl. all-gather)", "inner products",
-                             "similarity products", "total"}) {
+                             "feature cross-products", "similarity products", "total"}) {
       double mine = phases[name], slowest = 0;
       mpi::check(MPI_Allreduce(&mine, &slowest, 1, MPI_DOUBLE, MPI_MAX, comm), "MPI_Allreduce");
       if (root) std::cout << "sweep --benchmark: " << std::left << std::setw(30) << name << std::right << std::fixed

@@ -19,6 +19,7 @@ struct SweepOptions {
   std::vector<std::string> metrics{"cka_linear_unbiased"};  // see metric_names()
   int knn = 10;
   std::string gram_precision = "float64";  // of the CKA Gram products: float64 (PETSc) or float32 (BLAS sgemm)
+  std::string cka_method = "auto";         // CKA from centred Grams or feature cross-products (geometry::choose_cka_method)
   bool null = true;  // prompt-permutation null beside every pairwise metric
   int bootstrap = 0;         // percentile-bootstrap draws over prompts for every metric (0: no intervals)
   double confidence = 0.95;  // the intervals' level

@@ -400,3 +400,70 @@ def test_float32_gram_products(tmp_path, layers, ranks):
     proc = run_lmtopo("sweep", "--activations", files[0], "--hook", "h", "-o", tmp_path / "x.h5",
                       "--gram-precision", "half", check=False)
     assert proc.returncode == 2 and "--gram-precision" in proc.stderr
+
+
+def cka_exact(x, y, unbiased):
+    """CKA in exact rational arithmetic (float32 inputs are exact binary fractions) from the raw Gram
+    matrices: double centring, or Song et al.'s closed form; only the final square root is rounded.
+    The reference where a large common mean makes float64 Gram formulas cancel."""
+    from fractions import Fraction
+    def gram(z):
+        q = [[Fraction(float(v)) for v in row] for row in z]
+        return [[sum(a * b for a, b in zip(r, s)) for s in q] for r in q]
+    def hsic(k, l):
+        n = len(k)
+        if not unbiased:
+            def centred(m):
+                rs = [sum(r) for r in m]
+                t = sum(rs)
+                return [[m[i][j] - rs[i] / n - rs[j] / n + t / (n * n) for j in range(n)] for i in range(n)]
+            kc, lc = centred(k), centred(l)
+            return sum(kc[i][j] * lc[i][j] for i in range(n) for j in range(n))
+        kt = [[0 if i == j else k[i][j] for j in range(n)] for i in range(n)]
+        lt = [[0 if i == j else l[i][j] for j in range(n)] for i in range(n)]
+        ks, ls = [sum(r) for r in kt], [sum(r) for r in lt]
+        tr = sum(kt[i][j] * lt[i][j] for i in range(n) for j in range(n))
+        return tr + sum(ks) * sum(ls) / ((n - 1) * (n - 2)) - Fraction(2, n - 2) * sum(a * b for a, b in zip(ks, ls))
+    k, l = gram(x), gram(y)
+    return float(hsic(k, l)) / np.sqrt(float(hsic(k, k)) * float(hsic(l, l)))
+
+
+def auto_cka_method(n, dims):
+    """The documented rule of --cka-method auto, with the memory budget never binding at test sizes."""
+    r, sum_d = len(dims), sum(dims)
+    return "features" if n * sum_d ** 2 < 2 * n * n * (sum_d + r * r) else "gram"
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_cka_from_feature_cross_products(tmp_path, layers, ranks):
+    """--cka-method features (d x d cross-products of the column-centred rows, no n x n matrix): both
+    estimators equal exact rational Gram-based references and lmtopo's Gram path (nulls too) to 1e-10,
+    on points with a large common mean (where float64 Gram formulas cancel) and a constant point
+    (degenerate: 0);
+    the method is recorded; float32 within 1e-5; 3 ranks split 37 rows unevenly."""
+    x = f32(np.concatenate([layers + 40.0, np.full((1, 37, 12), 0.7)]))
+    f = write_activations(tmp_path / "a.h5", x)
+    cka = ["cka_linear_biased", "cka_linear_unbiased"]
+    feat = sweep(tmp_path, [f], "layer_layer", cka, ranks=ranks, name="feat", extra=["--cka-method", "features"])
+    gram = sweep(tmp_path, [f], "layer_layer", cka, ranks=ranks, name="gram", extra=["--cka-method", "gram"])
+    single = sweep(tmp_path, [f], "layer_layer", cka, ranks=ranks, name="f32",
+                   extra=["--cka-method", "features", "--gram-precision", "float32"])
+    for m in cka:
+        np.testing.assert_allclose(feat[m], gram[m], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(feat[m + "_null"], gram[m + "_null"], rtol=0, atol=1e-10)
+        assert not feat[m][4].any() and not feat[m][:, 4].any()  # the constant point
+    for a, b in [(0, 1), (1, 3), (2, 2)]:
+        for m, unbiased in [("cka_linear_biased", False), ("cka_linear_unbiased", True)]:
+            want = cka_exact(x[a], x[b], unbiased)
+            assert feat[m][a, b] == pytest.approx(want, abs=1e-10) and gram[m][a, b] == pytest.approx(want, abs=1e-10)
+            assert single[m][a, b] == pytest.approx(want, abs=1e-5)
+    with h5py.File(tmp_path / "feat.h5") as ff, h5py.File(tmp_path / "gram.h5") as fg:
+        assert ff["layer_layer/cka_linear_biased"].attrs["cka_method"].decode() == "features"
+        assert fg["layer_layer/cka_linear_unbiased"].attrs["cka_method"].decode() == "gram"
+    auto = sweep(tmp_path, [f], "layer_layer", cka, ranks=ranks, name="auto")
+    with h5py.File(tmp_path / "auto.h5") as fa:  # 5 points and their nulls: R = 10 of width 12
+        assert fa["layer_layer/cka_linear_biased"].attrs["cka_method"].decode() == auto_cka_method(37, [12] * 10)
+    np.testing.assert_allclose(auto["cka_linear_unbiased"], gram["cka_linear_unbiased"], rtol=0, atol=1e-10)
+    proc = run_lmtopo("sweep", "--activations", f, "--hook", "h", "-o", tmp_path / "x.h5", "--cka-method", "fast",
+                      check=False)
+    assert proc.returncode == 2 and "--cka-method" in proc.stderr and not (tmp_path / "x.h5").exists()
