@@ -1,4 +1,6 @@
 // `lmtopo plan JOB.yaml`: the work items per stage and their sizes, without computing anything.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -72,7 +74,7 @@ std::string human_bytes(double b) {
 
 // Per pair type, the largest sweep work item's memory per rank (geometry/sweep_memory.hpp) over the
 // study's models and hooks, with its main terms.
-void print_sweep_memory(const core::JobSpec& spec, double n_prompts, double ranks) {
+void print_sweep_memory(const core::JobSpec& spec, double n_prompts, double ranks, double ranks_per_node) {
   const auto& sw = spec.config["sweep"];
   const auto has = [](const nlohmann::json& list, const char* v) { return std::find(list.begin(), list.end(), v) != list.end(); };
   geometry::SweepShape base;
@@ -87,9 +89,13 @@ void print_sweep_memory(const core::JobSpec& spec, double n_prompts, double rank
   const auto& chosen = sw["bootstrap_metrics"];
   base.bootstrap_cka = base.cka && (chosen.empty() || has(chosen, "cka_linear_biased") || has(chosen, "cka_linear_unbiased"));
   const int block = sw["checkpoint_block"].get<int>();
+  // cka_method auto's memory budget as if the ranks ran on nodes like this one (half its memory per rank on a node).
+  const double physical = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  const double gram_budget = physical / 2 / std::max(1.0, ranks_per_node);
   for (const auto& pairs : sw["pairs"]) {
     geometry::MemoryEstimate worst;
     std::string where;
+    bool features = false;
     for (const auto& m : spec.models) {
       const auto checkpoints = core::trained_checkpoints(spec, m);
       if (checkpoints.empty()) continue;
@@ -102,13 +108,15 @@ void print_sweep_memory(const core::JobSpec& spec, double n_prompts, double rank
         s.checkpoints = pairs == "model_model" ? static_cast<double>(spec.models.size())
                         : block > 0           ? std::min<double>(static_cast<double>(checkpoints.size()), 2.0 * block)
                                               : static_cast<double>(checkpoints.size());
+        s.cka_features = s.cka && geometry::sweep_item_cka_features(pairs, s, sw["cka_method"], gram_budget);
         const auto e = geometry::sweep_item_memory(pairs, s);
-        if (e.bytes > worst.bytes) worst = e, where = m.name + "/" + hook.get<std::string>();
+        if (e.bytes > worst.bytes) worst = e, where = m.name + "/" + hook.get<std::string>(), features = s.cka_features;
       }
     }
     if (where.empty()) continue;
-    std::cout << "  memory per rank, " << pairs.get<std::string>() << " (largest item, " << where << ", " << ranks
-              << " rank(s)): about " << human_bytes(worst.bytes) << " =";
+    std::cout << "  memory per rank, " << pairs.get<std::string>() << " (largest item, " << where << ", " << ranks << " rank(s)"
+              << (base.cka ? std::string(", CKA by ") + (features ? "feature cross-products" : "centred Grams") : std::string())
+              << "): about " << human_bytes(worst.bytes) << " =";
     for (std::size_t i = 0; i < worst.terms.size(); ++i)
       std::cout << (i ? " +" : "") << " " << human_bytes(worst.terms[i].second) << " " << worst.terms[i].first;
     std::cout << "\n";
@@ -173,7 +181,9 @@ int run_plan(const po::variables_map& vm, const std::vector<std::string>&) {
     if (cfg["sweep"]["checkpoint_block"].get<int>() > 0)
       std::cout << ", checkpoint_checkpoint in blocks of " << cfg["sweep"]["checkpoint_block"] << " checkpoints";
     std::cout << "\n";
-    print_sweep_memory(spec, static_cast<double>(n_prompts), static_cast<double>(ranks));
+    const double per_node = cfg.contains("slurm") ? std::min<double>(static_cast<double>(ranks), cfg["slurm"]["tasks_per_node"].get<double>())
+                                                  : static_cast<double>(ranks);
+    print_sweep_memory(spec, static_cast<double>(n_prompts), static_cast<double>(ranks), per_node);
   }
 #ifdef LMTOPO_TORCH_HELPER
   // The work item ids (what --item-id takes), for the stages whose items are known before running.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "geometry/similarity.hpp"
+
 namespace lmtopo::geometry {
 
 namespace {
@@ -13,14 +15,27 @@ constexpr double kDouble = 8;
 void add_representations(MemoryEstimate& m, const SweepShape& s, double count, double rows) {
   const double copies = s.null ? 2 : 1;
   m.terms.push_back({"representations' rows (float64)", copies * count * rows / s.ranks * s.width * kDouble});
-  if (s.cka) {
+  if (s.cka && s.cka_features) {
+    m.terms.push_back({"column-centred rows of every representation", copies * count * rows / s.ranks * s.width * kDouble});
+    m.terms.push_back({"one feature cross-product (transient)", s.width * s.width * kDouble});
+  } else if (s.cka) {
     m.terms.push_back({"centred Gram rows of every representation", copies * count * rows * rows / s.ranks * kDouble});
-    m.terms.push_back({"one Gram product in PETSc (transient)", rows * rows / s.ranks * kDouble + rows / s.ranks * s.width * kDouble});
+    m.terms.push_back({"one Gram product in PETSc, its centred rows (transient)",
+                       rows * rows / s.ranks * kDouble + 2 * rows / s.ranks * s.width * kDouble});
   }
   if (s.bootstrap > 0 && s.bootstrap_cka) m.terms.push_back({"a draw's resampled rows", count * rows / s.ranks * s.width * kDouble});
 }
 
 }  // namespace
+
+bool sweep_item_cka_features(const std::string& pairs, const SweepShape& s, const std::string& name, double gram_bytes_limit) {
+  double count = s.points, rows = s.prompts;
+  if (pairs == "language_language") count = s.languages, rows = s.prompts / std::max(1.0, s.languages);
+  if (pairs == "checkpoint_checkpoint" || pairs == "model_model") count = s.checkpoints;
+  const auto reps = static_cast<std::size_t>(count * (s.null ? 2 : 1));
+  return choose_cka_method(name, static_cast<std::size_t>(rows), std::vector<std::size_t>(reps, static_cast<std::size_t>(s.width)),
+                           s.ranks, gram_bytes_limit) == CkaMethod::features;
+}
 
 MemoryEstimate sweep_item_memory(const std::string& pairs, const SweepShape& s) {
   MemoryEstimate m;

@@ -17,6 +17,7 @@ struct SweepShape {
   double ranks = 1;
   bool null = true;        // prompt-permutation copies beside every representation
   bool cka = false;        // a CKA metric is swept (centred Grams)
+  bool cka_features = false;  // ... by feature cross-products instead (no n x n matrices)
   bool neighbours = false; // a metric that scans similarity rows (k-NN, retrieval, LRDS/SADS, TwoNN)
   int bootstrap = 0;       // draws (sentence-pair sums, resampled copies)
   bool bootstrap_cka = false;
@@ -28,5 +29,9 @@ struct MemoryEstimate {
   std::vector<std::pair<std::string, double>> terms;
 };
 MemoryEstimate sweep_item_memory(const std::string& pairs, const SweepShape& s);
+
+// Whether a work item of `pairs` computes CKA by feature cross-products: choose_cka_method's rule for
+// the method `name` on the item's representations (with their nulls), with `gram_bytes_limit` per rank.
+bool sweep_item_cka_features(const std::string& pairs, const SweepShape& s, const std::string& name, double gram_bytes_limit);
 
 }  // namespace lmtopo::geometry

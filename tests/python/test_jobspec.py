@@ -106,7 +106,7 @@ def test_plan_prints_the_sweep_memory_per_rank(tmp_path):
                         "data: {source: gettext, languages: [en, de], prompts: 500}\n"
                         "train: {steps: 64, layers: 4, hidden: 256, heads: 4, intermediate: 512, vocab_size: 300}\n"
                         "extract: {hooks: [post_attention_layernorm]}\n"
-                        f"sweep: {{pairs: [layer_layer, checkpoint_checkpoint], checkpoint_block: {block}}}\n")
+                        f"sweep: {{pairs: [layer_layer, checkpoint_checkpoint], checkpoint_block: {block}, cka_method: gram}}\n")
         out = run_lmtopo("plan", spec, "--ranks", ranks).stdout
         lines = {m.group(1): m.group(2) for m in re.finditer(r"memory per rank, (\w+) \(largest item.*?\): about [\d.]+ \w+ = (.*)", out)}
         assert set(lines) == {"layer_layer", "checkpoint_checkpoint"}, out
@@ -121,3 +121,11 @@ def test_plan_prints_the_sweep_memory_per_rank(tmp_path):
     # each rank reads and holds only its rows: 5 points x 2 (null) x n x 256 doubles over the ranks
     assert one[1] == pytest.approx(5 * 2 * n * 256 * 8 / 2**20, abs=0.05) and two[1] == pytest.approx(one[1] / 2, abs=0.1)
     assert plan(1, block=2)[0] == pytest.approx(mib * 4 / checkpoints, abs=0.05)
+    # CKA by feature cross-products: no Grams; the column-centred rows, 2 (null) x C x n/R x 256 doubles
+    plan(2)
+    spec.write_text(spec.read_text().replace("cka_method: gram", "cka_method: features"))
+    out = run_lmtopo("plan", spec, "--ranks", 2).stdout
+    line = re.search(r"memory per rank, checkpoint_checkpoint \(largest item.*?CKA by feature cross-products\): about .*", out)
+    assert line and "centred Gram rows" not in line.group(0), out
+    centred = float(re.search(r"([\d.]+) MiB column-centred rows", line.group(0)).group(1))
+    assert centred == pytest.approx(2 * checkpoints * n / 2 * 256 * 8 / 2**20, abs=0.05)
