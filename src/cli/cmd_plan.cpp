@@ -82,6 +82,7 @@ void print_sweep_memory(const core::JobSpec& spec, double n_prompts, double rank
   base.languages = static_cast<double>(spec.data.languages.size());
   base.ranks = ranks;
   base.null = sw["null"].get<bool>();
+  base.float32_products = sw["gram_precision"] == "float32";
   base.cka = has(sw["metrics"], "cka_linear_biased") || has(sw["metrics"], "cka_linear_unbiased");
   base.neighbours = has(sw["metrics"], "mutual_knn") || has(sw["metrics"], "retrieval") || has(sw["metrics"], "lrds") ||
                     has(sw["metrics"], "sads") || has(sw["metrics"], "twonn");

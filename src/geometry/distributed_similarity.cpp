@@ -235,20 +235,24 @@ FeatureRowTerms feature_row_terms(MPI_Comm comm, const std::vector<double>& xc, 
   return t;
 }
 
-// ‖Xcᵀ Yc‖²_F: this rank's rows' product, summed over the ranks, then squared entry by entry.
-double cross_frobenius2(MPI_Comm comm, const std::vector<double>& xc, std::size_t dx, const std::vector<double>& yc, std::size_t dy,
-                        std::size_t rows, GramPrecision precision) {
+// ‖Xcᵀ Yc‖²_F: this rank's rows' product (dgemm, or sgemm for float rows), summed over the ranks,
+// then squared entry by entry.
+void local_cross_product(const double* x, std::size_t dx, const double* y, std::size_t dy, std::size_t rows, double* c) {
+  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(dx), static_cast<int>(dy), static_cast<int>(rows), 1.0, x,
+              static_cast<int>(dx), y, static_cast<int>(dy), 0.0, c, static_cast<int>(dy));
+}
+void local_cross_product(const float* x, std::size_t dx, const float* y, std::size_t dy, std::size_t rows, double* c) {
+  std::vector<float> cf(dx * dy, 0.0f);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(dx), static_cast<int>(dy), static_cast<int>(rows), 1.0f, x,
+              static_cast<int>(dx), y, static_cast<int>(dy), 0.0f, cf.data(), static_cast<int>(dy));
+  std::copy(cf.begin(), cf.end(), c);
+}
+
+template <class T>
+double cross_frobenius2(MPI_Comm comm, const std::vector<T>& xc, std::size_t dx, const std::vector<T>& yc, std::size_t dy,
+                        std::size_t rows) {
   std::vector<double> c(dx * dy, 0.0);
-  if (rows > 0 && precision == GramPrecision::float64) {
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(dx), static_cast<int>(dy), static_cast<int>(rows), 1.0,
-                xc.data(), static_cast<int>(dx), yc.data(), static_cast<int>(dy), 0.0, c.data(), static_cast<int>(dy));
-  } else if (rows > 0) {
-    const std::vector<float> xf(xc.begin(), xc.end()), yf(yc.begin(), yc.end());
-    std::vector<float> cf(dx * dy, 0.0f);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(dx), static_cast<int>(dy), static_cast<int>(rows), 1.0f,
-                xf.data(), static_cast<int>(dx), yf.data(), static_cast<int>(dy), 0.0f, cf.data(), static_cast<int>(dy));
-    c.assign(cf.begin(), cf.end());
-  }
+  if (rows > 0) local_cross_product(xc.data(), dx, yc.data(), dy, rows, c.data());
   if (c.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     throw RuntimeFailure("CKA features: a cross-product of " + std::to_string(c.size()) + " values exceeds one MPI message");
   mpi_check(MPI_Allreduce(MPI_IN_PLACE, c.data(), static_cast<int>(c.size()), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
@@ -260,13 +264,20 @@ std::vector<double> cka_matrix_features(MPI_Comm comm, const std::vector<const d
                                         GramPrecision precision) {
   const std::size_t r = reps.size();
   const RowBlock mine = petsc_rows(comm, n);
+  // The centred rows in the products' precision (float32: rounded once, and only those kept).
+  const bool single = precision == GramPrecision::float32;
   std::vector<std::vector<double>> centred(r);
+  std::vector<std::vector<float>> centred_f32(single ? r : 0);
   std::vector<FeatureRowTerms> terms(r);
   {
     PhaseTimer t("centring (incl. all-gather)");
     for (std::size_t q = 0; q < r; ++q) {
       centred[q] = column_centred_rows(comm, reps[q], mine.rows, n, dims[q]);
       terms[q] = feature_row_terms(comm, centred[q], mine.rows, dims[q], e);
+      if (single) {
+        centred_f32[q].assign(centred[q].begin(), centred[q].end());
+        std::vector<double>().swap(centred[q]);
+      }
     }
   }
   // The per-row sums of every pair, all-reduced at once.
@@ -287,7 +298,8 @@ std::vector<double> cka_matrix_features(MPI_Comm comm, const std::vector<const d
   for (std::size_t p = 0; p < r; ++p)
     for (std::size_t q = p; q < r; ++q) {
       FeatureCrossTerms c;
-      c.cross_frobenius2 = cross_frobenius2(comm, centred[p], dims[p], centred[q], dims[q], mine.rows, precision);
+      c.cross_frobenius2 = single ? cross_frobenius2(comm, centred_f32[p], dims[p], centred_f32[q], dims[q], mine.rows)
+                                  : cross_frobenius2(comm, centred[p], dims[p], centred[q], dims[q], mine.rows);
       c.norms_dot = local[2 * (p * r + q)];
       c.row_sums_dot = local[2 * (p * r + q) + 1];
       c.total_x = terms[p].total;

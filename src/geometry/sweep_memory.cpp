@@ -16,7 +16,8 @@ void add_representations(MemoryEstimate& m, const SweepShape& s, double count, d
   const double copies = s.null ? 2 : 1;
   m.terms.push_back({"representations' rows (float64)", copies * count * rows / s.ranks * s.width * kDouble});
   if (s.cka && s.cka_features) {
-    m.terms.push_back({"column-centred rows of every representation", copies * count * rows / s.ranks * s.width * kDouble});
+    m.terms.push_back({"column-centred rows of every representation", copies * count * rows / s.ranks * s.width *
+                                                                          (s.float32_products ? 4 : kDouble)});
     m.terms.push_back({"one feature cross-product (transient)", s.width * s.width * kDouble});
   } else if (s.cka) {
     m.terms.push_back({"centred Gram rows of every representation", copies * count * rows * rows / s.ranks * kDouble});

@@ -18,6 +18,7 @@ struct SweepShape {
   bool null = true;        // prompt-permutation copies beside every representation
   bool cka = false;        // a CKA metric is swept (centred Grams)
   bool cka_features = false;  // ... by feature cross-products instead (no n x n matrices)
+  bool float32_products = false;  // gram_precision float32 (features: the centred rows kept as float32)
   bool neighbours = false; // a metric that scans similarity rows (k-NN, retrieval, LRDS/SADS, TwoNN)
   int bootstrap = 0;       // draws (sentence-pair sums, resampled copies)
   bool bootstrap_cka = false;
