@@ -220,7 +220,10 @@ struct FeatureRowTerms {
 FeatureRowTerms feature_row_terms(MPI_Comm comm, const std::vector<double>& xc, std::size_t rows, std::size_t d, HsicEstimator e) {
   FeatureRowTerms t;
   t.norms.resize(rows);
-  for (std::size_t i = 0; i < rows; ++i) t.norms[i] = std::inner_product(xc.begin() + static_cast<std::ptrdiff_t>(i * d), xc.begin() + static_cast<std::ptrdiff_t>((i + 1) * d), xc.begin() + static_cast<std::ptrdiff_t>(i * d), 0.0);
+  for (std::size_t i = 0; i < rows; ++i) {
+    const double* row = xc.data() + i * d;
+    t.norms[i] = std::inner_product(row, row + d, row, 0.0);
+  }
   if (e == HsicEstimator::biased) return t;
   std::vector<double> column_sums(d, 0.0);
   for (std::size_t i = 0; i < rows; ++i)
@@ -228,7 +231,7 @@ FeatureRowTerms feature_row_terms(MPI_Comm comm, const std::vector<double>& xc, 
   mpi_check(MPI_Allreduce(MPI_IN_PLACE, column_sums.data(), static_cast<int>(d), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
   t.row_sums.resize(rows);
   for (std::size_t i = 0; i < rows; ++i) {
-    t.row_sums[i] = std::inner_product(column_sums.begin(), column_sums.end(), xc.begin() + static_cast<std::ptrdiff_t>(i * d), 0.0) - t.norms[i];
+    t.row_sums[i] = std::inner_product(column_sums.begin(), column_sums.end(), xc.data() + i * d, 0.0) - t.norms[i];
     t.total += t.row_sums[i];
   }
   mpi_check(MPI_Allreduce(MPI_IN_PLACE, &t.total, 1, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");

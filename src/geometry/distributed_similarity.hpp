@@ -44,8 +44,8 @@ RowBlock petsc_rows(MPI_Comm comm, std::size_t n);
 // (PETSc's scalar here; results agree across rank counts to 1e-10). float32: each rank multiplies
 // its rows by every rank's rows with BLAS sgemm as the row blocks travel round a ring (no PETSc
 // product exists in single precision with a double-precision PETSc; no rank holds more than two
-// blocks) and centring and the inner products stay float64 — twice the GEMM rate, CKA to about 1e-6. Activations are stored as
-// float32, so the inputs of the float32 product are exact.
+// blocks) and centring and the inner products stay float64 — twice the GEMM rate, CKA to about 1e-6
+// (the inputs are the column-centred rows rounded to float32).
 enum class GramPrecision { float64, float32 };
 
 // CKA among R representations with the same n rows (reps[r]: this rank's rows of n x dims[r]): R x R,
