@@ -5,7 +5,6 @@ Cross-lingual alignment (science.md §4, on the extracted last-token states): wi
 similarity of all prompt vectors of a layer, SADS = mean similarity of translations (same group,
 different language) minus mean similarity of different groups in different languages.
 Usage: python postprocess/report.py OUTPUT_DIR"""
-import json
 import pathlib
 import sys
 

@@ -1,6 +1,6 @@
 """The report's topology section, from the aggregate (aggregate/1) of each hook: S̄ on relative depth with its
 null bands, Betti, persistence-similarity (PHSim) and CKA-with-the-final-checkpoint heatmaps per checkpoint,
-the universality and phase tables."""
+Betti curves of every homology dimension, the universality and phase tables."""
 import matplotlib
 import numpy as np
 
@@ -68,6 +68,28 @@ def betti_heatmaps(r, hook, depth, models, steps, betti, dim):
         fig.colorbar(im, ax=ax, label=f"β{dim} (bars alive)")
         r.figure(f"betti_{hook}_{m}", f"{m}: Betti-{dim} across relative depth at every checkpoint ({hook}).", fig,
                  ["step", "depth", "betti"], [[int(steps[i]), d, v] for i in idx for d, v in zip(depth, betti[i])])
+
+
+def betti_by_dimension(r, hook, f, depth, models, steps):
+    """Betti curves of every homology dimension the aggregate has (/curves/by_dim), one panel per
+    dimension, each model's last checkpoint."""
+    if "curves/by_dim/betti" not in f:
+        return
+    dims = f["grid/curve_dims"][:].tolist()
+    betti = f["curves/by_dim/betti"][:]
+    last = last_rows_by_model(models, steps)
+    fig, axes = plt.subplots(1, len(dims), figsize=(3.6 * len(dims) + 1, 3.6), squeeze=False)
+    rows = []
+    for k, (ax, d) in enumerate(zip(axes[0], dims)):
+        for m, i in last.items():
+            ax.plot(depth, betti[k, i], color=r.colour(m), label=m)
+            rows += [[m, int(steps[i]), d, x, v] for x, v in zip(depth, betti[k, i])]
+        ax.set_xlabel("relative depth")
+        ax.set_ylabel(f"β{d} (bars alive)")
+        ax.set_title(f"H{d}")
+    axes[0][0].legend(fontsize=8)
+    r.figure(f"betti_dims_{hook}", f"Betti curves of homology dimensions {', '.join(map(str, dims))} on relative depth, "
+             f"each model's last checkpoint ({hook}).", fig, ["model", "step", "dim", "depth", "betti"], rows)
 
 
 def similarity_heatmaps(r, hook, f, depth, models, steps, dim, most=10, stride=2):
@@ -176,6 +198,7 @@ def aggregate_section(r, hook):
         dim = int(f.attrs["dim"])
         sbar_figure(r, hook, depth, models, steps, sbar, sd, null_mean, null_sd, dim)
         betti_heatmaps(r, hook, depth, models, steps, betti, dim)
+        betti_by_dimension(r, hook, f, depth, models, steps)
         similarity_heatmaps(r, hook, f, depth, models, steps, dim)
         cka_final_heatmaps(r, hook, f, depth)
         universality_table(r, f, src)

@@ -45,6 +45,8 @@ int run_aggregate_cmd(const po::variables_map& vm, const std::vector<std::string
   if (vm.count("checkpoint-sweep"))
     for (const auto& text : vm["checkpoint-sweep"].as<std::vector<std::string>>()) o.checkpoint_sweeps.push_back(series_input(text, "--checkpoint-sweep"));
   o.dim = vm["dim"].as<int>();
+  if (vm.count("curve-dims"))
+    o.curve_dims = converted_items<int>(vm["curve-dims"].as<std::string>(), "--curve-dims", [](const std::string& x, std::size_t& n) { return std::stoi(x, &n); });
   o.grid = static_cast<std::size_t>(std::max(0, vm["grid"].as<int>()));
   if (vm["grid"].as<int>() < 2) throw InputError("--grid: expected at least 2 depth points");
   o.thresholds = converted_items<double>(vm["thresholds"].as<std::string>(), "--thresholds", [](const std::string& x, std::size_t& n) { return std::stod(x, &n); });
@@ -64,7 +66,7 @@ int run_aggregate_cmd(const po::variables_map& vm, const std::vector<std::string
     for (const auto& s : v) out.push_back({{"model", s.model}, {"step", s.step}, {"path", s.path}});
     return out;
   };
-  o.config = {{"inputs", inputs}, {"neurons", listed(o.neurons)}, {"sweeps", listed(o.sweeps)}, {"checkpoint_sweeps", listed(o.checkpoint_sweeps)}, {"dim", o.dim}, {"grid", o.grid}, {"thresholds", o.thresholds}, {"bootstrap", o.bootstrap},
+  o.config = {{"inputs", inputs}, {"neurons", listed(o.neurons)}, {"sweeps", listed(o.sweeps)}, {"checkpoint_sweeps", listed(o.checkpoint_sweeps)}, {"dim", o.dim}, {"curve_dims", o.curve_dims}, {"grid", o.grid}, {"thresholds", o.thresholds}, {"bootstrap", o.bootstrap},
               {"permutations", o.permutations}, {"alpha", o.alpha}, {"tolerance", o.tolerance}, {"seed", o.seed}};
   const auto s = stages::run_aggregate(o, MPI_COMM_WORLD);
   if (mpi::rank() == 0)
@@ -116,6 +118,9 @@ Command make_aggregate_command() {
         "checkpoint-sweep", po::value<std::vector<std::string>>()->composing(),
         "MODEL=FILE: a checkpoint x checkpoint sweep (repeat): CKA of each checkpoint with the last per point")(
         "dim", po::value<int>()->default_value(1), "homology dimension of S̄ and Betti")(
+        "curve-dims", po::value<std::string>(),
+        "comma-separated homology dimensions (e.g. 0,1,2): S̄ and Betti of each on the depth grid besides --dim's "
+        "(/curves/by_dim, OUT.dims.csv); a dimension without bars has Betti 0 and S̄ 0")(
         "grid", po::value<int>()->default_value(101), "relative-depth points")(
         "thresholds", po::value<std::string>()->default_value("0.9,0.8"), "pruning-candidate thresholds (fractions of max S̄)")(
         "bootstrap", po::value<int>()->default_value(1000), "bootstrap draws over the prompt subsets (0: none)")(

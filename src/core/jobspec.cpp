@@ -188,6 +188,10 @@ void check_aggregate(JobSpec& spec, const std::string& path) {
   const auto& dims = spec.config["zigzag"]["homology_dims"];
   if (std::find(dims.begin(), dims.end(), a["dim"]) == dims.end())
     field_error(path, "aggregate.dim", "homology dimension " + a["dim"].dump() + " is not in zigzag.homology_dims " + dims.dump());
+  for (std::size_t i = 0; i < a["curve_dims"].size(); ++i)
+    if (std::find(dims.begin(), dims.end(), a["curve_dims"][i]) == dims.end())
+      field_error(path, "aggregate.curve_dims[" + std::to_string(i) + "]",
+                  "homology dimension " + a["curve_dims"][i].dump() + " is not in zigzag.homology_dims " + dims.dump());
   std::set<std::string> names;
   for (const auto& m : spec.models) names.insert(m.name);
   for (std::size_t i = 0; i < a["barcodes"].size(); ++i) {

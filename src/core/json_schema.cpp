@@ -90,6 +90,10 @@ std::optional<SchemaError> check_keywords(const json& v, const json& s, const js
   if (v.is_array()) {
     if (s.contains("minItems") && v.size() < s["minItems"].get<std::size_t>())
       return fail("expected at least " + std::to_string(s["minItems"].get<std::size_t>()) + " item(s)");
+    if (s.value("uniqueItems", false))
+      for (std::size_t i = 0; i < v.size(); ++i)
+        for (std::size_t j = i + 1; j < v.size(); ++j)
+          if (v[i] == v[j]) return fail("expected distinct items, got " + shown(v[i]) + " twice");
     if (s.contains("items"))
       for (std::size_t i = 0; i < v.size(); ++i)
         if (auto e = check(v[i], s["items"], root, path + "[" + std::to_string(i) + "]")) return e;

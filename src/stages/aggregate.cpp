@@ -47,6 +47,8 @@ struct Series {
   std::vector<double> null_mean_curve, null_sd_curve;  // the permuted-prompts null band (NaN without draws)
   std::vector<double> similarity_grid, bands;          // [G, G] and [offsets, G]
   stats::Phase phase;
+  // Per dimension of curve_dims: S̄ and Betti per layer [D, L], then on the grid [D, G].
+  std::vector<double> dim_avg_similarity, dim_betti, dim_curves, dim_betti_curves;
 };
 
 // A zigzag output's stack of S̄ curves [rows, L] (`group` subsets or null), when it has one.
@@ -78,21 +80,28 @@ std::vector<double> rows_on_grid(const std::vector<double>& rows, std::size_t n,
   return out;
 }
 
+topology::LayerSummaries summarize_dimension(const io::BarcodeFile& file, const SeriesInput& input, int layers, int dim) {
+  try {
+    return topology::summarize_layers(topology::to_layer_bars(file.bars, layers, dim), layers, dim);
+  } catch (const std::invalid_argument& e) {
+    throw InputError(input.path + ": " + e.what());
+  }
+}
+
 Series load_series(const SeriesInput& input, const AggregateOptions& o) {
   Series s;
   s.input = input;
   const io::BarcodeFile file = io::read_barcode_file(input.path, input.layers);
   s.layers = file.num_layers;
-  std::vector<topology::LayerBar> bars;
-  try {
-    bars = topology::to_layer_bars(file.bars, s.layers, o.dim);
-  } catch (const std::invalid_argument& e) {
-    throw InputError(input.path + ": " + e.what());
-  }
-  const auto summary = topology::summarize_layers(bars, s.layers, o.dim);
+  const auto summary = summarize_dimension(file, input, s.layers, o.dim);
   s.avg_similarity = summary.avg_similarity;
   s.betti.assign(summary.betti.begin(), summary.betti.end());
   s.similarity = summary.similarity;
+  for (const int d : o.curve_dims) {
+    const auto of_d = summarize_dimension(file, input, s.layers, d);
+    s.dim_avg_similarity.insert(s.dim_avg_similarity.end(), of_d.avg_similarity.begin(), of_d.avg_similarity.end());
+    s.dim_betti.insert(s.dim_betti.end(), of_d.betti.begin(), of_d.betti.end());
+  }
   read_replicates(s, o.dim);
   return s;
 }
@@ -119,6 +128,9 @@ void place_on_grid(Series& s, const std::vector<double>& grid, const std::vector
   const auto L = static_cast<std::size_t>(s.layers), G = grid.size();
   s.replicate_curves = rows_on_grid(s.replicates, s.n_replicates, L, grid);
   s.null_curves = rows_on_grid(s.nulls, s.n_nulls, L, grid);
+  const std::size_t D = L ? s.dim_betti.size() / L : 0;
+  s.dim_curves = rows_on_grid(s.dim_avg_similarity, D, L, grid);
+  s.dim_betti_curves = rows_on_grid(s.dim_betti, D, L, grid);
   std::vector<double> replicate_mean;
   column_mean_sd(s.replicate_curves, s.n_replicates, G, replicate_mean, s.sd_curve);
   column_mean_sd(s.null_curves, s.n_nulls, G, s.null_mean_curve, s.null_sd_curve);
@@ -490,6 +502,36 @@ void write_neurons_table(const AggregateOptions& o, const std::vector<NeuronSeri
   io::write_file_atomically(io::csv_base(o.output) + ".neurons.csv", t.str());
 }
 
+// /curves/by_dim/{avg_similarity,betti} [D, S, G] for the dimensions /grid/curve_dims, when asked for.
+void write_dimension_curves(io::RootWriter& w, const AggregateOptions& o, const std::vector<Series>& series, std::size_t G) {
+  const std::size_t D = o.curve_dims.size(), S = series.size();
+  if (D == 0) return;
+  std::vector<double> curves(D * S * G), betti(D * S * G);
+  for (std::size_t d = 0; d < D; ++d)
+    for (std::size_t i = 0; i < S; ++i)
+      for (std::size_t g = 0; g < G; ++g) {
+        curves[(d * S + i) * G + g] = series[i].dim_curves[d * G + g];
+        betti[(d * S + i) * G + g] = series[i].dim_betti_curves[d * G + g];
+      }
+  const std::vector<long long> dims(o.curve_dims.begin(), o.curve_dims.end());
+  w.numbers("/grid/curve_dims", io::DType::i64, {D}, dims.data());
+  w.numbers("/curves/by_dim/avg_similarity", io::DType::f64, {D, S, G}, curves.data());
+  w.numbers("/curves/by_dim/betti", io::DType::f64, {D, S, G}, betti.data());
+}
+
+// OUT.dims.csv: S̄ and Betti of every dimension of curve_dims, one row per series, dimension and depth.
+void write_dimensions_table(const AggregateOptions& o, const std::vector<Series>& series, const std::vector<double>& grid) {
+  std::ostringstream t;
+  t << "model,step,dim,depth,avg_similarity,betti\n";
+  const std::size_t G = grid.size();
+  for (const auto& s : series)
+    for (std::size_t d = 0; d < o.curve_dims.size(); ++d)
+      for (std::size_t g = 0; g < G; ++g)
+        t << io::csv_field(s.input.model) << "," << s.input.step << "," << o.curve_dims[d] << "," << io::csv_number(grid[g]) << ","
+          << io::csv_number(s.dim_curves[d * G + g]) << "," << io::csv_number(s.dim_betti_curves[d * G + g]) << "\n";
+  io::write_file_atomically(io::csv_base(o.output) + ".dims.csv", t.str());
+}
+
 void write_h5(const AggregateOptions& o, const std::vector<Series>& series, const std::vector<Model>& models, const std::vector<Pair>& pairs,
               const std::vector<NeuronSeries>& neurons, const std::vector<SweepSeries>& sweeps, const std::vector<CkaFinal>& cka,
               const std::vector<double>& grid, MPI_Comm comm) {
@@ -564,6 +606,7 @@ void write_h5(const AggregateOptions& o, const std::vector<Series>& series, cons
   w.numbers("/grid/band_offsets", io::DType::f64, {B}, band_offsets().data());
   w.numbers("/curves/similarity", io::DType::f64, {S, G, G}, similarity.data());
   w.numbers("/curves/similarity_band", io::DType::f64, {S, B, G}, bands.data());
+  write_dimension_curves(w, o, series, G);
   w.numbers("/phases/thresholds", io::DType::f64, {T}, o.thresholds.data());
   w.numbers("/phases/argmax_layer", io::DType::i64, {S}, argmax.data());
   w.numbers("/phases/argmax_depth", io::DType::f64, {S}, argmax_depth.data());
@@ -593,6 +636,9 @@ void write_h5(const AggregateOptions& o, const std::vector<Series>& series, cons
 void check_options(const AggregateOptions& o) {
   if (o.series.empty()) throw InputError("--input: expected at least one barcode (MODEL[@STEP]=FILE)");
   if (o.dim < 0) throw InputError("--dim: expected a homology dimension >= 0");
+  std::set<int> dims;
+  for (const int d : o.curve_dims)
+    if (d < 0 || !dims.insert(d).second) throw InputError("--curve-dims: expected distinct homology dimensions >= 0");
   if (o.grid < 2) throw InputError("--grid: expected at least 2 depth points");
   for (double t : o.thresholds)
     if (!(t > 0 && t <= 1)) throw InputError("--thresholds: expected values in (0, 1]");
@@ -631,6 +677,7 @@ AggregateSummary run_aggregate(const AggregateOptions& o, MPI_Comm comm) {
   mpi::on_root(comm, [&] {
     write_tables(o, series, models, pairs, grid);
     if (!neurons.empty()) write_neurons_table(o, neurons, grid);
+    if (!o.curve_dims.empty()) write_dimensions_table(o, series, grid);
     write_sweep_tables(o, sweeps, cka, grid);
   });
   AggregateSummary s{series.size(), models.size(), pairs.size(), 0};

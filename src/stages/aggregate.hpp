@@ -32,6 +32,7 @@ struct AggregateOptions {
   std::vector<SeriesInput> sweeps;
   std::vector<SeriesInput> checkpoint_sweeps;
   int dim = 1;                              // homology dimension of S̄ and Betti
+  std::vector<int> curve_dims;              // further: S̄ and Betti of each of these dimensions on the grid
   std::size_t grid = 101;                   // relative-depth points
   std::vector<double> thresholds{0.9, 0.8};  // pruning candidates: S̄(l) >= thr * max
   std::size_t bootstrap = 1000;             // draws over the zigzag's prompt subsets

@@ -493,6 +493,7 @@ std::vector<std::string> run_aggregate_item(const core::JobSpec& spec, const Ite
   for (const auto& b : a["barcodes"])
     o.series.push_back({b["model"], b.value("step", -1LL), b["path"], b.value("layers", 0)});
   o.dim = a["dim"];
+  o.curve_dims = a["curve_dims"].get<std::vector<int>>();
   o.grid = a["grid"];
   o.thresholds = a["pruning_thresholds"].get<std::vector<double>>();
   o.bootstrap = a["bootstrap"];

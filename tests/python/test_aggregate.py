@@ -110,6 +110,34 @@ def test_released_barcodes_phases_curves_and_correlations(tmp_path):
     assert len(rows) == 10 and rows[0]["candidates"] == "{}-{}".format(*table[models[0]][1:3])
 
 
+def test_curves_of_every_homology_dimension(tmp_path):
+    """--curve-dims: S̄ and Betti of each listed dimension on the grid, from paper 1's released barcodes
+    (bars of dimensions 0, 1, 2 and 4; none of 3), against the definitions in numpy; the HDF5 and the
+    tidy CSV agree; a repeated dimension is refused."""
+    table = readme_table()
+    names = sorted(table)[:2]
+    aggregate(tmp_path, [f"{n}={DATA / n}.csv" for n in names], "--curve-dims", "0,2,3,4", "--bootstrap", "0")
+    run_lmtopo("validate", tmp_path / "agg.h5")
+    with h5py.File(tmp_path / "agg.h5", "r") as f:
+        assert f["grid/curve_dims"][:].tolist() == [0, 2, 3, 4]
+        by_dim, betti = f["curves/by_dim/avg_similarity"][:], f["curves/by_dim/betti"][:]
+        models = [m.decode() for m in f["series/model"][:]]
+    assert by_dim.shape == (4, 2, GRID)
+    rows = list(csv.DictReader(open(tmp_path / "agg.dims.csv")))
+    assert len(rows) == 2 * 4 * GRID
+    for i, name in enumerate(models):
+        bars = read_csv_bars(DATA / f"{name}.csv")
+        for k, dim in enumerate([0, 2, 3, 4]):
+            sbar, b = summaries(bars, table[name][0], dim)
+            np.testing.assert_allclose(by_dim[k, i], on_grid(sbar), rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(betti[k, i], on_grid(b), rtol=1e-12, atol=1e-15)
+            assert (dim == 3) == (not betti[k, i].any()), (name, dim)  # no H3 bars in these files
+            mine = [r for r in rows if r["model"] == name and int(r["dim"]) == dim]
+            np.testing.assert_allclose([float(r["betti"]) for r in mine], betti[k, i], rtol=1e-12)
+    proc = aggregate(tmp_path, [f"{names[0]}={DATA / names[0]}.csv"], "--curve-dims", "1,1", check=False)
+    assert proc.returncode == 2 and "--curve-dims" in proc.stderr
+
+
 def barcode(path, L, peak, width, count=12):
     """H1 bars alive on layers around `peak` (their overlap makes S̄ peak there), and the H0 bar that
     pins L (it dies at 2L)."""

@@ -1,9 +1,7 @@
 """The gettext corpus against an independent reading of the catalogs with polib, re-implementing
 the documented cleaning, alignment and selection rules (docs/methods.md)."""
 import hashlib
-import os
 import pathlib
-import subprocess
 
 import h5py
 import polib

@@ -2,7 +2,6 @@
 lmtopo; invalid specs fail in lmtopo with the field path, and jsonschema agrees on the structural
 ones."""
 import json
-import pathlib
 import re
 
 import jsonschema

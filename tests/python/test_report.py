@@ -32,7 +32,7 @@ neurons: {studies: [key_linguistic, repetition, sensitive_directions, spatial], 
           sensitive_directions: {lengths: [0, 1, 4], families: [random, gaussian]}}
 eval: {batch: 8, conditions: [{name: base}, {name: skip1, skip_blocks: "1"}]}
 prune: {thresholds: [0.9, 0.5], random_draws: 2}
-aggregate: {bootstrap: 50, permutations: 100, barcodes: [{model: imported, path: imported.csv}]}
+aggregate: {bootstrap: 50, permutations: 100, curve_dims: [0, 1], barcodes: [{model: imported, path: imported.csv}]}
 """
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -134,6 +134,14 @@ def test_report_in_headless_chromium(tmp_path):
     table = list(csv.DictReader(open(root / "report" / "figures" / "sbar_post_attention_layernorm.csv")))
     rows = [r for r in table if r["model"] == "tiny" and r["series"] == "last"]
     np.testing.assert_allclose([float(r["avg_similarity"]) for r in rows], curve, rtol=1e-12)
+    # The Betti curves of every homology dimension: the aggregate's /curves/by_dim/betti of the last checkpoint.
+    with h5py.File(root / "aggregate" / "post_attention_layernorm.h5", "r") as f:
+        by_dim, dims = f["curves/by_dim/betti"][:], f["grid/curve_dims"][:].tolist()
+    table_dims = list(csv.DictReader(open(root / "report" / "figures" / "betti_dims_post_attention_layernorm.csv")))
+    assert dims == [0, 1]
+    for k, d in enumerate(dims):
+        mine = [float(r["betti"]) for r in table_dims if r["model"] == "tiny" and int(r["dim"]) == d]
+        np.testing.assert_allclose(mine, by_dim[k, steps.index(max(steps))], rtol=1e-12)
     # and the random-init null band: the same model's step-0 curve
     with h5py.File(root / "aggregate" / "post_attention_layernorm.h5", "r") as f:
         models = [m.decode() for m in f["series/model"][:]]

@@ -196,7 +196,7 @@ def test_known_answers(tmp_path):
 
 def test_language_language_matches_numpy(tmp_path):
     g = np.random.default_rng(5)
-    G, W, L = 25, 16, 3
+    G, W = 25, 16
     meaning = g.normal(size=(G, W))
     langs, groups, rows = [], [], []
     for li, lang in enumerate(["de", "en", "fr"]):

@@ -2,7 +2,6 @@
 differences, ties by index), itertools cliques, the intersection zigzag built from science.md §1,
 and Dionysus 2 for the barcode. Also the layer summaries recomputed from the bars."""
 import itertools
-import math
 import random
 import shutil
 

@@ -1,7 +1,6 @@
 """Independent zigzag barcodes from Dionysus 2 and standard barcodes from GUDHI, in lmtopo's
 conventions (closed intervals of 1-based operation indices; bars alive at the end close at m)."""
 import math
-import random
 
 
 def parse_fzz(text):
