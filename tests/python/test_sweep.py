@@ -286,17 +286,20 @@ def test_bad_inputs_are_clear_errors(tmp_path, layers):
     assert np.isfinite(got["twonn"]).all() and np.isfinite(got["cka_linear_unbiased"]).all()
 
 
-def test_model_model_at_matched_depth(tmp_path):
+@pytest.mark.parametrize("method", ["gram", "features"])
+def test_model_model_at_matched_depth(tmp_path, method):
     """Two 'models' of different depth and width on the same prompts: at normalised depth t the points
-    round(t (P - 1)) are compared; CKA and mutual k-NN equal numpy/sklearn there."""
+    round(t (P - 1)) are compared; CKA (from Grams, and from the 8 x 13 feature cross-products) and
+    mutual k-NN equal numpy/sklearn there."""
     g = np.random.default_rng(11)
     a = f32(g.normal(size=(5, 40, 8)))    # 5 points, width 8
     b = f32(g.normal(size=(9, 40, 13)))   # 9 points, width 13
     b[8] = f32(np.tanh(a[4] @ g.normal(size=(8, 13))))  # the last points are related
     fa, fb = write_activations(tmp_path / "a.h5", a), write_activations(tmp_path / "b.h5", b)
     got = sweep(tmp_path, [fa, fb], "model_model", ["cka_linear_biased", "cka_linear_unbiased", "mutual_knn"],
-                extra=["--depth-bins", "5", "--label", "small", "--label", "large"])
+                extra=["--depth-bins", "5", "--label", "small", "--label", "large", "--cka-method", method])
     with h5py.File(tmp_path / "out.h5", "r") as f:
+        assert f["model_model/cka_linear_biased"].attrs["cka_method"].decode() == method
         pts = f["labels/depth_points"][()]
         assert list(f["labels/models"].asstr()[()]) == ["small", "large"]
         assert np.allclose(f["labels/depths"][()], [0, 0.25, 0.5, 0.75, 1])
