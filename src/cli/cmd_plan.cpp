@@ -1,6 +1,4 @@
 // `lmtopo plan JOB.yaml`: the work items per stage and their sizes, without computing anything.
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -91,8 +89,7 @@ void print_sweep_memory(const core::JobSpec& spec, double n_prompts, double rank
   base.bootstrap_cka = base.cka && (chosen.empty() || has(chosen, "cka_linear_biased") || has(chosen, "cka_linear_unbiased"));
   const int block = sw["checkpoint_block"].get<int>();
   // cka_method auto's memory budget as if the ranks ran on nodes like this one (half its memory per rank on a node).
-  const double physical = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
-  const double gram_budget = physical / 2 / std::max(1.0, ranks_per_node);
+  const double gram_budget = geometry::physical_memory_bytes() / 2 / std::max(1.0, ranks_per_node);
   for (const auto& pairs : sw["pairs"]) {
     geometry::MemoryEstimate worst;
     std::string where;

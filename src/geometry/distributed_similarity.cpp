@@ -3,14 +3,13 @@
 #include <cblas.h>
 #include <petscmat.h>
 
-#include <unistd.h>
-
 #include <cmath>
 #include <algorithm>
 #include <limits>
 #include <numeric>
 
 #include "core/error.hpp"
+#include "geometry/sweep_memory.hpp"
 
 namespace lmtopo::geometry {
 
@@ -320,8 +319,7 @@ double gram_budget_per_rank(MPI_Comm comm) {
   int local_ranks = 1;
   MPI_Comm_size(node, &local_ranks);
   MPI_Comm_free(&node);
-  const double physical = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
-  return physical / 2 / local_ranks;
+  return physical_memory_bytes() / 2 / local_ranks;
 }
 
 std::vector<double> cka_matrix(MPI_Comm comm, const std::vector<const double*>& reps, const std::vector<std::size_t>& dims,

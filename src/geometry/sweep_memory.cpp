@@ -1,5 +1,7 @@
 #include "geometry/sweep_memory.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "geometry/similarity.hpp"
@@ -28,6 +30,10 @@ void add_representations(MemoryEstimate& m, const SweepShape& s, double count, d
 }
 
 }  // namespace
+
+double physical_memory_bytes() {
+  return static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+}
 
 bool sweep_item_cka_features(const std::string& pairs, const SweepShape& s, const std::string& name, double gram_bytes_limit) {
   double count = s.points, rows = s.prompts;

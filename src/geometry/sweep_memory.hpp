@@ -33,6 +33,9 @@ MemoryEstimate sweep_item_memory(const std::string& pairs, const SweepShape& s);
 
 // Whether a work item of `pairs` computes CKA by feature cross-products: choose_cka_method's rule for
 // the method `name` on the item's representations (with their nulls), with `gram_bytes_limit` per rank.
+// This machine's physical memory in bytes (the auto CKA method's budget is half of it per rank on a node).
+double physical_memory_bytes();
+
 bool sweep_item_cka_features(const std::string& pairs, const SweepShape& s, const std::string& name, double gram_bytes_limit);
 
 }  // namespace lmtopo::geometry
