@@ -76,7 +76,9 @@ def test_petsc_options_pass_through_after_double_dash(tmp_path):
         f.create_dataset("prompts/lang", data=["en"] * 12)
         f.create_dataset("prompts/group", data=np.arange(12, dtype=np.int64))
         f.create_dataset("prompts/n_tokens", data=np.ones(12, dtype=np.int64))
-    args = ["sweep", "--activations", act, "--hook", "h", "--pairs", "layer_layer", "--metric", "cka_linear_biased"]
+    # CKA by centred Grams: PETSc's dense products (the feature cross-products are BLAS calls).
+    args = ["sweep", "--activations", act, "--hook", "h", "--pairs", "layer_layer", "--metric", "cka_linear_biased",
+            "--cka-method", "gram"]
     plain = run_lmtopo(*args, "-o", tmp_path / "s0.h5")
     assert "PETSc Performance Summary" not in plain.stdout
     logged = run_lmtopo(*args, "-o", tmp_path / "s1.h5", "--", "-log_view")
