@@ -36,7 +36,8 @@ long peak_rss_kib() {
 // smaller than the band spread it over every rank, at the cost of columns crossing ranks often.
 class PivotOwnership {
  public:
-  PivotOwnership(Index n, int ranks, Index chunk) : n_(n), ranks_(ranks), chunk_(std::max<Index>(chunk, 1)) {}
+  // A chunk beyond n is n (one chunk: every index on rank 0); so no index arithmetic exceeds P·n.
+  PivotOwnership(Index n, int ranks, Index chunk) : n_(n), ranks_(ranks), chunk_(std::clamp<Index>(chunk, 1, std::max<Index>(n, 1))) {}
   int owner(Index row) const { return static_cast<int>((row / chunk_) % ranks_); }
   Index local(Index row) const { return (row / chunk_) / ranks_ * chunk_ + row % chunk_; }
   Index global(int rank, Index local) const { return ((local / chunk_) * ranks_ + rank) * chunk_ + local % chunk_; }
