@@ -208,32 +208,43 @@ def sweep_section(r, model, checkpoints, hook):
                 r.figure(f"cka_{model}_{hook}", f"{model}: linear CKA between checkpoints at the last hook point ({hook}).", fig,
                          ["checkpoint_a", "checkpoint_b", "cka"], [[a, b, cka[i, j]] for i, a in enumerate(labels) for j, b in enumerate(labels)])
     retrieval_figure(r, model, checkpoints[-1]["label"], hook)
+    alignment_over_training(r, model, checkpoints, hook, "sads", "SADS (translation − non-translation cosine)")
+    alignment_over_training(r, model, checkpoints, hook, "lrds", "LRDS (same-language − cross-language cosine)")
+
+
+# What each alignment figure's caption says the metric is.
+ALIGNMENT_NAMES = {"sads": "SADS", "lrds": "LRDS"}
+
+
+def alignment_over_training(r, model, checkpoints, hook, metric, ylabel):
+    """A language × language alignment score (sads or lrds) across depth at every checkpoint, with the
+    sweep's bootstrap interval over parallel sentences where it ran one."""
     rows, curves = [], []
     for c in checkpoints:
         p = r.root / "sweep" / model / c["label"] / f"{hook}.h5"
         if not p.exists():
             continue
         with h5py.File(p, "r") as f:
-            if "language_language/sads" not in f:
+            if f"language_language/{metric}" not in f:
                 continue
-            s = f["language_language/sads"][:]
-            # the sweep's bootstrap interval over parallel sentences, when it ran one
-            ci = f["language_language/sads_ci"][:] if "language_language/sads_ci" in f else np.full((len(s), 2), np.nan)
+            s = f[f"language_language/{metric}"][:]
+            ci = f[f"language_language/{metric}_ci"][:] if f"language_language/{metric}_ci" in f else np.full((len(s), 2), np.nan)
         d = np.linspace(0, 1, len(s)) if len(s) > 1 else np.zeros(1)
         curves.append((c, d, s, ci))
         rows += [[c["label"], c["step"], dd, v, lo, hi] for dd, v, (lo, hi) in zip(d, s, ci)]
-    if curves:
-        fig, ax = plt.subplots(figsize=(8, 4))
-        cmap = plt.get_cmap("viridis")
-        for k, (c, d, s, ci) in enumerate(curves):
-            colour = cmap(k / max(1, len(curves) - 1))
-            ax.plot(d, s, color=colour, label=c["label"])
-            if np.isfinite(ci).all():
-                ax.fill_between(d, ci[:, 0], ci[:, 1], color=colour, alpha=0.15, linewidth=0)
-        ax.set_xlabel("relative depth")
-        ax.set_ylabel("SADS (translation − non-translation cosine)")
-        ax.set_title("Cross-lingual alignment over training")
-        ax.legend(fontsize=8, ncol=2)
-        r.figure(f"sads_{model}_{hook}", f"{model}: SADS across depth at every checkpoint ({hook}); shaded where the sweep ran a "
-                 "bootstrap: its interval over parallel sentences (sweep.bootstrap).", fig,
-                 ["checkpoint", "step", "depth", "sads", "sads_ci_low", "sads_ci_high"], rows)
+    if not curves:
+        return
+    fig, ax = plt.subplots(figsize=(8, 4))
+    cmap = plt.get_cmap("viridis")
+    for k, (c, d, s, ci) in enumerate(curves):
+        colour = cmap(k / max(1, len(curves) - 1))
+        ax.plot(d, s, color=colour, label=c["label"])
+        if np.isfinite(ci).all():
+            ax.fill_between(d, ci[:, 0], ci[:, 1], color=colour, alpha=0.15, linewidth=0)
+    ax.set_xlabel("relative depth")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"Cross-lingual alignment over training: {ALIGNMENT_NAMES[metric]}")
+    ax.legend(fontsize=8, ncol=2)
+    r.figure(f"{metric}_{model}_{hook}", f"{model}: {ALIGNMENT_NAMES[metric]} across depth at every checkpoint ({hook}); shaded "
+             "where the sweep ran a bootstrap: its interval over parallel sentences (sweep.bootstrap).", fig,
+             ["checkpoint", "step", "depth", metric, f"{metric}_ci_low", f"{metric}_ci_high"], rows)

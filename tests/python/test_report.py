@@ -24,7 +24,7 @@ data: {source: gettext, languages: [en, de, fr], prompts: 30, seed: 5}
 train: {steps: 4, batch: 4, layers: 2, hidden: 32, heads: 2, intermediate: 64, vocab_size: 300, seq_len: 16}
 extract: {hooks: [post_attention_layernorm], pool: mean, batch: 8}
 zigzag: {k: 3, max_dim: 2, subsets: 2, subset_size: 40, null_draws: 2}
-sweep: {metrics: [cka_linear_unbiased, sads, retrieval, angular_distance, block_influence], pairs: [layer_layer, language_language, checkpoint_checkpoint], knn: 3,
+sweep: {metrics: [cka_linear_unbiased, sads, lrds, retrieval, angular_distance, block_influence], pairs: [layer_layer, language_language, checkpoint_checkpoint], knn: 3,
         bootstrap: 20}
 neurons: {studies: [key_linguistic, repetition, sensitive_directions, spatial], threshold: 1.0, control_draws: 2, batch: 8,
           spatial: {contrast: [en, de], sheets: [mlp_act], permutations: 99, max_distance: 3},
@@ -160,6 +160,14 @@ def test_report_in_headless_chromium(tmp_path):
     band = [r for r in table if r["model"] == "tiny" and r["series"] == "permuted_null"]
     np.testing.assert_allclose([float(r["avg_similarity"]) for r in band], on_grid.mean(axis=0), rtol=1e-10)
     np.testing.assert_allclose([float(r["sd"]) for r in band], on_grid.std(axis=0, ddof=1), rtol=1e-10, atol=1e-14)
+    # The LRDS figure: every checkpoint's curve and interval as its sweep file holds them.
+    lrds_rows = list(csv.DictReader(open(root / "report" / "figures" / "lrds_tiny_post_attention_layernorm.csv")))
+    for label in {r["checkpoint"] for r in lrds_rows}:
+        with h5py.File(root / "sweep" / "tiny" / label / "post_attention_layernorm.h5", "r") as f:
+            lrds, lrds_ci = f["language_language/lrds"][:], f["language_language/lrds_ci"][:]
+        mine = [r for r in lrds_rows if r["checkpoint"] == label]
+        np.testing.assert_allclose([float(r["lrds"]) for r in mine], lrds, rtol=1e-12)
+        np.testing.assert_allclose([[float(r["lrds_ci_low"]), float(r["lrds_ci_high"])] for r in mine], lrds_ci, rtol=1e-12)
     # and the SADS figure's band: the last checkpoint's sweep interval over parallel sentences, and the
     # aggregate's same interval on its grid (each bound interpolated here with numpy)
     with h5py.File(root / "sweep" / "tiny" / "step4" / "post_attention_layernorm.h5", "r") as f:
