@@ -209,31 +209,23 @@ std::vector<double> column_centred_rows(MPI_Comm comm, const double* x, std::siz
   return out;
 }
 
-// Per representation: this rank's aᵢ = ‖xᵢ‖² and, for the unbiased estimator, (K̃1)ᵢ = xᵢ·(Xᵀ1) - aᵢ,
-// and the total 1ᵀK̃1 over all ranks.
+// Per representation: this rank's aᵢ = ‖xᵢ‖² and their total Σaᵢ over all ranks. The rows are
+// column-centred, so Xᵀ1 = 0 and K̃1 = X(Xᵀ1) − a = −a: the unbiased estimator's row sums are −a, its
+// total 1ᵀK̃1 is −Σaᵢ, and (K̃1)ᵀ(L̃1) = aᵀb.
 struct FeatureRowTerms {
-  std::vector<double> norms, row_sums;
-  double total = 0;
+  std::vector<double> norms;
+  double total_norms = 0;
 };
 
-FeatureRowTerms feature_row_terms(MPI_Comm comm, const std::vector<double>& xc, std::size_t rows, std::size_t d, HsicEstimator e) {
+FeatureRowTerms feature_row_terms(MPI_Comm comm, const std::vector<double>& xc, std::size_t rows, std::size_t d) {
   FeatureRowTerms t;
   t.norms.resize(rows);
   for (std::size_t i = 0; i < rows; ++i) {
     const double* row = xc.data() + i * d;
     t.norms[i] = std::inner_product(row, row + d, row, 0.0);
   }
-  if (e == HsicEstimator::biased) return t;
-  std::vector<double> column_sums(d, 0.0);
-  for (std::size_t i = 0; i < rows; ++i)
-    for (std::size_t j = 0; j < d; ++j) column_sums[j] += xc[i * d + j];
-  mpi_check(MPI_Allreduce(MPI_IN_PLACE, column_sums.data(), static_cast<int>(d), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
-  t.row_sums.resize(rows);
-  for (std::size_t i = 0; i < rows; ++i) {
-    t.row_sums[i] = std::inner_product(column_sums.begin(), column_sums.end(), xc.data() + i * d, 0.0) - t.norms[i];
-    t.total += t.row_sums[i];
-  }
-  mpi_check(MPI_Allreduce(MPI_IN_PLACE, &t.total, 1, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+  t.total_norms = std::accumulate(t.norms.begin(), t.norms.end(), 0.0);
+  mpi_check(MPI_Allreduce(MPI_IN_PLACE, &t.total_norms, 1, MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
   return t;
 }
 
@@ -275,26 +267,19 @@ std::vector<double> cka_matrix_features(MPI_Comm comm, const std::vector<const d
     PhaseTimer t("centring (incl. all-gather)");
     for (std::size_t q = 0; q < r; ++q) {
       centred[q] = column_centred_rows(comm, reps[q], mine.rows, n, dims[q]);
-      terms[q] = feature_row_terms(comm, centred[q], mine.rows, dims[q], e);
+      terms[q] = feature_row_terms(comm, centred[q], mine.rows, dims[q]);
       if (single) {
         centred_f32[q].assign(centred[q].begin(), centred[q].end());
         std::vector<double>().swap(centred[q]);
       }
     }
   }
-  // The per-row sums of every pair, all-reduced at once.
-  std::vector<double> local(2 * r * r, 0.0);
+  // Σᵢ aᵢbᵢ of every pair, all-reduced at once.
+  std::vector<double> norms_dot(r * r, 0.0);
   for (std::size_t p = 0; p < r; ++p)
-    for (std::size_t q = p; q < r; ++q) {
-      double norms_dot = 0, sums_dot = 0;
-      for (std::size_t i = 0; i < mine.rows; ++i) {
-        norms_dot += terms[p].norms[i] * terms[q].norms[i];
-        if (e == HsicEstimator::unbiased) sums_dot += terms[p].row_sums[i] * terms[q].row_sums[i];
-      }
-      local[2 * (p * r + q)] = norms_dot;
-      local[2 * (p * r + q) + 1] = sums_dot;
-    }
-  mpi_check(MPI_Allreduce(MPI_IN_PLACE, local.data(), static_cast<int>(local.size()), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+    for (std::size_t q = p; q < r; ++q)
+      norms_dot[p * r + q] = std::inner_product(terms[p].norms.begin(), terms[p].norms.end(), terms[q].norms.begin(), 0.0);
+  mpi_check(MPI_Allreduce(MPI_IN_PLACE, norms_dot.data(), static_cast<int>(norms_dot.size()), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
   PhaseTimer t("feature cross-products");
   std::vector<double> inner(r * r, 0.0);
   for (std::size_t p = 0; p < r; ++p)
@@ -302,10 +287,10 @@ std::vector<double> cka_matrix_features(MPI_Comm comm, const std::vector<const d
       FeatureCrossTerms c;
       c.cross_frobenius2 = single ? cross_frobenius2(comm, centred_f32[p], dims[p], centred_f32[q], dims[q], mine.rows)
                                   : cross_frobenius2(comm, centred[p], dims[p], centred[q], dims[q], mine.rows);
-      c.norms_dot = local[2 * (p * r + q)];
-      c.row_sums_dot = local[2 * (p * r + q) + 1];
-      c.total_x = terms[p].total;
-      c.total_y = terms[q].total;
+      c.norms_dot = norms_dot[p * r + q];
+      c.row_sums_dot = norms_dot[p * r + q];  // (−a)ᵀ(−b)
+      c.total_x = -terms[p].total_norms;
+      c.total_y = -terms[q].total_norms;
       inner[p * r + q] = inner[q * r + p] = centred_gram_inner_product(c, n, e);
     }
   return cka_from_inner_products(inner, r, degenerate);

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "geometry/similarity.hpp"
 
@@ -29,6 +30,14 @@ void add_representations(MemoryEstimate& m, const SweepShape& s, double count, d
   if (s.bootstrap > 0 && s.bootstrap_cka) m.terms.push_back({"a draw's resampled rows", count * rows / s.ranks * s.width * kDouble});
 }
 
+// The representations one work item of `pairs` compares, and their rows: the points (n prompts each),
+// the languages (n / languages sentences each), or the checkpoints or models.
+std::pair<double, double> compared_representations(const std::string& pairs, const SweepShape& s) {
+  if (pairs == "language_language") return {s.languages, s.prompts / std::max(1.0, s.languages)};
+  if (pairs == "checkpoint_checkpoint" || pairs == "model_model") return {s.checkpoints, s.prompts};
+  return {s.points, s.prompts};
+}
+
 }  // namespace
 
 double physical_memory_bytes() {
@@ -36,9 +45,7 @@ double physical_memory_bytes() {
 }
 
 bool sweep_item_cka_features(const std::string& pairs, const SweepShape& s, const std::string& name, double gram_bytes_limit) {
-  double count = s.points, rows = s.prompts;
-  if (pairs == "language_language") count = s.languages, rows = s.prompts / std::max(1.0, s.languages);
-  if (pairs == "checkpoint_checkpoint" || pairs == "model_model") count = s.checkpoints;
+  const auto [count, rows] = compared_representations(pairs, s);
   const auto reps = static_cast<std::size_t>(count * (s.null ? 2 : 1));
   return choose_cka_method(name, static_cast<std::size_t>(rows), std::vector<std::size_t>(reps, static_cast<std::size_t>(s.width)),
                            s.ranks, gram_bytes_limit) == CkaMethod::features;
@@ -51,18 +58,14 @@ MemoryEstimate sweep_item_memory(const std::string& pairs, const SweepShape& s) 
   // (docs/benchmarks.md): 96 MiB.
   m.terms.push_back({"process start-up", 96.0 * 1024 * 1024});
   m.terms.push_back({"one point's rows read (float32)", n / s.ranks * s.width * 4});
-  if (pairs == "layer_layer") {
-    add_representations(m, s, s.points, n);
+  const bool known = pairs == "layer_layer" || pairs == "language_language" || pairs == "checkpoint_checkpoint" || pairs == "model_model";
+  if (known) {
+    const auto [count, rows] = compared_representations(pairs, s);
+    if (pairs == "language_language")
+      m.terms.push_back({"the point's rows, and stacked by language", 2 * n / s.ranks * s.width * kDouble});
+    add_representations(m, s, count, rows);
     if (s.neighbours) m.terms.push_back({"similarity rows", n * n / s.ranks * kDouble});
-  } else if (pairs == "language_language") {
-    const double sentences = n / std::max(1.0, s.languages);
-    m.terms.push_back({"the point's rows, and stacked by language", 2 * n / s.ranks * s.width * kDouble});
-    add_representations(m, s, s.languages, sentences);
-    if (s.neighbours) m.terms.push_back({"similarity rows", n * n / s.ranks * kDouble});
-    if (s.bootstrap > 0) m.terms.push_back({"sentence-pair sums", 2 * sentences * sentences * kDouble});
-  } else if (pairs == "checkpoint_checkpoint" || pairs == "model_model") {
-    add_representations(m, s, s.checkpoints, n);
-    if (s.neighbours) m.terms.push_back({"similarity rows", n * n / s.ranks * kDouble});
+    if (pairs == "language_language" && s.bootstrap > 0) m.terms.push_back({"sentence-pair sums", 2 * rows * rows * kDouble});
   }
   for (const auto& [name, bytes] : m.terms) m.bytes += bytes;
   return m;
