@@ -5,7 +5,8 @@
 # (bench/generate_eval_vs_transformers.py, greedy generation of NEW tokens and perplexity).
 # - key_linguistic on all of the corpus's parallel sentences (25 % of each language held out), CONTROL
 #   random-unit draws per ablation;
-# - repetition on TEXTS generated texts of 10 + 200 tokens, CONTROL draws.
+# - repetition on TEXTS generated texts of 10 + 200 tokens, CONTROL draws (batch TEXTS at 1 rank, TEXTS / 2
+#   at 2 ranks: one batch per rank).
 # Each rank is bound to as many cores as it runs threads. Wall times include start-up and model load.
 # Usage: bench/neurons_smollm2.sh [CONTROL] [TEXTS] [NEW]
 set -euo pipefail
@@ -32,11 +33,13 @@ run() {  # ranks threads study extra... -> the study's summary line and wall sec
   t1=$(date +%s.%N)
   python3 -c "print(f'  {$ranks} rank(s) x {$threads} thread(s): wall {$t1 - $t0:.1f} s')"
 }
+# Repetition: one batch of all texts at 1 rank, one batch per rank at 2 (ranks take whole batches).
 for study in key_linguistic repetition; do
-  extra=(); [[ "$study" == repetition ]] && extra=(--texts "$TEXTS" --batch "$TEXTS")
+  one=(); two=()
+  [[ "$study" == repetition ]] && one=(--texts "$TEXTS" --batch "$TEXTS") && two=(--texts "$TEXTS" --batch "$(( (TEXTS + 1) / 2 ))")
   echo "== $study"
-  run 1 2 "$study" "${extra[@]}"
-  run 2 1 "$study" "${extra[@]}"
+  run 1 2 "$study" "${one[@]}"
+  run 2 1 "$study" "${two[@]}"
 done
 echo "== generation and evaluation against transformers (same machine, same run)"
 "$here/.venv-torch/bin/python" "$here/bench/generate_eval_vs_transformers.py" --new-tokens "$NEW"

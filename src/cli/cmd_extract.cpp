@@ -71,8 +71,8 @@ Command make_extract_command() {
       "pooling, hook, dtype, and /prompts/{id,lang,group,n_tokens}. Hooks: post_attention_layernorm (L+1 points: "
       "each block's MLP-branch norm output, then the final norm), block_output (L+1: embeddings, then each block's "
       "residual output), block_input, attn_output, mlp_act (L each). Pooling: the last non-pad token or the mean "
-      "over non-pad tokens. Prompts are taken in windows of 4 x --batch in file order, sorted by length within a "
-      "window and cut into batches of --batch (little padding); the ranks take contiguous runs of windows balanced "
+      "over non-pad tokens. Prompts are taken in windows of 4 x --batch in file order (fewer batches per window, one at least, while "
+      "that would make fewer than 16 windows), sorted by length within a window and cut into batches of --batch (little padding); the ranks take contiguous runs of windows balanced "
       "by token count, so every batch is computed the same way at any rank count: the file is bit-identical at any rank count when the threads per rank are equal (--threads), and "
       "within float32 rounding (1e-5 relative) otherwise, because BLAS kernels may order sums differently at "
       "another thread count. The threads of every rank are recorded in created_by.threads_per_rank.";

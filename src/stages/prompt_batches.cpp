@@ -71,8 +71,13 @@ std::vector<std::vector<std::int64_t>> tokenize_prompts(const std::vector<io::Co
   return tokens;
 }
 
+std::size_t sort_window(std::size_t prompts, std::size_t batch) {
+  const std::size_t batches_per_window = std::clamp<std::size_t>(prompts / (batch * kMinWindows), 1, kSortWindowBatches);
+  return batch * batches_per_window;
+}
+
 BatchShare share_batches(const std::vector<std::vector<std::int64_t>>& tokens, std::size_t batch, int rank, int ranks) {
-  const std::size_t n = tokens.size(), window = batch * kSortWindowBatches;
+  const std::size_t n = tokens.size(), window = sort_window(n, batch);
   std::vector<long long> window_tokens((n + window - 1) / window, 0);
   for (std::size_t i = 0; i < n; ++i) window_tokens[i / window] += static_cast<long long>(tokens[i].size());
   const auto starts = balanced_starts(window_tokens, ranks);

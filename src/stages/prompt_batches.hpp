@@ -36,11 +36,16 @@ std::vector<std::vector<std::int64_t>> tokenize_prompts(const std::vector<io::Co
                                                         const std::string& prompts_path, const model::Tokenizer& tokenizer,
                                                         const model::ModelConfig& config, const std::string& special_tokens);
 
-// Global batches: prompts in windows of `batch` x kSortWindowBatches in file order; within a window,
-// stably sorted by token count and cut into batches of `batch` (little padding, and a batch's
+// Global batches: prompts in windows of up to `batch` x kSortWindowBatches in file order; within a
+// window, stably sorted by token count and cut into batches of `batch` (little padding, and a batch's
 // composition does not depend on the rank count). Ranks take contiguous runs of whole windows with
-// about equal token counts, so a rank's prompts are the contiguous rows [lo, hi).
+// about equal token counts, so a rank's prompts are the contiguous rows [lo, hi). Windows shrink (to
+// one batch at least) while there would be fewer than kMinWindows of them, so that a few large batches
+// (200 generated texts at batch 100) still spread over the ranks; this depends on the prompt count and
+// the batch only, never on the rank count.
 constexpr std::size_t kSortWindowBatches = 4;
+constexpr std::size_t kMinWindows = 16;
+std::size_t sort_window(std::size_t prompts, std::size_t batch);
 
 struct BatchShare {
   std::size_t lo = 0, hi = 0;                       // this rank's prompts [lo, hi)

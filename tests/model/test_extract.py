@@ -100,7 +100,11 @@ def test_extract_matches_transformers_at_1_2_4_ranks(tmp_path, arch, pool):
     data = {}
     for ranks in (1, 2, 4):
         out = tmp_path / f"act{ranks}.h5"
-        extract(path, prompts, out, pool, ranks, threads=1)
+        proc = extract(path, prompts, out, pool, ranks, threads=1)
+        # 23 prompts at batch 5: sort windows of one batch (fewer than 16 windows of 4), so 4 ranks all
+        # get a share (windows of 4 batches would leave two ranks idle).
+        per_rank = [int(c) for c in proc.stdout.split("prompts per rank:")[1].split("->")[0].split()]
+        assert len(per_rank) == ranks and sum(per_rank) == len(rows) and min(per_rank) >= 5, proc.stdout
         subprocess.run([LMTOPO, "validate", str(out)], check=True, capture_output=True)
         with h5py.File(out, "r") as f:
             data[ranks] = {h: f[f"activations/{h}"][:] for h in HOOKS}
