@@ -3,7 +3,7 @@
 - lmtopo at 1 rank x T threads and at T ranks x 1 thread, batch B, file order, last-token
   post_attention_layernorm at every block (31 points); each run includes its start-up and model load;
 - transformers (eager attention, torch.set_num_threads(T)) on the same prompts in the same batches
-  (lmtopo's: windows of 4 batches sorted by length), right-padded, the same hooks pooled the same way
+  (lmtopo's: windows of up to 4 batches sorted by length), right-padded, the same hooks pooled the same way
   and copied to the host;
 - the achieved FLOP/s, 2 x non-embedding parameters x real (unpadded) tokens / seconds, as a share of
   the sgemm peak of the same cores measured here (torch.mm 2048^2 float32 at T threads, OpenBLAS).
@@ -53,8 +53,9 @@ def run_lmtopo(a, prompts, ranks, threads, out):
 
 
 def lmtopo_batches(ids, batch):
-    """The batches lmtopo forms (stages/prompt_batches): windows of 4 batches, stably sorted by length inside."""
-    batches, window = [], 4 * batch
+    """The batches lmtopo forms (stages/prompt_batches): windows of 4 batches (fewer while that would make
+    fewer than 16 windows), stably sorted by length inside."""
+    batches, window = [], batch * min(4, max(1, len(ids) // (batch * 16)))
     for w0 in range(0, len(ids), window):
         order = sorted(range(w0, min(len(ids), w0 + window)), key=lambda i: len(ids[i]))
         batches += [order[b:b + batch] for b in range(0, len(order), batch)]

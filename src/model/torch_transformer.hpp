@@ -51,6 +51,33 @@ struct KVCache final : DecodingCache {
   std::int64_t length() const override { return mask.defined() ? mask.size(1) : 0; }
 };
 
+// The positions of a padded batch [B, T] that hold real tokens, so that per-token work (each block's
+// MLP and its norm, most of the FLOPs) skips the padding: length-sorted batches of jobs/smollm2.yaml's
+// corpus still computed 1.32 positions per real token. Without padding nothing is packed (training,
+// decoding steps). Pads then carry no MLP output, which no real position reads (attention masks them).
+struct RealRows {
+  Tensor index;  // flat positions b * T + t of the real tokens; undefined: no padding
+  std::int64_t B = 0, T = 0;
+
+  static RealRows of(const Tensor& mask) {
+    RealRows r{Tensor(), mask.size(0), mask.size(1)};
+    const Tensor flat = mask.reshape({-1});
+    if (flat.numel() > 0 && !flat.to(torch::kBool).all().item<bool>()) r.index = flat.nonzero().squeeze(1);
+    return r;
+  }
+  // [B, T, W] -> [real, W]
+  Tensor pack(const Tensor& t) const { return index.defined() ? t.reshape({B * T, t.size(-1)}).index_select(0, index) : t; }
+  // [real, W] -> [B, T, W], zero at the pads
+  Tensor unpack(const Tensor& t) const {
+    if (!index.defined()) return t;
+    return torch::zeros({B * T, t.size(-1)}, t.options()).index_copy_(0, index, t).view({B, T, t.size(-1)});
+  }
+  // x [B, T, W] plus packed t [real, W] at the real positions
+  Tensor add(const Tensor& x, const Tensor& t) const {
+    return index.defined() ? x.reshape({B * T, x.size(-1)}).index_add(0, index, t).view({B, T, x.size(-1)}) : x + t;
+  }
+};
+
 class TorchTransformer final : public Transformer {
  public:
   // Tensors come from `source` by Hugging Face name and expected shape (a checkpoint, or a fresh
@@ -133,18 +160,23 @@ class TorchTransformer final : public Transformer {
   // Next-token logits [B, T, vocab] of unpadded sequences [B, T], with autograd: the training forward.
   // `keep` sees every hook point's tensor (still in the autograd graph: the spatial loss uses it).
   Tensor logits(const Tensor& ids, const std::function<void(const char*, const Tensor&)>& keep = [](const char*, const Tensor&) {}) const {
-    return torch::linear(run(ids, torch::ones_like(ids), {}, keep), head_);
+    return torch::linear(run(ids, torch::ones_like(ids), {}, keep, nullptr), head_);
   }
 
   std::vector<std::string> point_names(const std::string& hook) const override { return hook_point_names(c_, hook); }
 
   // The forward pass shared by inference and training: ids/mask [B, T]; `keep(name, tensor)` is
-  // called at every hook point; returns the final norm's output [B, T, hidden]. With a cache the
-  // tokens take positions cache->length() onward and attend to the cached keys too.
+  // called at every hook point in `wanted` (every point when null; a point computed packed is
+  // unpacked only then); returns the final norm's output [B, T, hidden]. With a cache the tokens take
+  // positions cache->length() onward and attend to the cached keys too.
   Tensor run(const Tensor& ids, const Tensor& mask, const Interventions& iv,
-             const std::function<void(const char*, const Tensor&)>& keep, KVCache* cache = nullptr,
-             const Tensor& positions = {}) const {
+             const std::function<void(const char*, const Tensor&)>& keep, const std::set<std::string>* wanted,
+             KVCache* cache = nullptr, const Tensor& positions = {}) const {
     const auto B = ids.size(0), T = ids.size(1);
+    const RealRows rows = RealRows::of(mask);
+    const auto emit = [&](const char* name, const auto& make) {
+      if (!wanted || wanted->count(name)) keep(name, make());
+    };
     const auto on = [&](torch::Dtype t) { return torch::TensorOptions().dtype(t).device(ids.device()); };
     const std::set<int> skip(iv.skip_blocks.begin(), iv.skip_blocks.end());
     const std::int64_t past = cache ? cache->length() : 0;
@@ -185,57 +217,57 @@ class TorchTransformer final : public Transformer {
       cache->v.assign(static_cast<std::size_t>(c_.num_layers), Tensor());
     }
     const auto remember = [cache](int layer) { return cache ? KVSlot{&cache->k[static_cast<std::size_t>(layer)], &cache->v[static_cast<std::size_t>(layer)]} : KVSlot{}; };
-    keep("block_output", x);
+    emit("block_output", [&] { return x; });
     for (int i = 0; i < c_.num_layers; ++i) {
       const Layer& l = layers_[static_cast<std::size_t>(i)];
       if (auto r = iv.residual_add.find(i); r != iv.residual_add.end())
         x = x + torch::from_blob(const_cast<float*>(r->second.data()), {c_.hidden}, torch::kFloat32).to(x.device(), x.scalar_type());
       if (auto r = iv.residual_add_at.find(i); r != iv.residual_add_at.end()) x = add_at_rows(x, r->second);
-      keep("block_input", x);
+      emit("block_input", [&] { return x; });
       if (skip.count(i)) {
         const Tensor zero = torch::zeros_like(x);
-        keep("attn_output", zero);
-        keep("post_attention_layernorm", zero);
-        keep("mlp_act", torch::zeros({B, T, c_.intermediate}, x.options()));
-        keep("block_output", x);
+        emit("attn_output", [&] { return zero; });
+        emit("post_attention_layernorm", [&] { return zero; });
+        emit("mlp_act", [&] { return torch::zeros({B, T, c_.intermediate}, x.options()); });
+        emit("block_output", [&] { return x; });
         continue;
       }
       auto edit_ffn = [&](Tensor act) { return apply_ffn_interventions(std::move(act), iv, i); };
       if (gpt2 || bloom) {
         Tensor h1 = torch::layer_norm(x, {c_.hidden}, l.ln1_w, l.ln1_b, c_.norm_eps);
         Tensor attn = attention_fused(h1, l, bloom ? bias + alibi : bias, bloom, remember(i));
-        keep("attn_output", attn);
+        emit("attn_output", [&] { return attn; });
         Tensor mid = attn + (bloom && c_.residual_post_layernorm ? h1 : x);
-        Tensor h2 = torch::layer_norm(mid, {c_.hidden}, l.ln2_w, l.ln2_b, c_.norm_eps);
-        keep("post_attention_layernorm", h2);
+        Tensor h2 = torch::layer_norm(rows.pack(mid), {c_.hidden}, l.ln2_w, l.ln2_b, c_.norm_eps);
+        emit("post_attention_layernorm", [&] { return rows.unpack(h2); });
         Tensor act = edit_ffn(activation(torch::linear(h2, l.up_w, l.up_b)));
-        keep("mlp_act", act);
-        x = torch::linear(act, l.down_w, l.down_b) + (bloom && c_.residual_post_layernorm ? h2 : mid);
+        emit("mlp_act", [&] { return rows.unpack(act); });
+        x = rows.add(bloom && c_.residual_post_layernorm ? rows.unpack(h2) : mid, torch::linear(act, l.down_w, l.down_b));
       } else if (neox) {
         Tensor h1 = torch::layer_norm(x, {c_.hidden}, l.ln1_w, l.ln1_b, c_.norm_eps);
         Tensor attn = attention_neox(h1, l, bias, cos, sin, rot, remember(i));
-        keep("attn_output", attn);
+        emit("attn_output", [&] { return attn; });
         if (c_.parallel_residual) {
-          Tensor h2 = torch::layer_norm(x, {c_.hidden}, l.ln2_w, l.ln2_b, c_.norm_eps);
-          keep("post_attention_layernorm", h2);
+          Tensor h2 = torch::layer_norm(rows.pack(x), {c_.hidden}, l.ln2_w, l.ln2_b, c_.norm_eps);
+          emit("post_attention_layernorm", [&] { return rows.unpack(h2); });
           Tensor act = edit_ffn(activation(torch::linear(h2, l.up_w, l.up_b)));
-          keep("mlp_act", act);
-          x = torch::linear(act, l.down_w, l.down_b) + attn + x;
+          emit("mlp_act", [&] { return rows.unpack(act); });
+          x = rows.add(attn + x, torch::linear(act, l.down_w, l.down_b));
         } else {
           Tensor mid = attn + x;
-          Tensor h2 = torch::layer_norm(mid, {c_.hidden}, l.ln2_w, l.ln2_b, c_.norm_eps);
-          keep("post_attention_layernorm", h2);
+          Tensor h2 = torch::layer_norm(rows.pack(mid), {c_.hidden}, l.ln2_w, l.ln2_b, c_.norm_eps);
+          emit("post_attention_layernorm", [&] { return rows.unpack(h2); });
           Tensor act = edit_ffn(activation(torch::linear(h2, l.up_w, l.up_b)));
-          keep("mlp_act", act);
-          x = torch::linear(act, l.down_w, l.down_b) + mid;
+          emit("mlp_act", [&] { return rows.unpack(act); });
+          x = rows.add(mid, torch::linear(act, l.down_w, l.down_b));
         }
       } else {
         Tensor h1 = llama_norm(x, l.ln1_w);
         Tensor attn = attention_llama(h1, l, bias, cos, sin, remember(i));
-        keep("attn_output", attn);
+        emit("attn_output", [&] { return attn; });
         x = x + attn;
-        Tensor h2 = llama_norm(x, l.ln2_w);
-        keep("post_attention_layernorm", h2);
+        Tensor h2 = llama_norm(rows.pack(x), l.ln2_w);
+        emit("post_attention_layernorm", [&] { return rows.unpack(h2); });
         Tensor act;
         if (fused(l.gate_up_w, l.up_w)) {
           const Tensor gate_up = torch::linear(h2, l.gate_up_w, l.gate_up_b);
@@ -243,13 +275,13 @@ class TorchTransformer final : public Transformer {
         } else {
           act = edit_ffn(activation(torch::linear(h2, l.gate_w, l.gate_b)) * torch::linear(h2, l.up_w, l.up_b));
         }
-        keep("mlp_act", act);
-        x = x + torch::linear(act, l.down_w, l.down_b);
+        emit("mlp_act", [&] { return rows.unpack(act); });
+        x = rows.add(x, torch::linear(act, l.down_w, l.down_b));
       }
-      keep("block_output", x);
+      emit("block_output", [&] { return x; });
     }
     Tensor final_h = c_.family == "llama" ? llama_norm(x, final_w) : torch::layer_norm(x, {c_.hidden}, final_w, final_b, c_.norm_eps);
-    keep("post_attention_layernorm", final_h);
+    emit("post_attention_layernorm", [&] { return final_h; });
     if (cache) cache->mask = past > 0 ? key_mask : mask.clone();  // `mask` may view the caller's memory
     return final_h;
   }
@@ -258,14 +290,21 @@ class TorchTransformer final : public Transformer {
     torch::NoGradGuard no_grad;
     check_interventions(iv);
     const auto [ids, mask, positions] = batch_tensors(b);
-    const Tensor final_h = run(ids, mask, iv, [](const char*, const Tensor&) {}, nullptr, positions);
+    const std::set<std::string> no_hooks;
+    const Tensor final_h = run(ids, mask, iv, [](const char*, const Tensor&) {}, &no_hooks, nullptr, positions);
     const auto B = b.batch, T = b.seq;
     Tensor nll = torch::zeros({B, T}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
     if (T > 1) {
-      Tensor logp = torch::log_softmax(torch::linear(final_h.slice(1, 0, T - 1), head_).to(torch::kFloat32), -1);
-      Tensor picked = -logp.gather(2, ids.slice(1, 1).unsqueeze(-1)).squeeze(-1);  // [B, T-1]
-      Tensor scored = (mask.slice(1, 1) * mask.slice(1, 0, T - 1)).to(torch::kBool);  // a real token after a real one
-      nll.slice(1, 1).copy_(picked.masked_fill(~scored, 0.0f));
+      // Only the scored positions (a real token after a real one) go through the head, the largest
+      // single product of an evaluation (vocab-wide).
+      const Tensor scored = (mask.slice(1, 1) * mask.slice(1, 0, T - 1)).reshape({-1}).to(torch::kBool);
+      const Tensor where = scored.nonzero().squeeze(1);
+      const Tensor h = final_h.slice(1, 0, T - 1).reshape({B * (T - 1), c_.hidden}).index_select(0, where);
+      const Tensor logp = torch::log_softmax(torch::linear(h, head_).to(torch::kFloat32), -1);  // [scored, vocab]
+      const Tensor target = ids.slice(1, 1).reshape({-1}).index_select(0, where);
+      const Tensor picked = -logp.gather(1, target.unsqueeze(1)).squeeze(1);
+      Tensor flat = torch::zeros({B * (T - 1)}, nll.options()).index_copy_(0, where, picked);
+      nll.slice(1, 1).copy_(flat.view({B, T - 1}));
     }
     nll = nll.to(torch::kCPU).contiguous();
     return {nll.data_ptr<float>(), nll.data_ptr<float>() + nll.numel()};
@@ -311,7 +350,7 @@ class TorchTransformer final : public Transformer {
     };
     auto* kv = dynamic_cast<KVCache*>(cache);
     if (cache && !kv) throw std::invalid_argument("decoding cache from another model implementation");
-    const Tensor final_h = run(ids, mask, iv, keep, kv, positions);
+    const Tensor final_h = run(ids, mask, iv, keep, &want, kv, positions);
 
     std::map<std::string, HookResult> out;
     for (const auto& req : requests) {
