@@ -58,6 +58,31 @@ std::vector<T> scatter_blocks(MPI_Comm comm, const T* all, const std::vector<std
   return mine;
 }
 
+// Like scatter_blocks, but rank 0 builds rank r's block with `build(r)` (a std::vector<T>) just
+// before sending it, so it never holds more than one block besides its source: nothing the size of
+// all blocks together. Rank 0's own block is built last. Collective.
+template <class T, class Build>
+std::vector<T> scatter_built_blocks(MPI_Comm comm, MPI_Datatype type, Build&& build) {
+  PrivateComm own(comm);
+  int me = 0, n = 1;
+  MPI_Comm_rank(comm, &me);
+  MPI_Comm_size(comm, &n);
+  if (me != 0) {
+    std::uint64_t count = 0;
+    MPI_Recv(&count, 1, MPI_UINT64_T, 0, 1, own.get(), MPI_STATUS_IGNORE);
+    std::vector<T> mine(static_cast<std::size_t>(count));
+    recv_chunked(mine.data(), mine.size(), type, 0, 0, own.get());
+    return mine;
+  }
+  for (int r = 1; r < n; ++r) {
+    const std::vector<T> block = build(r);
+    std::uint64_t count = block.size();
+    MPI_Send(&count, 1, MPI_UINT64_T, r, 1, own.get());
+    send_chunked(block.data(), block.size(), type, r, 0, own.get());
+  }
+  return build(0);
+}
+
 // Every rank's `count` elements at `mine`, concatenated on rank 0 in rank order (empty elsewhere).
 // Collective.
 template <class T>

@@ -268,8 +268,11 @@ Index default_pivot_chunk(Index n, int ranks) {
   return std::max<Index>(1, (n + ranks - 1) / ranks);
 }
 
-std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matrix, MPI_Comm comm,
-                                                std::vector<ReductionStepStats>* stats, Index pivot_chunk) {
+namespace {
+
+std::vector<PersistencePair> reduce_distributed_releasing(const BoundaryMatrix* root_matrix, BoundaryMatrix* release_rows_after_scatter,
+                                                          MPI_Comm comm, std::vector<ReductionStepStats>* stats,
+                                                          Index pivot_chunk) {
   int rank = 0, size = 1;
   check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
   check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
@@ -285,37 +288,31 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
   const int max_dim = static_cast<int>(n_and_dim[1]);
   const PivotOwnership own(n, size, pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(n, size));
 
-  // Each rank's columns, [dim, size, rows...] per column in increasing index order, scattered from
-  // rank 0. 64-bit offsets and chunked messages (mpi/large_count.hpp): no int count wraps past 2^31.
-  std::vector<Row> send_buffer;
-  std::vector<std::uint64_t> counts(static_cast<std::size_t>(size), 0), displs(static_cast<std::size_t>(size), 0);
-  if (rank == 0) {
-    for (int r = 0; r < size; ++r) {
-      displs[static_cast<std::size_t>(r)] = send_buffer.size();
-      own.for_each_owned(r, [&](Index j) {
-        const ColumnView col = root_matrix->column(j);
-        send_buffer.push_back(static_cast<Row>(root_matrix->dim(j)));
-        send_buffer.push_back(static_cast<Row>(col.size()));
-        send_buffer.insert(send_buffer.end(), col.begin(), col.end());
-      });
-      counts[static_cast<std::size_t>(r)] = send_buffer.size() - displs[static_cast<std::size_t>(r)];
-    }
-  }
-  std::vector<Row> my_buffer = mpi::scatter_blocks(comm, send_buffer.data(), displs, counts, MPI_UINT32_T);
-  std::vector<Row>().swap(send_buffer);
+  // Each rank's columns, [dim, size, rows...] per column in increasing index order, sent from rank 0
+  // one rank's block at a time (64-bit counts, chunked messages: mpi/large_count.hpp); then rank 0
+  // drops the matrix's rows, so no rank holds more than its share during the reduction.
+  std::vector<Row> my_buffer = mpi::scatter_built_blocks<Row>(comm, MPI_UINT32_T, [&](int r) {
+    std::vector<Row> block;
+    own.for_each_owned(r, [&](Index j) {
+      const ColumnView col = root_matrix->column(j);
+      block.push_back(static_cast<Row>(root_matrix->dim(j)));
+      block.push_back(static_cast<Row>(col.size()));
+      block.insert(block.end(), col.begin(), col.end());
+    });
+    return block;
+  });
+  if (rank == 0 && release_rows_after_scatter) release_rows_after_scatter->release_rows();
 
   std::vector<Index> local_index;  // global index of each local column
   std::vector<int> local_dims;
-  std::vector<std::vector<Row>> local_columns;
+  std::vector<ColumnView> local_columns;  // into my_buffer
   own.for_each_owned(rank, [&](Index j) { local_index.push_back(j); });
   for (std::size_t pos = 0; pos < my_buffer.size();) {
     local_dims.push_back(static_cast<int>(my_buffer[pos]));
     const auto len = static_cast<std::size_t>(my_buffer[pos + 1]);
-    local_columns.emplace_back(my_buffer.begin() + static_cast<std::ptrdiff_t>(pos + 2),
-                               my_buffer.begin() + static_cast<std::ptrdiff_t>(pos + 2 + len));
+    local_columns.push_back({my_buffer.data() + pos + 2, my_buffer.data() + pos + 2 + len});
     pos += 2 + len;
   }
-  std::vector<Row>().swap(my_buffer);
 
   LocalPivots pivots(own, rank, n);
   // Dimensions high to low (the twist's clearing), one asynchronous round per dimension: each rank
@@ -360,7 +357,6 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
           const std::size_t local = own_columns.front();
           own_columns.pop_front();
           reduce_one(local_index[local], local_columns[local]);
-          std::vector<Row>().swap(local_columns[local]);
         }
       }
       outbox.flush(row);
@@ -383,6 +379,13 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
   for (std::size_t i = 0; i + 1 < all_pairs.size(); i += 2) pairs.push_back({all_pairs[i], all_pairs[i + 1]});
   std::sort(pairs.begin(), pairs.end());
   return pairs;
+}
+
+}  // namespace
+
+std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matrix, MPI_Comm comm,
+                                                std::vector<ReductionStepStats>* stats, Index pivot_chunk) {
+  return reduce_distributed_releasing(root_matrix, nullptr, comm, stats, pivot_chunk);
 }
 
 bool resolve_dualize(const std::string& mode, Index num_columns) {
@@ -419,7 +422,10 @@ std::vector<PersistencePair> reduce_named(const std::string& name, const Boundar
     if (releasable) releasable->release_rows();
   }
   std::vector<PersistencePair> pairs;
-  if (name == "distributed") pairs = reduce_distributed(matrix, comm, stats, pivot_chunk);
+  // The distributed reducer drops the rows it reduces once every rank has its share: the dual's (a
+  // copy made here), or the caller's when they may be released.
+  BoundaryMatrix* scattered = matrix == &dual ? &dual : releasable;
+  if (name == "distributed") pairs = reduce_distributed_releasing(matrix, scattered, comm, stats, pivot_chunk);
   else if (name == "twist") pairs = reduce_twist(*matrix);
   else pairs = reduce_chunk(*matrix, threads);
   if (matrix != root_matrix) {  // dualized: map each cohomology pair back

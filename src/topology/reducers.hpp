@@ -33,7 +33,7 @@ struct ReductionStepStats {
 };
 
 // DIPHA-style distributed reduction over the ranks of `comm`. Rank 0 holds the whole matrix
-// (`root_matrix`, ignored elsewhere) and scatters it. Rows and columns are dealt out in chunks of
+// (`root_matrix`, ignored elsewhere) and sends each rank its columns, one rank's block at a time. Rows and columns are dealt out in chunks of
 // `pivot_chunk` consecutive indices, round robin (0: default_pivot_chunk, one block per rank): a
 // rank stores the reduced column at each pivot row it owns and reduces every column whose pivot is
 // one of its rows, sending it on to the owner of its next pivot in batches with non-blocking sends
@@ -52,7 +52,8 @@ Index default_pivot_chunk(Index n, int ranks);
 
 // reduce_by_name for a matrix the caller no longer needs the rows of: with `dualize` its rows are
 // freed as soon as the anti-transpose exists (the dimensions stay, for read_out_bars), so the peak
-// memory holds one copy of the matrix instead of two.
+// memory holds one copy of the matrix instead of two; the distributed reducer also frees the rows it
+// reduces (the anti-transpose's, or these) once every rank has its columns.
 std::vector<PersistencePair> reduce_by_name_releasing(const std::string& name, BoundaryMatrix* root_matrix,
                                                       MPI_Comm comm, int threads,
                                                       std::vector<ReductionStepStats>* stats = nullptr,

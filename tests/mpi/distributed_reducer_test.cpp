@@ -67,6 +67,24 @@ TEST(DistributedReducer, EveryPivotChunkGivesTheTwistPairs) {
   }
 }
 
+// reduce_by_name_releasing drops the rows on rank 0 once every rank has its columns and keeps the
+// dimensions read_out_bars needs; the pairs are the twist reducer's.
+TEST(DistributedReducer, ReleasingDropsTheRowsAfterTheScatter) {
+  std::mt19937 rng(8);
+  const auto ops = test_inputs::random_zigzag(rng, 9, 3, 120, 0.3);
+  for (bool dualize : {false, true}) {
+    auto cone = topology::build_cone_matrix(ops);
+    const auto expected = topology::reduce_twist(cone.matrix);
+    const auto columns = cone.matrix.num_columns();
+    const auto got = topology::reduce_by_name_releasing("distributed", &cone.matrix, MPI_COMM_WORLD, 1, nullptr, dualize);
+    if (world_rank() == 0) {
+      EXPECT_EQ(got, expected) << "dualize " << dualize;
+      EXPECT_EQ(cone.matrix.num_entries(), 0) << "dualize " << dualize;
+      EXPECT_EQ(cone.matrix.num_columns(), columns);
+    }
+  }
+}
+
 TEST(DistributedReducer, DefaultPivotChunk) {
   EXPECT_EQ(topology::default_pivot_chunk(0, 2), 1);
   EXPECT_EQ(topology::default_pivot_chunk(10, 3), 4);
@@ -127,6 +145,12 @@ TEST(LargeCount, SplitTransfersGiveTheSameBlocksAndPairs) {
     const auto got = mpi::scatter_blocks(MPI_COMM_WORLD, all.data(), offsets, counts, MPI_INT64_T);
     const auto at = all.begin() + static_cast<std::ptrdiff_t>(offsets[static_cast<std::size_t>(rank)]);
     EXPECT_EQ(got, std::vector<std::int64_t>(at, at + static_cast<std::ptrdiff_t>(counts[static_cast<std::size_t>(rank)])));
+    // The same blocks built one at a time on rank 0 (what the reducer's scatter does).
+    const auto built = mpi::scatter_built_blocks<std::int64_t>(MPI_COMM_WORLD, MPI_INT64_T, [&](int r) {
+      const auto from = all.begin() + static_cast<std::ptrdiff_t>(offsets[static_cast<std::size_t>(r)]);
+      return std::vector<std::int64_t>(from, from + static_cast<std::ptrdiff_t>(counts[static_cast<std::size_t>(r)]));
+    });
+    EXPECT_EQ(built, got) << "piece " << piece;
     const auto back = mpi::gather_blocks(MPI_COMM_WORLD, got.data(), got.size(), MPI_INT64_T);
     if (rank == 0) {
       EXPECT_EQ(back, all) << "piece " << piece;
