@@ -53,10 +53,4 @@ std::vector<std::uint64_t> gather_counts(MPI_Comm comm, std::uint64_t count) {
   return counts;
 }
 
-std::uint64_t scatter_count(MPI_Comm comm, const std::vector<std::uint64_t>& counts) {
-  std::uint64_t mine = 0;
-  check(MPI_Scatter(counts.data(), 1, MPI_UINT64_T, &mine, 1, MPI_UINT64_T, 0, comm), "MPI_Scatter");
-  return mine;
-}
-
 }  // namespace lmtopo::mpi

@@ -35,32 +35,9 @@ class PrivateComm {
 
 // Every rank's `count` on rank 0, in rank order (empty elsewhere). Collective.
 std::vector<std::uint64_t> gather_counts(MPI_Comm comm, std::uint64_t count);
-// Rank 0's counts[r] on rank r. Collective.
-std::uint64_t scatter_count(MPI_Comm comm, const std::vector<std::uint64_t>& counts);
-
-// Rank 0 holds `all` with rank r's block at [offsets[r], offsets[r] + counts[r]); every rank gets its
-// block (`type` is the MPI type of T). Collective.
-template <class T>
-std::vector<T> scatter_blocks(MPI_Comm comm, const T* all, const std::vector<std::uint64_t>& offsets,
-                              const std::vector<std::uint64_t>& counts, MPI_Datatype type) {
-  PrivateComm own(comm);
-  int me = 0, n = 1;
-  MPI_Comm_rank(comm, &me);
-  MPI_Comm_size(comm, &n);
-  std::vector<T> mine(static_cast<std::size_t>(scatter_count(own.get(), counts)));
-  if (me != 0) {
-    recv_chunked(mine.data(), mine.size(), type, 0, 0, own.get());
-    return mine;
-  }
-  for (int r = 1; r < n; ++r)
-    send_chunked(all + offsets[static_cast<std::size_t>(r)], counts[static_cast<std::size_t>(r)], type, r, 0, own.get());
-  if (!mine.empty()) std::memcpy(mine.data(), all + offsets[0], mine.size() * sizeof(T));
-  return mine;
-}
-
-// Like scatter_blocks, but rank 0 builds rank r's block with `build(r)` (a std::vector<T>) just
-// before sending it, so it never holds more than one block besides its source: nothing the size of
-// all blocks together. Rank 0's own block is built last. Collective.
+// Rank r gets the block rank 0 builds with `build(r)` (a std::vector<T>; `type` is the MPI type of
+// T). Rank 0 builds each block just before sending it, so it never holds more than one block besides
+// their source, nothing the size of all blocks together; its own block is built last. Collective.
 template <class T, class Build>
 std::vector<T> scatter_built_blocks(MPI_Comm comm, MPI_Datatype type, Build&& build) {
   PrivateComm own(comm);
@@ -69,15 +46,15 @@ std::vector<T> scatter_built_blocks(MPI_Comm comm, MPI_Datatype type, Build&& bu
   MPI_Comm_size(comm, &n);
   if (me != 0) {
     std::uint64_t count = 0;
-    MPI_Recv(&count, 1, MPI_UINT64_T, 0, 1, own.get(), MPI_STATUS_IGNORE);
+    recv_chunked(&count, 1, MPI_UINT64_T, 0, 1, own.get());
     std::vector<T> mine(static_cast<std::size_t>(count));
     recv_chunked(mine.data(), mine.size(), type, 0, 0, own.get());
     return mine;
   }
   for (int r = 1; r < n; ++r) {
     const std::vector<T> block = build(r);
-    std::uint64_t count = block.size();
-    MPI_Send(&count, 1, MPI_UINT64_T, r, 1, own.get());
+    const std::uint64_t count = block.size();
+    send_chunked(&count, 1, MPI_UINT64_T, r, 1, own.get());
     send_chunked(block.data(), block.size(), type, r, 0, own.get());
   }
   return build(0);

@@ -290,7 +290,7 @@ std::vector<PersistencePair> reduce_distributed_releasing(const BoundaryMatrix* 
 
   // Each rank's columns, [dim, size, rows...] per column in increasing index order, sent from rank 0
   // one rank's block at a time (64-bit counts, chunked messages: mpi/large_count.hpp); then rank 0
-  // drops the matrix's rows, so no rank holds more than its share during the reduction.
+  // drops the matrix's rows when it may, so that it holds no more than its share while reducing.
   std::vector<Row> my_buffer = mpi::scatter_built_blocks<Row>(comm, MPI_UINT32_T, [&](int r) {
     std::vector<Row> block;
     own.for_each_owned(r, [&](Index j) {
