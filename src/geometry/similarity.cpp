@@ -93,7 +93,7 @@ CkaMethod choose_cka_method(const std::string& name, std::size_t n, const std::v
                             double gram_bytes_limit) {
   if (name == "gram") return CkaMethod::gram;
   if (name == "features") return CkaMethod::features;
-  if (name != "auto") throw InputError("--cka-method: expected auto, gram or features, got '" + name + "'");
+  require_cka_method_name(name);
   const double nn = static_cast<double>(n), r = static_cast<double>(dims.size());
   double sum_d = 0;
   for (const auto d : dims) sum_d += static_cast<double>(d);
@@ -103,6 +103,11 @@ CkaMethod choose_cka_method(const std::string& name, std::size_t n, const std::v
 }
 
 const char* cka_method_name(CkaMethod m) { return m == CkaMethod::gram ? "gram" : "features"; }
+
+void require_cka_method_name(const std::string& name) {
+  if (name != "auto" && name != "gram" && name != "features")
+    throw InputError("--cka-method: expected auto, gram or features, got '" + name + "'");
+}
 
 double cka_linear(const double* x, std::size_t dx, const double* y, std::size_t dy, std::size_t n, HsicEstimator e) {
   std::vector<double> centred[2];

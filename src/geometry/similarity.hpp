@@ -60,6 +60,9 @@ enum class CkaMethod { gram, features };
 CkaMethod choose_cka_method(const std::string& name, std::size_t n, const std::vector<std::size_t>& dims, double ranks,
                             double gram_bytes_limit);
 const char* cka_method_name(CkaMethod m);
+// Throws InputError naming --cka-method unless `name` is auto, gram or features (checked before any
+// work; choose_cka_method checks it again where it is used).
+void require_cka_method_name(const std::string& name);
 
 // Serial reference path: CKA of two representations with the same rows (n x dx, n x dy).
 double cka_linear(const double* x, std::size_t dx, const double* y, std::size_t dy, std::size_t n, HsicEstimator e);

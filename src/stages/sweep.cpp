@@ -422,8 +422,7 @@ SweepSummary run_sweep(const SweepOptions& o, MPI_Comm comm) {
   if (o.knn < 1) throw InputError("--knn: expected at least 1, got " + std::to_string(o.knn));
   if (o.gram_precision != "float64" && o.gram_precision != "float32")
     throw InputError("--gram-precision: expected float64 or float32, got '" + o.gram_precision + "'");
-  if (o.cka_method != "auto" && o.cka_method != "gram" && o.cka_method != "features")
-    throw InputError("--cka-method: expected auto, gram or features, got '" + o.cka_method + "'");
+  geometry::require_cka_method_name(o.cka_method);
   const bool checkpoints = std::find(o.pairs.begin(), o.pairs.end(), "checkpoint_checkpoint") != o.pairs.end();
   const bool models = std::find(o.pairs.begin(), o.pairs.end(), "model_model") != o.pairs.end();
   if (checkpoints && models) throw InputError("--pairs: checkpoint_checkpoint and model_model take different files; run them separately");
