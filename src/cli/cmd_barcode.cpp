@@ -1,18 +1,90 @@
 // `lmtopo barcode`: zigzag barcodes of a filtration file (design.md contract 3).
-#include <ostream>
 #include <iostream>
+#include <memory>
+#include <ostream>
+#include <string_view>
 
 #include "cli/command.hpp"
 #include "core/error.hpp"
 #include "io/fzz_format.hpp"
+#include "io/mapped_file.hpp"
 #include "io/work_manifest.hpp"
 #include "mpi/collective.hpp"
 #include "stages/reduction_report.hpp"
+#include "topology/cone_distributed.hpp"
 #include "topology/reducers.hpp"
 #include "topology/zigzag.hpp"
 
 namespace lmtopo::cli {
 namespace {
+
+long long exclusive_sum(long long mine, MPI_Comm comm) {
+  long long before = 0;
+  mpi::check(MPI_Exscan(&mine, &before, 1, MPI_LONG_LONG, MPI_SUM, comm), "MPI_Exscan");
+  return mpi::rank(comm) == 0 ? 0 : before;
+}
+
+// --reducer distributed: no rank holds the whole filtration. Each rank reads the lines that start in
+// its share of the file's bytes, builds the cone columns of its own operations and sends each to the
+// rank that reduces it (topology/cone_distributed.hpp); the bars come back to rank 0 for writing.
+void run_barcode_distributed(const std::string& input, const std::string& output, const std::string& dualize,
+                             long long pivot_chunk, bool benchmark) {
+  mpi::ensure_initialized();
+  const MPI_Comm comm = MPI_COMM_WORLD;
+  const int rank = mpi::rank(comm), size = mpi::size(comm);
+  std::vector<stages::PhaseStats> phases;
+  double t = MPI_Wtime();
+  std::unique_ptr<io::MappedFile> mapped;
+  mpi::on_all(comm, [&] { mapped = std::make_unique<io::MappedFile>(input, "zigzag filtration file"); });
+  const std::string_view text(reinterpret_cast<const char*>(mapped->data()), mapped->size());
+  const io::FzzSliceScan scan = io::scan_fzz_slice(text, rank, size);
+  const long long lines_before = exclusive_sum(scan.lines, comm);
+  const bool content_before = exclusive_sum(scan.has_content ? 1 : 0, comm) > 0;
+  io::FzzFile file;
+  long long declared = -1;
+  mpi::on_all(comm, [&] {
+    file = io::read_fzz_slice(text.substr(scan.begin, scan.end - scan.begin), input, lines_before + 1, content_before, &declared);
+  });
+  mapped.reset();
+  long long operations = static_cast<long long>(file.ops.size());
+  const long long first_op = exclusive_sum(operations, comm);
+  mpi::check(MPI_Allreduce(MPI_IN_PLACE, &operations, 1, MPI_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
+  mpi::check(MPI_Allreduce(MPI_IN_PLACE, &declared, 1, MPI_LONG_LONG, MPI_MAX, comm), "MPI_Allreduce");
+  mpi::on_all(comm, [&] { io::check_declared_count(declared, operations, input); });
+  t = stages::record_phase(phases, "read own lines", t);
+
+  topology::DistributedCone cone;
+  std::string failure;
+  long long line = 0;
+  try {
+    cone = topology::build_cone_distributed(file.ops, nullptr, 0, comm, dualize, pivot_chunk);
+  } catch (const topology::InvalidZigzag& e) {  // raised on every rank alike; the op's reader knows its line
+    const topology::Index local = e.op_index - first_op;
+    if (local >= 0 && local < static_cast<topology::Index>(file.ops.size())) line = file.line_of_op(local);
+    failure = "invalid zigzag: " + e.reason;
+  } catch (const std::invalid_argument& e) {
+    failure = e.what();
+  }
+  mpi::check(MPI_Allreduce(MPI_IN_PLACE, &line, 1, MPI_LONG_LONG, MPI_MAX, comm), "MPI_Allreduce");
+  mpi::on_all(comm, [&] {
+    if (!failure.empty()) throw InputError(input + ":" + (line > 0 ? std::to_string(line) + ":" : std::string()) + " " + failure);
+  });
+  file = {};
+  t = stages::record_phase(phases, "cone matrix (own columns)", t);
+  std::vector<topology::ReductionStepStats> stats;
+  const auto bars = topology::reduce_and_read_out_distributed(cone, comm, 0, benchmark ? &stats : nullptr);
+  t = stages::record_phase(phases, "reduction + read-out", t);
+  if (benchmark) {
+    stages::print_reduction_benchmark(stats, comm, std::cout);
+    stages::print_phase_benchmark(phases, comm, std::cout);
+  }
+  mpi::on_root(comm, [&] {
+    std::vector<topology::ZigzagBar> plain;
+    plain.reserve(bars.size());
+    for (const auto& b : bars) plain.push_back(b.bar);
+    io::write_file_atomically(output, [&](std::ostream& out) { io::write_bars(out, plain); });
+  });
+}
 
 int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
   const std::string format = vm["format"].as<std::string>();
@@ -30,6 +102,10 @@ int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
   if (pivot_chunk != 0 && reducer != "distributed")
     throw InputError("--pivot-chunk: only the distributed reducer deals pivots to ranks (got --reducer " + reducer + ")");
 
+  if (reducer == "distributed") {
+    run_barcode_distributed(input, output, dualize, pivot_chunk, benchmark);
+    return 0;
+  }
   topology::ConeMatrix cone;
   mpi::on_root(MPI_COMM_WORLD, [&] {
     const io::FzzFile file = io::read_fzz_file(input);
@@ -41,7 +117,6 @@ int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
     }
   });
 
-  if (reducer == "distributed") mpi::ensure_initialized();
   std::vector<topology::ReductionStepStats> stats;
   const auto pairs = topology::reduce_by_name_releasing(reducer, &cone.matrix, MPI_COMM_WORLD, vm["threads"].as<int>(),
                                               benchmark ? &stats : nullptr,

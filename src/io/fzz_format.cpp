@@ -48,11 +48,11 @@ long FzzFile::line_of_op(topology::Index op) const {
   return run->line + static_cast<long>(op - run->first_op);
 }
 
-FzzFile read_fzz_text(std::string_view text, const std::string& name) {
+FzzFile read_fzz_slice(std::string_view text, const std::string& name, long first_line, bool content_before, long long* declared_count) {
   FzzFile file;
-  long line_no = 0;
+  long line_no = first_line - 1;
   long long declared = -1;
-  bool seen_content = false;
+  bool seen_content = content_before;
   auto fail = [&](const std::string& what) {
     throw InputError(name + ":" + std::to_string(line_no) + ": " + what);
   };
@@ -94,10 +94,48 @@ FzzFile read_fzz_text(std::string_view text, const std::string& name) {
     if (file.line_runs.empty() || file.line_of_op(op) != line_no) file.line_runs.push_back({op, line_no});
     file.ops.push_back(head == "i", simplex.data(), simplex.data() + simplex.size());
   }
-  if (declared >= 0 && declared != static_cast<long long>(file.ops.size()))
-    throw InputError(name + ":1: declares " + std::to_string(declared) + " operations but the file has " +
-                     std::to_string(file.ops.size()));
+  if (declared_count) *declared_count = declared;
   return file;
+}
+
+void check_declared_count(long long declared, long long operations, const std::string& name) {
+  if (declared >= 0 && declared != operations)
+    throw InputError(name + ":1: declares " + std::to_string(declared) + " operations but the file has " + std::to_string(operations));
+}
+
+FzzFile read_fzz_text(std::string_view text, const std::string& name) {
+  long long declared = -1;
+  FzzFile file = read_fzz_slice(text, name, 1, false, &declared);
+  check_declared_count(declared, static_cast<long long>(file.ops.size()), name);
+  return file;
+}
+
+FzzSliceScan scan_fzz_slice(std::string_view text, int reader, int readers) {
+  // A line belongs to the reader whose share of the bytes holds its first byte.
+  auto line_start_at_or_after = [&](std::size_t at) {
+    if (at == 0 || at >= text.size()) return std::min(at, text.size());
+    if (text[at - 1] == '\n') return at;
+    const std::size_t newline = text.find('\n', at);
+    return newline == std::string_view::npos ? text.size() : newline + 1;
+  };
+  const auto share = [&](int r) {  // r * size / readers without overflow
+    const std::size_t whole = text.size() / static_cast<std::size_t>(readers), rest = text.size() % static_cast<std::size_t>(readers);
+    return whole * static_cast<std::size_t>(r) + rest * static_cast<std::size_t>(r) / static_cast<std::size_t>(readers);
+  };
+  FzzSliceScan scan;
+  scan.begin = line_start_at_or_after(share(reader));
+  scan.end = line_start_at_or_after(share(reader + 1));
+  const std::string_view mine = text.substr(scan.begin, scan.end - scan.begin);
+  scan.lines = static_cast<long>(std::count(mine.begin(), mine.end(), '\n'));
+  if (!mine.empty() && mine.back() != '\n') ++scan.lines;  // the file's last line, unterminated
+  for (std::size_t pos = 0; pos < mine.size() && !scan.has_content;) {
+    const std::size_t end = std::min(mine.find('\n', pos), mine.size());
+    Tokens tokens(mine.substr(pos, end - pos));
+    std::string_view head;
+    scan.has_content = tokens.next(head) && head[0] != '#';
+    pos = end + 1;
+  }
+  return scan;
 }
 
 FzzFile read_fzz(std::istream& in, const std::string& name) {

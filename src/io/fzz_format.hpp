@@ -30,6 +30,23 @@ struct FzzFile {
 // line. One pass over the bytes with std::from_chars: no per-line or per-operation allocation.
 FzzFile read_fzz_text(std::string_view text, const std::string& name);
 FzzFile read_fzz(std::istream& in, const std::string& name);
+
+// Reading one file from several processes, each its own lines (so that no process holds all the
+// operations): scan_fzz_slice gives reader `reader` of `readers` the lines that start in its equal
+// share of the bytes, how many lines they are and whether any holds an operation or the count; with
+// the lines and content before it (the sums over the earlier readers), read_fzz_slice parses them
+// exactly as read_fzz_text parses the whole file (the same line numbers and errors). The count line,
+// if the slice holds it, goes to `declared_count` (-1 if not); check_declared_count compares it with
+// every reader's operations together.
+struct FzzSliceScan {
+  std::size_t begin = 0, end = 0;  // bytes of `text`
+  long lines = 0;
+  bool has_content = false;
+};
+FzzSliceScan scan_fzz_slice(std::string_view text, int reader, int readers);
+FzzFile read_fzz_slice(std::string_view slice, const std::string& name, long first_line, bool content_before,
+                       long long* declared_count);
+void check_declared_count(long long declared, long long operations, const std::string& name);
 FzzFile read_fzz_file(const std::string& path);  // memory-mapped
 
 void write_fzz(std::ostream& out, const topology::ZigzagOpList& ops);

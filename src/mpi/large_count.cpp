@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <vector>
 
 #include "mpi/collective.hpp"
 
@@ -45,6 +46,29 @@ void recv_chunked(void* data, std::size_t count, MPI_Datatype type, int source, 
     check(MPI_Recv(bytes + done * size, static_cast<int>(n), type, source, tag, comm, MPI_STATUS_IGNORE), "MPI_Recv");
     done += n;
   }
+}
+
+void sendrecv_chunked(const void* send, std::size_t send_count, int dest, void* recv, std::size_t recv_count, int source,
+                      MPI_Datatype type, int tag, MPI_Comm comm) {
+  // Each direction's pieces depend on its own count only (none for an empty block), so every piece
+  // posted here matches one posted by the peer, whatever the other direction carries.
+  const auto* out = static_cast<const unsigned char*>(send);
+  auto* in = static_cast<unsigned char*>(recv);
+  const std::size_t size = type_bytes(type);
+  std::vector<MPI_Request> requests;
+  for (std::size_t done = 0; done < recv_count; done += g_max_elements) {
+    requests.emplace_back();
+    check(MPI_Irecv(in + done * size, static_cast<int>(std::min(recv_count - done, g_max_elements)), type, source, tag, comm,
+                    &requests.back()),
+          "MPI_Irecv");
+  }
+  for (std::size_t done = 0; done < send_count; done += g_max_elements) {
+    requests.emplace_back();
+    check(MPI_Isend(out + done * size, static_cast<int>(std::min(send_count - done, g_max_elements)), type, dest, tag, comm,
+                    &requests.back()),
+          "MPI_Isend");
+  }
+  check(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
 }
 
 std::vector<std::uint64_t> gather_counts(MPI_Comm comm, std::uint64_t count) {

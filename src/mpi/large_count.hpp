@@ -60,6 +60,36 @@ std::vector<T> scatter_built_blocks(MPI_Comm comm, MPI_Datatype type, Build&& bu
   return build(0);
 }
 
+// One exchange between paired ranks: sends `send_count` elements to `dest` while receiving
+// `recv_count` from `source`, split into pieces of at most max_message_elements() (non-blocking, so
+// two ranks sending each other large blocks cannot deadlock).
+void sendrecv_chunked(const void* send, std::size_t send_count, int dest, void* recv, std::size_t recv_count, int source,
+                      MPI_Datatype type, int tag, MPI_Comm comm);
+
+// All to all of any length: rank r's outgoing[d] goes to rank d; the result's [s] is what rank s sent
+// this rank. `outgoing` (one vector per rank) is consumed block by block, so a rank holds its
+// outgoing and incoming data together at most once. P - 1 pairwise rounds. Collective.
+template <class T>
+std::vector<std::vector<T>> exchange_blocks(MPI_Comm comm, std::vector<std::vector<T>>&& outgoing, MPI_Datatype type) {
+  PrivateComm own(comm);
+  int me = 0, n = 1;
+  MPI_Comm_rank(comm, &me);
+  MPI_Comm_size(comm, &n);
+  std::vector<std::vector<T>> incoming(static_cast<std::size_t>(n));
+  incoming[static_cast<std::size_t>(me)].swap(outgoing[static_cast<std::size_t>(me)]);
+  for (int round = 1; round < n; ++round) {
+    const int dest = (me + round) % n, source = (me - round + n) % n;
+    auto& out = outgoing[static_cast<std::size_t>(dest)];
+    auto& in = incoming[static_cast<std::size_t>(source)];
+    std::uint64_t send_count = out.size(), recv_count = 0;
+    sendrecv_chunked(&send_count, 1, dest, &recv_count, 1, source, MPI_UINT64_T, 1, own.get());
+    in.resize(static_cast<std::size_t>(recv_count));
+    sendrecv_chunked(out.data(), out.size(), dest, in.data(), in.size(), source, type, 0, own.get());
+    std::vector<T>().swap(out);
+  }
+  return incoming;
+}
+
 // Every rank's `count` elements at `mine`, concatenated on rank 0 in rank order (empty elsewhere).
 // Collective.
 template <class T>

@@ -1,5 +1,8 @@
 #include "stages/reduction_report.hpp"
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <iomanip>
 #include <ostream>
 
@@ -29,6 +32,33 @@ void print_reduction_benchmark(const std::vector<topology::ReductionStepStats>& 
         << std::fixed << std::setprecision(6) << all[i + 3] << std::setw(11) << all[i + 4] << std::setw(14)
         << std::setprecision(1) << all[i + 5] / 1024.0 << std::setprecision(0) << std::setw(12) << all[i + 6]
         << std::setw(12) << all[i + 7] << std::setw(9) << all[i + 8] << std::setw(10) << all[i + 9] << "\n";
+  }
+}
+
+double record_phase(std::vector<PhaseStats>& phases, const std::string& name, double start) {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const double now = MPI_Wtime();
+  phases.push_back({name, now - start, usage.ru_maxrss});
+  return now;
+}
+
+void print_phase_benchmark(const std::vector<PhaseStats>& mine, MPI_Comm comm, std::ostream& out) {
+  std::vector<double> flat;
+  for (const auto& p : mine) flat.insert(flat.end(), {p.seconds, double(p.peak_rss_kib)});
+  const auto all = mpi::gather_to_root(comm, flat, MPI_DOUBLE);
+  if (mpi::rank(comm) != 0) return;
+  const std::size_t ranks = flat.empty() ? 1 : all.size() / flat.size();
+  out << "# benchmark: phases (seconds: slowest rank; peak RSS MiB of each rank when the phase ended)\n";
+  for (std::size_t p = 0; p < mine.size(); ++p) {
+    double slowest = 0;
+    std::string rss;
+    for (std::size_t r = 0; r < ranks; ++r) {
+      slowest = std::max(slowest, all[r * flat.size() + 2 * p]);
+      rss += (r ? " / " : "") + std::to_string(static_cast<long>(all[r * flat.size() + 2 * p + 1] / 1024.0 + 0.5));
+    }
+    out << "phase " << std::left << std::setw(34) << mine[p].name << std::right << std::fixed << std::setprecision(3)
+        << std::setw(10) << slowest << " s   peak RSS MiB " << rss << "\n";
   }
 }
 

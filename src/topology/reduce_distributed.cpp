@@ -14,6 +14,7 @@
 #include <string>
 
 #include "mpi/large_count.hpp"
+#include "topology/pivot_ownership.hpp"
 #include "topology/reducers.hpp"
 #include "topology/z2_column.hpp"
 
@@ -29,36 +30,6 @@ long peak_rss_kib() {
   getrusage(RUSAGE_SELF, &usage);
   return usage.ru_maxrss;
 }
-
-// Which rank owns a row (and the column of the same index): rows are dealt out in chunks of `chunk`
-// consecutive indices, round robin. The reduction's work concentrates in a narrow band of pivots
-// (docs/benchmarks.md), so contiguous blocks leave one rank with nearly all of it; chunks much
-// smaller than the band spread it over every rank, at the cost of columns crossing ranks often.
-class PivotOwnership {
- public:
-  // A chunk beyond n is n (one chunk: every index on rank 0); so no index arithmetic exceeds P·n.
-  PivotOwnership(Index n, int ranks, Index chunk) : n_(n), ranks_(ranks), chunk_(std::clamp<Index>(chunk, 1, std::max<Index>(n, 1))) {}
-  int owner(Index row) const { return static_cast<int>((row / chunk_) % ranks_); }
-  Index local(Index row) const { return (row / chunk_) / ranks_ * chunk_ + row % chunk_; }
-  Index global(int rank, Index local) const { return ((local / chunk_) * ranks_ + rank) * chunk_ + local % chunk_; }
-  Index local_count(int rank) const {
-    Index count = 0;
-    for (Index first = static_cast<Index>(rank) * chunk_; first < n_; first += static_cast<Index>(ranks_) * chunk_)
-      count += std::min(chunk_, n_ - first);
-    return count;
-  }
-  // Calls f(j) for every index owned by `rank`, increasing.
-  template <class F>
-  void for_each_owned(int rank, F&& f) const {
-    for (Index first = static_cast<Index>(rank) * chunk_; first < n_; first += static_cast<Index>(ranks_) * chunk_)
-      for (Index j = first; j < std::min(n_, first + chunk_); ++j) f(j);
-  }
-
- private:
-  Index n_;
-  int ranks_;
-  Index chunk_;
-};
 
 // This rank's pivots: the reduced column held at each owned pivot row (O(n / P) slots per rank).
 class LocalPivots {
@@ -270,6 +241,23 @@ Index default_pivot_chunk(Index n, int ranks) {
 
 namespace {
 
+// This rank's pairs of the reduction of the columns it was dealt (`my_buffer`, see
+// reduce_distributed_owned), not gathered.
+std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buffer, const PivotOwnership& own, Index n,
+                                                  int max_dim, MPI_Comm comm, std::vector<ReductionStepStats>* stats);
+
+std::vector<PersistencePair> gather_sorted_pairs(MPI_Comm comm, const std::vector<PersistencePair>& mine) {
+  std::vector<Index> flat;
+  flat.reserve(2 * mine.size());
+  for (const auto& p : mine) flat.insert(flat.end(), {p.creator, p.destroyer});
+  const std::vector<Index> all_pairs = mpi::gather_blocks(comm, flat.data(), flat.size(), MPI_INT64_T);
+  std::vector<PersistencePair> pairs;
+  pairs.reserve(all_pairs.size() / 2);
+  for (std::size_t i = 0; i + 1 < all_pairs.size(); i += 2) pairs.push_back({all_pairs[i], all_pairs[i + 1]});
+  std::sort(pairs.begin(), pairs.end());
+  return pairs;
+}
+
 std::vector<PersistencePair> reduce_distributed_releasing(const BoundaryMatrix* root_matrix, BoundaryMatrix* release_rows_after_scatter,
                                                           MPI_Comm comm, std::vector<ReductionStepStats>* stats,
                                                           Index pivot_chunk) {
@@ -302,7 +290,14 @@ std::vector<PersistencePair> reduce_distributed_releasing(const BoundaryMatrix* 
     return block;
   });
   if (rank == 0 && release_rows_after_scatter) release_rows_after_scatter->release_rows();
+  return gather_sorted_pairs(comm, reduce_dealt_columns(my_buffer, own, n, max_dim, comm, stats));
+}
 
+std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buffer, const PivotOwnership& own, Index n,
+                                                  int max_dim, MPI_Comm comm, std::vector<ReductionStepStats>* stats) {
+  int rank = 0, size = 1;
+  check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
   std::vector<Index> local_index;  // global index of each local column
   std::vector<int> local_dims;
   std::vector<ColumnView> local_columns;  // into my_buffer
@@ -371,17 +366,27 @@ std::vector<PersistencePair> reduce_distributed_releasing(const BoundaryMatrix* 
     if (stats) stats->push_back(row);
   }
 
-  // Gather the pairs on rank 0.
-  std::vector<Index> local_pairs;
-  pivots.collect_pairs(local_pairs);
-  const std::vector<Index> all_pairs = mpi::gather_blocks(comm, local_pairs.data(), local_pairs.size(), MPI_INT64_T);
+  std::vector<Index> flat;
+  pivots.collect_pairs(flat);
   std::vector<PersistencePair> pairs;
-  for (std::size_t i = 0; i + 1 < all_pairs.size(); i += 2) pairs.push_back({all_pairs[i], all_pairs[i + 1]});
-  std::sort(pairs.begin(), pairs.end());
+  pairs.reserve(flat.size() / 2);
+  for (std::size_t i = 0; i + 1 < flat.size(); i += 2) pairs.push_back({flat[i], flat[i + 1]});
   return pairs;
 }
 
 }  // namespace
+
+std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my_columns, Index n, MPI_Comm comm,
+                                                      std::vector<ReductionStepStats>* stats, Index pivot_chunk) {
+  int size = 1;
+  check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  int max_dim = 0;
+  for (std::size_t pos = 0; pos < my_columns.size(); pos += 2 + static_cast<std::size_t>(my_columns[pos + 1]))
+    max_dim = std::max(max_dim, static_cast<int>(my_columns[pos]));
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, &max_dim, 1, MPI_INT, MPI_MAX, comm), "MPI_Allreduce");
+  const PivotOwnership own(n, size, pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(n, size));
+  return reduce_dealt_columns(my_columns, own, n, max_dim, comm, stats);
+}
 
 std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matrix, MPI_Comm comm,
                                                 std::vector<ReductionStepStats>* stats, Index pivot_chunk) {

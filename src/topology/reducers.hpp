@@ -46,6 +46,15 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
                                                 std::vector<ReductionStepStats>* stats = nullptr,
                                                 Index pivot_chunk = 0);
 
+// The same reduction on columns already dealt out (the distributed cone build sends each column
+// straight to its owner, so no rank ever holds the matrix): `my_columns` holds this rank's columns of
+// an n-column matrix under the ownership of `pivot_chunk` (0: default_pivot_chunk), in increasing
+// index order, [dim, size, rows...] each. Returns this rank's pairs only (pivot row, column), those
+// of the pivots it owns, unsorted. Collective.
+std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my_columns, Index n, MPI_Comm comm,
+                                                      std::vector<ReductionStepStats>* stats = nullptr,
+                                                      Index pivot_chunk = 0);
+
 // The chunk of consecutive pivot rows reduce_distributed deals to one rank by default for a matrix
 // of `n` columns over `ranks` ranks: ceil(n / ranks), one contiguous block per rank.
 Index default_pivot_chunk(Index n, int ranks);

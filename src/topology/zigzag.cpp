@@ -28,6 +28,12 @@ void ZigzagOpList::push_back(bool insert, const Vertex* first, const Vertex* las
   max_size_ = std::max(max_size_, static_cast<std::size_t>(last - first));
 }
 
+std::string describe_simplex(SimplexView s) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? "," : "") + std::to_string(s[i]);
+  return out + "}";
+}
+
 namespace {
 
 struct PresentCell {
@@ -78,11 +84,7 @@ struct VectorKey {
   }
 };
 
-std::string describe(SimplexView s) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? "," : "") + std::to_string(s[i]);
-  return out + "}";
-}
+std::string describe(SimplexView s) { return describe_simplex(s); }
 
 // The up part: the apex, then one fresh cell per insertion whose boundary is the present copies of
 // its facets, appended to `cone.matrix` as they come. Returns the cell of every deletion, real ones
@@ -204,24 +206,24 @@ ConeMatrix build_cone_matrix(const ZigzagOpList& ops) {
 
 ConeMatrix build_cone_matrix(const std::vector<ZigzagOp>& ops) { return build_cone_matrix(ZigzagOpList(ops)); }
 
+ZigzagBar bar_of_cone_pair(Index c, Index e, Index n, int dim_c, Index op_c, Index op_e) {
+  const int p = dim_c;
+  if (e <= n) return {p, op_c + 1, op_e};
+  if (c <= n) return op_c < op_e ? ZigzagBar{p, op_c + 1, op_e} : ZigzagBar{p - 1, op_e + 1, op_c};
+  return {p - 1, op_e + 1, op_c};
+}
+
 std::vector<ZigzagBar> read_out_bars(const ConeMatrix& cone, const std::vector<PersistencePair>& pairs) {
   const auto n = static_cast<Index>(cone.add_op.size());
   const Index m = cone.num_ops;
-  auto add = [&](Index i) { return cone.add_op[static_cast<std::size_t>(i)]; };
-  auto del = [&](Index i) { return cone.del_op[static_cast<std::size_t>(i)]; };
+  // The operation column j stands for: the j-th insertion's, or for a cone column the deletion's.
+  auto op_of = [&](Index j) {
+    return j <= n ? cone.add_op[static_cast<std::size_t>(j - 1)] : cone.del_op[static_cast<std::size_t>(2 * n - j)];
+  };
   std::vector<ZigzagBar> bars;
   for (const auto& pr : pairs) {
     const Index c = pr.creator, e = pr.destroyer;
-    const int p = cone.matrix.dim(c);
-    ZigzagBar bar;
-    if (e <= n) {
-      bar = {p, add(c - 1) + 1, add(e - 1)};
-    } else if (c <= n) {
-      const Index b = add(c - 1), d = del(2 * n - e);
-      bar = b < d ? ZigzagBar{p, b + 1, d} : ZigzagBar{p - 1, d + 1, b};
-    } else {
-      bar = {p - 1, del(2 * n - e) + 1, del(2 * n - c)};
-    }
+    ZigzagBar bar = bar_of_cone_pair(c, e, n, cone.matrix.dim(c), op_of(c), op_of(e));
     if (bar.dim < 0 || bar.birth > m) continue;
     bar.death = std::min(bar.death, m);
     bars.push_back(bar);

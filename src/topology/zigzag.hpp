@@ -96,6 +96,15 @@ struct ConeMatrix {
 ConeMatrix build_cone_matrix(const ZigzagOpList& ops);
 ConeMatrix build_cone_matrix(const std::vector<ZigzagOp>& ops);
 
+// The bar of one pair of the cone matrix (creator c < destroyer e, n insertions), from the creator's
+// dimension and the operations the two columns stand for (an insertion's for a column <= n, the
+// deletion's for a cone column, >= m for a virtual one). Its dim is < 0 when the pair gives no bar;
+// read_out_bars also drops bars born after the last operation and clamps deaths to m.
+ZigzagBar bar_of_cone_pair(Index c, Index e, Index n, int dim_c, Index op_c, Index op_e);
+
+// "{v0,v1,...}", as the error messages write a simplex.
+std::string describe_simplex(SimplexView s);
+
 // Maps persistence pairs of the cone matrix to zigzag bars (sorted by dim, birth, death). Bars born
 // after the last operation are discarded; deaths are clamped to m.
 std::vector<ZigzagBar> read_out_bars(const ConeMatrix& cone, const std::vector<PersistencePair>& pairs);

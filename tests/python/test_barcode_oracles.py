@@ -89,12 +89,46 @@ def test_fastzigzag_readme_style_example(tmp_path):
     ("99999999999999999999\ni 0\n", 1, None),  # a count line too large for any integer type
     ("i 0 99999999999999999999\n", 1, None),   # a vertex id too large
 ])
-def test_invalid_filtrations_exit_2_with_the_line(tmp_path, text, line, ranks):
+@pytest.mark.parametrize("reducer", ["twist", "distributed"])
+def test_invalid_filtrations_exit_2_with_the_line(tmp_path, text, line, ranks, reducer):
+    # The distributed reducer reads the file in byte ranges, one per rank: at 3 ranks the error may
+    # lie in any rank's lines, and its line number must still be the file's.
     fzz, out = tmp_path / "bad.fzz", tmp_path / "bad.bars"
     fzz.write_text(text)
-    proc = run_lmtopo("barcode", "--format", "fzz", fzz, "-o", out, ranks=ranks, check=False)
+    if reducer == "distributed":
+        ranks = 3
+    proc = run_lmtopo("barcode", "--format", "fzz", fzz, "-o", out, "--reducer", reducer, ranks=ranks, check=False)
     assert proc.returncode == 2, proc.stderr
     assert f"bad.fzz:{line}:" in proc.stderr
     # One line from lmtopo (mpirun may add its own notice about the exit status).
     assert len([l for l in proc.stderr.splitlines() if l.startswith("lmtopo:")]) == 1, proc.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("ranks", [2, 3, 4])
+def test_distributed_reading_by_byte_ranges(tmp_path, ranks):
+    # Comments and blank lines first (so the count line may fall in a later rank's bytes), a long
+    # zigzag whose lines are split among the ranks, and errors planted late in the file: the bars
+    # equal Dionysus's, the error's line number is the file's, and a digits-only line after content
+    # is an error in any rank's share, as in the whole file.
+    rng = random.Random(17)
+    ops = random_zigzag(rng, vertices=8, max_dim=2, steps=300, p_delete=0.3)
+    body = "".join(("i " if ins else "d ") + " ".join(map(str, s)) + "\n" for ins, s in ops)
+    header = "# comment\n" * 40 + "\n" * 30 + f"{len(ops)}\n"
+    fzz, out = tmp_path / "z.fzz", tmp_path / "z.bars"
+    fzz.write_text(header + body)
+    run_lmtopo("barcode", fzz, "-o", out, "--reducer", "distributed", ranks=ranks)
+    assert read_bars(out) == dionysus_bars(ops)
+    lines = (header + body).splitlines(keepends=True)
+    first_op_line = 72
+    for bad, why in [(f"i {ops[-1][1][0]} 99\n", "before its face"), ("17\n", "expected 'i' or 'd'")]:
+        at = first_op_line + len(ops) - 5  # 1-based line of the planted line
+        text = "".join(lines[:at - 1]) + bad + "".join(lines[at - 1:])
+        text = text.replace(f"\n{len(ops)}\n", f"\n{len(ops) + 1}\n", 1)  # the count checks out
+        fzz.write_text(text)
+        proc = run_lmtopo("barcode", fzz, "-o", out, "--reducer", "distributed", ranks=ranks, check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert f"z.fzz:{at}:" in proc.stderr and why in proc.stderr, proc.stderr
+    fzz.write_text(header.replace(f"{len(ops)}\n", f"{len(ops) + 1}\n") + body)
+    proc = run_lmtopo("barcode", fzz, "-o", out, "--reducer", "distributed", ranks=ranks, check=False)
+    assert proc.returncode == 2 and f"declares {len(ops) + 1} operations" in proc.stderr, proc.stderr

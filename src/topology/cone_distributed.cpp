@@ -1,0 +1,646 @@
+// The distributed cone build in five exchanges (all O(total / P) per rank):
+//  1. events: each operation goes to the rank its simplex hashes to, which sorts a simplex's
+//     insertions and deletions by time into copies (insertion op, deletion op, cell, deletion index)
+//     and checks that they alternate;
+//  2. deletions back to the builders (the rank whose operations hold the insertion): each builder
+//     then numbers the virtual deletions of what is still present at the end (decreasing dimension,
+//     later insertions first, as build_cone_matrix) from per-rank counts, and sends those numbers
+//     back to the simplices' ranks;
+//  3. facet lookups: the copy of each facet present when a simplex is inserted, with its cell and
+//     deletion index (and the checks that it exists and outlives its coface);
+//  4. columns: each builder writes the up and cone columns of its insertions and sends each to the
+//     rank that reduces it (for the anti-transpose, each entry to its dual column's rank);
+//  5. read-out records (operation, dimension, tag per column) to contiguous blocks, where the pairs
+//     look them up after the reduction.
+#include "topology/cone_distributed.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "mpi/collective.hpp"
+#include "mpi/large_count.hpp"
+#include "topology/pivot_ownership.hpp"
+
+namespace lmtopo::topology {
+namespace {
+
+constexpr Index kNever = std::numeric_limits<Index>::max();  // deletion time of a copy never deleted
+constexpr std::size_t kNoSkip = static_cast<std::size_t>(-1);
+
+void check_mpi(int code, const char* what) {
+  if (code != MPI_SUCCESS) throw std::runtime_error(std::string("MPI call failed: ") + what);
+}
+
+// Where each rank's operations, insertions (cells) and deletions start: prefix sums in rank order.
+struct Layout {
+  int rank = 0, size = 1;
+  std::vector<Index> first_op, first_cell, first_deletion;  // P + 1 entries each
+  Index m = 0, n = 0, real_deletions = 0;
+  int max_size = 0;  // vertices of the largest simplex, all ranks
+
+  int rank_of_cell(Index cell) const {
+    return static_cast<int>(std::upper_bound(first_cell.begin(), first_cell.end(), cell) - first_cell.begin()) - 1;
+  }
+};
+
+Layout layout_of(const ZigzagOpList& ops, MPI_Comm comm) {
+  Layout lay;
+  check_mpi(MPI_Comm_rank(comm, &lay.rank), "MPI_Comm_rank");
+  check_mpi(MPI_Comm_size(comm, &lay.size), "MPI_Comm_size");
+  long long mine[4] = {static_cast<long long>(ops.size()), 0, 0, static_cast<long long>(ops.max_simplex_size())};
+  for (std::size_t i = 0; i < ops.size(); ++i) ++mine[ops.is_insert(i) ? 1 : 2];
+  std::vector<long long> all(4 * static_cast<std::size_t>(lay.size));
+  check_mpi(MPI_Allgather(mine, 4, MPI_LONG_LONG, all.data(), 4, MPI_LONG_LONG, comm), "MPI_Allgather");
+  lay.first_op = {0};
+  lay.first_cell = {1};
+  lay.first_deletion = {0};
+  for (int r = 0; r < lay.size; ++r) {
+    const long long* a = &all[4 * static_cast<std::size_t>(r)];
+    lay.first_op.push_back(lay.first_op.back() + a[0]);
+    lay.first_cell.push_back(lay.first_cell.back() + a[1]);
+    lay.first_deletion.push_back(lay.first_deletion.back() + a[2]);
+    lay.max_size = std::max(lay.max_size, static_cast<int>(a[3]));
+  }
+  lay.m = lay.first_op.back();
+  lay.n = lay.first_cell.back() - 1;
+  lay.real_deletions = lay.first_deletion.back();
+  return lay;
+}
+
+// The first error of the sequence seen by this rank, by operation and then by which check fails
+// first in build_cone_matrix's order (so that the ranks agree on the error it would raise).
+enum Check : int { kEmpty = 0, kNotDistinct = 1, kPresence = 2, kCoface = 3, kFirstFacet = 3 };
+
+struct FirstError {
+  Index op = kNever;
+  int check = 0;
+  std::string reason;
+  template <class Describe>
+  void offer(Index at, int which, Describe&& describe) {
+    if (at < op || (at == op && which < check)) {
+      op = at;
+      check = which;
+      reason = describe();
+    }
+  }
+};
+
+// Throws the sequence's first error on every rank, if any rank saw one. Collective.
+void raise_first_error(const FirstError& mine, MPI_Comm comm) {
+  long long op = mine.op == kNever ? std::numeric_limits<long long>::max() : mine.op;
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, &op, 1, MPI_LONG_LONG, MPI_MIN, comm), "MPI_Allreduce");
+  if (op == std::numeric_limits<long long>::max()) return;
+  int check = mine.op == op ? mine.check : std::numeric_limits<int>::max();
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, &check, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  int teller = mine.op == op && mine.check == check ? rank : size;
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, &teller, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
+  throw InvalidZigzag{op, mpi::broadcast_string(comm, mine.reason, teller)};
+}
+
+// A simplex's vertices packed two to a 64-bit word, zero-padded (every vertex after the first is > 0,
+// so the padding is no vertex): W words hold up to 2W vertices.
+template <int W>
+struct Key {
+  std::array<std::uint64_t, W> w{};
+  bool operator==(const Key& o) const {
+    bool equal = true;
+    for (int i = 0; i < W; ++i) equal &= w[i] == o.w[i];
+    return equal;
+  }
+  bool operator<(const Key& o) const {
+    for (int i = 0; i < W; ++i)
+      if (w[i] != o.w[i]) return w[i] < o.w[i];
+    return false;
+  }
+  static Key of(SimplexView s, std::size_t skip = kNoSkip) {
+    Key key;
+    std::size_t j = 0;
+    for (std::size_t i = 0; i < s.size(); ++i)
+      if (i != skip) {
+        key.w[j / 2] |= static_cast<std::uint64_t>(s[i]) << (32 * (j % 2));
+        ++j;
+      }
+    return key;
+  }
+  static Key read(const std::uint64_t* at) {
+    Key key;
+    std::copy(at, at + W, key.w.begin());
+    return key;
+  }
+  void write(std::vector<std::uint64_t>& out) const { out.insert(out.end(), w.begin(), w.end()); }
+  // The rank that holds this simplex's copies: a fixed mix of the words (splitmix64's finaliser).
+  int owner(int ranks) const {
+    std::uint64_t h = 0x9E3779B97F4A7C15ULL;
+    for (int i = 0; i < W; ++i) {
+      h ^= w[i];
+      h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ULL;
+      h = (h ^ (h >> 27)) * 0x94D049BB133111EBULL;
+      h ^= h >> 31;
+    }
+    return static_cast<int>(h % static_cast<std::uint64_t>(ranks));
+  }
+  std::string describe() const {
+    std::vector<Vertex> v;
+    for (int j = 0; j < 2 * W; ++j) {
+      const auto x = static_cast<Vertex>(w[j / 2] >> (32 * (j % 2)));
+      if (j > 0 && x == 0) break;
+      v.push_back(x);
+    }
+    return describe_simplex({v.data(), v.data() + v.size()});
+  }
+};
+
+std::vector<Row> assemble_columns(std::vector<std::vector<Row>>&& received, const PivotOwnership& own, int rank, bool dualized);
+
+bool valid_vertices(SimplexView s) {
+  if (s.size() == 0) return false;
+  for (std::size_t i = 1; i < s.size(); ++i)
+    if (s[i - 1] >= s[i]) return false;
+  return true;
+}
+
+// One simplex's presence interval, held by the rank its key hashes to.
+template <int W>
+struct Copy {
+  Key<W> key;
+  Index inserted = 0;      // op
+  Index deleted = kNever;  // op, kNever if still present at the end
+  Index cell = 0;
+  Index deletion = -1;     // index in the deletion order (real, then virtual), -1 until known
+  int deletion_tag = 0;    // the deleting op's tag
+};
+
+template <int W>
+class ConeBuilder {
+ public:
+  ConeBuilder(const ZigzagOpList& ops, const std::vector<int>* tags, int end_tag, MPI_Comm comm)
+      : ops_(ops), tags_(tags), end_tag_(end_tag), comm_(comm), lay_(layout_of(ops, comm)) {}
+
+  DistributedCone build(const std::string& dualize, Index pivot_chunk) {
+    number_local_ops();
+    check_column_limit();
+    collect_copies();
+    deletions_to_builders();
+    number_virtual_deletions();
+    look_up_facets();
+    raise_first_error(error_, comm_);
+    std::vector<Copy<W>>().swap(copies_);
+    return deal_columns(dualize, pivot_chunk);
+  }
+
+ private:
+  using Words = std::vector<std::uint64_t>;
+  using Outgoing = std::vector<Words>;
+
+  Outgoing outgoing() const { return Outgoing(static_cast<std::size_t>(lay_.size)); }
+  std::vector<Words> exchange(Outgoing&& out) { return mpi::exchange_blocks(comm_, std::move(out), MPI_UINT64_T); }
+  Index global_op(std::size_t i) const { return lay_.first_op[static_cast<std::size_t>(lay_.rank)] + static_cast<Index>(i); }
+  int tag_of(std::size_t i) const { return tags_ ? (*tags_)[i] : 0; }
+  std::size_t local_cell(Index cell) const { return static_cast<std::size_t>(cell - lay_.first_cell[static_cast<std::size_t>(lay_.rank)]); }
+
+  // Cells and deletion indices of this rank's operations; the vertex checks of build_cone_matrix.
+  void number_local_ops() {
+    Index cell = lay_.first_cell[static_cast<std::size_t>(lay_.rank)];
+    Index deletion = lay_.first_deletion[static_cast<std::size_t>(lay_.rank)];
+    for (std::size_t i = 0; i < ops_.size(); ++i) {
+      const SimplexView s = ops_.simplex(i);
+      if (s.size() == 0) error_.offer(global_op(i), kEmpty, [] { return std::string("empty simplex"); });
+      else if (!valid_vertices(s))
+        error_.offer(global_op(i), kNotDistinct, [&] { return "vertices of " + describe_simplex(s) + " are not distinct"; });
+      if (ops_.is_insert(i)) {
+        insertion_ops_.push_back(i);
+        ++cell;
+      } else {
+        deletion_index_.push_back(deletion++);
+      }
+    }
+    const std::size_t mine = insertion_ops_.size();
+    deleted_.assign(mine, kNever);
+    deletion_.assign(mine, -1);
+    deletion_tag_.assign(mine, end_tag_);
+  }
+
+  // Exchange 1: every event to its simplex's rank, sorted there into copies.
+  void collect_copies() {
+    Outgoing out = outgoing();
+    std::size_t deletions = 0, insertions = 0;
+    for (std::size_t i = 0; i < ops_.size(); ++i) {
+      const bool insert = ops_.is_insert(i);
+      const Index x = insert ? lay_.first_cell[static_cast<std::size_t>(lay_.rank)] + static_cast<Index>(insertions++)
+                             : deletion_index_[deletions++];
+      if (!valid_vertices(ops_.simplex(i))) continue;
+      const Key<W> key = Key<W>::of(ops_.simplex(i));
+      Words& to = out[static_cast<std::size_t>(key.owner(lay_.size))];
+      key.write(to);
+      to.insert(to.end(), {static_cast<std::uint64_t>(global_op(i)), static_cast<std::uint64_t>(x),
+                           (insert ? std::uint64_t{1} << 32 : 0) | static_cast<std::uint32_t>(tag_of(i))});
+    }
+    std::vector<Index>().swap(deletion_index_);
+    struct Event {
+      Key<W> key;
+      Index op, x;
+      int tag;
+      bool insert;
+    };
+    std::vector<Event> events;
+    for (Words& block : exchange(std::move(out))) {
+      for (std::size_t at = 0; at < block.size(); at += W + 3)
+        events.push_back({Key<W>::read(&block[at]), static_cast<Index>(block[at + W]), static_cast<Index>(block[at + W + 1]),
+                          static_cast<int>(static_cast<std::uint32_t>(block[at + W + 2])), (block[at + W + 2] >> 32) != 0});
+      Words().swap(block);
+    }
+    std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) { return a.key == b.key ? a.op < b.op : a.key < b.key; });
+    std::size_t run_start = 0;  // copies_.size() when this simplex's events began
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      const Event& e = events[i];
+      if (i == 0 || !(events[i - 1].key == e.key)) run_start = copies_.size();
+      const bool present = copies_.size() > run_start && copies_.back().deleted == kNever;
+      if (e.insert) {
+        if (present) error_.offer(e.op, kPresence, [&] { return "inserting " + e.key.describe() + " which is already present"; });
+        copies_.push_back({e.key, e.op, kNever, e.x, -1, end_tag_});
+      } else if (!present) {
+        error_.offer(e.op, kPresence, [&] { return "deleting " + e.key.describe() + " which is not present"; });
+      } else {
+        copies_.back().deleted = e.op;
+        copies_.back().deletion = e.x;
+        copies_.back().deletion_tag = e.tag;
+      }
+    }
+  }
+
+  // Exchange 2: each copy's deletion to the rank that built its cell.
+  void deletions_to_builders() {
+    Outgoing out = outgoing();
+    for (const auto& c : copies_) {
+      Words& to = out[static_cast<std::size_t>(lay_.rank_of_cell(c.cell))];
+      to.insert(to.end(), {static_cast<std::uint64_t>(c.cell), static_cast<std::uint64_t>(c.deleted), static_cast<std::uint64_t>(c.deletion),
+                           static_cast<std::uint64_t>(static_cast<std::int64_t>(c.deletion_tag))});
+    }
+    for (const Words& block : exchange(std::move(out)))
+      for (std::size_t at = 0; at < block.size(); at += 4) {
+        const std::size_t i = local_cell(static_cast<Index>(block[at]));
+        deleted_[i] = static_cast<Index>(block[at + 1]);
+        deletion_[i] = static_cast<Index>(block[at + 2]);
+        deletion_tag_[i] = static_cast<int>(static_cast<std::int64_t>(block[at + 3]));
+      }
+  }
+
+  // The virtual deletions: what is present at the end, by decreasing dimension and then decreasing
+  // cell, numbered after the real ones from every rank's counts per dimension; the numbers go back
+  // to the copies (exchange 2b).
+  void number_virtual_deletions() {
+    const auto dims = static_cast<std::size_t>(std::max(lay_.max_size, 1));
+    std::vector<long long> counts(dims, 0);
+    for (std::size_t i = 0; i < insertion_ops_.size(); ++i) {
+      const SimplexView s = ops_.simplex(insertion_ops_[i]);
+      if (deletion_[i] < 0 && valid_vertices(s)) ++counts[s.size() - 1];
+    }
+    std::vector<long long> all(dims * static_cast<std::size_t>(lay_.size));
+    check_mpi(MPI_Allgather(counts.data(), static_cast<int>(dims), MPI_LONG_LONG, all.data(), static_cast<int>(dims), MPI_LONG_LONG, comm_),
+              "MPI_Allgather");
+    std::vector<Index> next(dims);  // the next number to give in each dimension, going down the cells
+    Index before = lay_.real_deletions;
+    for (std::size_t q = dims; q-- > 0;) {
+      Index later_ranks = 0, total = 0;
+      for (int r = 0; r < lay_.size; ++r) {
+        total += all[static_cast<std::size_t>(r) * dims + q];
+        if (r > lay_.rank) later_ranks += all[static_cast<std::size_t>(r) * dims + q];
+      }
+      next[q] = before + later_ranks;
+      before += total;
+    }
+    Outgoing out = outgoing();
+    for (std::size_t i = insertion_ops_.size(); i-- > 0;) {
+      if (deletion_[i] >= 0) continue;
+      const SimplexView s = ops_.simplex(insertion_ops_[i]);
+      if (!valid_vertices(s)) continue;
+      deletion_[i] = next[s.size() - 1]++;
+      const Index cell = lay_.first_cell[static_cast<std::size_t>(lay_.rank)] + static_cast<Index>(i);
+      Words& to = out[static_cast<std::size_t>(Key<W>::of(s).owner(lay_.size))];
+      to.insert(to.end(), {static_cast<std::uint64_t>(cell), static_cast<std::uint64_t>(deletion_[i])});
+    }
+    std::vector<std::pair<Index, std::size_t>> remaining;  // (cell, copy) of the copies never deleted
+    for (std::size_t c = 0; c < copies_.size(); ++c)
+      if (copies_[c].deletion < 0) remaining.push_back({copies_[c].cell, c});
+    std::sort(remaining.begin(), remaining.end());
+    for (const Words& block : exchange(std::move(out)))
+      for (std::size_t at = 0; at < block.size(); at += 2) {
+        const auto it = std::lower_bound(remaining.begin(), remaining.end(), std::pair<Index, std::size_t>{static_cast<Index>(block[at]), 0});
+        copies_[it->second].deletion = static_cast<Index>(block[at + 1]);
+      }
+  }
+
+  // Exchange 3: for every facet of every insertion, the copy present at the insertion; the answers
+  // come back in the order asked, per rank, and are read by walking the facets in the same order.
+  void look_up_facets() {
+    Outgoing out = outgoing();
+    for_each_facet([&](std::size_t i, std::size_t, const Key<W>& facet, int owner) {
+      ++facet_count_;
+      Words& to = out[static_cast<std::size_t>(owner)];
+      facet.write(to);
+      to.push_back(static_cast<std::uint64_t>(global_op(insertion_ops_[i])));
+    });
+    Outgoing answers = outgoing();
+    std::vector<Words> asked = exchange(std::move(out));
+    for (std::size_t r = 0; r < asked.size(); ++r) answer(asked[r], answers[r]);
+    std::vector<Words>().swap(asked);
+    const std::vector<Words> answered = exchange(std::move(answers));
+    std::vector<std::size_t> cursor(answered.size(), 0);
+    facet_cells_.reserve(facet_count_);
+    facet_deletions_.reserve(facet_count_);
+    for_each_facet([&](std::size_t i, std::size_t skip, const Key<W>& facet, int owner) {
+      const std::uint64_t* a = &answered[static_cast<std::size_t>(owner)][cursor[static_cast<std::size_t>(owner)]];
+      cursor[static_cast<std::size_t>(owner)] += 3;
+      const Index op = global_op(insertion_ops_[i]);
+      facet_cells_.push_back(static_cast<Index>(a[0]));
+      facet_deletions_.push_back(static_cast<Index>(a[1]));
+      if (static_cast<Index>(a[0]) < 0) {
+        error_.offer(op, kFirstFacet + static_cast<int>(skip), [&] {
+          return "inserting " + describe_simplex(ops_.simplex(insertion_ops_[i])) + " before its face " + facet.describe();
+        });
+        return;
+      }
+      const auto facet_deleted = static_cast<Index>(a[2]);
+      if (facet_deleted != kNever && deleted_[i] > facet_deleted)
+        error_.offer(facet_deleted, kCoface, [&] { return "deleting " + facet.describe() + " while a coface of it is present"; });
+    });
+  }
+
+  // f(local insertion, skip, facet key, facet's rank) for every facet of this rank's valid insertions.
+  template <class F>
+  void for_each_facet(F&& f) const {
+    for (std::size_t i = 0; i < insertion_ops_.size(); ++i) {
+      const SimplexView s = ops_.simplex(insertion_ops_[i]);
+      if (s.size() < 2 || !valid_vertices(s)) continue;
+      for (std::size_t skip = 0; skip < s.size(); ++skip) {
+        const Key<W> facet = Key<W>::of(s, skip);
+        f(i, skip, facet, facet.owner(lay_.size));
+      }
+    }
+  }
+
+  // Answers `from`'s lookups ([key..., op] each): [cell, deletion index, deletion op] of the copy
+  // present at op, or [-1, -1, -1].
+  void answer(const Words& asked, Words& answers) const {
+    for (std::size_t at = 0; at < asked.size(); at += W + 1) {
+      const Key<W> key = Key<W>::read(&asked[at]);
+      const auto op = static_cast<Index>(asked[at + W]);
+      auto it = std::lower_bound(copies_.begin(), copies_.end(), std::pair<const Key<W>*, Index>{&key, op},
+                                 [](const Copy<W>& c, const std::pair<const Key<W>*, Index>& k) {
+                                   return c.key == *k.first ? c.inserted < k.second : c.key < *k.first;
+                                 });
+      const bool found = it != copies_.begin() && std::prev(it)->key == key && std::prev(it)->deleted > op;
+      if (!found) {
+        answers.insert(answers.end(), 3, static_cast<std::uint64_t>(-1));
+        continue;
+      }
+      const Copy<W>& c = *std::prev(it);
+      answers.insert(answers.end(), {static_cast<std::uint64_t>(c.cell), static_cast<std::uint64_t>(c.deletion),
+                                     static_cast<std::uint64_t>(c.deleted)});
+    }
+  }
+
+  // Exchanges 4 and 5: the columns to their reducing ranks, the read-out records to their blocks.
+  DistributedCone deal_columns(const std::string& dualize, Index pivot_chunk);
+
+  void release_build_state() {
+    for (auto* v : {&deleted_, &deletion_, &facet_cells_, &facet_deletions_}) std::vector<Index>().swap(*v);
+    std::vector<int>().swap(deletion_tag_);
+    std::vector<std::size_t>().swap(insertion_ops_);
+  }
+
+  // build_cone_matrix's limit: 2n + 1 columns of 32-bit indices; the error names the first
+  // insertion past it.
+  void check_column_limit() const {
+    const Index most = (kMaxColumns - 1) / 2;
+    if (lay_.n <= most) return;
+    long long op = -1;
+    const Index mine_first = lay_.first_cell[static_cast<std::size_t>(lay_.rank)];  // the limit is passed at cell most + 1
+    if (most + 1 >= mine_first && most + 1 < lay_.first_cell[static_cast<std::size_t>(lay_.rank) + 1])
+      op = global_op(insertion_ops_[static_cast<std::size_t>(most + 1 - mine_first)]);
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, &op, 1, MPI_LONG_LONG, MPI_MAX, comm_), "MPI_Allreduce");
+    throw InvalidZigzag{op, "more than " + std::to_string(most) + " insertions: the cone matrix would exceed 2^32 - 1 columns"};
+  }
+
+  const ZigzagOpList& ops_;
+  const std::vector<int>* tags_;
+  int end_tag_;
+  MPI_Comm comm_;
+  Layout lay_;
+  FirstError error_;
+  std::vector<std::size_t> insertion_ops_;  // local op of each local insertion
+  std::vector<Index> deletion_index_;       // of each local deletion (until the events are sent)
+  std::vector<Index> deleted_;              // per local insertion: deletion op, kNever if none
+  std::vector<Index> deletion_;             // per local insertion: deletion index (real or virtual)
+  std::vector<int> deletion_tag_;           // per local insertion: the deleting op's tag
+  std::vector<Copy<W>> copies_;             // sorted by key, then insertion op
+  std::size_t facet_count_ = 0;             // facets of this rank's valid insertions (of 2 vertices or more)
+  // Per facet of each valid insertion, in insertion and then skip order: the present copy's cell
+  // and deletion index (-1 if absent: an error).
+  std::vector<Index> facet_cells_, facet_deletions_;
+};
+
+
+// Column records for the reducing ranks, in 32-bit words: [column, dim, size, rows...] (primal) or,
+// for the anti-transpose, [dual column, kDualDim, its dim] and [dual column, kDualEntry, row].
+constexpr Row kDualEntry = 0, kDualDim = 1;
+
+template <int W>
+DistributedCone ConeBuilder<W>::deal_columns(const std::string& dualize, Index pivot_chunk) {
+  DistributedCone cone;
+  const Index n = lay_.n, N = 2 * n + 1;
+  cone.num_ops = lay_.m;
+  cone.num_insertions = n;
+  cone.num_columns = N;
+  cone.dualized = resolve_dualize(dualize, N);
+  const int P = lay_.size;
+  cone.pivot_chunk = pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(N, P);
+  const PivotOwnership own(N, P, cone.pivot_chunk);
+  const int top = n > 0 ? lay_.max_size : 0;  // the cone matrix's largest dimension
+  const Index info_block = (N + P - 1) / P;
+
+  std::vector<std::vector<Row>> columns_out(static_cast<std::size_t>(P));
+  Outgoing info_out = outgoing();
+  auto emit = [&](Index j, int dim, const std::vector<Row>& rows, Index op, int tag) {
+    Words& info = info_out[static_cast<std::size_t>(j / info_block)];
+    info.insert(info.end(), {static_cast<std::uint64_t>(j), static_cast<std::uint64_t>(op),
+                             (static_cast<std::uint64_t>(dim) << 32) | static_cast<std::uint32_t>(tag)});
+    if (!cone.dualized) {
+      auto& to = columns_out[static_cast<std::size_t>(own.owner(j))];
+      to.insert(to.end(), {static_cast<Row>(j), static_cast<Row>(dim), static_cast<Row>(rows.size())});
+      to.insert(to.end(), rows.begin(), rows.end());
+      return;
+    }
+    const Index dual = N - 1 - j;  // column j's cell is the dual's cell N-1-j; row i becomes dual column N-1-i
+    auto& to = columns_out[static_cast<std::size_t>(own.owner(dual))];
+    to.insert(to.end(), {static_cast<Row>(dual), kDualDim, static_cast<Row>(top - dim)});
+    for (Row i : rows) {
+      const Index column = N - 1 - static_cast<Index>(i);
+      auto& entry = columns_out[static_cast<std::size_t>(own.owner(column))];
+      entry.insert(entry.end(), {static_cast<Row>(column), kDualEntry, static_cast<Row>(dual)});
+    }
+  };
+
+  std::vector<Row> rows;
+  if (lay_.rank == 0) emit(0, 0, rows, -1, 0);  // the apex
+  std::size_t facet = 0;
+  for (std::size_t i = 0; i < insertion_ops_.size(); ++i) {
+    const std::size_t op = insertion_ops_[i];
+    const auto q = static_cast<int>(ops_.simplex(op).size()) - 1;
+    const Index cell = lay_.first_cell[static_cast<std::size_t>(lay_.rank)] + static_cast<Index>(i);
+    rows.clear();
+    for (int f = 0; q > 0 && f <= q; ++f) rows.push_back(static_cast<Row>(facet_cells_[facet + static_cast<std::size_t>(f)]));
+    std::sort(rows.begin(), rows.end());
+    emit(cell, q, rows, global_op(op), tag_of(op));
+    // The cone cell of this insertion's deletion: its boundary is the cell and its facets' cone cells.
+    const Index k = deletion_[i];
+    rows.assign(1, static_cast<Row>(cell));
+    if (q == 0) rows.insert(rows.begin(), 0);
+    for (int f = 0; q > 0 && f <= q; ++f)
+      rows.push_back(static_cast<Row>(2 * n - facet_deletions_[facet + static_cast<std::size_t>(f)]));
+    std::sort(rows.begin(), rows.end());
+    const Index deleting_op = deleted_[i] != kNever ? deleted_[i] : lay_.m + (k - lay_.real_deletions);
+    emit(2 * n - k, q + 1, rows, deleting_op, deletion_tag_[i]);
+    if (q > 0) facet += static_cast<std::size_t>(q) + 1;
+  }
+  release_build_state();
+
+  cone.columns = assemble_columns(mpi::exchange_blocks(comm_, std::move(columns_out), MPI_UINT32_T), own, lay_.rank, cone.dualized);
+  cone.info_first = std::min<Index>(N, static_cast<Index>(lay_.rank) * info_block);
+  cone.info.resize(static_cast<std::size_t>(std::min<Index>(N, cone.info_first + info_block) - cone.info_first));
+  for (const Words& block : exchange(std::move(info_out)))
+    for (std::size_t at = 0; at < block.size(); at += 3)
+      cone.info[static_cast<std::size_t>(static_cast<Index>(block[at]) - cone.info_first)] = {
+          static_cast<Index>(block[at + 1]), static_cast<int>(block[at + 2] >> 32), static_cast<int>(static_cast<std::uint32_t>(block[at + 2]))};
+  return cone;
+}
+
+}  // namespace
+
+namespace {
+
+// This rank's columns in the reducer's layout ([dim, size, rows...], increasing index) from the
+// records every rank sent it.
+std::vector<Row> assemble_columns(std::vector<std::vector<Row>>&& received, const PivotOwnership& own, int rank, bool dualized) {
+  const auto count = static_cast<std::size_t>(own.local_count(rank));
+  std::vector<int> dims(count, 0);
+  std::vector<std::size_t> sizes(count, 0);
+  auto for_each_record = [&](auto&& f) {
+    for (const auto& block : received)
+      for (std::size_t at = 0; at < block.size();) {
+        const auto local = static_cast<std::size_t>(own.local(static_cast<Index>(block[at])));
+        if (dualized) {
+          f(local, block[at + 1] == kDualDim, block[at + 2], &block[at + 2], std::size_t{block[at + 1] == kDualEntry});
+          at += 3;
+        } else {
+          f(local, true, block[at + 1], &block[at + 3], static_cast<std::size_t>(block[at + 2]));
+          at += 3 + static_cast<std::size_t>(block[at + 2]);
+        }
+      }
+  };
+  for_each_record([&](std::size_t local, bool has_dim, Row dim, const Row*, std::size_t entries) {
+    if (has_dim) dims[local] = static_cast<int>(dim);
+    sizes[local] += entries;
+  });
+  std::vector<std::size_t> start(count + 1, 0);  // of each column's rows in `out`, after its header
+  for (std::size_t c = 0; c < count; ++c) start[c + 1] = start[c] + 2 + sizes[c];
+  std::vector<Row> out(start[count]);
+  std::vector<std::size_t> fill(count);
+  for (std::size_t c = 0; c < count; ++c) {
+    out[start[c]] = static_cast<Row>(dims[c]);
+    out[start[c] + 1] = static_cast<Row>(sizes[c]);
+    fill[c] = start[c] + 2;
+  }
+  for_each_record([&](std::size_t local, bool, Row, const Row* rows, std::size_t entries) {
+    std::copy(rows, rows + entries, out.begin() + static_cast<std::ptrdiff_t>(fill[local]));
+    fill[local] += entries;
+  });
+  std::vector<std::vector<Row>>().swap(received);
+  if (dualized)
+    for (std::size_t c = 0; c < count; ++c)
+      std::sort(out.begin() + static_cast<std::ptrdiff_t>(start[c] + 2), out.begin() + static_cast<std::ptrdiff_t>(start[c + 1]));
+  return out;
+}
+
+}  // namespace
+
+DistributedCone build_cone_distributed(const ZigzagOpList& ops, const std::vector<int>* tags, int end_tag, MPI_Comm comm,
+                                       const std::string& dualize, Index pivot_chunk) {
+  if (tags && tags->size() != ops.size()) throw std::invalid_argument("build_cone_distributed: one tag per operation expected");
+  long long width = static_cast<long long>(ops.max_simplex_size());
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, &width, 1, MPI_LONG_LONG, MPI_MAX, comm), "MPI_Allreduce");
+  if (width <= 2) return ConeBuilder<1>(ops, tags, end_tag, comm).build(dualize, pivot_chunk);
+  if (width <= 4) return ConeBuilder<2>(ops, tags, end_tag, comm).build(dualize, pivot_chunk);
+  if (width <= 8) return ConeBuilder<4>(ops, tags, end_tag, comm).build(dualize, pivot_chunk);
+  if (width <= 16) return ConeBuilder<8>(ops, tags, end_tag, comm).build(dualize, pivot_chunk);
+  if (width <= 32) return ConeBuilder<16>(ops, tags, end_tag, comm).build(dualize, pivot_chunk);
+  throw std::invalid_argument("the distributed cone build takes simplices of at most 32 vertices (dimension 31); this zigzag has " +
+                              std::to_string(width));
+}
+
+std::vector<TaggedBar> reduce_and_read_out_distributed(DistributedCone& cone, MPI_Comm comm, int end_tag,
+                                                       std::vector<ReductionStepStats>* stats) {
+  std::vector<PersistencePair> pairs = reduce_distributed_owned(cone.columns, cone.num_columns, comm, stats, cone.pivot_chunk);
+  std::vector<Row>().swap(cone.columns);
+  const Index N = cone.num_columns, n = cone.num_insertions, m = cone.num_ops;
+  if (cone.dualized)  // cohomology pairs back to homology pairs (reduce_by_name's mapping)
+    for (auto& p : pairs) p = {N - 1 - p.destroyer, N - 1 - p.creator};
+  int size = 1;
+  check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  const Index block = (N + size - 1) / size;  // of the read-out records
+  auto holder = [&](Index j) { return static_cast<std::size_t>(j / block); };
+
+  // Each pair's two records, asked of their holders and read back in the order asked.
+  std::vector<std::vector<std::uint64_t>> asks(static_cast<std::size_t>(size));
+  for (const auto& p : pairs) {
+    asks[holder(p.creator)].push_back(static_cast<std::uint64_t>(p.creator));
+    asks[holder(p.destroyer)].push_back(static_cast<std::uint64_t>(p.destroyer));
+  }
+  std::vector<std::vector<std::uint64_t>> asked = mpi::exchange_blocks(comm, std::move(asks), MPI_UINT64_T);
+  std::vector<std::vector<std::uint64_t>> answers(asked.size());
+  for (std::size_t r = 0; r < asked.size(); ++r) {
+    for (std::uint64_t j : asked[r]) {
+      const ConeColumnInfo& info = cone.info[static_cast<std::size_t>(static_cast<Index>(j) - cone.info_first)];
+      answers[r].insert(answers[r].end(), {static_cast<std::uint64_t>(info.op), static_cast<std::uint64_t>(static_cast<std::int64_t>(info.dim)),
+                                           static_cast<std::uint64_t>(static_cast<std::int64_t>(info.tag))});
+    }
+    std::vector<std::uint64_t>().swap(asked[r]);
+  }
+  const std::vector<std::vector<std::uint64_t>> answered = mpi::exchange_blocks(comm, std::move(answers), MPI_UINT64_T);
+  std::vector<std::size_t> cursor(answered.size(), 0);
+  auto next_info = [&](Index j) {
+    const std::size_t r = holder(j);
+    const std::uint64_t* a = &answered[r][cursor[r]];
+    cursor[r] += 3;
+    return ConeColumnInfo{static_cast<Index>(a[0]), static_cast<int>(static_cast<std::int64_t>(a[1])),
+                          static_cast<int>(static_cast<std::int64_t>(a[2]))};
+  };
+
+  std::vector<std::int64_t> flat;  // [dim, birth, death, birth tag, death tag] per bar
+  for (const auto& p : pairs) {
+    const ConeColumnInfo c = next_info(p.creator), e = next_info(p.destroyer);
+    ZigzagBar bar = bar_of_cone_pair(p.creator, p.destroyer, n, c.dim, c.op, e.op);
+    if (bar.dim < 0 || bar.birth > m) continue;
+    // The two columns stand for different operations, so each end's op names its column.
+    const int birth_tag = bar.birth - 1 == c.op ? c.tag : e.tag;
+    const int death_tag = bar.death >= m ? end_tag : bar.death == c.op ? c.tag : e.tag;
+    bar.death = std::min(bar.death, m);
+    flat.insert(flat.end(), {bar.dim, bar.birth, bar.death, birth_tag, death_tag});
+  }
+  const std::vector<std::int64_t> all = mpi::gather_blocks(comm, flat.data(), flat.size(), MPI_INT64_T);
+  std::vector<TaggedBar> bars;
+  bars.reserve(all.size() / 5);
+  for (std::size_t at = 0; at + 4 < all.size(); at += 5)
+    bars.push_back({{static_cast<int>(all[at]), all[at + 1], all[at + 2]}, static_cast<int>(all[at + 3]), static_cast<int>(all[at + 4])});
+  std::sort(bars.begin(), bars.end(), [](const TaggedBar& a, const TaggedBar& b) { return a.bar < b.bar; });
+  return bars;
+}
+
+}  // namespace lmtopo::topology

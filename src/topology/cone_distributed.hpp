@@ -1,0 +1,63 @@
+// The FastZigzag cone matrix built by every rank from its own slice of the operations, so that no
+// rank ever holds the whole filtration (issue 17): simplices are looked up at the rank their hash
+// names, every column goes straight from the rank that built it to the rank that reduces it, and
+// the bars are read out where the pairs are. The same matrix, pairs and bars as build_cone_matrix,
+// reduce_by_name and read_out_bars (tests/cpp/test_cone_distributed.cpp checks all of them).
+#pragma once
+#include <mpi.h>
+
+#include <string>
+#include <vector>
+
+#include "topology/boundary_matrix.hpp"
+#include "topology/reducers.hpp"
+#include "topology/zigzag.hpp"
+
+namespace lmtopo::topology {
+
+// What the read-out needs of one cone-matrix column: the operation it stands for (an insertion's, or
+// the deletion's of a cone column; >= m for the virtual deletions at the end), its dimension, and
+// the caller's tag of that operation (a zigzag position; `end_tag` for virtual deletions).
+struct ConeColumnInfo {
+  Index op = -1;
+  int dim = 0;
+  int tag = 0;
+};
+
+// One rank's part of a cone matrix.
+struct DistributedCone {
+  Index num_ops = 0;         // m, over all ranks
+  Index num_insertions = 0;  // n
+  Index num_columns = 0;     // 2n + 1
+  bool dualized = false;     // `columns` are the anti-transpose's
+  Index pivot_chunk = 0;     // the ownership `columns` are dealt by (reduce_distributed_owned's)
+  std::vector<Row> columns;  // this rank's columns to reduce, increasing index, [dim, size, rows...] each
+  Index info_first = 0;      // this rank's block of read-out records: columns info_first.. of the
+  std::vector<ConeColumnInfo> info;  // primal cone matrix, in contiguous blocks of ceil(N / P)
+};
+
+// Builds the cone matrix of the zigzag whose operations are the ranks' `ops` slices concatenated in
+// rank order. `tags` (one per local op, or null: all 0) and `end_tag` label operations for
+// read_out_bars_distributed. `dualize` is resolve_dualize's mode ("auto", "true", "false").
+// Throws InvalidZigzag with the global op index and the same reason as build_cone_matrix, on every
+// rank, for an invalid sequence. Simplices of more than 32 vertices are refused (std::invalid_argument).
+// Collective.
+DistributedCone build_cone_distributed(const ZigzagOpList& ops, const std::vector<int>* tags, int end_tag, MPI_Comm comm,
+                                       const std::string& dualize, Index pivot_chunk = 0);
+
+// A bar with the tags of the operations that bound it: birth_tag the born op's, death_tag the
+// killing op's (end_tag when it lives to the end).
+struct TaggedBar {
+  ZigzagBar bar;
+  int birth_tag = 0;
+  int death_tag = 0;
+};
+
+// Reduces `cone` with the distributed reducer and reads out the bars: every rank's pairs are read out
+// where they are (looking up their columns' records at the ranks holding them), and the bars are
+// gathered on rank 0, sorted as read_out_bars sorts them (empty elsewhere). `cone.columns` is freed.
+// Collective.
+std::vector<TaggedBar> reduce_and_read_out_distributed(DistributedCone& cone, MPI_Comm comm, int end_tag,
+                                                       std::vector<ReductionStepStats>* stats = nullptr);
+
+}  // namespace lmtopo::topology

@@ -1,0 +1,192 @@
+// The distributed cone build against the serial one at every rank count: the same matrix (column by
+// column, primal and anti-transposed), the same bars (the serial bars are themselves checked against
+// Dionysus and GUDHI), the same tags, and the same first error for invalid sequences.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <limits>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "../unit/test_matrices.hpp"
+#include "mpi/large_count.hpp"
+#include "topology/cone_distributed.hpp"
+#include "topology/pivot_ownership.hpp"
+#include "topology/reducers.hpp"
+
+using namespace lmtopo;
+using topology::Index;
+
+namespace {
+
+int world_rank() {
+  int r = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+int world_size() {
+  int s = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &s);
+  return s;
+}
+
+// This rank's slice of `ops` for cut points drawn from `rng` (the same on every rank; empty slices
+// included), and the global index of its first op.
+topology::ZigzagOpList my_slice(const std::vector<topology::ZigzagOp>& ops, std::mt19937& rng, Index* first = nullptr) {
+  std::vector<std::size_t> cuts = {0};
+  for (int r = 1; r < world_size(); ++r) cuts.push_back(std::uniform_int_distribution<std::size_t>(0, ops.size())(rng));
+  cuts.push_back(ops.size());
+  std::sort(cuts.begin(), cuts.end());
+  const auto r = static_cast<std::size_t>(world_rank());
+  topology::ZigzagOpList mine;
+  for (std::size_t i = cuts[r]; i < cuts[r + 1]; ++i) mine.push_back(ops[i]);
+  if (first) *first = static_cast<Index>(cuts[r]);
+  return mine;
+}
+
+// The matrix the ranks hold, gathered on rank 0 as a BoundaryMatrix (empty elsewhere).
+topology::BoundaryMatrix gather_matrix(const topology::DistributedCone& cone) {
+  const auto all = mpi::gather_blocks(MPI_COMM_WORLD, cone.columns.data(), cone.columns.size(), MPI_UINT32_T);
+  std::vector<std::uint64_t> sizes = mpi::gather_counts(MPI_COMM_WORLD, cone.columns.size());
+  if (world_rank() != 0) return {};
+  const topology::PivotOwnership own(cone.num_columns, world_size(), cone.pivot_chunk);
+  std::vector<int> dims(static_cast<std::size_t>(cone.num_columns));
+  std::vector<std::vector<topology::Row>> rows(static_cast<std::size_t>(cone.num_columns));
+  std::size_t at = 0;
+  for (int r = 0; r < world_size(); ++r)
+    own.for_each_owned(r, [&](Index j) {
+      dims[static_cast<std::size_t>(j)] = static_cast<int>(all[at]);
+      const auto size = static_cast<std::size_t>(all[at + 1]);
+      rows[static_cast<std::size_t>(j)].assign(all.begin() + static_cast<std::ptrdiff_t>(at + 2),
+                                               all.begin() + static_cast<std::ptrdiff_t>(at + 2 + size));
+      at += 2 + size;
+    });
+  EXPECT_EQ(at, all.size());
+  topology::BoundaryMatrix m;
+  for (std::size_t j = 0; j < rows.size(); ++j) m.append_column(dims[j], rows[j]);
+  return m;
+}
+
+void expect_same_matrix(const topology::BoundaryMatrix& got, const topology::BoundaryMatrix& want, const std::string& what) {
+  ASSERT_EQ(got.num_columns(), want.num_columns()) << what;
+  for (Index j = 0; j < want.num_columns(); ++j) {
+    ASSERT_EQ(got.dim(j), want.dim(j)) << what << ", column " << j;
+    const auto a = got.column(j), b = want.column(j);
+    ASSERT_EQ(std::vector<topology::Row>(a.begin(), a.end()), std::vector<topology::Row>(b.begin(), b.end())) << what << ", column " << j;
+  }
+}
+
+}  // namespace
+
+TEST(DistributedCone, SameMatrixBarsAndTagsAsTheSerialBuild) {
+  std::mt19937 rng(91);
+  for (int trial = 0; trial < 40; ++trial) {
+    const int max_dim = 1 + trial % 4;
+    const auto ops = test_inputs::random_zigzag(rng, 7 + trial % 5, max_dim, 5 + trial * 4, 0.35);
+    Index first = 0;
+    const auto mine = my_slice(ops, rng, &first);
+    std::vector<int> tags;
+    for (std::size_t i = 0; i < mine.size(); ++i) tags.push_back(3 * static_cast<int>(first + static_cast<Index>(i)) + 1);
+    const int end_tag = -7;
+    const auto serial = topology::build_cone_matrix(ops);
+    const auto serial_bars = topology::read_out_bars(serial, topology::reduce_twist(serial.matrix));
+    for (const char* dualize : {"false", "true"})
+      for (Index chunk : {Index{0}, Index{3}}) {
+        const std::string what = "trial " + std::to_string(trial) + ", dualize " + dualize + ", chunk " + std::to_string(chunk);
+        auto cone = topology::build_cone_distributed(mine, &tags, end_tag, MPI_COMM_WORLD, dualize, chunk);
+        EXPECT_EQ(cone.num_columns, serial.matrix.num_columns()) << what;
+        EXPECT_EQ(cone.dualized, std::string(dualize) == "true");
+        const auto gathered = gather_matrix(cone);
+        if (world_rank() == 0)
+          expect_same_matrix(gathered, cone.dualized ? topology::anti_transpose(serial.matrix) : serial.matrix, what);
+        const auto bars = topology::reduce_and_read_out_distributed(cone, MPI_COMM_WORLD, end_tag);
+        if (world_rank() != 0) {
+          EXPECT_TRUE(bars.empty());
+          continue;
+        }
+        ASSERT_EQ(bars.size(), serial_bars.size()) << what;
+        const auto m = static_cast<Index>(ops.size());
+        for (std::size_t b = 0; b < bars.size(); ++b) {
+          EXPECT_EQ(bars[b].bar, serial_bars[b]) << what << ", bar " << b;
+          EXPECT_EQ(bars[b].birth_tag, 3 * static_cast<int>(bars[b].bar.birth - 1) + 1) << what;
+          EXPECT_EQ(bars[b].death_tag, bars[b].bar.death < m ? 3 * static_cast<int>(bars[b].bar.death) + 1 : end_tag) << what;
+        }
+      }
+  }
+}
+
+// Every kind of invalid sequence, planted at a random place of a valid one: the distributed build
+// raises on every rank the error (operation and reason) the serial build raises.
+TEST(DistributedCone, SameFirstErrorAsTheSerialBuild) {
+  std::mt19937 rng(5);
+  int checked = 0;
+  for (int trial = 0; trial < 120; ++trial) {
+    auto ops = test_inputs::random_zigzag(rng, 6, 2, 30 + trial % 20, 0.3);
+    const auto at = std::uniform_int_distribution<std::size_t>(0, ops.size() - 1)(rng);
+    switch (trial % 6) {
+      case 0: ops.insert(ops.begin() + static_cast<std::ptrdiff_t>(at), ops[at]); break;  // a repeat (present / absent)
+      case 1: ops.erase(ops.begin() + static_cast<std::ptrdiff_t>(at)); break;            // an op missing
+      case 2: std::swap(ops[at], ops[(at + 1) % ops.size()]); break;                         // two ops out of order
+      case 3: ops.insert(ops.begin() + static_cast<std::ptrdiff_t>(at), {false, ops[at].simplex}); break;
+      case 4: ops[at].simplex.push_back(ops[at].simplex.back()); break;                        // a repeated vertex
+      default: ops[at].insert = !ops[at].insert; break;
+    }
+    std::optional<topology::InvalidZigzag> want;
+    try {
+      topology::build_cone_matrix(ops);
+    } catch (const topology::InvalidZigzag& e) {
+      want = e;
+    }
+    const auto mine = my_slice(ops, rng);
+    std::optional<topology::InvalidZigzag> got;
+    try {
+      topology::build_cone_distributed(mine, nullptr, 0, MPI_COMM_WORLD, "true");
+    } catch (const topology::InvalidZigzag& e) {
+      got = e;
+    }
+    ASSERT_EQ(got.has_value(), want.has_value()) << "trial " << trial;
+    if (!want) continue;
+    ++checked;
+    EXPECT_EQ(got->op_index, want->op_index) << "trial " << trial << ": " << want->reason << " / " << got->reason;
+    EXPECT_EQ(got->reason, want->reason) << "trial " << trial;
+  }
+  EXPECT_GT(checked, 60);
+}
+
+// Fewer operations than ranks, and none at all: every rank takes part and the bars are the serial ones.
+TEST(DistributedCone, TinyAndEmptyZigzags) {
+  const std::vector<std::vector<topology::ZigzagOp>> cases = {
+      {}, {{true, {0}}}, {{true, {0}}, {false, {0}}}, {{true, {0}}, {true, {1}}, {true, {0, 1}}}};
+  std::mt19937 rng(1);
+  for (const auto& ops : cases) {
+    const auto serial = topology::build_cone_matrix(ops);
+    const auto want = topology::read_out_bars(serial, topology::reduce_twist(serial.matrix));
+    const auto mine = my_slice(ops, rng);
+    auto cone = topology::build_cone_distributed(mine, nullptr, 0, MPI_COMM_WORLD, "auto");
+    const auto bars = topology::reduce_and_read_out_distributed(cone, MPI_COMM_WORLD, 0);
+    if (world_rank() != 0) continue;
+    std::vector<topology::ZigzagBar> got;
+    for (const auto& b : bars) got.push_back(b.bar);
+    EXPECT_EQ(got, want) << ops.size() << " ops";
+  }
+}
+
+// exchange_blocks splits at max_message_elements() like every large-count transfer.
+TEST(DistributedCone, ExchangeBlocksInPieces) {
+  const int rank = world_rank(), size = world_size();
+  for (std::size_t piece : {std::size_t{1}, std::size_t{4}, std::numeric_limits<std::size_t>::max()}) {
+    mpi::set_max_message_elements(piece);
+    std::vector<std::vector<std::int64_t>> out(static_cast<std::size_t>(size));
+    for (int d = 0; d < size; ++d)
+      for (int i = 0; i < (rank * 7 + d * 3) % 11; ++i) out[static_cast<std::size_t>(d)].push_back(1000 * rank + 10 * d + i);
+    const auto in = mpi::exchange_blocks(MPI_COMM_WORLD, std::move(out), MPI_INT64_T);
+    ASSERT_EQ(in.size(), static_cast<std::size_t>(size));
+    for (int s = 0; s < size; ++s) {
+      std::vector<std::int64_t> want;
+      for (int i = 0; i < (s * 7 + rank * 3) % 11; ++i) want.push_back(1000 * s + 10 * rank + i);
+      EXPECT_EQ(in[static_cast<std::size_t>(s)], want) << "from " << s << ", piece " << piece;
+    }
+  }
+  mpi::set_max_message_elements(std::numeric_limits<std::size_t>::max());
+}
