@@ -151,6 +151,10 @@ FzzFile read_fzz_file(const std::string& path) {
 
 void write_fzz(std::ostream& out, const topology::ZigzagOpList& ops) {
   out << ops.size() << '\n';
+  write_fzz_lines(out, ops);
+}
+
+void write_fzz_lines(std::ostream& out, const topology::ZigzagOpList& ops) {
   for (std::size_t i = 0; i < ops.size(); ++i) {
     out << (ops.is_insert(i) ? 'i' : 'd');
     for (auto v : ops.simplex(i)) out << ' ' << v;

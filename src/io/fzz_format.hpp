@@ -50,6 +50,8 @@ void check_declared_count(long long declared, long long operations, const std::s
 FzzFile read_fzz_file(const std::string& path);  // memory-mapped
 
 void write_fzz(std::ostream& out, const topology::ZigzagOpList& ops);
+// The operation lines alone (write_fzz = the count line, then these).
+void write_fzz_lines(std::ostream& out, const topology::ZigzagOpList& ops);
 
 // Writes `ops` to `path` through a temporary file and a rename (an interrupted write leaves no `path`).
 void write_fzz_file(const std::string& path, const topology::ZigzagOpList& ops);

@@ -13,7 +13,9 @@
 #include "core/permutation.hpp"
 #include "io/fzz_format.hpp"
 #include "io/h5store.hpp"
+#include "io/work_manifest.hpp"
 #include "mpi/collective.hpp"
+#include "topology/cone_distributed.hpp"
 #include "topology/flag_complex.hpp"
 #include "topology/intersection_zigzag.hpp"
 #include "topology/knn.hpp"
@@ -35,6 +37,12 @@ std::vector<std::uint32_t> pack(const std::vector<topology::Simplex>& simplices)
   return out;
 }
 
+std::size_t unpacked_count(const std::vector<std::uint32_t>& data) {
+  std::size_t count = 0;
+  for (std::size_t pos = 0; pos < data.size(); pos += 1 + data[pos]) ++count;
+  return count;
+}
+
 std::vector<topology::Simplex> unpack(const std::uint32_t* data, std::size_t n) {
   std::vector<topology::Simplex> out;
   for (std::size_t pos = 0; pos < n;) {
@@ -43,6 +51,87 @@ std::vector<topology::Simplex> unpack(const std::uint32_t* data, std::size_t n) 
     pos += 1 + len;
   }
   return out;
+}
+
+// The layers rank r computes: a contiguous block, so that with the distributed reducer each rank
+// makes the zigzag operations of its own layers (it needs one layer from each neighbour only).
+std::pair<int, int> layer_block(int L, int size, int r) {
+  return {static_cast<int>(static_cast<long long>(L) * r / size), static_cast<int>(static_cast<long long>(L) * (r + 1) / size)};
+}
+int layer_owner(int l, int L, int size) {
+  int r = 0;
+  while (layer_block(L, size, r).second <= l) ++r;
+  return r;
+}
+
+// The zigzag operations of this rank's layers (`mine`: its block's packed complexes, in order),
+// with the layer before and after the block from the neighbouring ranks. Collective.
+topology::ZigzagStream own_zigzag_segment(const std::vector<std::pair<int, std::vector<std::uint32_t>>>& mine, int L, MPI_Comm comm) {
+  const int rank = mpi::rank(comm), size = mpi::size(comm);
+  const auto [a, b] = layer_block(L, size, rank);
+  std::vector<std::vector<std::uint32_t>> out(static_cast<std::size_t>(size));
+  if (a < b && a > 0) out[static_cast<std::size_t>(layer_owner(a - 1, L, size))] = mine.front().second;
+  if (a < b && b < L) out[static_cast<std::size_t>(layer_owner(b, L, size))] = mine.back().second;
+  const auto in = mpi::exchange_blocks(comm, std::move(out), MPI_UINT32_T);
+  auto neighbour = [&](int l) {
+    const auto& words = in[static_cast<std::size_t>(layer_owner(l, L, size))];
+    return unpack(words.data(), words.size());
+  };
+  const std::vector<topology::Simplex> before = a < b && a > 0 ? neighbour(a - 1) : std::vector<topology::Simplex>{};
+  const std::vector<topology::Simplex> after = a < b && b < L ? neighbour(b) : std::vector<topology::Simplex>{};
+  std::vector<std::vector<topology::Simplex>> own;
+  for (const auto& [l, data] : mine) own.push_back(unpack(data.data(), data.size()));
+  std::vector<const std::vector<topology::Simplex>*> pointers;
+  for (const auto& layer : own) pointers.push_back(&layer);
+  return topology::intersection_zigzag_segment(a > 0 ? &before : nullptr, pointers, b < L ? &after : nullptr, a, L);
+}
+
+// `--fzz-output` from every rank's operations: rank 0 writes its own, then each rank's in turn, so
+// that it never holds more than one rank's. Collective.
+void write_fzz_gathered(const std::string& path, const topology::ZigzagOpList& mine, MPI_Comm comm) {
+  const int rank = mpi::rank(comm), size = mpi::size(comm);
+  long long total = static_cast<long long>(mine.size());
+  mpi::check(MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
+  auto packed = [](const topology::ZigzagOpList& ops) {  // [insert, size, vertices...] per op
+    std::vector<std::uint32_t> words;
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      words.insert(words.end(), {ops.is_insert(i) ? 1u : 0u, static_cast<std::uint32_t>(ops.simplex(i).size())});
+      words.insert(words.end(), ops.simplex(i).begin(), ops.simplex(i).end());
+    }
+    return words;
+  };
+  if (rank != 0) {
+    const auto words = packed(mine);
+    const std::uint64_t count = words.size();
+    mpi::send_chunked(&count, 1, MPI_UINT64_T, 0, 77, comm);
+    mpi::send_chunked(words.data(), words.size(), MPI_UINT32_T, 0, 78, comm);
+  }
+  mpi::on_root(comm, [&] {
+    int received = 1;  // ranks whose operations rank 0 has taken; the rest are drained on failure
+    auto receive = [&](int r) {
+      std::uint64_t count = 0;
+      mpi::recv_chunked(&count, 1, MPI_UINT64_T, r, 77, comm);
+      std::vector<std::uint32_t> words(static_cast<std::size_t>(count));
+      mpi::recv_chunked(words.data(), words.size(), MPI_UINT32_T, r, 78, comm);
+      return words;
+    };
+    try {
+      io::write_file_atomically(path, [&](std::ostream& text) {
+        text << total << '\n';
+        io::write_fzz_lines(text, mine);
+        for (; received < size; ++received) {
+          const auto words = receive(received);
+          topology::ZigzagOpList ops;
+          for (std::size_t at = 0; at < words.size(); at += 2 + words[at + 1])
+            ops.push_back(words[at] != 0, words.data() + at + 2, words.data() + at + 2 + words[at + 1]);
+          io::write_fzz_lines(text, ops);
+        }
+      });
+    } catch (...) {
+      for (; received < size; ++received) receive(received);
+      throw;
+    }
+  });
 }
 
 // The seed of null draw `draw`'s permutation of layer `layer`'s rows.
@@ -196,13 +285,14 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
     const bool is_null = si >= subsets.size();
     // Layers round-robin over the ranks: read one layer, k-NN, symmetrise, flag complex.
     std::vector<std::pair<int, std::vector<std::uint32_t>>> mine;
+    const auto [first_layer, end_layer] = layer_block(L, size, rank);
     core::Progress progress(rank == 0, "zigzag k-NN + flag complexes" + (is_null ? " null draw " + std::to_string(si - subsets.size())
                                                                          : subsets.size() > 1 ? " subset " + std::to_string(si) : std::string()) +
                                            (size > 1 ? " (rank 0 of " + std::to_string(size) + ")" : ""),
-                            static_cast<std::uint64_t>((L + size - 1) / size), "layers");
+                            static_cast<std::uint64_t>(end_layer - first_layer), "layers");
     mpi::on_all(comm, [&] {
       io::H5Input in(o.activations);
-      for (int l = rank; l < L; l += size) {
+      for (int l = first_layer; l < end_layer; ++l) {
         auto points = in.read_f32_rows(dataset, static_cast<std::uint64_t>(l), 1);
         const auto rows = run_rows(si, l);
         if (m != n || is_null) {
@@ -232,11 +322,42 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
     });
     progress.finish();
     phase_done("read + k-NN + flag complexes (own layers)", si == 0);
+    const bool bench = o.benchmark && si == 0;
+    std::vector<topology::ReductionStepStats> stats;
+
+    if (o.reducer == "distributed") {
+      // No rank holds the whole filtration: each makes its own layers' operations and cone columns.
+      std::vector<long long> own_sizes;
+      for (const auto& [l, data] : mine) own_sizes.push_back(static_cast<long long>(unpacked_count(data)));
+      const auto sizes = mpi::gather_to_root(comm, own_sizes, MPI_LONG_LONG);
+      if (si == 0) summary.simplices_per_layer = sizes;
+      topology::ZigzagStream stream = own_zigzag_segment(mine, L, comm);
+      mine.clear();
+      if (si == 0 && !o.fzz_output.empty()) write_fzz_gathered(o.fzz_output, stream.ops, comm);
+      long long ops = static_cast<long long>(stream.ops.size());
+      mpi::check(MPI_Allreduce(MPI_IN_PLACE, &ops, 1, MPI_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
+      if (si == 0) summary.num_ops = ops;
+      topology::DistributedCone cone = topology::build_cone_distributed(stream.ops, &stream.time, 2 * L, comm, o.dualize);
+      stream = {};
+      if (si == 0) dualized = cone.dualized;
+      phase_done("intersection zigzag + cone matrix (own layers)", si == 0);
+      const auto bars = topology::reduce_and_read_out_distributed(cone, comm, 2 * L, bench ? &stats : nullptr);
+      phase_done("reduction + bar read-out", si == 0);
+      if (bench) print_reduction_benchmark(stats, comm, std::cout);
+      std::vector<topology::PositionBar> pos_bars;
+      for (const auto& b : bars) {  // bars_in_positions' rule: the positions of the bounding operations
+        if (b.birth_tag == b.death_tag) continue;
+        pos_bars.push_back({b.bar.dim, b.birth_tag, b.death_tag});
+        if (si == 0) op_bars.push_back(b.bar);
+      }
+      pos_by_subset.push_back(std::move(pos_bars));
+      continue;
+    }
 
     // Gather every layer's complex on rank 0.
     std::vector<std::vector<topology::Simplex>> layers(static_cast<std::size_t>(L));
     for (int l = 0; l < L; ++l) {
-      const int owner = l % size;
+      const int owner = layer_owner(l, L, size);
       if (owner == 0) {
         if (rank == 0)
           for (const auto& [ll, data] : mine)
@@ -273,8 +394,6 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
       if (si == 0) summary.num_ops = static_cast<long long>(stream.ops.size());
     });
     phase_done("intersection zigzag + cone matrix (rank 0)", si == 0);
-    std::vector<topology::ReductionStepStats> stats;
-    const bool bench = o.benchmark && si == 0;
     // Only rank 0 holds the matrix and dualizes; the choice is broadcast for the output's record.
     int dualize = rank == 0 && topology::resolve_dualize(o.dualize, cone.matrix.num_columns()) ? 1 : 0;
     mpi::check(MPI_Bcast(&dualize, 1, MPI_INT, 0, comm), "MPI_Bcast");

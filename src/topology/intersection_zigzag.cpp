@@ -1,6 +1,7 @@
 #include "topology/intersection_zigzag.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <stdexcept>
 #include <tuple>
 
@@ -18,75 +19,60 @@ int compare_simplices(const Simplex& a, const Simplex& b) {
 
 }  // namespace
 
-ZigzagStream intersection_zigzag(const std::vector<std::vector<Simplex>>& layers) {
-  ZigzagStream z;
-  const int L = static_cast<int>(layers.size());
-  z.num_layers = L;
-  if (L == 0) return z;
-  // Every (simplex, layer) occurrence sorted by simplex, then layer: each run of equal simplices is
-  // one distinct simplex with the layers it is in. A sort of pointers instead of a tree of vectors
-  // (about a third of the memory and time at 10^6 simplices).
-  struct Occurrence {
-    const Simplex* simplex;
-    int layer;
-  };
-  std::vector<Occurrence> occurrences;
-  std::size_t total = 0;
-  for (const auto& layer : layers) total += layer.size();
-  occurrences.reserve(total);
-  for (int l = 0; l < L; ++l)
-    for (const auto& s : layers[static_cast<std::size_t>(l)]) occurrences.push_back({&s, l});
-  std::sort(occurrences.begin(), occurrences.end(), [](const Occurrence& a, const Occurrence& b) {
-    const int c = compare_simplices(*a.simplex, *b.simplex);
-    return c != 0 ? c < 0 : a.layer < b.layer;
-  });
+namespace {
 
-  const int last = 2 * L - 1;
-  // (time, deletion?0:1, dimension key, simplex order, insert, simplex)
-  struct Event {
-    int time;
-    int phase;     // 0 = deletion, 1 = insertion
-    int dim_key;   // deletions: -dim (highest first); insertions: dim
-    std::size_t order;
-    const Simplex* simplex;
-  };
-  std::vector<Event> events;
-  std::vector<char> p(static_cast<std::size_t>(L));
-  std::size_t order = 0;
-  for (std::size_t first = 0; first < occurrences.size(); ++order) {
-    const Simplex& s = *occurrences[first].simplex;
-    std::fill(p.begin(), p.end(), 0);
-    std::size_t next = first;
-    for (; next < occurrences.size() && compare_simplices(*occurrences[next].simplex, s) == 0; ++next)
-      p[static_cast<std::size_t>(occurrences[next].layer)] = 1;
-    first = next;
-    auto present_at = [&](int t) {  // t = 1..2L-1
-      if (t % 2 == 1) return p[static_cast<std::size_t>((t - 1) / 2)] != 0;
-      const int l = t / 2 - 1;
-      return p[static_cast<std::size_t>(l)] && p[static_cast<std::size_t>(l + 1)];
-    };
-    const int dim = static_cast<int>(s.size()) - 1;
-    for (int t = 1; t <= last; ++t) {
-      if (!present_at(t) || (t > 1 && present_at(t - 1))) continue;
-      int b = t;
-      while (b + 1 <= last && present_at(b + 1)) ++b;
-      events.push_back({t, 1, dim, order, &s});
-      events.push_back({b + 1, 0, -dim, order, &s});
-    }
+using SortedLayer = std::vector<const Simplex*>;
+
+SortedLayer sorted_layer(const std::vector<Simplex>* layer) {
+  SortedLayer out;
+  if (!layer) return out;
+  out.reserve(layer->size());
+  for (const auto& s : *layer) out.push_back(&s);
+  std::sort(out.begin(), out.end(), [](const Simplex* a, const Simplex* b) { return compare_simplices(*a, *b) < 0; });
+  return out;
+}
+
+// The simplices of `a` not in `b` (both sorted by dimension, then lexicographically), in that order.
+SortedLayer difference(const SortedLayer& a, const SortedLayer& b) {
+  SortedLayer out;
+  std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out),
+                      [](const Simplex* x, const Simplex* y) { return compare_simplices(*x, *y) < 0; });
+  return out;
+}
+
+void append(ZigzagStream& z, const SortedLayer& simplices, bool insert, int time) {
+  for (const Simplex* s : simplices) {
+    z.ops.push_back(insert, s->data(), s->data() + s->size());
+    z.time.push_back(time);
   }
-  std::vector<Occurrence>().swap(occurrences);
-  std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) {
-    return std::tie(a.time, a.phase, a.dim_key, a.order) < std::tie(b.time, b.phase, b.dim_key, b.order);
-  });
-  std::size_t vertices = 0;
-  for (const auto& e : events) vertices += e.simplex->size();
-  z.ops.reserve(events.size(), vertices);
-  z.time.reserve(events.size());
-  for (const auto& e : events) {
-    z.ops.push_back(e.phase == 1, e.simplex->data(), e.simplex->data() + e.simplex->size());
-    z.time.push_back(e.time);
+}
+
+}  // namespace
+
+ZigzagStream intersection_zigzag_segment(const std::vector<Simplex>* before, const std::vector<const std::vector<Simplex>*>& own,
+                                         const std::vector<Simplex>* after, int first_layer, int num_layers) {
+  ZigzagStream z;
+  z.num_layers = num_layers;
+  SortedLayer previous = sorted_layer(before), current = own.empty() ? SortedLayer{} : sorted_layer(own.front());
+  for (std::size_t i = 0; i < own.size(); ++i) {
+    const int l = first_layer + static_cast<int>(i);
+    SortedLayer next = sorted_layer(i + 1 < own.size() ? own[i + 1] : after);
+    // Time 2l+1: K_l \ K_{l-1} inserted, lowest dimension first.
+    append(z, difference(current, previous), true, 2 * l + 1);
+    // Time 2l+2: K_l \ K_{l+1} deleted, highest dimension first (lexicographic within one).
+    SortedLayer gone = difference(current, next);
+    std::stable_sort(gone.begin(), gone.end(), [](const Simplex* a, const Simplex* b) { return a->size() > b->size(); });
+    append(z, gone, false, 2 * l + 2);
+    previous = std::move(current);
+    current = std::move(next);
   }
   return z;
+}
+
+ZigzagStream intersection_zigzag(const std::vector<std::vector<Simplex>>& layers) {
+  std::vector<const std::vector<Simplex>*> all;
+  for (const auto& layer : layers) all.push_back(&layer);
+  return intersection_zigzag_segment(nullptr, all, nullptr, 0, static_cast<int>(layers.size()));
 }
 
 std::vector<PositionBar> bars_in_positions(const std::vector<ZigzagBar>& bars, const ZigzagStream& stream,

@@ -21,6 +21,14 @@ struct ZigzagStream {
 // simplices sorted by dimension and then lexicographically.
 ZigzagStream intersection_zigzag(const std::vector<std::vector<Simplex>>& layers);
 
+// The part of that stream made by layers first_layer.. (`own`, consecutive) of `num_layers`: the
+// insertions of times 2l+1 and deletions of times 2l+2 for each own layer l, which need the layer
+// before the first (`before`; null for layer 0) and the one after the last (`after`; null past the
+// last layer). The streams of consecutive blocks of layers, concatenated, are the whole stream
+// (what lets each rank make its own operations).
+ZigzagStream intersection_zigzag_segment(const std::vector<Simplex>* before, const std::vector<const std::vector<Simplex>*>& own,
+                                         const std::vector<Simplex>* after, int first_layer, int num_layers);
+
 // Maps op-interval bars to positions: birth = time(op b), death = time(op d+1); bars whose birth and
 // death positions are equal are dropped. `kept`, when given, receives the op bars that were kept, in
 // the same order as the result.
