@@ -5,8 +5,8 @@
 # against the serial twist reducer (dualized) in the same run. Per run: the whole command's seconds,
 # the reduction's (slowest rank, --benchmark, all dimensions), every rank's peak RSS (--benchmark) and
 # the whole command's; every output's bars are compared with the twist reducer's. One rep per row
-# (the inputs are large). Rank 0 still parses the file and builds the whole cone matrix (issue 17):
-# the per-rank memory column shows what that costs.
+# (the inputs are large). Each rank reads its own lines of the file and builds its own cone columns
+# (topology/cone_distributed.hpp); the phase columns come from --benchmark's phase lines.
 # Usage: bench/barcode_scaling.sh [L] [N] [DRIFT] [RANKS...]   (72 20000 0.1 1 2 4: about 10^7 operations)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,8 +43,17 @@ def ranks_of(row):
 base_bars = sorted(open(f"{d}/sc-twist.bars").read().split("\n"))
 ops = open(f"{d}/in.fzz").readline().strip()
 print(f"input: {ops} operations, {len(base_bars) - 1} bars")
-print("| command | whole s | vs twist | reduction s (slowest rank) | peak RSS MiB per rank | whole-command RSS MiB | bars |")
-print("|---|---|---|---|---|---|---|")
+def phases_of(row):
+    """Per phase: (slowest rank's seconds, peak RSS MiB per rank when it ended)."""
+    out = {}
+    for line in open(f"{d}/sc-log-{row}"):
+        if line.startswith("phase "):
+            head, rss = line[6:].split(" s   peak RSS MiB ")
+            name, sec = head.rsplit(None, 1)
+            out[name.strip()] = (float(sec), rss.strip())
+    return out
+print("| command | whole s | vs twist | read s | cone matrix s | reduction + read-out s | reduction s (slowest rank) | peak RSS MiB per rank | whole-command RSS MiB | bars |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 t0 = float(open(f"{d}/sc-time-twist").read().split()[0])
 for row in rows:
     sec, kib = open(f"{d}/sc-time-{row}").read().split()[-2:]
@@ -52,5 +61,7 @@ for row in rows:
     red = max((v[0] for v in per.values()), default=float("nan"))
     rss = " / ".join(f"{per[k][1]:,.0f}" for k in sorted(per)) or "—"
     same = "same" if sorted(open(f"{d}/sc-{row}.bars").read().split("\n")) == base_bars else "DIFFER"
-    print(f"| {row} | {float(sec):.1f} | {float(sec) / t0:.2f} | {red:.1f} | {rss} | {int(kib) / 1024:,.0f} | {same} |")
+    ph = phases_of(row) if row != "twist" else {}
+    cols = " | ".join(f"{ph[k][0]:.1f}" if k in ph else "—" for k in ("read own lines", "cone matrix (own columns)", "reduction + read-out"))
+    print(f"| {row} | {float(sec):.1f} | {float(sec) / t0:.2f} | {cols} | {red:.1f} | {rss} | {int(kib) / 1024:,.0f} | {same} |")
 PY

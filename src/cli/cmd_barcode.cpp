@@ -143,7 +143,9 @@ Command make_barcode_command() {
       "with the named algorithm; all give identical bars. OUT gets one bar a line, `p b d`: homology "
       "dimension and the closed interval of 1-based operation indices. Bars alive after the last operation "
       "close at m, the number of operations. An invalid filtration exits 2 naming the line. The output is "
-      "written under a temporary name beside OUT and renamed when complete.";
+      "written under a temporary name beside OUT and renamed when complete. With --reducer distributed no rank "
+      "holds the whole filtration: each reads the lines starting in its share of the file's bytes, builds the "
+      "cone columns of its own operations and sends each to the rank that reduces it; rank 0 gathers the bars.";
   c.add_options = [](po::options_description& d) {
     d.add_options()("format", po::value<std::string>()->default_value("fzz"), "input format: fzz")(
         "input", po::value<std::string>()->required(), "zigzag filtration file (positional)")(
