@@ -28,7 +28,7 @@ long long exclusive_sum(long long mine, MPI_Comm comm) {
 // its share of the file's bytes, builds the cone columns of its own operations and sends each to the
 // rank that reduces it (topology/cone_distributed.hpp); the bars come back to rank 0 for writing.
 void run_barcode_distributed(const std::string& input, const std::string& output, const std::string& dualize,
-                             long long pivot_chunk, bool benchmark) {
+                             long long pivot_chunk, const std::string& column_order, bool benchmark) {
   mpi::ensure_initialized();
   const MPI_Comm comm = MPI_COMM_WORLD;
   const int rank = mpi::rank(comm), size = mpi::size(comm);
@@ -72,7 +72,7 @@ void run_barcode_distributed(const std::string& input, const std::string& output
   file = {};
   t = stages::record_phase(phases, "cone matrix (own columns)", t);
   std::vector<topology::ReductionStepStats> stats;
-  const auto bars = topology::reduce_and_read_out_distributed(cone, comm, 0, benchmark ? &stats : nullptr);
+  const auto bars = topology::reduce_and_read_out_distributed(cone, comm, 0, benchmark ? &stats : nullptr, column_order);
   t = stages::record_phase(phases, "reduction + read-out", t);
   if (benchmark) {
     stages::print_reduction_benchmark(stats, comm, std::cout);
@@ -102,8 +102,16 @@ int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
   if (pivot_chunk != 0 && reducer != "distributed")
     throw InputError("--pivot-chunk: only the distributed reducer deals pivots to ranks (got --reducer " + reducer + ")");
 
+  const std::string column_order = vm["column-order"].as<std::string>();
+  try {
+    topology::require_column_order(column_order);
+  } catch (const std::invalid_argument& e) {
+    throw InputError(std::string("--column-order: ") + e.what());
+  }
+  if (column_order != "auto" && reducer != "distributed")
+    throw InputError("--column-order: only the distributed reducer takes columns in a chosen order (got --reducer " + reducer + ")");
   if (reducer == "distributed") {
-    run_barcode_distributed(input, output, dualize, pivot_chunk, benchmark);
+    run_barcode_distributed(input, output, dualize, pivot_chunk, column_order, benchmark);
     return 0;
   }
   topology::ConeMatrix cone;
@@ -156,6 +164,10 @@ Command make_barcode_command() {
         "pivot-chunk", po::value<long long>()->default_value(0),
         "distributed reducer: rows and columns are dealt to the ranks in chunks of this many consecutive indices, "
         "round robin; 0: one contiguous block per rank (docs/benchmarks.md measures both)")(
+        "column-order", po::value<std::string>()->default_value("auto"),
+        "distributed reducer: the order each rank takes its columns in, per dimension: natural, received-first or "
+        "upper-first, one for all or a comma-separated list from the highest dimension down; auto: the measured rule "
+        "(docs/methods.md; every order gives the same bars)")(
         "dualize", po::value<std::string>()->default_value("auto"),
         "true: reduce the anti-transpose (persistent cohomology; the same pairs); false: the boundary matrix; auto: dualize from 400,000 cone columns on (the measured rule, docs/benchmarks.md)")(
         "benchmark", "print per rank and step: time, peak memory, bytes sent/received (distributed reducer)");

@@ -25,6 +25,9 @@ struct ZigzagOptions {
   // "true": reduce the anti-transpose (cohomology; the same pairs), "false": the boundary matrix,
   // "auto": topology::resolve_dualize's measured rule on the cone matrix's size.
   std::string dualize = "auto";
+  // The distributed reducer's column order (topology::column_order_for): a name, a list per
+  // dimension, or "auto".
+  std::string column_order = "auto";
   int threads = 2;
   double mem_limit_gib = 8.0;
   bool benchmark = false;

@@ -53,11 +53,13 @@ struct TaggedBar {
   int death_tag = 0;
 };
 
-// Reduces `cone` with the distributed reducer and reads out the bars: every rank's pairs are read out
+// Reduces `cone` with the distributed reducer (its columns taken in `column_order`, see
+// reduce_distributed_owned) and reads out the bars: every rank's pairs are read out
 // where they are (looking up their columns' records at the ranks holding them), and the bars are
 // gathered on rank 0, sorted as read_out_bars sorts them (empty elsewhere). `cone.columns` is freed.
 // Collective.
 std::vector<TaggedBar> reduce_and_read_out_distributed(DistributedCone& cone, MPI_Comm comm, int end_tag,
-                                                       std::vector<ReductionStepStats>* stats = nullptr);
+                                                       std::vector<ReductionStepStats>* stats = nullptr,
+                                                       const std::string& column_order = "auto");
 
 }  // namespace lmtopo::topology

@@ -46,6 +46,26 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
                                                 std::vector<ReductionStepStats>* stats = nullptr,
                                                 Index pivot_chunk = 0);
 
+// The order in which a rank of the distributed reducer takes its columns in one dimension. Any
+// order gives the same pairs (the swap rule); the work does not stay the same (docs/benchmarks.md,
+// "Distributed reducer: column order"):
+//  natural         its own columns in increasing index, then those other ranks send it;
+//  received-first  the columns other ranks send as soon as they arrive, then its own in index order
+//                  (the only order before 2026-12-01);
+//  upper-first     received first, and its own columns of the upper half of the index range before
+//                  those of the lower half (at 1 rank: the upper half of the matrix first).
+enum class ColumnOrder { natural, received_first, upper_first };
+
+// A --column-order value: one of the names above for every dimension, a comma-separated list of
+// them from the highest dimension down (the last one repeats), or "auto" (the measured rule,
+// auto_column_order). Throws std::invalid_argument naming what it expected.
+void require_column_order(const std::string& spec);
+// The measured rule of "auto" for the step reducing the columns of dimension `dim` of a matrix of
+// `num_columns` columns (docs/benchmarks.md, "Distributed reducer: column order").
+ColumnOrder auto_column_order(int dim, Index num_columns);
+constexpr Index kUpperFirstFromColumns = 1000000;
+ColumnOrder column_order_for(const std::string& spec, int step, int dim, Index num_columns);
+
 // The same reduction on columns already dealt out (the distributed cone build sends each column
 // straight to its owner, so no rank ever holds the matrix): `my_columns` holds this rank's columns of
 // an n-column matrix under the ownership of `pivot_chunk` (0: default_pivot_chunk), in increasing
@@ -53,7 +73,7 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
 // of the pivots it owns, unsorted. Collective.
 std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my_columns, Index n, MPI_Comm comm,
                                                       std::vector<ReductionStepStats>* stats = nullptr,
-                                                      Index pivot_chunk = 0);
+                                                      Index pivot_chunk = 0, const std::string& column_order = "auto");
 
 // The chunk of consecutive pivot rows reduce_distributed deals to one rank by default for a matrix
 // of `n` columns over `ranks` ranks: ceil(n / ranks), one contiguous block per rank.

@@ -132,3 +132,23 @@ def test_distributed_reading_by_byte_ranges(tmp_path, ranks):
     fzz.write_text(header.replace(f"{len(ops)}\n", f"{len(ops) + 1}\n") + body)
     proc = run_lmtopo("barcode", fzz, "-o", out, "--reducer", "distributed", ranks=ranks, check=False)
     assert proc.returncode == 2 and f"declares {len(ops) + 1} operations" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("order,ranks", [("natural", 2), ("upper-first,natural", 3), ("received-first", 2)])
+def test_column_orders_match_dionysus(tmp_path, order, ranks):
+    # The distributed reducer's column order changes the work, never the bars.
+    for i, ops in _cases(300 + ranks, 6):
+        fzz, out = tmp_path / f"z{i}.fzz", tmp_path / f"z{i}.bars"
+        write_fzz(fzz, ops)
+        run_lmtopo("barcode", fzz, "-o", out, "--reducer", "distributed", "--column-order", order, ranks=ranks)
+        assert read_bars(out) == dionysus_bars(ops), f"case {i}"
+
+
+@pytest.mark.parametrize("args", [["--reducer", "distributed", "--column-order", "sideways"],
+                                  ["--column-order", "natural"]])
+def test_column_order_refused_where_it_cannot_apply(tmp_path, args):
+    fzz, out = tmp_path / "z.fzz", tmp_path / "z.bars"
+    fzz.write_text("i 0\ni 1\ni 0 1\n")
+    proc = run_lmtopo("barcode", fzz, "-o", out, *args, check=False)
+    assert proc.returncode == 2 and "--column-order" in proc.stderr, proc.stderr
+    assert not out.exists()

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The distributed reducer's column order (--column-order) on one k-NN intersection zigzag (the input
+# of bench/barcode_vs_fzz.sh: L layers of N drifting points in dimension 64, k = 10, flag complexes to
+# dimension 2): every order in ORDERS at every rank count in RANKS, REPS reps interleaved, medians of
+# the whole command's seconds; per dimension the reduction step's seconds (slowest rank) and the
+# largest rank's peak RSS from --benchmark (of the median rep). Every run's bars are compared with the
+# first run's.
+# Usage: ORDERS="natural received-first upper-first" RANKS="1 2" REPS=3 bench/column_order.sh L N DRIFT
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+L="${1:-12}"; N="${2:-20000}"; DRIFT="${3:-0.1}"
+read -r -a orders <<< "${ORDERS:-natural received-first upper-first}"
+read -r -a ranks <<< "${RANKS:-1 2}"
+reps="${REPS:-3}"
+"$here/bench/barcode_vs_fzz.sh" "$L" "$N" "$DRIFT" 0 > /dev/null
+dir="$here/build/bench-fzz-$L-$N-$DRIFT"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_orte_tmpdir_base="$(mktemp -d)"
+for rep in $(seq 1 "$reps"); do
+  for p in "${ranks[@]}"; do
+    for order in "${orders[@]}"; do
+      tag="co-$p-${order//,/+}-$rep"
+      /usr/bin/time -f "%e" -o "$dir/$tag.time" mpirun --oversubscribe --bind-to none -n "$p" "$here/build/lmtopo" barcode \
+        "$dir/in.fzz" -o "$dir/$tag.bars" --reducer distributed --column-order "$order" --benchmark > "$dir/$tag.log" 2>&1
+    done
+  done
+done
+"$here/.venv/bin/python" - "$dir" "$reps" "${ranks[*]}" "${orders[@]}" <<'PY'
+import statistics, sys
+d, reps, ranks, orders = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4:]
+first = None
+print(f"input: {open(f'{d}/in.fzz').readline().strip()} operations")
+print("| ranks | column order | whole s (median) | reduction s per dimension, high to low (slowest rank) | peak RSS MiB, largest rank | bars |")
+print("|---|---|---|---|---|---|")
+for p in ranks:
+    for order in orders:
+        tags = [f"co-{p}-{order.replace(',', '+')}-{r}" for r in range(1, reps + 1)]
+        times = [float(open(f"{d}/{t}.time").read().split()[-1]) for t in tags]
+        med = tags[sorted(range(reps), key=lambda i: times[i])[reps // 2]]
+        steps, rss = {}, 0.0
+        for line in open(f"{d}/{med}.log"):
+            f = line.split()
+            if len(f) == 10 and f[0].isdigit():
+                steps[int(f[1])] = max(steps.get(int(f[1]), 0.0), float(f[3]))
+                rss = max(rss, float(f[5]))
+        bars = sorted(open(f"{d}/{med}.bars").read().split("\n"))
+        first = first or bars
+        per_dim = " / ".join(f"{steps[k]:.2f}" for k in sorted(steps, reverse=True))
+        print(f"| {p} | {order} | {statistics.median(times):.2f} | {per_dim} | {rss:,.0f} | {'same' if bars == first else 'DIFFER'} |")
+PY
