@@ -169,7 +169,7 @@ Command make_barcode_command() {
         "upper-first, one for all or a comma-separated list from the highest dimension down; auto: the measured rule "
         "(docs/methods.md; every order gives the same bars)")(
         "dualize", po::value<std::string>()->default_value("auto"),
-        "true: reduce the anti-transpose (persistent cohomology; the same pairs); false: the boundary matrix; auto: dualize from 400,000 cone columns on (the measured rule, docs/benchmarks.md)")(
+        "true: reduce the anti-transpose (persistent cohomology; the same pairs); false: the boundary matrix; auto: dualize from 200,000 cone columns (about 200,000 operations) on (the measured rule, docs/benchmarks.md)")(
         "benchmark", "print per rank and step: time, peak memory, bytes sent/received (distributed reducer)");
   };
   c.positionals = {{"input", 1}};

@@ -98,7 +98,7 @@ Command make_zigzag_command() {
         "threads", po::value<int>()->default_value(2),
         "threads of the chunk reducer and, with --knn-device cuda, of the k-NN's candidate selection")(
         "dualize", po::value<std::string>()->default_value("auto"),
-        "true: reduce the anti-transpose (persistent cohomology; the same pairs); false: the boundary matrix; auto: dualize from 400,000 cone columns on (the measured rule, docs/benchmarks.md)")(
+        "true: reduce the anti-transpose (persistent cohomology; the same pairs); false: the boundary matrix; auto: dualize from 200,000 cone columns (about 200,000 operations) on (the measured rule, docs/benchmarks.md)")(
         "column-order", po::value<std::string>()->default_value("auto"),
         "distributed reducer: the order each rank takes its columns in, per dimension: natural, received-first or "
         "upper-first, one for all or a comma-separated list from the highest dimension down; auto: the measured rule "

@@ -424,8 +424,8 @@ std::vector<std::string> split_commas(const std::string& spec) {
 
 ColumnOrder auto_column_order(int dim, Index num_columns) {
   // Measured on k-NN zigzag cone matrices (docs/benchmarks.md, "Distributed reducer: column order"):
-  // from about 10^6 columns the upper half first makes the steps above dimension 1 1.7-2.4x cheaper
-  // at 1 rank; below that, and in dimension 1, it costs (0.67 M columns: 0.67 -> 1.09 s).
+  // from 0.8 M columns on, the upper half first makes the steps above dimension 1 1.7-2.4x cheaper at
+  // 1 rank; at 0.33 M (dualized) it changes nothing there, and in dimension 1 it always costs.
   return dim >= 2 && num_columns >= kUpperFirstFromColumns ? ColumnOrder::upper_first : ColumnOrder::natural;
 }
 

@@ -63,7 +63,7 @@ void require_column_order(const std::string& spec);
 // The measured rule of "auto" for the step reducing the columns of dimension `dim` of a matrix of
 // `num_columns` columns (docs/benchmarks.md, "Distributed reducer: column order").
 ColumnOrder auto_column_order(int dim, Index num_columns);
-constexpr Index kUpperFirstFromColumns = 1000000;
+constexpr Index kUpperFirstFromColumns = 500000;
 ColumnOrder column_order_for(const std::string& spec, int step, int dim, Index num_columns);
 
 // The same reduction on columns already dealt out (the distributed cone build sends each column
@@ -89,9 +89,12 @@ std::vector<PersistencePair> reduce_by_name_releasing(const std::string& name, B
                                                       bool dualize = true, Index pivot_chunk = 0);
 
 // The measured rule of `--dualize auto` (docs/benchmarks.md, "barcode against FastZigzag"): on k-NN
-// zigzag cone matrices the dualized reduction wins from about 400,000 columns (200,000 operations)
-// on, by up to 2.2x; below that the primal one is faster (the anti-transpose costs more than it saves).
-constexpr Index kDualizeFromColumns = 400000;
+// zigzag cone matrices the dualized reduction wins from about 200,000 columns on (a zigzag that ends
+// empty has 2n + 1 = m + 1 columns: 333,515 columns, 1.72 vs 2.84 s), by up to 2.2x; below that the
+// primal one is faster (105,129 columns: 0.40 vs 0.52 s; the anti-transpose costs more than it saves).
+// Until 2026-12-01 this was 400,000, meant as 200,000 operations but counting two columns per
+// operation: inputs of 200,000-400,000 operations were reduced primal, the slower way.
+constexpr Index kDualizeFromColumns = 200000;
 
 // Resolves a --dualize value, "true", "false" or "auto", for a matrix of `num_columns` columns;
 // throws std::invalid_argument for any other value.
