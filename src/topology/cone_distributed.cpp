@@ -29,7 +29,6 @@ namespace lmtopo::topology {
 namespace {
 
 constexpr Index kNever = std::numeric_limits<Index>::max();  // deletion time of a copy never deleted
-constexpr std::size_t kNoSkip = static_cast<std::size_t>(-1);
 
 void check_mpi(int code, const char* what) {
   if (code != MPI_SUCCESS) throw std::runtime_error(std::string("MPI call failed: ") + what);
@@ -104,8 +103,7 @@ void raise_first_error(const FirstError& mine, MPI_Comm comm) {
   throw InvalidZigzag{op, mpi::broadcast_string(comm, mine.reason, teller)};
 }
 
-// A simplex's vertices packed two to a 64-bit word, zero-padded (every vertex after the first is > 0,
-// so the padding is no vertex): W words hold up to 2W vertices.
+// A simplex's vertices packed two to a 64-bit word (pack_vertices): W words hold up to 2W vertices.
 template <int W>
 struct Key {
   std::array<std::uint64_t, W> w{};
@@ -121,12 +119,7 @@ struct Key {
   }
   static Key of(SimplexView s, std::size_t skip = kNoSkip) {
     Key key;
-    std::size_t j = 0;
-    for (std::size_t i = 0; i < s.size(); ++i)
-      if (i != skip) {
-        key.w[j / 2] |= static_cast<std::uint64_t>(s[i]) << (32 * (j % 2));
-        ++j;
-      }
+    pack_vertices(s, skip, key.w.data());
     return key;
   }
   static Key read(const std::uint64_t* at) {

@@ -41,8 +41,6 @@ struct PresentCell {
   Index coface_count;  // present simplices having this one as a facet
 };
 
-constexpr std::size_t kNoSkip = static_cast<std::size_t>(-1);
-
 // Hash keys of a simplex, or of its facet without vertex `skip`. Up to N vertices are packed two to
 // a 64-bit word, zero-padded: the padding cannot be mistaken for a vertex, since every vertex after a
 // simplex's first is > 0. Compared word by word (std::array's == calls memcmp, half the build's time).
@@ -63,12 +61,7 @@ struct ArrayKey {
   };
   static type of(SimplexView s, std::size_t skip = kNoSkip) {
     type key{};
-    std::size_t j = 0;
-    for (std::size_t i = 0; i < s.size(); ++i)
-      if (i != skip) {
-        key.words[j / 2] |= static_cast<std::uint64_t>(s[i]) << (32 * (j % 2));
-        ++j;
-      }
+    pack_vertices(s, skip, key.words.data());
     return key;
   }
 };

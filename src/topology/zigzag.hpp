@@ -29,6 +29,19 @@ struct SimplexView {
   Vertex operator[](std::size_t i) const { return first[i]; }
 };
 
+// Packs a simplex's vertices, without the one at position `skip` (kNoSkip: all), two to a 64-bit
+// word into `words` (zeroed, long enough): the fixed-width keys of the simplex tables. The padding
+// cannot be mistaken for a vertex, since every vertex after a simplex's first is > 0.
+constexpr std::size_t kNoSkip = static_cast<std::size_t>(-1);
+inline void pack_vertices(SimplexView s, std::size_t skip, std::uint64_t* words) {
+  std::size_t j = 0;
+  for (std::size_t i = 0; i < s.size(); ++i)
+    if (i != skip) {
+      words[j / 2] |= static_cast<std::uint64_t>(s[i]) << (32 * (j % 2));
+      ++j;
+    }
+}
+
 // A simplex-wise zigzag in three flat arrays (kinds, offsets, all vertices): one allocation each
 // instead of one per operation, which is what the parser and the cone builder need at 10^7 operations.
 class ZigzagOpList {

@@ -41,14 +41,18 @@ def test_reducers_and_rank_counts_match_dionysus(tmp_path, reducer, ranks, duali
         assert read_bars(out) == dionysus_bars(ops), f"case {i}"
 
 
-@pytest.mark.parametrize("ranks,chunk", [(2, 1), (3, 2), (2, 7)])
-def test_interleaved_pivot_ownership_matches_dionysus(tmp_path, ranks, chunk):
+@pytest.mark.parametrize("ranks,args", [
     # --pivot-chunk deals the rows to the ranks in small chunks: columns cross ranks at nearly every
     # step of their reduction, in both directions.
-    for i, ops in _cases(200 + chunk, 10):
+    (2, ["--pivot-chunk", "1"]), (3, ["--pivot-chunk", "2"]), (2, ["--pivot-chunk", "7"]),
+    # The column order changes the work, never the bars.
+    (2, ["--column-order", "natural"]), (3, ["--column-order", "upper-first,natural"]),
+    (2, ["--column-order", "received-first"])])
+def test_distributed_options_match_dionysus(tmp_path, ranks, args):
+    for i, ops in _cases(200 + ranks + len(args[1]), 8):
         fzz, out = tmp_path / f"z{i}.fzz", tmp_path / f"z{i}.bars"
         write_fzz(fzz, ops)
-        run_lmtopo("barcode", fzz, "-o", out, "--reducer", "distributed", "--pivot-chunk", chunk, ranks=ranks)
+        run_lmtopo("barcode", fzz, "-o", out, "--reducer", "distributed", *args, ranks=ranks)
         assert read_bars(out) == dionysus_bars(ops), f"case {i}"
 
 
@@ -132,16 +136,6 @@ def test_distributed_reading_by_byte_ranges(tmp_path, ranks):
     fzz.write_text(header.replace(f"{len(ops)}\n", f"{len(ops) + 1}\n") + body)
     proc = run_lmtopo("barcode", fzz, "-o", out, "--reducer", "distributed", ranks=ranks, check=False)
     assert proc.returncode == 2 and f"declares {len(ops) + 1} operations" in proc.stderr, proc.stderr
-
-
-@pytest.mark.parametrize("order,ranks", [("natural", 2), ("upper-first,natural", 3), ("received-first", 2)])
-def test_column_orders_match_dionysus(tmp_path, order, ranks):
-    # The distributed reducer's column order changes the work, never the bars.
-    for i, ops in _cases(300 + ranks, 6):
-        fzz, out = tmp_path / f"z{i}.fzz", tmp_path / f"z{i}.bars"
-        write_fzz(fzz, ops)
-        run_lmtopo("barcode", fzz, "-o", out, "--reducer", "distributed", "--column-order", order, ranks=ranks)
-        assert read_bars(out) == dionysus_bars(ops), f"case {i}"
 
 
 @pytest.mark.parametrize("args", [["--reducer", "distributed", "--column-order", "sideways"],
