@@ -31,8 +31,9 @@ struct ZigzagOptions {
   int threads = 2;
   double mem_limit_gib = 8.0;
   bool benchmark = false;
-  // When set, subset 0's zigzag filtration is also written there in FastZigzag's format (rank 0), to
-  // reduce it with another tool or with `lmtopo barcode`.
+  // When set, subset 0's zigzag filtration is also written there in FastZigzag's format, to reduce
+  // it with another tool or with `lmtopo barcode` (rank 0 writes it; with the distributed reducer it
+  // takes each rank's operations in turn).
   std::string fzz_output;
   // Disjoint prompt subsets (paper 1's protocol, e.g. 16 x 500): `subsets` random disjoint sets of
   // `subset_size` prompts (0: n / subsets), drawn by a seeded permutation; each gets its own zigzag.
