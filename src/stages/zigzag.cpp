@@ -54,9 +54,12 @@ std::vector<topology::Simplex> unpack(const std::uint32_t* data, std::size_t n) 
 }
 
 // The layers rank r computes: a contiguous block, so that with the distributed reducer each rank
-// makes the zigzag operations of its own layers (it needs one layer from each neighbour only).
+// makes the zigzag operations of its own layers (it needs one layer from each neighbour only). Rank 0
+// gets the largest share (it reports the progress), and with more ranks than layers the last ranks
+// get none.
 std::pair<int, int> layer_block(int L, int size, int r) {
-  return {static_cast<int>(static_cast<long long>(L) * r / size), static_cast<int>(static_cast<long long>(L) * (r + 1) / size)};
+  auto start = [&](int q) { return static_cast<int>((static_cast<long long>(L) * q + size - 1) / size); };
+  return {start(r), start(r + 1)};
 }
 int layer_owner(int l, int L, int size) {
   int r = 0;
@@ -290,7 +293,7 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
   for (std::size_t si = 0; si < runs; ++si) {
     const std::size_t m = subsets[0].size();
     const bool is_null = si >= subsets.size();
-    // Layers round-robin over the ranks: read one layer, k-NN, symmetrise, flag complex.
+    // Each rank its block of layers: read one layer, k-NN, symmetrise, flag complex.
     std::vector<std::pair<int, std::vector<std::uint32_t>>> mine;
     const auto [first_layer, end_layer] = layer_block(L, size, rank);
     core::Progress progress(rank == 0, "zigzag k-NN + flag complexes" + (is_null ? " null draw " + std::to_string(si - subsets.size())
