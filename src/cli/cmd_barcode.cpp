@@ -102,14 +102,7 @@ int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
   if (pivot_chunk != 0 && reducer != "distributed")
     throw InputError("--pivot-chunk: only the distributed reducer deals pivots to ranks (got --reducer " + reducer + ")");
 
-  const std::string column_order = vm["column-order"].as<std::string>();
-  try {
-    topology::require_column_order(column_order);
-  } catch (const std::invalid_argument& e) {
-    throw InputError(std::string("--column-order: ") + e.what());
-  }
-  if (column_order != "auto" && reducer != "distributed")
-    throw InputError("--column-order: only the distributed reducer takes columns in a chosen order (got --reducer " + reducer + ")");
+  const std::string column_order = column_order_option(vm, reducer);
   if (reducer == "distributed") {
     run_barcode_distributed(input, output, dualize, pivot_chunk, column_order, benchmark);
     return 0;
@@ -164,10 +157,7 @@ Command make_barcode_command() {
         "pivot-chunk", po::value<long long>()->default_value(0),
         "distributed reducer: rows and columns are dealt to the ranks in chunks of this many consecutive indices, "
         "round robin; 0: one contiguous block per rank (docs/benchmarks.md measures both)")(
-        "column-order", po::value<std::string>()->default_value("auto"),
-        "distributed reducer: the order each rank takes its columns in, per dimension: natural, received-first or "
-        "upper-first, one for all or a comma-separated list from the highest dimension down; auto: the measured rule "
-        "(docs/methods.md; every order gives the same bars)")(
+        "column-order", po::value<std::string>()->default_value("auto"), kColumnOrderHelp)(
         "dualize", po::value<std::string>()->default_value("auto"),
         "true: reduce the anti-transpose (persistent cohomology; the same pairs); false: the boundary matrix; auto: dualize from 200,000 cone columns (about 200,000 operations) on (the measured rule, docs/benchmarks.md)")(
         "benchmark", "print per rank and step: time, peak memory, bytes sent/received (distributed reducer)");

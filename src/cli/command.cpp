@@ -83,6 +83,23 @@ std::string dualize_option(const po::variables_map& vm) {
   return mode;
 }
 
+const char* const kColumnOrderHelp =
+    "distributed reducer: the order each rank takes its columns in, per dimension: natural, received-first or "
+    "upper-first, one for all or a comma-separated list from the highest dimension down; auto: the measured rule "
+    "(docs/methods.md; every order gives the same bars)";
+
+std::string column_order_option(const po::variables_map& vm, const std::string& reducer) {
+  const std::string order = vm["column-order"].as<std::string>();
+  try {
+    topology::require_column_order(order);
+  } catch (const std::invalid_argument& e) {
+    throw InputError(std::string("--column-order: ") + e.what());
+  }
+  if (order != "auto" && reducer != "distributed")
+    throw InputError("--column-order: only the distributed reducer takes columns in a chosen order (got --reducer " + reducer + ")");
+  return order;
+}
+
 std::vector<std::string> comma_separated(const std::vector<std::string>& values) {
   std::vector<std::string> out;
   for (const auto& v : values) {

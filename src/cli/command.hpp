@@ -75,6 +75,11 @@ std::vector<std::string> comma_separated(const std::vector<std::string>& values)
 // --dualize's value, checked (auto, true or false; topology::resolve_dualize applies it).
 std::string dualize_option(const po::variables_map& vm);
 
+// --column-order's value, checked (topology::require_column_order), and refused unless `reducer` is
+// the distributed one (the only reducer that takes columns in a chosen order); its help text.
+std::string column_order_option(const po::variables_map& vm, const std::string& reducer);
+extern const char* const kColumnOrderHelp;
+
 // The items of a comma-separated option, each converted by std::sto* (`convert(item, used)`); an item
 // that does not convert whole is an error naming the option.
 template <typename T, typename Convert>

@@ -208,13 +208,6 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
   knn.threads = o.knn_device == "cuda" ? static_cast<std::size_t>(std::max(1, o.threads)) : 1;
   topology::KnnStats knn_stats;
   knn.stats = &knn_stats;
-  try {
-    topology::require_column_order(o.column_order);
-  } catch (const std::invalid_argument& e) {
-    throw InputError(std::string("--column-order: ") + e.what());
-  }
-  if (o.column_order != "auto" && o.reducer != "distributed")
-    throw InputError("--column-order: only the distributed reducer takes columns in a chosen order (got --reducer " + o.reducer + ")");
   if (o.k < 1) throw InputError("--k: expected k >= 1, got " + std::to_string(o.k));
   if (o.max_dim < 1) throw InputError("--max-dim: expected at least 1, got " + std::to_string(o.max_dim));
   for (int p : o.homology_dims)

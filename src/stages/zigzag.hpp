@@ -26,7 +26,7 @@ struct ZigzagOptions {
   // "auto": topology::resolve_dualize's measured rule on the cone matrix's size.
   std::string dualize = "auto";
   // The distributed reducer's column order (topology::column_order_for): a name, a list per
-  // dimension, or "auto".
+  // dimension, or "auto"; the CLI checks it (cli::column_order_option).
   std::string column_order = "auto";
   int threads = 2;
   double mem_limit_gib = 8.0;
