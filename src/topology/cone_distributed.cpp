@@ -72,6 +72,8 @@ Layout layout_of(const ZigzagOpList& ops, MPI_Comm comm) {
 
 // The first error of the sequence seen by this rank, by operation and then by which check fails
 // first in build_cone_matrix's order (so that the ranks agree on the error it would raise).
+// kCoface (a deletion's check) and kFirstFacet + skip (an insertion's) share values: one operation is
+// never both.
 enum Check : int { kEmpty = 0, kNotDistinct = 1, kPresence = 2, kCoface = 3, kFirstFacet = 3 };
 
 struct FirstError {
