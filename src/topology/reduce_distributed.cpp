@@ -4,6 +4,8 @@
 // displaced later column goes on reducing. Pivots only move down, so every column ends stored at a
 // free pivot or reduced to zero, whichever rank it passed through and in whatever order it arrived.
 #include <sched.h>
+#include <cstdio>
+#include <cstdlib>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 
 #include "mpi/large_count.hpp"
 #include "topology/pivot_ownership.hpp"
+#include "topology/reduce_speculative.hpp"
 #include "topology/reducers.hpp"
 #include "topology/z2_column.hpp"
 
@@ -72,6 +75,12 @@ class LocalPivots {
       }
     }
     return -1;
+  }
+
+  // Records a pair found elsewhere (a replicated step): `holder` reduced to pivot `row`, this rank's.
+  void record(Index row, Index holder) {
+    column_of_pivot_[slot(row)] = holder;
+    cleared_[slot(row)] = 1;
   }
 
   // Appends the column left by reduce, as [index, size, rows...], to a batch for another rank.
@@ -312,6 +321,7 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
   }
 
   LocalPivots pivots(own, rank, n);
+  const std::size_t speculate_run = std::getenv("LMTOPO_SPEC") ? std::strtoull(std::getenv("LMTOPO_SPEC"), nullptr, 10) : 0;
   // Dimensions high to low (the twist's clearing), one asynchronous round per dimension: each rank
   // reduces its own columns and those arriving from any rank, sends each column whose pivot another
   // rank owns to that rank in batches, and looks at the network between batches. Arrival order does
@@ -331,6 +341,45 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
     if (order == ColumnOrder::upper_first)
       std::stable_partition(own_columns.begin(), own_columns.end(), [&](std::size_t i) { return local_index[i] >= n / 2; });
     const bool received_first = order != ColumnOrder::natural;
+    if (speculate_run > 0 && size > 1 && (order == ColumnOrder::natural || (std::getenv("LMTOPO_SPEC_ALL") && order == ColumnOrder::upper_first))) {
+      std::vector<Row> mine;
+      for (const std::size_t i : own_columns) {
+        mine.insert(mine.end(), {static_cast<Row>(local_index[i]), static_cast<Row>(local_columns[i].size())});
+        mine.insert(mine.end(), local_columns[i].begin(), local_columns[i].end());
+      }
+      std::vector<std::vector<Row>> outgoing(static_cast<std::size_t>(size), mine);
+      std::vector<Row>().swap(mine);
+      auto incoming = mpi::exchange_blocks(comm, std::move(outgoing), MPI_UINT32_T);
+      StepColumns step;
+      for (auto& block : incoming) {
+        const std::size_t base = step.words.size();
+        step.words.insert(step.words.end(), block.begin(), block.end());
+        std::vector<Row>().swap(block);
+        for (std::size_t at = base; at < step.words.size(); at += 2 + static_cast<std::size_t>(step.words[at + 1]))
+          step.at.push_back(at);
+      }
+      // The order of one rank: index order, or the upper half of the index range first.
+      const bool upper_first = order == ColumnOrder::upper_first;
+      std::sort(step.at.begin(), step.at.end(), [&](std::size_t a, std::size_t b) {
+        const Index i = step.words[a], j = step.words[b];
+        const bool upper_i = upper_first && i >= n / 2, upper_j = upper_first && j >= n / 2;
+        return upper_i != upper_j ? upper_i : i < j;
+      });
+      SpeculativeStats spec;
+      reduce_step_speculative(step, n, speculate_run, std::getenv("LMTOPO_SPEC_DEPTH") ? std::strtoull(std::getenv("LMTOPO_SPEC_DEPTH"), nullptr, 10) : 2, comm, 5252 + d, [&](Index p, Index holder) {
+        if (own.owner(p) == rank) pivots.record(p, holder);
+      }, &spec);
+      row.columns_in = spec.columns;
+      row.columns_forwarded = spec.redone;
+      row.wait_seconds = spec.seconds_waiting;
+      row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      row.peak_rss_kib = peak_rss_kib();
+      if (std::getenv("LMTOPO_SPEC_LOG"))
+        std::fprintf(stderr, "SPEC rank %d dim %d: columns %lld redone %lld resumed %lld speculating %.3f validating %.3f waiting %.3f\n", rank, d,
+                     spec.columns, spec.redone, spec.resumed, spec.seconds_speculating, spec.seconds_validating, spec.seconds_waiting);
+      if (stats) stats->push_back(row);
+      continue;
+    }
     long long total = static_cast<long long>(own_columns.size());
     check_mpi(MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
     Outbox outbox(comm, size, tag);
