@@ -36,7 +36,7 @@ def ranks_of(row):
     out = {}
     for line in open(f"{d}/sc-log-{row}"):
         f = line.split()
-        if len(f) == 10 and f[0].isdigit():
+        if len(f) == 11 and f[0].isdigit():
             r = out.setdefault(int(f[0]), [0.0, 0.0])
             r[0] += float(f[3]); r[1] = max(r[1], float(f[5]))
     return out

@@ -39,7 +39,7 @@ for p in ranks:
         steps, rss = {}, 0.0
         for line in open(f"{d}/{med}.log"):
             f = line.split()
-            if len(f) == 10 and f[0].isdigit():
+            if len(f) == 11 and f[0].isdigit():
                 steps[int(f[1])] = max(steps.get(int(f[1]), 0.0), float(f[3]))
                 rss = max(rss, float(f[5]))
         bars = sorted(open(f"{d}/{med}.bars").read().split("\n"))

@@ -42,7 +42,7 @@ def phase(row):
         ranks = {}
         for line in open(f"{d}/pc-log-{row}-{r}"):
             f = line.split()
-            if len(f) == 10 and f[0].isdigit():
+            if len(f) == 11 and f[0].isdigit():
                 t = ranks.setdefault(int(f[0]), [0.0, 0.0, 0, 0.0])
                 t[0] += float(f[3]); t[1] += float(f[4]); t[3] += float(f[6]) / 2**20; t[2] += int(f[9])
         per_rep.append(ranks)

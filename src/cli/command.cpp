@@ -100,6 +100,20 @@ std::string column_order_option(const po::variables_map& vm, const std::string& 
   return order;
 }
 
+const char* const kSpeculateRunsHelp =
+    "distributed reducer: reduce the steps taken in index order as a speculative pipeline in runs of this many "
+    "columns (256 measured best; 0: off). Faster when one rank owns most of a step's work, but every rank then "
+    "holds all of that step's columns and a copy of every reduced column (docs/benchmarks.md); the same bars";
+
+std::size_t speculate_runs_option(const po::variables_map& vm, const std::string& reducer) {
+  const long long run = vm["speculate-runs"].as<long long>();
+  if (run < 0 || run > (1LL << 20))
+    throw InputError("--speculate-runs: expected 0 (off) or a run of 1 to 1048576 columns, got " + std::to_string(run));
+  if (run != 0 && reducer != "distributed")
+    throw InputError("--speculate-runs: only the distributed reducer speculates (got --reducer " + reducer + ")");
+  return static_cast<std::size_t>(run);
+}
+
 std::vector<std::string> comma_separated(const std::vector<std::string>& values) {
   std::vector<std::string> out;
   for (const auto& v : values) {

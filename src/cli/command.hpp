@@ -80,6 +80,11 @@ std::string dualize_option(const po::variables_map& vm);
 std::string column_order_option(const po::variables_map& vm, const std::string& reducer);
 extern const char* const kColumnOrderHelp;
 
+// --speculate-runs's value: 0 (off) or a run length of at most 2^20 columns, refused unless `reducer`
+// is the distributed one; its help text.
+std::size_t speculate_runs_option(const po::variables_map& vm, const std::string& reducer);
+extern const char* const kSpeculateRunsHelp;
+
 // The items of a comma-separated option, each converted by std::sto* (`convert(item, used)`); an item
 // that does not convert whole is an error naming the option.
 template <typename T, typename Convert>

@@ -16,22 +16,23 @@ void print_reduction_benchmark(const std::vector<topology::ReductionStepStats>& 
     return;
   }
   // Gather every rank's rows on rank 0 as flat doubles.
-  const int nfields = 10;
+  const int nfields = 11;
   std::vector<double> flat;
   for (const auto& r : mine)
     flat.insert(flat.end(), {double(r.rank), double(r.dim), double(r.batches), r.seconds, r.wait_seconds,
                              double(r.peak_rss_kib), double(r.bytes_sent), double(r.bytes_received),
-                             double(r.columns_in), double(r.columns_forwarded)});
+                             double(r.columns_in), double(r.columns_forwarded), double(r.columns_redone)});
   const auto all = mpi::gather_to_root(comm, flat, MPI_DOUBLE);
   if (mpi::rank(comm) != 0) return;
   out << "# benchmark: one row per rank and dimension (batches: batches of columns received; wait_s: idle, "
-         "waiting for other ranks' columns)\n"
-      << "rank  dim  batches    seconds     wait_s  peak_rss_MiB  bytes_sent  bytes_recv  cols_in  cols_fwd\n";
+         "waiting for other ranks' columns; "
+         "redone: --speculate-runs, columns of the rank's runs reduced again after the check)\n"
+      << "rank  dim  batches    seconds     wait_s  peak_rss_MiB  bytes_sent  bytes_recv  cols_in  cols_fwd  redone\n";
   for (std::size_t i = 0; i + nfields <= all.size(); i += nfields) {
     out << std::setw(4) << all[i] << std::setw(5) << all[i + 1] << std::setw(9) << all[i + 2] << std::setw(11)
         << std::fixed << std::setprecision(6) << all[i + 3] << std::setw(11) << all[i + 4] << std::setw(14)
         << std::setprecision(1) << all[i + 5] / 1024.0 << std::setprecision(0) << std::setw(12) << all[i + 6]
-        << std::setw(12) << all[i + 7] << std::setw(9) << all[i + 8] << std::setw(10) << all[i + 9] << "\n";
+        << std::setw(12) << all[i + 7] << std::setw(9) << all[i + 8] << std::setw(10) << all[i + 9] << std::setw(8) << all[i + 10] << "\n";
   }
 }
 

@@ -28,6 +28,8 @@ struct ZigzagOptions {
   // The distributed reducer's column order (topology::column_order_for): a name, a list per
   // dimension, or "auto"; the CLI checks it (cli::column_order_option).
   std::string column_order = "auto";
+  // The distributed reducer's speculative runs (cli::speculate_runs_option; 0: off).
+  std::size_t speculate_run = 0;
   int threads = 2;
   double mem_limit_gib = 8.0;
   bool benchmark = false;

@@ -4,8 +4,6 @@
 // displaced later column goes on reducing. Pivots only move down, so every column ends stored at a
 // free pivot or reduced to zero, whichever rank it passed through and in whatever order it arrived.
 #include <sched.h>
-#include <cstdio>
-#include <cstdlib>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -254,7 +252,7 @@ namespace {
 // reduce_distributed_owned), not gathered.
 std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buffer, const PivotOwnership& own, Index n,
                                                   int max_dim, MPI_Comm comm, std::vector<ReductionStepStats>* stats,
-                                                  const std::string& column_order);
+                                                  const std::string& column_order, std::size_t speculate_run);
 
 std::vector<PersistencePair> gather_sorted_pairs(MPI_Comm comm, const std::vector<PersistencePair>& mine) {
   std::vector<Index> flat;
@@ -300,12 +298,53 @@ std::vector<PersistencePair> reduce_distributed_releasing(const BoundaryMatrix* 
     return block;
   });
   if (rank == 0 && release_rows_after_scatter) release_rows_after_scatter->release_rows();
-  return gather_sorted_pairs(comm, reduce_dealt_columns(my_buffer, own, n, max_dim, comm, stats, "received-first"));
+  return gather_sorted_pairs(comm, reduce_dealt_columns(my_buffer, own, n, max_dim, comm, stats, "received-first", 0));
+}
+
+struct ColumnRef {
+  Index index;
+  ColumnView rows;
+};
+
+// One step reduced by the speculative pipeline (reduce_speculative.hpp): every rank gets every
+// rank's columns of the step, in index order; each rank then records the pairs of its own pivots.
+void reduce_step_replicated(const std::vector<ColumnRef>& mine, Index n, int dim, std::size_t run, const PivotOwnership& own,
+                            LocalPivots& pivots, MPI_Comm comm, ReductionStepStats& row) {
+  int rank = 0, size = 1;
+  check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  std::vector<Row> block;
+  for (const auto& column : mine) {
+    block.insert(block.end(), {static_cast<Row>(column.index), static_cast<Row>(column.rows.size())});
+    block.insert(block.end(), column.rows.begin(), column.rows.end());
+  }
+  std::vector<std::vector<Row>> outgoing(static_cast<std::size_t>(size), block);
+  std::vector<Row>().swap(block);
+  auto incoming = mpi::exchange_blocks(comm, std::move(outgoing), MPI_UINT32_T);
+  StepColumns step;
+  for (auto& from : incoming) {
+    const std::size_t base = step.words.size();
+    step.words.insert(step.words.end(), from.begin(), from.end());
+    std::vector<Row>().swap(from);
+    for (std::size_t at = base; at < step.words.size(); at += 2 + static_cast<std::size_t>(step.words[at + 1]))
+      step.at.push_back(at);
+  }
+  std::sort(step.at.begin(), step.at.end(), [&](std::size_t a, std::size_t b) { return step.words[a] < step.words[b]; });
+  row.bytes_received += static_cast<long long>(step.words.size() * sizeof(Row));
+  SpeculativeStats spec;
+  reduce_step_speculative(step, n, run, kSpeculationDepth, comm, 5252 + dim,
+                          [&](Index pivot, Index holder) {
+                            if (own.owner(pivot) == rank) pivots.record(pivot, holder);
+                          },
+                          &spec);
+  row.columns_in = spec.columns;
+  row.columns_redone = spec.redone;
+  row.wait_seconds = spec.seconds_waiting;
 }
 
 std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buffer, const PivotOwnership& own, Index n,
                                                   int max_dim, MPI_Comm comm, std::vector<ReductionStepStats>* stats,
-                                                  const std::string& column_order) {
+                                                  const std::string& column_order, std::size_t speculate_run) {
   int rank = 0, size = 1;
   check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
   check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
@@ -321,7 +360,6 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
   }
 
   LocalPivots pivots(own, rank, n);
-  const std::size_t speculate_run = std::getenv("LMTOPO_SPEC") ? std::strtoull(std::getenv("LMTOPO_SPEC"), nullptr, 10) : 0;
   // Dimensions high to low (the twist's clearing), one asynchronous round per dimension: each rank
   // reduces its own columns and those arriving from any rank, sends each column whose pivot another
   // rank owns to that rank in batches, and looks at the network between batches. Arrival order does
@@ -341,42 +379,12 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
     if (order == ColumnOrder::upper_first)
       std::stable_partition(own_columns.begin(), own_columns.end(), [&](std::size_t i) { return local_index[i] >= n / 2; });
     const bool received_first = order != ColumnOrder::natural;
-    if (speculate_run > 0 && size > 1 && (order == ColumnOrder::natural || (std::getenv("LMTOPO_SPEC_ALL") && order == ColumnOrder::upper_first))) {
-      std::vector<Row> mine;
-      for (const std::size_t i : own_columns) {
-        mine.insert(mine.end(), {static_cast<Row>(local_index[i]), static_cast<Row>(local_columns[i].size())});
-        mine.insert(mine.end(), local_columns[i].begin(), local_columns[i].end());
-      }
-      std::vector<std::vector<Row>> outgoing(static_cast<std::size_t>(size), mine);
-      std::vector<Row>().swap(mine);
-      auto incoming = mpi::exchange_blocks(comm, std::move(outgoing), MPI_UINT32_T);
-      StepColumns step;
-      for (auto& block : incoming) {
-        const std::size_t base = step.words.size();
-        step.words.insert(step.words.end(), block.begin(), block.end());
-        std::vector<Row>().swap(block);
-        for (std::size_t at = base; at < step.words.size(); at += 2 + static_cast<std::size_t>(step.words[at + 1]))
-          step.at.push_back(at);
-      }
-      // The order of one rank: index order, or the upper half of the index range first.
-      const bool upper_first = order == ColumnOrder::upper_first;
-      std::sort(step.at.begin(), step.at.end(), [&](std::size_t a, std::size_t b) {
-        const Index i = step.words[a], j = step.words[b];
-        const bool upper_i = upper_first && i >= n / 2, upper_j = upper_first && j >= n / 2;
-        return upper_i != upper_j ? upper_i : i < j;
-      });
-      SpeculativeStats spec;
-      reduce_step_speculative(step, n, speculate_run, std::getenv("LMTOPO_SPEC_DEPTH") ? std::strtoull(std::getenv("LMTOPO_SPEC_DEPTH"), nullptr, 10) : 2, comm, 5252 + d, [&](Index p, Index holder) {
-        if (own.owner(p) == rank) pivots.record(p, holder);
-      }, &spec);
-      row.columns_in = spec.columns;
-      row.columns_forwarded = spec.redone;
-      row.wait_seconds = spec.seconds_waiting;
+    if (speculate_run > 0 && size > 1 && order == ColumnOrder::natural) {
+      std::vector<ColumnRef> mine;
+      for (const std::size_t i : own_columns) mine.push_back({local_index[i], local_columns[i]});
+      reduce_step_replicated(mine, n, d, speculate_run, own, pivots, comm, row);
       row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       row.peak_rss_kib = peak_rss_kib();
-      if (std::getenv("LMTOPO_SPEC_LOG"))
-        std::fprintf(stderr, "SPEC rank %d dim %d: columns %lld redone %lld resumed %lld speculating %.3f validating %.3f waiting %.3f\n", rank, d,
-                     spec.columns, spec.redone, spec.resumed, spec.seconds_speculating, spec.seconds_validating, spec.seconds_waiting);
       if (stats) stats->push_back(row);
       continue;
     }
@@ -433,7 +441,7 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
 
 std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my_columns, Index n, MPI_Comm comm,
                                                       std::vector<ReductionStepStats>* stats, Index pivot_chunk,
-                                                      const std::string& column_order) {
+                                                      const std::string& column_order, std::size_t speculate_run) {
   require_column_order(column_order);
   int size = 1;
   check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
@@ -442,7 +450,7 @@ std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my
     max_dim = std::max(max_dim, static_cast<int>(my_columns[pos]));
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, &max_dim, 1, MPI_INT, MPI_MAX, comm), "MPI_Allreduce");
   const PivotOwnership own(n, size, pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(n, size));
-  return reduce_dealt_columns(my_columns, own, n, max_dim, comm, stats, column_order);
+  return reduce_dealt_columns(my_columns, own, n, max_dim, comm, stats, column_order, speculate_run);
 }
 
 std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matrix, MPI_Comm comm,

@@ -1,8 +1,9 @@
-// One step of the distributed reducer as a speculative pipeline (experiment, issue 17).
+// One step of the distributed reducer as a speculative pipeline: see reduce_speculative.hpp.
 #include "topology/reduce_speculative.hpp"
 
 #include <chrono>
 #include <deque>
+#include <limits>
 #include <list>
 #include <stdexcept>
 #include <unordered_map>
@@ -16,20 +17,40 @@ void check(int code, const char* what) {
   if (code != MPI_SUCCESS) throw std::runtime_error(std::string("MPI call failed: ") + what);
 }
 
+// The rows the step's columns have, [first, last): every pivot of the step lies there.
+struct RowRange {
+  Index first = 0, last = 0;
+  std::size_t size() const { return static_cast<std::size_t>(last - first); }
+  std::size_t at(Index row) const { return static_cast<std::size_t>(row - first); }
+};
+
+RowRange rows_of(const StepColumns& columns) {
+  RowRange range{std::numeric_limits<Index>::max(), 0};
+  for (std::size_t i = 0; i < columns.size(); ++i)
+    for (const Row row : columns.rows(i)) {
+      range.first = std::min<Index>(range.first, row);
+      range.last = std::max<Index>(range.last, Index{row} + 1);
+    }
+  if (range.first > range.last) range.first = range.last;
+  return range;
+}
+
 // Every rank's copy of the step's pivots: the column stored at each pivot and its holder.
 class ReplicatedPivots {
  public:
-  explicit ReplicatedPivots(Index n) : holder_(static_cast<std::size_t>(n), -1), store_(n) {}
-  bool holds(Index pivot) const { return holder_[static_cast<std::size_t>(pivot)] >= 0; }
+  explicit ReplicatedPivots(RowRange rows) : rows_(rows), holder_(rows.size(), -1), store_(static_cast<Index>(rows.size()), rows.first) {}
+  bool holds(Index pivot) const { return holder_[rows_.at(pivot)] >= 0; }
   StoredRows column(Index pivot) const { return store_.column(pivot); }
   template <class Rows>
   void store(Index pivot, Index holder, const Rows& rows) {
-    holder_[static_cast<std::size_t>(pivot)] = holder;
+    holder_[rows_.at(pivot)] = holder;
     store_.store_rows(pivot, rows);
   }
-  Index holder(Index pivot) const { return holder_[static_cast<std::size_t>(pivot)]; }
+  Index holder(Index pivot) const { return holder_[rows_.at(pivot)]; }
+  RowRange rows() const { return rows_; }
 
  private:
+  RowRange rows_;
   std::vector<Index> holder_;
   ColumnStore store_;
 };
@@ -56,8 +77,8 @@ struct PendingRun {
 class Pipeline {
  public:
   Pipeline(const StepColumns& columns, Index n, std::size_t run, std::size_t depth, MPI_Comm comm)
-      : columns_(columns), run_(run), depth_(std::max<std::size_t>(depth, 1)), comm_(comm), state_(n),
-        mark_(static_cast<std::size_t>(n), 0), work_(n) {
+      : columns_(columns), run_(run), depth_(std::max<std::size_t>(depth, 1)), comm_(comm), state_(rows_of(columns)),
+        mark_(state_.rows().size(), 0), work_(n) {
     check(MPI_Comm_rank(comm, &rank_), "MPI_Comm_rank");
     check(MPI_Comm_size(comm, &size_), "MPI_Comm_size");
     runs_ = (columns.size() + run - 1) / run;
@@ -201,7 +222,7 @@ class Pipeline {
       const std::size_t k = i - first(run.r);
       std::size_t first_changed = run.path_at[k + 1];
       for (std::size_t at = run.path_at[k]; at < run.path_at[k + 1]; ++at)
-        if (mark_[static_cast<std::size_t>(run.paths[at])] > seen) {
+        if (mark_[state_.rows().at(run.paths[at])] > seen) {
           first_changed = at;
           break;
         }
@@ -215,7 +236,7 @@ class Pipeline {
       }
       ++stats_.redone;
       for (std::size_t at = run.store_at[k]; at < run.store_at[k + 1]; ++at)
-        mark_[static_cast<std::size_t>(run.stores[at].pivot)] = mark;
+        mark_[state_.rows().at(run.stores[at].pivot)] = mark;
       checked_.clear();
       // Only the pivot where it stopped changed (another run took it meanwhile), and it stopped
       // there without displacing anyone: it goes on from there, as it would have.
@@ -230,7 +251,7 @@ class Pipeline {
         walk(i, nullptr);
       }
       for (const Store& kept : checked_) {
-        mark_[static_cast<std::size_t>(kept.pivot)] = mark;
+        mark_[state_.rows().at(kept.pivot)] = mark;
         send_store(kept);
       }
     }
@@ -276,7 +297,7 @@ class Pipeline {
         const auto size = static_cast<std::size_t>(incoming_[at + 2]);
         const ColumnView rows{incoming_.data() + at + 3, incoming_.data() + at + 3 + size};
         state_.store(pivot, holder, rows);
-        mark_[static_cast<std::size_t>(pivot)] = mark;
+        mark_[state_.rows().at(pivot)] = mark;
         at += 3 + size;
       }
       ++next_apply_;
@@ -314,7 +335,8 @@ void reduce_step_speculative(const StepColumns& columns, Index n, std::size_t ru
   Pipeline pipeline(columns, n, std::max<std::size_t>(run, 1), depth, comm);
   const SpeculativeStats mine = pipeline.run(tag);
   if (stats) *stats = mine;
-  for (Index p = 0; p < n; ++p)
+  const RowRange rows = pipeline.pivots().rows();
+  for (Index p = rows.first; p < rows.last; ++p)
     if (pipeline.pivots().holds(p)) record(p, pipeline.pivots().holder(p));
 }
 

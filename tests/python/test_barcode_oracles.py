@@ -47,7 +47,10 @@ def test_reducers_and_rank_counts_match_dionysus(tmp_path, reducer, ranks, duali
     (2, ["--pivot-chunk", "1"]), (3, ["--pivot-chunk", "2"]), (2, ["--pivot-chunk", "7"]),
     # The column order changes the work, never the bars.
     (2, ["--column-order", "natural"]), (3, ["--column-order", "upper-first,natural"]),
-    (2, ["--column-order", "received-first"])])
+    (2, ["--column-order", "received-first"]),
+    # Speculative runs: each rank reduces its runs before the ones just before them are known.
+    (2, ["--speculate-runs", "1"]), (3, ["--speculate-runs", "4", "--column-order", "natural"]),
+    (2, ["--speculate-runs", "3", "--pivot-chunk", "5"])])
 def test_distributed_options_match_dionysus(tmp_path, ranks, args):
     for i, ops in _cases(200 + ranks + len(args[1]), 8):
         fzz, out = tmp_path / f"z{i}.fzz", tmp_path / f"z{i}.bars"
@@ -136,6 +139,17 @@ def test_distributed_reading_by_byte_ranges(tmp_path, ranks):
     fzz.write_text(header.replace(f"{len(ops)}\n", f"{len(ops) + 1}\n") + body)
     proc = run_lmtopo("barcode", fzz, "-o", out, "--reducer", "distributed", ranks=ranks, check=False)
     assert proc.returncode == 2 and f"declares {len(ops) + 1} operations" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("args", [["--reducer", "distributed", "--speculate-runs", "-3"],
+                                  ["--reducer", "distributed", "--speculate-runs", "1048577"],
+                                  ["--speculate-runs", "8"]])
+def test_speculate_runs_refused_where_it_cannot_apply(tmp_path, args):
+    fzz, out = tmp_path / "z.fzz", tmp_path / "z.bars"
+    fzz.write_text("i 0\ni 1\ni 0 1\n")
+    proc = run_lmtopo("barcode", fzz, "-o", out, *args, check=False)
+    assert proc.returncode == 2 and "--speculate-runs" in proc.stderr, proc.stderr
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("args", [["--reducer", "distributed", "--column-order", "sideways"],
