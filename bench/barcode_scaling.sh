@@ -7,7 +7,9 @@
 # the whole command's; every output's bars are compared with the twist reducer's. One rep per row
 # (the inputs are large). Each rank reads its own lines of the file and builds its own cone columns
 # (topology/cone_distributed.hpp); the phase columns come from --benchmark's phase lines.
-# Usage: bench/barcode_scaling.sh [L] [N] [DRIFT] [RANKS...]   (72 20000 0.1 1 2 4: about 10^7 operations)
+# With SPECULATE=K (a run length), each rank count above 1 also runs with --speculate-runs K (rows
+# speculative-P).
+# Usage: [SPECULATE=K] bench/barcode_scaling.sh [L] [N] [DRIFT] [RANKS...]   (96 20000 0.1 1 2 4: about 10^7 operations)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 L="${1:-72}"; N="${2:-20000}"; DRIFT="${3:-0.1}"
@@ -18,12 +20,18 @@ dir="$here/build/bench-fzz-$L-$N-$DRIFT"
 lmtopo="$here/build/lmtopo"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_orte_tmpdir_base="$(mktemp -d)"
 rows=(twist)
-for p in "${ranks[@]}"; do rows+=("distributed-$p"); done
+SPECULATE="${SPECULATE:-0}"
+for p in "${ranks[@]}"; do
+  rows+=("distributed-$p")
+  if (( SPECULATE > 0 && p > 1 )); then rows+=("speculative-$p"); fi
+done
 for row in "${rows[@]}"; do
   case "$row" in
     twist) cmd=("$lmtopo" barcode "$dir/in.fzz" -o "$dir/sc-$row.bars") ;;
     distributed-*) cmd=(mpirun --oversubscribe -n "${row#distributed-}" "$lmtopo" barcode "$dir/in.fzz"
                         -o "$dir/sc-$row.bars" --reducer distributed --benchmark) ;;
+    speculative-*) cmd=(mpirun --oversubscribe -n "${row#speculative-}" "$lmtopo" barcode "$dir/in.fzz"
+                        -o "$dir/sc-$row.bars" --reducer distributed --speculate-runs "$SPECULATE" --benchmark) ;;
   esac
   /usr/bin/time -f "%e %M" -o "$dir/sc-time-$row" "${cmd[@]}" > "$dir/sc-log-$row" 2>&1
   echo "$row: $(cat "$dir/sc-time-$row") (seconds, KiB)"
