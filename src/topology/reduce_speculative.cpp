@@ -90,8 +90,7 @@ class Pipeline {
     tag_ = tag;
     std::size_t next_own = static_cast<std::size_t>(rank_);
     while (next_own < runs_ || !pending_.empty()) {
-      service(runs_);
-      if (!pending_.empty() && next_apply_ == pending_.front().r) continue;
+      service(runs_);  // leaves no pending run that could be checked now
       if (next_own < runs_ && pending_.size() < depth_) {
         speculate(next_own);
         next_own += static_cast<std::size_t>(size_);
