@@ -141,22 +141,15 @@ def test_distributed_reading_by_byte_ranges(tmp_path, ranks):
     assert proc.returncode == 2 and f"declares {len(ops) + 1} operations" in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("args", [["--reducer", "distributed", "--speculate-runs", "-3"],
+@pytest.mark.parametrize("args", [["--reducer", "distributed", "--column-order", "sideways"],
+                                  ["--column-order", "natural"],
+                                  ["--reducer", "distributed", "--speculate-runs", "-3"],
                                   ["--reducer", "distributed", "--speculate-runs", "1048577"],
                                   ["--speculate-runs", "8"]])
-def test_speculate_runs_refused_where_it_cannot_apply(tmp_path, args):
+def test_distributed_only_options_refused_where_they_cannot_apply(tmp_path, args):
     fzz, out = tmp_path / "z.fzz", tmp_path / "z.bars"
     fzz.write_text("i 0\ni 1\ni 0 1\n")
     proc = run_lmtopo("barcode", fzz, "-o", out, *args, check=False)
-    assert proc.returncode == 2 and "--speculate-runs" in proc.stderr, proc.stderr
-    assert not out.exists()
-
-
-@pytest.mark.parametrize("args", [["--reducer", "distributed", "--column-order", "sideways"],
-                                  ["--column-order", "natural"]])
-def test_column_order_refused_where_it_cannot_apply(tmp_path, args):
-    fzz, out = tmp_path / "z.fzz", tmp_path / "z.bars"
-    fzz.write_text("i 0\ni 1\ni 0 1\n")
-    proc = run_lmtopo("barcode", fzz, "-o", out, *args, check=False)
-    assert proc.returncode == 2 and "--column-order" in proc.stderr, proc.stderr
+    option = next(a for a in args if a in ("--column-order", "--speculate-runs"))
+    assert proc.returncode == 2 and option in proc.stderr, proc.stderr
     assert not out.exists()
