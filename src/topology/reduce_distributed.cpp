@@ -372,6 +372,11 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
     ReductionStepStats row;
     row.rank = rank;
     row.dim = d;
+    auto end_step = [&] {
+      row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      row.peak_rss_kib = peak_rss_kib();
+      if (stats) stats->push_back(row);
+    };
     const ColumnOrder order = column_order_for(column_order, max_dim - d, d, n);
     std::deque<std::size_t> own_columns;  // local positions
     for (std::size_t i = 0; i < local_index.size(); ++i)
@@ -383,9 +388,7 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
       std::vector<ColumnRef> mine;
       for (const std::size_t i : own_columns) mine.push_back({local_index[i], local_columns[i]});
       reduce_step_replicated(mine, n, d, speculate_run, own, pivots, comm, row);
-      row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      row.peak_rss_kib = peak_rss_kib();
-      if (stats) stats->push_back(row);
+      end_step();
       continue;
     }
     long long total = static_cast<long long>(own_columns.size());
@@ -424,9 +427,7 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
       if (idle) row.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - look_start).count();
     }
     outbox.wait_all();
-    row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    row.peak_rss_kib = peak_rss_kib();
-    if (stats) stats->push_back(row);
+    end_step();
   }
 
   std::vector<Index> flat;
