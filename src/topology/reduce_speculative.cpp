@@ -5,17 +5,13 @@
 #include <deque>
 #include <limits>
 #include <list>
-#include <stdexcept>
 #include <unordered_map>
 
+#include "mpi/collective.hpp"
 #include "topology/z2_column.hpp"
 
 namespace lmtopo::topology {
 namespace {
-
-void check(int code, const char* what) {
-  if (code != MPI_SUCCESS) throw std::runtime_error(std::string("MPI call failed: ") + what);
-}
 
 // The rows the step's columns have, [first, last): every pivot of the step lies there.
 struct RowRange {
@@ -79,8 +75,8 @@ class Pipeline {
   Pipeline(const StepColumns& columns, Index n, std::size_t run, std::size_t depth, MPI_Comm comm)
       : columns_(columns), run_(run), depth_(std::max<std::size_t>(depth, 1)), comm_(comm), state_(rows_of(columns)),
         mark_(state_.rows().size(), 0), work_(n) {
-    check(MPI_Comm_rank(comm, &rank_), "MPI_Comm_rank");
-    check(MPI_Comm_size(comm, &size_), "MPI_Comm_size");
+    mpi::check(MPI_Comm_rank(comm, &rank_), "MPI_Comm_rank");
+    mpi::check(MPI_Comm_size(comm, &size_), "MPI_Comm_size");
     runs_ = (columns.size() + run - 1) / run;
   }
 
@@ -99,7 +95,7 @@ class Pipeline {
       }
     }
     while (next_apply_ < runs_) apply_arrived(true);
-    for (auto& sent : in_flight_) check(MPI_Wait(&sent.request, MPI_STATUS_IGNORE), "MPI_Wait");
+    for (auto& sent : in_flight_) mpi::check(MPI_Wait(&sent.request, MPI_STATUS_IGNORE), "MPI_Wait");
     return stats_;
   }
 
@@ -259,12 +255,12 @@ class Pipeline {
       if (q == rank_) continue;
       in_flight_.push_back({message, MPI_REQUEST_NULL});
       auto& sent = in_flight_.back();
-      check(MPI_Isend(sent.words.data(), static_cast<int>(sent.words.size()), MPI_UINT32_T, q, tag_, comm_, &sent.request),
+      mpi::check(MPI_Isend(sent.words.data(), static_cast<int>(sent.words.size()), MPI_UINT32_T, q, tag_, comm_, &sent.request),
             "MPI_Isend");
     }
     for (auto it = in_flight_.begin(); it != in_flight_.end();) {
       int done = 0;
-      check(MPI_Test(&it->request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+      mpi::check(MPI_Test(&it->request, &done, MPI_STATUS_IGNORE), "MPI_Test");
       it = done ? in_flight_.erase(it) : std::next(it);
     }
     stats_.seconds_validating += seconds_since(start);
@@ -279,17 +275,17 @@ class Pipeline {
       if (owner == rank_) break;  // applied when checked
       MPI_Status status;
       if (wait) {
-        check(MPI_Probe(owner, tag_, comm_, &status), "MPI_Probe");
+        mpi::check(MPI_Probe(owner, tag_, comm_, &status), "MPI_Probe");
         wait = false;
       } else {
         int arrived = 0;
-        check(MPI_Iprobe(owner, tag_, comm_, &arrived, &status), "MPI_Iprobe");
+        mpi::check(MPI_Iprobe(owner, tag_, comm_, &arrived, &status), "MPI_Iprobe");
         if (!arrived) break;
       }
       int count = 0;
-      check(MPI_Get_count(&status, MPI_UINT32_T, &count), "MPI_Get_count");
+      mpi::check(MPI_Get_count(&status, MPI_UINT32_T, &count), "MPI_Get_count");
       incoming_.resize(static_cast<std::size_t>(count));
-      check(MPI_Recv(incoming_.data(), count, MPI_UINT32_T, owner, tag_, comm_, MPI_STATUS_IGNORE), "MPI_Recv");
+      mpi::check(MPI_Recv(incoming_.data(), count, MPI_UINT32_T, owner, tag_, comm_, MPI_STATUS_IGNORE), "MPI_Recv");
       const auto mark = static_cast<std::uint32_t>(next_apply_ + 1);
       for (std::size_t at = 0; at < incoming_.size();) {
         const Index pivot = incoming_[at], holder = incoming_[at + 1];
