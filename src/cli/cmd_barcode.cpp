@@ -28,7 +28,7 @@ long long exclusive_sum(long long mine, MPI_Comm comm) {
 // its share of the file's bytes, builds the cone columns of its own operations and sends each to the
 // rank that reduces it (topology/cone_distributed.hpp); the bars come back to rank 0 for writing.
 void run_barcode_distributed(const std::string& input, const std::string& output, const std::string& dualize,
-                             long long pivot_chunk, const std::string& column_order, std::size_t speculate_run,
+                             long long pivot_chunk, const std::string& column_order, const topology::IndexOrderSteps& index_order_steps,
                              bool benchmark) {
   mpi::ensure_initialized();
   const MPI_Comm comm = MPI_COMM_WORLD;
@@ -73,7 +73,7 @@ void run_barcode_distributed(const std::string& input, const std::string& output
   file = {};
   t = stages::record_phase(phases, "cone matrix (own columns)", t);
   std::vector<topology::ReductionStepStats> stats;
-  const auto bars = topology::reduce_and_read_out_distributed(cone, comm, 0, benchmark ? &stats : nullptr, column_order, speculate_run);
+  const auto bars = topology::reduce_and_read_out_distributed(cone, comm, 0, benchmark ? &stats : nullptr, column_order, index_order_steps);
   t = stages::record_phase(phases, "reduction + read-out", t);
   if (benchmark) {
     stages::print_reduction_benchmark(stats, comm, std::cout);
@@ -104,9 +104,9 @@ int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
     throw InputError("--pivot-chunk: only the distributed reducer deals pivots to ranks (got --reducer " + reducer + ")");
 
   const std::string column_order = column_order_option(vm, reducer);
-  const std::size_t speculate_run = speculate_runs_option(vm, reducer);
+  const topology::IndexOrderSteps index_order_steps = index_order_steps_option(vm, reducer);
   if (reducer == "distributed") {
-    run_barcode_distributed(input, output, dualize, pivot_chunk, column_order, speculate_run, benchmark);
+    run_barcode_distributed(input, output, dualize, pivot_chunk, column_order, index_order_steps, benchmark);
     return 0;
   }
   topology::ConeMatrix cone;
@@ -160,7 +160,7 @@ Command make_barcode_command() {
         "distributed reducer: rows and columns are dealt to the ranks in chunks of this many consecutive indices, "
         "round robin; 0: one contiguous block per rank (docs/benchmarks.md measures both)")(
         "column-order", po::value<std::string>()->default_value("auto"), kColumnOrderHelp)(
-        "speculate-runs", po::value<long long>()->default_value(0), kSpeculateRunsHelp)(
+        "speculate-runs", po::value<long long>()->default_value(0), kSpeculateRunsHelp)("row-split", kRowSplitHelp)(
         "dualize", po::value<std::string>()->default_value("auto"),
         "true: reduce the anti-transpose (persistent cohomology; the same pairs); false: the boundary matrix; auto: dualize from 200,000 cone columns (about 200,000 operations) on (the measured rule, docs/benchmarks.md)")(
         "benchmark", "print per rank and step: time, peak memory, bytes sent/received (distributed reducer)");

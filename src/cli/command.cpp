@@ -105,13 +105,24 @@ const char* const kSpeculateRunsHelp =
     "columns (256 measured best; 0: off). Faster when one rank owns most of a step's work, but every rank then "
     "holds all of that step's columns and a copy of every reduced column (docs/benchmarks.md); the same bars";
 
-std::size_t speculate_runs_option(const po::variables_map& vm, const std::string& reducer) {
+const char* const kRowSplitHelp =
+    "distributed reducer: reduce the steps taken in index order with the rows split over the ranks: every rank takes "
+    "part in every column addition and holds only its rows of the columns (docs/benchmarks.md); the same bars. "
+    "Not with --speculate-runs";
+
+topology::IndexOrderSteps index_order_steps_option(const po::variables_map& vm, const std::string& reducer) {
+  topology::IndexOrderSteps steps;
   const long long run = vm["speculate-runs"].as<long long>();
   if (run < 0 || run > (1LL << 20))
     throw InputError("--speculate-runs: expected 0 (off) or a run of 1 to 1048576 columns, got " + std::to_string(run));
+  steps.speculate_run = static_cast<std::size_t>(run);
+  steps.split_rows = vm.count("row-split") > 0;
   if (run != 0 && reducer != "distributed")
     throw InputError("--speculate-runs: only the distributed reducer speculates (got --reducer " + reducer + ")");
-  return static_cast<std::size_t>(run);
+  if (steps.split_rows && reducer != "distributed")
+    throw InputError("--row-split: only the distributed reducer splits rows over ranks (got --reducer " + reducer + ")");
+  if (steps.split_rows && run != 0) throw InputError("--row-split: not with --speculate-runs (two ways of reducing the same steps)");
+  return steps;
 }
 
 std::vector<std::string> comma_separated(const std::vector<std::string>& values) {

@@ -11,6 +11,7 @@
 
 #include "core/error.hpp"
 #include "model/transformer.hpp"
+#include "topology/reducers.hpp"
 
 namespace lmtopo::cli {
 
@@ -80,10 +81,12 @@ std::string dualize_option(const po::variables_map& vm);
 std::string column_order_option(const po::variables_map& vm, const std::string& reducer);
 extern const char* const kColumnOrderHelp;
 
-// --speculate-runs's value: 0 (off) or a run length of at most 2^20 columns, refused unless `reducer`
-// is the distributed one; its help text.
-std::size_t speculate_runs_option(const po::variables_map& vm, const std::string& reducer);
+// How the distributed reducer takes the steps in index order: --speculate-runs (0, off, or a run
+// length of at most 2^20 columns) or --row-split, not both, and neither unless `reducer` is the
+// distributed one; their help texts.
+topology::IndexOrderSteps index_order_steps_option(const po::variables_map& vm, const std::string& reducer);
 extern const char* const kSpeculateRunsHelp;
+extern const char* const kRowSplitHelp;
 
 // The items of a comma-separated option, each converted by std::sto* (`convert(item, used)`); an item
 // that does not convert whole is an error naming the option.

@@ -344,7 +344,7 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
       stream = {};
       if (si == 0) dualized = cone.dualized;
       phase_done("intersection zigzag + cone matrix (own layers)", si == 0);
-      const auto bars = topology::reduce_and_read_out_distributed(cone, comm, 2 * L, bench ? &stats : nullptr, o.column_order, o.speculate_run);
+      const auto bars = topology::reduce_and_read_out_distributed(cone, comm, 2 * L, bench ? &stats : nullptr, o.column_order, o.index_order_steps);
       phase_done("reduction + bar read-out", si == 0);
       if (bench) print_reduction_benchmark(stats, comm, std::cout);
       std::vector<topology::PositionBar> pos_bars;

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "topology/reducers.hpp"
+
 namespace lmtopo::stages {
 
 struct ZigzagOptions {
@@ -28,8 +30,8 @@ struct ZigzagOptions {
   // The distributed reducer's column order (topology::column_order_for): a name, a list per
   // dimension, or "auto"; the CLI checks it (cli::column_order_option).
   std::string column_order = "auto";
-  // The distributed reducer's speculative runs (cli::speculate_runs_option; 0: off).
-  std::size_t speculate_run = 0;
+  // How the distributed reducer takes the steps in index order (cli::index_order_steps_option).
+  topology::IndexOrderSteps index_order_steps;
   int threads = 2;
   double mem_limit_gib = 8.0;
   bool benchmark = false;

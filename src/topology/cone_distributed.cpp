@@ -582,9 +582,9 @@ DistributedCone build_cone_distributed(const ZigzagOpList& ops, const std::vecto
 
 std::vector<TaggedBar> reduce_and_read_out_distributed(DistributedCone& cone, MPI_Comm comm, int end_tag,
                                                        std::vector<ReductionStepStats>* stats, const std::string& column_order,
-                                                       std::size_t speculate_run) {
+                                                       IndexOrderSteps index_order_steps) {
   std::vector<PersistencePair> pairs =
-      reduce_distributed_owned(cone.columns, cone.num_columns, comm, stats, cone.pivot_chunk, column_order, speculate_run);
+      reduce_distributed_owned(cone.columns, cone.num_columns, comm, stats, cone.pivot_chunk, column_order, index_order_steps);
   std::vector<Row>().swap(cone.columns);
   const Index N = cone.num_columns, n = cone.num_insertions, m = cone.num_ops;
   if (cone.dualized)  // cohomology pairs back to homology pairs (reduce_by_name's mapping)

@@ -54,14 +54,13 @@ struct TaggedBar {
 };
 
 // Reduces `cone` with the distributed reducer (its columns taken in `column_order`, the steps in
-// index order speculatively in runs of `speculate_run` when it is not 0: see
-// reduce_distributed_owned) and reads out the bars: every rank's pairs are read out
+// index order as `index_order_steps` says: see reduce_distributed_owned) and reads out the bars: every rank's pairs are read out
 // where they are (looking up their columns' records at the ranks holding them), and the bars are
 // gathered on rank 0, sorted as read_out_bars sorts them (empty elsewhere). `cone.columns` is freed.
 // Collective.
 std::vector<TaggedBar> reduce_and_read_out_distributed(DistributedCone& cone, MPI_Comm comm, int end_tag,
                                                        std::vector<ReductionStepStats>* stats = nullptr,
                                                        const std::string& column_order = "auto",
-                                                       std::size_t speculate_run = 0);
+                                                       IndexOrderSteps index_order_steps = {});
 
 }  // namespace lmtopo::topology

@@ -15,6 +15,7 @@
 
 #include "mpi/large_count.hpp"
 #include "topology/pivot_ownership.hpp"
+#include "topology/reduce_row_split.hpp"
 #include "topology/reduce_speculative.hpp"
 #include "topology/reducers.hpp"
 #include "topology/z2_column.hpp"
@@ -252,7 +253,7 @@ namespace {
 // reduce_distributed_owned), not gathered.
 std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buffer, const PivotOwnership& own, Index n,
                                                   int max_dim, MPI_Comm comm, std::vector<ReductionStepStats>* stats,
-                                                  const std::string& column_order, std::size_t speculate_run);
+                                                  const std::string& column_order, IndexOrderSteps index_order_steps);
 
 std::vector<PersistencePair> gather_sorted_pairs(MPI_Comm comm, const std::vector<PersistencePair>& mine) {
   std::vector<Index> flat;
@@ -298,8 +299,10 @@ std::vector<PersistencePair> reduce_distributed_releasing(const BoundaryMatrix* 
     return block;
   });
   if (rank == 0 && release_rows_after_scatter) release_rows_after_scatter->release_rows();
-  return gather_sorted_pairs(comm, reduce_dealt_columns(my_buffer, own, n, max_dim, comm, stats, "received-first", 0));
+  return gather_sorted_pairs(comm, reduce_dealt_columns(my_buffer, own, n, max_dim, comm, stats, "received-first", {}));
 }
+
+constexpr Index kRowSplitBins = 1024;
 
 struct ColumnRef {
   Index index;
@@ -342,9 +345,79 @@ void reduce_step_replicated(const std::vector<ColumnRef>& mine, Index n, int dim
   row.wait_seconds = spec.seconds_waiting;
 }
 
+// Every rank's words concatenated in rank order, on every rank.
+std::vector<Row> all_gathered(MPI_Comm comm, const std::vector<Row>& mine) {
+  int size = 1;
+  check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  auto incoming = mpi::exchange_blocks(comm, std::vector<std::vector<Row>>(static_cast<std::size_t>(size), mine), MPI_UINT32_T);
+  std::vector<Row> all;
+  for (auto& from : incoming) all.insert(all.end(), from.begin(), from.end());
+  return all;
+}
+
+// One step taken in index order, reduced with the rows split over the ranks (reduce_row_split.hpp):
+// every rank learns the step's columns, each column's rows go to the ranks holding them, and each
+// pair found goes to the rank owning its pivot under `own` (for the clearing and the read-out).
+void reduce_step_by_rows(const std::vector<ColumnRef>& mine, Index n, int dim, const PivotOwnership& own, LocalPivots& pivots,
+                         MPI_Comm comm, ReductionStepStats& row) {
+  int size = 1;
+  check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  std::vector<Row> indices;
+  for (const auto& column : mine) indices.push_back(static_cast<Row>(column.index));
+  const std::vector<Row> all = all_gathered(comm, indices);
+  std::vector<Index> order(all.begin(), all.end());
+  std::sort(order.begin(), order.end());
+
+  // The step's initial pivots per row bin: the additions fall about where they are.
+  std::vector<double> histogram(kRowSplitBins, 0.0);
+  for (const auto& column : mine)
+    if (!column.rows.empty()) histogram[static_cast<std::size_t>(Index{column.rows.last[-1]} * kRowSplitBins / std::max<Index>(n, 1))] += 1;
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, histogram.data(), static_cast<int>(histogram.size()), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+  const std::vector<Index> bounds = row_split_bounds(histogram, n, size);
+
+  std::vector<std::vector<Row>> outgoing(static_cast<std::size_t>(size));
+  for (const auto& column : mine)
+    for (int r = 0; r < size; ++r) {
+      const auto below = [](Row entry, Index v) { return Index{entry} < v; };
+      const Row* first = std::lower_bound(column.rows.begin(), column.rows.end(), bounds[static_cast<std::size_t>(r)], below);
+      const Row* last = std::lower_bound(first, column.rows.end(), bounds[static_cast<std::size_t>(r) + 1], below);
+      if (first == last) continue;
+      auto& out = outgoing[static_cast<std::size_t>(r)];
+      out.insert(out.end(), {static_cast<Row>(column.index), static_cast<Row>(last - first)});
+      out.insert(out.end(), first, last);
+    }
+  StepColumns parts;
+  for (auto& from : mpi::exchange_blocks(comm, std::move(outgoing), MPI_UINT32_T)) {
+    const std::size_t base = parts.words.size();
+    parts.words.insert(parts.words.end(), from.begin(), from.end());
+    std::vector<Row>().swap(from);
+    for (std::size_t at = base; at < parts.words.size(); at += 2 + static_cast<std::size_t>(parts.words[at + 1]))
+      parts.at.push_back(at);
+  }
+  std::sort(parts.at.begin(), parts.at.end(), [&](std::size_t a, std::size_t b) { return parts.words[a] < parts.words[b]; });
+  row.bytes_received += static_cast<long long>(parts.words.size() * sizeof(Row));
+
+  std::vector<std::vector<Row>> found(static_cast<std::size_t>(size));
+  RowSplitStats split;
+  reduce_step_row_split(order, parts, n, bounds, comm, 6262 + dim,
+                        [&](Index pivot, Index holder) {
+                          auto& to = found[static_cast<std::size_t>(own.owner(pivot))];
+                          to.insert(to.end(), {static_cast<Row>(pivot), static_cast<Row>(holder)});
+                        },
+                        &split);
+  for (const auto& from : mpi::exchange_blocks(comm, std::move(found), MPI_UINT32_T))
+    for (std::size_t i = 0; i + 1 < from.size(); i += 2) pivots.record(from[i], from[i + 1]);
+  row.columns_in = split.columns;
+  row.rows_split = true;
+  row.driven = split.driven;
+  row.wait_seconds = split.seconds_waiting;
+  row.bytes_sent += split.bytes_sent;
+  row.bytes_received += split.bytes_received;
+}
+
 std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buffer, const PivotOwnership& own, Index n,
                                                   int max_dim, MPI_Comm comm, std::vector<ReductionStepStats>* stats,
-                                                  const std::string& column_order, std::size_t speculate_run) {
+                                                  const std::string& column_order, IndexOrderSteps index_order_steps) {
   int rank = 0, size = 1;
   check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
   check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
@@ -384,10 +457,11 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
     if (order == ColumnOrder::upper_first)
       std::stable_partition(own_columns.begin(), own_columns.end(), [&](std::size_t i) { return local_index[i] >= n / 2; });
     const bool received_first = order != ColumnOrder::natural;
-    if (speculate_run > 0 && size > 1 && order == ColumnOrder::natural) {
+    if (size > 1 && order == ColumnOrder::natural && (index_order_steps.split_rows || index_order_steps.speculate_run > 0)) {
       std::vector<ColumnRef> mine;
       for (const std::size_t i : own_columns) mine.push_back({local_index[i], local_columns[i]});
-      reduce_step_replicated(mine, n, d, speculate_run, own, pivots, comm, row);
+      if (index_order_steps.split_rows) reduce_step_by_rows(mine, n, d, own, pivots, comm, row);
+      else reduce_step_replicated(mine, n, d, index_order_steps.speculate_run, own, pivots, comm, row);
       end_step();
       continue;
     }
@@ -442,8 +516,10 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
 
 std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my_columns, Index n, MPI_Comm comm,
                                                       std::vector<ReductionStepStats>* stats, Index pivot_chunk,
-                                                      const std::string& column_order, std::size_t speculate_run) {
+                                                      const std::string& column_order, IndexOrderSteps index_order_steps) {
   require_column_order(column_order);
+  if (index_order_steps.split_rows && index_order_steps.speculate_run > 0)
+    throw std::invalid_argument("reduce_distributed_owned: speculative runs and split rows are two ways of the same steps");
   int size = 1;
   check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
   int max_dim = 0;
@@ -451,7 +527,7 @@ std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my
     max_dim = std::max(max_dim, static_cast<int>(my_columns[pos]));
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, &max_dim, 1, MPI_INT, MPI_MAX, comm), "MPI_Allreduce");
   const PivotOwnership own(n, size, pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(n, size));
-  return reduce_dealt_columns(my_columns, own, n, max_dim, comm, stats, column_order, speculate_run);
+  return reduce_dealt_columns(my_columns, own, n, max_dim, comm, stats, column_order, index_order_steps);
 }
 
 std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matrix, MPI_Comm comm,

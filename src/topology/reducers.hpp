@@ -31,6 +31,8 @@ struct ReductionStepStats {
   long long columns_in = 0;        // columns reduced this step (own and received)
   long long columns_forwarded = 0; // columns sent on to the owner of their pivot
   long long columns_redone = 0;    // speculative steps: columns of this rank's runs reduced again after the check
+  bool rows_split = false;         // the step was reduced with the rows split over the ranks
+  long long driven = 0;            // such a step: column additions whose pivot this rank found
 };
 
 // DIPHA-style distributed reduction over the ranks of `comm`. Rank 0 holds the whole matrix
@@ -72,15 +74,22 @@ ColumnOrder column_order_for(const std::string& spec, int step, int dim, Index n
 // an n-column matrix under the ownership of `pivot_chunk` (0: default_pivot_chunk), in increasing
 // index order, [dim, size, rows...] each. Returns this rank's pairs only (pivot row, column), those
 // of the pivots it owns, unsorted. Collective.
-// With `speculate_run` > 0 and more than one rank, every step taken in index order (natural) is
-// reduced by the speculative pipeline instead (reduce_speculative.hpp), in runs of that many columns:
-// faster when one rank owns most of a step's work, but every rank then holds all of that step's
-// columns and a copy of every stored column (docs/benchmarks.md, "Distributed reducer: speculative
-// runs"). The other steps are reduced as above.
+// `index_order_steps` says how the steps taken in index order (natural) are reduced on more than one
+// rank; the other steps are reduced as above.
+struct IndexOrderSteps {
+  // > 0: by the speculative pipeline (reduce_speculative.hpp) in runs of this many columns: faster
+  // when one rank owns most of a step's work, but every rank then holds all of that step's columns
+  // and a copy of every stored column (docs/benchmarks.md, "Distributed reducer: speculative runs").
+  std::size_t speculate_run = 0;
+  // With the rows split over the ranks (reduce_row_split.hpp): every rank takes part in every
+  // addition, holding its rows of the columns only (docs/benchmarks.md, "Distributed reducer: rows
+  // split over the ranks"). Not with speculate_run.
+  bool split_rows = false;
+};
 std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my_columns, Index n, MPI_Comm comm,
                                                       std::vector<ReductionStepStats>* stats = nullptr,
                                                       Index pivot_chunk = 0, const std::string& column_order = "auto",
-                                                      std::size_t speculate_run = 0);
+                                                      IndexOrderSteps index_order_steps = {});
 // How many runs a rank of the speculative pipeline reduces ahead of its first one not yet checked.
 constexpr std::size_t kSpeculationDepth = 3;
 

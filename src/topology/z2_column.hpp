@@ -118,6 +118,14 @@ class ColumnStore {
     const std::uint32_t* at = blocks_[slot >> 32].data() + (slot & 0xffffffffu);
     return {at + 1, at + 1 + at[0]};
   }
+  // Hints that column(pivot) will be read soon: its slot (first stage), or the first rows of the column
+  // the slot names (second stage, once the slot is cached). A follower of a known sequence of pivots
+  // (the row-split reducer) hides the two dependent cache misses of each addition this way.
+  void prefetch_slot(Index pivot) const { __builtin_prefetch(&slots_[static_cast<std::size_t>(pivot - first_row_)]); }
+  void prefetch_column(Index pivot) const {
+    const std::uint64_t slot = this->slot(pivot);
+    if (slot != kEmpty) __builtin_prefetch(blocks_[slot >> 32].data() + (slot & 0xffffffffu));
+  }
   // Moves the (non-empty) working column in as the column stored at its pivot; returns the pivot.
   Index store(PivotColumn& work) {
     const Index pivot = work.pivot();

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <algorithm>
 #include <limits>
 #include <optional>
 #include <random>
@@ -13,6 +14,7 @@
 #include "mpi/large_count.hpp"
 #include "topology/cone_distributed.hpp"
 #include "topology/pivot_ownership.hpp"
+#include "topology/reduce_row_split.hpp"
 #include "topology/reducers.hpp"
 
 using namespace lmtopo;
@@ -209,7 +211,7 @@ TEST(DistributedCone, SpeculativeRunsGiveTheSerialBars) {
           for (const topology::Index chunk : {topology::Index{0}, topology::Index{7}}) {
             auto cone = topology::build_cone_distributed(mine, nullptr, 0, MPI_COMM_WORLD, dualize, chunk);
             std::vector<topology::ReductionStepStats> stats;
-            const auto bars = topology::reduce_and_read_out_distributed(cone, MPI_COMM_WORLD, 0, &stats, order, run);
+            const auto bars = topology::reduce_and_read_out_distributed(cone, MPI_COMM_WORLD, 0, &stats, order, {run, false});
             for (const auto& row : stats) redone += row.columns_redone;
             if (world_rank() != 0) continue;
             std::vector<topology::ZigzagBar> got;
@@ -224,6 +226,65 @@ TEST(DistributedCone, SpeculativeRunsGiveTheSerialBars) {
   } else {
     EXPECT_EQ(redone, 0) << "one rank reduces as before";
   }
+}
+
+// The rows split over the ranks (--row-split) give the serial bars for every column order (the
+// steps in index order split, the others by pivots), dualization and ownership (blocks and chunks),
+// and with more than one rank more than one rank finds pivots: the additions are shared, not all
+// left to the top rank or forwarded down whole.
+TEST(DistributedCone, RowSplitGivesTheSerialBars) {
+  std::mt19937 rng(606);
+  long long split_steps = 0;
+  std::vector<long long> driven(static_cast<std::size_t>(world_size()), 0);
+  for (int trial = 0; trial < 12; ++trial) {
+    const auto ops = test_inputs::random_zigzag(rng, 9, 3, 60 + trial * 10, 0.35);
+    const auto serial = topology::build_cone_matrix(ops);
+    const auto want = topology::read_out_bars(serial, topology::reduce_twist(serial.matrix));
+    const auto mine = my_slice(ops, rng);
+    for (const char* order : {"natural", "upper-first,natural", "auto"})
+      for (const char* dualize : {"false", "true"})
+        for (const topology::Index chunk : {topology::Index{0}, topology::Index{7}}) {
+          auto cone = topology::build_cone_distributed(mine, nullptr, 0, MPI_COMM_WORLD, dualize, chunk);
+          std::vector<topology::ReductionStepStats> stats;
+          const auto bars = topology::reduce_and_read_out_distributed(cone, MPI_COMM_WORLD, 0, &stats, order, {0, true});
+          for (const auto& row : stats) {
+            split_steps += row.rows_split ? 1 : 0;
+            driven[static_cast<std::size_t>(world_rank())] += row.driven;
+          }
+          if (world_rank() != 0) continue;
+          std::vector<topology::ZigzagBar> got;
+          for (const auto& b : bars) got.push_back(b.bar);
+          EXPECT_EQ(got, want) << "trial " << trial << ", order " << order << ", dualize " << dualize << ", chunk " << chunk;
+        }
+  }
+  MPI_Allreduce(MPI_IN_PLACE, driven.data(), world_size(), MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+  if (world_size() > 1) {
+    EXPECT_GT(split_steps, 0) << "no step was reduced with split rows";
+    EXPECT_GE(std::count_if(driven.begin(), driven.end(), [](long long d) { return d > 0; }), 2)
+        << "one rank found every pivot: the rows were not shared";
+  } else {
+    EXPECT_EQ(split_steps, 0) << "one rank reduces as before";
+  }
+  EXPECT_THROW(topology::reduce_distributed_owned({}, 0, MPI_COMM_WORLD, nullptr, 0, "auto", {4, true}), std::invalid_argument);
+}
+
+// Where the rows split: each rank's start is a quantile of the step's initial pivots, (r / P)^1.6,
+// from 0 to n and never decreasing, whatever the histogram.
+TEST(DistributedCone, RowSplitBoundsAreQuantilesOfThePivots) {
+  EXPECT_DOUBLE_EQ(topology::row_split_start(0, 2), 0.0);
+  EXPECT_NEAR(topology::row_split_start(1, 2), 0.33, 0.005);
+  EXPECT_DOUBLE_EQ(topology::row_split_start(4, 4), 1.0);
+  // 100 rows in 10 bins; pivots only in rows 60-69 and 90-99, twice as many in the first.
+  std::vector<double> histogram(10, 0.0);
+  histogram[6] = 200;
+  histogram[9] = 100;
+  const auto two = topology::row_split_bounds(histogram, 100, 2);
+  ASSERT_EQ(two.size(), 3u);
+  EXPECT_EQ(two.front(), 0);
+  EXPECT_EQ(two.back(), 100);
+  EXPECT_EQ(two[1], 64);  // 0.33 of the 300 pivots lie below: about half of bin 6's 200, spread over rows 60-69
+  const auto four = topology::row_split_bounds(std::vector<double>(8, 0.0), 50, 4);  // no pivots: nothing to split
+  EXPECT_EQ(four, (std::vector<Index>{0, 0, 0, 0, 50}));
 }
 
 // Every column order (and per-dimension list) gives the serial bars: the swap rule makes the pairs

@@ -50,9 +50,11 @@ def test_reducers_and_rank_counts_match_dionysus(tmp_path, reducer, ranks, duali
     (2, ["--column-order", "received-first"]),
     # Speculative runs: each rank reduces its runs before the ones just before them are known.
     (2, ["--speculate-runs", "1"]), (3, ["--speculate-runs", "4", "--column-order", "natural"]),
-    (2, ["--speculate-runs", "3", "--pivot-chunk", "5"])])
+    (2, ["--speculate-runs", "3", "--pivot-chunk", "5"]),
+    # Rows split over the ranks: every addition made on every rank, on its rows.
+    (2, ["--row-split"]), (3, ["--row-split", "--column-order", "natural"]), (4, ["--row-split", "--pivot-chunk", "3"])])
 def test_distributed_options_match_dionysus(tmp_path, ranks, args):
-    for i, ops in _cases(200 + ranks + len(args[1]), 8):
+    for i, ops in _cases(200 + ranks + len(args[min(1, len(args) - 1)]), 8):
         fzz, out = tmp_path / f"z{i}.fzz", tmp_path / f"z{i}.bars"
         write_fzz(fzz, ops)
         run_lmtopo("barcode", fzz, "-o", out, "--reducer", "distributed", *args, ranks=ranks)
@@ -145,11 +147,13 @@ def test_distributed_reading_by_byte_ranges(tmp_path, ranks):
                                   ["--column-order", "natural"],
                                   ["--reducer", "distributed", "--speculate-runs", "-3"],
                                   ["--reducer", "distributed", "--speculate-runs", "1048577"],
-                                  ["--speculate-runs", "8"]])
+                                  ["--speculate-runs", "8"],
+                                  ["--row-split", "--reducer", "chunk"],
+                                  ["--reducer", "distributed", "--row-split", "--speculate-runs", "4"]])
 def test_distributed_only_options_refused_where_they_cannot_apply(tmp_path, args):
     fzz, out = tmp_path / "z.fzz", tmp_path / "z.bars"
     fzz.write_text("i 0\ni 1\ni 0 1\n")
     proc = run_lmtopo("barcode", fzz, "-o", out, *args, check=False)
-    option = next(a for a in args if a in ("--column-order", "--speculate-runs"))
+    option = next(a for a in args if a in ("--column-order", "--speculate-runs", "--row-split"))
     assert proc.returncode == 2 and option in proc.stderr, proc.stderr
     assert not out.exists()

@@ -124,8 +124,9 @@ def test_knn_zigzag_matches_independent_pipeline(tmp_path, reducer, ranks, preci
     n_cases = 25 if reducer == "twist" and precision == "mixed" else 8
     # A fixed seed per parameter set (Python's hash() is salted per process: a failure must reproduce).
     seed = {"twist": 11, "distributed": 23, "chunk": 37}[reducer] + (500 if precision == "float64" else 0) + (ranks or 0)
-    # At 3 ranks the steps in index order also go through the speculative pipeline (runs of 2).
-    speculate = ["--speculate-runs", "2"] if reducer == "distributed" and ranks == 3 else []
+    # The steps in index order also go through the speculative pipeline (runs of 2) at 3 ranks, and
+    # with the rows split over the ranks at 2.
+    speculate = {3: ["--speculate-runs", "2"], 2: ["--row-split"]}.get(ranks, []) if reducer == "distributed" else []
     for i, x, k, max_dim, metric in cases(seed, n_cases):
         act, out = tmp_path / f"a{i}.h5", tmp_path / f"z{i}.h5"
         write_activations(act, x)
