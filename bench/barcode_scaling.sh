@@ -8,8 +8,8 @@
 # (the inputs are large). Each rank reads its own lines of the file and builds its own cone columns
 # (topology/cone_distributed.hpp); the phase columns come from --benchmark's phase lines.
 # With SPECULATE=K (a run length), each rank count above 1 also runs with --speculate-runs K (rows
-# speculative-P).
-# Usage: [SPECULATE=K] bench/barcode_scaling.sh [L] [N] [DRIFT] [RANKS...]   (96 20000 0.1 1 2 4: about 10^7 operations)
+# speculative-P); with ROWSPLIT=1, with --row-split (rows rowsplit-P).
+# Usage: [SPECULATE=K] [ROWSPLIT=1] bench/barcode_scaling.sh [L] [N] [DRIFT] [RANKS...]   (96 20000 0.1 1 2 4: about 10^7 operations)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 L="${1:-72}"; N="${2:-20000}"; DRIFT="${3:-0.1}"
@@ -20,10 +20,11 @@ dir="$here/build/bench-fzz-$L-$N-$DRIFT"
 lmtopo="$here/build/lmtopo"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_orte_tmpdir_base="$(mktemp -d)"
 rows=(twist)
-SPECULATE="${SPECULATE:-0}"
+SPECULATE="${SPECULATE:-0}"; ROWSPLIT="${ROWSPLIT:-0}"
 for p in "${ranks[@]}"; do
   rows+=("distributed-$p")
   if (( SPECULATE > 0 && p > 1 )); then rows+=("speculative-$p"); fi
+  if (( ROWSPLIT > 0 && p > 1 )); then rows+=("rowsplit-$p"); fi
 done
 for row in "${rows[@]}"; do
   case "$row" in
@@ -32,6 +33,8 @@ for row in "${rows[@]}"; do
                         -o "$dir/sc-$row.bars" --reducer distributed --benchmark) ;;
     speculative-*) cmd=(mpirun --oversubscribe -n "${row#speculative-}" "$lmtopo" barcode "$dir/in.fzz"
                         -o "$dir/sc-$row.bars" --reducer distributed --speculate-runs "$SPECULATE" --benchmark) ;;
+    rowsplit-*) cmd=(mpirun --oversubscribe -n "${row#rowsplit-}" "$lmtopo" barcode "$dir/in.fzz"
+                     -o "$dir/sc-$row.bars" --reducer distributed --row-split --benchmark) ;;
   esac
   /usr/bin/time -f "%e %M" -o "$dir/sc-time-$row" "${cmd[@]}" > "$dir/sc-log-$row" 2>&1
   echo "$row: $(cat "$dir/sc-time-$row") (seconds, KiB)"

@@ -53,8 +53,8 @@ class Downstream {
     mpi::check(MPI_Isend(sent.words.data(), static_cast<int>(sent.words.size()), MPI_UINT32_T, dest_, tag_, comm_, &sent.request),
                "MPI_Isend");
     stats_.bytes_sent += static_cast<long long>(sent.words.size() * sizeof(Row));
-    // Sends to one rank complete in order: only the oldest are tested (testing them all made each
-    // flush cost as much as the backlog when the rank below lags).
+    // Sends to one rank complete in order: only the oldest are tested (testing them all would make
+    // each flush cost as much as the backlog when the rank below lags).
     while (!in_flight_.empty()) {
       int done = 0;
       mpi::check(MPI_Test(&in_flight_.front().request, &done, MPI_STATUS_IGNORE), "MPI_Test");
