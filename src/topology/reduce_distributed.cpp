@@ -302,12 +302,24 @@ std::vector<PersistencePair> reduce_distributed_releasing(const BoundaryMatrix* 
   return gather_sorted_pairs(comm, reduce_dealt_columns(my_buffer, own, n, max_dim, comm, stats, "received-first", {}));
 }
 
-constexpr Index kRowSplitBins = 1024;
-
 struct ColumnRef {
   Index index;
   ColumnView rows;
 };
+
+// A step's columns from the blocks of [index, size, rows...] the ranks sent this rank, sorted by index.
+StepColumns step_columns_from(std::vector<std::vector<Row>>&& blocks) {
+  StepColumns step;
+  for (auto& from : blocks) {
+    const std::size_t base = step.words.size();
+    step.words.insert(step.words.end(), from.begin(), from.end());
+    std::vector<Row>().swap(from);
+    for (std::size_t at = base; at < step.words.size(); at += 2 + static_cast<std::size_t>(step.words[at + 1]))
+      step.at.push_back(at);
+  }
+  std::sort(step.at.begin(), step.at.end(), [&](std::size_t a, std::size_t b) { return step.words[a] < step.words[b]; });
+  return step;
+}
 
 // One step reduced by the speculative pipeline (reduce_speculative.hpp): every rank gets every
 // rank's columns of the step, in index order; each rank then records the pairs of its own pivots.
@@ -323,16 +335,7 @@ void reduce_step_replicated(const std::vector<ColumnRef>& mine, Index n, int dim
   }
   std::vector<std::vector<Row>> outgoing(static_cast<std::size_t>(size), block);
   std::vector<Row>().swap(block);
-  auto incoming = mpi::exchange_blocks(comm, std::move(outgoing), MPI_UINT32_T);
-  StepColumns step;
-  for (auto& from : incoming) {
-    const std::size_t base = step.words.size();
-    step.words.insert(step.words.end(), from.begin(), from.end());
-    std::vector<Row>().swap(from);
-    for (std::size_t at = base; at < step.words.size(); at += 2 + static_cast<std::size_t>(step.words[at + 1]))
-      step.at.push_back(at);
-  }
-  std::sort(step.at.begin(), step.at.end(), [&](std::size_t a, std::size_t b) { return step.words[a] < step.words[b]; });
+  const StepColumns step = step_columns_from(mpi::exchange_blocks(comm, std::move(outgoing), MPI_UINT32_T));
   row.bytes_received += static_cast<long long>(step.words.size() * sizeof(Row));
   SpeculativeStats spec;
   reduce_step_speculative(step, n, run, kSpeculationDepth, comm, 5252 + dim,
@@ -345,56 +348,49 @@ void reduce_step_replicated(const std::vector<ColumnRef>& mine, Index n, int dim
   row.wait_seconds = spec.seconds_waiting;
 }
 
-// Every rank's words concatenated in rank order, on every rank.
-std::vector<Row> all_gathered(MPI_Comm comm, const std::vector<Row>& mine) {
-  int size = 1;
-  check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
-  auto incoming = mpi::exchange_blocks(comm, std::vector<std::vector<Row>>(static_cast<std::size_t>(size), mine), MPI_UINT32_T);
-  std::vector<Row> all;
-  for (auto& from : incoming) all.insert(all.end(), from.begin(), from.end());
-  return all;
+// The row bounds of a step split over the ranks, from its initial pivots (row_split_bounds), the
+// same on every rank.
+std::vector<Index> row_bounds_of_step(const std::vector<ColumnRef>& mine, Index n, int ranks, MPI_Comm comm) {
+  constexpr Index kBins = 1024;
+  std::vector<double> histogram(kBins, 0.0);
+  for (const auto& column : mine)
+    if (!column.rows.empty()) histogram[static_cast<std::size_t>(Index{column.rows.last[-1]} * kBins / std::max<Index>(n, 1))] += 1;
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, histogram.data(), static_cast<int>(histogram.size()), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+  return row_split_bounds(histogram, n, ranks);
+}
+
+// This rank's rows of the step's columns: every rank's columns cut at `bounds`, each piece sent to
+// the rank holding those rows.
+StepColumns rows_of_step(const std::vector<ColumnRef>& mine, const std::vector<Index>& bounds, MPI_Comm comm) {
+  const std::size_t ranks = bounds.size() - 1;
+  std::vector<std::vector<Row>> outgoing(ranks);
+  const auto below = [](Row entry, Index v) { return Index{entry} < v; };
+  for (const auto& column : mine)
+    for (std::size_t r = 0; r < ranks; ++r) {
+      const Row* first = std::lower_bound(column.rows.begin(), column.rows.end(), bounds[r], below);
+      const Row* last = std::lower_bound(first, column.rows.end(), bounds[r + 1], below);
+      if (first == last) continue;
+      outgoing[r].insert(outgoing[r].end(), {static_cast<Row>(column.index), static_cast<Row>(last - first)});
+      outgoing[r].insert(outgoing[r].end(), first, last);
+    }
+  return step_columns_from(mpi::exchange_blocks(comm, std::move(outgoing), MPI_UINT32_T));
 }
 
 // One step taken in index order, reduced with the rows split over the ranks (reduce_row_split.hpp):
-// every rank learns the step's columns, each column's rows go to the ranks holding them, and each
-// pair found goes to the rank owning its pivot under `own` (for the clearing and the read-out).
+// every rank learns the step's columns (their indices), gets its rows of them, and sends each pair
+// it finds to the rank owning the pivot under `own` (for the clearing and the read-out).
 void reduce_step_by_rows(const std::vector<ColumnRef>& mine, Index n, int dim, const PivotOwnership& own, LocalPivots& pivots,
                          MPI_Comm comm, ReductionStepStats& row) {
   int size = 1;
   check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
   std::vector<Row> indices;
   for (const auto& column : mine) indices.push_back(static_cast<Row>(column.index));
-  const std::vector<Row> all = all_gathered(comm, indices);
-  std::vector<Index> order(all.begin(), all.end());
+  auto everyone = mpi::exchange_blocks(comm, std::vector<std::vector<Row>>(static_cast<std::size_t>(size), indices), MPI_UINT32_T);
+  std::vector<Index> order;
+  for (const auto& from : everyone) order.insert(order.end(), from.begin(), from.end());
   std::sort(order.begin(), order.end());
-
-  // The step's initial pivots per row bin: the additions fall about where they are.
-  std::vector<double> histogram(kRowSplitBins, 0.0);
-  for (const auto& column : mine)
-    if (!column.rows.empty()) histogram[static_cast<std::size_t>(Index{column.rows.last[-1]} * kRowSplitBins / std::max<Index>(n, 1))] += 1;
-  check_mpi(MPI_Allreduce(MPI_IN_PLACE, histogram.data(), static_cast<int>(histogram.size()), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
-  const std::vector<Index> bounds = row_split_bounds(histogram, n, size);
-
-  std::vector<std::vector<Row>> outgoing(static_cast<std::size_t>(size));
-  for (const auto& column : mine)
-    for (int r = 0; r < size; ++r) {
-      const auto below = [](Row entry, Index v) { return Index{entry} < v; };
-      const Row* first = std::lower_bound(column.rows.begin(), column.rows.end(), bounds[static_cast<std::size_t>(r)], below);
-      const Row* last = std::lower_bound(first, column.rows.end(), bounds[static_cast<std::size_t>(r) + 1], below);
-      if (first == last) continue;
-      auto& out = outgoing[static_cast<std::size_t>(r)];
-      out.insert(out.end(), {static_cast<Row>(column.index), static_cast<Row>(last - first)});
-      out.insert(out.end(), first, last);
-    }
-  StepColumns parts;
-  for (auto& from : mpi::exchange_blocks(comm, std::move(outgoing), MPI_UINT32_T)) {
-    const std::size_t base = parts.words.size();
-    parts.words.insert(parts.words.end(), from.begin(), from.end());
-    std::vector<Row>().swap(from);
-    for (std::size_t at = base; at < parts.words.size(); at += 2 + static_cast<std::size_t>(parts.words[at + 1]))
-      parts.at.push_back(at);
-  }
-  std::sort(parts.at.begin(), parts.at.end(), [&](std::size_t a, std::size_t b) { return parts.words[a] < parts.words[b]; });
+  const std::vector<Index> bounds = row_bounds_of_step(mine, n, size, comm);
+  const StepColumns parts = rows_of_step(mine, bounds, comm);
   row.bytes_received += static_cast<long long>(parts.words.size() * sizeof(Row));
 
   std::vector<std::vector<Row>> found(static_cast<std::size_t>(size));
