@@ -30,10 +30,6 @@ namespace {
 
 constexpr Index kNever = std::numeric_limits<Index>::max();  // deletion time of a copy never deleted
 
-void check_mpi(int code, const char* what) {
-  if (code != MPI_SUCCESS) throw std::runtime_error(std::string("MPI call failed: ") + what);
-}
-
 // Where each rank's operations, insertions (cells) and deletions start: prefix sums in rank order.
 struct Layout {
   int rank = 0, size = 1;
@@ -48,12 +44,12 @@ struct Layout {
 
 Layout layout_of(const ZigzagOpList& ops, MPI_Comm comm) {
   Layout lay;
-  check_mpi(MPI_Comm_rank(comm, &lay.rank), "MPI_Comm_rank");
-  check_mpi(MPI_Comm_size(comm, &lay.size), "MPI_Comm_size");
+  mpi::check(MPI_Comm_rank(comm, &lay.rank), "MPI_Comm_rank");
+  mpi::check(MPI_Comm_size(comm, &lay.size), "MPI_Comm_size");
   long long mine[4] = {static_cast<long long>(ops.size()), 0, 0, static_cast<long long>(ops.max_simplex_size())};
   for (std::size_t i = 0; i < ops.size(); ++i) ++mine[ops.is_insert(i) ? 1 : 2];
   std::vector<long long> all(4 * static_cast<std::size_t>(lay.size));
-  check_mpi(MPI_Allgather(mine, 4, MPI_LONG_LONG, all.data(), 4, MPI_LONG_LONG, comm), "MPI_Allgather");
+  mpi::check(MPI_Allgather(mine, 4, MPI_LONG_LONG, all.data(), 4, MPI_LONG_LONG, comm), "MPI_Allgather");
   lay.first_op = {0};
   lay.first_cell = {1};
   lay.first_deletion = {0};
@@ -93,15 +89,15 @@ struct FirstError {
 // Throws the sequence's first error on every rank, if any rank saw one. Collective.
 void raise_first_error(const FirstError& mine, MPI_Comm comm) {
   long long op = mine.op == kNever ? std::numeric_limits<long long>::max() : mine.op;
-  check_mpi(MPI_Allreduce(MPI_IN_PLACE, &op, 1, MPI_LONG_LONG, MPI_MIN, comm), "MPI_Allreduce");
+  mpi::check(MPI_Allreduce(MPI_IN_PLACE, &op, 1, MPI_LONG_LONG, MPI_MIN, comm), "MPI_Allreduce");
   if (op == std::numeric_limits<long long>::max()) return;
   int check = mine.op == op ? mine.check : std::numeric_limits<int>::max();
-  check_mpi(MPI_Allreduce(MPI_IN_PLACE, &check, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
+  mpi::check(MPI_Allreduce(MPI_IN_PLACE, &check, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
   int rank = 0, size = 1;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &size);
   int teller = mine.op == op && mine.check == check ? rank : size;
-  check_mpi(MPI_Allreduce(MPI_IN_PLACE, &teller, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
+  mpi::check(MPI_Allreduce(MPI_IN_PLACE, &teller, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
   throw InvalidZigzag{op, mpi::broadcast_string(comm, mine.reason, teller)};
 }
 
@@ -298,7 +294,7 @@ class ConeBuilder {
       if (deletion_[i] < 0 && valid_vertices(s)) ++counts[s.size() - 1];
     }
     std::vector<long long> all(dims * static_cast<std::size_t>(lay_.size));
-    check_mpi(MPI_Allgather(counts.data(), static_cast<int>(dims), MPI_LONG_LONG, all.data(), static_cast<int>(dims), MPI_LONG_LONG, comm_),
+    mpi::check(MPI_Allgather(counts.data(), static_cast<int>(dims), MPI_LONG_LONG, all.data(), static_cast<int>(dims), MPI_LONG_LONG, comm_),
               "MPI_Allgather");
     std::vector<Index> next(dims);  // the next number to give in each dimension, going down the cells
     Index before = lay_.real_deletions;
@@ -420,7 +416,7 @@ class ConeBuilder {
     const Index mine_first = lay_.first_cell[static_cast<std::size_t>(lay_.rank)];  // the limit is passed at cell most + 1
     if (most + 1 >= mine_first && most + 1 < lay_.first_cell[static_cast<std::size_t>(lay_.rank) + 1])
       op = global_op(insertion_ops_[static_cast<std::size_t>(most + 1 - mine_first)]);
-    check_mpi(MPI_Allreduce(MPI_IN_PLACE, &op, 1, MPI_LONG_LONG, MPI_MAX, comm_), "MPI_Allreduce");
+    mpi::check(MPI_Allreduce(MPI_IN_PLACE, &op, 1, MPI_LONG_LONG, MPI_MAX, comm_), "MPI_Allreduce");
     throw InvalidZigzag{op, "more than " + std::to_string(most) + " insertions: the cone matrix would exceed 2^32 - 1 columns"};
   }
 
@@ -570,7 +566,7 @@ DistributedCone build_cone_distributed(const ZigzagOpList& ops, const std::vecto
                                        const std::string& dualize, Index pivot_chunk) {
   if (tags && tags->size() != ops.size()) throw std::invalid_argument("build_cone_distributed: one tag per operation expected");
   long long width = static_cast<long long>(ops.max_simplex_size());
-  check_mpi(MPI_Allreduce(MPI_IN_PLACE, &width, 1, MPI_LONG_LONG, MPI_MAX, comm), "MPI_Allreduce");
+  mpi::check(MPI_Allreduce(MPI_IN_PLACE, &width, 1, MPI_LONG_LONG, MPI_MAX, comm), "MPI_Allreduce");
   if (width <= 2) return ConeBuilder<1>(ops, tags, end_tag, comm).build(dualize, pivot_chunk);
   if (width <= 4) return ConeBuilder<2>(ops, tags, end_tag, comm).build(dualize, pivot_chunk);
   if (width <= 8) return ConeBuilder<4>(ops, tags, end_tag, comm).build(dualize, pivot_chunk);
@@ -590,7 +586,7 @@ std::vector<TaggedBar> reduce_and_read_out_distributed(DistributedCone& cone, MP
   if (cone.dualized)  // cohomology pairs back to homology pairs (reduce_by_name's mapping)
     for (auto& p : pairs) p = {N - 1 - p.destroyer, N - 1 - p.creator};
   int size = 1;
-  check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
   const Index block = (N + size - 1) / size;  // of the read-out records
   auto holder = [&](Index j) { return static_cast<std::size_t>(j / block); };
 

@@ -9,11 +9,12 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
-#include <list>
 #include <stdexcept>
 #include <string>
 
+#include "mpi/collective.hpp"
 #include "mpi/large_count.hpp"
+#include "mpi/pending_sends.hpp"
 #include "topology/pivot_ownership.hpp"
 #include "topology/reduce_row_split.hpp"
 #include "topology/reduce_speculative.hpp"
@@ -22,10 +23,6 @@
 
 namespace lmtopo::topology {
 namespace {
-
-void check_mpi(int code, const char* what) {
-  if (code != MPI_SUCCESS) throw std::runtime_error(std::string("MPI call failed: ") + what);
-}
 
 long peak_rss_kib() {
   rusage usage{};
@@ -114,7 +111,9 @@ class LocalPivots {
 // non-blocking sends (any number in flight; a rank never waits to send).
 class Outbox {
  public:
-  Outbox(MPI_Comm comm, int ranks, int tag) : comm_(comm), tag_(tag), open_(static_cast<std::size_t>(ranks)) {}
+  Outbox(MPI_Comm comm, int ranks, int tag) : open_(static_cast<std::size_t>(ranks)) {
+    for (int r = 0; r < ranks; ++r) sends_.emplace_back(comm, r, tag);
+  }
 
   // The open batch for `destination`: columns as [index, size, rows...] in 32-bit words (every index
   // is a column or row of a matrix of at most 2^32 - 1 columns).
@@ -122,38 +121,22 @@ class Outbox {
 
   void flush(ReductionStepStats& row) {
     for (std::size_t r = 0; r < open_.size(); ++r) {
-      if (open_[r].empty()) continue;
-      if (open_[r].size() > static_cast<std::size_t>(1) << 30)
-        throw std::runtime_error("reduce_distributed: a forwarding batch exceeds 2^30 entries");
-      in_flight_.emplace_back();
-      auto& sent = in_flight_.back();
-      sent.words.swap(open_[r]);
-      check_mpi(MPI_Isend(sent.words.data(), static_cast<int>(sent.words.size()), MPI_UINT32_T, static_cast<int>(r),
-                          tag_, comm_, &sent.request),
-                "MPI_Isend");
-      row.bytes_sent += static_cast<long long>(sent.words.size() * sizeof(Row));
-    }
-    for (auto it = in_flight_.begin(); it != in_flight_.end();) {
-      int done = 0;
-      check_mpi(MPI_Test(&it->request, &done, MPI_STATUS_IGNORE), "MPI_Test");
-      it = done ? in_flight_.erase(it) : std::next(it);
+      if (open_[r].empty()) {
+        sends_[r].drop_completed();
+        continue;
+      }
+      row.bytes_sent += static_cast<long long>(sends_[r].send(std::move(open_[r])));
+      open_[r] = {};
     }
   }
 
   void wait_all() {
-    for (auto& sent : in_flight_) check_mpi(MPI_Wait(&sent.request, MPI_STATUS_IGNORE), "MPI_Wait");
-    in_flight_.clear();
+    for (auto& to : sends_) to.wait_all();
   }
 
  private:
-  struct Sent {
-    std::vector<Row> words;
-    MPI_Request request = MPI_REQUEST_NULL;
-  };
-  MPI_Comm comm_;
-  int tag_;
   std::vector<std::vector<Row>> open_;
-  std::list<Sent> in_flight_;
+  std::vector<mpi::PendingSends> sends_;
 };
 
 // Columns received from other ranks, in their batches ([index, size, rows...] each), read in order.
@@ -189,12 +172,12 @@ class Inbox {
     while (true) {
       MPI_Status status;
       int arrived = 0;
-      check_mpi(MPI_Iprobe(MPI_ANY_SOURCE, tag, comm, &arrived, &status), "MPI_Iprobe");
+      mpi::check(MPI_Iprobe(MPI_ANY_SOURCE, tag, comm, &arrived, &status), "MPI_Iprobe");
       if (!arrived) return any;
       int count = 0;
-      check_mpi(MPI_Get_count(&status, MPI_UINT32_T, &count), "MPI_Get_count");
+      mpi::check(MPI_Get_count(&status, MPI_UINT32_T, &count), "MPI_Get_count");
       std::vector<Row> incoming(static_cast<std::size_t>(count));
-      check_mpi(MPI_Recv(incoming.data(), count, MPI_UINT32_T, status.MPI_SOURCE, tag, comm, MPI_STATUS_IGNORE),
+      mpi::check(MPI_Recv(incoming.data(), count, MPI_UINT32_T, status.MPI_SOURCE, tag, comm, MPI_STATUS_IGNORE),
                 "MPI_Recv");
       row.bytes_received += static_cast<long long>(incoming.size() * sizeof(Row));
       ++row.batches;
@@ -223,10 +206,10 @@ class Termination {
   bool done(long long ended_here) {
     if (request_ == MPI_REQUEST_NULL) {
       snapshot_ = ended_here;
-      check_mpi(MPI_Iallreduce(&snapshot_, &sum_, 1, MPI_LONG_LONG, MPI_SUM, comm_, &request_), "MPI_Iallreduce");
+      mpi::check(MPI_Iallreduce(&snapshot_, &sum_, 1, MPI_LONG_LONG, MPI_SUM, comm_, &request_), "MPI_Iallreduce");
     }
     int complete = 0;
-    check_mpi(MPI_Test(&request_, &complete, MPI_STATUS_IGNORE), "MPI_Test");
+    mpi::check(MPI_Test(&request_, &complete, MPI_STATUS_IGNORE), "MPI_Test");
     return complete && sum_ == total_;
   }
 
@@ -271,8 +254,8 @@ std::vector<PersistencePair> reduce_distributed_releasing(const BoundaryMatrix* 
                                                           MPI_Comm comm, std::vector<ReductionStepStats>* stats,
                                                           Index pivot_chunk) {
   int rank = 0, size = 1;
-  check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
-  check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  mpi::check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
 
   long long n_and_dim[2] = {0, 0};
   if (rank == 0) {
@@ -280,7 +263,7 @@ std::vector<PersistencePair> reduce_distributed_releasing(const BoundaryMatrix* 
     n_and_dim[0] = root_matrix->num_columns();
     n_and_dim[1] = root_matrix->max_dim();
   }
-  check_mpi(MPI_Bcast(n_and_dim, 2, MPI_LONG_LONG, 0, comm), "MPI_Bcast");
+  mpi::check(MPI_Bcast(n_and_dim, 2, MPI_LONG_LONG, 0, comm), "MPI_Bcast");
   const Index n = n_and_dim[0];
   const int max_dim = static_cast<int>(n_and_dim[1]);
   const PivotOwnership own(n, size, pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(n, size));
@@ -326,8 +309,8 @@ StepColumns step_columns_from(std::vector<std::vector<Row>>&& blocks) {
 void reduce_step_replicated(const std::vector<ColumnRef>& mine, Index n, int dim, std::size_t run, const PivotOwnership& own,
                             LocalPivots& pivots, MPI_Comm comm, ReductionStepStats& row) {
   int rank = 0, size = 1;
-  check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
-  check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  mpi::check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
   std::vector<Row> block;
   for (const auto& column : mine) {
     block.insert(block.end(), {static_cast<Row>(column.index), static_cast<Row>(column.rows.size())});
@@ -355,7 +338,7 @@ std::vector<Index> row_bounds_of_step(const std::vector<ColumnRef>& mine, Index 
   std::vector<double> histogram(kBins, 0.0);
   for (const auto& column : mine)
     if (!column.rows.empty()) histogram[static_cast<std::size_t>(Index{column.rows.last[-1]} * kBins / std::max<Index>(n, 1))] += 1;
-  check_mpi(MPI_Allreduce(MPI_IN_PLACE, histogram.data(), static_cast<int>(histogram.size()), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+  mpi::check(MPI_Allreduce(MPI_IN_PLACE, histogram.data(), static_cast<int>(histogram.size()), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
   return row_split_bounds(histogram, n, ranks);
 }
 
@@ -382,7 +365,7 @@ StepColumns rows_of_step(const std::vector<ColumnRef>& mine, const std::vector<I
 void reduce_step_by_rows(const std::vector<ColumnRef>& mine, Index n, int dim, const PivotOwnership& own, LocalPivots& pivots,
                          MPI_Comm comm, ReductionStepStats& row) {
   int size = 1;
-  check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
   std::vector<Row> indices;
   for (const auto& column : mine) indices.push_back(static_cast<Row>(column.index));
   auto everyone = mpi::exchange_blocks(comm, std::vector<std::vector<Row>>(static_cast<std::size_t>(size), indices), MPI_UINT32_T);
@@ -415,8 +398,8 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
                                                   int max_dim, MPI_Comm comm, std::vector<ReductionStepStats>* stats,
                                                   const std::string& column_order, IndexOrderSteps index_order_steps) {
   int rank = 0, size = 1;
-  check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
-  check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  mpi::check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
   std::vector<Index> local_index;  // global index of each local column
   std::vector<int> local_dims;
   std::vector<ColumnView> local_columns;  // into my_buffer
@@ -462,7 +445,7 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
       continue;
     }
     long long total = static_cast<long long>(own_columns.size());
-    check_mpi(MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
+    mpi::check(MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
     Outbox outbox(comm, size, tag);
     Inbox inbox;
     Termination termination(comm, total);
@@ -517,11 +500,11 @@ std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my
   if (index_order_steps.split_rows && index_order_steps.speculate_run > 0)
     throw std::invalid_argument("reduce_distributed_owned: speculative runs and split rows are two ways of the same steps");
   int size = 1;
-  check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
   int max_dim = 0;
   for (std::size_t pos = 0; pos < my_columns.size(); pos += 2 + static_cast<std::size_t>(my_columns[pos + 1]))
     max_dim = std::max(max_dim, static_cast<int>(my_columns[pos]));
-  check_mpi(MPI_Allreduce(MPI_IN_PLACE, &max_dim, 1, MPI_INT, MPI_MAX, comm), "MPI_Allreduce");
+  mpi::check(MPI_Allreduce(MPI_IN_PLACE, &max_dim, 1, MPI_INT, MPI_MAX, comm), "MPI_Allreduce");
   const PivotOwnership own(n, size, pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(n, size));
   return reduce_dealt_columns(my_columns, own, n, max_dim, comm, stats, column_order, index_order_steps);
 }
@@ -592,7 +575,7 @@ std::vector<PersistencePair> reduce_named(const std::string& name, const Boundar
     throw std::invalid_argument("unknown reducer '" + name + "' (expected twist, chunk or distributed)");
   int rank = 0, initialized = 0;
   MPI_Initialized(&initialized);
-  if (initialized) check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  if (initialized) mpi::check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
   if (name != "distributed" && rank != 0) return {};
 
   // Only rank 0 holds (and so dualizes) the matrix; the pairs come back on rank 0 only.

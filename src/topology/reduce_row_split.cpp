@@ -6,10 +6,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <deque>
 #include <stdexcept>
 
 #include "mpi/collective.hpp"
+#include "mpi/pending_sends.hpp"
 #include "topology/z2_column.hpp"
 
 namespace lmtopo::topology {
@@ -35,10 +35,7 @@ double since(Clock::time_point start) { return std::chrono::duration<double>(Clo
 // Tokens to the rank below, in batches sent with non-blocking sends (a rank never waits to send).
 class Downstream {
  public:
-  Downstream(MPI_Comm comm, int dest, int tag, RowSplitStats& stats) : comm_(comm), dest_(dest), tag_(tag), stats_(stats) {}
-  ~Downstream() {
-    for (auto& sent : in_flight_) MPI_Wait(&sent.request, MPI_STATUS_IGNORE);
-  }
+  Downstream(MPI_Comm comm, int dest, int tag, RowSplitStats& stats) : dest_(dest), sends_(comm, dest, tag), stats_(stats) {}
   bool exists() const { return dest_ >= 0; }
   void push(Row word) {
     open_.push_back(word);
@@ -46,39 +43,21 @@ class Downstream {
   }
   void flush() {
     if (!exists() || open_.empty()) return;
-    in_flight_.push_back({std::move(open_), MPI_REQUEST_NULL});
+    stats_.bytes_sent += static_cast<long long>(sends_.send(std::move(open_)));
     open_ = {};
     open_.reserve(kBatchWords);
-    auto& sent = in_flight_.back();
-    mpi::check(MPI_Isend(sent.words.data(), static_cast<int>(sent.words.size()), MPI_UINT32_T, dest_, tag_, comm_, &sent.request),
-               "MPI_Isend");
-    stats_.bytes_sent += static_cast<long long>(sent.words.size() * sizeof(Row));
-    // Sends to one rank complete in order: only the oldest are tested (testing them all would make
-    // each flush cost as much as the backlog when the rank below lags).
-    while (!in_flight_.empty()) {
-      int done = 0;
-      mpi::check(MPI_Test(&in_flight_.front().request, &done, MPI_STATUS_IGNORE), "MPI_Test");
-      if (!done) break;
-      in_flight_.pop_front();
-    }
   }
   void finish() {
     flush();
-    for (auto& sent : in_flight_) mpi::check(MPI_Wait(&sent.request, MPI_STATUS_IGNORE), "MPI_Wait");
-    in_flight_.clear();
+    sends_.wait_all();
   }
 
  private:
   static constexpr std::size_t kBatchWords = 4096;
-  struct Sent {
-    std::vector<Row> words;
-    MPI_Request request;
-  };
-  MPI_Comm comm_;
-  int dest_, tag_;
+  int dest_;
+  mpi::PendingSends sends_;
   RowSplitStats& stats_;
   std::vector<Row> open_;
-  std::deque<Sent> in_flight_;
 };
 
 // Tokens from the rank above, read word by word. Waiting flushes what this rank owes the rank below

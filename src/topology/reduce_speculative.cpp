@@ -4,10 +4,10 @@
 #include <chrono>
 #include <deque>
 #include <limits>
-#include <list>
 #include <unordered_map>
 
 #include "mpi/collective.hpp"
+#include "mpi/pending_sends.hpp"
 #include "topology/z2_column.hpp"
 
 namespace lmtopo::topology {
@@ -84,6 +84,7 @@ class Pipeline {
   // checked as soon as every run before it is applied.
   SpeculativeStats run(int tag) {
     tag_ = tag;
+    for (int q = 0; q < size_; ++q) sends_.emplace_back(comm_, q, tag);
     std::size_t next_own = static_cast<std::size_t>(rank_);
     while (next_own < runs_ || !pending_.empty()) {
       service(runs_);  // leaves no pending run that could be checked now
@@ -95,7 +96,7 @@ class Pipeline {
       }
     }
     while (next_apply_ < runs_) apply_arrived(true);
-    for (auto& sent : in_flight_) mpi::check(MPI_Wait(&sent.request, MPI_STATUS_IGNORE), "MPI_Wait");
+    for (auto& to : sends_) to.wait_all();
     return stats_;
   }
 
@@ -251,18 +252,8 @@ class Pipeline {
       }
     }
     next_apply_ = run.r + 1;
-    for (int q = 0; q < size_; ++q) {
-      if (q == rank_) continue;
-      in_flight_.push_back({message, MPI_REQUEST_NULL});
-      auto& sent = in_flight_.back();
-      mpi::check(MPI_Isend(sent.words.data(), static_cast<int>(sent.words.size()), MPI_UINT32_T, q, tag_, comm_, &sent.request),
-            "MPI_Isend");
-    }
-    for (auto it = in_flight_.begin(); it != in_flight_.end();) {
-      int done = 0;
-      mpi::check(MPI_Test(&it->request, &done, MPI_STATUS_IGNORE), "MPI_Test");
-      it = done ? in_flight_.erase(it) : std::next(it);
-    }
+    for (int q = 0; q < size_; ++q)
+      if (q != rank_) sends_[static_cast<std::size_t>(q)].send(message);
     stats_.seconds_validating += seconds_since(start);
   }
 
@@ -304,10 +295,6 @@ class Pipeline {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
 
-  struct Sent {
-    std::vector<Row> words;
-    MPI_Request request;
-  };
   const StepColumns& columns_;
   std::size_t run_, depth_, runs_ = 0, next_apply_ = 0;
   MPI_Comm comm_;
@@ -319,7 +306,7 @@ class Pipeline {
   std::vector<Store> checked_;
   std::vector<Row> current_;
   std::vector<Row> incoming_;
-  std::list<Sent> in_flight_;
+  std::vector<mpi::PendingSends> sends_;  // to each rank
   SpeculativeStats stats_;
 };
 
