@@ -100,8 +100,7 @@ int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
   const bool benchmark = vm.count("benchmark") > 0;
   const long long pivot_chunk = vm["pivot-chunk"].as<long long>();
   if (pivot_chunk < 0) throw InputError("--pivot-chunk: expected 0 (one block per rank) or a chunk size >= 1");
-  if (pivot_chunk != 0 && reducer != "distributed")
-    throw InputError("--pivot-chunk: only the distributed reducer deals pivots to ranks (got --reducer " + reducer + ")");
+  require_distributed_reducer("--pivot-chunk", pivot_chunk != 0, reducer, "deals pivots to ranks");
 
   const std::string column_order = column_order_option(vm, reducer);
   const topology::IndexOrderSteps index_order_steps = index_order_steps_option(vm, reducer);

@@ -95,9 +95,13 @@ std::string column_order_option(const po::variables_map& vm, const std::string& 
   } catch (const std::invalid_argument& e) {
     throw InputError(std::string("--column-order: ") + e.what());
   }
-  if (order != "auto" && reducer != "distributed")
-    throw InputError("--column-order: only the distributed reducer takes columns in a chosen order (got --reducer " + reducer + ")");
+  require_distributed_reducer("--column-order", order != "auto", reducer, "takes columns in a chosen order");
   return order;
+}
+
+void require_distributed_reducer(const char* option, bool given, const std::string& reducer, const char* what) {
+  if (given && reducer != "distributed")
+    throw InputError(std::string(option) + ": only the distributed reducer " + what + " (got --reducer " + reducer + ")");
 }
 
 const char* const kSpeculateRunsHelp =
@@ -117,10 +121,8 @@ topology::IndexOrderSteps index_order_steps_option(const po::variables_map& vm, 
     throw InputError("--speculate-runs: expected 0 (off) or a run of 1 to 1048576 columns, got " + std::to_string(run));
   steps.speculate_run = static_cast<std::size_t>(run);
   steps.split_rows = vm.count("row-split") > 0;
-  if (run != 0 && reducer != "distributed")
-    throw InputError("--speculate-runs: only the distributed reducer speculates (got --reducer " + reducer + ")");
-  if (steps.split_rows && reducer != "distributed")
-    throw InputError("--row-split: only the distributed reducer splits rows over ranks (got --reducer " + reducer + ")");
+  require_distributed_reducer("--speculate-runs", run != 0, reducer, "speculates");
+  require_distributed_reducer("--row-split", steps.split_rows, reducer, "splits rows over ranks");
   if (steps.split_rows && run != 0) throw InputError("--row-split: not with --speculate-runs (two ways of reducing the same steps)");
   return steps;
 }

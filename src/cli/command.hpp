@@ -76,6 +76,10 @@ std::vector<std::string> comma_separated(const std::vector<std::string>& values)
 // --dualize's value, checked (auto, true or false; topology::resolve_dualize applies it).
 std::string dualize_option(const po::variables_map& vm);
 
+// Refuses `option`, when `given`, unless `reducer` is the distributed one (the only reducer that
+// `what`: "deals pivots to ranks", ...).
+void require_distributed_reducer(const char* option, bool given, const std::string& reducer, const char* what);
+
 // --column-order's value, checked (topology::require_column_order), and refused unless `reducer` is
 // the distributed one (the only reducer that takes columns in a chosen order); its help text.
 std::string column_order_option(const po::variables_map& vm, const std::string& reducer);
