@@ -422,7 +422,8 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
                            {"max_dim", o.max_dim},         {"homology_dims", o.homology_dims},
                            {"metric", o.metric},           {"reducer", o.reducer},
                            {"knn_precision", o.knn_precision}, {"knn_device", o.knn_device},
-                           {"dualize", o.dualize},
+                           {"dualize", o.dualize},         {"column_order", o.column_order},
+                           {"speculate_runs", o.index_order_steps.speculate_run}, {"row_split", o.index_order_steps.split_rows},
                            {"subsets", o.subsets},         {"subset_size", o.subset_size},
                            {"subset_seed", o.subset_seed}, {"null_draws", o.null_draws}, {"null_seed", o.null_seed}};
   io::H5Output out(o.output, comm, "layer-summaries/1", config);
