@@ -170,7 +170,7 @@ std::vector<std::size_t> parts_in_order(const std::vector<Index>& order, const S
 
 // Follows the ranks above through one column until its rows there are zero (returns false) or it
 // stops at a pivot above this rank's rows (returns true). `index` follows the swaps.
-bool follow(Index& index, RowSlice& slice, Upstream& above, Downstream& below, RowSplitStats& s) {
+bool follow(Index& index, RowSlice& slice, Upstream& above, Downstream& below) {
   while (true) {
     // Additions ahead in the stream are known: fetch their stored parts before they are needed.
     if (const Row far = above.peek(kPrefetchSlot); far != kMark) slice.prefetch_slot(far);
@@ -178,7 +178,6 @@ bool follow(Index& index, RowSlice& slice, Upstream& above, Downstream& below, R
     const Row word = above.next();
     if (word != kMark) {
       slice.add_stored(word);
-      ++s.additions;
       below.push(word);
       continue;
     }
@@ -194,7 +193,6 @@ bool follow(Index& index, RowSlice& slice, Upstream& above, Downstream& below, R
     below.push(static_cast<Row>(later));
     slice.swap(pivot, index);
     index = later;
-    ++s.additions;
   }
 }
 
@@ -204,7 +202,6 @@ void drive(Index index, RowSlice& slice, Downstream& below, RowSplitStats& s) {
   while (!slice.empty()) {
     const Index pivot = slice.pivot();
     const Index holder = slice.holder(pivot);
-    ++s.additions;
     ++s.driven;
     if (holder < 0) {
       slice.store(pivot, index);
@@ -267,7 +264,6 @@ void reduce_step_row_split(const std::vector<Index>& order, const StepColumns& p
     throw std::logic_error("reduce_step_row_split: P + 1 increasing bounds from 0 to n expected");
   RowSplitStats local;
   RowSplitStats& s = stats ? *stats : local;
-  const auto start = Clock::now();
   RowSlice slice(n, bounds[static_cast<std::size_t>(rank)], bounds[static_cast<std::size_t>(rank) + 1]);
   Downstream below(comm, rank > 0 ? rank - 1 : -1, tag, s);
   Upstream above(comm, rank + 1, tag, below, s);
@@ -277,10 +273,9 @@ void reduce_step_row_split(const std::vector<Index>& order, const StepColumns& p
     Index index = order[k];
     if (where[k] != static_cast<std::size_t>(-1)) slice.start(parts.rows(where[k]));
     ++s.columns;
-    if (!top && follow(index, slice, above, below, s)) continue;
+    if (!top && follow(index, slice, above, below)) continue;
     drive(index, slice, below, s);
   }
-  s.seconds_busy = since(start) - s.seconds_waiting;
   below.finish();
   slice.for_each_pair(record);
 }

@@ -27,11 +27,9 @@ namespace lmtopo::topology {
 
 struct RowSplitStats {
   long long columns = 0;          // columns of the step (every rank takes part in each)
-  long long additions = 0;        // stored parts added on this rank
-  long long driven = 0;           // additions whose pivot this rank found
+  long long driven = 0;           // column additions whose pivot this rank found
   long long bytes_sent = 0, bytes_received = 0;
   double seconds_waiting = 0;     // blocked on the rank above's tokens
-  double seconds_busy = 0;        // until this rank's last column, less the waiting
 };
 
 // Reduces the step's columns in `order` (the same sequence on every rank); this rank holds rows
