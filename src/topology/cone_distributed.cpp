@@ -1,7 +1,7 @@
 // The distributed cone build in five exchanges (all O(total / P) per rank):
-//  1. events: each operation goes to the rank its simplex hashes to, which sorts a simplex's
-//     insertions and deletions by time into copies (insertion op, deletion op, cell, deletion index)
-//     and checks that they alternate;
+//  1. events: each operation goes to the rank its simplex hashes to, which chains a simplex's
+//     insertions and deletions (arriving in op order) into copies (insertion op, deletion op, cell,
+//     deletion index) in a hash table and checks that they alternate;
 //  2. deletions back to the builders (the rank whose operations hold the insertion): each builder
 //     then numbers the virtual deletions of what is still present at the end (decreasing dimension,
 //     later insertions first, as build_cone_matrix) from per-rank counts, and sends those numbers
@@ -13,6 +13,8 @@
 //  5. read-out records (operation, dimension, tag per column) to contiguous blocks, where the pairs
 //     look them up after the reduction.
 #include "topology/cone_distributed.hpp"
+
+#include <absl/container/flat_hash_map.h>
 
 #include <algorithm>
 #include <array>
@@ -110,10 +112,9 @@ struct Key {
     for (int i = 0; i < W; ++i) equal &= w[i] == o.w[i];
     return equal;
   }
-  bool operator<(const Key& o) const {
-    for (int i = 0; i < W; ++i)
-      if (w[i] != o.w[i]) return w[i] < o.w[i];
-    return false;
+  template <typename H>
+  friend H AbslHashValue(H h, const Key& k) {
+    return H::combine_contiguous(std::move(h), k.w.data(), W);
   }
   static Key of(SimplexView s, std::size_t skip = kNoSkip) {
     Key key;
@@ -157,15 +158,16 @@ bool valid_vertices(SimplexView s) {
   return true;
 }
 
+constexpr std::size_t kNoCopy = std::numeric_limits<std::size_t>::max();
+
 // One simplex's presence interval, held by the rank its key hashes to.
-template <int W>
 struct Copy {
-  Key<W> key;
   Index inserted = 0;      // op
   Index deleted = kNever;  // op, kNever if still present at the end
   Index cell = 0;
   Index deletion = -1;     // index in the deletion order (real, then virtual), -1 until known
   int deletion_tag = 0;    // the deleting op's tag
+  std::size_t earlier = kNoCopy;  // the same simplex's previous copy
 };
 
 template <int W>
@@ -182,7 +184,8 @@ class ConeBuilder {
     number_virtual_deletions();
     look_up_facets();
     raise_first_error(error_, comm_);
-    std::vector<Copy<W>>().swap(copies_);
+    std::vector<Copy>().swap(copies_);
+    absl::flat_hash_map<Key<W>, std::size_t>().swap(latest_copy_);
     return deal_columns(dualize, pivot_chunk);
   }
 
@@ -191,6 +194,14 @@ class ConeBuilder {
   using Outgoing = std::vector<Words>;
 
   Outgoing outgoing() const { return Outgoing(static_cast<std::size_t>(lay_.size)); }
+  // Buffers for `words` in all whose destinations are hashes (even shares), reserved so that filling
+  // them copies nothing (growing by doubling copied and faulted in the largest exchanges twice).
+  Outgoing outgoing_evenly(std::size_t words) const {
+    Outgoing out = outgoing();
+    const std::size_t share = lay_.size == 1 ? words : words / out.size() + words / (8 * out.size()) + 64;
+    for (Words& to : out) to.reserve(share);
+    return out;
+  }
   std::vector<Words> exchange(Outgoing&& out) { return mpi::exchange_blocks(comm_, std::move(out), MPI_UINT64_T); }
   Index global_op(std::size_t i) const { return lay_.first_op[static_cast<std::size_t>(lay_.rank)] + static_cast<Index>(i); }
   int tag_of(std::size_t i) const { return tags_ ? (*tags_)[i] : 0; }
@@ -218,9 +229,11 @@ class ConeBuilder {
     deletion_tag_.assign(mine, end_tag_);
   }
 
-  // Exchange 1: every event to its simplex's rank, sorted there into copies.
+  // Exchange 1: every event to its simplex's rank, which chains each simplex's events into copies
+  // and checks that insertions and deletions alternate. The blocks arrive by source rank and each in
+  // its rank's op order, so reading them in turn visits the events in op order (no sort needed).
   void collect_copies() {
-    Outgoing out = outgoing();
+    Outgoing out = outgoing_evenly(ops_.size() * (W + 3));
     std::size_t deletions = 0, insertions = 0;
     for (std::size_t i = 0; i < ops_.size(); ++i) {
       const bool insert = ops_.is_insert(i);
@@ -234,41 +247,48 @@ class ConeBuilder {
                            (insert ? std::uint64_t{1} << 32 : 0) | static_cast<std::uint32_t>(tag_of(i))});
     }
     std::vector<Index>().swap(deletion_index_);
-    struct Event {
-      Key<W> key;
-      Index op, x;
-      int tag;
-      bool insert;
-    };
-    std::vector<Event> events;
-    for (Words& block : exchange(std::move(out))) {
-      for (std::size_t at = 0; at < block.size(); at += W + 3)
-        events.push_back({Key<W>::read(&block[at]), static_cast<Index>(block[at + W]), static_cast<Index>(block[at + W + 1]),
-                          static_cast<int>(static_cast<std::uint32_t>(block[at + W + 2])), (block[at + W + 2] >> 32) != 0});
+    std::vector<Words> blocks = exchange(std::move(out));
+    std::size_t insertions_here = 0;  // at most one key each
+    for (const Words& block : blocks)
+      for (std::size_t at = W + 2; at < block.size(); at += W + 3) insertions_here += block[at] >> 32;
+    latest_copy_.reserve(insertions_here);
+    copies_.reserve(insertions_here);
+    constexpr std::size_t kAhead = 8;  // events whose hash-table groups are fetched ahead
+    for (Words& block : blocks) {
+      for (std::size_t at = 0; at < block.size(); at += W + 3) {
+        if (at + kAhead * (W + 3) < block.size()) latest_copy_.prefetch(Key<W>::read(&block[at + kAhead * (W + 3)]));
+        add_event(Key<W>::read(&block[at]), static_cast<Index>(block[at + W]), static_cast<Index>(block[at + W + 1]),
+                  static_cast<int>(static_cast<std::uint32_t>(block[at + W + 2])), (block[at + W + 2] >> 32) != 0);
+      }
       Words().swap(block);
     }
-    std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) { return a.key == b.key ? a.op < b.op : a.key < b.key; });
-    std::size_t run_start = 0;  // copies_.size() when this simplex's events began
-    for (std::size_t i = 0; i < events.size(); ++i) {
-      const Event& e = events[i];
-      if (i == 0 || !(events[i - 1].key == e.key)) run_start = copies_.size();
-      const bool present = copies_.size() > run_start && copies_.back().deleted == kNever;
-      if (e.insert) {
-        if (present) error_.offer(e.op, kPresence, [&] { return "inserting " + e.key.describe() + " which is already present"; });
-        copies_.push_back({e.key, e.op, kNever, e.x, -1, end_tag_});
-      } else if (!present) {
-        error_.offer(e.op, kPresence, [&] { return "deleting " + e.key.describe() + " which is not present"; });
-      } else {
-        copies_.back().deleted = e.op;
-        copies_.back().deletion = e.x;
-        copies_.back().deletion_tag = e.tag;
-      }
+  }
+
+  // One event of a simplex, after all its earlier ones: an insertion starts a copy, a deletion ends the present one.
+  void add_event(const Key<W>& key, Index op, Index x, int tag, bool insert) {
+    auto [it, first] = latest_copy_.try_emplace(key, copies_.size());
+    const std::size_t earlier = first ? kNoCopy : it->second;
+    const bool present = earlier != kNoCopy && copies_[earlier].deleted == kNever;
+    if (insert) {
+      if (present) error_.offer(op, kPresence, [&] { return "inserting " + key.describe() + " which is already present"; });
+      it->second = copies_.size();
+      copies_.push_back({op, kNever, x, -1, end_tag_, earlier});
+    } else if (!present) {
+      if (first) latest_copy_.erase(it);
+      error_.offer(op, kPresence, [&] { return "deleting " + key.describe() + " which is not present"; });
+    } else {
+      copies_[earlier].deleted = op;
+      copies_[earlier].deletion = x;
+      copies_[earlier].deletion_tag = tag;
     }
   }
 
   // Exchange 2: each copy's deletion to the rank that built its cell.
   void deletions_to_builders() {
     Outgoing out = outgoing();
+    std::vector<std::size_t> words(out.size(), 0);
+    for (const auto& c : copies_) words[static_cast<std::size_t>(lay_.rank_of_cell(c.cell))] += 4;
+    for (std::size_t r = 0; r < out.size(); ++r) out[r].reserve(words[r]);
     for (const auto& c : copies_) {
       Words& to = out[static_cast<std::size_t>(lay_.rank_of_cell(c.cell))];
       to.insert(to.end(), {static_cast<std::uint64_t>(c.cell), static_cast<std::uint64_t>(c.deleted), static_cast<std::uint64_t>(c.deletion),
@@ -331,9 +351,12 @@ class ConeBuilder {
   // Exchange 3: for every facet of every insertion, the copy present at the insertion; the answers
   // come back in the order asked, per rank, and are read by walking the facets in the same order.
   void look_up_facets() {
-    Outgoing out = outgoing();
+    for (std::size_t i : insertion_ops_) {
+      const SimplexView s = ops_.simplex(i);
+      if (s.size() >= 2 && valid_vertices(s)) facet_count_ += s.size();
+    }
+    Outgoing out = outgoing_evenly(facet_count_ * (W + 1));
     for_each_facet([&](std::size_t i, std::size_t, const Key<W>& facet, int owner) {
-      ++facet_count_;
       Words& to = out[static_cast<std::size_t>(owner)];
       facet.write(to);
       to.push_back(static_cast<std::uint64_t>(global_op(insertion_ops_[i])));
@@ -378,28 +401,31 @@ class ConeBuilder {
   }
 
   // Answers `from`'s lookups ([key..., op] each): [cell, deletion index, deletion op] of the copy
-  // present at op, or [-1, -1, -1].
+  // present at op (the simplex's last copy inserted before op, if not deleted by then), or [-1, -1, -1].
   void answer(const Words& asked, Words& answers) const {
+    constexpr std::size_t kAhead = 8;  // lookups whose hash-table groups are fetched ahead (the table is larger than cache)
+    answers.reserve(asked.size() / (W + 1) * 3);
     for (std::size_t at = 0; at < asked.size(); at += W + 1) {
-      const Key<W> key = Key<W>::read(&asked[at]);
+      if (at + kAhead * (W + 1) < asked.size()) latest_copy_.prefetch(Key<W>::read(&asked[at + kAhead * (W + 1)]));
       const auto op = static_cast<Index>(asked[at + W]);
-      auto it = std::lower_bound(copies_.begin(), copies_.end(), std::pair<const Key<W>*, Index>{&key, op},
-                                 [](const Copy<W>& c, const std::pair<const Key<W>*, Index>& k) {
-                                   return c.key == *k.first ? c.inserted < k.second : c.key < *k.first;
-                                 });
-      const bool found = it != copies_.begin() && std::prev(it)->key == key && std::prev(it)->deleted > op;
-      if (!found) {
+      const auto it = latest_copy_.find(Key<W>::read(&asked[at]));
+      std::size_t c = it == latest_copy_.end() ? kNoCopy : it->second;
+      while (c != kNoCopy && copies_[c].inserted >= op) c = copies_[c].earlier;
+      if (c == kNoCopy || copies_[c].deleted <= op) {
         answers.insert(answers.end(), 3, static_cast<std::uint64_t>(-1));
         continue;
       }
-      const Copy<W>& c = *std::prev(it);
-      answers.insert(answers.end(), {static_cast<std::uint64_t>(c.cell), static_cast<std::uint64_t>(c.deletion),
-                                     static_cast<std::uint64_t>(c.deleted)});
+      answers.insert(answers.end(), {static_cast<std::uint64_t>(copies_[c].cell), static_cast<std::uint64_t>(copies_[c].deletion),
+                                     static_cast<std::uint64_t>(copies_[c].deleted)});
     }
   }
 
   // Exchanges 4 and 5: the columns to their reducing ranks, the read-out records to their blocks.
   DistributedCone deal_columns(const std::string& dualize, Index pivot_chunk);
+  // f(column, dim, rows (unsorted, writable), size, op, tag) for every column this rank builds: the
+  // apex (rank 0), then per insertion its up column and its deletion's cone column.
+  template <class F>
+  void for_each_column(F&& f) const;
 
   void release_build_state() {
     for (auto* v : {&deleted_, &deletion_, &facet_cells_, &facet_deletions_}) std::vector<Index>().swap(*v);
@@ -431,7 +457,8 @@ class ConeBuilder {
   std::vector<Index> deleted_;              // per local insertion: deletion op, kNever if none
   std::vector<Index> deletion_;             // per local insertion: deletion index (real or virtual)
   std::vector<int> deletion_tag_;           // per local insertion: the deleting op's tag
-  std::vector<Copy<W>> copies_;             // sorted by key, then insertion op
+  std::vector<Copy> copies_;                // in op order of their insertions
+  absl::flat_hash_map<Key<W>, std::size_t> latest_copy_;  // each simplex's last copy (the others by Copy::earlier)
   std::size_t facet_count_ = 0;             // facets of this rank's valid insertions (of 2 vertices or more)
   // Per facet of each valid insertion, in insertion and then skip order: the present copy's cell
   // and deletion index (-1 if absent: an error).
@@ -439,9 +466,34 @@ class ConeBuilder {
 };
 
 
-// Column records for the reducing ranks, in 32-bit words: [column, dim, size, rows...] (primal) or,
-// for the anti-transpose, [dual column, kDualDim, its dim] and [dual column, kDualEntry, row].
-constexpr Row kDualEntry = 0, kDualDim = 1;
+// Column records for the reducing ranks, in 32-bit words. Primal: [column, dim, size, rows...].
+// Anti-transposed: a block is [d, d dim records (dual column, its dim), entries (dual column, row)...].
+template <int W>
+template <class F>
+void ConeBuilder<W>::for_each_column(F&& f) const {
+  const Index n = lay_.n;
+  std::array<Row, 34> rows{};  // a simplex's facets, or its cone cell's boundary: at most 32 + 1 (build_cone_distributed)
+  if (lay_.rank == 0) f(Index{0}, 0, rows.data(), std::size_t{0}, Index{-1}, 0);  // the apex
+  std::size_t facet = 0;
+  for (std::size_t i = 0; i < insertion_ops_.size(); ++i) {
+    const std::size_t op = insertion_ops_[i];
+    const auto q = static_cast<int>(ops_.simplex(op).size()) - 1;
+    const std::size_t facets = q > 0 ? static_cast<std::size_t>(q) + 1 : 0;
+    const Index cell = lay_.first_cell[static_cast<std::size_t>(lay_.rank)] + static_cast<Index>(i);
+    for (std::size_t k = 0; k < facets; ++k) rows[k] = static_cast<Row>(facet_cells_[facet + k]);
+    f(cell, q, rows.data(), facets, global_op(op), tag_of(op));
+    // The cone cell of this insertion's deletion: its boundary is the cell and its facets' cone cells
+    // (a vertex's: the apex).
+    const Index k = deletion_[i];
+    std::size_t size = 0;
+    if (q == 0) rows[size++] = 0;
+    rows[size++] = static_cast<Row>(cell);
+    for (std::size_t f2 = 0; f2 < facets; ++f2) rows[size++] = static_cast<Row>(2 * n - facet_deletions_[facet + f2]);
+    const Index deleting_op = deleted_[i] != kNever ? deleted_[i] : lay_.m + (k - lay_.real_deletions);
+    f(2 * n - k, q + 1, rows.data(), size, deleting_op, deletion_tag_[i]);
+    facet += facets;
+  }
+}
 
 template <int W>
 DistributedCone ConeBuilder<W>::deal_columns(const std::string& dualize, Index pivot_chunk) {
@@ -456,54 +508,57 @@ DistributedCone ConeBuilder<W>::deal_columns(const std::string& dualize, Index p
   const PivotOwnership own(N, P, cone.pivot_chunk);
   const int top = n > 0 ? lay_.max_size : 0;  // the cone matrix's largest dimension
   const Index info_block = (N + P - 1) / P;
+  const bool dual = cone.dualized;
+  // Column j's cell is the dual's cell N-1-j; row i becomes dual column N-1-i.
+  auto dual_of = [N](Index j) { return N - 1 - j; };
+  auto info_rank = [&](Index j) { return static_cast<std::size_t>(j / info_block); };
 
-  std::vector<std::vector<Row>> columns_out(static_cast<std::size_t>(P));
-  Outgoing info_out = outgoing();
-  auto emit = [&](Index j, int dim, const std::vector<Row>& rows, Index op, int tag) {
-    Words& info = info_out[static_cast<std::size_t>(j / info_block)];
-    info.insert(info.end(), {static_cast<std::uint64_t>(j), static_cast<std::uint64_t>(op),
-                             (static_cast<std::uint64_t>(dim) << 32) | static_cast<std::uint32_t>(tag)});
-    if (!cone.dualized) {
-      auto& to = columns_out[static_cast<std::size_t>(own.owner(j))];
-      to.insert(to.end(), {static_cast<Row>(j), static_cast<Row>(dim), static_cast<Row>(rows.size())});
-      to.insert(to.end(), rows.begin(), rows.end());
+  // Exact sizes first, so that the records are written once into buffers that never grow.
+  std::vector<std::size_t> info_words(static_cast<std::size_t>(P), 0), column_words(static_cast<std::size_t>(P), 0), dims(column_words);
+  for_each_column([&](Index j, int, const Row* rows, std::size_t size, Index, int) {
+    info_words[info_rank(j)] += 3;
+    if (!dual) {
+      column_words[static_cast<std::size_t>(own.owner(j))] += 3 + size;
       return;
     }
-    const Index dual = N - 1 - j;  // column j's cell is the dual's cell N-1-j; row i becomes dual column N-1-i
-    auto& to = columns_out[static_cast<std::size_t>(own.owner(dual))];
-    to.insert(to.end(), {static_cast<Row>(dual), kDualDim, static_cast<Row>(top - dim)});
-    for (Row i : rows) {
-      const Index column = N - 1 - static_cast<Index>(i);
-      auto& entry = columns_out[static_cast<std::size_t>(own.owner(column))];
-      entry.insert(entry.end(), {static_cast<Row>(column), kDualEntry, static_cast<Row>(dual)});
+    ++dims[static_cast<std::size_t>(own.owner(dual_of(j)))];
+    for (std::size_t e = 0; e < size; ++e) column_words[static_cast<std::size_t>(own.owner(dual_of(rows[e])))] += 2;
+  });
+  std::vector<std::vector<Row>> columns_out(static_cast<std::size_t>(P));
+  Outgoing info_out = outgoing();
+  std::vector<std::size_t> next_dim(static_cast<std::size_t>(P), 1);  // where the next dim record goes (dualized)
+  for (std::size_t r = 0; r < columns_out.size(); ++r) {
+    info_out[r].reserve(info_words[r]);
+    if (!dual) {
+      columns_out[r].reserve(column_words[r]);
+      continue;
     }
-  };
-
-  std::vector<Row> rows;
-  if (lay_.rank == 0) emit(0, 0, rows, -1, 0);  // the apex
-  std::size_t facet = 0;
-  for (std::size_t i = 0; i < insertion_ops_.size(); ++i) {
-    const std::size_t op = insertion_ops_[i];
-    const auto q = static_cast<int>(ops_.simplex(op).size()) - 1;
-    const Index cell = lay_.first_cell[static_cast<std::size_t>(lay_.rank)] + static_cast<Index>(i);
-    rows.clear();
-    for (int f = 0; q > 0 && f <= q; ++f) rows.push_back(static_cast<Row>(facet_cells_[facet + static_cast<std::size_t>(f)]));
-    std::sort(rows.begin(), rows.end());
-    emit(cell, q, rows, global_op(op), tag_of(op));
-    // The cone cell of this insertion's deletion: its boundary is the cell and its facets' cone cells.
-    const Index k = deletion_[i];
-    rows.assign(1, static_cast<Row>(cell));
-    if (q == 0) rows.insert(rows.begin(), 0);
-    for (int f = 0; q > 0 && f <= q; ++f)
-      rows.push_back(static_cast<Row>(2 * n - facet_deletions_[facet + static_cast<std::size_t>(f)]));
-    std::sort(rows.begin(), rows.end());
-    const Index deleting_op = deleted_[i] != kNever ? deleted_[i] : lay_.m + (k - lay_.real_deletions);
-    emit(2 * n - k, q + 1, rows, deleting_op, deletion_tag_[i]);
-    if (q > 0) facet += static_cast<std::size_t>(q) + 1;
+    columns_out[r].assign(1 + 2 * dims[r], 0);
+    columns_out[r][0] = static_cast<Row>(dims[r]);
+    columns_out[r].reserve(columns_out[r].size() + column_words[r]);
   }
+  for_each_column([&](Index j, int dim, Row* rows, std::size_t size, Index op, int tag) {
+    Words& info = info_out[info_rank(j)];
+    info.insert(info.end(), {static_cast<std::uint64_t>(j), static_cast<std::uint64_t>(op),
+                             (static_cast<std::uint64_t>(dim) << 32) | static_cast<std::uint32_t>(tag)});
+    if (!dual) {
+      std::sort(rows, rows + size);
+      auto& to = columns_out[static_cast<std::size_t>(own.owner(j))];
+      to.insert(to.end(), {static_cast<Row>(j), static_cast<Row>(dim), static_cast<Row>(size)});
+      to.insert(to.end(), rows, rows + size);
+      return;
+    }
+    const auto r = static_cast<std::size_t>(own.owner(dual_of(j)));
+    columns_out[r][next_dim[r]] = static_cast<Row>(dual_of(j));
+    columns_out[r][next_dim[r] + 1] = static_cast<Row>(top - dim);
+    next_dim[r] += 2;
+    for (std::size_t e = 0; e < size; ++e) {
+      auto& to = columns_out[static_cast<std::size_t>(own.owner(dual_of(rows[e])))];
+      to.insert(to.end(), {static_cast<Row>(dual_of(rows[e])), static_cast<Row>(dual_of(j))});
+    }
+  });
   release_build_state();
-
-  cone.columns = assemble_columns(mpi::exchange_blocks(comm_, std::move(columns_out), MPI_UINT32_T), own, lay_.rank, cone.dualized);
+  cone.columns = assemble_columns(mpi::exchange_blocks(comm_, std::move(columns_out), MPI_UINT32_T), own, lay_.rank, dual);
   cone.info_first = std::min<Index>(N, static_cast<Index>(lay_.rank) * info_block);
   cone.info.resize(static_cast<std::size_t>(std::min<Index>(N, cone.info_first + info_block) - cone.info_first));
   for (const Words& block : exchange(std::move(info_out)))
@@ -518,40 +573,44 @@ DistributedCone ConeBuilder<W>::deal_columns(const std::string& dualize, Index p
 namespace {
 
 // This rank's columns in the reducer's layout ([dim, size, rows...], increasing index) from the
-// records every rank sent it.
+// records every rank sent it (deal_columns' formats).
 std::vector<Row> assemble_columns(std::vector<std::vector<Row>>&& received, const PivotOwnership& own, int rank, bool dualized) {
   const auto count = static_cast<std::size_t>(own.local_count(rank));
-  std::vector<int> dims(count, 0);
-  std::vector<std::size_t> sizes(count, 0);
+  std::vector<Row> dims(count, 0);
+  std::vector<std::size_t> start(count + 1, 0);  // of each column's rows in `out`, after its header; first its size
+  auto local = [&](Row j) { return static_cast<std::size_t>(own.local(static_cast<Index>(j))); };
+  // f(local column, rows, size) for each column record (primal) or entry (dualized: size 1).
   auto for_each_record = [&](auto&& f) {
-    for (const auto& block : received)
-      for (std::size_t at = 0; at < block.size();) {
-        const auto local = static_cast<std::size_t>(own.local(static_cast<Index>(block[at])));
-        if (dualized) {
-          f(local, block[at + 1] == kDualDim, block[at + 2], &block[at + 2], std::size_t{block[at + 1] == kDualEntry});
-          at += 3;
-        } else {
-          f(local, true, block[at + 1], &block[at + 3], static_cast<std::size_t>(block[at + 2]));
-          at += 3 + static_cast<std::size_t>(block[at + 2]);
-        }
+    for (const auto& block : received) {
+      if (!dualized) {
+        for (std::size_t at = 0; at < block.size(); at += 3 + static_cast<std::size_t>(block[at + 2]))
+          f(local(block[at]), &block[at + 3], static_cast<std::size_t>(block[at + 2]));
+        continue;
       }
+      if (block.empty()) continue;
+      for (std::size_t at = 1 + 2 * static_cast<std::size_t>(block[0]); at < block.size(); at += 2) f(local(block[at]), &block[at + 1], 1);
+    }
   };
-  for_each_record([&](std::size_t local, bool has_dim, Row dim, const Row*, std::size_t entries) {
-    if (has_dim) dims[local] = static_cast<int>(dim);
-    sizes[local] += entries;
-  });
-  std::vector<std::size_t> start(count + 1, 0);  // of each column's rows in `out`, after its header
-  for (std::size_t c = 0; c < count; ++c) start[c + 1] = start[c] + 2 + sizes[c];
+  for (const auto& block : received) {  // the dims
+    if (!dualized) {
+      for (std::size_t at = 0; at < block.size(); at += 3 + static_cast<std::size_t>(block[at + 2])) dims[local(block[at])] = block[at + 1];
+    } else if (!block.empty()) {
+      for (std::size_t d = 0; d < block[0]; ++d) dims[local(block[1 + 2 * d])] = block[2 + 2 * d];
+    }
+  }
+  for_each_record([&](std::size_t c, const Row*, std::size_t size) { start[c + 1] += size; });
+  for (std::size_t c = 0; c < count; ++c) start[c + 1] += start[c] + 2;
   std::vector<Row> out(start[count]);
   std::vector<std::size_t> fill(count);
   for (std::size_t c = 0; c < count; ++c) {
-    out[start[c]] = static_cast<Row>(dims[c]);
-    out[start[c] + 1] = static_cast<Row>(sizes[c]);
+    out[start[c]] = dims[c];
+    out[start[c] + 1] = static_cast<Row>(start[c + 1] - start[c] - 2);
     fill[c] = start[c] + 2;
   }
-  for_each_record([&](std::size_t local, bool, Row, const Row* rows, std::size_t entries) {
-    std::copy(rows, rows + entries, out.begin() + static_cast<std::ptrdiff_t>(fill[local]));
-    fill[local] += entries;
+  std::vector<Row>().swap(dims);
+  for_each_record([&](std::size_t c, const Row* rows, std::size_t size) {
+    std::copy(rows, rows + size, out.begin() + static_cast<std::ptrdiff_t>(fill[c]));
+    fill[c] += size;
   });
   std::vector<std::vector<Row>>().swap(received);
   if (dualized)
