@@ -18,7 +18,7 @@ ranks=("$@"); [[ ${#ranks[@]} -gt 0 ]] || ranks=(1 2 4)
 "$here/bench/barcode_vs_fzz.sh" "$L" "$N" "$DRIFT" 0
 dir="$here/build/bench-fzz-$L-$N-$DRIFT"
 lmtopo="$here/build/lmtopo"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_orte_tmpdir_base="$(mktemp -d)"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml="${OMPI_MCA_pml:-ob1}" OMPI_MCA_orte_tmpdir_base="$(mktemp -d)"
 rows=(twist)
 SPECULATE="${SPECULATE:-0}"; ROWSPLIT="${ROWSPLIT:-0}"
 for p in "${ranks[@]}"; do

@@ -16,7 +16,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 L="${1:-12}"; N="${2:-20000}"; DRIFT="${3:-0.1}"; REPS="${4:-3}"
 dir="$here/build/bench-fzz-$L-$N-$DRIFT"; mkdir -p "$dir"
 lmtopo="$here/build/lmtopo"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_orte_tmpdir_base="$(mktemp -d)"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml="${OMPI_MCA_pml:-ob1}" OMPI_MCA_orte_tmpdir_base="$(mktemp -d)"
 if [[ ! -f "$dir/in.fzz" ]]; then
   "$here/.venv/bin/python" - "$dir/act.h5" "$L" "$N" "$DRIFT" <<'PY'
 import sys, h5py, numpy as np

@@ -14,7 +14,7 @@ read -r -a ranks <<< "${RANKS:-1 2}"
 reps="${REPS:-3}"
 "$here/bench/barcode_vs_fzz.sh" "$L" "$N" "$DRIFT" 0 > /dev/null
 dir="$here/build/bench-fzz-$L-$N-$DRIFT"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_orte_tmpdir_base="$(mktemp -d)"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml="${OMPI_MCA_pml:-ob1}" OMPI_MCA_orte_tmpdir_base="$(mktemp -d)"
 for rep in $(seq 1 "$reps"); do
   for p in "${ranks[@]}"; do
     for order in "${orders[@]}"; do

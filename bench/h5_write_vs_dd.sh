@@ -6,7 +6,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mib="${1:-512}"; dir="${2:-$here/build/bench-tmp}"
 mkdir -p "$dir"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml="${OMPI_MCA_pml:-ob1}"
 dd_out=$(dd if=/dev/zero of="$dir/dd.bin" bs=1M count="$mib" 2>&1 | tail -1)
 dd_s=$(echo "$dd_out" | sed -E 's/.* copied, ([0-9.]+) s.*/\1/')
 dd_rate=$(python3 -c "print(f'{$mib/$dd_s:.1f}')")

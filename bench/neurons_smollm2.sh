@@ -15,7 +15,7 @@ CONTROL="${1:-2}"; TEXTS="${2:-16}"; NEW="${3:-64}"
 model="$here/models/smollm2-135m-instruct"; corpus="$here/smollm2-out/corpus.h5"
 [[ -d "$model" && -f "$corpus" ]] || { echo "run ./scripts/smollm2.sh first (model and corpus)" >&2; exit 2; }
 dir="$here/build/bench-neurons"; mkdir -p "$dir"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_orte_tmpdir_base="$(mktemp -d)" LMTOPO_PROGRESS_SECONDS=0
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml="${OMPI_MCA_pml:-ob1}" OMPI_MCA_orte_tmpdir_base="$(mktemp -d)" LMTOPO_PROGRESS_SECONDS=0
 "$here/.venv/bin/python" - "$corpus" "$dir/corpus.jsonl" <<'PY'
 import sys, json, h5py
 c = h5py.File(sys.argv[1], "r")["corpus"]

@@ -16,7 +16,7 @@ if (( $# > 0 )); then chunks=("$@"); else chunks=(0 4096 32768); fi
 "$here/bench/barcode_vs_fzz.sh" "$L" "$N" "$DRIFT" 0
 dir="$here/build/bench-fzz-$L-$N-$DRIFT"
 lmtopo="$here/build/lmtopo"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_orte_tmpdir_base="$(mktemp -d)"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml="${OMPI_MCA_pml:-ob1}" OMPI_MCA_orte_tmpdir_base="$(mktemp -d)"
 rows=("twist" "distributed-1")
 for c in "${chunks[@]}"; do rows+=("chunk-$c"); done
 for ((rep = 0; rep < REPS; ++rep)); do

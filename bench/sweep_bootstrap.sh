@@ -8,7 +8,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 B="${1:-100}"; G="${2:-200}"; LANGS="${3:-8}"; D="${4:-576}"; POINTS="${5:-8}"; RANKS="${6:-2}"
 dir="$here/build/bench-bootstrap"; mkdir -p "$dir"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_orte_tmpdir_base="$(mktemp -d)"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml="${OMPI_MCA_pml:-ob1}" OMPI_MCA_orte_tmpdir_base="$(mktemp -d)"
 act="$dir/act-$G-$LANGS-$D-$POINTS.h5"
 "$here/.venv/bin/python" - "$act" "$G" "$LANGS" "$D" "$POINTS" <<'PY'
 import sys, os, h5py, numpy as np

@@ -9,7 +9,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 C="${1:-64}"; N="${2:-2000}"; D="${3:-512}"; M="${4:-cka_linear_unbiased}"
 dir="$here/build/bench-sweep-$C-$N-$D"; mkdir -p "$dir"  # the files depend on the sizes
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml="${OMPI_MCA_pml:-ob1}"
 "$here/.venv/bin/python" - "$dir" "$C" "$N" "$D" <<'PY'
 import sys, os, h5py, numpy as np
 d, C, N, D = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])

@@ -9,7 +9,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 R="${1:-2}"; STEPS="${2:-64}"
 dir="$here/build/bench-topolm"; mkdir -p "$dir"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml="${OMPI_MCA_pml:-ob1}"
 sed "s|^output: .*|output: $dir/out|" "$here/jobs/topolm.yaml" > "$dir/topolm.yaml"
 mpirun --oversubscribe -n "$R" "$here/build/lmtopo" run "$dir/topolm.yaml" | grep -E "^run:|error" || true
 

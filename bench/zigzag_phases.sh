@@ -9,7 +9,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 L="${1:-33}"; N="${2:-10000}"; D="${3:-4096}"; K="${4:-10}"; M="${5:-2}"; P="${6:-2}"
 dir="$here/build/bench-big"; mkdir -p "$dir"
 act="$dir/act-$L-$N-$D.h5"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml="${OMPI_MCA_pml:-ob1}"
 if [[ ! -f "$act" ]]; then
   "$here/.venv/bin/python" - "$act" "$L" "$N" "$D" <<'PY'
 import sys, h5py, numpy as np

@@ -7,7 +7,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 L="${1:-12}"; N="${2:-1500}"; K="${3:-8}"; M="${4:-2}"
 dir="$here/build/bench-tmp"; mkdir -p "$dir"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml="${OMPI_MCA_pml:-ob1}"
 "$here/.venv/bin/python" - "$dir/act.h5" "$L" "$N" <<'PY'
 import sys, h5py, numpy as np
 path, L, N = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

@@ -14,7 +14,7 @@ shift $(( $# < 4 ? $# : 4 ))
 ranks=("$@"); [[ ${#ranks[@]} -gt 0 ]] || ranks=(1 2 4)
 dir="$here/build/bench-scaling"; mkdir -p "$dir"
 act="$dir/act-$L-$N.h5"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml="${OMPI_MCA_pml:-ob1}"
 if [[ ! -f "$act" ]]; then
   "$here/.venv/bin/python" - "$act" "$L" "$N" <<'PY'
 import os, sys, h5py, numpy as np

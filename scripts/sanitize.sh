@@ -23,6 +23,6 @@ fi
 cmake --build "$dir" -j "$(nproc)" --target unit_tests mpi_tests \
   fuzz_fzz fuzz_safetensors fuzz_model_config fuzz_tokenizer_json fuzz_tokenize fuzz_job_spec fuzz_gettext_mo \
   fuzz_barcode_csv fuzz_prompts_jsonl fuzz_gguf
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml="${OMPI_MCA_pml:-ob1}"
 cd "$dir"
 ctest --output-on-failure -j "${LMTOPO_TEST_JOBS:-2}" "$@"
