@@ -88,6 +88,9 @@ class LocalPivots {
     batch[header + 1] = static_cast<Row>(batch.size() - header - 2);
   }
 
+  // Between dimensions (ColumnStore::clear): the pairs and the clearing marks stay.
+  void forget_stored_columns() { stored_.clear(); }
+
   void collect_pairs(std::vector<Index>& out) const {
     for (std::size_t at = 0; at < column_of_pivot_.size(); ++at) {
       if (column_of_pivot_[at] < 0) continue;
@@ -428,6 +431,7 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
       row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       row.peak_rss_kib = peak_rss_kib();
       if (stats) stats->push_back(row);
+      pivots.forget_stored_columns();
     };
     const ColumnOrder order = column_order_for(column_order, max_dim - d, d, n);
     std::deque<std::size_t> own_columns;  // local positions

@@ -27,6 +27,7 @@ std::vector<PersistencePair> reduce_twist(const BoundaryMatrix& matrix) {
       cleared[static_cast<std::size_t>(low)] = 1;  // column `low` reduces to zero: skip it later
       pairs.push_back({low, j});
     }
+    reduced.clear();
   }
   std::sort(pairs.begin(), pairs.end());
   return pairs;

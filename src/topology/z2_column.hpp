@@ -126,6 +126,14 @@ class ColumnStore {
     const std::uint64_t slot = this->slot(pivot);
     if (slot != kEmpty) __builtin_prefetch(blocks_[slot >> 32].data() + (slot & 0xffffffffu));
   }
+  // Forgets every stored column and returns the arena's memory. A reduction calls it between
+  // dimensions: a dimension's columns have their pivots among the rows of the dimension below, so no
+  // later dimension can reach the columns stored before (the peak is the largest dimension's store,
+  // not the sum of all).
+  void clear() {
+    std::vector<std::vector<std::uint32_t>>().swap(blocks_);
+    std::fill(slots_.begin(), slots_.end(), kEmpty);
+  }
   // Moves the (non-empty) working column in as the column stored at its pivot; returns the pivot.
   Index store(PivotColumn& work) {
     const Index pivot = work.pivot();
