@@ -1,5 +1,6 @@
-// Non-blocking sends of 32-bit words to one rank, each buffer kept until its send completes, so that
-// a rank never waits to send (the distributed reducers' batches of columns and tokens).
+// Messages of 32-bit words between the distributed reducers' ranks (batches of columns, tokens):
+// non-blocking sends to one rank, each buffer kept until its send completes, so that a rank never
+// waits to send; and the receive of a message a probe found.
 #pragma once
 #include <mpi.h>
 
@@ -58,5 +59,14 @@ class PendingSends {
   int dest_, tag_;
   std::deque<Sent> sends_;
 };
+
+// Receives the message that `status` (from MPI_Probe / MPI_Iprobe on `comm`) describes into `words`,
+// resized to its length.
+inline void receive_probed(MPI_Comm comm, const MPI_Status& status, std::vector<std::uint32_t>& words) {
+  int count = 0;
+  check(MPI_Get_count(&status, MPI_UINT32_T, &count), "MPI_Get_count");
+  words.resize(static_cast<std::size_t>(count));
+  check(MPI_Recv(words.data(), count, MPI_UINT32_T, status.MPI_SOURCE, status.MPI_TAG, comm, MPI_STATUS_IGNORE), "MPI_Recv");
+}
 
 }  // namespace lmtopo::mpi

@@ -177,11 +177,8 @@ class Inbox {
       int arrived = 0;
       mpi::check(MPI_Iprobe(MPI_ANY_SOURCE, tag, comm, &arrived, &status), "MPI_Iprobe");
       if (!arrived) return any;
-      int count = 0;
-      mpi::check(MPI_Get_count(&status, MPI_UINT32_T, &count), "MPI_Get_count");
-      std::vector<Row> incoming(static_cast<std::size_t>(count));
-      mpi::check(MPI_Recv(incoming.data(), count, MPI_UINT32_T, status.MPI_SOURCE, tag, comm, MPI_STATUS_IGNORE),
-                "MPI_Recv");
+      std::vector<Row> incoming;
+      mpi::receive_probed(comm, status, incoming);
       row.bytes_received += static_cast<long long>(incoming.size() * sizeof(Row));
       ++row.batches;
       if (!incoming.empty()) batches_.push_back(std::move(incoming));

@@ -85,12 +85,9 @@ class Upstream {
       if (arrived) break;
       sched_yield();
     }
-    int count = 0;
-    mpi::check(MPI_Get_count(&status, MPI_UINT32_T, &count), "MPI_Get_count");
-    words_.resize(static_cast<std::size_t>(count));
-    mpi::check(MPI_Recv(words_.data(), count, MPI_UINT32_T, source_, tag_, comm_, MPI_STATUS_IGNORE), "MPI_Recv");
+    mpi::receive_probed(comm_, status, words_);
     at_ = 0;
-    stats_.bytes_received += static_cast<long long>(count) * static_cast<long long>(sizeof(Row));
+    stats_.bytes_received += static_cast<long long>(words_.size() * sizeof(Row));
     stats_.seconds_waiting += since(start);
   }
   MPI_Comm comm_;

@@ -273,10 +273,7 @@ class Pipeline {
         mpi::check(MPI_Iprobe(owner, tag_, comm_, &arrived, &status), "MPI_Iprobe");
         if (!arrived) break;
       }
-      int count = 0;
-      mpi::check(MPI_Get_count(&status, MPI_UINT32_T, &count), "MPI_Get_count");
-      incoming_.resize(static_cast<std::size_t>(count));
-      mpi::check(MPI_Recv(incoming_.data(), count, MPI_UINT32_T, owner, tag_, comm_, MPI_STATUS_IGNORE), "MPI_Recv");
+      mpi::receive_probed(comm_, status, incoming_);
       const auto mark = static_cast<std::uint32_t>(next_apply_ + 1);
       for (std::size_t at = 0; at < incoming_.size();) {
         const Index pivot = incoming_[at], holder = incoming_[at + 1];
