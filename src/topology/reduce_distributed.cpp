@@ -32,10 +32,22 @@ long peak_rss_kib() {
 
 // This rank's pivots: the reduced column held at each owned pivot row (O(n / P) slots per rank).
 class LocalPivots {
+  enum class Stage { kFindPivot, kFetchColumn, kAdd };
+  // One column reduced in a lane (below, advance).
+  struct Lane {
+    explicit Lane(Index n) : work(n) {}
+    Index index = -1;  // the column in this lane (follows swaps); -1: free
+    PivotColumn work;
+    Index low = -1;
+    Stage stage = Stage::kFindPivot;
+  };
+
  public:
   LocalPivots(const PivotOwnership& own, int rank, Index n)
       : own_(own), rank_(rank), column_of_pivot_(static_cast<std::size_t>(own.local_count(rank)), -1),
-        cleared_(static_cast<std::size_t>(own.local_count(rank)), 0), stored_(own.local_count(rank)), work_(n) {}
+        cleared_(static_cast<std::size_t>(own.local_count(rank)), 0), stored_(own.local_count(rank)), work_(n) {
+    for (std::size_t k = 0; k < kLanes; ++k) lanes_.emplace_back(n);
+  }
 
   bool cleared(Index j) const { return cleared_[slot(j)] != 0; }
 
@@ -49,28 +61,68 @@ class LocalPivots {
       const Index low = work_.pivot();
       const int owner = own_.owner(low);
       if (owner != rank_) return owner;
-      const std::size_t at = slot(low);
-      Index& holder = column_of_pivot_[at];
-      if (holder < 0) {
-        holder = index;
-        cleared_[at] = 1;  // column `low` (this rank's too) reduces to zero
-        work_.take(current_);
-        stored_.store_rows(static_cast<Index>(at), current_);
-        return -1;
-      }
-      if (holder < index) {
-        work_.add(stored_.column(static_cast<Index>(at)));
-      } else {
-        // The pivot is held by a later column: keep the earlier one there and continue with the
-        // later one, reduced by it (a legal left-to-right addition).
-        work_.take(current_);
-        work_.add(stored_.column(static_cast<Index>(at)));
-        work_.add(current_);
-        stored_.store_rows(static_cast<Index>(at), current_);
-        std::swap(holder, index);
-      }
+      if (add_at_pivot(index, work_, low)) return -1;
     }
     return -1;
+  }
+
+  // Several columns reduced at once, for the steps taken out of index order (memory-level
+  // parallelism). A column addition waits on memory (the pivot's holder and slot, then the stored
+  // column's rows); with kLanes columns each advancing one stage per round, those loads overlap.
+  // Columns finish in another order than they started, which the swap rule makes exact, but which
+  // in index order would cost additions (later columns store first and are swapped out), so the
+  // natural order keeps reduce(). docs/benchmarks.md, "Distributed reducer: lanes".
+  static constexpr std::size_t kLanes = 4;
+  bool lane_free() const { return busy_lanes_ < lanes_.size(); }
+  bool lanes_idle() const { return busy_lanes_ == 0; }
+  // Starts reducing column `index` (rows `rows`, copied) in a free lane.
+  template <class Rows>
+  void start(Index index, const Rows& rows) {
+    for (Lane& lane : lanes_) {
+      if (lane.index >= 0) continue;
+      lane.index = index;
+      lane.work.add(rows);
+      lane.stage = Stage::kFindPivot;
+      ++busy_lanes_;
+      return;
+    }
+    throw std::logic_error("LocalPivots::start: no free lane");
+  }
+  // Advances every busy lane one stage. A column that ends here (stored at a free pivot, or zero)
+  // calls ended(); one whose pivot is another rank's calls forward(rank, lane), which must move it
+  // out with move_out_lane.
+  template <class Ended, class Forward>
+  void advance(Ended&& ended, Forward&& forward) {
+    for (Lane& lane : lanes_) {
+      if (lane.index < 0) continue;
+      if (lane.stage == Stage::kAdd) {
+        if (add_at_pivot(lane.index, lane.work, lane.low)) {
+          finish_lane(lane);
+          ended();
+          continue;
+        }
+        lane.stage = Stage::kFindPivot;
+      }
+      if (lane.stage == Stage::kFindPivot) {
+        if (lane.work.empty()) {
+          finish_lane(lane);
+          ended();
+          continue;
+        }
+        lane.low = lane.work.pivot();
+        const int owner = own_.owner(lane.low);
+        if (owner != rank_) {
+          forward(owner, lane);
+          continue;
+        }
+        __builtin_prefetch(&column_of_pivot_[slot(lane.low)]);
+        stored_.prefetch_slot(static_cast<Index>(slot(lane.low)));
+        lane.stage = Stage::kFetchColumn;
+        continue;
+      }
+      stored_.prefetch_column(static_cast<Index>(slot(lane.low)));  // kFetchColumn
+      lane.stage = Stage::kAdd;
+    }
   }
 
   // Records a pair found elsewhere (a replicated step): `holder` reduced to pivot `row`, this rank's.
@@ -80,16 +132,16 @@ class LocalPivots {
   }
 
   // Appends the column left by reduce, as [index, size, rows...], to a batch for another rank.
-  void move_out(Index index, std::vector<Row>& batch) {
-    const std::size_t header = batch.size();
-    batch.push_back(static_cast<Row>(index));
-    batch.push_back(0);
-    work_.append_to(batch);
-    batch[header + 1] = static_cast<Row>(batch.size() - header - 2);
-  }
+  void move_out(Index index, std::vector<Row>& batch) { append_column(index, work_, batch); }
 
   // Between dimensions (ColumnStore::clear): the pairs and the clearing marks stay.
   void forget_stored_columns() { stored_.clear(); }
+
+  // The lane's column (left by advance at another rank's pivot) as [index, size, rows...] on `batch`.
+  void move_out_lane(Lane& lane, std::vector<Row>& batch) {
+    append_column(lane.index, lane.work, batch);
+    finish_lane(lane);
+  }
 
   void collect_pairs(std::vector<Index>& out) const {
     for (std::size_t at = 0; at < column_of_pivot_.size(); ++at) {
@@ -101,6 +153,43 @@ class LocalPivots {
 
  private:
   std::size_t slot(Index row) const { return static_cast<std::size_t>(own_.local(row)); }
+
+  // The column `index` (entries in `work`) at its pivot `low`, this rank's: stored there if the pivot
+  // is free (returns true: the column ended), else the stored column added, by the swap rule if a
+  // later column holds the pivot (the earlier one stays, the later one goes on in `index`).
+  [[gnu::always_inline]] bool add_at_pivot(Index& index, PivotColumn& work, Index low) {
+    const std::size_t at = slot(low);
+    Index& holder = column_of_pivot_[at];
+    if (holder < 0) {
+      holder = index;
+      cleared_[at] = 1;  // column `low` (this rank's too) reduces to zero
+      work.take(current_);
+      stored_.store_rows(static_cast<Index>(at), current_);
+      return true;
+    }
+    if (holder < index) {
+      work.add(stored_.column(static_cast<Index>(at)));
+    } else {
+      work.take(current_);
+      work.add(stored_.column(static_cast<Index>(at)));
+      work.add(current_);
+      stored_.store_rows(static_cast<Index>(at), current_);
+      std::swap(holder, index);
+    }
+    return false;
+  }
+  void finish_lane(Lane& lane) {
+    lane.index = -1;
+    --busy_lanes_;
+  }
+  static void append_column(Index index, PivotColumn& work, std::vector<Row>& batch) {
+    const std::size_t header = batch.size();
+    batch.push_back(static_cast<Row>(index));
+    batch.push_back(0);
+    work.append_to(batch);
+    batch[header + 1] = static_cast<Row>(batch.size() - header - 2);
+  }
+
   const PivotOwnership& own_;
   int rank_;
   std::vector<Index> column_of_pivot_;
@@ -108,6 +197,8 @@ class LocalPivots {
   ColumnStore stored_;
   PivotColumn work_;
   std::vector<Row> current_;
+  std::vector<Lane> lanes_;
+  std::size_t busy_lanes_ = 0;
 };
 
 // Batches of columns on their way to other ranks: one open buffer per destination, sent with
@@ -462,16 +553,37 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
       }
       return 0;
     };
+    auto start_in_lane = [&](Index index, const auto& rows) {
+      ++row.columns_in;
+      pivots.start(index, rows);
+      return 0;
+    };
+    auto sources_empty = [&] { return inbox.empty() && own_columns.empty(); };
+    auto take_next = [&](auto&& f) {  // the next column to f(index, rows)
+      if (!inbox.empty() && (received_first || own_columns.empty())) {
+        inbox.next(f);
+      } else {
+        const std::size_t local = own_columns.front();
+        own_columns.pop_front();
+        f(local_index[local], local_columns[local]);
+      }
+    };
+    // Out of index order the columns go through lanes (LocalPivots::advance); in it, one at a time.
+    const bool in_lanes = order != ColumnOrder::natural;
+    auto on_ended = [&] { ++ended; };
+    auto on_forward = [&](int to, auto& lane) {
+      pivots.move_out_lane(lane, outbox.batch(to));
+      ++row.columns_forwarded;
+    };
     while (true) {
-      const bool idle = inbox.empty() && own_columns.empty();  // waiting on other ranks' batches
+      const bool idle = sources_empty() && pivots.lanes_idle();  // waiting on other ranks' batches
       const auto look_start = std::chrono::steady_clock::now();
-      for (std::size_t i = 0; i < batch_columns && !(inbox.empty() && own_columns.empty()); ++i) {
-        if (!inbox.empty() && (received_first || own_columns.empty())) {
-          inbox.next(reduce_one);
-        } else {
-          const std::size_t local = own_columns.front();
-          own_columns.pop_front();
-          reduce_one(local_index[local], local_columns[local]);
+      if (!in_lanes) {
+        for (std::size_t i = 0; i < batch_columns && !sources_empty(); ++i) take_next(reduce_one);
+      } else {
+        for (std::size_t started = 0; started < batch_columns && !(sources_empty() && pivots.lanes_idle());) {
+          for (; pivots.lane_free() && !sources_empty(); ++started) take_next(start_in_lane);
+          pivots.advance(on_ended, on_forward);
         }
       }
       outbox.flush(row);
