@@ -1,4 +1,5 @@
 // `lmtopo barcode`: zigzag barcodes of a filtration file (design.md contract 3).
+#include <chrono>
 #include <iostream>
 #include <memory>
 #include <ostream>
@@ -24,44 +25,56 @@ long long exclusive_sum(long long mine, MPI_Comm comm) {
   return mpi::rank(comm) == 0 ? 0 : before;
 }
 
-// --reducer distributed: no rank holds the whole filtration. Each rank reads the lines that start in
-// its share of the file's bytes, builds the cone columns of its own operations and sends each to the
-// rank that reduces it (topology/cone_distributed.hpp); the bars come back to rank 0 for writing.
-void run_barcode_distributed(const std::string& input, const std::string& output, const std::string& dualize,
-                             long long pivot_chunk, const std::string& column_order, const topology::IndexOrderSteps& index_order_steps,
-                             bool benchmark) {
-  mpi::ensure_initialized();
-  const MPI_Comm comm = MPI_COMM_WORLD;
+struct DistributedRun {
+  std::string dualize;
+  long long pivot_chunk = 0;
+  std::string column_order;
+  topology::IndexOrderSteps index_order_steps;
+  bool benchmark = false;
+};
+
+// The operations of the lines that start in this rank's share of the file's bytes, and the global
+// index of the first one.
+struct OwnLines {
+  io::FzzFile file;
+  long long first_op = 0;
+};
+
+OwnLines read_own_lines(const std::string& input, MPI_Comm comm) {
   const int rank = mpi::rank(comm), size = mpi::size(comm);
-  std::vector<stages::PhaseStats> phases;
-  double t = MPI_Wtime();
   std::unique_ptr<io::MappedFile> mapped;
   mpi::on_all(comm, [&] { mapped = std::make_unique<io::MappedFile>(input, "zigzag filtration file"); });
   const std::string_view text(reinterpret_cast<const char*>(mapped->data()), mapped->size());
   const io::FzzSliceScan scan = io::scan_fzz_slice(text, rank, size);
   const long long lines_before = exclusive_sum(scan.lines, comm);
   const bool content_before = exclusive_sum(scan.has_content ? 1 : 0, comm) > 0;
-  io::FzzFile file;
+  OwnLines own;
   long long declared = -1;
   mpi::on_all(comm, [&] {
-    file = io::read_fzz_slice(text.substr(scan.begin, scan.end - scan.begin), input, lines_before + 1, content_before, &declared);
+    own.file = io::read_fzz_slice(text.substr(scan.begin, scan.end - scan.begin), input, lines_before + 1, content_before, &declared);
   });
-  mapped.reset();
-  long long operations = static_cast<long long>(file.ops.size());
-  const long long first_op = exclusive_sum(operations, comm);
+  long long operations = static_cast<long long>(own.file.ops.size());
+  own.first_op = exclusive_sum(operations, comm);
   mpi::check(MPI_Allreduce(MPI_IN_PLACE, &operations, 1, MPI_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
   mpi::check(MPI_Allreduce(MPI_IN_PLACE, &declared, 1, MPI_LONG_LONG, MPI_MAX, comm), "MPI_Allreduce");
   mpi::on_all(comm, [&] { io::check_declared_count(declared, operations, input); });
-  t = stages::record_phase(phases, "read own lines", t);
+  return own;
+}
 
+// The distributed reducer from this rank's operations on: builds the cone columns of its own
+// operations and sends each to the rank that reduces it (topology/cone_distributed.hpp); the bars
+// come back to rank 0 for writing. `phases` holds the phases so far, the last ending at `t`.
+void build_reduce_write_distributed(OwnLines own, const std::string& input, const std::string& output,
+                                    const DistributedRun& run, std::vector<stages::PhaseStats> phases, double t) {
+  const MPI_Comm comm = MPI_COMM_WORLD;
   topology::DistributedCone cone;
   std::string failure;
   long long line = 0;
   try {
-    cone = topology::build_cone_distributed(file.ops, nullptr, 0, comm, dualize, pivot_chunk);
+    cone = topology::build_cone_distributed(own.file.ops, nullptr, 0, comm, run.dualize, run.pivot_chunk);
   } catch (const topology::InvalidZigzag& e) {  // raised on every rank alike; the op's reader knows its line
-    const topology::Index local = e.op_index - first_op;
-    if (local >= 0 && local < static_cast<topology::Index>(file.ops.size())) line = file.line_of_op(local);
+    const topology::Index local = e.op_index - own.first_op;
+    if (local >= 0 && local < static_cast<topology::Index>(own.file.ops.size())) line = own.file.line_of_op(local);
     failure = "invalid zigzag: " + e.reason;
   } catch (const std::invalid_argument& e) {
     failure = e.what();
@@ -70,10 +83,11 @@ void run_barcode_distributed(const std::string& input, const std::string& output
   mpi::on_all(comm, [&] {
     if (!failure.empty()) throw InputError(input + ":" + (line > 0 ? std::to_string(line) + ":" : std::string()) + " " + failure);
   });
-  file = {};
+  own.file = {};
   t = stages::record_phase(phases, "cone matrix (own columns)", t);
   std::vector<topology::ReductionStepStats> stats;
-  const auto bars = topology::reduce_and_read_out_distributed(cone, comm, 0, benchmark ? &stats : nullptr, column_order, index_order_steps);
+  const auto bars = topology::reduce_and_read_out_distributed(cone, comm, 0, run.benchmark ? &stats : nullptr, run.column_order,
+                                                              run.index_order_steps);
   t = stages::record_phase(phases, "reduction + read-out", t);
   mpi::on_root(comm, [&] {
     std::vector<topology::ZigzagBar> plain;
@@ -82,54 +96,85 @@ void run_barcode_distributed(const std::string& input, const std::string& output
     io::write_file_atomically(output, [&](std::ostream& out) { io::write_bars(out, plain); });
   });
   stages::record_phase(phases, "write the bars (rank 0)", t);
-  if (benchmark) {
+  if (run.benchmark) {
     stages::print_reduction_benchmark(stats, comm, std::cout);
     stages::print_phase_benchmark(phases, comm, std::cout);
   }
 }
 
+// --reducer distributed: no rank holds the whole filtration. Each rank reads the lines that start in
+// its share of the file's bytes, and goes on as build_reduce_write_distributed.
+void run_barcode_distributed(const std::string& input, const std::string& output, const DistributedRun& run) {
+  mpi::ensure_initialized();
+  std::vector<stages::PhaseStats> phases;
+  const double t = MPI_Wtime();
+  OwnLines own = read_own_lines(input, MPI_COMM_WORLD);
+  build_reduce_write_distributed(std::move(own), input, output, run, phases,
+                                 stages::record_phase(phases, "read own lines", t));
+}
+
+// The serial reducers (twist, chunk) on rank 0, from a file it has read whole.
+void reduce_serial(io::FzzFile file, const std::string& input, const std::string& output, const std::string& reducer,
+                   const po::variables_map& vm, const std::string& dualize, bool benchmark) {
+  topology::ConeMatrix cone;
+  mpi::on_root(MPI_COMM_WORLD, [&] {
+    try {
+      cone = topology::build_cone_matrix(file.ops);
+    } catch (const topology::InvalidZigzag& e) {
+      throw InputError(input + ":" + std::to_string(file.line_of_op(e.op_index)) + ": invalid zigzag: " + e.reason);
+    }
+  });
+  file = {};
+  std::vector<topology::ReductionStepStats> stats;
+  const auto pairs = topology::reduce_by_name_releasing(reducer, &cone.matrix, MPI_COMM_WORLD, vm["threads"].as<int>(),
+                                                        benchmark ? &stats : nullptr,
+                                                        topology::resolve_dualize(dualize, cone.matrix.num_columns()), 0);
+  if (benchmark) stages::print_reduction_benchmark(stats, MPI_COMM_WORLD, std::cout);
+  mpi::on_root(MPI_COMM_WORLD, [&] {
+    const auto bars = topology::read_out_bars(cone, pairs);
+    io::write_file_atomically(output, [&](std::ostream& out) { io::write_bars(out, bars); });
+  });
+}
+
 int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
   const std::string format = vm["format"].as<std::string>();
   if (format != "fzz") throw InputError("--format: expected 'fzz', got '" + format + "'");
-  const std::string reducer = vm["reducer"].as<std::string>();
-  bool known = false;
+  std::string reducer = vm["reducer"].as<std::string>();
+  bool known = reducer == "auto";
   for (const auto& n : topology::reducer_names()) known = known || n == reducer;
-  if (!known) throw InputError("--reducer: expected twist, chunk or distributed, got '" + reducer + "'");
+  if (!known) throw InputError("--reducer: expected auto, twist, chunk or distributed, got '" + reducer + "'");
   const std::string dualize = dualize_option(vm);
   const std::string input = vm["input"].as<std::string>();
   const std::string output = vm["output"].as<std::string>();
   const bool benchmark = vm.count("benchmark") > 0;
   const long long pivot_chunk = vm["pivot-chunk"].as<long long>();
   if (pivot_chunk < 0) throw InputError("--pivot-chunk: expected 0 (one block per rank) or a chunk size >= 1");
+  // The distributed reducer's own options need it named: auto may resolve either way.
   require_distributed_reducer("--pivot-chunk", pivot_chunk != 0, reducer, "deals pivots to ranks");
-
-  const std::string column_order = column_order_option(vm, reducer);
-  const topology::IndexOrderSteps index_order_steps = index_order_steps_option(vm, reducer);
+  const DistributedRun run{dualize, pivot_chunk, column_order_option(vm, reducer), index_order_steps_option(vm, reducer), benchmark};
+  // auto: the distributed reducer on more than one rank; on one, decided by the operation count once
+  // the file is read (below).
+  if (reducer == "auto" && mpi::size() > 1) reducer = "distributed";
   if (reducer == "distributed") {
-    run_barcode_distributed(input, output, dualize, pivot_chunk, column_order, index_order_steps, benchmark);
+    run_barcode_distributed(input, output, run);
     return 0;
   }
-  topology::ConeMatrix cone;
-  mpi::on_root(MPI_COMM_WORLD, [&] {
-    const io::FzzFile file = io::read_fzz_file(input);
-    try {
-      cone = topology::build_cone_matrix(file.ops);
-    } catch (const topology::InvalidZigzag& e) {
-      throw InputError(input + ":" + std::to_string(file.line_of_op(e.op_index)) +
-                       ": invalid zigzag: " + e.reason);
+  const auto read_start = std::chrono::steady_clock::now();
+  io::FzzFile file;
+  mpi::on_root(MPI_COMM_WORLD, [&] { file = io::read_fzz_file(input); });
+  if (reducer == "auto") {
+    reducer = static_cast<long long>(file.ops.size()) >= topology::kDistributedFromOperations ? "distributed" : "twist";
+    if (reducer == "distributed") {  // one process: the distributed path on one rank, from the file read whole
+      mpi::ensure_initialized();
+      const double t = MPI_Wtime();
+      std::vector<stages::PhaseStats> phases;
+      stages::record_phase(phases, "read (one process)", t);
+      phases.back().seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start).count();
+      build_reduce_write_distributed({std::move(file), 0}, input, output, run, phases, t);
+      return 0;
     }
-  });
-
-  std::vector<topology::ReductionStepStats> stats;
-  const auto pairs = topology::reduce_by_name_releasing(reducer, &cone.matrix, MPI_COMM_WORLD, vm["threads"].as<int>(),
-                                              benchmark ? &stats : nullptr,
-                                                        topology::resolve_dualize(dualize, cone.matrix.num_columns()),
-                                                        pivot_chunk);
-  if (benchmark) stages::print_reduction_benchmark(stats, MPI_COMM_WORLD, std::cout);
-  mpi::on_root(MPI_COMM_WORLD, [&] {
-    const auto bars = topology::read_out_bars(cone, pairs);
-    io::write_file_atomically(output, [&](std::ostream& out) { io::write_bars(out, bars); });
-  });
+  }
+  reduce_serial(std::move(file), input, output, reducer, vm, dualize, benchmark);
   return 0;
 }
 
@@ -139,22 +184,25 @@ Command make_barcode_command() {
   Command c;
   c.name = "barcode";
   c.summary = "zigzag barcode of a filtration file (FastZigzag format), serial or distributed";
-  c.usage = "[mpirun -n P] lmtopo barcode --format fzz IN -o OUT [--reducer twist|chunk|distributed] [--benchmark]";
+  c.usage = "[mpirun -n P] lmtopo barcode --format fzz IN -o OUT [--reducer auto|twist|chunk|distributed] [--benchmark]";
   c.description =
       "Reads a simplex-wise zigzag filtration (optional first line with the number of operations, then one "
       "operation a line, `i v0 v1 ...` or `d v0 v1 ...`), builds the FastZigzag cone matrix and reduces it "
       "with the named algorithm; all give identical bars. OUT gets one bar a line, `p b d`: homology "
       "dimension and the closed interval of 1-based operation indices. Bars alive after the last operation "
       "close at m, the number of operations. An invalid filtration exits 2 naming the line. The output is "
-      "written under a temporary name beside OUT and renamed when complete. With --reducer distributed no rank "
+      "written under a temporary name beside OUT and renamed when complete. The default reducer, auto, is the "
+      "distributed one on more than one rank and from 500,000 operations on, twist below. With the distributed reducer no rank "
       "holds the whole filtration: each reads the lines starting in its share of the file's bytes, builds the "
       "cone columns of its own operations and sends each to the rank that reduces it; rank 0 gathers the bars.";
   c.add_options = [](po::options_description& d) {
     d.add_options()("format", po::value<std::string>()->default_value("fzz"), "input format: fzz")(
         "input", po::value<std::string>()->required(), "zigzag filtration file (positional)")(
         "output,o", po::value<std::string>()->required(), "bar file to write")(
-        "reducer", po::value<std::string>()->default_value("twist"),
-        "reduction algorithm: twist (serial, clearing), chunk (threads), distributed (MPI ranks)")(
+        "reducer", po::value<std::string>()->default_value("auto"),
+        "reduction algorithm: twist (serial, clearing), chunk (threads), distributed (MPI ranks); auto: distributed on "
+        "more than one rank, with one of its options, or from 500,000 operations on (faster there on one process too: "
+        "docs/benchmarks.md), else twist")(
         "threads", po::value<int>()->default_value(2), "threads of the chunk reducer")(
         "pivot-chunk", po::value<long long>()->default_value(0),
         "distributed reducer: rows and columns are dealt to the ranks in chunks of this many consecutive indices, "

@@ -67,6 +67,12 @@ void require_column_order(const std::string& spec);
 // `num_columns` columns (docs/benchmarks.md, "Distributed reducer: column order").
 ColumnOrder auto_column_order(int dim, Index num_columns);
 constexpr Index kUpperFirstFromColumns = 500000;
+// `lmtopo barcode --reducer auto` on one process: the distributed reducer (on one rank) from this
+// many operations on, the twist reducer below. A zigzag of m operations has at least m cone columns,
+// so from here on the steps above dimension 1 go upper-first, in lanes, which the twist reducer does
+// not; below it the distributed path's MPI start-up and build cost more than they save
+// (docs/benchmarks.md, "One process: twist or the distributed path").
+constexpr long long kDistributedFromOperations = kUpperFirstFromColumns;
 ColumnOrder column_order_for(const std::string& spec, int step, int dim, Index num_columns);
 
 // The same reduction on columns already dealt out (the distributed cone build sends each column

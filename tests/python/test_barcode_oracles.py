@@ -16,7 +16,8 @@ def _cases(seed, count):
 
 
 def test_300_random_zigzags_match_dionysus(tmp_path):
-    # Random valid insert/delete sequences that mostly do not end empty; twist reducer.
+    # Random valid insert/delete sequences that mostly do not end empty; the default reducer (auto:
+    # twist on these small inputs, one process).
     mismatches = []
     for i, ops in _cases(1, 300):
         fzz, out = tmp_path / f"z{i}.fzz", tmp_path / f"z{i}.bars"
@@ -157,3 +158,35 @@ def test_distributed_only_options_refused_where_they_cannot_apply(tmp_path, args
     option = next(a for a in args if a in ("--column-order", "--speculate-runs", "--row-split"))
     assert proc.returncode == 2 and option in proc.stderr, proc.stderr
     assert not out.exists()
+
+
+def _strip_zigzag(vertices):
+    """A triangulated strip built whole, then every third triangle and the edge only it had deleted
+    (each deletion opens a hole, each edge deletion closes it), then those triangles' edges and
+    triangles put back: 4 2/3 operations a vertex, every dimension busy."""
+    v = vertices
+    ops = [("i", (i,)) for i in range(v)]
+    ops += [("i", (i, i + 1)) for i in range(v - 1)] + [("i", (i, i + 2)) for i in range(v - 2)]
+    ops += [("i", (i, i + 1, i + 2)) for i in range(v - 2)]
+    gone = range(0, v - 2, 3)
+    ops += [("d", (i, i + 1, i + 2)) for i in gone] + [("d", (i, i + 2)) for i in gone]
+    ops += [("i", (i, i + 2)) for i in gone if i % 2 == 0] + [("i", (i, i + 1, i + 2)) for i in gone if i % 4 == 0]
+    return "".join(f"{kind} {' '.join(map(str, s))}\n" for kind, s in ops), len(ops)
+
+
+@pytest.mark.parametrize("vertices,chosen", [(101_696, "twist"), (101_697, "distributed"), (1_000, "twist")])
+def test_auto_reducer_takes_the_distributed_path_from_500k_operations(tmp_path, vertices, chosen):
+    # One process, the default reducer: at or above 500,000 operations (kDistributedFromOperations)
+    # it runs the distributed path on one rank (its phase table says so), below it the twist reducer
+    # (499,999 and 500,006 operations);
+    # either way the bars are the twist reducer's (itself checked against Dionysus above).
+    text, operations = _strip_zigzag(vertices)
+    assert (operations >= 500_000) == (chosen == "distributed"), operations
+    fzz, auto_bars, twist_bars = tmp_path / "z.fzz", tmp_path / "auto.bars", tmp_path / "twist.bars"
+    fzz.write_text(text)
+    proc = run_lmtopo("barcode", fzz, "-o", auto_bars, "--benchmark")
+    assert ("phase read (one process)" in proc.stdout) == (chosen == "distributed"), proc.stdout
+    assert ("serial reducer" in proc.stdout) == (chosen == "twist"), proc.stdout
+    run_lmtopo("barcode", fzz, "-o", twist_bars, "--reducer", "twist")
+    got = read_bars(auto_bars)
+    assert got == read_bars(twist_bars) and len(got) > vertices // 3
