@@ -8,7 +8,7 @@
 #
 # fzz is under an academic licence: it is never part of this repository nor fetched by it. Build it
 # yourself (its sources and PHAT's headers, `cmake` + `make`) and point FZZ at the binary. Without
-# FZZ the rows are compared with the dualized twist reducer instead.
+# FZZ the rows are compared with the (dualized) twist reducer instead.
 #
 # Usage: FZZ=/path/to/fzz bench/barcode_vs_fzz.sh [L] [N] [DRIFT] [REPS]   (REPS = 0: the input only)
 set -euo pipefail
@@ -36,12 +36,15 @@ fi
 echo "input: L=$L N=$N drift=$DRIFT: $(head -1 "$dir/in.fzz") operations; $REPS reps, medians"
 (( REPS > 0 )) || exit 0  # REPS = 0: write the input only (bench/pivot_chunks.sh)
 
-rows=("fzz" "twist-dualized" "twist-primal" "distributed-1" "distributed-2")
+# twist: the serial reducer, dualized by --dualize auto; auto: the default (--reducer auto: on one
+# process the distributed path from 500,000 operations on, twist below).
+rows=("fzz" "twist" "auto" "twist-primal" "distributed-1" "distributed-2")
 command_of() {  # row name -> command line
   case "$1" in
     fzz) echo "$FZZ $dir/in.fzz" ;;
-    twist-dualized) echo "$lmtopo barcode $dir/in.fzz -o $dir/out-$1.bars" ;;
-    twist-primal) echo "$lmtopo barcode $dir/in.fzz -o $dir/out-$1.bars --dualize false" ;;
+    twist) echo "$lmtopo barcode $dir/in.fzz -o $dir/out-$1.bars --reducer twist" ;;
+    auto) echo "$lmtopo barcode $dir/in.fzz -o $dir/out-$1.bars" ;;
+    twist-primal) echo "$lmtopo barcode $dir/in.fzz -o $dir/out-$1.bars --reducer twist --dualize false" ;;
     distributed-1) echo "mpirun -n 1 $lmtopo barcode $dir/in.fzz -o $dir/out-$1.bars --reducer distributed --benchmark" ;;
     distributed-2) echo "mpirun -n 2 $lmtopo barcode $dir/in.fzz -o $dir/out-$1.bars --reducer distributed --benchmark" ;;
   esac
@@ -53,7 +56,7 @@ for ((rep = 0; rep < REPS; ++rep)); do
     # --benchmark's table (largest rank, MiB).
     # In $dir: fzz writes <input stem>_fzz_pers into the working directory.
     (cd "$dir" && /usr/bin/time -f "%e %M" -o "$dir/time-$row-$rep" $(command_of "$row") > "$dir/log-$row-$rep" 2>&1)
-    awk '$1 ~ /^[0-9]+$/ && NF == 10 { if ($6 > m) m = $6 } END { print m + 0 }' "$dir/log-$row-$rep" > "$dir/rankrss-$row-$rep"
+    awk '$1 ~ /^[0-9]+$/ && NF == 11 { if ($6 > m) m = $6 } END { print m + 0 }' "$dir/log-$row-$rep" > "$dir/rankrss-$row-$rep"
   done
 done
 [[ -n "${FZZ:-}" ]] && cp "$dir/in_fzz_pers" "$dir/out-fzz.bars"  # fzz writes <input stem>_fzz_pers
