@@ -491,16 +491,17 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
   int rank = 0, size = 1;
   mpi::check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
   mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
-  std::vector<Index> local_index;  // global index of each local column
-  std::vector<int> local_dims;
-  std::vector<ColumnView> local_columns;  // into my_buffer
-  own.for_each_owned(rank, [&](Index j) { local_index.push_back(j); });
-  for (std::size_t pos = 0; pos < my_buffer.size();) {
-    local_dims.push_back(static_cast<int>(my_buffer[pos]));
-    const auto len = static_cast<std::size_t>(my_buffer[pos + 1]);
-    local_columns.push_back({my_buffer.data() + pos + 2, my_buffer.data() + pos + 2 + len});
-    pos += 2 + len;
-  }
+  // Where each local column (the i-th this rank owns, global index own.global(rank, i)) starts in
+  // my_buffer: its [dim, size] header. One word a column, not its index, dim and view (24 bytes).
+  std::vector<std::size_t> header_at;
+  header_at.reserve(static_cast<std::size_t>(own.local_count(rank)));
+  for (std::size_t pos = 0; pos < my_buffer.size(); pos += 2 + static_cast<std::size_t>(my_buffer[pos + 1])) header_at.push_back(pos);
+  auto local_index = [&](std::size_t i) { return own.global(rank, static_cast<Index>(i)); };
+  auto local_dim = [&](std::size_t i) { return static_cast<int>(my_buffer[header_at[i]]); };
+  auto local_column = [&](std::size_t i) {
+    const Row* rows = my_buffer.data() + header_at[i] + 2;
+    return ColumnView{rows, rows + rows[-1]};
+  };
 
   LocalPivots pivots(own, rank, n);
   // Dimensions high to low (the twist's clearing), one asynchronous round per dimension: each rank
@@ -523,14 +524,14 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
     };
     const ColumnOrder order = column_order_for(column_order, max_dim - d, d, n);
     std::deque<std::size_t> own_columns;  // local positions
-    for (std::size_t i = 0; i < local_index.size(); ++i)
-      if (local_dims[i] == d && !pivots.cleared(local_index[i])) own_columns.push_back(i);
+    for (std::size_t i = 0; i < header_at.size(); ++i)
+      if (local_dim(i) == d && !pivots.cleared(local_index(i))) own_columns.push_back(i);
     if (order == ColumnOrder::upper_first)
-      std::stable_partition(own_columns.begin(), own_columns.end(), [&](std::size_t i) { return local_index[i] >= n / 2; });
+      std::stable_partition(own_columns.begin(), own_columns.end(), [&](std::size_t i) { return local_index(i) >= n / 2; });
     const bool received_first = order != ColumnOrder::natural;
     if (size > 1 && order == ColumnOrder::natural && (index_order_steps.split_rows || index_order_steps.speculate_run > 0)) {
       std::vector<ColumnRef> mine;
-      for (const std::size_t i : own_columns) mine.push_back({local_index[i], local_columns[i]});
+      for (const std::size_t i : own_columns) mine.push_back({local_index(i), local_column(i)});
       if (index_order_steps.split_rows) reduce_step_by_rows(mine, n, d, own, pivots, comm, row);
       else reduce_step_replicated(mine, n, d, index_order_steps.speculate_run, own, pivots, comm, row);
       end_step();
@@ -565,7 +566,7 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
       } else {
         const std::size_t local = own_columns.front();
         own_columns.pop_front();
-        f(local_index[local], local_columns[local]);
+        f(local_index(local), local_column(local));
       }
     };
     // Out of index order the columns go through lanes (LocalPivots::advance); in it, one at a time.
