@@ -33,7 +33,7 @@ REPS="${REPS:-1}"
 for rep in $(seq 1 "$REPS"); do
 for row in "${rows[@]}"; do
   case "$row" in
-    twist) cmd=("$lmtopo" barcode "$dir/in.fzz" -o "$dir/sc-$row.bars") ;;
+    twist) cmd=("$lmtopo" barcode "$dir/in.fzz" -o "$dir/sc-$row.bars" --reducer twist) ;;
     distributed-*) cmd=(mpirun --oversubscribe -n "${row#distributed-}" "$lmtopo" barcode "$dir/in.fzz"
                         -o "$dir/sc-$row.bars" --reducer distributed --benchmark) ;;
     speculative-*) cmd=(mpirun --oversubscribe -n "${row#speculative-}" "$lmtopo" barcode "$dir/in.fzz"

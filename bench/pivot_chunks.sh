@@ -22,7 +22,7 @@ for c in "${chunks[@]}"; do rows+=("chunk-$c"); done
 for ((rep = 0; rep < REPS; ++rep)); do
   for row in "${rows[@]}"; do
     case "$row" in
-      twist) cmd=("$lmtopo" barcode "$dir/in.fzz" -o "$dir/pc-$row.bars") ;;
+      twist) cmd=("$lmtopo" barcode "$dir/in.fzz" -o "$dir/pc-$row.bars" --reducer twist) ;;
       distributed-1) cmd=(mpirun -n 1 "$lmtopo" barcode "$dir/in.fzz" -o "$dir/pc-$row.bars" --reducer distributed --benchmark) ;;
       chunk-*) cmd=(mpirun -n 2 "$lmtopo" barcode "$dir/in.fzz" -o "$dir/pc-$row.bars" --reducer distributed --benchmark
                     --pivot-chunk "${row#chunk-}") ;;
