@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "topology/boundary_matrix.hpp"
@@ -202,6 +204,9 @@ class ColumnStore {
   // The rows' gaps (StoredRows' coding) into encoded_; returns their byte count.
   template <class Rows>
   std::uint32_t encode(const Rows& rows) {
+    // A column's bytes and header are counted in 32 bits: at most 6 bytes a row.
+    if (rows.size() > (std::numeric_limits<std::uint32_t>::max() - kHeader) / 6)
+      throw std::length_error("ColumnStore: a reduced column of more than 715,827,881 rows");
     if (encoded_.size() < 6 * rows.size()) encoded_.resize(6 * rows.size());
     std::uint8_t* out = encoded_.data();
     std::uint32_t previous = 0;
