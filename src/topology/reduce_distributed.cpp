@@ -44,12 +44,13 @@ class LocalPivots {
 
  public:
   LocalPivots(const PivotOwnership& own, int rank, Index n)
-      : own_(own), rank_(rank), column_of_pivot_(static_cast<std::size_t>(own.local_count(rank)), -1),
-        cleared_(static_cast<std::size_t>(own.local_count(rank)), 0), stored_(own.local_count(rank)), work_(n) {
+      : own_(own), rank_(rank), column_of_pivot_(static_cast<std::size_t>(own.local_count(rank)), kNoHolder),
+        stored_(own.local_count(rank)), work_(n) {
     for (std::size_t k = 0; k < kLanes; ++k) lanes_.emplace_back(n);
   }
 
-  bool cleared(Index j) const { return cleared_[slot(j)] != 0; }
+  // Column j reduces to zero once row j (this rank's too) is a pivot: clearing.
+  bool cleared(Index j) const { return column_of_pivot_[slot(j)] != kNoHolder; }
 
   // Reduces column `index` (its rows: `rows`) with the columns stored at this rank's pivots. Returns
   // the rank the column must go to next (its pivot is another rank's; then move_out takes it), or -1
@@ -127,8 +128,7 @@ class LocalPivots {
 
   // Records a pair found elsewhere (a replicated step): `holder` reduced to pivot `row`, this rank's.
   void record(Index row, Index holder) {
-    column_of_pivot_[slot(row)] = holder;
-    cleared_[slot(row)] = 1;
+    column_of_pivot_[slot(row)] = static_cast<Row>(holder);
   }
 
   // Appends the column left by reduce, as [index, size, rows...], to a batch for another rank.
@@ -145,7 +145,7 @@ class LocalPivots {
 
   void collect_pairs(std::vector<Index>& out) const {
     for (std::size_t at = 0; at < column_of_pivot_.size(); ++at) {
-      if (column_of_pivot_[at] < 0) continue;
+      if (column_of_pivot_[at] == kNoHolder) continue;
       out.push_back(own_.global(rank_, static_cast<Index>(at)));
       out.push_back(column_of_pivot_[at]);
     }
@@ -159,22 +159,23 @@ class LocalPivots {
   // later column holds the pivot (the earlier one stays, the later one goes on in `index`).
   [[gnu::always_inline]] bool add_at_pivot(Index& index, PivotColumn& work, Index low) {
     const std::size_t at = slot(low);
-    Index& holder = column_of_pivot_[at];
-    if (holder < 0) {
-      holder = index;
-      cleared_[at] = 1;  // column `low` (this rank's too) reduces to zero
+    Row& holder = column_of_pivot_[at];
+    if (holder == kNoHolder) {
+      holder = static_cast<Row>(index);  // and column `low` is cleared
       work.take(current_);
       stored_.store_rows(static_cast<Index>(at), current_);
       return true;
     }
-    if (holder < index) {
+    if (static_cast<Index>(holder) < index) {
       work.add(stored_.column(static_cast<Index>(at)));
     } else {
       work.take(current_);
       work.add(stored_.column(static_cast<Index>(at)));
       work.add(current_);
       stored_.store_rows(static_cast<Index>(at), current_);
-      std::swap(holder, index);
+      const Index later = holder;
+      holder = static_cast<Row>(index);
+      index = later;
     }
     return false;
   }
@@ -192,8 +193,10 @@ class LocalPivots {
 
   const PivotOwnership& own_;
   int rank_;
-  std::vector<Index> column_of_pivot_;
-  std::vector<char> cleared_;
+  // The column holding each of this rank's pivot rows, kNoHolder while free (column indices are
+  // below 2^32 - 1: the cone matrix's limit).
+  static constexpr Row kNoHolder = ~Row{0};
+  std::vector<Row> column_of_pivot_;
   ColumnStore stored_;
   PivotColumn work_;
   std::vector<Row> current_;
