@@ -143,12 +143,15 @@ class LocalPivots {
     finish_lane(lane);
   }
 
-  void collect_pairs(std::vector<Index>& out) const {
-    for (std::size_t at = 0; at < column_of_pivot_.size(); ++at) {
-      if (column_of_pivot_[at] == kNoHolder) continue;
-      out.push_back(own_.global(rank_, static_cast<Index>(at)));
-      out.push_back(column_of_pivot_[at]);
-    }
+  // The pairs (pivot row, holder) of this rank's pivots, in an exactly sized vector (this runs
+  // while the reducer's other memory is still held).
+  std::vector<PersistencePair> pairs() const {
+    const auto held = std::count_if(column_of_pivot_.begin(), column_of_pivot_.end(), [](Row h) { return h != kNoHolder; });
+    std::vector<PersistencePair> out;
+    out.reserve(static_cast<std::size_t>(held));
+    for (std::size_t at = 0; at < column_of_pivot_.size(); ++at)
+      if (column_of_pivot_[at] != kNoHolder) out.push_back({own_.global(rank_, static_cast<Index>(at)), column_of_pivot_[at]});
+    return out;
   }
 
  private:
@@ -600,12 +603,7 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
     end_step();
   }
 
-  std::vector<Index> flat;
-  pivots.collect_pairs(flat);
-  std::vector<PersistencePair> pairs;
-  pairs.reserve(flat.size() / 2);
-  for (std::size_t i = 0; i + 1 < flat.size(); i += 2) pairs.push_back({flat[i], flat[i + 1]});
-  return pairs;
+  return pivots.pairs();
 }
 
 }  // namespace
