@@ -128,7 +128,7 @@ void reduce_serial(io::FzzFile file, const std::string& input, const std::string
   std::vector<topology::ReductionStepStats> stats;
   const auto pairs = topology::reduce_by_name_releasing(reducer, &cone.matrix, MPI_COMM_WORLD, vm["threads"].as<int>(),
                                                         benchmark ? &stats : nullptr,
-                                                        topology::resolve_dualize(dualize, cone.matrix.num_columns()), 0);
+                                                        topology::resolve_dualize(dualize, cone.matrix.num_columns()));
   if (benchmark) stages::print_reduction_benchmark(stats, MPI_COMM_WORLD, std::cout);
   mpi::on_root(MPI_COMM_WORLD, [&] {
     const auto bars = topology::read_out_bars(cone, pairs);
@@ -210,7 +210,7 @@ Command make_barcode_command() {
         "column-order", po::value<std::string>()->default_value("auto"), kColumnOrderHelp)(
         "speculate-runs", po::value<long long>()->default_value(0), kSpeculateRunsHelp)("row-split", kRowSplitHelp)(
         "dualize", po::value<std::string>()->default_value("auto"),
-        "true: reduce the anti-transpose (persistent cohomology; the same pairs); false: the boundary matrix; auto: dualize from 200,000 cone columns (about 200,000 operations) on (the measured rule, docs/benchmarks.md)")(
+        kDualizeHelp)(
         "benchmark", "print per rank and step: time, peak memory, bytes sent/received (distributed reducer)");
   };
   c.positionals = {{"input", 1}};

@@ -99,7 +99,7 @@ Command make_zigzag_command() {
         "threads", po::value<int>()->default_value(2),
         "threads of the chunk reducer and, with --knn-device cuda, of the k-NN's candidate selection")(
         "dualize", po::value<std::string>()->default_value("auto"),
-        "true: reduce the anti-transpose (persistent cohomology; the same pairs); false: the boundary matrix; auto: dualize from 200,000 cone columns (about 200,000 operations) on (the measured rule, docs/benchmarks.md)")(
+        kDualizeHelp)(
         "column-order", po::value<std::string>()->default_value("auto"), kColumnOrderHelp)(
         "speculate-runs", po::value<long long>()->default_value(0), kSpeculateRunsHelp)("row-split", kRowSplitHelp)(
         "mem-limit", po::value<double>()->default_value(8.0),

@@ -83,6 +83,10 @@ std::string dualize_option(const po::variables_map& vm) {
   return mode;
 }
 
+const char* const kDualizeHelp =
+    "true: reduce the anti-transpose (persistent cohomology; the same pairs); false: the boundary matrix; hybrid: the top "
+    "dimension's columns as they are, the others' anti-transpose (the same pairs); auto: hybrid from 200,000 cone columns "
+    "(about 200,000 operations) on, false below (the measured rule, docs/benchmarks.md)";
 const char* const kColumnOrderHelp =
     "distributed reducer: the order each rank takes its columns in, per dimension: natural, received-first or "
     "upper-first, one for all or a comma-separated list from the highest dimension down; auto: the measured rule "

@@ -84,6 +84,8 @@ void require_distributed_reducer(const char* option, bool given, const std::stri
 // the distributed one (the only reducer that takes columns in a chosen order); its help text.
 std::string column_order_option(const po::variables_map& vm, const std::string& reducer);
 extern const char* const kColumnOrderHelp;
+// --dualize's help (barcode and zigzag).
+extern const char* const kDualizeHelp;
 
 // How the distributed reducer takes the steps in index order: --speculate-runs (0, off, or a run
 // length of at most 2^20 columns) or --row-split, not both, and neither unless `reducer` is the

@@ -282,7 +282,7 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
   summary.num_points = static_cast<long long>(subsets[0].size());
   std::vector<std::vector<topology::PositionBar>> pos_by_subset;
   std::vector<topology::ZigzagBar> op_bars;
-  bool dualized = false;  // what --dualize resolved to for subset 0
+  topology::Duality duality = topology::Duality::primal;  // what --dualize resolved to for subset 0
   for (std::size_t si = 0; si < runs; ++si) {
     const std::size_t m = subsets[0].size();
     const bool is_null = si >= subsets.size();
@@ -342,7 +342,7 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
       if (si == 0) summary.num_ops = ops;
       topology::DistributedCone cone = topology::build_cone_distributed(stream.ops, &stream.time, 2 * L, comm, o.dualize);
       stream = {};
-      if (si == 0) dualized = cone.dualized;
+      if (si == 0) duality = cone.duality();
       phase_done("intersection zigzag + cone matrix (own layers)", si == 0);
       const auto bars = topology::reduce_and_read_out_distributed(cone, comm, 2 * L, bench ? &stats : nullptr, o.column_order, o.index_order_steps);
       phase_done("reduction + bar read-out", si == 0);
@@ -398,11 +398,11 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
     });
     phase_done("intersection zigzag + cone matrix (rank 0)", si == 0);
     // Only rank 0 holds the matrix and dualizes; the choice is broadcast for the output's record.
-    int dualize = rank == 0 && topology::resolve_dualize(o.dualize, cone.matrix.num_columns()) ? 1 : 0;
-    mpi::check(MPI_Bcast(&dualize, 1, MPI_INT, 0, comm), "MPI_Bcast");
-    if (si == 0) dualized = dualize != 0;
+    int chosen = rank == 0 ? static_cast<int>(topology::resolve_dualize(o.dualize, cone.matrix.num_columns())) : 0;
+    mpi::check(MPI_Bcast(&chosen, 1, MPI_INT, 0, comm), "MPI_Bcast");
+    if (si == 0) duality = static_cast<topology::Duality>(chosen);
     const auto pairs = topology::reduce_by_name_releasing(o.reducer, &cone.matrix, comm, o.threads, bench ? &stats : nullptr,
-                                                          dualize != 0);
+                                                          static_cast<topology::Duality>(chosen));
     phase_done("reduction", si == 0);
     if (bench) print_reduction_benchmark(stats, comm, std::cout);
     std::vector<topology::PositionBar> pos_bars;
@@ -433,7 +433,8 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
   out.set_attribute("/", "knn_precision", o.knn_precision);
   out.set_attribute("/", "knn_device", o.knn_device);
   out.set_attribute("/", "reducer", o.reducer);
-  out.set_attribute("/", "dualize", static_cast<long long>(dualized ? 1 : 0));
+  out.set_attribute("/", "dualize", static_cast<long long>(duality != topology::Duality::primal ? 1 : 0));
+  out.set_attribute("/", "dualize_mode", std::string(topology::duality_name(duality)));
   out.set_attribute("/", "hook", o.hook);
   out.set_attribute("/", "source", o.activations);
   out.set_attribute("/", "num_layers", static_cast<long long>(L));

@@ -97,25 +97,45 @@ class BoundaryMatrix {
 // The anti-transpose of `matrix` (PHAT's and DIPHA's "dualize"): cell i becomes cell n-1-i, its
 // column lists the cells whose boundary contains it (its coboundary), and its dimension is
 // max_dim - dim(i). Reducing it yields the persistent cohomology pairs, which are the homology pairs
-// with both ends mapped back by i -> n-1-i (de Silva, Morozov, Vejdemo-Johansson 2011).
-inline BoundaryMatrix anti_transpose(const BoundaryMatrix& matrix) {
+// with both ends mapped back by i -> n-1-i (de Silva, Morozov, Vejdemo-Johansson 2011). The columns
+// of dimension `leave_out` (if any) contribute no rows: the hybrid reduction finds their pairs in
+// the matrix itself (columns_of_dim).
+inline BoundaryMatrix anti_transpose(const BoundaryMatrix& matrix, int leave_out = -1) {
   const Index n = matrix.num_columns();
   const int top = matrix.max_dim();
+  auto kept = [&](Index j) { return matrix.dim(j) != leave_out; };
   std::vector<Index> offsets(static_cast<std::size_t>(n) + 1, 0);
   for (Index j = 0; j < n; ++j)
-    for (Index i : matrix.column(j)) ++offsets[static_cast<std::size_t>(n - 1 - i) + 1];
+    if (kept(j))
+      for (Index i : matrix.column(j)) ++offsets[static_cast<std::size_t>(n - 1 - i) + 1];
   for (std::size_t c = 1; c < offsets.size(); ++c) offsets[c] += offsets[c - 1];
   std::vector<Row> rows(static_cast<std::size_t>(offsets.back()));
   {
     std::vector<Index> fill(offsets.begin(), offsets.end() - 1);
     // Visiting original columns from last to first writes each dual column's rows n-1-j increasing.
     for (Index j = n; j-- > 0;)
-      for (Index i : matrix.column(j))
-        rows[static_cast<std::size_t>(fill[static_cast<std::size_t>(n - 1 - i)]++)] = static_cast<Row>(n - 1 - j);
+      if (kept(j))
+        for (Index i : matrix.column(j))
+          rows[static_cast<std::size_t>(fill[static_cast<std::size_t>(n - 1 - i)]++)] = static_cast<Row>(n - 1 - j);
   }
   std::vector<int> dims(static_cast<std::size_t>(n));
   for (Index c = 0; c < n; ++c) dims[static_cast<std::size_t>(c)] = top - matrix.dim(n - 1 - c);
   return BoundaryMatrix(std::move(dims), std::move(offsets), std::move(rows));
+}
+
+// `matrix` with the rows of its columns of dimension `dim` only (every column keeps its dimension;
+// the others are empty).
+inline BoundaryMatrix columns_of_dim(const BoundaryMatrix& matrix, int dim) {
+  const Index n = matrix.num_columns();
+  std::vector<Index> offsets(static_cast<std::size_t>(n) + 1, 0);
+  for (Index j = 0; j < n; ++j)
+    offsets[static_cast<std::size_t>(j) + 1] =
+        offsets[static_cast<std::size_t>(j)] + (matrix.dim(j) == dim ? static_cast<Index>(matrix.column(j).size()) : 0);
+  std::vector<Row> rows;
+  rows.reserve(static_cast<std::size_t>(offsets.back()));
+  for (Index j = 0; j < n; ++j)
+    if (matrix.dim(j) == dim) rows.insert(rows.end(), matrix.column(j).begin(), matrix.column(j).end());
+  return BoundaryMatrix(matrix.dims(), std::move(offsets), std::move(rows));
 }
 
 // One persistence pair of a reduced matrix: `creator` is the pivot row, `destroyer` the column.

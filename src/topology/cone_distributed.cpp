@@ -502,63 +502,72 @@ DistributedCone ConeBuilder<W>::deal_columns(const std::string& dualize, Index p
   cone.num_ops = lay_.m;
   cone.num_insertions = n;
   cone.num_columns = N;
-  cone.dualized = resolve_dualize(dualize, N);
+  const Duality duality = resolve_dualize(dualize, N);
+  cone.dualized = duality != Duality::primal;
+  const int top = n > 0 ? lay_.max_size : 0;  // the cone matrix's largest dimension
+  cone.top_dim = top;
+  cone.top_primal = duality == Duality::hybrid;
   const int P = lay_.size;
   cone.pivot_chunk = pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(N, P);
   const PivotOwnership own(N, P, cone.pivot_chunk);
-  const int top = n > 0 ? lay_.max_size : 0;  // the cone matrix's largest dimension
   const Index info_block = (N + P - 1) / P;
   const bool dual = cone.dualized;
+  // Which columns go primal: all, or with top_primal the top dimension's.
+  auto primal = [&](int dim) { return !dual || (cone.top_primal && dim == top); };
   // Column j's cell is the dual's cell N-1-j; row i becomes dual column N-1-i.
   auto dual_of = [N](Index j) { return N - 1 - j; };
   auto info_rank = [&](Index j) { return static_cast<std::size_t>(j / info_block); };
 
   // Exact sizes first, so that the records are written once into buffers that never grow.
-  std::vector<std::size_t> info_words(static_cast<std::size_t>(P), 0), column_words(static_cast<std::size_t>(P), 0), dims(column_words);
-  for_each_column([&](Index j, int, const Row* rows, std::size_t size, Index, int) {
+  std::vector<std::size_t> info_words(static_cast<std::size_t>(P), 0), primal_words(info_words), dual_words(info_words), dims(info_words);
+  for_each_column([&](Index j, int dim, const Row* rows, std::size_t size, Index, int) {
     info_words[info_rank(j)] += 3;
-    if (!dual) {
-      column_words[static_cast<std::size_t>(own.owner(j))] += 3 + size;
+    if (dual) ++dims[static_cast<std::size_t>(own.owner(dual_of(j)))];
+    if (primal(dim)) {
+      primal_words[static_cast<std::size_t>(own.owner(j))] += 3 + size;
       return;
     }
-    ++dims[static_cast<std::size_t>(own.owner(dual_of(j)))];
-    for (std::size_t e = 0; e < size; ++e) column_words[static_cast<std::size_t>(own.owner(dual_of(rows[e])))] += 2;
+    for (std::size_t e = 0; e < size; ++e) dual_words[static_cast<std::size_t>(own.owner(dual_of(rows[e])))] += 2;
   });
-  std::vector<std::vector<Row>> columns_out(static_cast<std::size_t>(P));
+  std::vector<std::vector<Row>> primal_out(static_cast<std::size_t>(P)), dual_out(primal_out);
   Outgoing info_out = outgoing();
   std::vector<std::size_t> next_dim(static_cast<std::size_t>(P), 1);  // where the next dim record goes (dualized)
-  for (std::size_t r = 0; r < columns_out.size(); ++r) {
+  for (std::size_t r = 0; r < primal_out.size(); ++r) {
     info_out[r].reserve(info_words[r]);
-    if (!dual) {
-      columns_out[r].reserve(column_words[r]);
-      continue;
-    }
-    columns_out[r].assign(1 + 2 * dims[r], 0);
-    columns_out[r][0] = static_cast<Row>(dims[r]);
-    columns_out[r].reserve(columns_out[r].size() + column_words[r]);
+    primal_out[r].reserve(primal_words[r]);
+    if (!dual) continue;
+    dual_out[r].assign(1 + 2 * dims[r], 0);
+    dual_out[r][0] = static_cast<Row>(dims[r]);
+    dual_out[r].reserve(dual_out[r].size() + dual_words[r]);
   }
   for_each_column([&](Index j, int dim, Row* rows, std::size_t size, Index op, int tag) {
     Words& info = info_out[info_rank(j)];
     info.insert(info.end(), {static_cast<std::uint64_t>(j), static_cast<std::uint64_t>(op),
                              (static_cast<std::uint64_t>(dim) << 32) | static_cast<std::uint32_t>(tag)});
-    if (!dual) {
+    if (dual) {
+      const auto r = static_cast<std::size_t>(own.owner(dual_of(j)));
+      dual_out[r][next_dim[r]] = static_cast<Row>(dual_of(j));
+      dual_out[r][next_dim[r] + 1] = static_cast<Row>(top - dim);
+      next_dim[r] += 2;
+    }
+    if (primal(dim)) {
       std::sort(rows, rows + size);
-      auto& to = columns_out[static_cast<std::size_t>(own.owner(j))];
+      auto& to = primal_out[static_cast<std::size_t>(own.owner(j))];
       to.insert(to.end(), {static_cast<Row>(j), static_cast<Row>(dim), static_cast<Row>(size)});
       to.insert(to.end(), rows, rows + size);
       return;
     }
-    const auto r = static_cast<std::size_t>(own.owner(dual_of(j)));
-    columns_out[r][next_dim[r]] = static_cast<Row>(dual_of(j));
-    columns_out[r][next_dim[r] + 1] = static_cast<Row>(top - dim);
-    next_dim[r] += 2;
     for (std::size_t e = 0; e < size; ++e) {
-      auto& to = columns_out[static_cast<std::size_t>(own.owner(dual_of(rows[e])))];
+      auto& to = dual_out[static_cast<std::size_t>(own.owner(dual_of(rows[e])))];
       to.insert(to.end(), {static_cast<Row>(dual_of(rows[e])), static_cast<Row>(dual_of(j))});
     }
   });
   release_build_state();
-  cone.columns = assemble_columns(mpi::exchange_blocks(comm_, std::move(columns_out), MPI_UINT32_T), own, lay_.rank, dual);
+  if (!dual || cone.top_primal) {
+    std::vector<Row>& to = dual ? cone.top_columns : cone.columns;
+    to = assemble_columns(mpi::exchange_blocks(comm_, std::move(primal_out), MPI_UINT32_T), own, lay_.rank, false);
+  }
+  if (dual) cone.columns = assemble_columns(mpi::exchange_blocks(comm_, std::move(dual_out), MPI_UINT32_T), own, lay_.rank, true);
   cone.info_first = std::min<Index>(N, static_cast<Index>(lay_.rank) * info_block);
   cone.info.resize(static_cast<std::size_t>(std::min<Index>(N, cone.info_first + info_block) - cone.info_first));
   for (const Words& block : exchange(std::move(info_out)))
@@ -638,12 +647,30 @@ DistributedCone build_cone_distributed(const ZigzagOpList& ops, const std::vecto
 std::vector<TaggedBar> reduce_and_read_out_distributed(DistributedCone& cone, MPI_Comm comm, int end_tag,
                                                        std::vector<ReductionStepStats>* stats, const std::string& column_order,
                                                        IndexOrderSteps index_order_steps) {
-  std::vector<PersistencePair> pairs =
-      reduce_distributed_owned(cone.columns, cone.num_columns, comm, stats, cone.pivot_chunk, column_order, index_order_steps);
-  std::vector<Row>().swap(cone.columns);
   const Index N = cone.num_columns, n = cone.num_insertions, m = cone.num_ops;
-  if (cone.dualized)  // cohomology pairs back to homology pairs (reduce_by_name's mapping)
-    for (auto& p : pairs) p = {N - 1 - p.destroyer, N - 1 - p.creator};
+  std::vector<PersistencePair> pairs;
+  // The top dimension first (hybrid): its columns are freed before the larger anti-transpose's store grows.
+  if (cone.top_primal) {
+    const std::size_t first_row = stats ? stats->size() : 0;
+    pairs = reduce_distributed_owned(cone.top_columns, N, comm, stats, cone.pivot_chunk,
+                                     column_order_of_step(column_order, cone.top_dim - 1), index_order_steps, cone.top_dim);
+    std::vector<Row>().swap(cone.top_columns);
+    if (stats)
+      for (std::size_t r = first_row; r < stats->size(); ++r) (*stats)[r].bar_dim = (*stats)[r].dim - 1;
+  }
+  {
+    const std::size_t first_row = stats ? stats->size() : 0;
+    std::vector<PersistencePair> found = reduce_distributed_owned(cone.columns, N, comm, stats, cone.pivot_chunk, column_order,
+                                                                  index_order_steps, cone.top_primal ? 2 : 1);
+    std::vector<Row>().swap(cone.columns);
+    if (cone.dualized)  // cohomology pairs back to homology pairs (reduce_by_name's mapping)
+      for (auto& p : found) p = {N - 1 - p.destroyer, N - 1 - p.creator};
+    if (stats)
+      for (std::size_t r = first_row; r < stats->size(); ++r)
+        (*stats)[r].bar_dim = cone.dualized ? cone.top_dim - (*stats)[r].dim : (*stats)[r].dim - 1;
+    if (pairs.empty()) pairs = std::move(found);
+    else pairs.insert(pairs.end(), found.begin(), found.end());
+  }
   int size = 1;
   mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
   const Index block = (N + size - 1) / size;  // of the read-out records

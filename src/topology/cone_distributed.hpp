@@ -30,15 +30,22 @@ struct DistributedCone {
   Index num_insertions = 0;  // n
   Index num_columns = 0;     // 2n + 1
   bool dualized = false;     // `columns` are the anti-transpose's
+  // Duality::hybrid: the top dimension's columns are kept primal in `top_columns` (their pairs come
+  // from the primal reduction, which needs no clearing there) and left out of the anti-transpose.
+  bool top_primal = false;
+  int top_dim = 0;           // the cone matrix's largest dimension
   Index pivot_chunk = 0;     // the ownership `columns` are dealt by (reduce_distributed_owned's)
   std::vector<Row> columns;  // this rank's columns to reduce, increasing index, [dim, size, rows...] each
+  std::vector<Row> top_columns;  // top_primal: this rank's primal columns, the same layout (other dims empty)
   Index info_first = 0;      // this rank's block of read-out records: columns info_first.. of the
   std::vector<ConeColumnInfo> info;  // primal cone matrix, in contiguous blocks of ceil(N / P)
+
+  Duality duality() const { return top_primal ? Duality::hybrid : dualized ? Duality::dualized : Duality::primal; }
 };
 
 // Builds the cone matrix of the zigzag whose operations are the ranks' `ops` slices concatenated in
 // rank order. `tags` (one per local op, or null: all 0) and `end_tag` label operations for
-// read_out_bars_distributed. `dualize` is resolve_dualize's mode ("auto", "true", "false").
+// read_out_bars_distributed. `dualize` is resolve_dualize's mode ("auto", "true", "false", "hybrid").
 // Throws InvalidZigzag with the global op index and the same reason as build_cone_matrix, on every
 // rank, for an invalid sequence. Simplices of more than 32 vertices are refused (std::invalid_argument).
 // Collective.

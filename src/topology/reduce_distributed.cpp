@@ -333,7 +333,8 @@ namespace {
 // reduce_distributed_owned), not gathered.
 std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buffer, const PivotOwnership& own, Index n,
                                                   int max_dim, MPI_Comm comm, std::vector<ReductionStepStats>* stats,
-                                                  const std::string& column_order, IndexOrderSteps index_order_steps);
+                                                  const std::string& column_order, IndexOrderSteps index_order_steps,
+                                                  int lowest_dim = 1);
 
 std::vector<PersistencePair> gather_sorted_pairs(MPI_Comm comm, const std::vector<PersistencePair>& mine) {
   std::vector<Index> flat;
@@ -493,7 +494,8 @@ void reduce_step_by_rows(const std::vector<ColumnRef>& mine, Index n, int dim, c
 
 std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buffer, const PivotOwnership& own, Index n,
                                                   int max_dim, MPI_Comm comm, std::vector<ReductionStepStats>* stats,
-                                                  const std::string& column_order, IndexOrderSteps index_order_steps) {
+                                                  const std::string& column_order, IndexOrderSteps index_order_steps,
+                                                  int lowest_dim) {
   int rank = 0, size = 1;
   mpi::check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
   mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
@@ -516,7 +518,7 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
   // not matter: the swap rule keeps additions left-to-right. Columns that arrived go first: they are
   // further along, and their pivots decide the work left for later columns.
   constexpr std::size_t batch_columns = 512;  // columns reduced between two looks at the network
-  for (int d = max_dim; d >= 1; --d) {
+  for (int d = max_dim; d >= lowest_dim; --d) {
     const auto start = std::chrono::steady_clock::now();
     const int tag = 4242 + d;
     ReductionStepStats row;
@@ -610,7 +612,8 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
 
 std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my_columns, Index n, MPI_Comm comm,
                                                       std::vector<ReductionStepStats>* stats, Index pivot_chunk,
-                                                      const std::string& column_order, IndexOrderSteps index_order_steps) {
+                                                      const std::string& column_order, IndexOrderSteps index_order_steps,
+                                                      int lowest_dim) {
   require_column_order(column_order);
   if (index_order_steps.split_rows && index_order_steps.speculate_run > 0)
     throw std::invalid_argument("reduce_distributed_owned: speculative runs and split rows are two ways of the same steps");
@@ -621,7 +624,7 @@ std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my
     max_dim = std::max(max_dim, static_cast<int>(my_columns[pos]));
   mpi::check(MPI_Allreduce(MPI_IN_PLACE, &max_dim, 1, MPI_INT, MPI_MAX, comm), "MPI_Allreduce");
   const PivotOwnership own(n, size, pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(n, size));
-  return reduce_dealt_columns(my_columns, own, n, max_dim, comm, stats, column_order, index_order_steps);
+  return reduce_dealt_columns(my_columns, own, n, max_dim, comm, stats, column_order, index_order_steps, lowest_dim);
 }
 
 std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matrix, MPI_Comm comm,
@@ -668,11 +671,27 @@ ColumnOrder column_order_for(const std::string& spec, int step, int dim, Index n
   return column_order_named(names[std::min(static_cast<std::size_t>(step), names.size() - 1)]);
 }
 
-bool resolve_dualize(const std::string& mode, Index num_columns) {
-  if (mode == "true") return true;
-  if (mode == "false") return false;
-  if (mode == "auto") return num_columns >= kDualizeFromColumns;
-  throw std::invalid_argument("expected auto, true or false, got '" + mode + "'");
+std::string column_order_of_step(const std::string& spec, int step) {
+  if (spec == "auto") return spec;
+  const auto names = split_commas(spec);
+  return names[std::min(static_cast<std::size_t>(std::max(step, 0)), names.size() - 1)];
+}
+
+Duality resolve_dualize(const std::string& mode, Index num_columns) {
+  if (mode == "true") return Duality::dualized;
+  if (mode == "false") return Duality::primal;
+  if (mode == "hybrid") return Duality::hybrid;
+  if (mode == "auto") return num_columns >= kDualizeFromColumns ? Duality::hybrid : Duality::primal;
+  throw std::invalid_argument("expected auto, true, false or hybrid, got '" + mode + "'");
+}
+
+const char* duality_name(Duality duality) {
+  switch (duality) {
+    case Duality::primal: return "primal";
+    case Duality::dualized: return "dualized";
+    case Duality::hybrid: return "hybrid";
+  }
+  return "?";
 }
 
 const std::vector<std::string>& reducer_names() {
@@ -682,9 +701,17 @@ const std::vector<std::string>& reducer_names() {
 
 namespace {
 
+// One reducer's run on `matrix` (its rows dropped after the scatter when `scattered`, distributed).
+std::vector<PersistencePair> run_reducer(const std::string& name, const BoundaryMatrix* matrix, BoundaryMatrix* scattered,
+                                         MPI_Comm comm, int threads, std::vector<ReductionStepStats>* stats, Index pivot_chunk) {
+  if (name == "distributed") return reduce_distributed_releasing(matrix, scattered, comm, stats, pivot_chunk);
+  if (name == "twist") return reduce_twist(*matrix);
+  return reduce_chunk(*matrix, threads);
+}
+
 std::vector<PersistencePair> reduce_named(const std::string& name, const BoundaryMatrix* root_matrix,
                                           BoundaryMatrix* releasable, MPI_Comm comm, int threads,
-                                          std::vector<ReductionStepStats>* stats, bool dualize, Index pivot_chunk) {
+                                          std::vector<ReductionStepStats>* stats, Duality duality, Index pivot_chunk) {
   const auto& names = reducer_names();
   if (std::find(names.begin(), names.end(), name) == names.end())
     throw std::invalid_argument("unknown reducer '" + name + "' (expected twist, chunk or distributed)");
@@ -692,27 +719,28 @@ std::vector<PersistencePair> reduce_named(const std::string& name, const Boundar
   MPI_Initialized(&initialized);
   if (initialized) mpi::check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
   if (name != "distributed" && rank != 0) return {};
+  if (duality == Duality::primal) return run_reducer(name, root_matrix, releasable, comm, threads, stats, pivot_chunk);
 
-  // Only rank 0 holds (and so dualizes) the matrix; the pairs come back on rank 0 only.
+  // Only rank 0 holds (and so dualizes) the matrix; the pairs come back on rank 0 only. Every matrix
+  // made here is the reducer's to drop once scattered.
+  const bool root = rank == 0 && root_matrix;
+  const Index n = root ? root_matrix->num_columns() : 0;
+  std::vector<PersistencePair> pairs;
+  if (duality == Duality::hybrid) {
+    int top = root ? root_matrix->max_dim() : 0;
+    BoundaryMatrix top_columns;
+    if (root) top_columns = columns_of_dim(*root_matrix, top);
+    pairs = run_reducer(name, root ? &top_columns : nullptr, &top_columns, comm, threads, stats, pivot_chunk);
+  }
   BoundaryMatrix dual;
-  const BoundaryMatrix* matrix = root_matrix;
-  if (dualize && rank == 0 && root_matrix) {
-    dual = anti_transpose(*root_matrix);
-    matrix = &dual;
+  if (root) {
+    dual = anti_transpose(*root_matrix, duality == Duality::hybrid ? root_matrix->max_dim() : -1);
     if (releasable) releasable->release_rows();
   }
-  std::vector<PersistencePair> pairs;
-  // The distributed reducer drops the rows it reduces once every rank has its share: the dual's (a
-  // copy made here), or the caller's when they may be released.
-  BoundaryMatrix* scattered = matrix == &dual ? &dual : releasable;
-  if (name == "distributed") pairs = reduce_distributed_releasing(matrix, scattered, comm, stats, pivot_chunk);
-  else if (name == "twist") pairs = reduce_twist(*matrix);
-  else pairs = reduce_chunk(*matrix, threads);
-  if (matrix != root_matrix) {  // dualized: map each cohomology pair back
-    const Index n = root_matrix->num_columns();
-    for (auto& p : pairs) p = {n - 1 - p.destroyer, n - 1 - p.creator};
-    std::sort(pairs.begin(), pairs.end());
-  }
+  std::vector<PersistencePair> cohomology = run_reducer(name, root ? &dual : nullptr, &dual, comm, threads, stats, pivot_chunk);
+  for (auto& p : cohomology) p = {n - 1 - p.destroyer, n - 1 - p.creator};  // back to homology pairs
+  pairs.insert(pairs.end(), cohomology.begin(), cohomology.end());
+  std::sort(pairs.begin(), pairs.end());
   return pairs;
 }
 
@@ -720,15 +748,15 @@ std::vector<PersistencePair> reduce_named(const std::string& name, const Boundar
 
 std::vector<PersistencePair> reduce_by_name(const std::string& name, const BoundaryMatrix* root_matrix,
                                             MPI_Comm comm, int threads, std::vector<ReductionStepStats>* stats,
-                                            bool dualize, Index pivot_chunk) {
-  return reduce_named(name, root_matrix, nullptr, comm, threads, stats, dualize, pivot_chunk);
+                                            Duality duality, Index pivot_chunk) {
+  return reduce_named(name, root_matrix, nullptr, comm, threads, stats, duality, pivot_chunk);
 }
 
 std::vector<PersistencePair> reduce_by_name_releasing(const std::string& name, BoundaryMatrix* root_matrix,
                                                       MPI_Comm comm, int threads,
-                                                      std::vector<ReductionStepStats>* stats, bool dualize,
+                                                      std::vector<ReductionStepStats>* stats, Duality duality,
                                                       Index pivot_chunk) {
-  return reduce_named(name, root_matrix, root_matrix, comm, threads, stats, dualize, pivot_chunk);
+  return reduce_named(name, root_matrix, root_matrix, comm, threads, stats, duality, pivot_chunk);
 }
 
 }  // namespace lmtopo::topology

@@ -22,6 +22,7 @@ std::vector<PersistencePair> reduce_chunk(const BoundaryMatrix& matrix, int thre
 struct ReductionStepStats {
   int rank = 0;
   int dim = 0;      // dimension of the columns reduced in this step
+  int bar_dim = -1; // the dimension of the bars its pairs make: primal dim - 1, dualized top - dim (-1: not known)
   int batches = 0;  // batches of columns received from other ranks
   double seconds = 0;
   double wait_seconds = 0;  // of `seconds`, idle: nothing to reduce until other ranks send columns
@@ -74,6 +75,8 @@ constexpr Index kUpperFirstFromColumns = 500000;
 // (docs/benchmarks.md, "One process: twist or the distributed path").
 constexpr long long kDistributedFromOperations = kUpperFirstFromColumns;
 ColumnOrder column_order_for(const std::string& spec, int step, int dim, Index num_columns);
+// The part of a --column-order value for step `step` alone ("auto" stays "auto").
+std::string column_order_of_step(const std::string& spec, int step);
 
 // The same reduction on columns already dealt out (the distributed cone build sends each column
 // straight to its owner, so no rank ever holds the matrix): `my_columns` holds this rank's columns of
@@ -81,7 +84,8 @@ ColumnOrder column_order_for(const std::string& spec, int step, int dim, Index n
 // index order, [dim, size, rows...] each. Returns this rank's pairs only (pivot row, column), those
 // of the pivots it owns, unsorted. Collective.
 // `index_order_steps` says how the steps taken in index order (natural) are reduced on more than one
-// rank; the other steps are reduced as above.
+// rank; the other steps are reduced as above. Only the dimensions from `lowest_dim` up are reduced
+// (the hybrid dualization reduces the top one alone).
 struct IndexOrderSteps {
   // > 0: by the speculative pipeline (reduce_speculative.hpp) in runs of this many columns: faster
   // when one rank owns most of a step's work, but every rank then holds all of that step's columns
@@ -95,7 +99,7 @@ struct IndexOrderSteps {
 std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my_columns, Index n, MPI_Comm comm,
                                                       std::vector<ReductionStepStats>* stats = nullptr,
                                                       Index pivot_chunk = 0, const std::string& column_order = "auto",
-                                                      IndexOrderSteps index_order_steps = {});
+                                                      IndexOrderSteps index_order_steps = {}, int lowest_dim = 1);
 // How many runs a rank of the speculative pipeline reduces ahead of its first one not yet checked.
 constexpr std::size_t kSpeculationDepth = 3;
 
@@ -103,14 +107,28 @@ constexpr std::size_t kSpeculationDepth = 3;
 // of `n` columns over `ranks` ranks: ceil(n / ranks), one contiguous block per rank.
 Index default_pivot_chunk(Index n, int ranks);
 
-// reduce_by_name for a matrix the caller no longer needs the rows of: with `dualize` its rows are
-// freed as soon as the anti-transpose exists (the dimensions stay, for read_out_bars), so the peak
+// Which matrix a reduction works on. dualized: the anti-transpose (persistent cohomology, PHAT's and
+// DIPHA's dualize); hybrid: the top dimension's pairs from the matrix itself and the others from the
+// anti-transpose of the other columns. Each dimension's pairs are unique, and clearing needs only
+// the steps on the same side: the top step of the primal reduction has nothing to clear, and the
+// cohomology steps run bottom up as before. The pairs are the same in all three.
+enum class Duality { primal, dualized, hybrid };
+
+// Resolves a --dualize value, "true", "false", "hybrid" or "auto" (hybrid from kDualizeFromColumns
+// columns on, primal below: docs/benchmarks.md, "Hybrid dualization"), for a matrix of
+// `num_columns` columns; throws std::invalid_argument for any other value.
+Duality resolve_dualize(const std::string& mode, Index num_columns);
+// The name a Duality is recorded under ("primal", "dualized", "hybrid").
+const char* duality_name(Duality duality);
+
+// reduce_by_name for a matrix the caller no longer needs the rows of: dualized or hybrid, its rows
+// are freed as soon as the anti-transpose exists (the dimensions stay, for read_out_bars), so the peak
 // memory holds one copy of the matrix instead of two; the distributed reducer also frees the rows it
 // reduces (the anti-transpose's, or these) once every rank has its columns.
 std::vector<PersistencePair> reduce_by_name_releasing(const std::string& name, BoundaryMatrix* root_matrix,
                                                       MPI_Comm comm, int threads,
                                                       std::vector<ReductionStepStats>* stats = nullptr,
-                                                      bool dualize = true, Index pivot_chunk = 0);
+                                                      Duality duality = Duality::dualized, Index pivot_chunk = 0);
 
 // The measured rule of `--dualize auto` (docs/benchmarks.md, "barcode against FastZigzag"): on k-NN
 // zigzag cone matrices the dualized reduction wins from about 200,000 columns on (a zigzag that ends
@@ -120,21 +138,18 @@ std::vector<PersistencePair> reduce_by_name_releasing(const std::string& name, B
 // operation: inputs of 200,000-400,000 operations were reduced primal, the slower way.
 constexpr Index kDualizeFromColumns = 200000;
 
-// Resolves a --dualize value, "true", "false" or "auto", for a matrix of `num_columns` columns;
-// throws std::invalid_argument for any other value.
-bool resolve_dualize(const std::string& mode, Index num_columns);
-
 // The names accepted by reduce_by_name, in documentation order.
 const std::vector<std::string>& reducer_names();
 
 // Runs the reducer called `name`. Serial reducers run on rank 0 of `comm`; the distributed ones use
-// every rank. With `dualize` the reducer works on the anti-transpose (persistent cohomology, as
-// PHAT's and DIPHA's dualize option) and the pairs are mapped back: the same pairs, found faster on
-// large zigzag cone matrices (resolve_dualize's rule; docs/benchmarks.md). Pairs (sorted by creator) are returned on
+// every rank. Dualized, the reducer works on the anti-transpose (persistent cohomology, as PHAT's and
+// DIPHA's dualize option) and the pairs are mapped back; hybrid, on the top dimension's columns and
+// then on the anti-transpose of the others: the same pairs, found faster on large zigzag cone
+// matrices (resolve_dualize's rule; docs/benchmarks.md). Pairs (sorted by creator) are returned on
 // rank 0. `pivot_chunk` is the distributed reducer's (0: its default).
 std::vector<PersistencePair> reduce_by_name(const std::string& name, const BoundaryMatrix* root_matrix,
                                             MPI_Comm comm, int threads,
-                                            std::vector<ReductionStepStats>* stats = nullptr, bool dualize = true,
+                                            std::vector<ReductionStepStats>* stats = nullptr, Duality duality = Duality::dualized,
                                             Index pivot_chunk = 0);
 
 }  // namespace lmtopo::topology

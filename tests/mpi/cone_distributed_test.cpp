@@ -47,11 +47,11 @@ topology::ZigzagOpList my_slice(const std::vector<topology::ZigzagOp>& ops, std:
   return mine;
 }
 
-// The matrix the ranks hold, gathered on rank 0 as a BoundaryMatrix (empty elsewhere).
-topology::BoundaryMatrix gather_matrix(const topology::DistributedCone& cone) {
-  const auto all = mpi::gather_blocks(MPI_COMM_WORLD, cone.columns.data(), cone.columns.size(), MPI_UINT32_T);
-  std::vector<std::uint64_t> sizes = mpi::gather_counts(MPI_COMM_WORLD, cone.columns.size());
-  if (world_rank() != 0) return {};
+// The matrix the ranks hold in `columns` (cone.columns or cone.top_columns), gathered on rank 0 as a
+// BoundaryMatrix (empty elsewhere).
+topology::BoundaryMatrix gather_matrix(const topology::DistributedCone& cone, const std::vector<topology::Row>& columns) {
+  const auto all = mpi::gather_blocks(MPI_COMM_WORLD, columns.data(), columns.size(), MPI_UINT32_T);
+  if (world_rank() != 0 || all.empty()) return {};
   const topology::PivotOwnership own(cone.num_columns, world_size(), cone.pivot_chunk);
   std::vector<int> dims(static_cast<std::size_t>(cone.num_columns));
   std::vector<std::vector<topology::Row>> rows(static_cast<std::size_t>(cone.num_columns));
@@ -68,6 +68,17 @@ topology::BoundaryMatrix gather_matrix(const topology::DistributedCone& cone) {
   topology::BoundaryMatrix m;
   for (std::size_t j = 0; j < rows.size(); ++j) m.append_column(dims[j], rows[j]);
   return m;
+}
+
+// What the hybrid build keeps primal: the top dimension's columns (the others empty, of dimension 0).
+topology::BoundaryMatrix top_dimension_only(const topology::BoundaryMatrix& m) {
+  const int top = m.max_dim();
+  topology::BoundaryMatrix out;
+  for (Index j = 0; j < m.num_columns(); ++j) {
+    if (m.dim(j) == top) out.append_column(top, m.column(j));
+    else out.append_column(0, std::vector<topology::Row>{});
+  }
+  return out;
 }
 
 void expect_same_matrix(const topology::BoundaryMatrix& got, const topology::BoundaryMatrix& want, const std::string& what) {
@@ -93,15 +104,22 @@ TEST(DistributedCone, SameMatrixBarsAndTagsAsTheSerialBuild) {
     const int end_tag = -7;
     const auto serial = topology::build_cone_matrix(ops);
     const auto serial_bars = topology::read_out_bars(serial, topology::reduce_twist(serial.matrix));
-    for (const char* dualize : {"false", "true"})
+    for (const char* dualize : {"false", "true", "hybrid"})
       for (Index chunk : {Index{0}, Index{3}}) {
         const std::string what = "trial " + std::to_string(trial) + ", dualize " + dualize + ", chunk " + std::to_string(chunk);
         auto cone = topology::build_cone_distributed(mine, &tags, end_tag, MPI_COMM_WORLD, dualize, chunk);
         EXPECT_EQ(cone.num_columns, serial.matrix.num_columns()) << what;
-        EXPECT_EQ(cone.dualized, std::string(dualize) == "true");
-        const auto gathered = gather_matrix(cone);
-        if (world_rank() == 0)
-          expect_same_matrix(gathered, cone.dualized ? topology::anti_transpose(serial.matrix) : serial.matrix, what);
+        EXPECT_EQ(cone.dualized, std::string(dualize) != "false");
+        EXPECT_EQ(cone.top_primal, std::string(dualize) == "hybrid");
+        const auto gathered = gather_matrix(cone, cone.columns);
+        const auto gathered_top = gather_matrix(cone, cone.top_columns);
+        if (world_rank() == 0) {
+          const int top = serial.matrix.max_dim();
+          if (!cone.dualized) expect_same_matrix(gathered, serial.matrix, what);
+          else expect_same_matrix(gathered, topology::anti_transpose(serial.matrix, cone.top_primal ? top : -1), what);
+          if (cone.top_primal) expect_same_matrix(gathered_top, top_dimension_only(serial.matrix), what + ", top");
+          else EXPECT_EQ(gathered_top.num_entries(), 0) << what;
+        }
         const auto bars = topology::reduce_and_read_out_distributed(cone, MPI_COMM_WORLD, end_tag);
         if (world_rank() != 0) {
           EXPECT_TRUE(bars.empty());
@@ -207,7 +225,7 @@ TEST(DistributedCone, SpeculativeRunsGiveTheSerialBars) {
     const auto mine = my_slice(ops, rng);
     for (const std::size_t run : {std::size_t{1}, std::size_t{3}, std::size_t{16}, std::size_t{100000}})
       for (const char* order : {"natural", "upper-first,natural", "auto"})
-        for (const char* dualize : {"false", "true"})
+        for (const char* dualize : {"false", "true", "hybrid"})
           for (const topology::Index chunk : {topology::Index{0}, topology::Index{7}}) {
             auto cone = topology::build_cone_distributed(mine, nullptr, 0, MPI_COMM_WORLD, dualize, chunk);
             std::vector<topology::ReductionStepStats> stats;
@@ -242,7 +260,7 @@ TEST(DistributedCone, RowSplitGivesTheSerialBars) {
     const auto want = topology::read_out_bars(serial, topology::reduce_twist(serial.matrix));
     const auto mine = my_slice(ops, rng);
     for (const char* order : {"natural", "upper-first,natural", "auto"})
-      for (const char* dualize : {"false", "true"})
+      for (const char* dualize : {"false", "true", "hybrid"})
         for (const topology::Index chunk : {topology::Index{0}, topology::Index{7}}) {
           auto cone = topology::build_cone_distributed(mine, nullptr, 0, MPI_COMM_WORLD, dualize, chunk);
           std::vector<topology::ReductionStepStats> stats;
@@ -297,7 +315,7 @@ TEST(DistributedCone, EveryColumnOrderGivesTheSerialBars) {
     const auto want = topology::read_out_bars(serial, topology::reduce_twist(serial.matrix));
     const auto mine = my_slice(ops, rng);
     for (const char* order : {"natural", "received-first", "upper-first", "upper-first,natural", "natural,upper-first", "auto"})
-      for (const char* dualize : {"false", "true"}) {
+      for (const char* dualize : {"false", "true", "hybrid"}) {
         auto cone = topology::build_cone_distributed(mine, nullptr, 0, MPI_COMM_WORLD, dualize);
         const auto bars = topology::reduce_and_read_out_distributed(cone, MPI_COMM_WORLD, 0, nullptr, order);
         if (world_rank() != 0) continue;

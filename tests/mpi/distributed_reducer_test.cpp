@@ -72,14 +72,15 @@ TEST(DistributedReducer, EveryPivotChunkGivesTheTwistPairs) {
 TEST(DistributedReducer, ReleasingDropsTheRowsAfterTheScatter) {
   std::mt19937 rng(8);
   const auto ops = test_inputs::random_zigzag(rng, 9, 3, 120, 0.3);
-  for (bool dualize : {false, true}) {
+  for (const auto duality : {topology::Duality::primal, topology::Duality::dualized, topology::Duality::hybrid}) {
     auto cone = topology::build_cone_matrix(ops);
     const auto expected = topology::reduce_twist(cone.matrix);
     const auto columns = cone.matrix.num_columns();
-    const auto got = topology::reduce_by_name_releasing("distributed", &cone.matrix, MPI_COMM_WORLD, 1, nullptr, dualize);
+    const auto got = topology::reduce_by_name_releasing("distributed", &cone.matrix, MPI_COMM_WORLD, 1, nullptr, duality);
+    const char* what = topology::duality_name(duality);
     if (world_rank() == 0) {
-      EXPECT_EQ(got, expected) << "dualize " << dualize;
-      EXPECT_EQ(cone.matrix.num_entries(), 0) << "dualize " << dualize;
+      EXPECT_EQ(got, expected) << what;
+      EXPECT_EQ(cone.matrix.num_entries(), 0) << what;
       EXPECT_EQ(cone.matrix.num_columns(), columns);
     }
   }
@@ -108,10 +109,10 @@ TEST(DistributedReducer, ByNameAgreesForEveryReducer) {
   const auto cone = topology::build_cone_matrix(ops);
   std::vector<std::vector<topology::PersistencePair>> results;
   std::vector<std::string> labels;
-  for (bool dualize : {false, true}) {
+  for (const auto duality : {topology::Duality::primal, topology::Duality::dualized, topology::Duality::hybrid}) {
     for (const auto& name : topology::reducer_names()) {
-      results.push_back(topology::reduce_by_name(name, &cone.matrix, MPI_COMM_WORLD, 3, nullptr, dualize));
-      labels.push_back(name + (dualize ? " (dualized)" : ""));
+      results.push_back(topology::reduce_by_name(name, &cone.matrix, MPI_COMM_WORLD, 3, nullptr, duality));
+      labels.push_back(name + " (" + topology::duality_name(duality) + ")");
     }
   }
   if (world_rank() == 0) {

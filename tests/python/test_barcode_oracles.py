@@ -33,7 +33,11 @@ def test_300_random_zigzags_match_dionysus(tmp_path):
                                                    ("distributed", 1, "true"), ("distributed", 2, "true"),
                                                    ("distributed", 2, "false"), ("distributed", 3, "false"),
                                                    ("distributed", 3, "true"),
-                                                   ("distributed", 4, "true")])
+                                                   ("distributed", 4, "true"),
+                                                   # hybrid: the top dimension primal, the others dualized
+                                                   ("twist", 1, "hybrid"), ("chunk", 1, "hybrid"),
+                                                   ("distributed", 1, "hybrid"), ("distributed", 2, "hybrid"),
+                                                   ("distributed", 3, "hybrid")])
 def test_reducers_and_rank_counts_match_dionysus(tmp_path, reducer, ranks, dualize):
     for i, ops in _cases(100 + ranks, 12):
         fzz, out = tmp_path / f"z{i}.fzz", tmp_path / f"z{i}.bars"

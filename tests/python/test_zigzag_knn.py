@@ -119,7 +119,9 @@ def cases(seed, count):
                                                              ("distributed", 4, "mixed", "false"),
                                                              ("chunk", None, "mixed", "true"),
                                                              ("distributed", 3, "mixed", "auto"),
-                                                             ("twist", None, "float64", "true")])
+                                                             ("twist", None, "float64", "true"),
+                                                             ("distributed", 2, "mixed", "hybrid"),
+                                                             ("chunk", None, "mixed", "hybrid")])
 def test_knn_zigzag_matches_independent_pipeline(tmp_path, reducer, ranks, precision, dualize):
     n_cases = 25 if reducer == "twist" and precision == "mixed" else 8
     # A fixed seed per parameter set (Python's hash() is salted per process: a failure must reproduce).
@@ -136,6 +138,11 @@ def test_knn_zigzag_matches_independent_pipeline(tmp_path, reducer, ranks, preci
                    "--dualize", dualize, *speculate, ranks=ranks)
         with h5py.File(out, "r") as f:
             got = sorted(tuple(int(v) for v in row) for row in f["bars/position"][:])
+            mode = f.attrs["dualize_mode"]
+            mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+            # auto on these small inputs (under 200,000 cone columns): the boundary matrix itself
+            assert mode == {"true": "dualized", "false": "primal", "hybrid": "hybrid", "auto": "primal"}[dualize]
+            assert int(f.attrs["dualize"]) == (0 if mode == "primal" else 1)
         assert got == expected_position_bars(x, k, max_dim, metric), f"case {i}: k={k} m={max_dim} {metric}"
 
 

@@ -73,8 +73,9 @@ TEST(Reducers, TwistAndChunkMatchThePairingLemmaOnConeMatrices) {
   }
 }
 
-// Dualized reduction (anti-transpose, pairs mapped back) against the pairing lemma of the original
-// matrix, for every serial reducer; and the anti-transpose is an involution.
+// Dualized and hybrid reductions (anti-transpose, pairs mapped back; the top dimension primal) against
+// the pairing lemma of the original matrix, for every serial reducer; the anti-transpose is an
+// involution, and leaving a dimension out of it drops exactly that dimension's entries.
 TEST(Reducers, DualizedReducersMatchThePairingLemma) {
   std::mt19937 rng(19);
   for (int trial = 0; trial < 25; ++trial) {
@@ -82,14 +83,24 @@ TEST(Reducers, DualizedReducersMatchThePairingLemma) {
                              : topology::build_cone_matrix(test_inputs::random_zigzag(rng, 6, 2, 30, 0.35)).matrix;
     const auto expected = pairs_by_ranks(m);
     for (const char* name : {"twist", "chunk"})
-      EXPECT_EQ(topology::reduce_by_name(name, &m, MPI_COMM_SELF, 3, nullptr, true), expected)
-          << name << " trial " << trial;
+      for (const auto duality : {topology::Duality::dualized, topology::Duality::hybrid})
+        EXPECT_EQ(topology::reduce_by_name(name, &m, MPI_COMM_SELF, 3, nullptr, duality), expected)
+            << name << " " << topology::duality_name(duality) << " trial " << trial;
     const auto back = topology::anti_transpose(topology::anti_transpose(m));
     ASSERT_EQ(back.num_columns(), m.num_columns());
     for (Index j = 0; j < m.num_columns(); ++j) {
       EXPECT_EQ(back.dim(j), m.dim(j));
       EXPECT_EQ(std::vector<Index>(back.column(j).begin(), back.column(j).end()),
                 std::vector<Index>(m.column(j).begin(), m.column(j).end()));
+    }
+    const int top = m.max_dim();
+    const auto without_top = topology::anti_transpose(topology::anti_transpose(m, top));
+    const auto top_only = topology::columns_of_dim(m, top);
+    for (Index j = 0; j < m.num_columns(); ++j) {
+      const std::vector<Index> rows(m.column(j).begin(), m.column(j).end()), none;
+      EXPECT_EQ(std::vector<Index>(without_top.column(j).begin(), without_top.column(j).end()), m.dim(j) == top ? none : rows);
+      EXPECT_EQ(std::vector<Index>(top_only.column(j).begin(), top_only.column(j).end()), m.dim(j) == top ? rows : none);
+      EXPECT_EQ(top_only.dim(j), m.dim(j));
     }
   }
 }
