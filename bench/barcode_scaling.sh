@@ -11,8 +11,10 @@
 # column is the median over the reps, the whole command's seconds with their range: this machine's
 # speed drifts by a third over an hour (docs/benchmarks.md), so only interleaved runs compare.
 # With SPECULATE=K (a run length), each rank count above 1 also runs with --speculate-runs K (rows
-# speculative-P); with ROWSPLIT=1, with --row-split (rows rowsplit-P).
-# Usage: [SPECULATE=K] [ROWSPLIT=1] [REPS=K] bench/barcode_scaling.sh [L] [N] [DRIFT] [RANKS...]   (96 20000 0.1 1 2 4: about 10^7 operations)
+# speculative-P); with ROWSPLIT=1, with --row-split (rows rowsplit-P); with DUALIZED=1, every rank
+# count also runs with --dualize true (rows dualized-P: the anti-transpose for every dimension, the
+# default before the hybrid one).
+# Usage: [SPECULATE=K] [ROWSPLIT=1] [DUALIZED=1] [REPS=K] bench/barcode_scaling.sh [L] [N] [DRIFT] [RANKS...]   (96 20000 0.1 1 2 4: about 10^7 operations)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 L="${1:-72}"; N="${2:-20000}"; DRIFT="${3:-0.1}"
@@ -23,9 +25,10 @@ dir="$here/build/bench-fzz-$L-$N-$DRIFT"
 lmtopo="$here/build/lmtopo"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml="${OMPI_MCA_pml:-ob1}" OMPI_MCA_orte_tmpdir_base="$(mktemp -d)"
 rows=(twist)
-SPECULATE="${SPECULATE:-0}"; ROWSPLIT="${ROWSPLIT:-0}"
+SPECULATE="${SPECULATE:-0}"; ROWSPLIT="${ROWSPLIT:-0}"; DUALIZED="${DUALIZED:-0}"
 for p in "${ranks[@]}"; do
   rows+=("distributed-$p")
+  if (( DUALIZED > 0 )); then rows+=("dualized-$p"); fi
   if (( SPECULATE > 0 && p > 1 )); then rows+=("speculative-$p"); fi
   if (( ROWSPLIT > 0 && p > 1 )); then rows+=("rowsplit-$p"); fi
 done
@@ -36,6 +39,8 @@ for row in "${rows[@]}"; do
     twist) cmd=("$lmtopo" barcode "$dir/in.fzz" -o "$dir/sc-$row.bars" --reducer twist) ;;
     distributed-*) cmd=(mpirun --oversubscribe -n "${row#distributed-}" "$lmtopo" barcode "$dir/in.fzz"
                         -o "$dir/sc-$row.bars" --reducer distributed --benchmark) ;;
+    dualized-*) cmd=(mpirun --oversubscribe -n "${row#dualized-}" "$lmtopo" barcode "$dir/in.fzz"
+                     -o "$dir/sc-$row.bars" --reducer distributed --dualize true --benchmark) ;;
     speculative-*) cmd=(mpirun --oversubscribe -n "${row#speculative-}" "$lmtopo" barcode "$dir/in.fzz"
                         -o "$dir/sc-$row.bars" --reducer distributed --speculate-runs "$SPECULATE" --benchmark) ;;
     rowsplit-*) cmd=(mpirun --oversubscribe -n "${row#rowsplit-}" "$lmtopo" barcode "$dir/in.fzz"
@@ -56,9 +61,9 @@ def ranks_of(row, rep):
     out = {}
     for line in open(f"{d}/sc-log-{row}-{rep}"):
         f = line.split()
-        if len(f) == 11 and f[0].isdigit():
+        if len(f) == 12 and f[0].isdigit():
             r = out.setdefault(int(f[0]), [0.0, 0.0])
-            r[0] += float(f[3]); r[1] = max(r[1], float(f[5]))
+            r[0] += float(f[4]); r[1] = max(r[1], float(f[6]))
     return out
 ops = open(f"{d}/in.fzz").readline().strip()
 print(f"input: {ops} operations, {sum(1 for _ in open(f'{d}/sc-twist.bars'))} bars")

@@ -56,7 +56,7 @@ for ((rep = 0; rep < REPS; ++rep)); do
     # --benchmark's table (largest rank, MiB).
     # In $dir: fzz writes <input stem>_fzz_pers into the working directory.
     (cd "$dir" && /usr/bin/time -f "%e %M" -o "$dir/time-$row-$rep" $(command_of "$row") > "$dir/log-$row-$rep" 2>&1)
-    awk '$1 ~ /^[0-9]+$/ && NF == 11 { if ($6 > m) m = $6 } END { print m + 0 }' "$dir/log-$row-$rep" > "$dir/rankrss-$row-$rep"
+    awk '$1 ~ /^[0-9]+$/ && NF == 12 { if ($7 > m) m = $7 } END { print m + 0 }' "$dir/log-$row-$rep" > "$dir/rankrss-$row-$rep"
   done
 done
 [[ -n "${FZZ:-}" ]] && cp "$dir/in_fzz_pers" "$dir/out-fzz.bars"  # fzz writes <input stem>_fzz_pers

@@ -29,7 +29,7 @@ import statistics, sys
 d, reps, ranks, orders = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4:]
 first = None
 print(f"input: {open(f'{d}/in.fzz').readline().strip()} operations")
-print("| ranks | column order | whole s (median) | reduction s per dimension, high to low (slowest rank) | peak RSS MiB, largest rank | bars |")
+print("| ranks | column order | whole s (median) | reduction s per step, by the dimension of its bars, high to low (slowest rank) | peak RSS MiB, largest rank | bars |")
 print("|---|---|---|---|---|---|")
 for p in ranks:
     for order in orders:
@@ -39,9 +39,9 @@ for p in ranks:
         steps, rss = {}, 0.0
         for line in open(f"{d}/{med}.log"):
             f = line.split()
-            if len(f) == 11 and f[0].isdigit():
-                steps[int(f[1])] = max(steps.get(int(f[1]), 0.0), float(f[3]))
-                rss = max(rss, float(f[5]))
+            if len(f) == 12 and f[0].isdigit():
+                steps[int(f[2])] = max(steps.get(int(f[2]), 0.0), float(f[4]))
+                rss = max(rss, float(f[6]))
         bars = sorted(open(f"{d}/{med}.bars").read().split("\n"))
         first = first or bars
         per_dim = " / ".join(f"{steps[k]:.2f}" for k in sorted(steps, reverse=True))

@@ -42,9 +42,9 @@ def phase(row):
         ranks = {}
         for line in open(f"{d}/pc-log-{row}-{r}"):
             f = line.split()
-            if len(f) == 11 and f[0].isdigit():
+            if len(f) == 12 and f[0].isdigit():
                 t = ranks.setdefault(int(f[0]), [0.0, 0.0, 0, 0.0])
-                t[0] += float(f[3]); t[1] += float(f[4]); t[3] += float(f[6]) / 2**20; t[2] += int(f[9])
+                t[0] += float(f[4]); t[1] += float(f[5]); t[3] += float(f[7]) / 2**20; t[2] += int(f[10])
         per_rep.append(ranks)
     return {k: [statistics.median(p[k][i] for p in per_rep) for i in range(4)] for k in per_rep[0]}
 base = whole("distributed-1")
