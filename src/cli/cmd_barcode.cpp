@@ -31,6 +31,7 @@ struct DistributedRun {
   std::string column_order;
   topology::IndexOrderSteps index_order_steps;
   bool benchmark = false;
+  int top_ranks = 0;  // hybrid dualization: ranks reducing the top dimension at once with the others (0: after)
 };
 
 // The operations of the lines that start in this rank's share of the file's bytes, and the global
@@ -71,7 +72,7 @@ void build_reduce_write_distributed(OwnLines own, const std::string& input, cons
   std::string failure;
   long long line = 0;
   try {
-    cone = topology::build_cone_distributed(own.file.ops, nullptr, 0, comm, run.dualize, run.pivot_chunk);
+    cone = topology::build_cone_distributed(own.file.ops, nullptr, 0, comm, run.dualize, run.pivot_chunk, run.top_ranks);
   } catch (const topology::InvalidZigzag& e) {  // raised on every rank alike; the op's reader knows its line
     const topology::Index local = e.op_index - own.first_op;
     if (local >= 0 && local < static_cast<topology::Index>(own.file.ops.size())) line = own.file.line_of_op(local);
@@ -84,6 +85,14 @@ void build_reduce_write_distributed(OwnLines own, const std::string& input, cons
     if (!failure.empty()) throw InputError(input + ":" + (line > 0 ? std::to_string(line) + ":" : std::string()) + " " + failure);
   });
   own.file = {};
+  if (run.top_ranks > 0 && cone.dual_ranks == 0)  // said, not silently dropped
+    mpi::on_root(comm, [&] {
+      std::cerr << "lmtopo barcode: --top-ranks " << run.top_ranks << " not used: "
+                << (mpi::size() == 1 ? std::string("one rank")
+                                     : "--dualize auto chose the boundary matrix for " + std::to_string(cone.num_columns) +
+                                           " cone columns (hybrid from " + std::to_string(topology::kDualizeFromColumns) + ")")
+                << "\n";
+    });
   t = stages::record_phase(phases, "cone matrix (own columns)", t);
   std::vector<topology::ReductionStepStats> stats;
   const auto bars = topology::reduce_and_read_out_distributed(cone, comm, 0, run.benchmark ? &stats : nullptr, run.column_order,
@@ -151,7 +160,8 @@ int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
   if (pivot_chunk < 0) throw InputError("--pivot-chunk: expected 0 (one block per rank) or a chunk size >= 1");
   // The distributed reducer's own options need it named: auto may resolve either way.
   require_distributed_reducer("--pivot-chunk", pivot_chunk != 0, reducer, "deals pivots to ranks");
-  const DistributedRun run{dualize, pivot_chunk, column_order_option(vm, reducer), index_order_steps_option(vm, reducer), benchmark};
+  const DistributedRun run{dualize, pivot_chunk, column_order_option(vm, reducer), index_order_steps_option(vm, reducer), benchmark,
+                           top_ranks_option(vm, reducer)};
   // auto: the distributed reducer on more than one rank; on one, decided by the operation count once
   // the file is read (below).
   if (reducer == "auto" && mpi::size() > 1) reducer = "distributed";
@@ -209,6 +219,7 @@ Command make_barcode_command() {
         "round robin; 0: one contiguous block per rank (docs/benchmarks.md measures both)")(
         "column-order", po::value<std::string>()->default_value("auto"), kColumnOrderHelp)(
         "speculate-runs", po::value<long long>()->default_value(0), kSpeculateRunsHelp)("row-split", kRowSplitHelp)(
+        "top-ranks", po::value<int>()->default_value(0), kTopRanksHelp)(
         "dualize", po::value<std::string>()->default_value("auto"),
         kDualizeHelp)(
         "benchmark", "print per rank and step: time, peak memory, bytes sent/received (distributed reducer)");

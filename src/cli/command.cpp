@@ -83,6 +83,21 @@ std::string dualize_option(const po::variables_map& vm) {
   return mode;
 }
 
+const char* const kTopRanksHelp =
+    "distributed reducer, hybrid dualization on more than one rank: this many ranks (at most P - 1) reduce the top "
+    "dimension's columns while the others reduce the anti-transpose, at once; 0: every rank reduces both, one after "
+    "the other (docs/benchmarks.md); the same bars";
+
+int top_ranks_option(const po::variables_map& vm, const std::string& reducer) {
+  const int k = vm["top-ranks"].as<int>();
+  if (k < 0) throw InputError("--top-ranks: expected 0 (every rank both) or a number of ranks >= 1, got " + std::to_string(k));
+  require_distributed_reducer("--top-ranks", k != 0, reducer, "splits the ranks into groups");
+  const std::string dualize = vm["dualize"].as<std::string>();
+  if (k != 0 && dualize != "hybrid" && dualize != "auto")
+    throw InputError("--top-ranks: the groups split the hybrid dualization's two reductions (got --dualize " + dualize + ")");
+  return k;
+}
+
 const char* const kDualizeHelp =
     "true: reduce the anti-transpose (persistent cohomology; the same pairs); false: the boundary matrix; hybrid: the top "
     "dimension's columns as they are, the others' anti-transpose (the same pairs); auto: hybrid from 200,000 cone columns "

@@ -176,7 +176,7 @@ class ConeBuilder {
   ConeBuilder(const ZigzagOpList& ops, const std::vector<int>* tags, int end_tag, MPI_Comm comm)
       : ops_(ops), tags_(tags), end_tag_(end_tag), comm_(comm), lay_(layout_of(ops, comm)) {}
 
-  DistributedCone build(const std::string& dualize, Index pivot_chunk) {
+  DistributedCone build(const std::string& dualize, Index pivot_chunk, int top_ranks) {
     number_local_ops();
     check_column_limit();
     collect_copies();
@@ -186,7 +186,7 @@ class ConeBuilder {
     raise_first_error(error_, comm_);
     std::vector<Copy>().swap(copies_);
     absl::flat_hash_map<Key<W>, std::size_t>().swap(latest_copy_);
-    return deal_columns(dualize, pivot_chunk);
+    return deal_columns(dualize, pivot_chunk, top_ranks);
   }
 
  private:
@@ -421,7 +421,7 @@ class ConeBuilder {
   }
 
   // Exchanges 4 and 5: the columns to their reducing ranks, the read-out records to their blocks.
-  DistributedCone deal_columns(const std::string& dualize, Index pivot_chunk);
+  DistributedCone deal_columns(const std::string& dualize, Index pivot_chunk, int top_ranks);
   // f(column, dim, rows (unsorted, writable), size, op, tag) for every column this rank builds: the
   // apex (rank 0), then per insertion its up column and its deletion's cone column.
   template <class F>
@@ -496,7 +496,7 @@ void ConeBuilder<W>::for_each_column(F&& f) const {
 }
 
 template <int W>
-DistributedCone ConeBuilder<W>::deal_columns(const std::string& dualize, Index pivot_chunk) {
+DistributedCone ConeBuilder<W>::deal_columns(const std::string& dualize, Index pivot_chunk, int top_ranks) {
   DistributedCone cone;
   const Index n = lay_.n, N = 2 * n + 1;
   cone.num_ops = lay_.m;
@@ -508,8 +508,15 @@ DistributedCone ConeBuilder<W>::deal_columns(const std::string& dualize, Index p
   cone.top_dim = top;
   cone.top_primal = duality == Duality::hybrid;
   const int P = lay_.size;
-  cone.pivot_chunk = pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(N, P);
-  const PivotOwnership own(N, P, cone.pivot_chunk);
+  // With two groups, ranks [0, dual_ranks) hold the anti-transpose and the others the top columns;
+  // otherwise every rank holds its share of both.
+  const bool groups = cone.top_primal && top_ranks > 0 && P > 1;
+  cone.dual_ranks = groups ? P - std::min(top_ranks, P - 1) : 0;
+  const int dual_group = groups ? cone.dual_ranks : P, top_group = groups ? P - cone.dual_ranks : P;
+  const int first_top_rank = groups ? cone.dual_ranks : 0;
+  cone.pivot_chunk = pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(N, dual_group);
+  cone.top_pivot_chunk = pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(N, top_group);
+  const PivotOwnership own(N, dual_group, cone.pivot_chunk), own_top(N, top_group, cone.top_pivot_chunk);
   const Index info_block = (N + P - 1) / P;
   const bool dual = cone.dualized;
   // Which columns go primal: all, or with top_primal the top dimension's.
@@ -517,14 +524,17 @@ DistributedCone ConeBuilder<W>::deal_columns(const std::string& dualize, Index p
   // Column j's cell is the dual's cell N-1-j; row i becomes dual column N-1-i.
   auto dual_of = [N](Index j) { return N - 1 - j; };
   auto info_rank = [&](Index j) { return static_cast<std::size_t>(j / info_block); };
-
+  // The rank reducing primal column j (its group's owner, offset to the group's first rank).
+  auto primal_rank = [&](Index j) {
+    return static_cast<std::size_t>(cone.top_primal ? first_top_rank + own_top.owner(j) : own.owner(j));
+  };
   // Exact sizes first, so that the records are written once into buffers that never grow.
   std::vector<std::size_t> info_words(static_cast<std::size_t>(P), 0), primal_words(info_words), dual_words(info_words), dims(info_words);
   for_each_column([&](Index j, int dim, const Row* rows, std::size_t size, Index, int) {
     info_words[info_rank(j)] += 3;
     if (dual) ++dims[static_cast<std::size_t>(own.owner(dual_of(j)))];
     if (primal(dim)) {
-      primal_words[static_cast<std::size_t>(own.owner(j))] += 3 + size;
+      primal_words[primal_rank(j)] += 3 + size;
       return;
     }
     for (std::size_t e = 0; e < size; ++e) dual_words[static_cast<std::size_t>(own.owner(dual_of(rows[e])))] += 2;
@@ -552,7 +562,7 @@ DistributedCone ConeBuilder<W>::deal_columns(const std::string& dualize, Index p
     }
     if (primal(dim)) {
       std::sort(rows, rows + size);
-      auto& to = primal_out[static_cast<std::size_t>(own.owner(j))];
+      auto& to = primal_out[primal_rank(j)];
       to.insert(to.end(), {static_cast<Row>(j), static_cast<Row>(dim), static_cast<Row>(size)});
       to.insert(to.end(), rows, rows + size);
       return;
@@ -563,11 +573,16 @@ DistributedCone ConeBuilder<W>::deal_columns(const std::string& dualize, Index p
     }
   });
   release_build_state();
-  if (!dual || cone.top_primal) {
-    std::vector<Row>& to = dual ? cone.top_columns : cone.columns;
-    to = assemble_columns(mpi::exchange_blocks(comm_, std::move(primal_out), MPI_UINT32_T), own, lay_.rank, false);
+  const int rank = lay_.rank;
+  if (!dual) cone.columns = assemble_columns(mpi::exchange_blocks(comm_, std::move(primal_out), MPI_UINT32_T), own, rank, false);
+  if (cone.top_primal) {  // a rank outside the top group receives nothing
+    auto received = mpi::exchange_blocks(comm_, std::move(primal_out), MPI_UINT32_T);
+    if (rank >= first_top_rank) cone.top_columns = assemble_columns(std::move(received), own_top, rank - first_top_rank, false);
   }
-  if (dual) cone.columns = assemble_columns(mpi::exchange_blocks(comm_, std::move(dual_out), MPI_UINT32_T), own, lay_.rank, true);
+  if (dual) {  // nor one outside the anti-transpose's group
+    auto received = mpi::exchange_blocks(comm_, std::move(dual_out), MPI_UINT32_T);
+    if (rank < dual_group) cone.columns = assemble_columns(std::move(received), own, rank, true);
+  }
   cone.info_first = std::min<Index>(N, static_cast<Index>(lay_.rank) * info_block);
   cone.info.resize(static_cast<std::size_t>(std::min<Index>(N, cone.info_first + info_block) - cone.info_first));
   for (const Words& block : exchange(std::move(info_out)))
@@ -631,46 +646,72 @@ std::vector<Row> assemble_columns(std::vector<std::vector<Row>>&& received, cons
 }  // namespace
 
 DistributedCone build_cone_distributed(const ZigzagOpList& ops, const std::vector<int>* tags, int end_tag, MPI_Comm comm,
-                                       const std::string& dualize, Index pivot_chunk) {
+                                       const std::string& dualize, Index pivot_chunk, int top_ranks) {
   if (tags && tags->size() != ops.size()) throw std::invalid_argument("build_cone_distributed: one tag per operation expected");
   long long width = static_cast<long long>(ops.max_simplex_size());
   mpi::check(MPI_Allreduce(MPI_IN_PLACE, &width, 1, MPI_LONG_LONG, MPI_MAX, comm), "MPI_Allreduce");
-  if (width <= 2) return ConeBuilder<1>(ops, tags, end_tag, comm).build(dualize, pivot_chunk);
-  if (width <= 4) return ConeBuilder<2>(ops, tags, end_tag, comm).build(dualize, pivot_chunk);
-  if (width <= 8) return ConeBuilder<4>(ops, tags, end_tag, comm).build(dualize, pivot_chunk);
-  if (width <= 16) return ConeBuilder<8>(ops, tags, end_tag, comm).build(dualize, pivot_chunk);
-  if (width <= 32) return ConeBuilder<16>(ops, tags, end_tag, comm).build(dualize, pivot_chunk);
+  if (width <= 2) return ConeBuilder<1>(ops, tags, end_tag, comm).build(dualize, pivot_chunk, top_ranks);
+  if (width <= 4) return ConeBuilder<2>(ops, tags, end_tag, comm).build(dualize, pivot_chunk, top_ranks);
+  if (width <= 8) return ConeBuilder<4>(ops, tags, end_tag, comm).build(dualize, pivot_chunk, top_ranks);
+  if (width <= 16) return ConeBuilder<8>(ops, tags, end_tag, comm).build(dualize, pivot_chunk, top_ranks);
+  if (width <= 32) return ConeBuilder<16>(ops, tags, end_tag, comm).build(dualize, pivot_chunk, top_ranks);
   throw std::invalid_argument("the distributed cone build takes simplices of at most 32 vertices (dimension 31); this zigzag has " +
                               std::to_string(width));
 }
+
+namespace {
+
+// This rank's pairs (homology's, mapped back from the anti-transpose's) of `cone`'s columns, which
+// it frees. Hybrid: the top columns and then the anti-transpose's, on every rank, or each on its own
+// group of ranks at once. The stats rows get the world rank and the dimension of their bars.
+std::vector<PersistencePair> reduce_cone_columns(DistributedCone& cone, MPI_Comm comm, std::vector<ReductionStepStats>* stats,
+                                                 const std::string& column_order, IndexOrderSteps index_order_steps) {
+  const Index N = cone.num_columns;
+  int rank = 0;
+  mpi::check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  const bool groups = cone.top_primal && cone.dual_ranks > 0;
+  const bool reduces_top = cone.top_primal && (!groups || rank >= cone.dual_ranks);
+  const bool reduces_dual = !groups || rank < cone.dual_ranks;
+  MPI_Comm group = comm;
+  if (groups) mpi::check(MPI_Comm_split(comm, reduces_dual ? 0 : 1, rank, &group), "MPI_Comm_split");
+  auto label_rows = [&](std::size_t first_row, bool dualized) {
+    if (!stats) return;
+    for (std::size_t r = first_row; r < stats->size(); ++r) {
+      (*stats)[r].rank = rank;
+      (*stats)[r].bar_dim = dualized ? cone.top_dim - (*stats)[r].dim : (*stats)[r].dim - 1;
+    }
+  };
+  std::vector<PersistencePair> pairs;
+  // The top dimension first: its columns are freed before the larger anti-transpose's store grows.
+  if (reduces_top) {
+    const std::size_t first_row = stats ? stats->size() : 0;
+    pairs = reduce_distributed_owned(cone.top_columns, N, group, stats, cone.top_pivot_chunk,
+                                     column_order_of_step(column_order, cone.top_dim - 1), index_order_steps, cone.top_dim);
+    std::vector<Row>().swap(cone.top_columns);
+    label_rows(first_row, false);
+  }
+  if (reduces_dual) {
+    const std::size_t first_row = stats ? stats->size() : 0;
+    std::vector<PersistencePair> found = reduce_distributed_owned(cone.columns, N, group, stats, cone.pivot_chunk, column_order,
+                                                                  index_order_steps, cone.top_primal ? 2 : 1);
+    std::vector<Row>().swap(cone.columns);
+    if (cone.dualized)  // cohomology pairs back to homology pairs (reduce_by_name's mapping)
+      for (auto& p : found) p = {N - 1 - p.destroyer, N - 1 - p.creator};
+    label_rows(first_row, cone.dualized);
+    if (pairs.empty()) pairs = std::move(found);
+    else pairs.insert(pairs.end(), found.begin(), found.end());
+  }
+  if (groups) mpi::check(MPI_Comm_free(&group), "MPI_Comm_free");
+  return pairs;
+}
+
+}  // namespace
 
 std::vector<TaggedBar> reduce_and_read_out_distributed(DistributedCone& cone, MPI_Comm comm, int end_tag,
                                                        std::vector<ReductionStepStats>* stats, const std::string& column_order,
                                                        IndexOrderSteps index_order_steps) {
   const Index N = cone.num_columns, n = cone.num_insertions, m = cone.num_ops;
-  std::vector<PersistencePair> pairs;
-  // The top dimension first (hybrid): its columns are freed before the larger anti-transpose's store grows.
-  if (cone.top_primal) {
-    const std::size_t first_row = stats ? stats->size() : 0;
-    pairs = reduce_distributed_owned(cone.top_columns, N, comm, stats, cone.pivot_chunk,
-                                     column_order_of_step(column_order, cone.top_dim - 1), index_order_steps, cone.top_dim);
-    std::vector<Row>().swap(cone.top_columns);
-    if (stats)
-      for (std::size_t r = first_row; r < stats->size(); ++r) (*stats)[r].bar_dim = (*stats)[r].dim - 1;
-  }
-  {
-    const std::size_t first_row = stats ? stats->size() : 0;
-    std::vector<PersistencePair> found = reduce_distributed_owned(cone.columns, N, comm, stats, cone.pivot_chunk, column_order,
-                                                                  index_order_steps, cone.top_primal ? 2 : 1);
-    std::vector<Row>().swap(cone.columns);
-    if (cone.dualized)  // cohomology pairs back to homology pairs (reduce_by_name's mapping)
-      for (auto& p : found) p = {N - 1 - p.destroyer, N - 1 - p.creator};
-    if (stats)
-      for (std::size_t r = first_row; r < stats->size(); ++r)
-        (*stats)[r].bar_dim = cone.dualized ? cone.top_dim - (*stats)[r].dim : (*stats)[r].dim - 1;
-    if (pairs.empty()) pairs = std::move(found);
-    else pairs.insert(pairs.end(), found.begin(), found.end());
-  }
+  std::vector<PersistencePair> pairs = reduce_cone_columns(cone, comm, stats, column_order, index_order_steps);
   int size = 1;
   mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
   const Index block = (N + size - 1) / size;  // of the read-out records

@@ -34,6 +34,11 @@ struct DistributedCone {
   // from the primal reduction, which needs no clearing there) and left out of the anti-transpose.
   bool top_primal = false;
   int top_dim = 0;           // the cone matrix's largest dimension
+  // top_primal with two rank groups reducing at once (build_cone_distributed's top_ranks): ranks
+  // [0, dual_ranks) hold and reduce the anti-transpose, the others the top columns; 0: every rank
+  // holds its share of both, reduced one after the other.
+  int dual_ranks = 0;
+  Index top_pivot_chunk = 0;  // the ownership `top_columns` are dealt by, within their group
   Index pivot_chunk = 0;     // the ownership `columns` are dealt by (reduce_distributed_owned's)
   std::vector<Row> columns;  // this rank's columns to reduce, increasing index, [dim, size, rows...] each
   std::vector<Row> top_columns;  // top_primal: this rank's primal columns, the same layout (other dims empty)
@@ -48,9 +53,11 @@ struct DistributedCone {
 // read_out_bars_distributed. `dualize` is resolve_dualize's mode ("auto", "true", "false", "hybrid").
 // Throws InvalidZigzag with the global op index and the same reason as build_cone_matrix, on every
 // rank, for an invalid sequence. Simplices of more than 32 vertices are refused (std::invalid_argument).
+// With the hybrid dualization and `top_ranks` > 0 on more than one rank, the last min(top_ranks, P - 1)
+// ranks hold the top columns and the others the anti-transpose, so that the two reduce at once.
 // Collective.
 DistributedCone build_cone_distributed(const ZigzagOpList& ops, const std::vector<int>* tags, int end_tag, MPI_Comm comm,
-                                       const std::string& dualize, Index pivot_chunk = 0);
+                                       const std::string& dualize, Index pivot_chunk = 0, int top_ranks = 0);
 
 // A bar with the tags of the operations that bound it: birth_tag the born op's, death_tag the
 // killing op's (end_tag when it lives to the end).

@@ -136,6 +136,44 @@ TEST(DistributedCone, SameMatrixBarsAndTagsAsTheSerialBuild) {
   }
 }
 
+// The hybrid dualization with two groups of ranks (top_ranks > 0) gives the serial bars for every
+// group size (clamped to P - 1; one rank has no groups), with and without chunks and with the rows
+// split: the anti-transpose lies on ranks [0, dual_ranks) only, the top columns on the others only,
+// and every step's table row carries its world rank.
+TEST(DistributedCone, RankGroupsGiveTheSerialBars) {
+  std::mt19937 rng(707);
+  const int P = world_size();
+  for (int trial = 0; trial < 10; ++trial) {
+    const auto ops = test_inputs::random_zigzag(rng, 9, 1 + trial % 3, 50 + trial * 12, 0.35);
+    const auto serial = topology::build_cone_matrix(ops);
+    const auto want = topology::read_out_bars(serial, topology::reduce_twist(serial.matrix));
+    const auto mine = my_slice(ops, rng);
+    for (const int top_ranks : {1, P - 1, P + 3})
+      for (const topology::Index chunk : {topology::Index{0}, topology::Index{5}})
+        for (const bool split_rows : {false, true}) {
+          const std::string what = "trial " + std::to_string(trial) + ", top ranks " + std::to_string(top_ranks) + ", chunk " +
+                                   std::to_string(chunk) + (split_rows ? ", rows split" : "");
+          auto cone = topology::build_cone_distributed(mine, nullptr, 0, MPI_COMM_WORLD, "hybrid", chunk, top_ranks);
+          const int dual_ranks = P > 1 && top_ranks > 0 ? P - std::min(top_ranks, P - 1) : 0;
+          EXPECT_EQ(cone.dual_ranks, dual_ranks) << what;
+          if (dual_ranks > 0) {
+            if (world_rank() < dual_ranks) {
+              EXPECT_TRUE(cone.top_columns.empty()) << what;
+            } else {
+              EXPECT_TRUE(cone.columns.empty()) << what;
+            }
+          }
+          std::vector<topology::ReductionStepStats> stats;
+          const auto bars = topology::reduce_and_read_out_distributed(cone, MPI_COMM_WORLD, 0, &stats, "auto", {0, split_rows});
+          for (const auto& row : stats) EXPECT_EQ(row.rank, world_rank()) << what;
+          if (world_rank() != 0) continue;
+          std::vector<topology::ZigzagBar> got;
+          for (const auto& b : bars) got.push_back(b.bar);
+          EXPECT_EQ(got, want) << what;
+        }
+  }
+}
+
 // Every kind of invalid sequence, planted at a random place of a valid one: the distributed build
 // raises on every rank the error (operation and reason) the serial build raises.
 TEST(DistributedCone, SameFirstErrorAsTheSerialBuild) {
