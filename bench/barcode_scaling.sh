@@ -13,8 +13,9 @@
 # With SPECULATE=K (a run length), each rank count above 1 also runs with --speculate-runs K (rows
 # speculative-P); with ROWSPLIT=1, with --row-split (rows rowsplit-P); with DUALIZED=1, every rank
 # count also runs with --dualize true (rows dualized-P: the anti-transpose for every dimension, the
-# default before the hybrid one).
-# Usage: [SPECULATE=K] [ROWSPLIT=1] [DUALIZED=1] [REPS=K] bench/barcode_scaling.sh [L] [N] [DRIFT] [RANKS...]   (96 20000 0.1 1 2 4: about 10^7 operations)
+# default before the hybrid one); with TOPRANKS=K, each rank count above 1 also runs with
+# --top-ranks K (rows groups-P: the top dimension on K ranks while the others reduce the rest).
+# Usage: [SPECULATE=K] [ROWSPLIT=1] [DUALIZED=1] [TOPRANKS=K] [REPS=K] bench/barcode_scaling.sh [L] [N] [DRIFT] [RANKS...]   (96 20000 0.1 1 2 4: about 10^7 operations)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 L="${1:-72}"; N="${2:-20000}"; DRIFT="${3:-0.1}"
@@ -25,10 +26,11 @@ dir="$here/build/bench-fzz-$L-$N-$DRIFT"
 lmtopo="$here/build/lmtopo"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_pml="${OMPI_MCA_pml:-ob1}" OMPI_MCA_orte_tmpdir_base="$(mktemp -d)"
 rows=(twist)
-SPECULATE="${SPECULATE:-0}"; ROWSPLIT="${ROWSPLIT:-0}"; DUALIZED="${DUALIZED:-0}"
+SPECULATE="${SPECULATE:-0}"; ROWSPLIT="${ROWSPLIT:-0}"; DUALIZED="${DUALIZED:-0}"; TOPRANKS="${TOPRANKS:-0}"
 for p in "${ranks[@]}"; do
   rows+=("distributed-$p")
   if (( DUALIZED > 0 )); then rows+=("dualized-$p"); fi
+  if (( TOPRANKS > 0 && p > 1 )); then rows+=("groups-$p"); fi
   if (( SPECULATE > 0 && p > 1 )); then rows+=("speculative-$p"); fi
   if (( ROWSPLIT > 0 && p > 1 )); then rows+=("rowsplit-$p"); fi
 done
@@ -41,6 +43,8 @@ for row in "${rows[@]}"; do
                         -o "$dir/sc-$row.bars" --reducer distributed --benchmark) ;;
     dualized-*) cmd=(mpirun --oversubscribe -n "${row#dualized-}" "$lmtopo" barcode "$dir/in.fzz"
                      -o "$dir/sc-$row.bars" --reducer distributed --dualize true --benchmark) ;;
+    groups-*) cmd=(mpirun --oversubscribe -n "${row#groups-}" "$lmtopo" barcode "$dir/in.fzz"
+                   -o "$dir/sc-$row.bars" --reducer distributed --top-ranks "$TOPRANKS" --benchmark) ;;
     speculative-*) cmd=(mpirun --oversubscribe -n "${row#speculative-}" "$lmtopo" barcode "$dir/in.fzz"
                         -o "$dir/sc-$row.bars" --reducer distributed --speculate-runs "$SPECULATE" --benchmark) ;;
     rowsplit-*) cmd=(mpirun --oversubscribe -n "${row#rowsplit-}" "$lmtopo" barcode "$dir/in.fzz"
