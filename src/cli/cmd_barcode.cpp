@@ -31,7 +31,7 @@ struct DistributedRun {
   std::string column_order;
   topology::IndexOrderSteps index_order_steps;
   bool benchmark = false;
-  int top_ranks = 0;  // hybrid dualization: ranks reducing the top dimension at once with the others (0: after)
+  int top_ranks = -1;  // hybrid dualization: ranks reducing the top dimension at once with the others (0: after; -1: auto)
 };
 
 // The operations of the lines that start in this rank's share of the file's bytes, and the global
@@ -72,7 +72,8 @@ void build_reduce_write_distributed(OwnLines own, const std::string& input, cons
   std::string failure;
   long long line = 0;
   try {
-    cone = topology::build_cone_distributed(own.file.ops, nullptr, 0, comm, run.dualize, run.pivot_chunk, run.top_ranks);
+    const int top_ranks = run.top_ranks >= 0 ? run.top_ranks : topology::auto_top_ranks(mpi::size());
+    cone = topology::build_cone_distributed(own.file.ops, nullptr, 0, comm, run.dualize, run.pivot_chunk, top_ranks);
   } catch (const topology::InvalidZigzag& e) {  // raised on every rank alike; the op's reader knows its line
     const topology::Index local = e.op_index - own.first_op;
     if (local >= 0 && local < static_cast<topology::Index>(own.file.ops.size())) line = own.file.line_of_op(local);
@@ -219,7 +220,7 @@ Command make_barcode_command() {
         "round robin; 0: one contiguous block per rank (docs/benchmarks.md measures both)")(
         "column-order", po::value<std::string>()->default_value("auto"), kColumnOrderHelp)(
         "speculate-runs", po::value<long long>()->default_value(0), kSpeculateRunsHelp)("row-split", kRowSplitHelp)(
-        "top-ranks", po::value<int>()->default_value(0), kTopRanksHelp)(
+        "top-ranks", po::value<std::string>()->default_value("auto"), kTopRanksHelp)(
         "dualize", po::value<std::string>()->default_value("auto"),
         kDualizeHelp)(
         "benchmark", "print per rank and step: time, peak memory, bytes sent/received (distributed reducer)");

@@ -1,5 +1,6 @@
 #include "cli/command.hpp"
 
+#include <charconv>
 #include <sstream>
 #include <stdexcept>
 
@@ -86,11 +87,16 @@ std::string dualize_option(const po::variables_map& vm) {
 const char* const kTopRanksHelp =
     "distributed reducer, hybrid dualization on more than one rank: this many ranks (at most P - 1) reduce the top "
     "dimension's columns while the others reduce the anti-transpose, at once; 0: every rank reduces both, one after "
-    "the other (docs/benchmarks.md); the same bars";
+    "the other (less memory on the first ranks); auto: a quarter of the ranks, at least one (the measured rule, "
+    "docs/benchmarks.md); the same bars";
 
 int top_ranks_option(const po::variables_map& vm, const std::string& reducer) {
-  const int k = vm["top-ranks"].as<int>();
-  if (k < 0) throw InputError("--top-ranks: expected 0 (every rank both) or a number of ranks >= 1, got " + std::to_string(k));
+  const std::string value = vm["top-ranks"].as<std::string>();
+  if (value == "auto") return -1;
+  int k = -1;
+  const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), k);
+  if (error != std::errc() || end != value.data() + value.size() || k < 0)
+    throw InputError("--top-ranks: expected auto, 0 (every rank both) or a number of ranks >= 1, got '" + value + "'");
   require_distributed_reducer("--top-ranks", k != 0, reducer, "splits the ranks into groups");
   const std::string dualize = vm["dualize"].as<std::string>();
   if (k != 0 && dualize != "hybrid" && dualize != "auto")

@@ -84,7 +84,8 @@ void require_distributed_reducer(const char* option, bool given, const std::stri
 // the distributed one (the only reducer that takes columns in a chosen order); its help text.
 std::string column_order_option(const po::variables_map& vm, const std::string& reducer);
 extern const char* const kColumnOrderHelp;
-// --top-ranks: its help, and its value checked (the distributed reducer's; 0 or more).
+// --top-ranks: its help, and its value checked (the distributed reducer's; 0 or more, -1 for auto:
+// topology::auto_top_ranks).
 extern const char* const kTopRanksHelp;
 int top_ranks_option(const po::variables_map& vm, const std::string& reducer);
 // --dualize's help (barcode and zigzag).

@@ -645,6 +645,8 @@ std::vector<Row> assemble_columns(std::vector<std::vector<Row>>&& received, cons
 
 }  // namespace
 
+int auto_top_ranks(int ranks) { return ranks >= kTopGroupsFromRanks ? std::max(1, ranks / 4) : 0; }
+
 DistributedCone build_cone_distributed(const ZigzagOpList& ops, const std::vector<int>* tags, int end_tag, MPI_Comm comm,
                                        const std::string& dualize, Index pivot_chunk, int top_ranks) {
   if (tags && tags->size() != ops.size()) throw std::invalid_argument("build_cone_distributed: one tag per operation expected");

@@ -58,8 +58,9 @@ def test_reducers_and_rank_counts_match_dionysus(tmp_path, reducer, ranks, duali
     (2, ["--speculate-runs", "3", "--pivot-chunk", "5"]),
     # Rows split over the ranks: every addition made on every rank, on its rows.
     (2, ["--row-split"]), (3, ["--row-split", "--column-order", "natural"]), (4, ["--row-split", "--pivot-chunk", "3"]),
-    # Two groups of ranks: the top dimension on the last ranks while the others reduce the rest.
-    (2, ["--dualize", "hybrid", "--top-ranks", "1"]), (3, ["--dualize", "hybrid", "--top-ranks", "2", "--pivot-chunk", "4"]),
+    # Two groups of ranks (the default for hybrid): the top dimension on the last ranks while the others
+    # reduce the rest; 0: every rank both, one after the other.
+    (2, ["--dualize", "hybrid", "--top-ranks", "0"]), (3, ["--dualize", "hybrid", "--top-ranks", "2", "--pivot-chunk", "4"]),
     (4, ["--dualize", "hybrid", "--top-ranks", "1", "--row-split"])])
 def test_distributed_options_match_dionysus(tmp_path, ranks, args):
     for i, ops in _cases(200 + ranks + len(args[min(1, len(args) - 1)]), 8):
@@ -67,16 +68,6 @@ def test_distributed_options_match_dionysus(tmp_path, ranks, args):
         write_fzz(fzz, ops)
         run_lmtopo("barcode", fzz, "-o", out, "--reducer", "distributed", *args, ranks=ranks)
         assert read_bars(out) == dionysus_bars(ops), f"case {i}"
-
-
-@pytest.mark.parametrize("args", [["--top-ranks", "-1", "--reducer", "distributed"], ["--top-ranks", "1"],
-                                  ["--top-ranks", "1", "--reducer", "distributed", "--dualize", "true"]])
-def test_top_ranks_refused_where_it_cannot_apply(tmp_path, args):
-    fzz, out = tmp_path / "z.fzz", tmp_path / "z.bars"
-    fzz.write_text("i 0\ni 1\ni 0 1\n")
-    proc = run_lmtopo("barcode", fzz, "-o", out, *args, check=False)
-    assert proc.returncode == 2, proc.stderr
-    assert "--top-ranks" in proc.stderr and not out.exists()
 
 
 def test_top_ranks_unused_is_said(tmp_path):
@@ -87,13 +78,15 @@ def test_top_ranks_unused_is_said(tmp_path):
     assert "--top-ranks 1 not used" in proc.stderr and out.exists()
 
 
-@pytest.mark.parametrize("args", [["--pivot-chunk", "-1", "--reducer", "distributed"], ["--pivot-chunk", "8"]])
-def test_pivot_chunk_refused_where_it_cannot_apply(tmp_path, args):
+@pytest.mark.parametrize("args", [["--pivot-chunk", "-1", "--reducer", "distributed"], ["--pivot-chunk", "8"],
+                                  ["--top-ranks", "-1", "--reducer", "distributed"], ["--top-ranks", "1"],
+                                  ["--top-ranks", "1", "--reducer", "distributed", "--dualize", "true"]])
+def test_distributed_options_refused_where_they_cannot_apply(tmp_path, args):
     fzz, out = tmp_path / "z.fzz", tmp_path / "z.bars"
     fzz.write_text("i 0\ni 1\ni 0 1\n")
     proc = run_lmtopo("barcode", fzz, "-o", out, *args, check=False)
     assert proc.returncode == 2, proc.stderr
-    assert "--pivot-chunk" in proc.stderr and not out.exists()
+    assert args[0] in proc.stderr and not out.exists()
 
 
 def test_standard_persistence_of_random_filtrations_matches_gudhi(tmp_path):
