@@ -506,7 +506,7 @@ DistributedCone ConeBuilder<W>::deal_columns(const std::string& dualize, Index p
   cone.dualized = duality != Duality::primal;
   const int top = n > 0 ? lay_.max_size : 0;  // the cone matrix's largest dimension
   cone.top_dim = top;
-  cone.top_primal = duality == Duality::hybrid;
+  cone.top_primal = duality == Duality::hybrid && top > 0;  // an empty zigzag's matrix is the apex alone
   const int P = lay_.size;
   // With two groups, ranks [0, dual_ranks) hold the anti-transpose and the others the top columns;
   // otherwise every rank holds its share of both.
