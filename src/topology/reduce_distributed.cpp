@@ -667,8 +667,7 @@ void require_column_order(const std::string& spec) {
 
 ColumnOrder column_order_for(const std::string& spec, int step, int dim, Index num_columns) {
   if (spec == "auto") return auto_column_order(dim, num_columns);
-  const auto names = split_commas(spec);
-  return column_order_named(names[std::min(static_cast<std::size_t>(step), names.size() - 1)]);
+  return column_order_named(column_order_of_step(spec, step));
 }
 
 std::string column_order_of_step(const std::string& spec, int step) {
@@ -726,15 +725,16 @@ std::vector<PersistencePair> reduce_named(const std::string& name, const Boundar
   const bool root = rank == 0 && root_matrix;
   const Index n = root ? root_matrix->num_columns() : 0;
   std::vector<PersistencePair> pairs;
+  // Hybrid: the top dimension's columns reduced as they are, and left out of the anti-transpose.
+  const int top = duality == Duality::hybrid && root ? root_matrix->max_dim() : -1;
   if (duality == Duality::hybrid) {
-    int top = root ? root_matrix->max_dim() : 0;
     BoundaryMatrix top_columns;
     if (root) top_columns = columns_of_dim(*root_matrix, top);
     pairs = run_reducer(name, root ? &top_columns : nullptr, &top_columns, comm, threads, stats, pivot_chunk);
   }
   BoundaryMatrix dual;
   if (root) {
-    dual = anti_transpose(*root_matrix, duality == Duality::hybrid ? root_matrix->max_dim() : -1);
+    dual = anti_transpose(*root_matrix, top);
     if (releasable) releasable->release_rows();
   }
   std::vector<PersistencePair> cohomology = run_reducer(name, root ? &dual : nullptr, &dual, comm, threads, stats, pivot_chunk);
