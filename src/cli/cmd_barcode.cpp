@@ -90,8 +90,9 @@ void build_reduce_write_distributed(OwnLines own, const std::string& input, cons
     mpi::on_root(comm, [&] {
       std::cerr << "lmtopo barcode: --top-ranks " << run.top_ranks << " not used: "
                 << (mpi::size() == 1 ? std::string("one rank")
-                                     : "--dualize auto chose the boundary matrix for " + std::to_string(cone.num_columns) +
-                                           " cone columns (hybrid from " + std::to_string(topology::kDualizeFromColumns) + ")")
+                                     : std::string("the cone matrix (") + std::to_string(cone.num_columns) + " columns) is reduced " +
+                                           topology::duality_name(cone.duality()) + ", not hybrid (auto: hybrid from " +
+                                           std::to_string(topology::kDualizeFromColumns) + " columns)")
                 << "\n";
     });
   t = stages::record_phase(phases, "cone matrix (own columns)", t);

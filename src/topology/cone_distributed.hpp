@@ -48,6 +48,14 @@ struct DistributedCone {
   Duality duality() const { return top_primal ? Duality::hybrid : dualized ? Duality::dualized : Duality::primal; }
 };
 
+// The measured rule for top_ranks when none is given (docs/benchmarks.md, "Hybrid dualization: two
+// groups of ranks"): on more than one rank a quarter of them (at least one) reduce the top dimension
+// while the others reduce the anti-transpose. At 10^7 operations 2 ranks took 36.9 s (median of 3)
+// against 45.3 s, 4 ranks 34-40 s against 52 s; at 1.74 M the same time. The price: the
+// anti-transpose's group holds more (2 ranks at 10^7: 866 / 698 MiB against 704 / 677).
+constexpr int kTopGroupsFromRanks = 2;
+int auto_top_ranks(int ranks);
+
 // Builds the cone matrix of the zigzag whose operations are the ranks' `ops` slices concatenated in
 // rank order. `tags` (one per local op, or null: all 0) and `end_tag` label operations for
 // read_out_bars_distributed. `dualize` is resolve_dualize's mode ("auto", "true", "false", "hybrid").
@@ -56,13 +64,6 @@ struct DistributedCone {
 // With the hybrid dualization and `top_ranks` > 0 on more than one rank, the last min(top_ranks, P - 1)
 // ranks hold the top columns and the others the anti-transpose, so that the two reduce at once.
 // Collective.
-// The measured rule for top_ranks when none is given (docs/benchmarks.md, "Hybrid dualization: two
-// groups of ranks"): on more than one rank a quarter of them (at least one) reduce the top dimension
-// while the others reduce the anti-transpose. At 10^7 operations 2 ranks took 36.9 s (median of 3)
-// against 45.3 s, 4 ranks 34-40 s against 52 s; at 1.74 M the same time. The price: the
-// anti-transpose's group holds more (2 ranks at 10^7: 866 / 698 MiB against 704 / 677).
-constexpr int kTopGroupsFromRanks = 2;
-int auto_top_ranks(int ranks);
 DistributedCone build_cone_distributed(const ZigzagOpList& ops, const std::vector<int>* tags, int end_tag, MPI_Comm comm,
                                        const std::string& dualize, Index pivot_chunk = 0, int top_ranks = 0);
 

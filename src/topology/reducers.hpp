@@ -130,7 +130,8 @@ std::vector<PersistencePair> reduce_by_name_releasing(const std::string& name, B
                                                       std::vector<ReductionStepStats>* stats = nullptr,
                                                       Duality duality = Duality::dualized, Index pivot_chunk = 0);
 
-// The measured rule of `--dualize auto` (docs/benchmarks.md, "barcode against FastZigzag"): on k-NN
+// Where `--dualize auto` leaves the boundary matrix (since 2026-12-02 for the hybrid; before, for the
+// whole anti-transpose). The measured rule (docs/benchmarks.md, "barcode against FastZigzag"): on k-NN
 // zigzag cone matrices the dualized reduction wins from about 200,000 columns on (a zigzag that ends
 // empty has 2n + 1 = m + 1 columns: 333,515 columns, 1.72 vs 2.84 s), by up to 2.2x; below that the
 // primal one is faster (105,129 columns: 0.40 vs 0.52 s; the anti-transpose costs more than it saves).
