@@ -7,7 +7,9 @@ because OpenBLAS may order sums by thread count on some CPUs (seen on AMD EPYC);
 are recorded in created_by."""
 import json
 import os
+import pathlib
 import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -21,6 +23,8 @@ from test_tokenizer import TEXTS
 
 LMTOPO = os.environ["LMTOPO"]
 MPIRUN = os.environ.get("MPIRUN", "mpirun")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from mpi_launch import run as run_mpi  # noqa: E402  (tests/mpi_launch.py: Open MPI's lost-rank race)
 HOOKS = ["post_attention_layernorm", "block_output", "mlp_act"]
 
 
@@ -87,7 +91,7 @@ def extract(path, prompts, out, pool, ranks, batch=5, dtype="float32", extra=(),
         cmd += ["--threads", str(threads)]
     if ranks > 1:
         cmd = [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", str(ranks)] + cmd
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = run_mpi(cmd)
     assert proc.returncode == 0, proc.stderr
     return proc
 

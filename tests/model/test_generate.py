@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_extract import LMTOPO, MPIRUN, make_checkpoint
+from test_extract import LMTOPO, MPIRUN, make_checkpoint, run_mpi
 from test_parity import ARCHS
 from test_parity import reference as hooks_reference
 
@@ -25,7 +25,7 @@ def generate(path, tmp_path, *extra, ranks=2, name="g.jsonl", new_tokens=8):
                                               for i, t in enumerate(PROMPTS)))
     cmd = [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", str(ranks), LMTOPO, "generate", "--model", str(path),
            "--prompts", str(tmp_path / "p.jsonl"), "--max-new-tokens", str(new_tokens), "--threads", "1", "-o", str(tmp_path / name), *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = run_mpi(cmd)
     assert proc.returncode == 0, proc.stderr
     return [json.loads(l) for l in (tmp_path / name).read_text().splitlines()]
 

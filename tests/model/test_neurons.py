@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_extract import LMTOPO, MPIRUN, make_checkpoint, reference
+from test_extract import LMTOPO, MPIRUN, make_checkpoint, reference, run_mpi
 from test_tokenizer import TEXTS
 
 LANGS = ["de", "fr", "ru", "en"]
@@ -34,7 +34,7 @@ def neurons(path, prompt_file, out, *extra, ranks=1, check=True):
            "--threads", "1", "--batch", "3", "-o", str(out), *extra]
     if ranks > 1:
         cmd = [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", str(ranks)] + cmd
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = run_mpi(cmd) if check else subprocess.run(cmd, capture_output=True, text=True)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_extract import LMTOPO, MPIRUN, make_checkpoint
+from test_extract import LMTOPO, MPIRUN, make_checkpoint, run_mpi
 from test_neurons import prompts
 
 # Small texts so that random-init models loop: 3-grams, 3 occurrences within 30 tokens.
@@ -27,7 +27,7 @@ def repetition(path, prompt_file, out, *extra, ranks=1, check=True, cwd=None):
            "--threads", "1", "--batch", "4", "-o", str(out), *options]
     if ranks > 1:
         cmd = [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", str(ranks)] + cmd
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    proc = run_mpi(cmd, cwd=cwd) if check else subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from test_extract import LMTOPO, MPIRUN, make_checkpoint
+from test_extract import LMTOPO, MPIRUN, make_checkpoint, run_mpi
 from test_neurons import prompts
 
 # Random-init residual streams have norms of 0.2 to 2 (llama saturates by 0.1, GPT-NeoX needs more).
@@ -26,7 +26,7 @@ def sensitive(path, prompt_file, out, *extra, ranks=1, check=True):
            "--threads", "1", "--batch", "5", "--lengths", ",".join(map(str, LENGTHS)), "-o", str(out), *extra]
     if ranks > 1:
         cmd = [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", str(ranks)] + cmd
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = run_mpi(cmd) if check else subprocess.run(cmd, capture_output=True, text=True)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc

@@ -15,7 +15,7 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 from test_tokenizer import TEXTS
-from test_train import ARGS, LMTOPO, MPIRUN
+from test_train import ARGS, LMTOPO, MPIRUN, run_mpi
 
 SPATIAL_LOSS_DUMP = __import__("os").environ.get("SPATIAL_LOSS_DUMP", "spatial_loss_dump")
 
@@ -105,7 +105,7 @@ def train(corpus, out, *extra, ranks=1):
     cmd = [LMTOPO, "train", "--corpus", str(corpus), "-o", str(out)] + ARGS + list(extra)
     if ranks > 1:
         cmd = [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", str(ranks)] + cmd
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = run_mpi(cmd)
     assert proc.returncode == 0, proc.stderr
     with h5py.File(out / "train_log.h5", "r") as f:
         return {k: f[f"train/{k}"][:] for k in ("loss", "cross_entropy", "spatial_loss") if f"train/{k}" in f} | \

@@ -3,7 +3,9 @@ ranks, checkpoints that Hugging Face transformers loads with the same logits as 
 tokenizer.json that `tokenizers` reads."""
 import json
 import os
+import pathlib
 import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -16,6 +18,8 @@ from test_tokenizer import TEXTS
 
 LMTOPO = os.environ["LMTOPO"]
 MPIRUN = os.environ.get("MPIRUN", "mpirun")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from mpi_launch import run as run_mpi  # noqa: E402  (tests/mpi_launch.py: Open MPI's lost-rank race)
 MODEL_DUMP = os.environ.get("MODEL_DUMP", "model_dump")
 ARGS = ["--steps", "40", "--batch", "8", "--seq-len", "32", "--vocab-size", "400", "--layers", "2", "--hidden", "64",
         "--heads", "4", "--intermediate", "128", "--lr", "3e-3", "--warmup", "5", "--seed", "3"]
@@ -32,7 +36,7 @@ def train(corpus, out, ranks):
     cmd = [LMTOPO, "train", "--corpus", str(corpus), "-o", str(out)] + ARGS
     if ranks > 1:
         cmd = [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-n", str(ranks)] + cmd
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = run_mpi(cmd)
     assert proc.returncode == 0, proc.stderr
     with h5py.File(out / "train_log.h5", "r") as f:
         return f["train/loss"][:], f["heldout/step"][:], f["heldout/loss"][:]
