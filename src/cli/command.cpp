@@ -87,8 +87,8 @@ std::string dualize_option(const po::variables_map& vm) {
 const char* const kTopRanksHelp =
     "distributed reducer, hybrid dualization on more than one rank: this many ranks (at most P - 1) reduce the top "
     "dimension's columns while the others reduce the anti-transpose, at once; 0: every rank reduces both, one after "
-    "the other (less memory on the first ranks); auto: a quarter of the ranks, at least one (the measured rule, "
-    "docs/benchmarks.md); the same bars";
+    "the other, the second compressed by the first's pairs (less memory on the first ranks); auto: 0 (the measured "
+    "rule, docs/benchmarks.md); the same bars";
 
 int top_ranks_option(const po::variables_map& vm, const std::string& reducer) {
   const std::string value = vm["top-ranks"].as<std::string>();

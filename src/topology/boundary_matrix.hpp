@@ -99,11 +99,16 @@ class BoundaryMatrix {
 // max_dim - dim(i). Reducing it yields the persistent cohomology pairs, which are the homology pairs
 // with both ends mapped back by i -> n-1-i (de Silva, Morozov, Vejdemo-Johansson 2011). The columns
 // of dimension `leave_out` (if any) contribute no rows: the hybrid reduction finds their pairs in
-// the matrix itself (columns_of_dim).
-inline BoundaryMatrix anti_transpose(const BoundaryMatrix& matrix, int leave_out = -1) {
+// the matrix itself (columns_of_dim). Nor do the cells marked in `compressed` (if given): cells
+// that are creators of pairs with a leave_out column, whose rows the anti-transpose can do without
+// (compression, reduce_distributed.cpp's reduce_named).
+inline BoundaryMatrix anti_transpose(const BoundaryMatrix& matrix, int leave_out = -1,
+                                     const std::vector<bool>* compressed = nullptr) {
   const Index n = matrix.num_columns();
   const int top = matrix.max_dim();
-  auto kept = [&](Index j) { return matrix.dim(j) != leave_out; };
+  auto kept = [&](Index j) {
+    return matrix.dim(j) != leave_out && !(compressed && (*compressed)[static_cast<std::size_t>(j)]);
+  };
   std::vector<Index> offsets(static_cast<std::size_t>(n) + 1, 0);
   for (Index j = 0; j < n; ++j)
     if (kept(j))

@@ -48,12 +48,15 @@ struct DistributedCone {
   Duality duality() const { return top_primal ? Duality::hybrid : dualized ? Duality::dualized : Duality::primal; }
 };
 
-// The measured rule for top_ranks when none is given (docs/benchmarks.md, "Hybrid dualization: two
-// groups of ranks"): on more than one rank a quarter of them (at least one) reduce the top dimension
-// while the others reduce the anti-transpose. At 10^7 operations 2 ranks took 36.9 s (median of 3)
-// against 45.3 s, 4 ranks 34-40 s against 52 s; at 1.74 M the same time. The price: the
-// anti-transpose's group holds more (2 ranks at 10^7: 866 / 698 MiB against 704 / 677).
-constexpr int kTopGroupsFromRanks = 2;
+// Removes, from every column of dimension `dim` in a reducer's layout ([dim, size, rows...] each),
+// the rows marked in `drop` (compression: rows of negative cells, which no pair changes without).
+void drop_rows_of_dim(std::vector<Row>& columns, int dim, const std::vector<bool>& drop);
+
+// The measured rule for top_ranks when none is given (docs/benchmarks.md, "Compression of the
+// bars-1 step"): 0, every rank both reductions one after the other, since the second is compressed
+// by the first's pairs (reduce_and_read_out_distributed) and groups reduce both at once. At 10^7
+// operations, 2 ranks: 37.0 s against 36.7 s with groups (medians of 3, interleaved), peaks 704 /
+// 677 MiB against 866 / 698; 4 ranks: 45.3 against 53.4 s, largest peak 539 against 590-816 MiB.
 int auto_top_ranks(int ranks);
 
 // Builds the cone matrix of the zigzag whose operations are the ranks' `ops` slices concatenated in

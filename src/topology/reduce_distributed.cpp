@@ -727,14 +727,21 @@ std::vector<PersistencePair> reduce_named(const std::string& name, const Boundar
   std::vector<PersistencePair> pairs;
   // Hybrid: the top dimension's columns reduced as they are, and left out of the anti-transpose.
   const int top = duality == Duality::hybrid && root ? root_matrix->max_dim() : -1;
+  // Compression: the top pairs' creators are negative on the dual side, and the anti-transpose's
+  // next step can do without their rows (cone_distributed.cpp, negative_dual_rows, says why).
+  std::vector<bool> top_creators;
   if (duality == Duality::hybrid) {
     BoundaryMatrix top_columns;
     if (root) top_columns = columns_of_dim(*root_matrix, top);
     pairs = run_reducer(name, root ? &top_columns : nullptr, &top_columns, comm, threads, stats, pivot_chunk);
+    if (root) {
+      top_creators.assign(static_cast<std::size_t>(n), false);
+      for (const auto& p : pairs) top_creators[static_cast<std::size_t>(p.creator)] = true;
+    }
   }
   BoundaryMatrix dual;
   if (root) {
-    dual = anti_transpose(*root_matrix, top);
+    dual = anti_transpose(*root_matrix, top, top_creators.empty() ? nullptr : &top_creators);
     if (releasable) releasable->release_rows();
   }
   std::vector<PersistencePair> cohomology = run_reducer(name, root ? &dual : nullptr, &dual, comm, threads, stats, pivot_chunk);

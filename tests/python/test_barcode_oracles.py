@@ -58,9 +58,9 @@ def test_reducers_and_rank_counts_match_dionysus(tmp_path, reducer, ranks, duali
     (2, ["--speculate-runs", "3", "--pivot-chunk", "5"]),
     # Rows split over the ranks: every addition made on every rank, on its rows.
     (2, ["--row-split"]), (3, ["--row-split", "--column-order", "natural"]), (4, ["--row-split", "--pivot-chunk", "3"]),
-    # Two groups of ranks (the default for hybrid): the top dimension on the last ranks while the others
-    # reduce the rest; 0: every rank both, one after the other.
-    (2, ["--dualize", "hybrid", "--top-ranks", "0"]), (3, ["--dualize", "hybrid", "--top-ranks", "2", "--pivot-chunk", "4"]),
+    # Two groups of ranks: the top dimension on the last ranks while the others reduce the rest; 0 (the
+    # default): every rank both, one after the other, the second step compressed by the first's pairs.
+    (2, ["--dualize", "hybrid", "--top-ranks", "0"]), (3, ["--dualize", "hybrid", "--pivot-chunk", "3"]), (3, ["--dualize", "hybrid", "--top-ranks", "2", "--pivot-chunk", "4"]),
     (4, ["--dualize", "hybrid", "--top-ranks", "1", "--row-split"])])
 def test_distributed_options_match_dionysus(tmp_path, ranks, args):
     for i, ops in _cases(200 + ranks + len(args[min(1, len(args) - 1)]), 8):

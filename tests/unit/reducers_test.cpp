@@ -7,6 +7,7 @@
 #include <random>
 
 #include "test_matrices.hpp"
+#include "topology/cone_distributed.hpp"
 #include "topology/reducers.hpp"
 
 using namespace lmtopo;
@@ -103,6 +104,50 @@ TEST(Reducers, DualizedReducersMatchThePairingLemma) {
       EXPECT_EQ(top_only.dim(j), m.dim(j));
     }
   }
+}
+
+// Compression: zeroing the rows of negative cells (the destroyers of pairs) in every column leaves
+// every pair as the pairing lemma gives it for the full matrix (the lemma's ranks decide it, not the
+// reducers); the hybrid's anti-transpose without the top pairs' creators' rows is such a matrix on
+// the dual side, and it is smaller (so the compression is really applied).
+TEST(Reducers, CompressionByNegativeCellsKeepsEveryPair) {
+  std::mt19937 rng(23);
+  Index dropped = 0, dual_entries = 0, compressed_dual_entries = 0;
+  for (int trial = 0; trial < 20; ++trial) {
+    const auto m = trial % 2 ? test_inputs::random_filtration_matrix(rng, 7, 3, 40)
+                             : topology::build_cone_matrix(test_inputs::random_zigzag(rng, 6, 2, 30, 0.35)).matrix;
+    const auto expected = pairs_by_ranks(m);
+    std::vector<bool> negative(static_cast<std::size_t>(m.num_columns()), false);
+    for (const auto& p : expected) negative[static_cast<std::size_t>(p.destroyer)] = true;
+    topology::BoundaryMatrix compressed;
+    for (Index j = 0; j < m.num_columns(); ++j) {
+      std::vector<Index> rows;
+      for (Index r : m.column(j))
+        if (!negative[static_cast<std::size_t>(r)]) rows.push_back(r);
+      dropped += static_cast<Index>(m.column(j).size() - rows.size());
+      compressed.append_column(m.dim(j), rows);
+    }
+    EXPECT_EQ(pairs_by_ranks(compressed), expected) << "trial " << trial;
+    EXPECT_EQ(topology::reduce_twist(compressed), expected) << "trial " << trial;
+    const int top = m.max_dim();
+    std::vector<bool> top_creators(static_cast<std::size_t>(m.num_columns()), false);
+    for (const auto& p : expected)
+      if (m.dim(p.destroyer) == top) top_creators[static_cast<std::size_t>(p.creator)] = true;
+    const auto dual = topology::anti_transpose(m, top), smaller = topology::anti_transpose(m, top, &top_creators);
+    dual_entries += dual.num_entries();
+    compressed_dual_entries += smaller.num_entries();
+    EXPECT_EQ(topology::reduce_twist(smaller), topology::reduce_twist(dual)) << "trial " << trial;
+  }
+  EXPECT_GT(dropped, 0);  // the compressions above really dropped rows
+  EXPECT_LT(compressed_dual_entries, dual_entries);
+}
+
+// drop_rows_of_dim: the reducers' flat layout ([dim, size, rows...] per column), one dimension's rows.
+TEST(Reducers, DropRowsOfOneDimension) {
+  std::vector<topology::Row> columns{0, 0, 1, 2, 0, 1, 2, 3, 0, 1, 3, 1, 1, 2};
+  const std::vector<bool> drop{false, true, false, false};
+  topology::drop_rows_of_dim(columns, 1, drop);  // row 1 goes from the dimension-1 columns only
+  EXPECT_EQ(columns, (std::vector<topology::Row>{0, 0, 1, 1, 0, 2, 3, 0, 1, 3, 1, 1, 2}));
 }
 
 TEST(Reducers, EmptyAndTrivialMatrices) {
