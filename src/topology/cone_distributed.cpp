@@ -26,6 +26,7 @@
 #include "mpi/collective.hpp"
 #include "mpi/large_count.hpp"
 #include "topology/pivot_ownership.hpp"
+#include "topology/reduce_row_split.hpp"
 
 namespace lmtopo::topology {
 namespace {
@@ -422,6 +423,9 @@ class ConeBuilder {
 
   // Exchanges 4 and 5: the columns to their reducing ranks, the read-out records to their blocks.
   DistributedCone deal_columns(const std::string& dualize, Index pivot_chunk, int top_ranks);
+  // Row bounds for `parts` blocks from a histogram (over all ranks) of the top columns' initial pivots
+  // (their largest rows): rank r's rows start at quantile (r / P)^1.6 (row_split_bounds). Collective.
+  std::vector<Index> top_pivot_bounds(int top, int parts) const;
   // f(column, dim, rows (unsorted, writable), size, op, tag) for every column this rank builds: the
   // apex (rank 0), then per insertion its up column and its deletion's cone column.
   template <class F>
@@ -495,6 +499,23 @@ void ConeBuilder<W>::for_each_column(F&& f) const {
   }
 }
 
+// The primal top step's pivots all lie in the upper half of the rows (the cone cells come after the
+// insertions), so one block per rank left the whole step to the last rank: 10^7 operations, 2 ranks,
+// 8.4 s with rank 0 idle 5.4 s of it. Blocks at the pivots' quantiles (r / P)^1.6: 3.5 s; at equal
+// counts (r / P) 4.6 s, rank 1 then idle instead (docs/benchmarks.md, "The top step's rows").
+template <int W>
+std::vector<Index> ConeBuilder<W>::top_pivot_bounds(int top, int parts) const {
+  const Index N = 2 * lay_.n + 1;
+  constexpr std::size_t kBins = 4096;
+  std::vector<double> histogram(kBins, 0.0);
+  for_each_column([&](Index, int dim, const Row* rows, std::size_t size, Index, int) {
+    if (dim == top && size > 0)
+      histogram[static_cast<std::size_t>(static_cast<Index>(*std::max_element(rows, rows + size)) * static_cast<Index>(kBins) / N)] += 1;
+  });
+  mpi::check(MPI_Allreduce(MPI_IN_PLACE, histogram.data(), static_cast<int>(kBins), MPI_DOUBLE, MPI_SUM, comm_), "MPI_Allreduce");
+  return row_split_bounds(histogram, N, parts);
+}
+
 template <int W>
 DistributedCone ConeBuilder<W>::deal_columns(const std::string& dualize, Index pivot_chunk, int top_ranks) {
   DistributedCone cone;
@@ -516,11 +537,13 @@ DistributedCone ConeBuilder<W>::deal_columns(const std::string& dualize, Index p
   const int first_top_rank = groups ? cone.dual_ranks : 0;
   cone.pivot_chunk = pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(N, dual_group);
   cone.top_pivot_chunk = pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(N, top_group);
-  const PivotOwnership own(N, dual_group, cone.pivot_chunk), own_top(N, top_group, cone.top_pivot_chunk);
-  const Index info_block = (N + P - 1) / P;
   const bool dual = cone.dualized;
   // Which columns go primal: all, or with top_primal the top dimension's.
   auto primal = [&](int dim) { return !dual || (cone.top_primal && dim == top); };
+  if (cone.top_primal && pivot_chunk == 0 && top_group > 1) cone.top_row_bounds = top_pivot_bounds(top, top_group);
+  const PivotOwnership own(N, dual_group, cone.pivot_chunk);
+  const PivotOwnership own_top = cone.top_ownership(top_group);
+  const Index info_block = (N + P - 1) / P;
   // Column j's cell is the dual's cell N-1-j; row i becomes dual column N-1-i.
   auto dual_of = [N](Index j) { return N - 1 - j; };
   auto info_rank = [&](Index j) { return static_cast<std::size_t>(j / info_block); };
@@ -730,7 +753,9 @@ std::vector<PersistencePair> reduce_cone_columns(DistributedCone& cone, MPI_Comm
   // The top dimension first: its columns are freed before the larger anti-transpose's store grows.
   if (reduces_top) {
     const std::size_t first_row = stats ? stats->size() : 0;
-    pairs = reduce_distributed_owned(cone.top_columns, N, group, stats, cone.top_pivot_chunk,
+    int group_size = 1;
+    mpi::check(MPI_Comm_size(group, &group_size), "MPI_Comm_size");
+    pairs = reduce_distributed_owned(cone.top_columns, cone.top_ownership(group_size), N, group, stats,
                                      column_order_of_step(column_order, cone.top_dim - 1), index_order_steps, cone.top_dim);
     std::vector<Row>().swap(cone.top_columns);
     label_rows(first_row, false);

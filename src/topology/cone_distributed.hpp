@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "topology/boundary_matrix.hpp"
+#include "topology/pivot_ownership.hpp"
 #include "topology/reducers.hpp"
 #include "topology/zigzag.hpp"
 
@@ -38,13 +39,17 @@ struct DistributedCone {
   // [0, dual_ranks) hold and reduce the anti-transpose, the others the top columns; 0: every rank
   // holds its share of both, reduced one after the other.
   int dual_ranks = 0;
-  Index top_pivot_chunk = 0;  // the ownership `top_columns` are dealt by, within their group
+  Index top_pivot_chunk = 0;  // the ownership `top_columns` are dealt by, within their group,
+  std::vector<Index> top_row_bounds;  // unless these are given: one block each (top_pivot_bounds)
   Index pivot_chunk = 0;     // the ownership `columns` are dealt by (reduce_distributed_owned's)
   std::vector<Row> columns;  // this rank's columns to reduce, increasing index, [dim, size, rows...] each
   std::vector<Row> top_columns;  // top_primal: this rank's primal columns, the same layout (other dims empty)
   Index info_first = 0;      // this rank's block of read-out records: columns info_first.. of the
   std::vector<ConeColumnInfo> info;  // primal cone matrix, in contiguous blocks of ceil(N / P)
 
+  PivotOwnership top_ownership(int ranks) const {
+    return top_row_bounds.empty() ? PivotOwnership(num_columns, ranks, top_pivot_chunk) : PivotOwnership(num_columns, top_row_bounds);
+  }
   Duality duality() const { return top_primal ? Duality::hybrid : dualized ? Duality::dualized : Duality::primal; }
 };
 

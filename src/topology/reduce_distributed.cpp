@@ -614,16 +614,23 @@ std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my
                                                       std::vector<ReductionStepStats>* stats, Index pivot_chunk,
                                                       const std::string& column_order, IndexOrderSteps index_order_steps,
                                                       int lowest_dim) {
+  int size = 1;
+  mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  const PivotOwnership own(n, size, pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(n, size));
+  return reduce_distributed_owned(my_columns, own, n, comm, stats, column_order, index_order_steps, lowest_dim);
+}
+
+std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my_columns, const PivotOwnership& own, Index n,
+                                                      MPI_Comm comm, std::vector<ReductionStepStats>* stats,
+                                                      const std::string& column_order, IndexOrderSteps index_order_steps,
+                                                      int lowest_dim) {
   require_column_order(column_order);
   if (index_order_steps.split_rows && index_order_steps.speculate_run > 0)
     throw std::invalid_argument("reduce_distributed_owned: speculative runs and split rows are two ways of the same steps");
-  int size = 1;
-  mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
   int max_dim = 0;
   for (std::size_t pos = 0; pos < my_columns.size(); pos += 2 + static_cast<std::size_t>(my_columns[pos + 1]))
     max_dim = std::max(max_dim, static_cast<int>(my_columns[pos]));
   mpi::check(MPI_Allreduce(MPI_IN_PLACE, &max_dim, 1, MPI_INT, MPI_MAX, comm), "MPI_Allreduce");
-  const PivotOwnership own(n, size, pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(n, size));
   return reduce_dealt_columns(my_columns, own, n, max_dim, comm, stats, column_order, index_order_steps, lowest_dim);
 }
 

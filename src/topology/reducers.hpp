@@ -100,6 +100,12 @@ std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my
                                                       std::vector<ReductionStepStats>* stats = nullptr,
                                                       Index pivot_chunk = 0, const std::string& column_order = "auto",
                                                       IndexOrderSteps index_order_steps = {}, int lowest_dim = 1);
+// The same with the rows (and columns) owned as `own` says (its ranks: comm's), not by chunks.
+class PivotOwnership;
+std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my_columns, const PivotOwnership& own, Index n,
+                                                      MPI_Comm comm, std::vector<ReductionStepStats>* stats,
+                                                      const std::string& column_order, IndexOrderSteps index_order_steps,
+                                                      int lowest_dim);
 // How many runs a rank of the speculative pipeline reduces ahead of its first one not yet checked.
 constexpr std::size_t kSpeculationDepth = 3;
 

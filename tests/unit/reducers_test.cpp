@@ -8,6 +8,7 @@
 
 #include "test_matrices.hpp"
 #include "topology/cone_distributed.hpp"
+#include "topology/pivot_ownership.hpp"
 #include "topology/reducers.hpp"
 
 using namespace lmtopo;
@@ -166,4 +167,36 @@ TEST(Reducers, EmptyAndTrivialMatrices) {
 TEST(Reducers, UnknownNameIsRejected) {
   topology::BoundaryMatrix m;
   EXPECT_THROW(topology::reduce_by_name("gauss", &m, MPI_COMM_SELF, 1), std::invalid_argument);
+}
+
+// PivotOwnership by bounds: every index has one owner, local and global invert each other, the
+// counts add up, and an empty block owns nothing; the same holds for chunks dealt round robin.
+TEST(PivotOwnership, BoundsAndChunksAreConsistent) {
+  const Index n = 23;
+  const std::vector<topology::PivotOwnership> ownerships{
+      topology::PivotOwnership(n, {0, 5, 5, 17, n}), topology::PivotOwnership(n, {0, n}),
+      topology::PivotOwnership(n, 3, 4), topology::PivotOwnership(n, 2, 12)};
+  const std::vector<int> ranks{4, 1, 3, 2};
+  for (std::size_t k = 0; k < ownerships.size(); ++k) {
+    const auto& own = ownerships[k];
+    Index counted = 0;
+    for (int r = 0; r < ranks[k]; ++r) {
+      std::vector<Index> owned;
+      own.for_each_owned(r, [&](Index j) { owned.push_back(j); });
+      EXPECT_EQ(static_cast<Index>(owned.size()), own.local_count(r)) << k;
+      for (std::size_t i = 0; i < owned.size(); ++i) {
+        EXPECT_EQ(own.owner(owned[i]), r) << k;
+        EXPECT_EQ(own.local(owned[i]), static_cast<Index>(i)) << k;
+        EXPECT_EQ(own.global(r, static_cast<Index>(i)), owned[i]) << k;
+      }
+      counted += own.local_count(r);
+    }
+    EXPECT_EQ(counted, n) << k;
+  }
+  EXPECT_EQ(ownerships[0].local_count(1), 0);
+  EXPECT_EQ(ownerships[0].owner(5), 2);
+  EXPECT_EQ(ownerships[0].owner(4), 0);
+  EXPECT_EQ(ownerships[0].owner(17), 3);
+  EXPECT_THROW(topology::PivotOwnership(n, {0, 9, 4, n}), std::logic_error);
+  EXPECT_THROW(topology::PivotOwnership(n, {0, 9}), std::logic_error);
 }
