@@ -31,4 +31,3 @@ def run(cmd, **kwargs):
             return proc
         print(f"mpi_launch: mpirun lost track of a rank (PID 0, open-mpi/ompi#7833); rerunning: {' '.join(map(str, cmd))}",
               file=sys.stderr)
-    return proc
