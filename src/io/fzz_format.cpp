@@ -166,8 +166,30 @@ void write_fzz_file(const std::string& path, const topology::ZigzagOpList& ops) 
   write_file_atomically(path, [&](std::ostream& out) { write_fzz(out, ops); });
 }
 
+void append_bar_lines(std::string& text, const topology::ZigzagBar* first, const topology::ZigzagBar* last) {
+  constexpr std::size_t kLongestLine = 3 * 21;  // three 64-bit numbers, their separators
+  std::size_t at = text.size();
+  text.resize(at + kLongestLine * static_cast<std::size_t>(last - first));
+  auto put = [&](long long value, char after) {
+    at = static_cast<std::size_t>(std::to_chars(text.data() + at, text.data() + text.size(), value).ptr - text.data());
+    text[at++] = after;
+  };
+  for (const topology::ZigzagBar* b = first; b != last; ++b) {
+    put(b->dim, ' ');
+    put(b->birth, ' ');
+    put(b->death, '\n');
+  }
+  text.resize(at);
+}
+
 void write_bars(std::ostream& out, const std::vector<topology::ZigzagBar>& bars) {
-  for (const auto& b : bars) out << b.dim << ' ' << b.birth << ' ' << b.death << '\n';
+  constexpr std::size_t kBarsPerWrite = 1 << 16;
+  std::string text;
+  for (std::size_t first = 0; first < bars.size(); first += kBarsPerWrite) {
+    text.clear();
+    append_bar_lines(text, bars.data() + first, bars.data() + std::min(bars.size(), first + kBarsPerWrite));
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  }
 }
 
 }  // namespace lmtopo::io

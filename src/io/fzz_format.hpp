@@ -55,6 +55,10 @@ void write_fzz_lines(std::ostream& out, const topology::ZigzagOpList& ops);
 
 // Writes `ops` to `path` through a temporary file and a rename (an interrupted write leaves no `path`).
 void write_fzz_file(const std::string& path, const topology::ZigzagOpList& ops);
+// The bars' lines, "dim birth death" each, in their order.
 void write_bars(std::ostream& out, const std::vector<topology::ZigzagBar>& bars);
+// The lines of the bars [first, last) appended to `text` (std::to_chars: several times faster than
+// a stream).
+void append_bar_lines(std::string& text, const topology::ZigzagBar* first, const topology::ZigzagBar* last);
 
 }  // namespace lmtopo::io

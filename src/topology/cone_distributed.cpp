@@ -536,12 +536,13 @@ DistributedCone ConeBuilder<W>::deal_columns(const std::string& dualize, Index p
   const int dual_group = groups ? cone.dual_ranks : P, top_group = groups ? P - cone.dual_ranks : P;
   const int first_top_rank = groups ? cone.dual_ranks : 0;
   cone.pivot_chunk = pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(N, dual_group);
+  cone.pivot_chunk_given = pivot_chunk > 0;
   cone.top_pivot_chunk = pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(N, top_group);
   const bool dual = cone.dualized;
   // Which columns go primal: all, or with top_primal the top dimension's.
   auto primal = [&](int dim) { return !dual || (cone.top_primal && dim == top); };
   if (cone.top_primal && pivot_chunk == 0 && top_group > 1) cone.top_row_bounds = top_pivot_bounds(top, top_group);
-  const PivotOwnership own(N, dual_group, cone.pivot_chunk);
+  const PivotOwnership own = cone.ownership(dual_group);
   const PivotOwnership own_top = cone.top_ownership(top_group);
   const Index info_block = (N + P - 1) / P;
   // Column j's cell is the dual's cell N-1-j; row i becomes dual column N-1-i.
@@ -686,6 +687,12 @@ DistributedCone build_cone_distributed(const ZigzagOpList& ops, const std::vecto
 
 namespace {
 
+int group_size_of(MPI_Comm group) {
+  int size = 1;
+  mpi::check(MPI_Comm_size(group, &size), "MPI_Comm_size");
+  return size;
+}
+
 // Compression (Bauer, Kerber & Reininghaus, "Clear and compress"): a row whose cell is negative
 // (its own column reduces to non-zero) can be zeroed in every column of the next dimension without
 // changing a single pair: removing row i changes the rank of a lower-left submatrix only if some sum
@@ -726,6 +733,87 @@ void drop_rows_of_dim(std::vector<Row>& columns, int dim, const std::vector<bool
   columns.resize(write);
 }
 
+void redeal_columns(std::vector<Row>& columns, const PivotOwnership& from, const PivotOwnership& to, MPI_Comm comm) {
+  int rank = 0, size = 1;
+  mpi::check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  auto for_each_column = [&](auto&& f) {  // f(destination, first word, words)
+    Index local = 0;
+    for (std::size_t at = 0; at < columns.size(); at += 2 + static_cast<std::size_t>(columns[at + 1]), ++local)
+      f(static_cast<std::size_t>(to.owner(from.global(rank, local))), at, 2 + static_cast<std::size_t>(columns[at + 1]));
+  };
+  std::vector<std::vector<Row>> out(static_cast<std::size_t>(size));
+  {
+    std::vector<std::size_t> words(out.size(), 0);
+    for_each_column([&](std::size_t to_rank, std::size_t, std::size_t w) { words[to_rank] += w; });
+    for (std::size_t r = 0; r < out.size(); ++r) out[r].reserve(words[r]);
+  }
+  for_each_column([&](std::size_t to_rank, std::size_t at, std::size_t w) {
+    out[to_rank].insert(out[to_rank].end(), columns.begin() + static_cast<std::ptrdiff_t>(at), columns.begin() + static_cast<std::ptrdiff_t>(at + w));
+  });
+  std::vector<Row>().swap(columns);
+  const std::vector<std::vector<Row>> received = mpi::exchange_blocks(comm, std::move(out), MPI_UINT32_T);
+  std::size_t words = 0;
+  for (const auto& block : received) words += block.size();
+  columns.reserve(words);
+  // Each rank's block holds the columns it had of this rank's, in increasing index: this rank's
+  // columns in its (increasing) local order take them in turn from the block of their old owner.
+  std::vector<std::size_t> next(received.size(), 0);
+  to.for_each_owned(rank, [&](Index j) {
+    const auto& block = received[static_cast<std::size_t>(from.owner(j))];
+    std::size_t& at = next[static_cast<std::size_t>(from.owner(j))];
+    const std::size_t w = 2 + static_cast<std::size_t>(block.at(at + 1));
+    columns.insert(columns.end(), block.begin() + static_cast<std::ptrdiff_t>(at), block.begin() + static_cast<std::ptrdiff_t>(at + w));
+    at += w;
+  });
+}
+
+namespace {
+
+// P + 1 bounds from `first` to `last` at the quantiles (r / P)^1.6 of `histogram` (of the rows 0..N:
+// row_split_bounds), or evenly spaced when it is empty.
+std::vector<Index> bounds_within(const std::vector<double>& histogram, Index N, int ranks, Index first, Index last) {
+  std::vector<Index> bounds;
+  if (std::all_of(histogram.begin(), histogram.end(), [](double h) { return h == 0; })) {
+    for (int r = 0; r <= ranks; ++r) bounds.push_back(first + (last - first) * r / ranks);
+    return bounds;
+  }
+  bounds = row_split_bounds(histogram, N, ranks);
+  for (Index& b : bounds) b = std::clamp(b, first, last);
+  bounds.front() = first;
+  bounds.back() = last;
+  return bounds;
+}
+
+}  // namespace
+
+PivotOwnership halves_ownership(const std::vector<Row>& columns, const PivotOwnership& dealt, int dim, Index N, MPI_Comm comm) {
+  int rank = 0, size = 1;
+  mpi::check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  constexpr std::size_t kBins = 4096;
+  const Index half = N / 2;  // reduce_distributed_owned's upper-first boundary
+  std::vector<double> histogram(2 * kBins, 0.0);  // the upper phase's pivots, then the lower phase's
+  Index local = 0;
+  for (std::size_t at = 0; at < columns.size(); at += 2 + static_cast<std::size_t>(columns[at + 1]), ++local) {
+    const Row rows = columns[at + 1];
+    if (static_cast<int>(columns[at]) != dim || rows == 0) continue;
+    const Index j = dealt.global(rank, local), pivot = columns[at + 1 + rows];  // rows increase
+    const auto bin = static_cast<std::size_t>(pivot * static_cast<Index>(kBins) / N);
+    if (j < half) histogram[kBins + bin] += 1;
+    else if (pivot >= half) histogram[bin] += 1;  // (an upper column's pivot below the half: lower phase's rows)
+  }
+  mpi::check(MPI_Allreduce(MPI_IN_PLACE, histogram.data(), static_cast<int>(histogram.size()), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+  const std::vector<double> upper(histogram.begin(), histogram.begin() + kBins), lower(histogram.begin() + kBins, histogram.end());
+  std::vector<Index> starts = bounds_within(lower, N, size, 0, half);
+  const std::vector<Index> upper_bounds = bounds_within(upper, N, size, half, N);
+  starts.insert(starts.end(), upper_bounds.begin() + 1, upper_bounds.end());
+  std::vector<int> owners;
+  for (int half_rows = 0; half_rows < 2; ++half_rows)
+    for (int r = 0; r < size; ++r) owners.push_back(r);
+  return PivotOwnership(N, starts, owners);
+}
+
 namespace {
 
 // This rank's pairs (homology's, mapped back from the anti-transpose's) of `cone`'s columns, which
@@ -764,7 +852,19 @@ std::vector<PersistencePair> reduce_cone_columns(DistributedCone& cone, MPI_Comm
   }
   if (reduces_dual) {
     const std::size_t first_row = stats ? stats->size() : 0;
-    std::vector<PersistencePair> found = reduce_distributed_owned(cone.columns, N, group, stats, cone.pivot_chunk, column_order,
+    const int ranks = group_size_of(group);
+    // The hybrid's bars-1 step (dual dimension top - 1, the second step) taken upper-first: its two
+    // phases' rows over all ranks (halves_ownership), not the lower half's on rank 0 alone.
+    const int bars1_dim = cone.top_dim - 1;
+    if (cone.top_primal && ranks > 1 && !cone.pivot_chunk_given && cone.row_starts.empty() &&
+        column_order_for(column_order, cone.top_dim - bars1_dim, bars1_dim, N) == ColumnOrder::upper_first) {
+      const PivotOwnership blocks = cone.ownership(ranks);
+      const PivotOwnership halves = halves_ownership(cone.columns, blocks, bars1_dim, N, group);
+      redeal_columns(cone.columns, blocks, halves, group);
+      cone.row_starts = halves.starts();
+      cone.row_owners = halves.owners();
+    }
+    std::vector<PersistencePair> found = reduce_distributed_owned(cone.columns, cone.ownership(ranks), N, group, stats, column_order,
                                                                   index_order_steps, cone.top_primal ? 2 : 1);
     std::vector<Row>().swap(cone.columns);
     if (cone.dualized)  // cohomology pairs back to homology pairs (reduce_by_name's mapping)
@@ -779,9 +879,9 @@ std::vector<PersistencePair> reduce_cone_columns(DistributedCone& cone, MPI_Comm
 
 }  // namespace
 
-std::vector<TaggedBar> reduce_and_read_out_distributed(DistributedCone& cone, MPI_Comm comm, int end_tag,
-                                                       std::vector<ReductionStepStats>* stats, const std::string& column_order,
-                                                       IndexOrderSteps index_order_steps) {
+std::vector<TaggedBar> reduce_and_read_out_local(DistributedCone& cone, MPI_Comm comm, int end_tag,
+                                                 std::vector<ReductionStepStats>* stats, const std::string& column_order,
+                                                 IndexOrderSteps index_order_steps) {
   const Index N = cone.num_columns, n = cone.num_insertions, m = cone.num_ops;
   std::vector<PersistencePair> pairs = reduce_cone_columns(cone, comm, stats, column_order, index_order_steps);
   int size = 1;
@@ -826,8 +926,8 @@ std::vector<TaggedBar> reduce_and_read_out_distributed(DistributedCone& cone, MP
                           static_cast<int>(static_cast<std::int64_t>(a[2]))};
   };
 
-  std::vector<std::int64_t> flat;  // [dim, birth, death, birth tag, death tag] per bar
-  flat.reserve(5 * pairs.size());
+  std::vector<TaggedBar> bars;
+  bars.reserve(pairs.size());
   for (const auto& p : pairs) {
     const ConeColumnInfo c = next_info(p.creator), e = next_info(p.destroyer);
     ZigzagBar bar = bar_of_cone_pair(p.creator, p.destroyer, n, c.dim, c.op, e.op);
@@ -836,8 +936,18 @@ std::vector<TaggedBar> reduce_and_read_out_distributed(DistributedCone& cone, MP
     const int birth_tag = bar.birth - 1 == c.op ? c.tag : e.tag;
     const int death_tag = bar.death >= m ? end_tag : bar.death == c.op ? c.tag : e.tag;
     bar.death = std::min(bar.death, m);
-    flat.insert(flat.end(), {bar.dim, bar.birth, bar.death, birth_tag, death_tag});
+    bars.push_back({bar, birth_tag, death_tag});
   }
+  return bars;
+}
+
+std::vector<TaggedBar> reduce_and_read_out_distributed(DistributedCone& cone, MPI_Comm comm, int end_tag,
+                                                       std::vector<ReductionStepStats>* stats, const std::string& column_order,
+                                                       IndexOrderSteps index_order_steps) {
+  const std::vector<TaggedBar> mine = reduce_and_read_out_local(cone, comm, end_tag, stats, column_order, index_order_steps);
+  std::vector<std::int64_t> flat;  // [dim, birth, death, birth tag, death tag] per bar
+  flat.reserve(5 * mine.size());
+  for (const auto& b : mine) flat.insert(flat.end(), {b.bar.dim, b.bar.birth, b.bar.death, b.birth_tag, b.death_tag});
   const std::vector<std::int64_t> all = mpi::gather_blocks(comm, flat.data(), flat.size(), MPI_INT64_T);
   std::vector<TaggedBar> bars;
   bars.reserve(all.size() / 5);

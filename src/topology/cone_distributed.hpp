@@ -41,7 +41,10 @@ struct DistributedCone {
   int dual_ranks = 0;
   Index top_pivot_chunk = 0;  // the ownership `top_columns` are dealt by, within their group,
   std::vector<Index> top_row_bounds;  // unless these are given: one block each (top_pivot_bounds)
-  Index pivot_chunk = 0;     // the ownership `columns` are dealt by (reduce_distributed_owned's)
+  Index pivot_chunk = 0;     // the ownership `columns` are dealt by (reduce_distributed_owned's),
+  bool pivot_chunk_given = false;  // (by the caller: kept as it is)
+  std::vector<Index> row_starts;   // unless these intervals are given, owned by row_owners (PivotOwnership:
+  std::vector<int> row_owners;     // reduce_and_read_out_distributed's halves_ownership)
   std::vector<Row> columns;  // this rank's columns to reduce, increasing index, [dim, size, rows...] each
   std::vector<Row> top_columns;  // top_primal: this rank's primal columns, the same layout (other dims empty)
   Index info_first = 0;      // this rank's block of read-out records: columns info_first.. of the
@@ -50,12 +53,26 @@ struct DistributedCone {
   PivotOwnership top_ownership(int ranks) const {
     return top_row_bounds.empty() ? PivotOwnership(num_columns, ranks, top_pivot_chunk) : PivotOwnership(num_columns, top_row_bounds);
   }
+  PivotOwnership ownership(int ranks) const {
+    return row_starts.empty() ? PivotOwnership(num_columns, ranks, pivot_chunk) : PivotOwnership(num_columns, row_starts, row_owners);
+  }
   Duality duality() const { return top_primal ? Duality::hybrid : dualized ? Duality::dualized : Duality::primal; }
 };
 
 // Removes, from every column of dimension `dim` in a reducer's layout ([dim, size, rows...] each),
 // the rows marked in `drop` (compression: rows of negative cells, which no pair changes without).
 void drop_rows_of_dim(std::vector<Row>& columns, int dim, const std::vector<bool>& drop);
+
+// Moves every column of `columns` (the reducer's layout, dealt by `from`: this rank's in its local
+// order) to its rank under `to`; on return `columns` holds this rank's columns under `to`. Collective.
+void redeal_columns(std::vector<Row>& columns, const PivotOwnership& from, const PivotOwnership& to, MPI_Comm comm);
+
+// Rows for a step taken upper-first (all columns of index >= N / 2 before any below) on the ranks of
+// `comm`: each half of the rows split into one block per rank, at the quantiles (r / P)^1.6 of the
+// initial pivots (row_split_bounds) of the step's columns of dimension `dim` that are reduced in that
+// half's phase (upper columns with a pivot in the upper half; lower columns). Ranks 0..P-1 bottom
+// to top in both halves. `columns` are this rank's, dealt by `dealt`. Collective.
+PivotOwnership halves_ownership(const std::vector<Row>& columns, const PivotOwnership& dealt, int dim, Index N, MPI_Comm comm);
 
 // The measured rule for top_ranks when none is given (docs/benchmarks.md, "Compression of the
 // bars-1 step"): 0, every rank both reductions one after the other, since the second is compressed
@@ -88,6 +105,12 @@ struct TaggedBar {
 // where they are (looking up their columns' records at the ranks holding them), and the bars are
 // gathered on rank 0, sorted as read_out_bars sorts them (empty elsewhere). `cone.columns` is freed.
 // Collective.
+// The same bars, each left on the rank that read it out, in no order (for writing them from every
+// rank: mpi::sort_distributed). Collective.
+std::vector<TaggedBar> reduce_and_read_out_local(DistributedCone& cone, MPI_Comm comm, int end_tag,
+                                                 std::vector<ReductionStepStats>* stats = nullptr,
+                                                 const std::string& column_order = "auto", IndexOrderSteps index_order_steps = {});
+
 std::vector<TaggedBar> reduce_and_read_out_distributed(DistributedCone& cone, MPI_Comm comm, int end_tag,
                                                        std::vector<ReductionStepStats>* stats = nullptr,
                                                        const std::string& column_order = "auto",

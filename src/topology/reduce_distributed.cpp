@@ -134,8 +134,14 @@ class LocalPivots {
   // Appends the column left by reduce, as [index, size, rows...], to a batch for another rank.
   void move_out(Index index, std::vector<Row>& batch) { append_column(index, work_, batch); }
 
-  // Between dimensions (ColumnStore::clear): the pairs and the clearing marks stay.
-  void forget_stored_columns() { stored_.clear(); }
+  // Between dimensions (ColumnStore::clear): the pairs and the clearing marks stay. The step's
+  // addition counts go to `row` and start again from 0.
+  void end_step(ReductionStepStats& row) {
+    stored_.clear();
+    row.additions = additions_;
+    row.entries_added = stored_bytes_added_ / 2;
+    additions_ = stored_bytes_added_ = 0;
+  }
 
   // The lane's column (left by advance at another rank's pivot) as [index, size, rows...] on `batch`.
   void move_out_lane(Lane& lane, std::vector<Row>& batch) {
@@ -169,11 +175,14 @@ class LocalPivots {
       stored_.store_rows(static_cast<Index>(at), current_);
       return true;
     }
+    const StoredRows stored = stored_.column(static_cast<Index>(at));
+    ++additions_;
+    stored_bytes_added_ += stored.last - stored.first;
     if (static_cast<Index>(holder) < index) {
-      work.add(stored_.column(static_cast<Index>(at)));
+      work.add(stored);
     } else {
       work.take(current_);
-      work.add(stored_.column(static_cast<Index>(at)));
+      work.add(stored);
       work.add(current_);
       stored_.store_rows(static_cast<Index>(at), current_);
       const Index later = holder;
@@ -205,6 +214,7 @@ class LocalPivots {
   std::vector<Row> current_;
   std::vector<Lane> lanes_;
   std::size_t busy_lanes_ = 0;
+  long long additions_ = 0, stored_bytes_added_ = 0;
 };
 
 // Batches of columns on their way to other ranks: one open buffer per destination, sent with
@@ -527,15 +537,25 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
     auto end_step = [&] {
       row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       row.peak_rss_kib = peak_rss_kib();
+      pivots.end_step(row);
       if (stats) stats->push_back(row);
-      pivots.forget_stored_columns();
     };
     const ColumnOrder order = column_order_for(column_order, max_dim - d, d, n);
     std::deque<std::size_t> own_columns;  // local positions
     for (std::size_t i = 0; i < header_at.size(); ++i)
       if (local_dim(i) == d && !pivots.cleared(local_index(i))) own_columns.push_back(i);
-    if (order == ColumnOrder::upper_first)
-      std::stable_partition(own_columns.begin(), own_columns.end(), [&](std::size_t i) { return local_index(i) >= n / 2; });
+    // Upper-first on several ranks: a rank's lower columns wait until every upper column has ended,
+    // anywhere (held_lower, released by upper_done), as on one rank. Taken whenever the inbox ran dry
+    // instead, they met the upper columns' paths in an order set by timing, and one order in a few
+    // cost 3.5x the additions (docs/benchmarks.md, "The order of the lower columns").
+    std::deque<std::size_t> held_lower;
+    if (order == ColumnOrder::upper_first) {
+      const auto lower = std::stable_partition(own_columns.begin(), own_columns.end(), [&](std::size_t i) { return local_index(i) >= n / 2; });
+      if (size > 1) {
+        held_lower.assign(lower, own_columns.end());
+        own_columns.erase(lower, own_columns.end());
+      }
+    }
     const bool received_first = order != ColumnOrder::natural;
     if (size > 1 && order == ColumnOrder::natural && (index_order_steps.split_rows || index_order_steps.speculate_run > 0)) {
       std::vector<ColumnRef> mine;
@@ -545,11 +565,15 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
       end_step();
       continue;
     }
-    long long total = static_cast<long long>(own_columns.size());
-    mpi::check(MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
+    long long totals[2] = {static_cast<long long>(own_columns.size()), static_cast<long long>(held_lower.size())};
+    mpi::check(MPI_Allreduce(MPI_IN_PLACE, totals, 2, MPI_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
     Outbox outbox(comm, size, tag);
     Inbox inbox;
-    Termination termination(comm, total);
+    // While lower columns are held, only upper ones are in flight (and only they are stored), so
+    // their ends are counted alone; then every rank releases its lower ones at the same all-reduce.
+    bool holding = totals[1] > 0;
+    Termination upper_done(comm, totals[0]);
+    Termination termination(comm, totals[0] + totals[1]);
     long long ended = 0;
     auto reduce_one = [&](Index index, const auto& rows) {
       ++row.columns_in;
@@ -597,7 +621,12 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
       }
       outbox.flush(row);
       const bool received = inbox.receive_arrived(comm, tag, row);
-      if (idle && termination.done(ended)) break;
+      if (idle && holding && upper_done.done(ended)) {
+        holding = false;
+        own_columns = std::move(held_lower);
+        continue;
+      }
+      if (idle && !holding && termination.done(ended)) break;
       if (idle && !received) sched_yield();  // let an oversubscribed rank run
       if (idle) row.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - look_start).count();
     }

@@ -34,6 +34,11 @@ struct ReductionStepStats {
   long long columns_redone = 0;    // speculative steps: columns of this rank's runs reduced again after the check
   bool rows_split = false;         // the step was reduced with the rows split over the ranks
   long long driven = 0;            // such a step: column additions whose pivot this rank found
+  // Distributed reducer, steps not row-split: stored columns added into columns reduced here, and
+  // their entries (an estimate from the stored bytes, 2 a row). The work an order costs: the swap
+  // rule makes it depend on which columns meet first, the time on the machine as well.
+  long long additions = 0;
+  long long entries_added = 0;
 };
 
 // DIPHA-style distributed reduction over the ranks of `comm`. Rank 0 holds the whole matrix

@@ -343,6 +343,68 @@ TEST(DistributedCone, RowSplitBoundsAreQuantilesOfThePivots) {
   EXPECT_EQ(four, (std::vector<Index>{0, 0, 0, 0, 50}));
 }
 
+namespace {
+
+// Rank `rank`'s columns of `all` (column j: all[j] = [dim, size, rows...]) under `own`, in its layout.
+std::vector<topology::Row> dealt(const std::vector<std::vector<topology::Row>>& all, const topology::PivotOwnership& own, int rank) {
+  std::vector<topology::Row> mine;
+  own.for_each_owned(rank, [&](Index j) { mine.insert(mine.end(), all[static_cast<std::size_t>(j)].begin(), all[static_cast<std::size_t>(j)].end()); });
+  return mine;
+}
+
+}  // namespace
+
+// Redealing moves every column to its owner under the new ownership, in that owner's local order
+// (checked against dealing the same columns directly), and back again.
+TEST(DistributedCone, RedealMovesEveryColumnToItsNewOwner) {
+  std::mt19937 rng(515);
+  const int P = world_size();
+  for (int trial = 0; trial < 20; ++trial) {
+    const Index N = 1 + trial * 7;
+    std::vector<std::vector<topology::Row>> all(static_cast<std::size_t>(N));
+    for (Index j = 0; j < N; ++j) {
+      const auto size = std::uniform_int_distribution<Index>(0, std::min<Index>(j, 5))(rng);
+      std::vector<topology::Row> rows;
+      for (Index r = 0; r < j && static_cast<Index>(rows.size()) < size; ++r)
+        if (std::uniform_int_distribution<int>(0, 2)(rng) == 0) rows.push_back(static_cast<topology::Row>(r));
+      all[static_cast<std::size_t>(j)] = {static_cast<topology::Row>(j % 3), static_cast<topology::Row>(rows.size())};
+      all[static_cast<std::size_t>(j)].insert(all[static_cast<std::size_t>(j)].end(), rows.begin(), rows.end());
+    }
+    const topology::PivotOwnership blocks(N, P, topology::default_pivot_chunk(N, P));
+    std::vector<Index> starts = {0};
+    for (int k = 1; k < 2 * P; ++k) starts.push_back(std::uniform_int_distribution<Index>(0, N)(rng));
+    starts.push_back(N);
+    std::sort(starts.begin(), starts.end());
+    std::vector<int> owners;
+    for (int k = 0; k < 2 * P; ++k) owners.push_back((k + trial) % P);
+    const topology::PivotOwnership intervals(N, starts, owners);
+    auto columns = dealt(all, blocks, world_rank());
+    topology::redeal_columns(columns, blocks, intervals, MPI_COMM_WORLD);
+    EXPECT_EQ(columns, dealt(all, intervals, world_rank())) << "trial " << trial;
+    topology::redeal_columns(columns, intervals, blocks, MPI_COMM_WORLD);
+    EXPECT_EQ(columns, dealt(all, blocks, world_rank())) << "trial " << trial << ", back";
+  }
+}
+
+// The upper-first step's rows: each half of the rows in one block per rank, ranks 0..P-1 from the
+// bottom in both, the boundary between the halves at N / 2.
+TEST(DistributedCone, HalvesOwnershipSplitsEachHalf) {
+  std::mt19937 rng(616);
+  const int P = world_size();
+  for (int trial = 0; trial < 6; ++trial) {
+    const auto ops = test_inputs::random_zigzag(rng, 9, 2, 60 + trial * 15, 0.35);
+    auto cone = topology::build_cone_distributed(my_slice(ops, rng), nullptr, 0, MPI_COMM_WORLD, "hybrid");
+    const Index N = cone.num_columns;
+    const auto halves = topology::halves_ownership(cone.columns, cone.ownership(P), cone.top_dim - 1, N, MPI_COMM_WORLD);
+    ASSERT_EQ(halves.starts().size(), static_cast<std::size_t>(2 * P + 1)) << "trial " << trial;
+    EXPECT_EQ(halves.starts()[static_cast<std::size_t>(P)], N / 2) << "trial " << trial;
+    for (int k = 0; k < 2 * P; ++k) EXPECT_EQ(halves.owners()[static_cast<std::size_t>(k)], k % P) << "trial " << trial;
+    Index owned = 0;
+    for (int r = 0; r < P; ++r) owned += halves.local_count(r);
+    EXPECT_EQ(owned, N) << "trial " << trial;
+  }
+}
+
 // Every column order (and per-dimension list) gives the serial bars: the swap rule makes the pairs
 // independent of the order in which a rank takes its columns.
 TEST(DistributedCone, EveryColumnOrderGivesTheSerialBars) {

@@ -170,13 +170,16 @@ TEST(Reducers, UnknownNameIsRejected) {
 }
 
 // PivotOwnership by bounds: every index has one owner, local and global invert each other, the
-// counts add up, and an empty block owns nothing; the same holds for chunks dealt round robin.
+// counts add up, and an empty block owns nothing; the same holds for chunks dealt round robin and
+// for intervals with any owners (a rank's local indices running through its intervals in order).
 TEST(PivotOwnership, BoundsAndChunksAreConsistent) {
   const Index n = 23;
   const std::vector<topology::PivotOwnership> ownerships{
       topology::PivotOwnership(n, {0, 5, 5, 17, n}), topology::PivotOwnership(n, {0, n}),
-      topology::PivotOwnership(n, 3, 4), topology::PivotOwnership(n, 2, 12)};
-  const std::vector<int> ranks{4, 1, 3, 2};
+      topology::PivotOwnership(n, 3, 4), topology::PivotOwnership(n, 2, 12),
+      topology::PivotOwnership(n, {0, 4, 10, 10, 15, 20, n}, {1, 0, 2, 1, 0, 1}),
+      topology::PivotOwnership(n, {0, 11, n}, {1, 0})};
+  const std::vector<int> ranks{4, 1, 3, 2, 3, 2};
   for (std::size_t k = 0; k < ownerships.size(); ++k) {
     const auto& own = ownerships[k];
     Index counted = 0;
@@ -197,6 +200,16 @@ TEST(PivotOwnership, BoundsAndChunksAreConsistent) {
   EXPECT_EQ(ownerships[0].owner(5), 2);
   EXPECT_EQ(ownerships[0].owner(4), 0);
   EXPECT_EQ(ownerships[0].owner(17), 3);
+  const auto& intervals = ownerships[4];  // rank 0: [4, 10), [15, 20); rank 1: [0, 4), [10, 15), [20, 23); rank 2: none
+  EXPECT_EQ(intervals.local_count(1), 12);
+  EXPECT_EQ(intervals.local_count(2), 0);
+  EXPECT_EQ(intervals.owner(10), 1);
+  EXPECT_EQ(intervals.local(16), 7);
+  EXPECT_EQ(intervals.global(1, 4), 10);
+  EXPECT_EQ(intervals.global(0, 6), 15);
   EXPECT_THROW(topology::PivotOwnership(n, {0, 9, 4, n}), std::logic_error);
+  EXPECT_THROW(topology::PivotOwnership(n, {0, 9, n}, {0}), std::logic_error);       // an owner short
+  EXPECT_THROW(topology::PivotOwnership(n, {0, 9, n}, {0, -1}), std::logic_error);   // no such rank
+  EXPECT_THROW(topology::PivotOwnership(n, {0, 9, n - 1}, {0, 1}), std::logic_error); // short of n
   EXPECT_THROW(topology::PivotOwnership(n, {0, 9}), std::logic_error);
 }

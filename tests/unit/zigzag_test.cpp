@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "core/error.hpp"
 #include "io/fzz_format.hpp"
@@ -81,4 +83,19 @@ TEST(FzzFormat, RejectsMalformedLinesWithLineNumbers) {
   EXPECT_NE(message("i 0 0\n").find("f.fzz:1:"), std::string::npos);
   EXPECT_NE(message("5\ni 0\n").find("declares 5"), std::string::npos);
   EXPECT_EQ(message("# comment\n\n2\ni 0\nd 0\n"), "");
+}
+
+// The bar lines by std::to_chars are what a stream writes ("dim birth death\n"), for numbers of every
+// width up to 64 bits, written whole and in write_bars' pieces.
+TEST(FzzFormat, BarLinesAreTheStreamsLines) {
+  std::vector<topology::ZigzagBar> bars = {{0, 0, 0}, {2, 9, 10}, {1, 123456789012345LL, 9223372036854775807LL}};
+  for (int k = 0; k < 70000; ++k) bars.push_back({k % 3, static_cast<topology::Index>(k) * 7919, static_cast<topology::Index>(k) * 104729 + 1});
+  std::ostringstream stream;
+  for (const auto& b : bars) stream << b.dim << ' ' << b.birth << ' ' << b.death << '\n';
+  std::string text = "kept:";
+  io::append_bar_lines(text, bars.data(), bars.data() + bars.size());
+  EXPECT_EQ(text, "kept:" + stream.str());
+  std::ostringstream pieces;
+  io::write_bars(pieces, bars);
+  EXPECT_EQ(pieces.str(), stream.str());
 }
