@@ -547,7 +547,7 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
     // Upper-first on several ranks: a rank's lower columns wait until every upper column has ended,
     // anywhere (held_lower, released by upper_done), as on one rank. Taken whenever the inbox ran dry
     // instead, they met the upper columns' paths in an order set by timing, and one order in a few
-    // cost 3.5x the additions (docs/benchmarks.md, "The order of the lower columns").
+    // cost 3.5x the additions (docs/benchmarks.md, "The order of the lower columns and the rows by halves").
     std::deque<std::size_t> held_lower;
     if (order == ColumnOrder::upper_first) {
       const auto lower = std::stable_partition(own_columns.begin(), own_columns.end(), [&](std::size_t i) { return local_index(i) >= n / 2; });
