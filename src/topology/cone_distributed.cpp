@@ -841,9 +841,7 @@ std::vector<PersistencePair> reduce_cone_columns(DistributedCone& cone, MPI_Comm
   // The top dimension first: its columns are freed before the larger anti-transpose's store grows.
   if (reduces_top) {
     const std::size_t first_row = stats ? stats->size() : 0;
-    int group_size = 1;
-    mpi::check(MPI_Comm_size(group, &group_size), "MPI_Comm_size");
-    pairs = reduce_distributed_owned(cone.top_columns, cone.top_ownership(group_size), N, group, stats,
+    pairs = reduce_distributed_owned(cone.top_columns, cone.top_ownership(group_size_of(group)), N, group, stats,
                                      column_order_of_step(column_order, cone.top_dim - 1), index_order_steps, cone.top_dim);
     std::vector<Row>().swap(cone.top_columns);
     label_rows(first_row, false);
