@@ -31,6 +31,9 @@
 namespace lmtopo::topology {
 namespace {
 
+// Bins of the histograms of initial pivots that place row bounds (top_pivot_bounds, halves_ownership).
+constexpr std::size_t kPivotBins = 4096;
+
 constexpr Index kNever = std::numeric_limits<Index>::max();  // deletion time of a copy never deleted
 
 // Where each rank's operations, insertions (cells) and deletions start: prefix sums in rank order.
@@ -506,13 +509,12 @@ void ConeBuilder<W>::for_each_column(F&& f) const {
 template <int W>
 std::vector<Index> ConeBuilder<W>::top_pivot_bounds(int top, int parts) const {
   const Index N = 2 * lay_.n + 1;
-  constexpr std::size_t kBins = 4096;
-  std::vector<double> histogram(kBins, 0.0);
+  std::vector<double> histogram(kPivotBins, 0.0);
   for_each_column([&](Index, int dim, const Row* rows, std::size_t size, Index, int) {
     if (dim == top && size > 0)
-      histogram[static_cast<std::size_t>(static_cast<Index>(*std::max_element(rows, rows + size)) * static_cast<Index>(kBins) / N)] += 1;
+      histogram[static_cast<std::size_t>(static_cast<Index>(*std::max_element(rows, rows + size)) * static_cast<Index>(kPivotBins) / N)] += 1;
   });
-  mpi::check(MPI_Allreduce(MPI_IN_PLACE, histogram.data(), static_cast<int>(kBins), MPI_DOUBLE, MPI_SUM, comm_), "MPI_Allreduce");
+  mpi::check(MPI_Allreduce(MPI_IN_PLACE, histogram.data(), static_cast<int>(kPivotBins), MPI_DOUBLE, MPI_SUM, comm_), "MPI_Allreduce");
   return row_split_bounds(histogram, N, parts);
 }
 
@@ -791,20 +793,19 @@ PivotOwnership halves_ownership(const std::vector<Row>& columns, const PivotOwne
   int rank = 0, size = 1;
   mpi::check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
   mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
-  constexpr std::size_t kBins = 4096;
-  const Index half = N / 2;  // reduce_distributed_owned's upper-first boundary
-  std::vector<double> histogram(2 * kBins, 0.0);  // the upper phase's pivots, then the lower phase's
+  const Index half = upper_half_start(N);
+  std::vector<double> histogram(2 * kPivotBins, 0.0);  // the upper phase's pivots, then the lower phase's
   Index local = 0;
   for (std::size_t at = 0; at < columns.size(); at += 2 + static_cast<std::size_t>(columns[at + 1]), ++local) {
     const Row rows = columns[at + 1];
     if (static_cast<int>(columns[at]) != dim || rows == 0) continue;
     const Index j = dealt.global(rank, local), pivot = columns[at + 1 + rows];  // rows increase
-    const auto bin = static_cast<std::size_t>(pivot * static_cast<Index>(kBins) / N);
-    if (j < half) histogram[kBins + bin] += 1;
+    const auto bin = static_cast<std::size_t>(pivot * static_cast<Index>(kPivotBins) / N);
+    if (j < half) histogram[kPivotBins + bin] += 1;
     else if (pivot >= half) histogram[bin] += 1;  // (an upper column's pivot below the half: lower phase's rows)
   }
   mpi::check(MPI_Allreduce(MPI_IN_PLACE, histogram.data(), static_cast<int>(histogram.size()), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
-  const std::vector<double> upper(histogram.begin(), histogram.begin() + kBins), lower(histogram.begin() + kBins, histogram.end());
+  const std::vector<double> upper(histogram.begin(), histogram.begin() + kPivotBins), lower(histogram.begin() + kPivotBins, histogram.end());
   std::vector<Index> starts = bounds_within(lower, N, size, 0, half);
   const std::vector<Index> upper_bounds = bounds_within(upper, N, size, half, N);
   starts.insert(starts.end(), upper_bounds.begin() + 1, upper_bounds.end());
@@ -942,10 +943,12 @@ std::vector<TaggedBar> reduce_and_read_out_local(DistributedCone& cone, MPI_Comm
 std::vector<TaggedBar> reduce_and_read_out_distributed(DistributedCone& cone, MPI_Comm comm, int end_tag,
                                                        std::vector<ReductionStepStats>* stats, const std::string& column_order,
                                                        IndexOrderSteps index_order_steps) {
-  const std::vector<TaggedBar> mine = reduce_and_read_out_local(cone, comm, end_tag, stats, column_order, index_order_steps);
   std::vector<std::int64_t> flat;  // [dim, birth, death, birth tag, death tag] per bar
-  flat.reserve(5 * mine.size());
-  for (const auto& b : mine) flat.insert(flat.end(), {b.bar.dim, b.bar.birth, b.bar.death, b.birth_tag, b.death_tag});
+  {
+    const std::vector<TaggedBar> mine = reduce_and_read_out_local(cone, comm, end_tag, stats, column_order, index_order_steps);
+    flat.reserve(5 * mine.size());
+    for (const auto& b : mine) flat.insert(flat.end(), {b.bar.dim, b.bar.birth, b.bar.death, b.birth_tag, b.death_tag});
+  }  // (freed before the gather: rank 0 then holds every bar)
   const std::vector<std::int64_t> all = mpi::gather_blocks(comm, flat.data(), flat.size(), MPI_INT64_T);
   std::vector<TaggedBar> bars;
   bars.reserve(all.size() / 5);

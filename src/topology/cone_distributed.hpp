@@ -105,15 +105,15 @@ struct TaggedBar {
 // where they are (looking up their columns' records at the ranks holding them), and the bars are
 // gathered on rank 0, sorted as read_out_bars sorts them (empty elsewhere). `cone.columns` is freed.
 // Collective.
+std::vector<TaggedBar> reduce_and_read_out_distributed(DistributedCone& cone, MPI_Comm comm, int end_tag,
+                                                       std::vector<ReductionStepStats>* stats = nullptr,
+                                                       const std::string& column_order = "auto",
+                                                       IndexOrderSteps index_order_steps = {});
+
 // The same bars, each left on the rank that read it out, in no order (for writing them from every
 // rank: mpi::sort_distributed). Collective.
 std::vector<TaggedBar> reduce_and_read_out_local(DistributedCone& cone, MPI_Comm comm, int end_tag,
                                                  std::vector<ReductionStepStats>* stats = nullptr,
                                                  const std::string& column_order = "auto", IndexOrderSteps index_order_steps = {});
-
-std::vector<TaggedBar> reduce_and_read_out_distributed(DistributedCone& cone, MPI_Comm comm, int end_tag,
-                                                       std::vector<ReductionStepStats>* stats = nullptr,
-                                                       const std::string& column_order = "auto",
-                                                       IndexOrderSteps index_order_steps = {});
 
 }  // namespace lmtopo::topology

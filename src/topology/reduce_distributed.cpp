@@ -550,7 +550,7 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
     // cost 3.5x the additions (docs/benchmarks.md, "The order of the lower columns and the rows by halves").
     std::deque<std::size_t> held_lower;
     if (order == ColumnOrder::upper_first) {
-      const auto lower = std::stable_partition(own_columns.begin(), own_columns.end(), [&](std::size_t i) { return local_index(i) >= n / 2; });
+      const auto lower = std::stable_partition(own_columns.begin(), own_columns.end(), [&](std::size_t i) { return local_index(i) >= upper_half_start(n); });
       if (size > 1) {
         held_lower.assign(lower, own_columns.end());
         own_columns.erase(lower, own_columns.end());

@@ -73,6 +73,9 @@ void require_column_order(const std::string& spec);
 // `num_columns` columns (docs/benchmarks.md, "Distributed reducer: column order").
 ColumnOrder auto_column_order(int dim, Index num_columns);
 constexpr Index kUpperFirstFromColumns = 500000;
+// Upper-first's halves of an n-column matrix: columns (and rows) from this index on are the upper
+// half, reduced first (shared by the reducer and halves_ownership, which must split at the same row).
+constexpr Index upper_half_start(Index n) { return n / 2; }
 // `lmtopo barcode --reducer auto` on one process: the distributed reducer (on one rank) from this
 // many operations on, the twist reducer below. A zigzag of m operations has at least m cone columns,
 // so from here on the steps above dimension 1 go upper-first, in lanes, which the twist reducer does
