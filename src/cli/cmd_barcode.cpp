@@ -31,7 +31,7 @@ struct DistributedRun {
   std::string dualize;
   long long pivot_chunk = 0;
   std::string column_order;
-  topology::IndexOrderSteps index_order_steps;
+  topology::StepMethods step_methods;
   bool benchmark = false;
   int top_ranks = -1;  // hybrid dualization: ranks reducing the top dimension at once with the others (0: after; -1: auto)
 };
@@ -102,7 +102,7 @@ void build_reduce_write_distributed(OwnLines own, const std::string& input, cons
   std::vector<topology::ZigzagBar> bars;
   {
     const auto tagged = topology::reduce_and_read_out_local(cone, comm, 0, run.benchmark ? &stats : nullptr, run.column_order,
-                                                            run.index_order_steps);
+                                                            run.step_methods);
     bars.reserve(tagged.size());
     for (const auto& b : tagged) bars.push_back(b.bar);
   }
@@ -169,7 +169,7 @@ int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
   if (pivot_chunk < 0) throw InputError("--pivot-chunk: expected 0 (one block per rank) or a chunk size >= 1");
   // The distributed reducer's own options need it named: auto may resolve either way.
   require_distributed_reducer("--pivot-chunk", pivot_chunk != 0, reducer, "deals pivots to ranks");
-  const DistributedRun run{dualize, pivot_chunk, column_order_option(vm, reducer), index_order_steps_option(vm, reducer), benchmark,
+  const DistributedRun run{dualize, pivot_chunk, column_order_option(vm, reducer), step_methods_option(vm, reducer), benchmark,
                            top_ranks_option(vm, reducer)};
   // auto: the distributed reducer on more than one rank; on one, decided by the operation count once
   // the file is read (below).
@@ -229,7 +229,7 @@ Command make_barcode_command() {
         "quantiles, its upper-first bars-1 step with each half of the rows split over the ranks (docs/methods.md; "
         "docs/benchmarks.md measures them)")(
         "column-order", po::value<std::string>()->default_value("auto"), kColumnOrderHelp)(
-        "speculate-runs", po::value<long long>()->default_value(0), kSpeculateRunsHelp)("row-split", kRowSplitHelp)(
+        "speculate-runs", po::value<long long>()->default_value(0), kSpeculateRunsHelp)("row-split", kRowSplitHelp)("no-row-loans", kNoRowLoansHelp)(
         "top-ranks", po::value<std::string>()->default_value("auto"), kTopRanksHelp)(
         "dualize", po::value<std::string>()->default_value("auto"),
         kDualizeHelp)(

@@ -45,7 +45,7 @@ int run_zigzag_cmd(const po::variables_map& vm, const std::vector<std::string>&)
   o.threads = vm["threads"].as<int>();
   o.dualize = dualize_option(vm);
   o.column_order = column_order_option(vm, o.reducer);
-  o.index_order_steps = index_order_steps_option(vm, o.reducer);
+  o.step_methods = step_methods_option(vm, o.reducer);
   o.mem_limit_gib = vm["mem-limit"].as<double>();
   o.benchmark = vm.count("benchmark") > 0;
   if (vm.count("fzz-output")) o.fzz_output = vm["fzz-output"].as<std::string>();
@@ -101,7 +101,7 @@ Command make_zigzag_command() {
         "dualize", po::value<std::string>()->default_value("auto"),
         kDualizeHelp)(
         "column-order", po::value<std::string>()->default_value("auto"), kColumnOrderHelp)(
-        "speculate-runs", po::value<long long>()->default_value(0), kSpeculateRunsHelp)("row-split", kRowSplitHelp)(
+        "speculate-runs", po::value<long long>()->default_value(0), kSpeculateRunsHelp)("row-split", kRowSplitHelp)("no-row-loans", kNoRowLoansHelp)(
         "mem-limit", po::value<double>()->default_value(8.0),
         "GiB; refuse a layer whose flag complex may exceed it (bound from vertex degrees)")(
         "benchmark", "print the reducer's per-rank table")(

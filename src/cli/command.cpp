@@ -139,13 +139,19 @@ const char* const kRowSplitHelp =
     "part in every column addition and holds only its rows of the columns (docs/benchmarks.md); the same bars. "
     "Not with --speculate-runs";
 
-topology::IndexOrderSteps index_order_steps_option(const po::variables_map& vm, const std::string& reducer) {
-  topology::IndexOrderSteps steps;
+const char* const kNoRowLoansHelp =
+    "distributed reducer: no row loans in the steps taken upper-first (by default a rank left without columns in a "
+    "phase borrows rows, with their columns, from the rank below it: docs/methods.md); the same bars";
+
+topology::StepMethods step_methods_option(const po::variables_map& vm, const std::string& reducer) {
+  topology::StepMethods steps;
   const long long run = vm["speculate-runs"].as<long long>();
   if (run < 0 || run > (1LL << 20))
     throw InputError("--speculate-runs: expected 0 (off) or a run of 1 to 1048576 columns, got " + std::to_string(run));
   steps.speculate_run = static_cast<std::size_t>(run);
   steps.split_rows = vm.count("row-split") > 0;
+  steps.row_loans = vm.count("no-row-loans") == 0;
+  require_distributed_reducer("--no-row-loans", !steps.row_loans, reducer, "lends rows");
   require_distributed_reducer("--speculate-runs", run != 0, reducer, "speculates");
   require_distributed_reducer("--row-split", steps.split_rows, reducer, "splits rows over ranks");
   if (steps.split_rows && run != 0) throw InputError("--row-split: not with --speculate-runs (two ways of reducing the same steps)");

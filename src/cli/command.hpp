@@ -94,9 +94,10 @@ extern const char* const kDualizeHelp;
 // How the distributed reducer takes the steps in index order: --speculate-runs (0, off, or a run
 // length of at most 2^20 columns) or --row-split, not both, and neither unless `reducer` is the
 // distributed one; their help texts.
-topology::IndexOrderSteps index_order_steps_option(const po::variables_map& vm, const std::string& reducer);
+topology::StepMethods step_methods_option(const po::variables_map& vm, const std::string& reducer);
 extern const char* const kSpeculateRunsHelp;
 extern const char* const kRowSplitHelp;
+extern const char* const kNoRowLoansHelp;
 
 // The items of a comma-separated option, each converted by std::sto* (`convert(item, used)`); an item
 // that does not convert whole is an error naming the option.

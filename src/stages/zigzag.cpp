@@ -344,7 +344,7 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
       stream = {};
       if (si == 0) duality = cone.duality();
       phase_done("intersection zigzag + cone matrix (own layers)", si == 0);
-      const auto bars = topology::reduce_and_read_out_distributed(cone, comm, 2 * L, bench ? &stats : nullptr, o.column_order, o.index_order_steps);
+      const auto bars = topology::reduce_and_read_out_distributed(cone, comm, 2 * L, bench ? &stats : nullptr, o.column_order, o.step_methods);
       phase_done("reduction + bar read-out", si == 0);
       if (bench) print_reduction_benchmark(stats, comm, std::cout);
       std::vector<topology::PositionBar> pos_bars;
@@ -423,7 +423,7 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
                            {"metric", o.metric},           {"reducer", o.reducer},
                            {"knn_precision", o.knn_precision}, {"knn_device", o.knn_device},
                            {"dualize", o.dualize},         {"column_order", o.column_order},
-                           {"speculate_runs", o.index_order_steps.speculate_run}, {"row_split", o.index_order_steps.split_rows},
+                           {"speculate_runs", o.step_methods.speculate_run}, {"row_split", o.step_methods.split_rows},
                            {"subsets", o.subsets},         {"subset_size", o.subset_size},
                            {"subset_seed", o.subset_seed}, {"null_draws", o.null_draws}, {"null_seed", o.null_seed}};
   io::H5Output out(o.output, comm, "layer-summaries/1", config);

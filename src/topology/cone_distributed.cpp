@@ -822,7 +822,7 @@ namespace {
 // compressed by the first's pairs), or each on its own group of ranks at once. The stats rows get
 // the world rank and the dimension of their bars.
 std::vector<PersistencePair> reduce_cone_columns(DistributedCone& cone, MPI_Comm comm, std::vector<ReductionStepStats>* stats,
-                                                 const std::string& column_order, IndexOrderSteps index_order_steps) {
+                                                 const std::string& column_order, StepMethods step_methods) {
   const Index N = cone.num_columns;
   int rank = 0;
   mpi::check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
@@ -843,7 +843,7 @@ std::vector<PersistencePair> reduce_cone_columns(DistributedCone& cone, MPI_Comm
   if (reduces_top) {
     const std::size_t first_row = stats ? stats->size() : 0;
     pairs = reduce_distributed_owned(cone.top_columns, cone.top_ownership(group_size_of(group)), N, group, stats,
-                                     column_order_of_step(column_order, cone.top_dim - 1), index_order_steps, cone.top_dim);
+                                     column_order_of_step(column_order, cone.top_dim - 1), step_methods, cone.top_dim);
     std::vector<Row>().swap(cone.top_columns);
     label_rows(first_row, false);
     // Turns: the top pairs are known before the anti-transpose starts (groups reduce both at once).
@@ -864,7 +864,7 @@ std::vector<PersistencePair> reduce_cone_columns(DistributedCone& cone, MPI_Comm
       cone.row_owners = halves.owners();
     }
     std::vector<PersistencePair> found = reduce_distributed_owned(cone.columns, cone.ownership(ranks), N, group, stats, column_order,
-                                                                  index_order_steps, cone.top_primal ? 2 : 1);
+                                                                  step_methods, cone.top_primal ? 2 : 1);
     std::vector<Row>().swap(cone.columns);
     if (cone.dualized)  // cohomology pairs back to homology pairs (reduce_by_name's mapping)
       for (auto& p : found) p = {N - 1 - p.destroyer, N - 1 - p.creator};
@@ -880,9 +880,9 @@ std::vector<PersistencePair> reduce_cone_columns(DistributedCone& cone, MPI_Comm
 
 std::vector<TaggedBar> reduce_and_read_out_local(DistributedCone& cone, MPI_Comm comm, int end_tag,
                                                  std::vector<ReductionStepStats>* stats, const std::string& column_order,
-                                                 IndexOrderSteps index_order_steps) {
+                                                 StepMethods step_methods) {
   const Index N = cone.num_columns, n = cone.num_insertions, m = cone.num_ops;
-  std::vector<PersistencePair> pairs = reduce_cone_columns(cone, comm, stats, column_order, index_order_steps);
+  std::vector<PersistencePair> pairs = reduce_cone_columns(cone, comm, stats, column_order, step_methods);
   int size = 1;
   mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
   const Index block = (N + size - 1) / size;  // of the read-out records
@@ -942,10 +942,10 @@ std::vector<TaggedBar> reduce_and_read_out_local(DistributedCone& cone, MPI_Comm
 
 std::vector<TaggedBar> reduce_and_read_out_distributed(DistributedCone& cone, MPI_Comm comm, int end_tag,
                                                        std::vector<ReductionStepStats>* stats, const std::string& column_order,
-                                                       IndexOrderSteps index_order_steps) {
+                                                       StepMethods step_methods) {
   std::vector<std::int64_t> flat;  // [dim, birth, death, birth tag, death tag] per bar
   {
-    const std::vector<TaggedBar> mine = reduce_and_read_out_local(cone, comm, end_tag, stats, column_order, index_order_steps);
+    const std::vector<TaggedBar> mine = reduce_and_read_out_local(cone, comm, end_tag, stats, column_order, step_methods);
     flat.reserve(5 * mine.size());
     for (const auto& b : mine) flat.insert(flat.end(), {b.bar.dim, b.bar.birth, b.bar.death, b.birth_tag, b.death_tag});
   }  // (freed before the gather: rank 0 then holds every bar)

@@ -101,19 +101,19 @@ struct TaggedBar {
 };
 
 // Reduces `cone` with the distributed reducer (its columns taken in `column_order`, the steps in
-// index order as `index_order_steps` says: see reduce_distributed_owned) and reads out the bars: every rank's pairs are read out
+// index order as `step_methods` says: see reduce_distributed_owned) and reads out the bars: every rank's pairs are read out
 // where they are (looking up their columns' records at the ranks holding them), and the bars are
 // gathered on rank 0, sorted as read_out_bars sorts them (empty elsewhere). `cone.columns` is freed.
 // Collective.
 std::vector<TaggedBar> reduce_and_read_out_distributed(DistributedCone& cone, MPI_Comm comm, int end_tag,
                                                        std::vector<ReductionStepStats>* stats = nullptr,
                                                        const std::string& column_order = "auto",
-                                                       IndexOrderSteps index_order_steps = {});
+                                                       StepMethods step_methods = {});
 
 // The same bars, each left on the rank that read it out, in no order (for writing them from every
 // rank: mpi::sort_distributed). Collective.
 std::vector<TaggedBar> reduce_and_read_out_local(DistributedCone& cone, MPI_Comm comm, int end_tag,
                                                  std::vector<ReductionStepStats>* stats = nullptr,
-                                                 const std::string& column_order = "auto", IndexOrderSteps index_order_steps = {});
+                                                 const std::string& column_order = "auto", StepMethods step_methods = {});
 
 }  // namespace lmtopo::topology

@@ -9,6 +9,9 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <limits>
+#include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -45,8 +48,19 @@ class LocalPivots {
  public:
   LocalPivots(const PivotOwnership& own, int rank, Index n)
       : own_(own), rank_(rank), column_of_pivot_(static_cast<std::size_t>(own.local_count(rank)), kNoHolder),
-        stored_(own.local_count(rank)), work_(n) {
+        stored_(own.local_count(rank)), work_(n), work_bin_shift_(bin_shift_for(n)), work_by_bin_(kWorkBins, 0) {
     for (std::size_t k = 0; k < kLanes; ++k) lanes_.emplace_back(n);
+  }
+
+  // The rank that reduces at `row` in this step: its owner, or the rank it was lent to.
+  int owner(Index row) const {
+    if (row >= loans_first_ && row < loans_last_) {
+      for (const Lent& lent : lent_)
+        if (row >= lent.first && row < lent.last) return lent.to;
+      for (const Guest& guest : guests_)
+        if (row >= guest.first && row < guest.last) return rank_;
+    }
+    return own_.owner(row);
   }
 
   // Column j reduces to zero once row j (this rank's too) is a pivot: clearing.
@@ -60,8 +74,8 @@ class LocalPivots {
     work_.add(rows);
     while (!work_.empty()) {
       const Index low = work_.pivot();
-      const int owner = own_.owner(low);
-      if (owner != rank_) return owner;
+      const int to = owner(low);
+      if (to != rank_) return to;
       if (add_at_pivot(index, work_, low)) return -1;
     }
     return -1;
@@ -111,17 +125,19 @@ class LocalPivots {
           continue;
         }
         lane.low = lane.work.pivot();
-        const int owner = own_.owner(lane.low);
-        if (owner != rank_) {
-          forward(owner, lane);
+        const int to = owner(lane.low);
+        if (to != rank_) {
+          forward(to, lane);
           continue;
         }
-        __builtin_prefetch(&column_of_pivot_[slot(lane.low)]);
-        stored_.prefetch_slot(static_cast<Index>(slot(lane.low)));
+        const Place at = place(lane.low);
+        __builtin_prefetch(&at.holder);
+        at.store.prefetch_slot(at.slot);
         lane.stage = Stage::kFetchColumn;
         continue;
       }
-      stored_.prefetch_column(static_cast<Index>(slot(lane.low)));  // kFetchColumn
+      const Place at = place(lane.low);  // kFetchColumn
+      at.store.prefetch_column(at.slot);
       lane.stage = Stage::kAdd;
     }
   }
@@ -141,6 +157,74 @@ class LocalPivots {
     row.additions = additions_;
     row.entries_added = stored_bytes_added_ / 2;
     additions_ = stored_bytes_added_ = 0;
+    std::fill(work_by_bin_.begin(), work_by_bin_.end(), 0);
+  }
+
+  // Row loans (docs/methods.md, "Row loans"). Lends this rank's rows [first, last) (within one of
+  // its intervals) to rank `to` for the rest of the step: appends the column stored at each as
+  // [row, holder, size, rows...] to `out` and returns their number. owner() names `to` for them from now on, and a lane about
+  // to add at one of them looks at its pivot again (and so forwards the column).
+  std::size_t lend(Index first, Index last, int to, std::vector<Row>& out) {
+    const Index local_first = own_.local(first);
+    std::size_t count = 0;
+    for (Index row = first; row < last; ++row) {
+      const Index at = local_first + (row - first);
+      if (!stored_.holds(at)) continue;
+      ++count;
+      out.insert(out.end(), {static_cast<Row>(row), column_of_pivot_[static_cast<std::size_t>(at)], 0});
+      const std::size_t size_at = out.size() - 1;
+      stored_.column(at).for_each([&](std::uint32_t r) { out.push_back(r); });
+      out[size_at] = static_cast<Row>(out.size() - size_at - 1);
+    }
+    lent_.push_back({first, last, to});
+    cover(first, last);
+    for (Lane& lane : lanes_)
+      if (lane.index >= 0 && lane.stage != Stage::kFindPivot && lane.low >= first && lane.low < last) lane.stage = Stage::kFindPivot;
+    return count;
+  }
+  // Takes rows [first, last) lent by rank `lender`, and the `count` columns stored at them as lend
+  // wrote them from `words`; returns the first word after them.
+  const Row* borrow(Index first, Index last, int lender, const Row* words, std::size_t count) {
+    guests_.push_back({first, last, lender, std::vector<Row>(static_cast<std::size_t>(last - first), kNoHolder), ColumnStore(last - first)});
+    Guest& guest = guests_.back();
+    for (std::size_t c = 0; c < count; ++c) {
+      const Index row = words[0];
+      guest.holder[static_cast<std::size_t>(row - first)] = words[1];
+      current_.assign(words + 3, words + 3 + words[2]);
+      guest.store.store_rows(row - first, current_);
+      words += 3 + words[2];
+    }
+    cover(first, last);
+    return words;
+  }
+  // At the end of a step: the pivots found at borrowed rows as [row, holder] words for each lender
+  // (by rank), to record; every row is its owner's again.
+  std::vector<std::vector<Row>> return_loans(int ranks) {
+    std::vector<std::vector<Row>> back(static_cast<std::size_t>(ranks));
+    for (const Guest& guest : guests_)
+      for (std::size_t k = 0; k < guest.holder.size(); ++k)
+        if (guest.holder[k] != kNoHolder)
+          back[static_cast<std::size_t>(guest.lender)].insert(back[static_cast<std::size_t>(guest.lender)].end(),
+                                                               {static_cast<Row>(guest.first + static_cast<Index>(k)), guest.holder[k]});
+    guests_.clear();
+    lent_.clear();
+    loans_first_ = std::numeric_limits<Index>::max();
+    loans_last_ = 0;
+    return back;
+  }
+  // The row x in [first, last] above which lies `fraction` of the work (entries added) this step
+  // measured at the rows [first, last), to the resolution of the work bins; `last` when none.
+  Index row_with_work_above(Index first, Index last, double fraction) const {
+    const std::size_t low_bin = static_cast<std::size_t>(first >> work_bin_shift_), high_bin = static_cast<std::size_t>((last - 1) >> work_bin_shift_);
+    double total = 0;
+    for (std::size_t b = low_bin; b <= high_bin; ++b) total += static_cast<double>(work_by_bin_[b]);
+    if (total <= 0) return last;
+    double above = 0;
+    for (std::size_t b = high_bin + 1; b-- > low_bin;) {
+      above += static_cast<double>(work_by_bin_[b]);
+      if (above >= fraction * total) return std::clamp<Index>(static_cast<Index>(b) << work_bin_shift_, first, last);
+    }
+    return first;
   }
 
   // The lane's column (left by advance at another rank's pivot) as [index, size, rows...] on `batch`.
@@ -163,33 +247,57 @@ class LocalPivots {
  private:
   std::size_t slot(Index row) const { return static_cast<std::size_t>(own_.local(row)); }
 
+  // Where the pivot at `row` (this rank's, owned or borrowed) is kept: its holder, and its slot in a store.
+  struct Place {
+    Row& holder;
+    ColumnStore& store;
+    Index slot;
+  };
+  Place place(Index row) {
+    if (row >= loans_first_ && row < loans_last_)
+      for (Guest& guest : guests_)
+        if (row >= guest.first && row < guest.last) return {guest.holder[static_cast<std::size_t>(row - guest.first)], guest.store, row - guest.first};
+    const std::size_t at = slot(row);
+    return {column_of_pivot_[at], stored_, static_cast<Index>(at)};
+  }
+
   // The column `index` (entries in `work`) at its pivot `low`, this rank's: stored there if the pivot
   // is free (returns true: the column ended), else the stored column added, by the swap rule if a
   // later column holds the pivot (the earlier one stays, the later one goes on in `index`).
   [[gnu::always_inline]] bool add_at_pivot(Index& index, PivotColumn& work, Index low) {
-    const std::size_t at = slot(low);
-    Row& holder = column_of_pivot_[at];
+    const Place at = place(low);
+    Row& holder = at.holder;
     if (holder == kNoHolder) {
       holder = static_cast<Row>(index);  // and column `low` is cleared
       work.take(current_);
-      stored_.store_rows(static_cast<Index>(at), current_);
+      at.store.store_rows(at.slot, current_);
       return true;
     }
-    const StoredRows stored = stored_.column(static_cast<Index>(at));
+    const StoredRows stored = at.store.column(at.slot);
     ++additions_;
     stored_bytes_added_ += stored.last - stored.first;
+    work_by_bin_[static_cast<std::size_t>(low >> work_bin_shift_)] += stored.last - stored.first;
     if (static_cast<Index>(holder) < index) {
       work.add(stored);
     } else {
       work.take(current_);
       work.add(stored);
       work.add(current_);
-      stored_.store_rows(static_cast<Index>(at), current_);
+      at.store.store_rows(at.slot, current_);
       const Index later = holder;
       holder = static_cast<Row>(index);
       index = later;
     }
     return false;
+  }
+  void cover(Index first, Index last) {
+    loans_first_ = std::min(loans_first_, first);
+    loans_last_ = std::max(loans_last_, last);
+  }
+  static int bin_shift_for(Index n) {
+    int shift = 0;
+    while ((n >> shift) >= static_cast<Index>(kWorkBins)) ++shift;
+    return shift;
   }
   void finish_lane(Lane& lane) {
     lane.index = -1;
@@ -215,6 +323,26 @@ class LocalPivots {
   std::vector<Lane> lanes_;
   std::size_t busy_lanes_ = 0;
   long long additions_ = 0, stored_bytes_added_ = 0;
+  // Bytes of stored columns added at each bin of rows (2^work_bin_shift_ rows) this step: where a
+  // loan splits the work.
+  static constexpr std::size_t kWorkBins = 4096;
+  int work_bin_shift_;
+  std::vector<long long> work_by_bin_;
+  // Row loans of this step: rows of another rank's reduced here (guests), rows of this rank's lent
+  // out; [loans_first_, loans_last_) covers them all (the common case, none, costs one comparison).
+  struct Guest {
+    Index first, last;
+    int lender;
+    std::vector<Row> holder;
+    ColumnStore store;
+  };
+  struct Lent {
+    Index first, last;
+    int to;
+  };
+  std::deque<Guest> guests_;
+  std::vector<Lent> lent_;
+  Index loans_first_ = std::numeric_limits<Index>::max(), loans_last_ = 0;
 };
 
 // Batches of columns on their way to other ranks: one open buffer per destination, sent with
@@ -252,11 +380,13 @@ class Outbox {
 // Columns received from other ranks, in their batches ([index, size, rows...] each), read in order.
 class Inbox {
  public:
-  bool empty() const { return batches_.empty(); }
+  bool empty() const { return live_ == 0; }
+  std::size_t size() const { return live_; }
 
   // Calls f(index, rows) with the next column and drops it.
   template <class F>
   auto next(F&& f) {
+    skip_moved();
     const auto& words = batches_.front();
     const Row* at = words.data() + position_;
     const auto size = static_cast<std::size_t>(at[1]);
@@ -269,11 +399,44 @@ class Inbox {
       const Row* end() const { return last; }
     };
     auto result = f(static_cast<Index>(at[0]), Range{at + 2, at + 2 + size});
-    if (last) {
-      batches_.pop_front();
+    --live_;
+    if (last || live_ == 0) drop_front();
+    return result;
+  }
+
+  void push(std::vector<Row> batch) {
+    for (std::size_t at = 0; at < batch.size(); at += 2 + static_cast<std::size_t>(batch[at + 1])) ++live_;
+    if (!batch.empty()) batches_.push_back(std::move(batch));
+  }
+  // Calls f(pivot, size) for the pivot (last row) and size of every column waiting.
+  template <class F>
+  void for_each_pivot(F&& f) const {
+    std::size_t from = position_;
+    for (const auto& words : batches_) {
+      for (std::size_t at = from; at < words.size(); at += 2 + static_cast<std::size_t>(words[at + 1]))
+        if (words[at] != kMoved && words[at + 1] > 0) f(static_cast<Index>(words[at + 1 + words[at + 1]]), static_cast<std::size_t>(words[at + 1]));
+      from = 0;
+    }
+  }
+  // Moves the columns whose pivot `take` accepts to `out` ([index, size, rows...] each); the others
+  // stay where they are (a moved column leaves its words behind, marked, not the others copied).
+  template <class Take>
+  void extract(Take&& take, std::vector<Row>& out) {
+    std::size_t from = position_;
+    for (auto& words : batches_) {
+      for (std::size_t at = from; at < words.size(); at += 2 + static_cast<std::size_t>(words[at + 1])) {
+        const std::size_t end = at + 2 + static_cast<std::size_t>(words[at + 1]);
+        if (words[at] == kMoved || end == at + 2 || !take(static_cast<Index>(words[end - 1]))) continue;
+        out.insert(out.end(), words.begin() + static_cast<std::ptrdiff_t>(at), words.begin() + static_cast<std::ptrdiff_t>(end));
+        words[at] = kMoved;
+        --live_;
+      }
+      from = 0;
+    }
+    if (live_ == 0) {
+      batches_.clear();
       position_ = 0;
     }
-    return result;
   }
 
   // Receives every batch that has arrived for `tag`; returns whether any did.
@@ -288,14 +451,28 @@ class Inbox {
       mpi::receive_probed(comm, status, incoming);
       row.bytes_received += static_cast<long long>(incoming.size() * sizeof(Row));
       ++row.batches;
-      if (!incoming.empty()) batches_.push_back(std::move(incoming));
+      push(std::move(incoming));
       any = true;
     }
   }
 
  private:
+  static constexpr Row kMoved = ~Row{0};  // a column taken out by extract (no column has this index)
+  void drop_front() {
+    batches_.pop_front();
+    position_ = 0;
+  }
+  // Past the moved columns to the next live one (there is one: live_ > 0).
+  void skip_moved() {
+    while (batches_.front()[position_] == kMoved) {
+      position_ += 2 + static_cast<std::size_t>(batches_.front()[position_ + 1]);
+      if (position_ == batches_.front().size()) drop_front();
+    }
+  }
+
   std::deque<std::vector<Row>> batches_;
   std::size_t position_ = 0;
+  std::size_t live_ = 0;  // columns waiting, moved ones not counted
 };
 
 // Global termination of one dimension: every column ends exactly once (stored at a free pivot or
@@ -327,6 +504,168 @@ class Termination {
   MPI_Request request_ = MPI_REQUEST_NULL;
 };
 
+// Row loans (docs/methods.md, "Row loans"). A phase of an upper-first step passes its columns down
+// through the ranks' row intervals, so the rank owning the lowest rows ends it alone while those
+// above wait. A rank with nothing left to reduce asks the owner of the rows just below its interval
+// of the phase for some of them; that rank lends the top of its rows, the part holding half of the
+// work measured there so far, with the columns stored at them and its waiting columns whose pivots
+// lie there, or refuses when fewer than kMinLoanColumns columns wait in its rows. Columns sent on by
+// the old owner's rule reach the borrower through the lender. At the end of the step the pivots
+// found at borrowed rows go back to their owners (the next step's clearing reads them there).
+class RowLoans {
+ public:
+  static constexpr std::size_t kMinLoanColumns = 4;
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::chrono::milliseconds kRetry{2};
+
+  RowLoans(MPI_Comm comm, int rank, int size, int dim, const PivotOwnership& own)
+      : comm_(comm), rank_(rank), own_(own), request_tag_(7272 + dim), reply_tag_(8282 + dim),
+        requests_sent_(static_cast<std::size_t>(size), 0), requests_answered_(static_cast<std::size_t>(size), 0) {
+    for (int r = 0; r < size; ++r) {
+      requests_.emplace_back(comm, r, request_tag_);
+      replies_.emplace_back(comm, r, reply_tag_);
+    }
+  }
+
+  // A phase on rows [first, last) starts: this rank may ask for rows of it.
+  void start_phase(Index first, Index last) {
+    phase_first_ = first;
+    phase_last_ = last;
+    next_ask_ = Clock::now();
+  }
+
+  // Columns arrived: once idle again, this rank may ask at once.
+  void note_columns_arrived() { next_ask_ = Clock::now(); }
+
+  // Borrower, idle: asks the owner of the rows below its interval of the phase, if there is one.
+  // After a refusal it asks again kRetry later (columns on their way may not have arrived there).
+  void ask() {
+    if (asking_ || Clock::now() < next_ask_) return;
+    next_ask_ = Clock::time_point::max();
+    const auto& starts = own_.starts();
+    const auto& owners = own_.owners();
+    for (std::size_t k = 0; k < owners.size(); ++k) {
+      const Index first = std::max(starts[k], phase_first_);
+      if (owners[k] != rank_ || first >= std::min(starts[k + 1], phase_last_) || first == phase_first_) continue;
+      const int lender = own_.owner(first - 1);
+      if (lender == rank_) continue;
+      requests_[static_cast<std::size_t>(lender)].send({static_cast<Row>(first), static_cast<Row>(phase_first_)});
+      ++requests_sent_[static_cast<std::size_t>(lender)];
+      asking_ = true;
+      return;
+    }
+  }
+
+  // Answers the requests that arrived (lender) and takes the loans given (borrower). `waiting(f)`
+  // calls f(pivot) for each column waiting on this rank; `take_waiting(accept, out)` moves those
+  // whose pivot `accept` takes to `out` as [index, size, rows...]. Returns whether columns came.
+  template <class Waiting, class TakeWaiting>
+  bool serve(LocalPivots& pivots, Inbox& inbox, Waiting&& waiting, TakeWaiting&& take_waiting, ReductionStepStats& row) {
+    MPI_Status status;
+    std::vector<Row> message;
+    for (int arrived = 1; arrived;) {
+      mpi::check(MPI_Iprobe(MPI_ANY_SOURCE, request_tag_, comm_, &arrived, &status), "MPI_Iprobe");
+      if (!arrived) break;
+      mpi::receive_probed(comm_, status, message);
+      ++requests_answered_[static_cast<std::size_t>(status.MPI_SOURCE)];
+      std::vector<Row> reply = lend(pivots, message.at(0), message.at(1), status.MPI_SOURCE, waiting, take_waiting);
+      if (!reply.empty()) ++row.loans_given;
+      replies_[static_cast<std::size_t>(status.MPI_SOURCE)].send(std::move(reply));
+    }
+    bool columns = false;
+    for (int arrived = 1; arrived;) {
+      mpi::check(MPI_Iprobe(MPI_ANY_SOURCE, reply_tag_, comm_, &arrived, &status), "MPI_Iprobe");
+      if (!arrived) break;
+      mpi::receive_probed(comm_, status, message);
+      asking_ = false;
+      if (message.empty()) {  // refused
+        next_ask_ = std::min(next_ask_, Clock::now() + kRetry);
+        continue;
+      }
+      const Row* rest = pivots.borrow(message[0], message[1], status.MPI_SOURCE, message.data() + 3, message[2]);
+      inbox.push(std::vector<Row>(rest, static_cast<const Row*>(message.data() + message.size())));
+      ++row.loans_taken;
+      columns = true;
+      next_ask_ = Clock::now();
+    }
+    return columns;
+  }
+
+  // After the step has ended everywhere: refuses the requests not yet answered, takes the last
+  // replies (refusals: a loan carries columns, so none is left once every column has ended), and
+  // returns the pivots found at borrowed rows to their owners. Collective.
+  void finish(LocalPivots& pivots) {
+    std::vector<long long> sent_to_me(requests_sent_.size(), 0);
+    mpi::check(MPI_Alltoall(requests_sent_.data(), 1, MPI_LONG_LONG, sent_to_me.data(), 1, MPI_LONG_LONG, comm_), "MPI_Alltoall");
+    std::vector<Row> message;
+    for (std::size_t r = 0; r < sent_to_me.size(); ++r)
+      for (; requests_answered_[r] < sent_to_me[r]; ++requests_answered_[r]) {
+        MPI_Status status;
+        mpi::check(MPI_Probe(static_cast<int>(r), request_tag_, comm_, &status), "MPI_Probe");
+        mpi::receive_probed(comm_, status, message);
+        replies_[r].send({});
+      }
+    if (asking_) {
+      MPI_Status status;
+      mpi::check(MPI_Probe(MPI_ANY_SOURCE, reply_tag_, comm_, &status), "MPI_Probe");
+      mpi::receive_probed(comm_, status, message);
+      if (!message.empty()) throw std::logic_error("RowLoans: a loan after the step ended");
+      asking_ = false;
+    }
+    for (auto& to : requests_) to.wait_all();
+    for (auto& to : replies_) to.wait_all();
+    for (const auto& from : mpi::exchange_blocks(comm_, pivots.return_loans(static_cast<int>(requests_sent_.size())), MPI_UINT32_T))
+      for (std::size_t i = 0; i + 1 < from.size(); i += 2) pivots.record(from[i], from[i + 1]);
+  }
+
+ private:
+  // The reply to a request for the rows below `top` (the borrower's first row in the phase that
+  // starts at `phase_first`): [first, last, stored count, stored columns..., waiting columns...], or
+  // nothing (refused).
+  template <class Waiting, class TakeWaiting>
+  std::vector<Row> lend(LocalPivots& pivots, Index top, Index phase_first, int to, Waiting&& waiting, TakeWaiting&& take_waiting) {
+    if (top == 0 || own_.owner(top - 1) != rank_) return {};
+    const auto& starts = own_.starts();
+    const Index interval_first = *(std::upper_bound(starts.begin(), starts.end(), top - 1) - 1);
+    const Index first = std::max(interval_first, phase_first);
+    Index& last = lend_tops_.try_emplace(top, top).first->second;  // rows below earlier loans
+    if (first >= last) return {};
+    std::vector<Index> pivots_waiting;
+    waiting([&](Index p, std::size_t) {
+      if (p >= first && p < last) pivots_waiting.push_back(p);
+    });
+    if (pivots_waiting.size() < kMinLoanColumns) return {};
+    Index from = pivots.row_with_work_above(first, last, 0.5);
+    if (from >= last) {  // no work measured there yet: the rows above the waiting columns' median
+      std::nth_element(pivots_waiting.begin(), pivots_waiting.begin() + static_cast<std::ptrdiff_t>(pivots_waiting.size() / 2), pivots_waiting.end());
+      from = pivots_waiting[pivots_waiting.size() / 2];
+    }
+    // At least one waiting column goes with the rows: the step cannot end while a loan travels.
+    from = std::min(from, *std::max_element(pivots_waiting.begin(), pivots_waiting.end()));
+    std::vector<Row> reply{static_cast<Row>(from), static_cast<Row>(last), 0};
+    reply[2] = static_cast<Row>(pivots.lend(from, last, to, reply));
+    std::size_t words = reply.size();
+    waiting([&](Index p, std::size_t size) {
+      if (p >= from && p < last) words += 2 + size;
+    });
+    reply.reserve(words);
+    take_waiting([&](Index p) { return p >= from && p < last; }, reply);
+    last = from;
+    return reply;
+  }
+
+  MPI_Comm comm_;
+  int rank_;
+  const PivotOwnership& own_;
+  int request_tag_, reply_tag_;
+  std::vector<mpi::PendingSends> requests_, replies_;
+  std::vector<long long> requests_sent_, requests_answered_;
+  std::map<Index, Index> lend_tops_;  // by the borrower's first row: the rows lent to it start here
+  Index phase_first_ = 0, phase_last_ = 0;
+  bool asking_ = false;
+  Clock::time_point next_ask_ = Clock::time_point::max();
+};
+
 }  // namespace
 
 Index default_pivot_chunk(Index n, int ranks) {
@@ -343,7 +682,7 @@ namespace {
 // reduce_distributed_owned), not gathered.
 std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buffer, const PivotOwnership& own, Index n,
                                                   int max_dim, MPI_Comm comm, std::vector<ReductionStepStats>* stats,
-                                                  const std::string& column_order, IndexOrderSteps index_order_steps,
+                                                  const std::string& column_order, StepMethods step_methods,
                                                   int lowest_dim = 1);
 
 std::vector<PersistencePair> gather_sorted_pairs(MPI_Comm comm, const std::vector<PersistencePair>& mine) {
@@ -504,7 +843,7 @@ void reduce_step_by_rows(const std::vector<ColumnRef>& mine, Index n, int dim, c
 
 std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buffer, const PivotOwnership& own, Index n,
                                                   int max_dim, MPI_Comm comm, std::vector<ReductionStepStats>* stats,
-                                                  const std::string& column_order, IndexOrderSteps index_order_steps,
+                                                  const std::string& column_order, StepMethods step_methods,
                                                   int lowest_dim) {
   int rank = 0, size = 1;
   mpi::check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
@@ -528,6 +867,7 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
   // not matter: the swap rule keeps additions left-to-right. Columns that arrived go first: they are
   // further along, and their pivots decide the work left for later columns.
   constexpr std::size_t batch_columns = 512;  // columns reduced between two looks at the network
+  constexpr std::chrono::milliseconds round_time{2};  // at most, in lanes (below)
   for (int d = max_dim; d >= lowest_dim; --d) {
     const auto start = std::chrono::steady_clock::now();
     const int tag = 4242 + d;
@@ -557,11 +897,11 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
       }
     }
     const bool received_first = order != ColumnOrder::natural;
-    if (size > 1 && order == ColumnOrder::natural && (index_order_steps.split_rows || index_order_steps.speculate_run > 0)) {
+    if (size > 1 && order == ColumnOrder::natural && (step_methods.split_rows || step_methods.speculate_run > 0)) {
       std::vector<ColumnRef> mine;
       for (const std::size_t i : own_columns) mine.push_back({local_index(i), local_column(i)});
-      if (index_order_steps.split_rows) reduce_step_by_rows(mine, n, d, own, pivots, comm, row);
-      else reduce_step_replicated(mine, n, d, index_order_steps.speculate_run, own, pivots, comm, row);
+      if (step_methods.split_rows) reduce_step_by_rows(mine, n, d, own, pivots, comm, row);
+      else reduce_step_replicated(mine, n, d, step_methods.speculate_run, own, pivots, comm, row);
       end_step();
       continue;
     }
@@ -575,6 +915,11 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
     Termination upper_done(comm, totals[0]);
     Termination termination(comm, totals[0] + totals[1]);
     long long ended = 0;
+    std::optional<RowLoans> loans;
+    if (size > 1 && order == ColumnOrder::upper_first && !own.starts().empty() && step_methods.row_loans) {
+      loans.emplace(comm, rank, size, d, own);
+      loans->start_phase(upper_half_start(n), n);
+    }
     auto reduce_one = [&](Index index, const auto& rows) {
       ++row.columns_in;
       const int next = pivots.reduce(index, rows);
@@ -604,6 +949,25 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
     // Out of index order the columns go through lanes (LocalPivots::advance); in it, one at a time.
     const bool in_lanes = order != ColumnOrder::natural;
     auto on_ended = [&] { ++ended; };
+    auto waiting = [&](auto&& f) {  // f(pivot, size) for each column waiting here
+      inbox.for_each_pivot(f);
+      for (const std::size_t i : own_columns)
+        if (const ColumnView c = local_column(i); !c.empty()) f(static_cast<Index>(c.last[-1]), c.size());
+    };
+    auto take_waiting = [&](auto&& accept, std::vector<Row>& out) {  // for a loan
+      inbox.extract(accept, out);
+      std::deque<std::size_t> kept;
+      for (const std::size_t i : own_columns) {
+        const ColumnView c = local_column(i);
+        if (c.empty() || !accept(static_cast<Index>(c.last[-1]))) {
+          kept.push_back(i);
+          continue;
+        }
+        out.insert(out.end(), {static_cast<Row>(local_index(i)), static_cast<Row>(c.size())});
+        out.insert(out.end(), c.first, c.last);
+      }
+      own_columns.swap(kept);
+    };
     auto on_forward = [&](int to, auto& lane) {
       pivots.move_out_lane(lane, outbox.batch(to));
       ++row.columns_forwarded;
@@ -614,23 +978,34 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
       if (!in_lanes) {
         for (std::size_t i = 0; i < batch_columns && !sources_empty(); ++i) take_next(reduce_one);
       } else {
+        // A round also ends after round_time: a few long columns can take a round of 512 far
+        // longer, while forwarded columns wait in the outbox and other ranks' requests unanswered.
+        std::size_t advances = 0;
         for (std::size_t started = 0; started < batch_columns && !(sources_empty() && pivots.lanes_idle());) {
           for (; pivots.lane_free() && !sources_empty(); ++started) take_next(start_in_lane);
           pivots.advance(on_ended, on_forward);
+          if (++advances % 64 == 0 && std::chrono::steady_clock::now() - look_start > round_time) break;
         }
       }
       outbox.flush(row);
-      const bool received = inbox.receive_arrived(comm, tag, row);
+      bool received = inbox.receive_arrived(comm, tag, row);
+      if (loans) {
+        if (received) loans->note_columns_arrived();
+        received = loans->serve(pivots, inbox, waiting, take_waiting, row) || received;
+      }
       if (idle && holding && upper_done.done(ended)) {
         holding = false;
         own_columns = std::move(held_lower);
+        if (loans) loans->start_phase(0, upper_half_start(n));
         continue;
       }
       if (idle && !holding && termination.done(ended)) break;
+      if (idle && !received && loans) loans->ask();
       if (idle && !received) sched_yield();  // let an oversubscribed rank run
       if (idle) row.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - look_start).count();
     }
     outbox.wait_all();
+    if (loans) loans->finish(pivots);
     end_step();
   }
 
@@ -641,26 +1016,26 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
 
 std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my_columns, Index n, MPI_Comm comm,
                                                       std::vector<ReductionStepStats>* stats, Index pivot_chunk,
-                                                      const std::string& column_order, IndexOrderSteps index_order_steps,
+                                                      const std::string& column_order, StepMethods step_methods,
                                                       int lowest_dim) {
   int size = 1;
   mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
   const PivotOwnership own(n, size, pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(n, size));
-  return reduce_distributed_owned(my_columns, own, n, comm, stats, column_order, index_order_steps, lowest_dim);
+  return reduce_distributed_owned(my_columns, own, n, comm, stats, column_order, step_methods, lowest_dim);
 }
 
 std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my_columns, const PivotOwnership& own, Index n,
                                                       MPI_Comm comm, std::vector<ReductionStepStats>* stats,
-                                                      const std::string& column_order, IndexOrderSteps index_order_steps,
+                                                      const std::string& column_order, StepMethods step_methods,
                                                       int lowest_dim) {
   require_column_order(column_order);
-  if (index_order_steps.split_rows && index_order_steps.speculate_run > 0)
+  if (step_methods.split_rows && step_methods.speculate_run > 0)
     throw std::invalid_argument("reduce_distributed_owned: speculative runs and split rows are two ways of the same steps");
   int max_dim = 0;
   for (std::size_t pos = 0; pos < my_columns.size(); pos += 2 + static_cast<std::size_t>(my_columns[pos + 1]))
     max_dim = std::max(max_dim, static_cast<int>(my_columns[pos]));
   mpi::check(MPI_Allreduce(MPI_IN_PLACE, &max_dim, 1, MPI_INT, MPI_MAX, comm), "MPI_Allreduce");
-  return reduce_dealt_columns(my_columns, own, n, max_dim, comm, stats, column_order, index_order_steps, lowest_dim);
+  return reduce_dealt_columns(my_columns, own, n, max_dim, comm, stats, column_order, step_methods, lowest_dim);
 }
 
 std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matrix, MPI_Comm comm,

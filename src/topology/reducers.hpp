@@ -39,6 +39,9 @@ struct ReductionStepStats {
   // rule makes it depend on which columns meet first, the time on the machine as well.
   long long additions = 0;
   long long entries_added = 0;
+  // Row loans: loans of rows this rank took from the rank below it, and gave to the rank above.
+  long long loans_taken = 0;
+  long long loans_given = 0;
 };
 
 // DIPHA-style distributed reduction over the ranks of `comm`. Rank 0 holds the whole matrix
@@ -91,10 +94,11 @@ std::string column_order_of_step(const std::string& spec, int step);
 // an n-column matrix under the ownership of `pivot_chunk` (0: default_pivot_chunk), in increasing
 // index order, [dim, size, rows...] each. Returns this rank's pairs only (pivot row, column), those
 // of the pivots it owns, unsorted. Collective.
-// `index_order_steps` says how the steps taken in index order (natural) are reduced on more than one
-// rank; the other steps are reduced as above. Only the dimensions from `lowest_dim` up are reduced
-// (the hybrid dualization reduces the top one alone).
-struct IndexOrderSteps {
+// `step_methods` says how the steps are reduced on more than one rank: those taken in index order
+// (natural) by one of two other schemes, or as above; those taken upper-first with or without row
+// loans. Only the dimensions from `lowest_dim` up are reduced (the hybrid dualization reduces the
+// top one alone).
+struct StepMethods {
   // > 0: by the speculative pipeline (reduce_speculative.hpp) in runs of this many columns: faster
   // when one rank owns most of a step's work, but every rank then holds all of that step's columns
   // and a copy of every stored column (docs/benchmarks.md, "Distributed reducer: speculative runs").
@@ -103,16 +107,20 @@ struct IndexOrderSteps {
   // addition, holding its rows of the columns only (docs/benchmarks.md, "Distributed reducer: rows
   // split over the ranks"). Not with speculate_run.
   bool split_rows = false;
+  // Upper-first steps with the rows owned by intervals: a rank left without columns to reduce in a
+  // phase borrows rows from the rank below it, with their stored and waiting columns, for the rest
+  // of the step (docs/methods.md, "Row loans").
+  bool row_loans = true;
 };
 std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my_columns, Index n, MPI_Comm comm,
                                                       std::vector<ReductionStepStats>* stats = nullptr,
                                                       Index pivot_chunk = 0, const std::string& column_order = "auto",
-                                                      IndexOrderSteps index_order_steps = {}, int lowest_dim = 1);
+                                                      StepMethods step_methods = {}, int lowest_dim = 1);
 // The same with the rows (and columns) owned as `own` says (its ranks: comm's), not by chunks.
 class PivotOwnership;
 std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my_columns, const PivotOwnership& own, Index n,
                                                       MPI_Comm comm, std::vector<ReductionStepStats>* stats,
-                                                      const std::string& column_order, IndexOrderSteps index_order_steps,
+                                                      const std::string& column_order, StepMethods step_methods,
                                                       int lowest_dim);
 // How many runs a rank of the speculative pipeline reduces ahead of its first one not yet checked.
 constexpr std::size_t kSpeculationDepth = 3;

@@ -6,13 +6,16 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <set>
 #include <string>
 
 #include "../unit/test_matrices.hpp"
 #include "mpi/large_count.hpp"
+#include "topology/pivot_ownership.hpp"
 #include "topology/reducers.hpp"
 
 using namespace lmtopo;
+using topology::Index;
 
 namespace {
 int world_rank() {
@@ -120,6 +123,97 @@ TEST(DistributedReducer, ByNameAgreesForEveryReducer) {
     for (std::size_t i = 1; i < results.size(); ++i) {
       EXPECT_EQ(results[i], results[0]) << labels[i];
     }
+  }
+}
+
+namespace {
+
+// An n = 2m column matrix (every column of dimension 1, so every one is reduced) whose work lies in
+// narrow bands at the bottom of each half: column j's rows are drawn from the `band` rows above the
+// start of its half, and an upper column's also from the lower half's band. Upper-first with the
+// halves split evenly over the ranks, rank 0 owns both bands and the ranks above it soon run dry.
+topology::BoundaryMatrix banded_matrix(std::mt19937& rng, Index m, Index band) {
+  topology::BoundaryMatrix matrix;
+  for (Index j = 0; j < 2 * m; ++j) {
+    const Index base = j < m ? 0 : m;
+    std::set<Index> rows;
+    for (int k = 0; k < 6 && j > base; ++k) rows.insert(base + std::uniform_int_distribution<Index>(0, std::min(band, j - base) - 1)(rng));
+    for (int k = 0; k < 2 && j >= m; ++k) rows.insert(std::uniform_int_distribution<Index>(0, band - 1)(rng));
+    matrix.append_column(1, std::vector<Index>(rows.begin(), rows.end()));
+  }
+  return matrix;
+}
+
+// The rows of each half in one interval per rank, ranks 0..P-1 from the bottom (as halves_ownership).
+topology::PivotOwnership even_halves(Index n, int ranks) {
+  std::vector<Index> starts;
+  std::vector<int> owners;
+  for (int half = 0; half < 2; ++half)
+    for (int r = 0; r < ranks; ++r) {
+      const Index first = half == 0 ? 0 : topology::upper_half_start(n);
+      const Index last = half == 0 ? topology::upper_half_start(n) : n;
+      starts.push_back(first + (last - first) * r / ranks);
+      owners.push_back(r);
+    }
+  starts.push_back(n);
+  return topology::PivotOwnership(n, starts, owners);
+}
+
+std::vector<std::int64_t> sorted_flat(std::vector<topology::PersistencePair> pairs) {
+  std::sort(pairs.begin(), pairs.end());
+  std::vector<std::int64_t> flat;
+  for (const auto& p : pairs) flat.insert(flat.end(), {p.creator, p.destroyer});
+  return flat;
+}
+
+}  // namespace
+
+// Row loans (docs/methods.md, "Row loans"): on matrices whose work lies in rank 0's rows, the ranks
+// above it borrow rows from the rank below (taken is summed over the ranks and trials: with more
+// than one rank and nothing but forwarding to do elsewhere, a loan is all but certain; the trials
+// are fixed, the timing is not), and the pairs are the twist reducer's with and without loans.
+TEST(DistributedReducer, RowLoansGiveTheTwistPairs) {
+  const int rank = world_rank();
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  std::mt19937 rng(1717);
+  long long taken[2] = {0, 0}, given[2] = {0, 0};
+  for (int trial = 0; trial < 6; ++trial) {
+    const auto matrix = banded_matrix(rng, 2000 + 500 * trial, 96 + 16 * trial);
+    const Index n = matrix.num_columns();
+    const auto want = rank == 0 ? sorted_flat(topology::reduce_twist(matrix)) : std::vector<std::int64_t>{};
+    const auto own = even_halves(n, size);
+    std::vector<topology::Row> mine;
+    own.for_each_owned(rank, [&](Index j) {
+      const auto rows = matrix.column(j);
+      mine.insert(mine.end(), {1, static_cast<topology::Row>(rows.size())});
+      for (const Index r : rows) mine.push_back(static_cast<topology::Row>(r));
+    });
+    for (const bool loans : {false, true}) {
+      topology::StepMethods methods;
+      methods.row_loans = loans;
+      std::vector<topology::ReductionStepStats> stats;
+      const auto pairs = topology::reduce_distributed_owned(mine, own, n, MPI_COMM_WORLD, &stats, "upper-first", methods, 1);
+      for (const auto& row : stats) {
+        taken[loans] += row.loans_taken;
+        given[loans] += row.loans_given;
+      }
+      const auto flat = sorted_flat(pairs);
+      const auto gathered = mpi::gather_blocks(MPI_COMM_WORLD, flat.data(), flat.size(), MPI_INT64_T);
+      if (rank != 0) continue;
+      std::vector<topology::PersistencePair> got;
+      for (std::size_t i = 0; i + 1 < gathered.size(); i += 2) got.push_back(topology::PersistencePair{gathered[i], gathered[i + 1]});
+      EXPECT_EQ(sorted_flat(got), want) << "trial " << trial << ", loans " << loans;
+    }
+  }
+  MPI_Allreduce(MPI_IN_PLACE, taken, 2, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+  MPI_Allreduce(MPI_IN_PLACE, given, 2, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+  EXPECT_EQ(taken[0], 0) << "a loan with row loans off";
+  EXPECT_EQ(taken[1], given[1]) << "a loan given and not taken";
+  if (size > 1) {
+    EXPECT_GT(taken[1], 0) << "no rank ever borrowed rows: the loans are not exercised";
+  } else {
+    EXPECT_EQ(taken[1], 0) << "one rank has no one to borrow from";
   }
 }
 
