@@ -61,7 +61,10 @@ def test_reducers_and_rank_counts_match_dionysus(tmp_path, reducer, ranks, duali
     # Two groups of ranks: the top dimension on the last ranks while the others reduce the rest; 0 (the
     # default): every rank both, one after the other, the second step compressed by the first's pairs.
     (2, ["--dualize", "hybrid", "--top-ranks", "0"]), (3, ["--dualize", "hybrid", "--pivot-chunk", "3"]), (3, ["--dualize", "hybrid", "--top-ranks", "2", "--pivot-chunk", "4"]),
-    (4, ["--dualize", "hybrid", "--top-ranks", "1", "--row-split"])])
+    (4, ["--dualize", "hybrid", "--top-ranks", "1", "--row-split"]),
+    # Row loans (on by default in the hybrid's bars-1 step taken upper-first on intervals) and without.
+    (3, ["--dualize", "hybrid", "--column-order", "upper-first"]),
+    (2, ["--dualize", "hybrid", "--column-order", "upper-first", "--no-row-loans"])])
 def test_distributed_options_match_dionysus(tmp_path, ranks, args):
     for i, ops in _cases(200 + ranks + len(args[min(1, len(args) - 1)]), 8):
         fzz, out = tmp_path / f"z{i}.fzz", tmp_path / f"z{i}.bars"
@@ -168,12 +171,13 @@ def test_distributed_reading_by_byte_ranges(tmp_path, ranks):
                                   ["--reducer", "distributed", "--speculate-runs", "1048577"],
                                   ["--speculate-runs", "8"],
                                   ["--row-split", "--reducer", "chunk"],
-                                  ["--reducer", "distributed", "--row-split", "--speculate-runs", "4"]])
+                                  ["--reducer", "distributed", "--row-split", "--speculate-runs", "4"],
+                                  ["--no-row-loans", "--reducer", "twist"]])
 def test_distributed_only_options_refused_where_they_cannot_apply(tmp_path, args):
     fzz, out = tmp_path / "z.fzz", tmp_path / "z.bars"
     fzz.write_text("i 0\ni 1\ni 0 1\n")
     proc = run_lmtopo("barcode", fzz, "-o", out, *args, check=False)
-    option = next(a for a in args if a in ("--column-order", "--speculate-runs", "--row-split"))
+    option = next(a for a in args if a in ("--column-order", "--speculate-runs", "--row-split", "--no-row-loans"))
     assert proc.returncode == 2 and option in proc.stderr, proc.stderr
     assert not out.exists()
 
