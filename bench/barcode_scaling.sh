@@ -65,7 +65,7 @@ def ranks_of(row, rep):
     out = {}
     for line in open(f"{d}/sc-log-{row}-{rep}"):
         f = line.split()
-        if len(f) == 12 and f[0].isdigit():
+        if len(f) == 16 and f[0].isdigit():  # a row of --benchmark's per-rank table
             r = out.setdefault(int(f[0]), [0.0, 0.0])
             r[0] += float(f[4]); r[1] = max(r[1], float(f[6]))
     return out

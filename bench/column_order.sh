@@ -39,7 +39,7 @@ for p in ranks:
         steps, rss = {}, 0.0
         for line in open(f"{d}/{med}.log"):
             f = line.split()
-            if len(f) == 12 and f[0].isdigit():
+            if len(f) == 16 and f[0].isdigit():  # a row of --benchmark's per-rank table
                 steps[int(f[2])] = max(steps.get(int(f[2]), 0.0), float(f[4]))
                 rss = max(rss, float(f[6]))
         bars = sorted(open(f"{d}/{med}.bars").read().split("\n"))

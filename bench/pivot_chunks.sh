@@ -42,7 +42,7 @@ def phase(row):
         ranks = {}
         for line in open(f"{d}/pc-log-{row}-{r}"):
             f = line.split()
-            if len(f) == 12 and f[0].isdigit():
+            if len(f) == 16 and f[0].isdigit():  # a row of --benchmark's per-rank table
                 t = ranks.setdefault(int(f[0]), [0.0, 0.0, 0, 0.0])
                 t[0] += float(f[4]); t[1] += float(f[5]); t[3] += float(f[7]) / 2**20; t[2] += int(f[10])
         per_rep.append(ranks)

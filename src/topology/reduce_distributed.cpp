@@ -46,9 +46,11 @@ class LocalPivots {
   };
 
  public:
-  LocalPivots(const PivotOwnership& own, int rank, Index n)
+  // measure_work: count the work by bins of rows (row_with_work_above; row loans need it, one rank not).
+  LocalPivots(const PivotOwnership& own, int rank, Index n, bool measure_work)
       : own_(own), rank_(rank), column_of_pivot_(static_cast<std::size_t>(own.local_count(rank)), kNoHolder),
-        stored_(own.local_count(rank)), work_(n), work_bin_shift_(bin_shift_for(n)), work_by_bin_(kWorkBins, 0) {
+        stored_(own.local_count(rank)), work_(n), measure_work_(measure_work), work_bin_shift_(bin_shift_for(n)),
+        work_by_bin_(measure_work ? kWorkBins : 0, 0) {
     for (std::size_t k = 0; k < kLanes; ++k) lanes_.emplace_back(n);
   }
 
@@ -276,7 +278,7 @@ class LocalPivots {
     const StoredRows stored = at.store.column(at.slot);
     ++additions_;
     stored_bytes_added_ += stored.last - stored.first;
-    work_by_bin_[static_cast<std::size_t>(low >> work_bin_shift_)] += stored.last - stored.first;
+    if (measure_work_) work_by_bin_[static_cast<std::size_t>(low >> work_bin_shift_)] += stored.last - stored.first;
     if (static_cast<Index>(holder) < index) {
       work.add(stored);
     } else {
@@ -326,6 +328,7 @@ class LocalPivots {
   // Bytes of stored columns added at each bin of rows (2^work_bin_shift_ rows) this step: where a
   // loan splits the work.
   static constexpr std::size_t kWorkBins = 4096;
+  bool measure_work_;
   int work_bin_shift_;
   std::vector<long long> work_by_bin_;
   // Row loans of this step: rows of another rank's reduced here (guests), rows of this rank's lent
@@ -860,7 +863,7 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
     return ColumnView{rows, rows + rows[-1]};
   };
 
-  LocalPivots pivots(own, rank, n);
+  LocalPivots pivots(own, rank, n, size > 1 && step_methods.row_loans);
   // Dimensions high to low (the twist's clearing), one asynchronous round per dimension: each rank
   // reduces its own columns and those arriving from any rank, sends each column whose pivot another
   // rank owns to that rank in batches, and looks at the network between batches. Arrival order does
