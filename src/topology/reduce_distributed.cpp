@@ -575,6 +575,7 @@ class RowLoans {
       if (!reply.empty()) ++row.loans_given;
       replies_[static_cast<std::size_t>(status.MPI_SOURCE)].send(std::move(reply));
     }
+    for (auto& to : replies_) to.drop_completed();  // a loan's words, freed once received
     bool columns = false;
     for (int arrived = 1; arrived;) {
       mpi::check(MPI_Iprobe(MPI_ANY_SOURCE, reply_tag_, comm_, &arrived, &status), "MPI_Iprobe");
@@ -586,7 +587,10 @@ class RowLoans {
         continue;
       }
       const Row* rest = pivots.borrow(message[0], message[1], status.MPI_SOURCE, message.data() + 3, message[2]);
-      inbox.push(std::vector<Row>(rest, static_cast<const Row*>(message.data() + message.size())));
+      // The waiting columns (most of a loan's words) go to the inbox in the message itself, not a copy.
+      message.erase(message.begin(), message.begin() + (rest - message.data()));
+      inbox.push(std::move(message));
+      message = {};
       ++row.loans_taken;
       columns = true;
       next_ask_ = Clock::now();
