@@ -67,6 +67,16 @@ class PivotOwnership {
   // Interval mode: the intervals' starts (and n) and owners; empty otherwise.
   const std::vector<Index>& starts() const { return starts_; }
   const std::vector<int>& owners() const { return owners_; }
+  // f(first, last) for each range of indices `rank` owns, increasing (its local indices in order).
+  template <class F>
+  void for_each_range(int rank, F&& f) const {
+    if (intervals()) {
+      for (const std::size_t k : intervals_of_[static_cast<std::size_t>(rank)]) f(starts_[k], starts_[k + 1]);
+      return;
+    }
+    for (Index first = static_cast<Index>(rank) * chunk_; first < n_; first += static_cast<Index>(ranks_) * chunk_)
+      f(first, std::min(n_, first + chunk_));
+  }
   // Calls f(j) for every index owned by `rank`, increasing.
   template <class F>
   void for_each_owned(int rank, F&& f) const {
@@ -85,17 +95,6 @@ class PivotOwnership {
   std::size_t interval(Index row) const {
     return static_cast<std::size_t>(std::upper_bound(starts_.begin() + 1, starts_.end() - 1, row) - (starts_.begin() + 1));
   }
-  // f(first, last) for each range of indices `rank` owns, increasing.
-  template <class F>
-  void for_each_range(int rank, F&& f) const {
-    if (intervals()) {
-      for (const std::size_t k : intervals_of_[static_cast<std::size_t>(rank)]) f(starts_[k], starts_[k + 1]);
-      return;
-    }
-    for (Index first = static_cast<Index>(rank) * chunk_; first < n_; first += static_cast<Index>(ranks_) * chunk_)
-      f(first, std::min(n_, first + chunk_));
-  }
-
   Index n_;
   int ranks_ = 1;
   Index chunk_;

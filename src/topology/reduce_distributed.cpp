@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <deque>
 #include <limits>
@@ -52,16 +53,25 @@ class LocalPivots {
         stored_(own.local_count(rank)), work_(n), measure_work_(measure_work), work_bin_shift_(bin_shift_for(n)),
         work_by_bin_(measure_work ? kWorkBins : 0, 0) {
     for (std::size_t k = 0; k < kLanes; ++k) lanes_.emplace_back(n);
+    Index local = 0;
+    own.for_each_range(rank, [&](Index first, Index last) {
+      if (own_range_count_ < kOwnRanges) own_ranges_[own_range_count_] = {first, last, local};
+      ++own_range_count_;
+      local += last - first;
+    });
+    if (own_range_count_ > kOwnRanges) own_range_count_ = 0;  // too many: PivotOwnership answers
   }
 
   // The rank that reduces at `row` in this step: its owner, or the rank it was lent to.
-  int owner(Index row) const {
+  [[gnu::always_inline]] int owner(Index row) const {
     if (row >= loans_first_ && row < loans_last_) {
       for (const Lent& lent : lent_)
         if (row >= lent.first && row < lent.last) return lent.to;
       for (const Guest& guest : guests_)
         if (row >= guest.first && row < guest.last) return rank_;
     }
+    for (std::size_t k = 0; k < own_range_count_; ++k)
+      if (row >= own_ranges_[k].first && row < own_ranges_[k].last) return rank_;
     return own_.owner(row);
   }
 
@@ -247,7 +257,12 @@ class LocalPivots {
   }
 
  private:
-  std::size_t slot(Index row) const { return static_cast<std::size_t>(own_.local(row)); }
+  // This rank's local index of its row `row`.
+  [[gnu::always_inline]] std::size_t slot(Index row) const {
+    for (std::size_t k = 0; k < own_range_count_; ++k)
+      if (row >= own_ranges_[k].first && row < own_ranges_[k].last) return static_cast<std::size_t>(own_ranges_[k].local_first + row - own_ranges_[k].first);
+    return static_cast<std::size_t>(own_.local(row));
+  }
 
   // Where the pivot at `row` (this rank's, owned or borrowed) is kept: its holder, and its slot in a store.
   struct Place {
@@ -255,7 +270,7 @@ class LocalPivots {
     ColumnStore& store;
     Index slot;
   };
-  Place place(Index row) {
+  [[gnu::always_inline]] Place place(Index row) {
     if (row >= loans_first_ && row < loans_last_)
       for (Guest& guest : guests_)
         if (row >= guest.first && row < guest.last) return {guest.holder[static_cast<std::size_t>(row - guest.first)], guest.store, row - guest.first};
@@ -324,6 +339,15 @@ class LocalPivots {
   std::vector<Row> current_;
   std::vector<Lane> lanes_;
   std::size_t busy_lanes_ = 0;
+  // This rank's rows as ranges [first, last), local_first the local index of first, when there are
+  // at most kOwnRanges of them (one rank, blocks, halves): owner() and slot() answer from them on the
+  // hot path, not by PivotOwnership's divisions (chunks) or binary search (intervals).
+  struct OwnRange {
+    Index first, last, local_first;
+  };
+  static constexpr std::size_t kOwnRanges = 4;
+  std::array<OwnRange, kOwnRanges> own_ranges_{};
+  std::size_t own_range_count_ = 0;
   long long additions_ = 0, stored_bytes_added_ = 0;
   // Bytes of stored columns added at each bin of rows (2^work_bin_shift_ rows) this step: where a
   // loan splits the work.
