@@ -408,7 +408,6 @@ class Outbox {
 class Inbox {
  public:
   bool empty() const { return live_ == 0; }
-  std::size_t size() const { return live_; }
 
   // Calls f(index, rows) with the next column and drops it.
   template <class F>
