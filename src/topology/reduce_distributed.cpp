@@ -174,10 +174,11 @@ class LocalPivots {
 
   // Row loans (docs/methods.md, "Row loans"). Lends this rank's rows [first, last) (within one of
   // its intervals) to rank `to` for the rest of the step: appends the column stored at each as
-  // [row, holder, size, rows...] to `out` and returns their number. owner() names `to` for them from now on, and a lane about
-  // to add at one of them looks at its pivot again (and so forwards the column).
+  // [row, holder, size, rows...] to `out` and returns their number. owner() names `to` for them
+  // from now on, and a lane about to add at one of them looks at its pivot again (and so forwards
+  // the column).
   std::size_t lend(Index first, Index last, int to, std::vector<Row>& out) {
-    const Index local_first = own_.local(first);
+    const auto local_first = static_cast<Index>(slot(first));
     std::size_t count = 0;
     for (Index row = first; row < last; ++row) {
       const Index at = local_first + (row - first);
