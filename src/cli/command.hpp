@@ -92,8 +92,8 @@ int top_ranks_option(const po::variables_map& vm, const std::string& reducer);
 extern const char* const kDualizeHelp;
 
 // How the distributed reducer takes the steps in index order: --speculate-runs (0, off, or a run
-// length of at most 2^20 columns) or --row-split, not both, and neither unless `reducer` is the
-// distributed one; their help texts.
+// length of at most 2^20 columns) or --row-split, not both; and its upper-first steps: row loans
+// unless --no-row-loans. None of them unless `reducer` is the distributed one; their help texts.
 topology::StepMethods step_methods_option(const po::variables_map& vm, const std::string& reducer);
 extern const char* const kSpeculateRunsHelp;
 extern const char* const kRowSplitHelp;

@@ -424,6 +424,7 @@ ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
                            {"knn_precision", o.knn_precision}, {"knn_device", o.knn_device},
                            {"dualize", o.dualize},         {"column_order", o.column_order},
                            {"speculate_runs", o.step_methods.speculate_run}, {"row_split", o.step_methods.split_rows},
+                           {"row_loans", o.step_methods.row_loans},
                            {"subsets", o.subsets},         {"subset_size", o.subset_size},
                            {"subset_seed", o.subset_seed}, {"null_draws", o.null_draws}, {"null_seed", o.null_seed}};
   io::H5Output out(o.output, comm, "layer-summaries/1", config);

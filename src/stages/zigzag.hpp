@@ -30,7 +30,8 @@ struct ZigzagOptions {
   // The distributed reducer's column order (topology::column_order_for): a name, a list per
   // dimension, or "auto"; the CLI checks it (cli::column_order_option).
   std::string column_order = "auto";
-  // How the distributed reducer takes the steps in index order (cli::step_methods_option).
+  // How the distributed reducer takes the steps in index order, and whether its upper-first steps
+  // lend rows (cli::step_methods_option).
   topology::StepMethods step_methods;
   int threads = 2;
   double mem_limit_gib = 8.0;

@@ -100,8 +100,8 @@ struct TaggedBar {
   int death_tag = 0;
 };
 
-// Reduces `cone` with the distributed reducer (its columns taken in `column_order`, the steps in
-// index order as `step_methods` says: see reduce_distributed_owned) and reads out the bars: every rank's pairs are read out
+// Reduces `cone` with the distributed reducer (its columns taken in `column_order`, the steps as
+// `step_methods` says: see reduce_distributed_owned) and reads out the bars: every rank's pairs are read out
 // where they are (looking up their columns' records at the ranks holding them), and the bars are
 // gathered on rank 0, sorted as read_out_bars sorts them (empty elsewhere). `cone.columns` is freed.
 // Collective.
