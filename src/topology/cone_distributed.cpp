@@ -842,8 +842,10 @@ std::vector<PersistencePair> reduce_cone_columns(DistributedCone& cone, MPI_Comm
   // The top dimension first: its columns are freed before the larger anti-transpose's store grows.
   if (reduces_top) {
     const std::size_t first_row = stats ? stats->size() : 0;
-    pairs = reduce_distributed_owned(cone.top_columns, cone.top_ownership(group_size_of(group)), N, group, stats,
-                                     column_order_of_step(column_order, cone.top_dim - 1), step_methods, cone.top_dim);
+    const int top_group = group_size_of(group);
+    std::string top_order = column_order_of_step(column_order, cone.top_dim - 1);
+    if (top_order == "auto") top_order = auto_top_step_order(cone.top_dim, N, top_group);
+    pairs = reduce_distributed_owned(cone.top_columns, cone.top_ownership(top_group), N, group, stats, top_order, step_methods, cone.top_dim);
     std::vector<Row>().swap(cone.top_columns);
     label_rows(first_row, false);
     // Turns: the top pairs are known before the anti-transpose starts (groups reduce both at once).
@@ -856,7 +858,7 @@ std::vector<PersistencePair> reduce_cone_columns(DistributedCone& cone, MPI_Comm
     // phases' rows over all ranks (halves_ownership), not the lower half's on rank 0 alone.
     const int bars1_dim = cone.top_dim - 1;
     if (cone.top_primal && ranks > 1 && !cone.pivot_chunk_given && cone.row_starts.empty() &&
-        column_order_for(column_order, cone.top_dim - bars1_dim, bars1_dim, N) == ColumnOrder::upper_first) {
+        takes_upper_first(column_order_for(column_order, cone.top_dim - bars1_dim, bars1_dim, N))) {
       const PivotOwnership blocks = cone.ownership(ranks);
       const PivotOwnership halves = halves_ownership(cone.columns, blocks, bars1_dim, N, group);
       redeal_columns(cone.columns, blocks, halves, group);

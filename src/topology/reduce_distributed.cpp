@@ -920,14 +920,18 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
     // instead, they met the upper columns' paths in an order set by timing, and one order in a few
     // cost 3.5x the additions (docs/benchmarks.md, "The order of the lower columns and the rows by halves").
     std::deque<std::size_t> held_lower;
-    if (order == ColumnOrder::upper_first) {
+    if (takes_upper_first(order)) {
       const auto lower = std::stable_partition(own_columns.begin(), own_columns.end(), [&](std::size_t i) { return local_index(i) >= upper_half_start(n); });
       if (size > 1) {
         held_lower.assign(lower, own_columns.end());
         own_columns.erase(lower, own_columns.end());
       }
     }
-    const bool received_first = order != ColumnOrder::natural;
+    // Upper-first: a rank's own columns first, as on one rank (they precede every column arriving
+    // from the ranks above in index). Received first instead, columns from two ranks above met at
+    // a pivot in an order set by timing: 3 ranks, 1.74 M operations, the bars-1 step's work was 56 M
+    // entries in most runs and 85-158 M in some (docs/benchmarks.md, "Own columns first").
+    const bool received_first = order == ColumnOrder::received_first || order == ColumnOrder::upper_first_received;
     if (size > 1 && order == ColumnOrder::natural && (step_methods.split_rows || step_methods.speculate_run > 0)) {
       std::vector<ColumnRef> mine;
       for (const std::size_t i : own_columns) mine.push_back({local_index(i), local_column(i)});
@@ -947,7 +951,7 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
     Termination termination(comm, totals[0] + totals[1]);
     long long ended = 0;
     std::optional<RowLoans> loans;
-    if (size > 1 && order == ColumnOrder::upper_first && !own.starts().empty() && step_methods.row_loans) {
+    if (size > 1 && takes_upper_first(order) && !own.starts().empty() && step_methods.row_loans) {
       loans.emplace(comm, rank, size, d, own);
       loans->start_phase(upper_half_start(n), n);
     }
@@ -1080,8 +1084,10 @@ ColumnOrder column_order_named(const std::string& name) {
   if (name == "natural") return ColumnOrder::natural;
   if (name == "received-first") return ColumnOrder::received_first;
   if (name == "upper-first") return ColumnOrder::upper_first;
-  throw std::invalid_argument("expected auto, natural, received-first or upper-first (or a comma-separated list of the last three), got '" +
-                              name + "'");
+  if (name == "upper-first-received") return ColumnOrder::upper_first_received;
+  throw std::invalid_argument(
+      "expected auto, natural, received-first, upper-first or upper-first-received (or a comma-separated list of the last four), got '" +
+      name + "'");
 }
 
 std::vector<std::string> split_commas(const std::string& spec) {
@@ -1100,6 +1106,16 @@ ColumnOrder auto_column_order(int dim, Index num_columns) {
   // from 0.8 M columns on, the upper half first makes the steps above dimension 1 1.7-2.4x cheaper at
   // 1 rank; at 0.33 M (dualized) it changes nothing there, and in dimension 1 it always costs.
   return dim >= 2 && num_columns >= kUpperFirstFromColumns ? ColumnOrder::upper_first : ColumnOrder::natural;
+}
+
+std::string auto_top_step_order(int dim, Index num_columns, int ranks) {
+  // The primal top step of a 96-layer k-NN zigzag (10^7 operations): one rank (and upper-first at
+  // 2-4 ranks) adds 909-922 M entries; received first, 2 ranks add 302-306 M (the upper rank's
+  // columns take the lower rank's pivots before its own, about as reducing the upper quarter of the
+  // index range first would), 3 ranks 486-1,785 M and 4 ranks 965-1,274 M, set by the timing.
+  // docs/benchmarks.md, "Own columns first".
+  if (ranks == 2 && auto_column_order(dim, num_columns) == ColumnOrder::upper_first) return "upper-first-received";
+  return "auto";
 }
 
 void require_column_order(const std::string& spec) {

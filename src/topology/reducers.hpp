@@ -64,9 +64,17 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
 //  natural         its own columns in increasing index, then those other ranks send it;
 //  received-first  the columns other ranks send as soon as they arrive, then its own in index order
 //                  (the only order before 2026-12-01);
-//  upper-first     received first, and its own columns of the upper half of the index range before
-//                  those of the lower half (at 1 rank: the upper half of the matrix first).
-enum class ColumnOrder { natural, received_first, upper_first };
+//  upper-first     the upper half of the index range before the lower half (at 1 rank: the upper
+//                  half of the matrix first; on several, each rank's lower columns wait until every
+//                  upper column has ended), and within each half a rank's own columns before those
+//                  it receives: the one-rank order, and the one-rank work, at any rank count;
+//  upper-first-received  the same halves, received columns first (upper-first until 2026-12-03):
+//                  the hybrid's primal top step on 2 ranks does a third of the one-rank work this
+//                  way, on 3 or more the work varies with the timing (docs/benchmarks.md, "Own
+//                  columns first").
+enum class ColumnOrder { natural, received_first, upper_first, upper_first_received };
+// Whether `order` takes the upper half first (its phases, held lower columns and row loans).
+constexpr bool takes_upper_first(ColumnOrder order) { return order == ColumnOrder::upper_first || order == ColumnOrder::upper_first_received; }
 
 // A --column-order value: one of the names above for every dimension, a comma-separated list of
 // them from the highest dimension down (the last one repeats), or "auto" (the measured rule,
@@ -75,6 +83,9 @@ void require_column_order(const std::string& spec);
 // The measured rule of "auto" for the step reducing the columns of dimension `dim` of a matrix of
 // `num_columns` columns (docs/benchmarks.md, "Distributed reducer: column order").
 ColumnOrder auto_column_order(int dim, Index num_columns);
+// The --column-order value "auto" becomes for the hybrid's primal top step of dimension `dim` on
+// `ranks` ranks: received first within the halves on exactly two (measured), else "auto".
+std::string auto_top_step_order(int dim, Index num_columns, int ranks);
 constexpr Index kUpperFirstFromColumns = 500000;
 // Upper-first's halves of an n-column matrix: columns (and rows) from this index on are the upper
 // half, reduced first (shared by the reducer and halves_ownership, which must split at the same row).

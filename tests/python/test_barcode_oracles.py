@@ -52,7 +52,7 @@ def test_reducers_and_rank_counts_match_dionysus(tmp_path, reducer, ranks, duali
     (2, ["--pivot-chunk", "1"]), (3, ["--pivot-chunk", "2"]), (2, ["--pivot-chunk", "7"]),
     # The column order changes the work, never the bars.
     (2, ["--column-order", "natural"]), (3, ["--column-order", "upper-first,natural"]),
-    (2, ["--column-order", "received-first"]),
+    (2, ["--column-order", "received-first"]), (3, ["--column-order", "upper-first-received"]),
     # Speculative runs: each rank reduces its runs before the ones just before them are known.
     (2, ["--speculate-runs", "1"]), (3, ["--speculate-runs", "4", "--column-order", "natural"]),
     (2, ["--speculate-runs", "3", "--pivot-chunk", "5"]),
@@ -64,6 +64,7 @@ def test_reducers_and_rank_counts_match_dionysus(tmp_path, reducer, ranks, duali
     (4, ["--dualize", "hybrid", "--top-ranks", "1", "--row-split"]),
     # Row loans (on by default in the hybrid's bars-1 step taken upper-first on intervals) and without.
     (3, ["--dualize", "hybrid", "--column-order", "upper-first"]),
+    (3, ["--dualize", "hybrid", "--column-order", "upper-first-received"]),
     (2, ["--dualize", "hybrid", "--column-order", "upper-first", "--no-row-loans"])])
 def test_distributed_options_match_dionysus(tmp_path, ranks, args):
     for i, ops in _cases(200 + ranks + len(args[min(1, len(args) - 1)]), 8):
