@@ -110,7 +110,7 @@ const char* const kDualizeHelp =
     "(about 200,000 operations) on, false below (the measured rule, docs/benchmarks.md)";
 const char* const kColumnOrderHelp =
     "distributed reducer: the order each rank takes its columns in, per dimension: natural, received-first, "
-    "upper-first or upper-first-received, one for all or a comma-separated list from the highest dimension down; auto: the measured rule "
+    "upper-first, upper-first-received or upper-thirds, one for all or a comma-separated list from the highest dimension down; auto: the measured rule "
     "(docs/methods.md; every order gives the same bars)";
 
 std::string column_order_option(const po::variables_map& vm, const std::string& reducer) {

@@ -844,7 +844,7 @@ std::vector<PersistencePair> reduce_cone_columns(DistributedCone& cone, MPI_Comm
     const std::size_t first_row = stats ? stats->size() : 0;
     const int top_group = group_size_of(group);
     std::string top_order = column_order_of_step(column_order, cone.top_dim - 1);
-    if (top_order == "auto") top_order = auto_top_step_order(cone.top_dim, N, top_group);
+    if (top_order == "auto") top_order = auto_top_step_order(cone.top_dim, N);
     pairs = reduce_distributed_owned(cone.top_columns, cone.top_ownership(top_group), N, group, stats, top_order, step_methods, cone.top_dim);
     std::vector<Row>().swap(cone.top_columns);
     label_rows(first_row, false);

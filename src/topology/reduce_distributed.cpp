@@ -12,6 +12,7 @@
 #include <deque>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -872,6 +873,18 @@ void reduce_step_by_rows(const std::vector<ColumnRef>& mine, Index n, int dim, c
   row.bytes_received += split.bytes_received;
 }
 
+// The phases of a step: upper-first takes the upper half of the index range (phase 0) before the
+// lower half (1), upper-thirds the upper half in three blocks of indices, the last first (0, 1, 2),
+// then the lower half (3); the other orders run in one phase. Phases without columns end at once.
+constexpr std::size_t kMaxPhases = 4;
+int phase_of(ColumnOrder order, Index index, Index n) {
+  const Index half = upper_half_start(n);
+  if (!takes_upper_first(order)) return 0;
+  if (order != ColumnOrder::upper_thirds) return index < half ? 1 : 0;
+  if (index < half) return 3;
+  return 2 - static_cast<int>((index - half) * 3 / (n - half));
+}
+
 std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buffer, const PivotOwnership& own, Index n,
                                                   int max_dim, MPI_Comm comm, std::vector<ReductionStepStats>* stats,
                                                   const std::string& column_order, StepMethods step_methods,
@@ -915,18 +928,19 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
     std::deque<std::size_t> own_columns;  // local positions
     for (std::size_t i = 0; i < header_at.size(); ++i)
       if (local_dim(i) == d && !pivots.cleared(local_index(i))) own_columns.push_back(i);
-    // Upper-first on several ranks: a rank's lower columns wait until every upper column has ended,
-    // anywhere (held_lower, released by upper_done), as on one rank. Taken whenever the inbox ran dry
-    // instead, they met the upper columns' paths in an order set by timing, and one order in a few
-    // cost 3.5x the additions (docs/benchmarks.md, "The order of the lower columns and the rows by halves").
-    std::deque<std::size_t> held_lower;
-    if (takes_upper_first(order)) {
-      const auto lower = std::stable_partition(own_columns.begin(), own_columns.end(), [&](std::size_t i) { return local_index(i) >= upper_half_start(n); });
-      if (size > 1) {
-        held_lower.assign(lower, own_columns.end());
-        own_columns.erase(lower, own_columns.end());
-      }
-    }
+    // The step's phases (phase_of): on several ranks a rank's columns of a later phase wait until
+    // every column of the earlier ones has ended, anywhere (held, released by phase_done), as on one
+    // rank. Taken whenever the inbox ran dry instead, the lower columns met the upper columns' paths
+    // in an order set by timing, and one order in a few cost 3.5x the additions (docs/benchmarks.md,
+    // "The order of the lower columns and the rows by halves").
+    std::vector<std::deque<std::size_t>> held(kMaxPhases);
+    for (const std::size_t i : own_columns) held[static_cast<std::size_t>(phase_of(order, local_index(i), n))].push_back(i);
+    own_columns.clear();
+    std::size_t phase = 0;  // the phase running
+    if (size == 1)  // one rank: every phase's columns in turn
+      for (auto& columns : held) own_columns.insert(own_columns.end(), columns.begin(), columns.end()), columns.clear();
+    else
+      own_columns = std::move(held[0]);
     // Upper-first: a rank's own columns first, as on one rank (they precede every column arriving
     // from the ranks above in index). Received first instead, columns from two ranks above met at
     // a pivot in an order set by timing: 3 ranks, 1.74 M operations, the bars-1 step's work was 56 M
@@ -940,15 +954,18 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
       end_step();
       continue;
     }
-    long long totals[2] = {static_cast<long long>(own_columns.size()), static_cast<long long>(held_lower.size())};
-    mpi::check(MPI_Allreduce(MPI_IN_PLACE, totals, 2, MPI_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
+    std::vector<long long> totals(kMaxPhases, 0);
+    totals[0] = static_cast<long long>(own_columns.size());
+    for (std::size_t k = 1; k < kMaxPhases; ++k) totals[k] = static_cast<long long>(held[k].size());
+    mpi::check(MPI_Allreduce(MPI_IN_PLACE, totals.data(), static_cast<int>(kMaxPhases), MPI_LONG_LONG, MPI_SUM, comm), "MPI_Allreduce");
     Outbox outbox(comm, size, tag);
     Inbox inbox;
-    // While lower columns are held, only upper ones are in flight (and only they are stored), so
-    // their ends are counted alone; then every rank releases its lower ones at the same all-reduce.
-    bool holding = totals[1] > 0;
-    Termination upper_done(comm, totals[0]);
-    Termination termination(comm, totals[0] + totals[1]);
+    // While later phases are held, only the columns of the phases released are in flight (and only
+    // they are stored), so their ends are counted alone (the counts are cumulative); every rank
+    // releases its next phase at the same all-reduce, and the step ends with the last phase.
+    auto last_phase = [&] { return phase + 1 == kMaxPhases || size == 1; };
+    long long released = size == 1 ? std::accumulate(totals.begin(), totals.end(), 0LL) : totals[0];
+    std::optional<Termination> phase_done(std::in_place, comm, released);
     long long ended = 0;
     std::optional<RowLoans> loans;
     if (size > 1 && takes_upper_first(order) && !own.starts().empty() && step_methods.row_loans) {
@@ -1028,13 +1045,15 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
         if (received) loans->note_columns_arrived();
         received = loans->serve(pivots, inbox, waiting, take_waiting, row) || received;
       }
-      if (idle && holding && upper_done.done(ended)) {
-        holding = false;
-        own_columns = std::move(held_lower);
-        if (loans) loans->start_phase(0, upper_half_start(n));
+      if (idle && phase_done->done(ended)) {
+        if (last_phase()) break;
+        ++phase;
+        own_columns = std::move(held[phase]);
+        released += totals[phase];
+        phase_done.emplace(comm, released);
+        if (loans && phase_of(order, 0, n) == static_cast<int>(phase)) loans->start_phase(0, upper_half_start(n));
         continue;
       }
-      if (idle && !holding && termination.done(ended)) break;
       if (idle && !received && loans) loans->ask();
       if (idle && !received) sched_yield();  // let an oversubscribed rank run
       if (idle) row.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - look_start).count();
@@ -1085,9 +1104,10 @@ ColumnOrder column_order_named(const std::string& name) {
   if (name == "received-first") return ColumnOrder::received_first;
   if (name == "upper-first") return ColumnOrder::upper_first;
   if (name == "upper-first-received") return ColumnOrder::upper_first_received;
+  if (name == "upper-thirds") return ColumnOrder::upper_thirds;
   throw std::invalid_argument(
-      "expected auto, natural, received-first, upper-first or upper-first-received (or a comma-separated list of the last four), got '" +
-      name + "'");
+      "expected auto, natural, received-first, upper-first, upper-first-received or upper-thirds (or a comma-separated list of the last "
+      "five), got '" + name + "'");
 }
 
 std::vector<std::string> split_commas(const std::string& spec) {
@@ -1108,14 +1128,14 @@ ColumnOrder auto_column_order(int dim, Index num_columns) {
   return dim >= 2 && num_columns >= kUpperFirstFromColumns ? ColumnOrder::upper_first : ColumnOrder::natural;
 }
 
-std::string auto_top_step_order(int dim, Index num_columns, int ranks) {
-  // The primal top step of a 96-layer k-NN zigzag (10^7 operations): one rank (and upper-first at
-  // 2-4 ranks) adds 909-922 M entries; received first, 2 ranks add 302-306 M (the upper rank's
-  // columns take the lower rank's pivots before its own, about as reducing the upper quarter of the
-  // index range first would), 3 ranks 486-1,785 M and 4 ranks 965-1,274 M, set by the timing.
-  // docs/benchmarks.md, "Own columns first".
-  if (ranks == 2 && auto_column_order(dim, num_columns) == ColumnOrder::upper_first) return "upper-first-received";
-  return "auto";
+std::string auto_top_step_order(int dim, Index num_columns) {
+  // The primal top step of long k-NN zigzags (its columns are the cone cells of the top simplices,
+  // all in the upper half). 96 layers (10^7 operations), entries added: upper-first 920 M at one rank
+  // and 917-921 M at 3-4 ranks; upper-first-received 298-334 M at 2 ranks, 456-1,785 M at 3-4 (set by
+  // the timing); upper-thirds 226.5 M at one rank, 226-229 M at 2-3, 250-256 M at 4. 64 layers
+  // (3.6 M): 971 M, thirds 449 M at 1-2 ranks, 497-506 M at 3-4. On one rank blocks of 2, 3, 4, 5, 8
+  // and 16 gave 557, 449, 458, 505, 723 and 1,097 M at 64 layers. docs/benchmarks.md, "The top step in thirds".
+  return auto_column_order(dim, num_columns) == ColumnOrder::upper_first ? "upper-thirds" : "auto";
 }
 
 void require_column_order(const std::string& spec) {

@@ -69,12 +69,17 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
 //                  upper column has ended), and within each half a rank's own columns before those
 //                  it receives: the one-rank order, and the one-rank work, at any rank count;
 //  upper-first-received  the same halves, received columns first (upper-first until 2026-12-03):
-//                  the hybrid's primal top step on 2 ranks does a third of the one-rank work this
-//                  way, on 3 or more the work varies with the timing (docs/benchmarks.md, "Own
-//                  columns first").
-enum class ColumnOrder { natural, received_first, upper_first, upper_first_received };
+//                  from 3 ranks on the work varies with the timing (docs/benchmarks.md, "Own
+//                  columns first");
+//  upper-thirds    upper-first with the upper half in three blocks of indices, the last block first,
+//                  each a phase of its own (as the halves are): auto's order for the hybrid's primal
+//                  top step, a quarter to a half of upper-first's work there on long zigzags
+//                  (docs/benchmarks.md, "The top step in thirds").
+enum class ColumnOrder { natural, received_first, upper_first, upper_first_received, upper_thirds };
 // Whether `order` takes the upper half first (its phases, held lower columns and row loans).
-constexpr bool takes_upper_first(ColumnOrder order) { return order == ColumnOrder::upper_first || order == ColumnOrder::upper_first_received; }
+constexpr bool takes_upper_first(ColumnOrder order) {
+  return order == ColumnOrder::upper_first || order == ColumnOrder::upper_first_received || order == ColumnOrder::upper_thirds;
+}
 
 // A --column-order value: one of the names above for every dimension, a comma-separated list of
 // them from the highest dimension down (the last one repeats), or "auto" (the measured rule,
@@ -83,9 +88,9 @@ void require_column_order(const std::string& spec);
 // The measured rule of "auto" for the step reducing the columns of dimension `dim` of a matrix of
 // `num_columns` columns (docs/benchmarks.md, "Distributed reducer: column order").
 ColumnOrder auto_column_order(int dim, Index num_columns);
-// The --column-order value "auto" becomes for the hybrid's primal top step of dimension `dim` on
-// `ranks` ranks: received first within the halves on exactly two (measured), else "auto".
-std::string auto_top_step_order(int dim, Index num_columns, int ranks);
+// The --column-order value "auto" becomes for the hybrid's primal top step of dimension `dim`:
+// upper-thirds where auto takes the steps upper-first (measured), else "auto".
+std::string auto_top_step_order(int dim, Index num_columns);
 constexpr Index kUpperFirstFromColumns = 500000;
 // Upper-first's halves of an n-column matrix: columns (and rows) from this index on are the upper
 // half, reduced first (shared by the reducer and halves_ownership, which must split at the same row).

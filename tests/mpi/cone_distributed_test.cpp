@@ -414,7 +414,8 @@ TEST(DistributedCone, EveryColumnOrderGivesTheSerialBars) {
     const auto serial = topology::build_cone_matrix(ops);
     const auto want = topology::read_out_bars(serial, topology::reduce_twist(serial.matrix));
     const auto mine = my_slice(ops, rng);
-    for (const char* order : {"natural", "received-first", "upper-first", "upper-first-received", "upper-first,natural", "natural,upper-first", "auto"})
+    for (const char* order : {"natural", "received-first", "upper-first", "upper-first-received", "upper-thirds", "upper-first,natural", "natural,upper-first",
+                              "upper-first,upper-first,upper-thirds", "auto"})
       for (const char* dualize : {"false", "true", "hybrid"}) {
         auto cone = topology::build_cone_distributed(mine, nullptr, 0, MPI_COMM_WORLD, dualize);
         const auto bars = topology::reduce_and_read_out_distributed(cone, MPI_COMM_WORLD, 0, nullptr, order);

@@ -172,13 +172,13 @@ std::vector<std::int64_t> sorted_flat(std::vector<topology::PersistencePair> pai
 // above it borrow rows from the rank below (taken is summed over the ranks and trials: with more
 // than one rank and nothing but forwarding to do elsewhere, a loan is all but certain; the trials
 // are fixed, the timing is not), and the pairs are the twist reducer's with and without loans, a
-// rank taking its own columns first (upper-first) or those it received (upper-first-received).
+// rank taking its own columns first (upper-first) or those it received (upper-first-received), or
+// the upper half in three phases (upper-thirds).
 TEST(DistributedReducer, RowLoansGiveTheTwistPairs) {
   const int rank = world_rank();
   int size = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  const char* const orders[] = {"upper-first", "upper-first-received"};
-  for (int o = 0; o < 2; ++o) {
+  for (const char* const order : {"upper-first", "upper-first-received", "upper-thirds"}) {
     std::mt19937 rng(1717);
     long long taken[2] = {0, 0}, given[2] = {0, 0};
     for (int trial = 0; trial < 6; ++trial) {
@@ -196,7 +196,7 @@ TEST(DistributedReducer, RowLoansGiveTheTwistPairs) {
         topology::StepMethods methods;
         methods.row_loans = loans;
         std::vector<topology::ReductionStepStats> stats;
-        const auto pairs = topology::reduce_distributed_owned(mine, own, n, MPI_COMM_WORLD, &stats, orders[o], methods, 1);
+        const auto pairs = topology::reduce_distributed_owned(mine, own, n, MPI_COMM_WORLD, &stats, order, methods, 1);
         for (const auto& row : stats) {
           taken[loans] += row.loans_taken;
           given[loans] += row.loans_given;
@@ -206,15 +206,15 @@ TEST(DistributedReducer, RowLoansGiveTheTwistPairs) {
         if (rank != 0) continue;
         std::vector<topology::PersistencePair> got;
         for (std::size_t i = 0; i + 1 < gathered.size(); i += 2) got.push_back(topology::PersistencePair{gathered[i], gathered[i + 1]});
-        EXPECT_EQ(sorted_flat(got), want) << orders[o] << ", trial " << trial << ", loans " << loans;
+        EXPECT_EQ(sorted_flat(got), want) << order << ", trial " << trial << ", loans " << loans;
       }
     }
     MPI_Allreduce(MPI_IN_PLACE, taken, 2, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
     MPI_Allreduce(MPI_IN_PLACE, given, 2, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
-    EXPECT_EQ(taken[0], 0) << orders[o] << ": a loan with row loans off";
-    EXPECT_EQ(taken[1], given[1]) << orders[o] << ": a loan given and not taken";
+    EXPECT_EQ(taken[0], 0) << order << ": a loan with row loans off";
+    EXPECT_EQ(taken[1], given[1]) << order << ": a loan given and not taken";
     if (size > 1) {
-      EXPECT_GT(taken[1], 0) << orders[o] << ": no rank ever borrowed rows: the loans are not exercised";
+      EXPECT_GT(taken[1], 0) << order << ": no rank ever borrowed rows: the loans are not exercised";
     } else {
       EXPECT_EQ(taken[1], 0) << "one rank has no one to borrow from";
     }

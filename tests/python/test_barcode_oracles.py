@@ -53,6 +53,7 @@ def test_reducers_and_rank_counts_match_dionysus(tmp_path, reducer, ranks, duali
     # The column order changes the work, never the bars.
     (2, ["--column-order", "natural"]), (3, ["--column-order", "upper-first,natural"]),
     (2, ["--column-order", "received-first"]), (3, ["--column-order", "upper-first-received"]),
+    (4, ["--column-order", "upper-thirds"]),
     # Speculative runs: each rank reduces its runs before the ones just before them are known.
     (2, ["--speculate-runs", "1"]), (3, ["--speculate-runs", "4", "--column-order", "natural"]),
     (2, ["--speculate-runs", "3", "--pivot-chunk", "5"]),
