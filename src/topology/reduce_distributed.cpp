@@ -937,10 +937,14 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
     for (const std::size_t i : own_columns) held[static_cast<std::size_t>(phase_of(order, local_index(i), n))].push_back(i);
     own_columns.clear();
     std::size_t phase = 0;  // the phase running
-    if (size == 1)  // one rank: every phase's columns in turn
-      for (auto& columns : held) own_columns.insert(own_columns.end(), columns.begin(), columns.end()), columns.clear();
-    else
+    if (size == 1) {  // one rank: every phase's columns in turn
+      for (auto& columns : held) {
+        own_columns.insert(own_columns.end(), columns.begin(), columns.end());
+        columns.clear();
+      }
+    } else {
       own_columns = std::move(held[0]);
+    }
     // Upper-first: a rank's own columns first, as on one rank (they precede every column arriving
     // from the ranks above in index). Received first instead, columns from two ranks above met at
     // a pivot in an order set by timing: 3 ranks, 1.74 M operations, the bars-1 step's work was 56 M
@@ -962,9 +966,15 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
     Inbox inbox;
     // While later phases are held, only the columns of the phases released are in flight (and only
     // they are stored), so their ends are counted alone (the counts are cumulative); every rank
-    // releases its next phase at the same all-reduce, and the step ends with the last phase.
-    auto last_phase = [&] { return phase + 1 == kMaxPhases || size == 1; };
+    // releases its next phase with columns (on any rank) at the same all-reduce, and the step ends
+    // with the last such phase.
+    auto next_phase = [&] {
+      std::size_t next = phase + 1;
+      while (next < kMaxPhases && totals[next] == 0) ++next;
+      return next;
+    };
     long long released = size == 1 ? std::accumulate(totals.begin(), totals.end(), 0LL) : totals[0];
+    if (size == 1) phase = kMaxPhases - 1;  // all released
     std::optional<Termination> phase_done(std::in_place, comm, released);
     long long ended = 0;
     std::optional<RowLoans> loans;
@@ -1046,8 +1056,8 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
         received = loans->serve(pivots, inbox, waiting, take_waiting, row) || received;
       }
       if (idle && phase_done->done(ended)) {
-        if (last_phase()) break;
-        ++phase;
+        if (next_phase() == kMaxPhases) break;
+        phase = next_phase();
         own_columns = std::move(held[phase]);
         released += totals[phase];
         phase_done.emplace(comm, released);

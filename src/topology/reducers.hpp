@@ -67,7 +67,8 @@ std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matri
 //  upper-first     the upper half of the index range before the lower half (at 1 rank: the upper
 //                  half of the matrix first; on several, each rank's lower columns wait until every
 //                  upper column has ended), and within each half a rank's own columns before those
-//                  it receives: the one-rank order, and the one-rank work, at any rank count;
+//                  it receives: the one-rank order at each pivot, and about the one-rank work, at
+//                  any rank count;
 //  upper-first-received  the same halves, received columns first (upper-first until 2026-12-03):
 //                  from 3 ranks on the work varies with the timing (docs/benchmarks.md, "Own
 //                  columns first");
