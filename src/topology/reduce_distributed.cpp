@@ -12,7 +12,6 @@
 #include <deque>
 #include <limits>
 #include <map>
-#include <numeric>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -973,8 +972,7 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
       while (next < kMaxPhases && totals[next] == 0) ++next;
       return next;
     };
-    long long released = size == 1 ? std::accumulate(totals.begin(), totals.end(), 0LL) : totals[0];
-    if (size == 1) phase = kMaxPhases - 1;  // all released
+    long long released = totals[0];  // one rank: every column (the later phases are empty there)
     std::optional<Termination> phase_done(std::in_place, comm, released);
     long long ended = 0;
     std::optional<RowLoans> loans;
