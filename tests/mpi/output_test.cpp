@@ -72,7 +72,7 @@ TEST(SortDistributed, RunsInRankOrderAreTheSortedWhole) {
 // Each rank ends with about its share of the items (the mean, all items / P), also when the ranks'
 // items come from different ranges (rank 0's spread over all values, the others' crowded at the top)
 // and when rank 0 holds five times as many: within 1/8 of the mean (sort_sample_count's bound is about
-// 1/16). PSRS's P - 1 samples per rank gave rank 0 three quarters of all items at 2 ranks here.
+// 1/16). PSRS's P - 1 samples per rank gave rank 0 72 % of all items at 2 ranks here (29,018 of 40,000).
 TEST(SortDistributed, SharesAreCloseToTheMean) {
   std::mt19937 rng(919 + static_cast<unsigned>(mpi::rank()));
   for (int trial = 0; trial < 2; ++trial) {
