@@ -92,6 +92,11 @@ int auto_top_ranks(int ranks);
 DistributedCone build_cone_distributed(const ZigzagOpList& ops, const std::vector<int>* tags, int end_tag, MPI_Comm comm,
                                        const std::string& dualize, Index pivot_chunk = 0, int top_ranks = 0);
 
+// The build looks up its facets in rounds of at most this many per rank (2^21 by default: 48 MiB
+// of questions for simplices of up to 4 vertices); tests lower it to exercise the rounds.
+std::size_t facets_per_round();
+void set_facets_per_round(std::size_t facets);
+
 // A bar with the tags of the operations that bound it: birth_tag the born op's, death_tag the
 // killing op's (end_tag when it lives to the end).
 struct TaggedBar {

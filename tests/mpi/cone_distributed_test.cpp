@@ -212,6 +212,46 @@ TEST(DistributedCone, SameFirstErrorAsTheSerialBuild) {
   EXPECT_GT(checked, 60);
 }
 
+// The facet look-ups in rounds (set_facets_per_round: 1 facet a round, a few, and a round that
+// ends inside a rank's share) build the serial matrix and its bars, and raise the serial build's
+// first error: ranks with fewer facets take part in every round, some of them empty.
+TEST(DistributedCone, FacetLookUpsInRounds) {
+  std::mt19937 rng(17);
+  const std::size_t standard = topology::facets_per_round();
+  for (int trial = 0; trial < 12; ++trial) {
+    auto ops = test_inputs::random_zigzag(rng, 7, 1 + trial % 3, 20 + 3 * trial, 0.3);
+    if (trial % 3 == 2) ops.erase(ops.begin() + static_cast<std::ptrdiff_t>(ops.size() / 2));  // most become invalid
+    std::optional<topology::InvalidZigzag> want;
+    topology::ConeMatrix serial;
+    try {
+      serial = topology::build_cone_matrix(ops);
+    } catch (const topology::InvalidZigzag& e) {
+      want = e;
+    }
+    const auto mine = my_slice(ops, rng);
+    for (std::size_t per_round : {std::size_t{1}, std::size_t{3}, std::size_t{7}}) {
+      const std::string what = "trial " + std::to_string(trial) + ", " + std::to_string(per_round) + " facets a round";
+      topology::set_facets_per_round(per_round);
+      std::optional<topology::InvalidZigzag> got;
+      topology::DistributedCone cone;
+      try {
+        cone = topology::build_cone_distributed(mine, nullptr, 0, MPI_COMM_WORLD, "true");
+      } catch (const topology::InvalidZigzag& e) {
+        got = e;
+      }
+      topology::set_facets_per_round(standard);
+      ASSERT_EQ(got.has_value(), want.has_value()) << what;
+      if (want) {
+        EXPECT_EQ(got->op_index, want->op_index) << what;
+        EXPECT_EQ(got->reason, want->reason) << what;
+        continue;
+      }
+      const auto gathered = gather_matrix(cone, cone.columns);
+      if (world_rank() == 0) expect_same_matrix(gathered, topology::anti_transpose(serial.matrix, -1), what);
+    }
+  }
+}
+
 // Fewer operations than ranks, and none at all: every rank takes part and the bars are the serial ones.
 TEST(DistributedCone, TinyAndEmptyZigzags) {
   const std::vector<std::vector<topology::ZigzagOp>> cases = {
