@@ -451,6 +451,10 @@ class ConeBuilder {
   // Row bounds for `parts` blocks from a histogram (over all ranks) of the top columns' initial pivots
   // (their largest rows): rank r's rows start at quantile (r / P)^1.6 (row_split_bounds). Collective.
   std::vector<Index> top_pivot_bounds(int top, int parts) const;
+  // Blocks of the hybrid's anti-transpose (every dimension but `top`, kept primal) for `parts` ranks
+  // holding equal shares of its words (a header of 2 and a row per entry), from a histogram over all
+  // ranks. Collective.
+  std::vector<Index> dual_entry_bounds(int parts, int top) const;
   // f(column, dim, rows (unsorted, writable), size, op, tag) for every column this rank builds: the
   // apex (rank 0), then per insertion its up column and its deletion's cone column.
   template <class F>
@@ -540,6 +544,26 @@ std::vector<Index> ConeBuilder<W>::top_pivot_bounds(int top, int parts) const {
   return row_split_bounds(histogram, N, parts);
 }
 
+// The hybrid's anti-transpose dealt in blocks of equal columns left the block of the lowest cells
+// (the last rank's) the most entries: 10^7 operations, 4 ranks, 62 MiB of columns against 19-45, and
+// its assembly was that rank's peak of the build (391 MiB against 334-348 elsewhere).
+template <int W>
+std::vector<Index> ConeBuilder<W>::dual_entry_bounds(int parts, int top) const {
+  const Index N = 2 * lay_.n + 1;
+  std::vector<double> histogram(kPivotBins, 0.0);
+  auto bin = [&](Index j) { return static_cast<std::size_t>(j * static_cast<Index>(kPivotBins) / N); };
+  for_each_column([&](Index j, int dim, const Row* rows, std::size_t size, Index, int) {
+    histogram[bin(N - 1 - j)] += 2;
+    if (dim == top) return;
+    for (std::size_t e = 0; e < size; ++e) histogram[bin(N - 1 - static_cast<Index>(rows[e]))] += 1;
+  });
+  mpi::check(MPI_Allreduce(MPI_IN_PLACE, histogram.data(), static_cast<int>(kPivotBins), MPI_DOUBLE, MPI_SUM, comm_), "MPI_Allreduce");
+  std::vector<Index> bounds{0};
+  for (int r = 1; r < parts; ++r) bounds.push_back(std::max(bounds.back(), row_at_quantile(histogram, N, static_cast<double>(r) / parts)));
+  bounds.push_back(N);
+  return bounds;
+}
+
 template <int W>
 DistributedCone ConeBuilder<W>::deal_columns(const std::string& dualize, Index pivot_chunk, int top_ranks) {
   DistributedCone cone;
@@ -566,6 +590,7 @@ DistributedCone ConeBuilder<W>::deal_columns(const std::string& dualize, Index p
   // Which columns go primal: all, or with top_primal the top dimension's.
   auto primal = [&](int dim) { return !dual || (cone.top_primal && dim == top); };
   if (cone.top_primal && pivot_chunk == 0 && top_group > 1) cone.top_row_bounds = top_pivot_bounds(top, top_group);
+  if (cone.top_primal && pivot_chunk == 0 && dual_group > 1) cone.dual_bounds = dual_entry_bounds(dual_group, top);
   const PivotOwnership own = cone.ownership(dual_group);
   const PivotOwnership own_top = cone.top_ownership(top_group);
   const Index info_block = (N + P - 1) / P;

@@ -43,6 +43,7 @@ struct DistributedCone {
   std::vector<Index> top_row_bounds;  // unless these are given: one block each (top_pivot_bounds)
   Index pivot_chunk = 0;     // the ownership `columns` are dealt by (reduce_distributed_owned's),
   bool pivot_chunk_given = false;  // (by the caller: kept as it is)
+  std::vector<Index> dual_bounds;  // unless these blocks are given (the hybrid's: dual_entry_bounds)
   std::vector<Index> row_starts;   // unless these intervals are given, owned by row_owners (PivotOwnership:
   std::vector<int> row_owners;     // reduce_and_read_out_distributed's halves_ownership)
   std::vector<Row> columns;  // this rank's columns to reduce, increasing index, [dim, size, rows...] each
@@ -54,7 +55,8 @@ struct DistributedCone {
     return top_row_bounds.empty() ? PivotOwnership(num_columns, ranks, top_pivot_chunk) : PivotOwnership(num_columns, top_row_bounds);
   }
   PivotOwnership ownership(int ranks) const {
-    return row_starts.empty() ? PivotOwnership(num_columns, ranks, pivot_chunk) : PivotOwnership(num_columns, row_starts, row_owners);
+    if (!row_starts.empty()) return PivotOwnership(num_columns, row_starts, row_owners);
+    return dual_bounds.empty() ? PivotOwnership(num_columns, ranks, pivot_chunk) : PivotOwnership(num_columns, dual_bounds);
   }
   Duality duality() const { return top_primal ? Duality::hybrid : dualized ? Duality::dualized : Duality::primal; }
 };

@@ -220,7 +220,8 @@ void drive(Index index, RowSlice& slice, Downstream& below, RowSplitStats& s) {
   }
 }
 
-// The histogram's first row at quantile q (the rows of a bin are taken as holding its count evenly).
+}  // namespace
+
 Index row_at_quantile(const std::vector<double>& histogram, Index n, double q) {
   double total = 0;
   for (double h : histogram) total += h;
@@ -239,8 +240,6 @@ Index row_at_quantile(const std::vector<double>& histogram, Index n, double q) {
   }
   return n;
 }
-
-}  // namespace
 
 double row_split_start(int rank, int ranks) { return std::pow(static_cast<double>(rank) / ranks, kStartExponent); }
 

@@ -44,6 +44,10 @@ void reduce_step_row_split(const std::vector<Index>& order, const StepColumns& p
 // below follow every addition made above them, so they get fewer pivots (docs/benchmarks.md).
 double row_split_start(int rank, int ranks);
 
+// The first row at quantile q of a histogram over the rows [0, n) in bins of equal rows (a bin's
+// count taken as spread evenly over its rows).
+Index row_at_quantile(const std::vector<double>& histogram, Index n, double q);
+
 // The row bounds for `ranks` ranks from a histogram of the step's initial pivots (bins of equal rows
 // over [0, n)): P + 1 values, 0 first and n last, non-decreasing.
 std::vector<Index> row_split_bounds(const std::vector<double>& pivot_histogram, Index n, int ranks);

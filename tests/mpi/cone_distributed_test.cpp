@@ -252,6 +252,23 @@ TEST(DistributedCone, FacetLookUpsInRounds) {
   }
 }
 
+// The hybrid's anti-transpose is dealt in blocks of equal words (dual_entry_bounds), not of equal
+// columns, which left the block of the first cells (the last rank's) the most entries: every rank's
+// share of the words is within 1/5 of the mean, plus a column's.
+TEST(DistributedCone, HybridAntiTransposeInBlocksOfEqualWords) {
+  std::mt19937 rng(23);
+  for (int trial = 0; trial < 3; ++trial) {
+    const auto ops = test_inputs::random_zigzag(rng, 40, 2, 1500 + 500 * trial, 0.2);
+    auto cone = topology::build_cone_distributed(my_slice(ops, rng), nullptr, 0, MPI_COMM_WORLD, "hybrid");
+    ASSERT_TRUE(cone.top_primal);
+    long long mine = static_cast<long long>(cone.columns.size()), most = mine, all = mine;
+    MPI_Allreduce(MPI_IN_PLACE, &most, 1, MPI_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, &all, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+    const double mean = static_cast<double>(all) / world_size();
+    EXPECT_LE(static_cast<double>(most), 1.2 * mean + 40) << "trial " << trial << ": " << most << " words against a mean of " << mean;
+  }
+}
+
 // Fewer operations than ranks, and none at all: every rank takes part and the bars are the serial ones.
 TEST(DistributedCone, TinyAndEmptyZigzags) {
   const std::vector<std::vector<topology::ZigzagOp>> cases = {
