@@ -225,9 +225,9 @@ Command make_barcode_command() {
         "threads", po::value<int>()->default_value(2), "threads of the chunk reducer")(
         "pivot-chunk", po::value<long long>()->default_value(0),
         "distributed reducer: rows and columns are dealt to the ranks in chunks of this many consecutive indices, "
-        "round robin; 0: one contiguous block per rank, or where the work lies: the hybrid's top step at its pivots' "
-        "quantiles, its upper-first bars-1 step with each half of the rows split over the ranks (docs/methods.md; "
-        "docs/benchmarks.md measures them)")(
+        "round robin; 0: one contiguous block per rank (the hybrid's anti-transpose in blocks of equal words), or "
+        "where the work lies: the hybrid's top step at its pivots' quantiles, its upper-first bars-1 step with each "
+        "half of the rows split over the ranks (docs/methods.md; docs/benchmarks.md measures them)")(
         "column-order", po::value<std::string>()->default_value("auto"), kColumnOrderHelp)(
         "speculate-runs", po::value<long long>()->default_value(0), kSpeculateRunsHelp)("row-split", kRowSplitHelp)("no-row-loans", kNoRowLoansHelp)(
         "top-ranks", po::value<std::string>()->default_value("auto"), kTopRanksHelp)(
