@@ -31,10 +31,11 @@
 namespace lmtopo::topology {
 namespace {
 
-// Bins of the histograms of initial pivots that place row bounds (top_pivot_bounds, halves_ownership).
+// Bins of the histograms that place row bounds (top_pivot_bounds, halves_ownership: of initial
+// pivots; dual_entry_bounds: of the anti-transpose's words).
 constexpr std::size_t kPivotBins = 4096;
 
-std::size_t g_facets_per_round = std::size_t{1} << 21;
+std::size_t g_facets_per_round = std::size_t{1} << 21;  // facets_per_round()
 
 constexpr Index kNever = std::numeric_limits<Index>::max();  // deletion time of a copy never deleted
 
