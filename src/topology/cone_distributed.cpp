@@ -368,8 +368,6 @@ class ConeBuilder {
     const std::size_t per_round = facets_per_round();
     long long rounds = static_cast<long long>((facet_count_ + per_round - 1) / per_round);
     mpi::check(MPI_Allreduce(MPI_IN_PLACE, &rounds, 1, MPI_LONG_LONG, MPI_MAX, comm_), "MPI_Allreduce");
-    facet_cells_.reserve(facet_count_);
-    facet_deletions_.reserve(facet_count_);
     std::size_t first = 0, counted = 0;  // the round's first insertion; facets before it
     for (long long round = 1; round <= rounds; ++round) {  // every rank the same rounds, some empty
       const std::size_t until = facet_count_ * static_cast<std::size_t>(round) / static_cast<std::size_t>(rounds);
@@ -394,6 +392,10 @@ class ConeBuilder {
     for (std::size_t r = 0; r < asked.size(); ++r) answer(asked[r], answers[r]);
     std::vector<Words>().swap(asked);
     const std::vector<Words> answered = exchange(std::move(answers));
+    if (facet_cells_.capacity() < facet_count_) {  // here, not before the first questions: into the memory they freed
+      facet_cells_.reserve(facet_count_);
+      facet_deletions_.reserve(facet_count_);
+    }
     std::vector<std::size_t> cursor(answered.size(), 0);
     for_each_facet(first, last, [&](std::size_t i, std::size_t skip, const Key<W>& facet, int owner) {
       const std::uint64_t* a = &answered[static_cast<std::size_t>(owner)][cursor[static_cast<std::size_t>(owner)]];
