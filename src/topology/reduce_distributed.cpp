@@ -1054,8 +1054,9 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
         received = loans->serve(pivots, inbox, waiting, take_waiting, row) || received;
       }
       if (idle && phase_done->done(ended)) {
-        if (next_phase() == kMaxPhases) break;
-        phase = next_phase();
+        const std::size_t next = next_phase();
+        if (next == kMaxPhases) break;
+        phase = next;
         own_columns = std::move(held[phase]);
         released += totals[phase];
         phase_done.emplace(comm, released);
