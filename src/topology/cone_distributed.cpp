@@ -538,13 +538,12 @@ void ConeBuilder<W>::for_each_column(F&& f) const {
 template <int W>
 std::vector<Index> ConeBuilder<W>::top_pivot_bounds(int top, int parts) const {
   const Index N = 2 * lay_.n + 1;
-  std::vector<double> histogram(kPivotBins, 0.0);
+  RowHistogram pivots(N, kPivotBins);
   for_each_column([&](Index, int dim, const Row* rows, std::size_t size, Index, int) {
-    if (dim == top && size > 0)
-      histogram[static_cast<std::size_t>(static_cast<Index>(*std::max_element(rows, rows + size)) * static_cast<Index>(kPivotBins) / N)] += 1;
+    if (dim == top && size > 0) pivots.add(*std::max_element(rows, rows + size));
   });
-  mpi::check(MPI_Allreduce(MPI_IN_PLACE, histogram.data(), static_cast<int>(kPivotBins), MPI_DOUBLE, MPI_SUM, comm_), "MPI_Allreduce");
-  return row_split_bounds(histogram, N, parts);
+  pivots.sum_over(comm_);
+  return row_split_bounds(pivots.counts(), N, parts);
 }
 
 // The hybrid's anti-transpose dealt in blocks of equal columns left the block of the lowest cells
@@ -553,16 +552,16 @@ std::vector<Index> ConeBuilder<W>::top_pivot_bounds(int top, int parts) const {
 template <int W>
 std::vector<Index> ConeBuilder<W>::dual_entry_bounds(int parts, int top) const {
   const Index N = 2 * lay_.n + 1;
-  std::vector<double> histogram(kPivotBins, 0.0);
-  auto bin = [&](Index j) { return static_cast<std::size_t>(j * static_cast<Index>(kPivotBins) / N); };
+  RowHistogram words(N, kPivotBins);  // over the anti-transpose's columns, N - 1 - j
   for_each_column([&](Index j, int dim, const Row* rows, std::size_t size, Index, int) {
-    histogram[bin(N - 1 - j)] += 2;
+    words.add(N - 1 - j, 2);
     if (dim == top) return;
-    for (std::size_t e = 0; e < size; ++e) histogram[bin(N - 1 - static_cast<Index>(rows[e]))] += 1;
+    for (std::size_t e = 0; e < size; ++e) words.add(N - 1 - static_cast<Index>(rows[e]));
   });
-  mpi::check(MPI_Allreduce(MPI_IN_PLACE, histogram.data(), static_cast<int>(kPivotBins), MPI_DOUBLE, MPI_SUM, comm_), "MPI_Allreduce");
+  words.sum_over(comm_);
   std::vector<Index> bounds{0};
-  for (int r = 1; r < parts; ++r) bounds.push_back(std::max(bounds.back(), row_at_quantile(histogram, N, static_cast<double>(r) / parts)));
+  for (int r = 1; r < parts; ++r)
+    bounds.push_back(std::max(bounds.back(), row_at_quantile(words.counts(), N, static_cast<double>(r) / parts)));
   bounds.push_back(N);
   return bounds;
 }
@@ -843,20 +842,19 @@ PivotOwnership halves_ownership(const std::vector<Row>& columns, const PivotOwne
   mpi::check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
   mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
   const Index half = upper_half_start(N);
-  std::vector<double> histogram(2 * kPivotBins, 0.0);  // the upper phase's pivots, then the lower phase's
+  RowHistogram upper(N, kPivotBins), lower(N, kPivotBins);  // the pivots of the upper phase's columns, of the lower's
   Index local = 0;
   for (std::size_t at = 0; at < columns.size(); at += 2 + static_cast<std::size_t>(columns[at + 1]), ++local) {
     const Row rows = columns[at + 1];
     if (static_cast<int>(columns[at]) != dim || rows == 0) continue;
     const Index j = dealt.global(rank, local), pivot = columns[at + 1 + rows];  // rows increase
-    const auto bin = static_cast<std::size_t>(pivot * static_cast<Index>(kPivotBins) / N);
-    if (j < half) histogram[kPivotBins + bin] += 1;
-    else if (pivot >= half) histogram[bin] += 1;  // (an upper column's pivot below the half: lower phase's rows)
+    if (j < half) lower.add(pivot);
+    else if (pivot >= half) upper.add(pivot);  // (an upper column's pivot below the half: lower phase's rows)
   }
-  mpi::check(MPI_Allreduce(MPI_IN_PLACE, histogram.data(), static_cast<int>(histogram.size()), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
-  const std::vector<double> upper(histogram.begin(), histogram.begin() + kPivotBins), lower(histogram.begin() + kPivotBins, histogram.end());
-  std::vector<Index> starts = bounds_within(lower, N, size, 0, half);
-  const std::vector<Index> upper_bounds = bounds_within(upper, N, size, half, N);
+  upper.sum_over(comm);
+  lower.sum_over(comm);
+  std::vector<Index> starts = bounds_within(lower.counts(), N, size, 0, half);
+  const std::vector<Index> upper_bounds = bounds_within(upper.counts(), N, size, half, N);
   starts.insert(starts.end(), upper_bounds.begin() + 1, upper_bounds.end());
   std::vector<int> owners;
   for (int half_rows = 0; half_rows < 2; ++half_rows)

@@ -812,12 +812,11 @@ void reduce_step_replicated(const std::vector<ColumnRef>& mine, Index n, int dim
 // The row bounds of a step split over the ranks, from its initial pivots (row_split_bounds), the
 // same on every rank.
 std::vector<Index> row_bounds_of_step(const std::vector<ColumnRef>& mine, Index n, int ranks, MPI_Comm comm) {
-  constexpr Index kBins = 1024;
-  std::vector<double> histogram(kBins, 0.0);
+  RowHistogram pivots(n, 1024);
   for (const auto& column : mine)
-    if (!column.rows.empty()) histogram[static_cast<std::size_t>(Index{column.rows.last[-1]} * kBins / std::max<Index>(n, 1))] += 1;
-  mpi::check(MPI_Allreduce(MPI_IN_PLACE, histogram.data(), static_cast<int>(histogram.size()), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
-  return row_split_bounds(histogram, n, ranks);
+    if (!column.rows.empty()) pivots.add(column.rows.last[-1]);
+  pivots.sum_over(comm);
+  return row_split_bounds(pivots.counts(), n, ranks);
 }
 
 // This rank's rows of the step's columns: every rank's columns cut at `bounds`, each piece sent to

@@ -243,6 +243,10 @@ Index row_at_quantile(const std::vector<double>& histogram, Index n, double q) {
 
 double row_split_start(int rank, int ranks) { return std::pow(static_cast<double>(rank) / ranks, kStartExponent); }
 
+void RowHistogram::sum_over(MPI_Comm comm) {
+  mpi::check(MPI_Allreduce(MPI_IN_PLACE, counts_.data(), static_cast<int>(counts_.size()), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
+}
+
 std::vector<Index> row_split_bounds(const std::vector<double>& pivot_histogram, Index n, int ranks) {
   std::vector<Index> bounds{0};
   for (int r = 1; r < ranks; ++r) bounds.push_back(std::max(bounds.back(), row_at_quantile(pivot_histogram, n, row_split_start(r, ranks))));

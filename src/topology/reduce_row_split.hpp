@@ -17,6 +17,7 @@
 #pragma once
 #include <mpi.h>
 
+#include <algorithm>
 #include <functional>
 #include <vector>
 
@@ -47,6 +48,20 @@ double row_split_start(int rank, int ranks);
 // The first row at quantile q of a histogram over the rows [0, n) in bins of equal rows (a bin's
 // count taken as spread evenly over its rows).
 Index row_at_quantile(const std::vector<double>& histogram, Index n, double q);
+
+// Counts over the rows [0, n) in bins of equal rows, summed over the ranks: what the ranks' shares
+// of rows are cut from (row_at_quantile, row_split_bounds), the same on every rank once summed.
+class RowHistogram {
+ public:
+  RowHistogram(Index n, std::size_t bins) : n_(std::max<Index>(n, 1)), counts_(bins, 0.0) {}
+  void add(Index row, double weight = 1) { counts_[static_cast<std::size_t>(row * static_cast<Index>(counts_.size()) / n_)] += weight; }
+  void sum_over(MPI_Comm comm);  // collective
+  const std::vector<double>& counts() const { return counts_; }
+
+ private:
+  Index n_;
+  std::vector<double> counts_;
+};
 
 // The row bounds for `ranks` ranks from a histogram of the step's initial pivots (bins of equal rows
 // over [0, n)): P + 1 values, 0 first and n last, non-decreasing.
