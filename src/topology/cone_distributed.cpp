@@ -186,6 +186,7 @@ class ConeBuilder {
   DistributedCone build(const std::string& dualize, Index pivot_chunk, int top_ranks) {
     number_local_ops();
     check_column_limit();
+    check_operation_limit();
     collect_copies();
     deletions_to_builders();
     number_virtual_deletions();
@@ -239,8 +240,12 @@ class ConeBuilder {
   // Exchange 1: every event to its simplex's rank, which chains each simplex's events into copies
   // and checks that insertions and deletions alternate. The blocks arrive by source rank and each in
   // its rank's op order, so reading them in turn visits the events in op order (no sort needed).
+  // An event is its key and two words, (op, cell or deletion index) and (tag, insertion): both
+  // numbers are below 2^32 (check_operation_limit). Three words before: the events were one rank's
+  // peak of the build (10^7 operations: 384 of 1,162 MiB).
   void collect_copies() {
-    Outgoing out = outgoing_evenly(ops_.size() * (W + 3));
+    constexpr std::size_t kWords = W + 2;  // per event
+    Outgoing out = outgoing_evenly(ops_.size() * kWords);
     std::size_t deletions = 0, insertions = 0;
     for (std::size_t i = 0; i < ops_.size(); ++i) {
       const bool insert = ops_.is_insert(i);
@@ -250,22 +255,23 @@ class ConeBuilder {
       const Key<W> key = Key<W>::of(ops_.simplex(i));
       Words& to = out[static_cast<std::size_t>(key.owner(lay_.size))];
       key.write(to);
-      to.insert(to.end(), {static_cast<std::uint64_t>(global_op(i)), static_cast<std::uint64_t>(x),
+      to.insert(to.end(), {static_cast<std::uint64_t>(global_op(i)) | static_cast<std::uint64_t>(x) << 32,
                            (insert ? std::uint64_t{1} << 32 : 0) | static_cast<std::uint32_t>(tag_of(i))});
     }
     std::vector<Index>().swap(deletion_index_);
     std::vector<Words> blocks = exchange(std::move(out));
     std::size_t insertions_here = 0;  // at most one key each
     for (const Words& block : blocks)
-      for (std::size_t at = W + 2; at < block.size(); at += W + 3) insertions_here += block[at] >> 32;
+      for (std::size_t at = W + 1; at < block.size(); at += kWords) insertions_here += block[at] >> 32;
     latest_copy_.reserve(insertions_here);
     copies_.reserve(insertions_here);
     constexpr std::size_t kAhead = 8;  // events whose hash-table groups are fetched ahead
     for (Words& block : blocks) {
-      for (std::size_t at = 0; at < block.size(); at += W + 3) {
-        if (at + kAhead * (W + 3) < block.size()) latest_copy_.prefetch(Key<W>::read(&block[at + kAhead * (W + 3)]));
-        add_event(Key<W>::read(&block[at]), static_cast<Index>(block[at + W]), static_cast<Index>(block[at + W + 1]),
-                  static_cast<int>(static_cast<std::uint32_t>(block[at + W + 2])), (block[at + W + 2] >> 32) != 0);
+      for (std::size_t at = 0; at < block.size(); at += kWords) {
+        if (at + kAhead * kWords < block.size()) latest_copy_.prefetch(Key<W>::read(&block[at + kAhead * kWords]));
+        const std::uint64_t numbers = block[at + W], kind = block[at + W + 1];
+        add_event(Key<W>::read(&block[at]), static_cast<Index>(numbers & 0xFFFFFFFFu), static_cast<Index>(numbers >> 32),
+                  static_cast<int>(static_cast<std::uint32_t>(kind)), (kind >> 32) != 0);
       }
       Words().swap(block);
     }
@@ -358,7 +364,9 @@ class ConeBuilder {
   // Exchange 3: for every facet of every insertion, the copy present at the insertion; the answers
   // come back in the order asked, per rank, and are read by walking the facets in the same order.
   // In rounds of at most facets_per_round() per rank: the questions and answers of all facets at once
-  // were the build's peak (10^7 operations, one rank: 1,312 MiB against 1,162 for exchange 1).
+  // were the build's peak (10^7 operations, one rank: 1,312 MiB against 1,162 for exchange 1). Rounds
+  // of 2^20 lowered two ranks' build peak (590 / 589 -> 574 / 556 MiB) but not their reduction's
+  // (590 / 572), and raised one rank's at 1.74 M operations (244 -> 252): 2^21 it stays.
   void look_up_facets() {
     auto facets_of = [&](std::size_t i) {
       const SimplexView s = ops_.simplex(insertion_ops_[i]);
@@ -467,6 +475,15 @@ class ConeBuilder {
     for (auto* v : {&deleted_, &deletion_, &facet_cells_, &facet_deletions_}) std::vector<Index>().swap(*v);
     std::vector<int>().swap(deletion_tag_);
     std::vector<std::size_t>().swap(insertion_ops_);
+  }
+
+  // A valid zigzag deletes only what it inserted, so it has at most 2n operations: below 2^32 once
+  // the cone's columns are (exchange 1 packs op numbers into 32 bits). More means more deletions
+  // than insertions: named at the first operation past the limit.
+  void check_operation_limit() const {
+    constexpr Index most = (Index{1} << 32) - 1;
+    if (lay_.m <= most) return;
+    throw InvalidZigzag{most, "more than " + std::to_string(most) + " operations: more deletions than insertions"};
   }
 
   // build_cone_matrix's limit: 2n + 1 columns of 32-bit indices; the error names the first
