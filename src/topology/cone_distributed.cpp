@@ -909,7 +909,8 @@ std::vector<PersistencePair> reduce_cone_columns(DistributedCone& cone, MPI_Comm
     const int top_group = group_size_of(group);
     std::string top_order = column_order_of_step(column_order, cone.top_dim - 1);
     if (top_order == "auto") top_order = auto_top_step_order(cone.top_dim, N);
-    pairs = reduce_distributed_owned(cone.top_columns, cone.top_ownership(top_group), N, group, stats, top_order, step_methods, cone.top_dim);
+    pairs = reduce_distributed_owned(std::move(cone.top_columns), cone.top_ownership(top_group), N, group, stats, top_order, step_methods,
+                                     cone.top_dim);
     std::vector<Row>().swap(cone.top_columns);
     label_rows(first_row, false);
     // Turns: the top pairs are known before the anti-transpose starts (groups reduce both at once).
@@ -929,7 +930,7 @@ std::vector<PersistencePair> reduce_cone_columns(DistributedCone& cone, MPI_Comm
       cone.row_starts = halves.starts();
       cone.row_owners = halves.owners();
     }
-    std::vector<PersistencePair> found = reduce_distributed_owned(cone.columns, cone.ownership(ranks), N, group, stats, column_order,
+    std::vector<PersistencePair> found = reduce_distributed_owned(std::move(cone.columns), cone.ownership(ranks), N, group, stats, column_order,
                                                                   step_methods, cone.top_primal ? 2 : 1);
     std::vector<Row>().swap(cone.columns);
     if (cone.dualized)  // cohomology pairs back to homology pairs (reduce_by_name's mapping)

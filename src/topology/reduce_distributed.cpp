@@ -710,11 +710,12 @@ Index default_pivot_chunk(Index n, int ranks) {
 namespace {
 
 // This rank's pairs of the reduction of the columns it was dealt (`my_buffer`, see
-// reduce_distributed_owned), not gathered.
-std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buffer, const PivotOwnership& own, Index n,
-                                                  int max_dim, MPI_Comm comm, std::vector<ReductionStepStats>* stats,
-                                                  const std::string& column_order, StepMethods step_methods,
-                                                  int lowest_dim = 1);
+// reduce_distributed_owned), not gathered. `positions`, if given, holds each buffered column's
+// position among the columns this rank owns (the others were empty); otherwise it holds them all.
+std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buffer, const std::vector<Row>* positions,
+                                                  const PivotOwnership& own, Index n, int max_dim, MPI_Comm comm,
+                                                  std::vector<ReductionStepStats>* stats, const std::string& column_order,
+                                                  StepMethods step_methods, int lowest_dim = 1);
 
 std::vector<PersistencePair> gather_sorted_pairs(MPI_Comm comm, const std::vector<PersistencePair>& mine) {
   std::vector<Index> flat;
@@ -760,7 +761,7 @@ std::vector<PersistencePair> reduce_distributed_releasing(const BoundaryMatrix* 
     return block;
   });
   if (rank == 0 && release_rows_after_scatter) release_rows_after_scatter->release_rows();
-  return gather_sorted_pairs(comm, reduce_dealt_columns(my_buffer, own, n, max_dim, comm, stats, "received-first", {}));
+  return gather_sorted_pairs(comm, reduce_dealt_columns(my_buffer, nullptr, own, n, max_dim, comm, stats, "received-first", {}));
 }
 
 struct ColumnRef {
@@ -883,19 +884,19 @@ int phase_of(ColumnOrder order, Index index, Index n) {
   return 2 - static_cast<int>((index - half) * 3 / (n - half));
 }
 
-std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buffer, const PivotOwnership& own, Index n,
-                                                  int max_dim, MPI_Comm comm, std::vector<ReductionStepStats>* stats,
-                                                  const std::string& column_order, StepMethods step_methods,
-                                                  int lowest_dim) {
+std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buffer, const std::vector<Row>* positions,
+                                                  const PivotOwnership& own, Index n, int max_dim, MPI_Comm comm,
+                                                  std::vector<ReductionStepStats>* stats, const std::string& column_order,
+                                                  StepMethods step_methods, int lowest_dim) {
   int rank = 0, size = 1;
   mpi::check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
   mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
-  // Where each local column (the i-th this rank owns, global index own.global(rank, i)) starts in
-  // my_buffer: its [dim, size] header. One word a column, not its index, dim and view (24 bytes).
+  // Where each local column (the i-th buffered, global index own.global(rank, its position)) starts
+  // in my_buffer: its [dim, size] header. One word a column, not its index, dim and view (24 bytes).
   std::vector<std::size_t> header_at;
-  header_at.reserve(static_cast<std::size_t>(own.local_count(rank)));
+  header_at.reserve(positions ? positions->size() : static_cast<std::size_t>(own.local_count(rank)));
   for (std::size_t pos = 0; pos < my_buffer.size(); pos += 2 + static_cast<std::size_t>(my_buffer[pos + 1])) header_at.push_back(pos);
-  auto local_index = [&](std::size_t i) { return own.global(rank, static_cast<Index>(i)); };
+  auto local_index = [&](std::size_t i) { return own.global(rank, static_cast<Index>(positions ? (*positions)[i] : i)); };
   auto local_dim = [&](std::size_t i) { return static_cast<int>(my_buffer[header_at[i]]); };
   auto local_column = [&](std::size_t i) {
     const Row* rows = my_buffer.data() + header_at[i] + 2;
@@ -1086,10 +1087,10 @@ std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my
   return reduce_distributed_owned(my_columns, own, n, comm, stats, column_order, step_methods, lowest_dim);
 }
 
-std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my_columns, const PivotOwnership& own, Index n,
-                                                      MPI_Comm comm, std::vector<ReductionStepStats>* stats,
-                                                      const std::string& column_order, StepMethods step_methods,
-                                                      int lowest_dim) {
+namespace {
+
+// The largest dimension of the dealt columns on any rank, once the arguments are checked. Collective.
+int checked_max_dim(const std::vector<Row>& my_columns, MPI_Comm comm, const std::string& column_order, StepMethods step_methods) {
   require_column_order(column_order);
   if (step_methods.split_rows && step_methods.speculate_run > 0)
     throw std::invalid_argument("reduce_distributed_owned: speculative runs and split rows are two ways of the same steps");
@@ -1097,7 +1098,51 @@ std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my
   for (std::size_t pos = 0; pos < my_columns.size(); pos += 2 + static_cast<std::size_t>(my_columns[pos + 1]))
     max_dim = std::max(max_dim, static_cast<int>(my_columns[pos]));
   mpi::check(MPI_Allreduce(MPI_IN_PLACE, &max_dim, 1, MPI_INT, MPI_MAX, comm), "MPI_Allreduce");
-  return reduce_dealt_columns(my_columns, own, n, max_dim, comm, stats, column_order, step_methods, lowest_dim);
+  return max_dim;
+}
+
+// Moves the columns with rows to the front of `columns` ([dim, size, rows...] each, kept in order)
+// and drops the empty ones, returning each kept column's position among all of them. The buffer is
+// reallocated at its new size when that frees more than half of it (a copy of at most the half).
+std::vector<Row> drop_empty_columns(std::vector<Row>& columns) {
+  std::size_t kept = 0;
+  for (std::size_t at = 0; at < columns.size(); at += 2 + static_cast<std::size_t>(columns[at + 1])) kept += columns[at + 1] > 0;
+  std::vector<Row> positions;
+  positions.reserve(kept);
+  std::size_t to = 0;
+  Row position = 0;
+  for (std::size_t at = 0; at < columns.size(); ++position) {
+    const std::size_t words = 2 + static_cast<std::size_t>(columns[at + 1]);
+    if (words > 2) {
+      positions.push_back(position);
+      std::copy(columns.begin() + static_cast<std::ptrdiff_t>(at), columns.begin() + static_cast<std::ptrdiff_t>(at + words),
+                columns.begin() + static_cast<std::ptrdiff_t>(to));  // to <= at: a forward copy
+      to += words;
+    }
+    at += words;
+  }
+  columns.resize(to);
+  if (2 * to < columns.capacity()) columns.shrink_to_fit();
+  return positions;
+}
+
+}  // namespace
+
+std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my_columns, const PivotOwnership& own, Index n,
+                                                      MPI_Comm comm, std::vector<ReductionStepStats>* stats,
+                                                      const std::string& column_order, StepMethods step_methods,
+                                                      int lowest_dim) {
+  const int max_dim = checked_max_dim(my_columns, comm, column_order, step_methods);
+  return reduce_dealt_columns(my_columns, nullptr, own, n, max_dim, comm, stats, column_order, step_methods, lowest_dim);
+}
+
+std::vector<PersistencePair> reduce_distributed_owned(std::vector<Row>&& my_columns, const PivotOwnership& own, Index n,
+                                                      MPI_Comm comm, std::vector<ReductionStepStats>* stats,
+                                                      const std::string& column_order, StepMethods step_methods,
+                                                      int lowest_dim) {
+  const int max_dim = checked_max_dim(my_columns, comm, column_order, step_methods);
+  const std::vector<Row> positions = drop_empty_columns(my_columns);
+  return reduce_dealt_columns(my_columns, &positions, own, n, max_dim, comm, stats, column_order, step_methods, lowest_dim);
 }
 
 std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matrix, MPI_Comm comm,

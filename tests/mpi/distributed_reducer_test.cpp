@@ -221,6 +221,48 @@ TEST(DistributedReducer, RowLoansGiveTheTwistPairs) {
   }
 }
 
+// The reducer taking its columns (reduce_distributed_owned(std::vector<Row>&&)) drops the empty ones
+// and keeps each other column's position: on banded matrices with most columns emptied (every one
+// but each third, and all of rank 0's lower half, as rank 0's rows of the hybrid's top step), the
+// pairs are the twist reducer's in every column order, and the same as the reducer given them all.
+TEST(DistributedReducer, EmptyColumnsDroppedGiveTheTwistPairs) {
+  const int rank = world_rank();
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  std::mt19937 rng(2024);
+  for (int trial = 0; trial < 3; ++trial) {
+    const auto banded = banded_matrix(rng, 1500 + 500 * trial, 64 + 16 * trial);
+    const Index n = banded.num_columns();
+    const auto own = even_halves(n, size);
+    topology::BoundaryMatrix matrix;
+    for (Index j = 0; j < n; ++j) {
+      const bool emptied = j % 3 != 0 || (own.owner(j) == 0 && j < topology::upper_half_start(n) && size > 1);
+      const auto rows = banded.column(j);
+      matrix.append_column(1, emptied ? std::vector<Index>{} : std::vector<Index>(rows.begin(), rows.end()));
+    }
+    const auto want = rank == 0 ? sorted_flat(topology::reduce_twist(matrix)) : std::vector<std::int64_t>{};
+    std::vector<topology::Row> mine;
+    own.for_each_owned(rank, [&](Index j) {
+      const auto rows = matrix.column(j);
+      mine.insert(mine.end(), {1, static_cast<topology::Row>(rows.size())});
+      for (const Index r : rows) mine.push_back(static_cast<topology::Row>(r));
+    });
+    for (const char* const order : {"natural", "received-first", "upper-first"}) {
+      const auto all = topology::reduce_distributed_owned(mine, own, n, MPI_COMM_WORLD, nullptr, order, {}, 1);
+      std::vector<topology::Row> taken = mine;
+      const auto kept = topology::reduce_distributed_owned(std::move(taken), own, n, MPI_COMM_WORLD, nullptr, order, {}, 1);
+      EXPECT_EQ(sorted_flat(kept), sorted_flat(all)) << order << ", trial " << trial << ", rank " << rank;
+      const auto flat = sorted_flat(kept);
+      const auto gathered = mpi::gather_blocks(MPI_COMM_WORLD, flat.data(), flat.size(), MPI_INT64_T);
+      if (rank != 0) continue;
+      std::vector<topology::PersistencePair> got;
+      for (std::size_t i = 0; i + 1 < gathered.size(); i += 2) got.push_back(topology::PersistencePair{gathered[i], gathered[i + 1]});
+      EXPECT_EQ(sorted_flat(got), want) << order << ", trial " << trial;
+      EXPECT_FALSE(want.empty());
+    }
+  }
+}
+
 // The transfers behind the reducer split every message at max_message_elements() (INT_MAX in use,
 // MPI 3's count type): lowered here so that blocks of any size cross many pieces, the reducer and the
 // raw scatter/gather must give the same results as unsplit.
