@@ -141,8 +141,8 @@ std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my
                                                       int lowest_dim);
 // The same, taking the columns: the empty ones, which end at once and pair with nothing, are dropped
 // and the rest kept in a buffer of their size before the reduction. A rank may own millions of
-// them: the rows of the top step below its pivots, whose columns are other dimensions' (10^7
-// operations, 4 ranks: all of rank 0's 5.8 M; docs/benchmarks.md, "Empty columns").
+// them: the rows of the top step below its pivots, whose columns are other dimensions' (1.74 M
+// operations, 4 ranks: all of rank 0's 1.02 M; docs/benchmarks.md, "Empty columns").
 std::vector<PersistencePair> reduce_distributed_owned(std::vector<Row>&& my_columns, const PivotOwnership& own, Index n,
                                                       MPI_Comm comm, std::vector<ReductionStepStats>* stats,
                                                       const std::string& column_order, StepMethods step_methods,
