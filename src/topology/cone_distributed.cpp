@@ -576,11 +576,7 @@ std::vector<Index> ConeBuilder<W>::dual_entry_bounds(int parts, int top) const {
     for (std::size_t e = 0; e < size; ++e) words.add(N - 1 - static_cast<Index>(rows[e]));
   });
   words.sum_over(comm_);
-  std::vector<Index> bounds{0};
-  for (int r = 1; r < parts; ++r)
-    bounds.push_back(std::max(bounds.back(), row_at_quantile(words.counts(), N, static_cast<double>(r) / parts)));
-  bounds.push_back(N);
-  return bounds;
+  return row_bounds_at_quantiles(words.counts(), N, parts, [](int r, int ranks) { return static_cast<double>(r) / ranks; });
 }
 
 template <int W>

@@ -220,8 +220,7 @@ void drive(Index index, RowSlice& slice, Downstream& below, RowSplitStats& s) {
   }
 }
 
-}  // namespace
-
+// The histogram's first row at quantile q (the rows of a bin are taken as holding its count evenly).
 Index row_at_quantile(const std::vector<double>& histogram, Index n, double q) {
   double total = 0;
   for (double h : histogram) total += h;
@@ -241,17 +240,23 @@ Index row_at_quantile(const std::vector<double>& histogram, Index n, double q) {
   return n;
 }
 
+}  // namespace
+
 double row_split_start(int rank, int ranks) { return std::pow(static_cast<double>(rank) / ranks, kStartExponent); }
 
 void RowHistogram::sum_over(MPI_Comm comm) {
   mpi::check(MPI_Allreduce(MPI_IN_PLACE, counts_.data(), static_cast<int>(counts_.size()), MPI_DOUBLE, MPI_SUM, comm), "MPI_Allreduce");
 }
 
-std::vector<Index> row_split_bounds(const std::vector<double>& pivot_histogram, Index n, int ranks) {
+std::vector<Index> row_bounds_at_quantiles(const std::vector<double>& histogram, Index n, int ranks, double (*quantile)(int, int)) {
   std::vector<Index> bounds{0};
-  for (int r = 1; r < ranks; ++r) bounds.push_back(std::max(bounds.back(), row_at_quantile(pivot_histogram, n, row_split_start(r, ranks))));
+  for (int r = 1; r < ranks; ++r) bounds.push_back(std::max(bounds.back(), row_at_quantile(histogram, n, quantile(r, ranks))));
   bounds.push_back(n);
   return bounds;
+}
+
+std::vector<Index> row_split_bounds(const std::vector<double>& pivot_histogram, Index n, int ranks) {
+  return row_bounds_at_quantiles(pivot_histogram, n, ranks, row_split_start);
 }
 
 void reduce_step_row_split(const std::vector<Index>& order, const StepColumns& parts, Index n, const std::vector<Index>& bounds,

@@ -45,10 +45,6 @@ void reduce_step_row_split(const std::vector<Index>& order, const StepColumns& p
 // below follow every addition made above them, so they get fewer pivots (docs/benchmarks.md).
 double row_split_start(int rank, int ranks);
 
-// The first row at quantile q of a histogram over the rows [0, n) in bins of equal rows (a bin's
-// count taken as spread evenly over its rows).
-Index row_at_quantile(const std::vector<double>& histogram, Index n, double q);
-
 // Counts over the rows [0, n) in bins of equal rows, summed over the ranks: what the ranks' shares
 // of rows are cut from (row_at_quantile, row_split_bounds), the same on every rank once summed.
 class RowHistogram {
@@ -63,8 +59,13 @@ class RowHistogram {
   std::vector<double> counts_;
 };
 
-// The row bounds for `ranks` ranks from a histogram of the step's initial pivots (bins of equal rows
-// over [0, n)): P + 1 values, 0 first and n last, non-decreasing.
+// The row bounds for `ranks` ranks at the quantiles quantile(r, ranks) of a histogram over the rows
+// [0, n) in bins of equal rows (a bin's count taken as spread evenly over its rows): P + 1 values, 0
+// first and n last, non-decreasing.
+std::vector<Index> row_bounds_at_quantiles(const std::vector<double>& histogram, Index n, int ranks, double (*quantile)(int, int));
+
+// The row bounds for `ranks` ranks from a histogram of the step's initial pivots: rank r's rows
+// start at quantile row_split_start(r, ranks).
 std::vector<Index> row_split_bounds(const std::vector<double>& pivot_histogram, Index n, int ranks);
 
 }  // namespace lmtopo::topology
