@@ -20,6 +20,7 @@
 #include <array>
 #include <cstdint>
 #include <limits>
+#include <queue>
 #include <stdexcept>
 #include <string>
 
@@ -156,7 +157,7 @@ struct Key {
   }
 };
 
-std::vector<Row> assemble_columns(std::vector<std::vector<Row>>&& received, const PivotOwnership& own, int rank, bool dualized);
+OwnedColumns assemble_columns(std::vector<std::vector<Row>>&& received, const PivotOwnership& own, int rank, bool dualized);
 
 bool valid_vertices(SimplexView s) {
   if (s.size() == 0) return false;
@@ -571,7 +572,11 @@ std::vector<Index> ConeBuilder<W>::dual_entry_bounds(int parts, int top) const {
   const Index N = 2 * lay_.n + 1;
   RowHistogram words(N, kPivotBins);  // over the anti-transpose's columns, N - 1 - j
   for_each_column([&](Index j, int dim, const Row* rows, std::size_t size, Index, int) {
-    words.add(N - 1 - j, 2);
+    // Column j's row is an entry of a column of dimension dim + 1 only: none of the anti-transpose's
+    // when that is the top (the dual column N - 1 - j is then empty, and no rank holds it). An
+    // insertion's cell is always in its cone column; a cone cell is counted held (if its simplex has
+    // no coface when deleted, it is not).
+    if (dim + 1 < top) words.add(N - 1 - j, 2);
     if (dim == top) return;
     for (std::size_t e = 0; e < size; ++e) words.add(N - 1 - static_cast<Index>(rows[e]));
   });
@@ -684,13 +689,14 @@ DistributedCone ConeBuilder<W>::deal_columns(const std::string& dualize, Index p
 
 namespace {
 
-// This rank's columns in the reducer's layout ([dim, size, rows...], increasing index) from the
-// records every rank sent it (deal_columns' formats), which it frees block by block. Besides the
-// result it holds one offset per column: the dims go straight into the headers, and a header's size
-// counts the rows written so far. (A dims array and a fill offset per column made the largest
-// transient of a four-rank build at 10^7 operations: rank 0's top columns are most of the matrix's
-// indices, nearly all empty, and their assembly took it from 306 to 392 MiB.)
-std::vector<Row> assemble_columns(std::vector<std::vector<Row>>&& received, const PivotOwnership& own, int rank, bool dualized) {
+// This rank's columns with rows in the reducer's layout ([dim, size, rows...], increasing index)
+// from the records every rank sent it (deal_columns' formats), which it frees block by block; the
+// columns without rows, which the reducer drops, are left out. Besides the result it holds a word per
+// column it owns (their rows counted, then the held ones numbered) and an offset per held column.
+// (A header and an offset for every owned column were the largest transient of a four-rank build at
+// 10^7 operations: rank 0 owns 5.8 M of the top step's indices and holds none of its columns, and
+// their assembly took it from 263 to 314 MiB.)
+OwnedColumns assemble_columns(std::vector<std::vector<Row>>&& received, const PivotOwnership& own, int rank, bool dualized) {
   const auto count = static_cast<std::size_t>(own.local_count(rank));
   auto local = [&](Row j) { return static_cast<std::size_t>(own.local(static_cast<Index>(j))); };
   // f(local column, rows, size) for each column record (primal) or entry (dualized: size 1) of a block.
@@ -702,28 +708,47 @@ std::vector<Row> assemble_columns(std::vector<std::vector<Row>>&& received, cons
       for (std::size_t at = 1 + 2 * static_cast<std::size_t>(block[0]); at < block.size(); at += 2) f(local(block[at]), &block[at + 1], 1);
     }
   };
-  std::vector<std::size_t> start(count + 1, 0);  // of each column's header in `out`
-  for (const auto& block : received) for_each_record(block, [&](std::size_t c, const Row*, std::size_t size) { start[c + 1] += size; });
-  for (std::size_t c = 0; c < count; ++c) start[c + 1] += start[c] + 2;
-  std::vector<Row> out(start[count], 0);
+  constexpr Row kNotHeld = std::numeric_limits<Row>::max();
+  std::vector<Row> held_of(count, 0);  // rows of each owned column, then its number among the held ones
+  for (const auto& block : received)
+    for_each_record(block, [&](std::size_t c, const Row*, std::size_t size) { held_of[c] += static_cast<Row>(size); });
+  OwnedColumns out;
+  out.positions.reserve(static_cast<std::size_t>(std::count_if(held_of.begin(), held_of.end(), [](Row rows) { return rows > 0; })));
+  std::vector<std::size_t> start(1, 0);  // of each held column's header in `out.words`
+  start.reserve(out.positions.capacity() + 1);
+  for (std::size_t c = 0; c < count; ++c) {
+    if (held_of[c] == 0) {
+      held_of[c] = kNotHeld;
+      continue;
+    }
+    start.push_back(start.back() + 2 + held_of[c]);
+    held_of[c] = static_cast<Row>(out.positions.size());
+    out.positions.push_back(static_cast<Row>(c));
+  }
+  out.words.assign(start.back(), 0);
+  auto set_dim = [&](std::size_t c, Row dim) {
+    if (held_of[c] != kNotHeld) out.words[start[held_of[c]]] = dim;
+  };
   for (const auto& block : received) {  // the dims
     if (!dualized) {
-      for (std::size_t at = 0; at < block.size(); at += 3 + static_cast<std::size_t>(block[at + 2])) out[start[local(block[at])]] = block[at + 1];
+      for (std::size_t at = 0; at < block.size(); at += 3 + static_cast<std::size_t>(block[at + 2])) set_dim(local(block[at]), block[at + 1]);
     } else if (!block.empty()) {
-      for (std::size_t d = 0; d < block[0]; ++d) out[start[local(block[1 + 2 * d])]] = block[2 + 2 * d];
+      for (std::size_t d = 0; d < block[0]; ++d) set_dim(local(block[1 + 2 * d]), block[2 + 2 * d]);
     }
   }
   for (auto& block : received) {  // the rows; each block freed once copied
     for_each_record(block, [&](std::size_t c, const Row* rows, std::size_t size) {
-      Row& written = out[start[c] + 1];
-      std::copy(rows, rows + size, out.begin() + static_cast<std::ptrdiff_t>(start[c] + 2 + written));
+      if (size == 0) return;  // a primal column without rows
+      const std::size_t at = start[held_of[c]];
+      Row& written = out.words[at + 1];
+      std::copy(rows, rows + size, out.words.begin() + static_cast<std::ptrdiff_t>(at + 2 + written));
       written += static_cast<Row>(size);
     });
     std::vector<Row>().swap(block);
   }
   if (dualized)
-    for (std::size_t c = 0; c < count; ++c)
-      std::sort(out.begin() + static_cast<std::ptrdiff_t>(start[c] + 2), out.begin() + static_cast<std::ptrdiff_t>(start[c + 1]));
+    for (std::size_t h = 0; h + 1 < start.size(); ++h)
+      std::sort(out.words.begin() + static_cast<std::ptrdiff_t>(start[h] + 2), out.words.begin() + static_cast<std::ptrdiff_t>(start[h + 1]));
   return out;
 }
 
@@ -796,39 +821,54 @@ void drop_rows_of_dim(std::vector<Row>& columns, int dim, const std::vector<bool
   columns.resize(write);
 }
 
-void redeal_columns(std::vector<Row>& columns, const PivotOwnership& from, const PivotOwnership& to, MPI_Comm comm) {
+void redeal_columns(OwnedColumns& columns, const PivotOwnership& from, const PivotOwnership& to, MPI_Comm comm) {
   int rank = 0, size = 1;
   mpi::check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
   mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
-  auto for_each_column = [&](auto&& f) {  // f(destination, first word, words)
-    Index local = 0;
-    for (std::size_t at = 0; at < columns.size(); at += 2 + static_cast<std::size_t>(columns[at + 1]), ++local)
-      f(static_cast<std::size_t>(to.owner(from.global(rank, local))), at, 2 + static_cast<std::size_t>(columns[at + 1]));
+  const std::vector<Row>& words = columns.words;
+  auto for_each_column = [&](auto&& f) {  // f(index, first word, words)
+    std::size_t held = 0;
+    for (std::size_t at = 0; at < words.size(); at += 2 + static_cast<std::size_t>(words[at + 1]), ++held)
+      f(from.global(rank, static_cast<Index>(columns.position(held))), at, 2 + static_cast<std::size_t>(words[at + 1]));
   };
+  // To each rank its columns as [index, dim, size, rows...], in increasing index.
   std::vector<std::vector<Row>> out(static_cast<std::size_t>(size));
   {
-    std::vector<std::size_t> words(out.size(), 0);
-    for_each_column([&](std::size_t to_rank, std::size_t, std::size_t w) { words[to_rank] += w; });
-    for (std::size_t r = 0; r < out.size(); ++r) out[r].reserve(words[r]);
+    std::vector<std::size_t> counts(out.size(), 0);
+    for_each_column([&](Index j, std::size_t, std::size_t w) { counts[static_cast<std::size_t>(to.owner(j))] += 1 + w; });
+    for (std::size_t r = 0; r < out.size(); ++r) out[r].reserve(counts[r]);
   }
-  for_each_column([&](std::size_t to_rank, std::size_t at, std::size_t w) {
-    out[to_rank].insert(out[to_rank].end(), columns.begin() + static_cast<std::ptrdiff_t>(at), columns.begin() + static_cast<std::ptrdiff_t>(at + w));
+  for_each_column([&](Index j, std::size_t at, std::size_t w) {
+    auto& block = out[static_cast<std::size_t>(to.owner(j))];
+    block.push_back(static_cast<Row>(j));
+    block.insert(block.end(), words.begin() + static_cast<std::ptrdiff_t>(at), words.begin() + static_cast<std::ptrdiff_t>(at + w));
   });
-  std::vector<Row>().swap(columns);
+  columns = {};
   const std::vector<std::vector<Row>> received = mpi::exchange_blocks(comm, std::move(out), MPI_UINT32_T);
-  std::size_t words = 0;
-  for (const auto& block : received) words += block.size();
-  columns.reserve(words);
-  // Each rank's block holds the columns it had of this rank's, in increasing index: this rank's
-  // columns in its (increasing) local order take them in turn from the block of their old owner.
+  std::size_t total = 0, held = 0;
+  for (const auto& block : received) {
+    total += block.size();
+    for (std::size_t at = 0; at < block.size(); at += 3 + static_cast<std::size_t>(block[at + 2])) ++held;
+  }
+  columns.words.reserve(total - held);
+  columns.positions.reserve(held);
+  // The blocks merged by index, the smallest first (a rank's local order is its indices' order).
+  using Head = std::pair<Row, std::size_t>;  // (index, source rank)
+  std::priority_queue<Head, std::vector<Head>, std::greater<Head>> heads;
   std::vector<std::size_t> next(received.size(), 0);
-  to.for_each_owned(rank, [&](Index j) {
-    const auto& block = received[static_cast<std::size_t>(from.owner(j))];
-    std::size_t& at = next[static_cast<std::size_t>(from.owner(j))];
-    const std::size_t w = 2 + static_cast<std::size_t>(block.at(at + 1));
-    columns.insert(columns.end(), block.begin() + static_cast<std::ptrdiff_t>(at), block.begin() + static_cast<std::ptrdiff_t>(at + w));
-    at += w;
-  });
+  for (std::size_t r = 0; r < received.size(); ++r)
+    if (!received[r].empty()) heads.push({received[r][0], r});
+  while (!heads.empty()) {
+    const auto [j, r] = heads.top();
+    heads.pop();
+    const auto& block = received[r];
+    std::size_t& at = next[r];
+    const std::size_t w = 2 + static_cast<std::size_t>(block[at + 2]);
+    columns.positions.push_back(static_cast<Row>(to.local(static_cast<Index>(j))));
+    columns.words.insert(columns.words.end(), block.begin() + static_cast<std::ptrdiff_t>(at + 1), block.begin() + static_cast<std::ptrdiff_t>(at + 1 + w));
+    at += 1 + w;
+    if (at < block.size()) heads.push({block[at], r});
+  }
 }
 
 namespace {
@@ -850,17 +890,18 @@ std::vector<Index> bounds_within(const std::vector<double>& histogram, Index N, 
 
 }  // namespace
 
-PivotOwnership halves_ownership(const std::vector<Row>& columns, const PivotOwnership& dealt, int dim, Index N, MPI_Comm comm) {
+PivotOwnership halves_ownership(const OwnedColumns& columns, const PivotOwnership& dealt, int dim, Index N, MPI_Comm comm) {
   int rank = 0, size = 1;
   mpi::check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
   mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
   const Index half = upper_half_start(N);
   RowHistogram upper(N, kPivotBins), lower(N, kPivotBins);  // the pivots of the upper phase's columns, of the lower's
-  Index local = 0;
-  for (std::size_t at = 0; at < columns.size(); at += 2 + static_cast<std::size_t>(columns[at + 1]), ++local) {
-    const Row rows = columns[at + 1];
-    if (static_cast<int>(columns[at]) != dim || rows == 0) continue;
-    const Index j = dealt.global(rank, local), pivot = columns[at + 1 + rows];  // rows increase
+  const std::vector<Row>& words = columns.words;
+  std::size_t held = 0;
+  for (std::size_t at = 0; at < words.size(); at += 2 + static_cast<std::size_t>(words[at + 1]), ++held) {
+    const Row rows = words[at + 1];
+    if (static_cast<int>(words[at]) != dim || rows == 0) continue;
+    const Index j = dealt.global(rank, static_cast<Index>(columns.position(held))), pivot = words[at + 1 + rows];  // rows increase
     if (j < half) lower.add(pivot);
     else if (pivot >= half) upper.add(pivot);  // (an upper column's pivot below the half: lower phase's rows)
   }
@@ -907,10 +948,10 @@ std::vector<PersistencePair> reduce_cone_columns(DistributedCone& cone, MPI_Comm
     if (top_order == "auto") top_order = auto_top_step_order(cone.top_dim, N);
     pairs = reduce_distributed_owned(std::move(cone.top_columns), cone.top_ownership(top_group), N, group, stats, top_order, step_methods,
                                      cone.top_dim);
-    std::vector<Row>().swap(cone.top_columns);
+    cone.top_columns = {};
     label_rows(first_row, false);
     // Turns: the top pairs are known before the anti-transpose starts (groups reduce both at once).
-    if (!groups && reduces_dual) drop_rows_of_dim(cone.columns, cone.top_dim - 1, negative_dual_rows(pairs, N, comm));
+    if (!groups && reduces_dual) drop_rows_of_dim(cone.columns.words, cone.top_dim - 1, negative_dual_rows(pairs, N, comm));
   }
   if (reduces_dual) {
     const std::size_t first_row = stats ? stats->size() : 0;
@@ -928,7 +969,7 @@ std::vector<PersistencePair> reduce_cone_columns(DistributedCone& cone, MPI_Comm
     }
     std::vector<PersistencePair> found = reduce_distributed_owned(std::move(cone.columns), cone.ownership(ranks), N, group, stats, column_order,
                                                                   step_methods, cone.top_primal ? 2 : 1);
-    std::vector<Row>().swap(cone.columns);
+    cone.columns = {};
     if (cone.dualized)  // cohomology pairs back to homology pairs (reduce_by_name's mapping)
       for (auto& p : found) p = {N - 1 - p.destroyer, N - 1 - p.creator};
     label_rows(first_row, cone.dualized);

@@ -46,8 +46,8 @@ struct DistributedCone {
   std::vector<Index> dual_bounds;  // unless these blocks are given (the hybrid's: dual_entry_bounds)
   std::vector<Index> row_starts;   // unless these intervals are given, owned by row_owners (PivotOwnership:
   std::vector<int> row_owners;     // reduce_and_read_out_distributed's halves_ownership)
-  std::vector<Row> columns;  // this rank's columns to reduce, increasing index, [dim, size, rows...] each
-  std::vector<Row> top_columns;  // top_primal: this rank's primal columns, the same layout (other dims empty)
+  OwnedColumns columns;      // this rank's columns to reduce with rows (the empty ones left out)
+  OwnedColumns top_columns;  // top_primal: this rank's primal columns of the top dimension, the same way
   Index info_first = 0;      // this rank's block of read-out records: columns info_first.. of the
   std::vector<ConeColumnInfo> info;  // primal cone matrix, in contiguous blocks of ceil(N / P)
 
@@ -65,16 +65,16 @@ struct DistributedCone {
 // the rows marked in `drop` (compression: rows of negative cells, which no pair changes without).
 void drop_rows_of_dim(std::vector<Row>& columns, int dim, const std::vector<bool>& drop);
 
-// Moves every column of `columns` (the reducer's layout, dealt by `from`: this rank's in its local
-// order) to its rank under `to`; on return `columns` holds this rank's columns under `to`. Collective.
-void redeal_columns(std::vector<Row>& columns, const PivotOwnership& from, const PivotOwnership& to, MPI_Comm comm);
+// Moves every column `columns` holds (dealt by `from`) to its rank under `to`; on return `columns`
+// holds this rank's columns under `to`, the same ones (an empty column left out stays out). Collective.
+void redeal_columns(OwnedColumns& columns, const PivotOwnership& from, const PivotOwnership& to, MPI_Comm comm);
 
 // Rows for a step taken upper-first (all columns of index >= N / 2 before any below) on the ranks of
 // `comm`: each half of the rows split into one block per rank, at the quantiles (r / P)^1.6 of the
 // initial pivots (row_split_bounds) of the step's columns of dimension `dim` that are reduced in that
 // half's phase (upper columns with a pivot in the upper half; lower columns). Ranks 0..P-1 bottom
 // to top in both halves. `columns` are this rank's, dealt by `dealt`. Collective.
-PivotOwnership halves_ownership(const std::vector<Row>& columns, const PivotOwnership& dealt, int dim, Index N, MPI_Comm comm);
+PivotOwnership halves_ownership(const OwnedColumns& columns, const PivotOwnership& dealt, int dim, Index N, MPI_Comm comm);
 
 // The measured rule for top_ranks when none is given (docs/benchmarks.md, "Compression of the
 // bars-1 step"): 0, every rank both reductions one after the other, since the second is compressed

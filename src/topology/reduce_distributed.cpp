@@ -1101,29 +1101,29 @@ int checked_max_dim(const std::vector<Row>& my_columns, MPI_Comm comm, const std
   return max_dim;
 }
 
-// Moves the columns with rows to the front of `columns` ([dim, size, rows...] each, kept in order)
-// and drops the empty ones, returning each kept column's position among all of them. The buffer is
-// reallocated at its new size when that frees more than half of it (a copy of at most the half).
-std::vector<Row> drop_empty_columns(std::vector<Row>& columns) {
+// Moves the columns with rows to the front of `columns.words` (kept in order) and drops the empty
+// ones, keeping each kept column's position. The buffer is reallocated at its new size when that
+// frees more than half of it (a copy of at most the half).
+void drop_empty_columns(OwnedColumns& columns) {
+  std::vector<Row>& words = columns.words;
   std::size_t kept = 0;
-  for (std::size_t at = 0; at < columns.size(); at += 2 + static_cast<std::size_t>(columns[at + 1])) kept += columns[at + 1] > 0;
+  for (std::size_t at = 0; at < words.size(); at += 2 + static_cast<std::size_t>(words[at + 1])) kept += words[at + 1] > 0;
   std::vector<Row> positions;
   positions.reserve(kept);
-  std::size_t to = 0;
-  Row position = 0;
-  for (std::size_t at = 0; at < columns.size(); ++position) {
-    const std::size_t words = 2 + static_cast<std::size_t>(columns[at + 1]);
-    if (words > 2) {
-      positions.push_back(position);
-      std::copy(columns.begin() + static_cast<std::ptrdiff_t>(at), columns.begin() + static_cast<std::ptrdiff_t>(at + words),
-                columns.begin() + static_cast<std::ptrdiff_t>(to));  // to <= at: a forward copy
-      to += words;
+  std::size_t to = 0, held = 0;
+  for (std::size_t at = 0; at < words.size(); ++held) {
+    const std::size_t size = 2 + static_cast<std::size_t>(words[at + 1]);
+    if (size > 2) {
+      positions.push_back(columns.position(held));
+      std::copy(words.begin() + static_cast<std::ptrdiff_t>(at), words.begin() + static_cast<std::ptrdiff_t>(at + size),
+                words.begin() + static_cast<std::ptrdiff_t>(to));  // to <= at: a forward copy
+      to += size;
     }
-    at += words;
+    at += size;
   }
-  columns.resize(to);
-  if (2 * to < columns.capacity()) columns.shrink_to_fit();
-  return positions;
+  words.resize(to);
+  if (2 * to < words.capacity()) words.shrink_to_fit();
+  columns.positions = std::move(positions);
 }
 
 }  // namespace
@@ -1136,13 +1136,13 @@ std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my
   return reduce_dealt_columns(my_columns, nullptr, own, n, max_dim, comm, stats, column_order, step_methods, lowest_dim);
 }
 
-std::vector<PersistencePair> reduce_distributed_owned(std::vector<Row>&& my_columns, const PivotOwnership& own, Index n,
+std::vector<PersistencePair> reduce_distributed_owned(OwnedColumns&& my_columns, const PivotOwnership& own, Index n,
                                                       MPI_Comm comm, std::vector<ReductionStepStats>* stats,
                                                       const std::string& column_order, StepMethods step_methods,
                                                       int lowest_dim) {
-  const int max_dim = checked_max_dim(my_columns, comm, column_order, step_methods);
-  const std::vector<Row> positions = drop_empty_columns(my_columns);
-  return reduce_dealt_columns(my_columns, &positions, own, n, max_dim, comm, stats, column_order, step_methods, lowest_dim);
+  const int max_dim = checked_max_dim(my_columns.words, comm, column_order, step_methods);
+  drop_empty_columns(my_columns);
+  return reduce_dealt_columns(my_columns.words, &my_columns.positions, own, n, max_dim, comm, stats, column_order, step_methods, lowest_dim);
 }
 
 std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matrix, MPI_Comm comm,

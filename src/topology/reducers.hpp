@@ -139,11 +139,19 @@ std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my
                                                       MPI_Comm comm, std::vector<ReductionStepStats>* stats,
                                                       const std::string& column_order, StepMethods step_methods,
                                                       int lowest_dim);
+// A rank's columns in the reducer's layout ([dim, size, rows...] each, increasing index) and, when it
+// holds only some of the columns it owns (the others empty), each held column's position among them.
+// A rank may own millions of empty columns: the rows of the top step below its pivots, whose
+// columns are other dimensions' (1.74 M operations, 4 ranks: all of rank 0's 1.02 M;
+// docs/benchmarks.md, "Empty columns").
+struct OwnedColumns {
+  std::vector<Row> words;
+  std::vector<Row> positions;  // empty: every owned column is held, in order (or none is held)
+  Row position(std::size_t held) const { return positions.empty() ? static_cast<Row>(held) : positions[held]; }
+};
 // The same, taking the columns: the empty ones, which end at once and pair with nothing, are dropped
-// and the rest kept in a buffer of their size before the reduction. A rank may own millions of
-// them: the rows of the top step below its pivots, whose columns are other dimensions' (1.74 M
-// operations, 4 ranks: all of rank 0's 1.02 M; docs/benchmarks.md, "Empty columns").
-std::vector<PersistencePair> reduce_distributed_owned(std::vector<Row>&& my_columns, const PivotOwnership& own, Index n,
+// and the rest kept in a buffer of their size before the reduction.
+std::vector<PersistencePair> reduce_distributed_owned(OwnedColumns&& my_columns, const PivotOwnership& own, Index n,
                                                       MPI_Comm comm, std::vector<ReductionStepStats>* stats,
                                                       const std::string& column_order, StepMethods step_methods,
                                                       int lowest_dim);

@@ -47,23 +47,33 @@ topology::ZigzagOpList my_slice(const std::vector<topology::ZigzagOp>& ops, std:
   return mine;
 }
 
-// The matrix the ranks hold in `columns` (cone.columns or cone.top_columns), gathered on rank 0 as a
-// BoundaryMatrix (empty elsewhere).
-topology::BoundaryMatrix gather_matrix(const topology::DistributedCone& cone, const std::vector<topology::Row>& columns) {
-  const auto all = mpi::gather_blocks(MPI_COMM_WORLD, columns.data(), columns.size(), MPI_UINT32_T);
-  if (world_rank() != 0 || all.empty()) return {};
-  const topology::PivotOwnership own(cone.num_columns, world_size(), cone.pivot_chunk);
-  std::vector<int> dims(static_cast<std::size_t>(cone.num_columns));
+// The matrix the ranks hold in `columns` (cone.columns or cone.top_columns, owned as `own` says),
+// gathered on rank 0 as a BoundaryMatrix (empty elsewhere); a column no rank holds has dimension -1.
+topology::BoundaryMatrix gather_matrix(const topology::DistributedCone& cone, const topology::OwnedColumns& columns,
+                                       const topology::PivotOwnership& own) {
+  const auto all = mpi::gather_blocks(MPI_COMM_WORLD, columns.words.data(), columns.words.size(), MPI_UINT32_T);
+  std::vector<topology::Row> held(columns.words.empty() ? 0 : columns.positions.size());  // the positions, all of them when implicit
+  for (std::size_t h = 0, at = 0; at < columns.words.size(); ++h, at += 2 + columns.words[at + 1]) {
+    if (held.size() <= h) held.resize(h + 1);
+    held[h] = columns.position(h);
+  }
+  long long count = static_cast<long long>(held.size());
+  const auto counts = mpi::gather_blocks(MPI_COMM_WORLD, &count, 1, MPI_LONG_LONG);
+  const auto positions = mpi::gather_blocks(MPI_COMM_WORLD, held.data(), held.size(), MPI_UINT32_T);
+  if (world_rank() != 0) return {};
+  std::vector<int> dims(static_cast<std::size_t>(cone.num_columns), -1);
   std::vector<std::vector<topology::Row>> rows(static_cast<std::size_t>(cone.num_columns));
-  std::size_t at = 0;
+  std::size_t at = 0, p = 0;
   for (int r = 0; r < world_size(); ++r)
-    own.for_each_owned(r, [&](Index j) {
-      dims[static_cast<std::size_t>(j)] = static_cast<int>(all[at]);
+    for (long long h = 0; h < counts[static_cast<std::size_t>(r)]; ++h, ++p) {
+      EXPECT_TRUE(h == 0 || positions[p] > positions[p - 1]) << "rank " << r << ": positions not increasing";
+      EXPECT_LT(positions[p], own.local_count(r)) << "rank " << r;
+      const auto j = static_cast<std::size_t>(own.global(r, positions[p]));
+      dims[j] = static_cast<int>(all[at]);
       const auto size = static_cast<std::size_t>(all[at + 1]);
-      rows[static_cast<std::size_t>(j)].assign(all.begin() + static_cast<std::ptrdiff_t>(at + 2),
-                                               all.begin() + static_cast<std::ptrdiff_t>(at + 2 + size));
+      rows[j].assign(all.begin() + static_cast<std::ptrdiff_t>(at + 2), all.begin() + static_cast<std::ptrdiff_t>(at + 2 + size));
       at += 2 + size;
-    });
+    }
   EXPECT_EQ(at, all.size());
   topology::BoundaryMatrix m;
   for (std::size_t j = 0; j < rows.size(); ++j) m.append_column(dims[j], rows[j]);
@@ -84,8 +94,12 @@ topology::BoundaryMatrix top_dimension_only(const topology::BoundaryMatrix& m) {
 void expect_same_matrix(const topology::BoundaryMatrix& got, const topology::BoundaryMatrix& want, const std::string& what) {
   ASSERT_EQ(got.num_columns(), want.num_columns()) << what;
   for (Index j = 0; j < want.num_columns(); ++j) {
-    ASSERT_EQ(got.dim(j), want.dim(j)) << what << ", column " << j;
     const auto a = got.column(j), b = want.column(j);
+    if (got.dim(j) == -1) {  // held by no rank: it must be empty
+      ASSERT_TRUE(b.empty()) << what << ", column " << j << " (not held)";
+      continue;
+    }
+    ASSERT_EQ(got.dim(j), want.dim(j)) << what << ", column " << j;
     ASSERT_EQ(std::vector<topology::Row>(a.begin(), a.end()), std::vector<topology::Row>(b.begin(), b.end())) << what << ", column " << j;
   }
 }
@@ -111,8 +125,8 @@ TEST(DistributedCone, SameMatrixBarsAndTagsAsTheSerialBuild) {
         EXPECT_EQ(cone.num_columns, serial.matrix.num_columns()) << what;
         EXPECT_EQ(cone.dualized, std::string(dualize) != "false");
         EXPECT_EQ(cone.top_primal, std::string(dualize) == "hybrid");
-        const auto gathered = gather_matrix(cone, cone.columns);
-        const auto gathered_top = gather_matrix(cone, cone.top_columns);
+        const auto gathered = gather_matrix(cone, cone.columns, cone.ownership(world_size()));
+        const auto gathered_top = gather_matrix(cone, cone.top_columns, cone.top_ownership(world_size()));
         if (world_rank() == 0) {
           const int top = serial.matrix.max_dim();
           if (!cone.dualized) expect_same_matrix(gathered, serial.matrix, what);
@@ -158,9 +172,9 @@ TEST(DistributedCone, RankGroupsGiveTheSerialBars) {
           EXPECT_EQ(cone.dual_ranks, dual_ranks) << what;
           if (dual_ranks > 0) {
             if (world_rank() < dual_ranks) {
-              EXPECT_TRUE(cone.top_columns.empty()) << what;
+              EXPECT_TRUE(cone.top_columns.words.empty()) << what;
             } else {
-              EXPECT_TRUE(cone.columns.empty()) << what;
+              EXPECT_TRUE(cone.columns.words.empty()) << what;
             }
           }
           std::vector<topology::ReductionStepStats> stats;
@@ -246,7 +260,7 @@ TEST(DistributedCone, FacetLookUpsInRounds) {
         EXPECT_EQ(got->reason, want->reason) << what;
         continue;
       }
-      const auto gathered = gather_matrix(cone, cone.columns);
+      const auto gathered = gather_matrix(cone, cone.columns, cone.ownership(world_size()));
       if (world_rank() == 0) expect_same_matrix(gathered, topology::anti_transpose(serial.matrix, -1), what);
     }
   }
@@ -261,7 +275,7 @@ TEST(DistributedCone, HybridAntiTransposeInBlocksOfEqualWords) {
     const auto ops = test_inputs::random_zigzag(rng, 40, 2, 1500 + 500 * trial, 0.2);
     auto cone = topology::build_cone_distributed(my_slice(ops, rng), nullptr, 0, MPI_COMM_WORLD, "hybrid");
     ASSERT_TRUE(cone.top_primal);
-    long long mine = static_cast<long long>(cone.columns.size()), most = mine, all = mine;
+    long long mine = static_cast<long long>(cone.columns.words.size()), most = mine, all = mine;
     MPI_Allreduce(MPI_IN_PLACE, &most, 1, MPI_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
     MPI_Allreduce(MPI_IN_PLACE, &all, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
     const double mean = static_cast<double>(all) / world_size();
@@ -402,10 +416,19 @@ TEST(DistributedCone, RowSplitBoundsAreQuantilesOfThePivots) {
 
 namespace {
 
-// Rank `rank`'s columns of `all` (column j: all[j] = [dim, size, rows...]) under `own`, in its layout.
-std::vector<topology::Row> dealt(const std::vector<std::vector<topology::Row>>& all, const topology::PivotOwnership& own, int rank) {
-  std::vector<topology::Row> mine;
-  own.for_each_owned(rank, [&](Index j) { mine.insert(mine.end(), all[static_cast<std::size_t>(j)].begin(), all[static_cast<std::size_t>(j)].end()); });
+// Rank `rank`'s columns of `all` (column j: all[j] = [dim, size, rows...]) under `own`, the empty ones
+// left out, as the build deals them.
+topology::OwnedColumns dealt(const std::vector<std::vector<topology::Row>>& all, const topology::PivotOwnership& own, int rank) {
+  topology::OwnedColumns mine;
+  topology::Row position = 0;
+  own.for_each_owned(rank, [&](Index j) {
+    const auto& column = all[static_cast<std::size_t>(j)];
+    if (column[1] > 0) {
+      mine.words.insert(mine.words.end(), column.begin(), column.end());
+      mine.positions.push_back(position);
+    }
+    ++position;
+  });
   return mine;
 }
 
@@ -437,9 +460,13 @@ TEST(DistributedCone, RedealMovesEveryColumnToItsNewOwner) {
     const topology::PivotOwnership intervals(N, starts, owners);
     auto columns = dealt(all, blocks, world_rank());
     topology::redeal_columns(columns, blocks, intervals, MPI_COMM_WORLD);
-    EXPECT_EQ(columns, dealt(all, intervals, world_rank())) << "trial " << trial;
+    const auto want = dealt(all, intervals, world_rank());
+    EXPECT_EQ(columns.words, want.words) << "trial " << trial;
+    EXPECT_EQ(columns.positions, want.positions) << "trial " << trial;
     topology::redeal_columns(columns, intervals, blocks, MPI_COMM_WORLD);
-    EXPECT_EQ(columns, dealt(all, blocks, world_rank())) << "trial " << trial << ", back";
+    const auto back = dealt(all, blocks, world_rank());
+    EXPECT_EQ(columns.words, back.words) << "trial " << trial << ", back";
+    EXPECT_EQ(columns.positions, back.positions) << "trial " << trial << ", back";
   }
 }
 
