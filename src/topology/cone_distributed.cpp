@@ -37,6 +37,7 @@ namespace {
 constexpr std::size_t kPivotBins = 4096;
 
 std::size_t g_facets_per_round = std::size_t{1} << 21;  // facets_per_round()
+std::size_t g_pairs_per_round = std::size_t{1} << 19;   // pairs_per_round()
 
 constexpr Index kNever = std::numeric_limits<Index>::max();  // deletion time of a copy never deleted
 
@@ -758,6 +759,8 @@ int auto_top_ranks(int /*ranks*/) { return 0; }
 
 std::size_t facets_per_round() { return g_facets_per_round; }
 void set_facets_per_round(std::size_t facets) { g_facets_per_round = std::max<std::size_t>(facets, 1); }
+std::size_t pairs_per_round() { return g_pairs_per_round; }
+void set_pairs_per_round(std::size_t pairs) { g_pairs_per_round = std::max<std::size_t>(pairs, 1); }
 
 DistributedCone build_cone_distributed(const ZigzagOpList& ops, const std::vector<int>* tags, int end_tag, MPI_Comm comm,
                                        const std::string& dualize, Index pivot_chunk, int top_ranks) {
@@ -980,67 +983,81 @@ std::vector<PersistencePair> reduce_cone_columns(DistributedCone& cone, MPI_Comm
   return pairs;
 }
 
+// f(pair, its creator's record, its destroyer's) for each of `pairs`, in order: each pair's two
+// records are asked of the ranks holding them (cone.info's blocks) and read back in the order asked,
+// in rounds of at most pairs_per_round() pairs a rank, every buffer reserved at its exact size. All at
+// once, the questions and answers were the largest rank's peak at 10^7 operations on 4 ranks (rank
+// 0 holds 2.3 M of the 5 M pairs: 298 -> 368 MiB); grown by doubling, they made the read-out the
+// peak of a one-process run (806 k operations: docs/benchmarks.md). Collective.
+template <class F>
+void read_out_records(const std::vector<PersistencePair>& pairs, const DistributedCone& cone, MPI_Comm comm, F&& f) {
+  const std::size_t per_round = g_pairs_per_round;
+  int size = 1;
+  mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  const Index block = (cone.num_columns + size - 1) / size;  // of the read-out records
+  auto holder = [&](Index j) { return static_cast<std::size_t>(j / block); };
+  long long rounds = static_cast<long long>((pairs.size() + per_round - 1) / per_round);
+  mpi::check(MPI_Allreduce(MPI_IN_PLACE, &rounds, 1, MPI_LONG_LONG, MPI_MAX, comm), "MPI_Allreduce");
+  for (long long round = 0; round < rounds; ++round) {  // every rank the same rounds, some empty
+    const auto first = pairs.begin() + static_cast<std::ptrdiff_t>(pairs.size() * static_cast<std::size_t>(round) / static_cast<std::size_t>(rounds));
+    const auto last = pairs.begin() + static_cast<std::ptrdiff_t>(pairs.size() * static_cast<std::size_t>(round + 1) / static_cast<std::size_t>(rounds));
+    std::vector<std::vector<Row>> asks(static_cast<std::size_t>(size));  // column indices: below 2^32 (kMaxColumns)
+    {
+      std::vector<std::size_t> count(asks.size(), 0);
+      for (auto p = first; p != last; ++p) {
+        ++count[holder(p->creator)];
+        ++count[holder(p->destroyer)];
+      }
+      for (std::size_t r = 0; r < asks.size(); ++r) asks[r].reserve(count[r]);
+    }
+    for (auto p = first; p != last; ++p) {
+      asks[holder(p->creator)].push_back(static_cast<Row>(p->creator));
+      asks[holder(p->destroyer)].push_back(static_cast<Row>(p->destroyer));
+    }
+    std::vector<std::vector<Row>> asked = mpi::exchange_blocks(comm, std::move(asks), MPI_UINT32_T);
+    std::vector<std::vector<std::uint64_t>> answers(asked.size());  // (op, dim << 32 | tag) each
+    for (std::size_t r = 0; r < asked.size(); ++r) {
+      answers[r].reserve(2 * asked[r].size());
+      for (const Row j : asked[r]) {
+        const ConeColumnInfo& info = cone.info[static_cast<std::size_t>(static_cast<Index>(j) - cone.info_first)];
+        answers[r].insert(answers[r].end(), {static_cast<std::uint64_t>(info.op),
+                                             static_cast<std::uint64_t>(info.dim) << 32 | static_cast<std::uint32_t>(info.tag)});
+      }
+      std::vector<Row>().swap(asked[r]);
+    }
+    const std::vector<std::vector<std::uint64_t>> answered = mpi::exchange_blocks(comm, std::move(answers), MPI_UINT64_T);
+    std::vector<std::size_t> cursor(answered.size(), 0);
+    auto next_info = [&](Index j) {
+      const std::size_t r = holder(j);
+      const std::uint64_t* a = &answered[r][cursor[r]];
+      cursor[r] += 2;
+      return ConeColumnInfo{static_cast<Index>(a[0]), static_cast<int>(a[1] >> 32), static_cast<int>(static_cast<std::uint32_t>(a[1]))};
+    };
+    for (auto p = first; p != last; ++p) {
+      const ConeColumnInfo c = next_info(p->creator), e = next_info(p->destroyer);
+      f(*p, c, e);
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<TaggedBar> reduce_and_read_out_local(DistributedCone& cone, MPI_Comm comm, int end_tag,
                                                  std::vector<ReductionStepStats>* stats, const std::string& column_order,
                                                  StepMethods step_methods) {
-  const Index N = cone.num_columns, n = cone.num_insertions, m = cone.num_ops;
+  const Index n = cone.num_insertions, m = cone.num_ops;
   std::vector<PersistencePair> pairs = reduce_cone_columns(cone, comm, stats, column_order, step_methods);
-  int size = 1;
-  mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
-  const Index block = (N + size - 1) / size;  // of the read-out records
-  auto holder = [&](Index j) { return static_cast<std::size_t>(j / block); };
-
-  // Each pair's two records, asked of their holders and read back in the order asked. Every buffer
-  // here is reserved at its exact size: grown by doubling, they made the read-out the peak of a
-  // one-process run (806 k operations: docs/benchmarks.md).
-  std::vector<std::vector<std::uint64_t>> asks(static_cast<std::size_t>(size));
-  {
-    std::vector<std::size_t> count(asks.size(), 0);
-    for (const auto& p : pairs) {
-      ++count[holder(p.creator)];
-      ++count[holder(p.destroyer)];
-    }
-    for (std::size_t r = 0; r < asks.size(); ++r) asks[r].reserve(count[r]);
-  }
-  for (const auto& p : pairs) {
-    asks[holder(p.creator)].push_back(static_cast<std::uint64_t>(p.creator));
-    asks[holder(p.destroyer)].push_back(static_cast<std::uint64_t>(p.destroyer));
-  }
-  std::vector<std::vector<std::uint64_t>> asked = mpi::exchange_blocks(comm, std::move(asks), MPI_UINT64_T);
-  std::vector<std::vector<std::uint64_t>> answers(asked.size());
-  for (std::size_t r = 0; r < asked.size(); ++r) {
-    answers[r].reserve(3 * asked[r].size());
-    for (std::uint64_t j : asked[r]) {
-      const ConeColumnInfo& info = cone.info[static_cast<std::size_t>(static_cast<Index>(j) - cone.info_first)];
-      answers[r].insert(answers[r].end(), {static_cast<std::uint64_t>(info.op), static_cast<std::uint64_t>(static_cast<std::int64_t>(info.dim)),
-                                           static_cast<std::uint64_t>(static_cast<std::int64_t>(info.tag))});
-    }
-    std::vector<std::uint64_t>().swap(asked[r]);
-  }
-  const std::vector<std::vector<std::uint64_t>> answered = mpi::exchange_blocks(comm, std::move(answers), MPI_UINT64_T);
-  std::vector<std::size_t> cursor(answered.size(), 0);
-  auto next_info = [&](Index j) {
-    const std::size_t r = holder(j);
-    const std::uint64_t* a = &answered[r][cursor[r]];
-    cursor[r] += 3;
-    return ConeColumnInfo{static_cast<Index>(a[0]), static_cast<int>(static_cast<std::int64_t>(a[1])),
-                          static_cast<int>(static_cast<std::int64_t>(a[2]))};
-  };
-
   std::vector<TaggedBar> bars;
   bars.reserve(pairs.size());
-  for (const auto& p : pairs) {
-    const ConeColumnInfo c = next_info(p.creator), e = next_info(p.destroyer);
+  read_out_records(pairs, cone, comm, [&](const PersistencePair& p, const ConeColumnInfo& c, const ConeColumnInfo& e) {
     ZigzagBar bar = bar_of_cone_pair(p.creator, p.destroyer, n, c.dim, c.op, e.op);
-    if (bar.dim < 0 || bar.birth > m) continue;
+    if (bar.dim < 0 || bar.birth > m) return;
     // The two columns stand for different operations, so each end's op names its column.
     const int birth_tag = bar.birth - 1 == c.op ? c.tag : e.tag;
     const int death_tag = bar.death >= m ? end_tag : bar.death == c.op ? c.tag : e.tag;
     bar.death = std::min(bar.death, m);
     bars.push_back({bar, birth_tag, death_tag});
-  }
+  });
   return bars;
 }
 

@@ -98,6 +98,10 @@ DistributedCone build_cone_distributed(const ZigzagOpList& ops, const std::vecto
 // of questions for simplices of up to 4 vertices); tests lower it to exercise the rounds.
 std::size_t facets_per_round();
 void set_facets_per_round(std::size_t facets);
+// The read-out asks for its pairs' records in rounds of at most this many pairs per rank (2^19 by
+// default: 4 MiB of questions, 16 MiB of answers); tests lower it to exercise the rounds.
+std::size_t pairs_per_round();
+void set_pairs_per_round(std::size_t pairs);
 
 // A bar with the tags of the operations that bound it: birth_tag the born op's, death_tag the
 // killing op's (end_tag when it lives to the end).

@@ -266,6 +266,39 @@ TEST(DistributedCone, FacetLookUpsInRounds) {
   }
 }
 
+// The read-out in rounds (set_pairs_per_round: 1 pair a round, a few, and more than most ranks
+// have): the serial bars and tags, with negative tags, ranks holding fewer pairs taking part in
+// every round.
+TEST(DistributedCone, ReadOutInRounds) {
+  std::mt19937 rng(29);
+  const std::size_t standard = topology::pairs_per_round();
+  for (int trial = 0; trial < 8; ++trial) {
+    const auto ops = test_inputs::random_zigzag(rng, 8, 1 + trial % 3, 25 + 4 * trial, 0.3);
+    Index first = 0;
+    const auto mine = my_slice(ops, rng, &first);
+    std::vector<int> tags;
+    for (std::size_t i = 0; i < mine.size(); ++i) tags.push_back(-5 * static_cast<int>(first + static_cast<Index>(i)) - 2);
+    const int end_tag = 11;
+    const auto serial = topology::build_cone_matrix(ops);
+    const auto serial_bars = topology::read_out_bars(serial, topology::reduce_twist(serial.matrix));
+    const auto m = static_cast<Index>(ops.size());
+    for (std::size_t per_round : {std::size_t{1}, std::size_t{4}, std::size_t{20}}) {
+      const std::string what = "trial " + std::to_string(trial) + ", " + std::to_string(per_round) + " pairs a round";
+      auto cone = topology::build_cone_distributed(mine, &tags, end_tag, MPI_COMM_WORLD, trial % 2 ? "hybrid" : "false");
+      topology::set_pairs_per_round(per_round);
+      const auto bars = topology::reduce_and_read_out_distributed(cone, MPI_COMM_WORLD, end_tag);
+      topology::set_pairs_per_round(standard);
+      if (world_rank() != 0) continue;
+      ASSERT_EQ(bars.size(), serial_bars.size()) << what;
+      for (std::size_t b = 0; b < bars.size(); ++b) {
+        EXPECT_EQ(bars[b].bar, serial_bars[b]) << what << ", bar " << b;
+        EXPECT_EQ(bars[b].birth_tag, -5 * static_cast<int>(bars[b].bar.birth - 1) - 2) << what;
+        EXPECT_EQ(bars[b].death_tag, bars[b].bar.death < m ? -5 * static_cast<int>(bars[b].bar.death) - 2 : end_tag) << what;
+      }
+    }
+  }
+}
+
 // The hybrid's anti-transpose is dealt in blocks of equal words (dual_entry_bounds), not of equal
 // columns, which left the block of the first cells (the last rank's) the most entries: every rank's
 // share of the words is within 1/5 of the mean, plus a column's.
