@@ -20,6 +20,7 @@
 #include <array>
 #include <cstdint>
 #include <limits>
+#include <numeric>
 #include <queue>
 #include <stdexcept>
 #include <string>
@@ -37,6 +38,7 @@ namespace {
 constexpr std::size_t kPivotBins = 4096;
 
 std::size_t g_facets_per_round = std::size_t{1} << 21;  // facets_per_round()
+std::size_t g_events_per_round = std::size_t{1} << 21;  // events_per_round()
 std::size_t g_pairs_per_round = std::size_t{1} << 19;   // pairs_per_round()
 
 constexpr Index kNever = std::numeric_limits<Index>::max();  // deletion time of a copy never deleted
@@ -136,8 +138,8 @@ struct Key {
     return key;
   }
   void write(std::vector<std::uint64_t>& out) const { out.insert(out.end(), w.begin(), w.end()); }
-  // The rank that holds this simplex's copies: a fixed mix of the words (splitmix64's finaliser).
-  int owner(int ranks) const {
+  // A fixed mix of the words (splitmix64's finaliser).
+  std::uint64_t mix() const {
     std::uint64_t h = 0x9E3779B97F4A7C15ULL;
     for (int i = 0; i < W; ++i) {
       h ^= w[i];
@@ -145,7 +147,13 @@ struct Key {
       h = (h ^ (h >> 27)) * 0x94D049BB133111EBULL;
       h ^= h >> 31;
     }
-    return static_cast<int>(h % static_cast<std::uint64_t>(ranks));
+    return h;
+  }
+  // The rank that holds this simplex's copies.
+  int owner(int ranks) const { return static_cast<int>(mix() % static_cast<std::uint64_t>(ranks)); }
+  // Exchange 1's round of this simplex's events, from the mix's part above the owner's.
+  int round(int ranks, int rounds) const {
+    return static_cast<int>(mix() / static_cast<std::uint64_t>(ranks) % static_cast<std::uint64_t>(rounds));
   }
   std::string describe() const {
     std::vector<Vertex> v;
@@ -243,30 +251,57 @@ class ConeBuilder {
   // and checks that insertions and deletions alternate. The blocks arrive by source rank and each in
   // its rank's op order, so reading them in turn visits the events in op order (no sort needed).
   // An event is its key and two words, (op, cell or deletion index) and (tag, insertion): both
-  // numbers are below 2^32 (check_operation_limit). Three words before: the events were one rank's
-  // peak of the build (10^7 operations: 384 of 1,162 MiB).
+  // numbers are below 2^32 (check_operation_limit). In rounds of about events_per_round() events per
+  // rank, a simplex's round given by its hash (Key::round), so that each simplex's events meet in one
+  // round, still in op order. All at once, the events were one rank's peak of the build (10^7
+  // operations: 1,088 MiB; three words each before, 1,162).
   void collect_copies() {
     constexpr std::size_t kWords = W + 2;  // per event
-    Outgoing out = outgoing_evenly(ops_.size() * kWords);
-    std::size_t deletions = 0, insertions = 0;
+    constexpr std::uint8_t kNoEvent = 255;  // an invalid simplex's round: it sends none
+    const auto ranks = static_cast<std::size_t>(lay_.size);
+    long long most = static_cast<long long>((ops_.size() + events_per_round() - 1) / events_per_round());
+    mpi::check(MPI_Allreduce(MPI_IN_PLACE, &most, 1, MPI_LONG_LONG, MPI_MAX, comm_), "MPI_Allreduce");
+    const int rounds = static_cast<int>(std::clamp<long long>(most, 1, kNoEvent));
+    // Each operation's round; the events of each round to each rank, and the insertions to each rank.
+    std::vector<std::uint8_t> round_of(ops_.size(), kNoEvent);
+    std::vector<std::size_t> events(static_cast<std::size_t>(rounds) * ranks, 0);
+    std::vector<long long> insertions_to(ranks, 0);
     for (std::size_t i = 0; i < ops_.size(); ++i) {
-      const bool insert = ops_.is_insert(i);
-      const Index x = insert ? lay_.first_cell[static_cast<std::size_t>(lay_.rank)] + static_cast<Index>(insertions++)
-                             : deletion_index_[deletions++];
       if (!valid_vertices(ops_.simplex(i))) continue;
       const Key<W> key = Key<W>::of(ops_.simplex(i));
-      Words& to = out[static_cast<std::size_t>(key.owner(lay_.size))];
-      key.write(to);
-      to.insert(to.end(), {static_cast<std::uint64_t>(global_op(i)) | static_cast<std::uint64_t>(x) << 32,
-                           (insert ? std::uint64_t{1} << 32 : 0) | static_cast<std::uint32_t>(tag_of(i))});
+      const auto to = static_cast<std::size_t>(key.owner(lay_.size));
+      round_of[i] = static_cast<std::uint8_t>(key.round(lay_.size, rounds));
+      ++events[round_of[i] * ranks + to];
+      if (ops_.is_insert(i)) ++insertions_to[to];
     }
-    std::vector<Index>().swap(deletion_index_);
-    std::vector<Words> blocks = exchange(std::move(out));
-    std::size_t insertions_here = 0;  // at most one key each
-    for (const Words& block : blocks)
-      for (std::size_t at = W + 1; at < block.size(); at += kWords) insertions_here += block[at] >> 32;
+    std::vector<long long> insertions_from(ranks, 0);  // at most one key each
+    mpi::check(MPI_Alltoall(insertions_to.data(), 1, MPI_LONG_LONG, insertions_from.data(), 1, MPI_LONG_LONG, comm_), "MPI_Alltoall");
+    const auto insertions_here = static_cast<std::size_t>(std::accumulate(insertions_from.begin(), insertions_from.end(), 0LL));
     latest_copy_.reserve(insertions_here);
     copies_.reserve(insertions_here);
+    for (int round = 0; round < rounds; ++round) {  // every rank the same rounds
+      Outgoing out = outgoing();
+      for (std::size_t r = 0; r < ranks; ++r) out[r].reserve(events[static_cast<std::size_t>(round) * ranks + r] * kWords);
+      std::size_t deletions = 0, insertions = 0;
+      for (std::size_t i = 0; i < ops_.size(); ++i) {
+        const bool insert = ops_.is_insert(i);
+        const Index x = insert ? lay_.first_cell[static_cast<std::size_t>(lay_.rank)] + static_cast<Index>(insertions++)
+                               : deletion_index_[deletions++];
+        if (round_of[i] != round) continue;
+        const Key<W> key = Key<W>::of(ops_.simplex(i));
+        Words& to = out[static_cast<std::size_t>(key.owner(lay_.size))];
+        key.write(to);
+        to.insert(to.end(), {static_cast<std::uint64_t>(global_op(i)) | static_cast<std::uint64_t>(x) << 32,
+                             (insert ? std::uint64_t{1} << 32 : 0) | static_cast<std::uint32_t>(tag_of(i))});
+      }
+      add_events(exchange(std::move(out)));
+    }
+    std::vector<Index>().swap(deletion_index_);
+  }
+
+  // The events of one round of exchange 1, block by block (each freed once read).
+  void add_events(std::vector<Words>&& blocks) {
+    constexpr std::size_t kWords = W + 2;
     constexpr std::size_t kAhead = 8;  // events whose hash-table groups are fetched ahead
     for (Words& block : blocks) {
       for (std::size_t at = 0; at < block.size(); at += kWords) {
@@ -512,7 +547,7 @@ class ConeBuilder {
   std::vector<Index> deleted_;              // per local insertion: deletion op, kNever if none
   std::vector<Index> deletion_;             // per local insertion: deletion index (real or virtual)
   std::vector<int> deletion_tag_;           // per local insertion: the deleting op's tag
-  std::vector<Copy> copies_;                // in op order of their insertions
+  std::vector<Copy> copies_;                // by exchange 1's rounds, each round's in op order of their insertions
   absl::flat_hash_map<Key<W>, std::size_t> latest_copy_;  // each simplex's last copy (the others by Copy::earlier)
   std::size_t facet_count_ = 0;             // facets of this rank's valid insertions (of 2 vertices or more)
   // Per facet of each valid insertion, in insertion and then skip order: the present copy's cell
@@ -758,6 +793,8 @@ int auto_top_ranks(int /*ranks*/) { return 0; }
 
 std::size_t facets_per_round() { return g_facets_per_round; }
 void set_facets_per_round(std::size_t facets) { g_facets_per_round = std::max<std::size_t>(facets, 1); }
+std::size_t events_per_round() { return g_events_per_round; }
+void set_events_per_round(std::size_t events) { g_events_per_round = std::max<std::size_t>(events, 1); }
 std::size_t pairs_per_round() { return g_pairs_per_round; }
 void set_pairs_per_round(std::size_t pairs) { g_pairs_per_round = std::max<std::size_t>(pairs, 1); }
 
@@ -829,9 +866,7 @@ void redeal_columns(OwnedColumns& columns, const PivotOwnership& from, const Piv
   mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
   const std::vector<Row>& words = columns.words;
   auto for_each_column = [&](auto&& f) {  // f(index, first word, words)
-    std::size_t held = 0;
-    for (std::size_t at = 0; at < words.size(); at += 2 + static_cast<std::size_t>(words[at + 1]), ++held)
-      f(from.global(rank, static_cast<Index>(columns.position(held))), at, 2 + static_cast<std::size_t>(words[at + 1]));
+    columns.for_each([&](Row position, std::size_t at) { f(from.global(rank, position), at, 2 + static_cast<std::size_t>(words[at + 1])); });
   };
   // To each rank its columns as [index, dim, size, rows...], in increasing index.
   std::vector<std::vector<Row>> out(static_cast<std::size_t>(size));
@@ -899,14 +934,13 @@ PivotOwnership halves_ownership(const OwnedColumns& columns, const PivotOwnershi
   const Index half = upper_half_start(N);
   RowHistogram upper(N, kPivotBins), lower(N, kPivotBins);  // the pivots of the upper phase's columns, of the lower's
   const std::vector<Row>& words = columns.words;
-  std::size_t held = 0;
-  for (std::size_t at = 0; at < words.size(); at += 2 + static_cast<std::size_t>(words[at + 1]), ++held) {
+  columns.for_each([&](Row position, std::size_t at) {
     const Row rows = words[at + 1];
-    if (static_cast<int>(words[at]) != dim || rows == 0) continue;
-    const Index j = dealt.global(rank, static_cast<Index>(columns.position(held))), pivot = words[at + 1 + rows];  // rows increase
+    if (static_cast<int>(words[at]) != dim || rows == 0) return;
+    const Index j = dealt.global(rank, position), pivot = words[at + 1 + rows];  // rows increase
     if (j < half) lower.add(pivot);
     else if (pivot >= half) upper.add(pivot);  // (an upper column's pivot below the half: lower phase's rows)
-  }
+  });
   upper.sum_over(comm);
   lower.sum_over(comm);
   std::vector<Index> starts = bounds_within(lower.counts(), N, size, 0, half);

@@ -98,6 +98,10 @@ DistributedCone build_cone_distributed(const ZigzagOpList& ops, const std::vecto
 // of questions for simplices of up to 4 vertices); tests lower it to exercise the rounds.
 std::size_t facets_per_round();
 void set_facets_per_round(std::size_t facets);
+// Exchange 1 sends the operations' events in rounds of about this many per rank (2^21 by default:
+// 64 MiB of events for simplices of up to 4 vertices); tests lower it to exercise the rounds.
+std::size_t events_per_round();
+void set_events_per_round(std::size_t events);
 // The read-out asks for its pairs' records in rounds of at most this many pairs per rank (2^19 by
 // default: 4 MiB of questions, 16 MiB of answers); tests lower it to exercise the rounds.
 std::size_t pairs_per_round();

@@ -148,6 +148,12 @@ struct OwnedColumns {
   std::vector<Row> words;
   std::vector<Row> positions;  // empty: every owned column is held, in order (or none is held)
   Row position(std::size_t held) const { return positions.empty() ? static_cast<Row>(held) : positions[held]; }
+  // f(position, first word) for each held column, in order: its [dim, size, rows...] at words[first].
+  template <class F>
+  void for_each(F&& f) const {
+    std::size_t held = 0;
+    for (std::size_t at = 0; at < words.size(); at += 2 + static_cast<std::size_t>(words[at + 1]), ++held) f(position(held), at);
+  }
 };
 // The same, taking the columns: the empty ones, which end at once and pair with nothing, are dropped
 // and the rest kept in a buffer of their size before the reduction.

@@ -52,11 +52,8 @@ topology::ZigzagOpList my_slice(const std::vector<topology::ZigzagOp>& ops, std:
 topology::BoundaryMatrix gather_matrix(const topology::DistributedCone& cone, const topology::OwnedColumns& columns,
                                        const topology::PivotOwnership& own) {
   const auto all = mpi::gather_blocks(MPI_COMM_WORLD, columns.words.data(), columns.words.size(), MPI_UINT32_T);
-  std::vector<topology::Row> held(columns.words.empty() ? 0 : columns.positions.size());  // the positions, all of them when implicit
-  for (std::size_t h = 0, at = 0; at < columns.words.size(); ++h, at += 2 + columns.words[at + 1]) {
-    if (held.size() <= h) held.resize(h + 1);
-    held[h] = columns.position(h);
-  }
+  std::vector<topology::Row> held;  // the positions, all of them when implicit
+  columns.for_each([&](topology::Row position, std::size_t) { held.push_back(position); });
   long long count = static_cast<long long>(held.size());
   const auto counts = mpi::gather_blocks(MPI_COMM_WORLD, &count, 1, MPI_LONG_LONG);
   const auto positions = mpi::gather_blocks(MPI_COMM_WORLD, held.data(), held.size(), MPI_UINT32_T);
@@ -226,12 +223,13 @@ TEST(DistributedCone, SameFirstErrorAsTheSerialBuild) {
   EXPECT_GT(checked, 60);
 }
 
-// The facet look-ups in rounds (set_facets_per_round: 1 facet a round, a few, and a round that
-// ends inside a rank's share) build the serial matrix and its bars, and raise the serial build's
-// first error: ranks with fewer facets take part in every round, some of them empty.
+// The facet look-ups and exchange 1's events in rounds (set_facets_per_round, set_events_per_round:
+// 1 a round, a few, and a round that ends inside a rank's share) build the serial matrix and its
+// bars, and raise the serial build's first error: ranks with fewer facets or events take part in
+// every round, some of them empty.
 TEST(DistributedCone, FacetLookUpsInRounds) {
   std::mt19937 rng(17);
-  const std::size_t standard = topology::facets_per_round();
+  const std::size_t standard = topology::facets_per_round(), standard_events = topology::events_per_round();
   for (int trial = 0; trial < 12; ++trial) {
     auto ops = test_inputs::random_zigzag(rng, 7, 1 + trial % 3, 20 + 3 * trial, 0.3);
     if (trial % 3 == 2) ops.erase(ops.begin() + static_cast<std::ptrdiff_t>(ops.size() / 2));  // most become invalid
@@ -244,8 +242,9 @@ TEST(DistributedCone, FacetLookUpsInRounds) {
     }
     const auto mine = my_slice(ops, rng);
     for (std::size_t per_round : {std::size_t{1}, std::size_t{3}, std::size_t{7}}) {
-      const std::string what = "trial " + std::to_string(trial) + ", " + std::to_string(per_round) + " facets a round";
+      const std::string what = "trial " + std::to_string(trial) + ", " + std::to_string(per_round) + " facets and events a round";
       topology::set_facets_per_round(per_round);
+      topology::set_events_per_round(per_round);
       std::optional<topology::InvalidZigzag> got;
       topology::DistributedCone cone;
       try {
@@ -254,6 +253,7 @@ TEST(DistributedCone, FacetLookUpsInRounds) {
         got = e;
       }
       topology::set_facets_per_round(standard);
+      topology::set_events_per_round(standard_events);
       ASSERT_EQ(got.has_value(), want.has_value()) << what;
       if (want) {
         EXPECT_EQ(got->op_index, want->op_index) << what;
@@ -309,9 +309,8 @@ TEST(DistributedCone, HybridAntiTransposeInBlocksOfEqualWords) {
     auto cone = topology::build_cone_distributed(my_slice(ops, rng), nullptr, 0, MPI_COMM_WORLD, "hybrid");
     ASSERT_TRUE(cone.top_primal);
     // The words counted: a header for every owned column, held or left out empty, and the entries.
-    const auto& words = cone.columns.words;
     long long held = 0;
-    for (std::size_t at = 0; at < words.size(); at += 2 + words[at + 1]) ++held;
+    cone.columns.for_each([&](topology::Row, std::size_t) { ++held; });
     long long mine = static_cast<long long>(cone.columns.words.size()) + 2 * (cone.ownership(world_size()).local_count(world_rank()) - held);
     long long most = mine, all = mine;
     MPI_Allreduce(MPI_IN_PLACE, &most, 1, MPI_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
