@@ -709,11 +709,9 @@ Index default_pivot_chunk(Index n, int ranks) {
 
 namespace {
 
-// This rank's pairs of the reduction of the columns it was dealt (`my_buffer`, see
-// reduce_distributed_owned), not gathered. `positions`, if given, holds each buffered column's
-// position among the columns this rank owns (the others were empty); otherwise it holds them all.
-std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buffer, const std::vector<Row>* positions,
-                                                  const PivotOwnership& own, Index n, int max_dim, MPI_Comm comm,
+// This rank's pairs of the reduction of the columns it was dealt (see reduce_distributed_owned), not
+// gathered.
+std::vector<PersistencePair> reduce_dealt_columns(const OwnedColumns& dealt, const PivotOwnership& own, Index n, int max_dim, MPI_Comm comm,
                                                   std::vector<ReductionStepStats>* stats, const std::string& column_order,
                                                   StepMethods step_methods, int lowest_dim = 1);
 
@@ -750,7 +748,8 @@ std::vector<PersistencePair> reduce_distributed_releasing(const BoundaryMatrix* 
   // Each rank's columns, [dim, size, rows...] per column in increasing index order, sent from rank 0
   // one rank's block at a time (64-bit counts, chunked messages: mpi/large_count.hpp); then rank 0
   // drops the matrix's rows when it may, so that it holds no more than its share while reducing.
-  std::vector<Row> my_buffer = mpi::scatter_built_blocks<Row>(comm, MPI_UINT32_T, [&](int r) {
+  OwnedColumns mine;
+  mine.words = mpi::scatter_built_blocks<Row>(comm, MPI_UINT32_T, [&](int r) {
     std::vector<Row> block;
     own.for_each_owned(r, [&](Index j) {
       const ColumnView col = root_matrix->column(j);
@@ -761,7 +760,7 @@ std::vector<PersistencePair> reduce_distributed_releasing(const BoundaryMatrix* 
     return block;
   });
   if (rank == 0 && release_rows_after_scatter) release_rows_after_scatter->release_rows();
-  return gather_sorted_pairs(comm, reduce_dealt_columns(my_buffer, nullptr, own, n, max_dim, comm, stats, "received-first", {}));
+  return gather_sorted_pairs(comm, reduce_dealt_columns(mine, own, n, max_dim, comm, stats, "received-first", {}));
 }
 
 struct ColumnRef {
@@ -884,22 +883,21 @@ int phase_of(ColumnOrder order, Index index, Index n) {
   return 2 - static_cast<int>((index - half) * 3 / (n - half));
 }
 
-std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buffer, const std::vector<Row>* positions,
-                                                  const PivotOwnership& own, Index n, int max_dim, MPI_Comm comm,
+std::vector<PersistencePair> reduce_dealt_columns(const OwnedColumns& dealt, const PivotOwnership& own, Index n, int max_dim, MPI_Comm comm,
                                                   std::vector<ReductionStepStats>* stats, const std::string& column_order,
                                                   StepMethods step_methods, int lowest_dim) {
   int rank = 0, size = 1;
   mpi::check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
   mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
-  // Where each local column (the i-th buffered, global index own.global(rank, its position)) starts
-  // in my_buffer: its [dim, size] header. One word a column, not its index, dim and view (24 bytes).
+  // Where each local column (the i-th held, global index own.global(rank, its position)) starts in
+  // dealt.words: its [dim, size] header. One word a column, not its index, dim and view (24 bytes).
   std::vector<std::size_t> header_at;
-  header_at.reserve(positions ? positions->size() : static_cast<std::size_t>(own.local_count(rank)));
-  for (std::size_t pos = 0; pos < my_buffer.size(); pos += 2 + static_cast<std::size_t>(my_buffer[pos + 1])) header_at.push_back(pos);
-  auto local_index = [&](std::size_t i) { return own.global(rank, static_cast<Index>(positions ? (*positions)[i] : i)); };
-  auto local_dim = [&](std::size_t i) { return static_cast<int>(my_buffer[header_at[i]]); };
+  header_at.reserve(dealt.positions.empty() ? static_cast<std::size_t>(own.local_count(rank)) : dealt.positions.size());
+  dealt.for_each([&](Row, std::size_t first) { header_at.push_back(first); });
+  auto local_index = [&](std::size_t i) { return own.global(rank, static_cast<Index>(dealt.position(i))); };
+  auto local_dim = [&](std::size_t i) { return static_cast<int>(dealt.words[header_at[i]]); };
   auto local_column = [&](std::size_t i) {
-    const Row* rows = my_buffer.data() + header_at[i] + 2;
+    const Row* rows = dealt.words.data() + header_at[i] + 2;
     return ColumnView{rows, rows + rows[-1]};
   };
 
@@ -1077,14 +1075,14 @@ std::vector<PersistencePair> reduce_dealt_columns(const std::vector<Row>& my_buf
 
 }  // namespace
 
-std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my_columns, Index n, MPI_Comm comm,
+std::vector<PersistencePair> reduce_distributed_owned(std::vector<Row> my_columns, Index n, MPI_Comm comm,
                                                       std::vector<ReductionStepStats>* stats, Index pivot_chunk,
                                                       const std::string& column_order, StepMethods step_methods,
                                                       int lowest_dim) {
   int size = 1;
   mpi::check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
   const PivotOwnership own(n, size, pivot_chunk > 0 ? pivot_chunk : default_pivot_chunk(n, size));
-  return reduce_distributed_owned(my_columns, own, n, comm, stats, column_order, step_methods, lowest_dim);
+  return reduce_distributed_owned(std::move(my_columns), own, n, comm, stats, column_order, step_methods, lowest_dim);
 }
 
 namespace {
@@ -1107,10 +1105,10 @@ int checked_max_dim(const std::vector<Row>& my_columns, MPI_Comm comm, const std
 void drop_empty_columns(OwnedColumns& columns) {
   std::vector<Row>& words = columns.words;
   std::size_t kept = 0;
-  for (std::size_t at = 0; at < words.size(); at += 2 + static_cast<std::size_t>(words[at + 1])) kept += words[at + 1] > 0;
+  columns.for_each([&](Row, std::size_t first) { kept += words[first + 1] > 0; });
   std::vector<Row> positions;
   positions.reserve(kept);
-  std::size_t to = 0, held = 0;
+  std::size_t to = 0, held = 0;  // not for_each: a column copied down may overwrite the next one's header
   for (std::size_t at = 0; at < words.size(); ++held) {
     const std::size_t size = 2 + static_cast<std::size_t>(words[at + 1]);
     if (size > 2) {
@@ -1128,12 +1126,13 @@ void drop_empty_columns(OwnedColumns& columns) {
 
 }  // namespace
 
-std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my_columns, const PivotOwnership& own, Index n,
+std::vector<PersistencePair> reduce_distributed_owned(std::vector<Row> my_columns, const PivotOwnership& own, Index n,
                                                       MPI_Comm comm, std::vector<ReductionStepStats>* stats,
                                                       const std::string& column_order, StepMethods step_methods,
                                                       int lowest_dim) {
   const int max_dim = checked_max_dim(my_columns, comm, column_order, step_methods);
-  return reduce_dealt_columns(my_columns, nullptr, own, n, max_dim, comm, stats, column_order, step_methods, lowest_dim);
+  const OwnedColumns mine{std::move(my_columns), {}};
+  return reduce_dealt_columns(mine, own, n, max_dim, comm, stats, column_order, step_methods, lowest_dim);
 }
 
 std::vector<PersistencePair> reduce_distributed_owned(OwnedColumns&& my_columns, const PivotOwnership& own, Index n,
@@ -1142,7 +1141,7 @@ std::vector<PersistencePair> reduce_distributed_owned(OwnedColumns&& my_columns,
                                                       int lowest_dim) {
   const int max_dim = checked_max_dim(my_columns.words, comm, column_order, step_methods);
   drop_empty_columns(my_columns);
-  return reduce_dealt_columns(my_columns.words, &my_columns.positions, own, n, max_dim, comm, stats, column_order, step_methods, lowest_dim);
+  return reduce_dealt_columns(my_columns, own, n, max_dim, comm, stats, column_order, step_methods, lowest_dim);
 }
 
 std::vector<PersistencePair> reduce_distributed(const BoundaryMatrix* root_matrix, MPI_Comm comm,

@@ -109,8 +109,9 @@ std::string column_order_of_step(const std::string& spec, int step);
 // The same reduction on columns already dealt out (the distributed cone build sends each column
 // straight to its owner, so no rank ever holds the matrix): `my_columns` holds this rank's columns of
 // an n-column matrix under the ownership of `pivot_chunk` (0: default_pivot_chunk), in increasing
-// index order, [dim, size, rows...] each. Returns this rank's pairs only (pivot row, column), those
-// of the pivots it owns, unsorted. Collective.
+// index order, [dim, size, rows...] each (taken by value: move in a buffer no longer needed, as the
+// reducer reads it to the end). Returns this rank's pairs only (pivot row, column), those of the
+// pivots it owns, unsorted. Collective.
 // `step_methods` says how the steps are reduced on more than one rank: those taken in index order
 // (natural) by one of two other schemes, or as above; those taken upper-first with or without row
 // loans. Only the dimensions from `lowest_dim` up are reduced (the hybrid dualization reduces the
@@ -129,13 +130,13 @@ struct StepMethods {
   // of the step (docs/methods.md, "Row loans").
   bool row_loans = true;
 };
-std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my_columns, Index n, MPI_Comm comm,
+std::vector<PersistencePair> reduce_distributed_owned(std::vector<Row> my_columns, Index n, MPI_Comm comm,
                                                       std::vector<ReductionStepStats>* stats = nullptr,
                                                       Index pivot_chunk = 0, const std::string& column_order = "auto",
                                                       StepMethods step_methods = {}, int lowest_dim = 1);
 // The same with the rows (and columns) owned as `own` says (its ranks: comm's), not by chunks.
 class PivotOwnership;
-std::vector<PersistencePair> reduce_distributed_owned(const std::vector<Row>& my_columns, const PivotOwnership& own, Index n,
+std::vector<PersistencePair> reduce_distributed_owned(std::vector<Row> my_columns, const PivotOwnership& own, Index n,
                                                       MPI_Comm comm, std::vector<ReductionStepStats>* stats,
                                                       const std::string& column_order, StepMethods step_methods,
                                                       int lowest_dim);
