@@ -7,6 +7,7 @@
 
 #include "cli/command.hpp"
 #include "core/error.hpp"
+#include "core/memory.hpp"
 #include "io/concatenated_file.hpp"
 #include "io/fzz_format.hpp"
 #include "io/mapped_file.hpp"
@@ -155,6 +156,7 @@ void reduce_serial(io::FzzFile file, const std::string& input, const std::string
 }
 
 int run_barcode(const po::variables_map& vm, const std::vector<std::string>&) {
+  core::map_large_blocks();  // a rank's peak is its share (docs/methods.md, "Large blocks mapped")
   const std::string format = vm["format"].as<std::string>();
   if (format != "fzz") throw InputError("--format: expected 'fzz', got '" + format + "'");
   std::string reducer = vm["reducer"].as<std::string>();

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/memory.hpp"
 #include "core/progress.hpp"
 #include "core/permutation.hpp"
 #include "io/fzz_format.hpp"
@@ -179,6 +180,7 @@ void write_null(io::H5Output& out, const RunRows& run_rows, std::size_t first_nu
 
 ZigzagSummary run_zigzag(const ZigzagOptions& o, MPI_Comm comm) {
   mpi::ensure_initialized();
+  core::map_large_blocks();  // a rank's peak is its share (docs/methods.md, "Large blocks mapped")
   const int rank = mpi::rank(comm), size = mpi::size(comm);
   const std::string dataset = "/activations/" + o.hook;
   const topology::Metric metric = [&] {

@@ -42,7 +42,15 @@ struct ReductionStepStats {
   // Row loans: loans of rows this rank took from the rank below it, and gave to the rank above.
   long long loans_taken = 0;
   long long loans_given = 0;
+  // The last step: bytes of this rank's dealt columns given back as it read them (ReleaseBehind).
+  long long bytes_released = 0;
 };
+
+// The last step of the distributed reducer gives back the pages of the dealt columns it has read
+// in pieces of at least this many bytes (default 1 MiB: one madvise a MiB; tests lower it to a page
+// so that small matrices exercise it).
+std::size_t release_granularity();
+void set_release_granularity(std::size_t bytes);
 
 // DIPHA-style distributed reduction over the ranks of `comm`. Rank 0 holds the whole matrix
 // (`root_matrix`, ignored elsewhere) and sends each rank its columns, one rank's block at a time. Rows and columns are dealt out in chunks of
